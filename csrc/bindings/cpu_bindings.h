@@ -1,0 +1,16 @@
+// One bind_* function per op family; each lives in csrc/bindings/cpu_<family>.cpp.
+#pragma once
+#include <pybind11/pybind11.h>
+
+namespace fastlayers::bindings {
+
+void bind_cpu_runtime(pybind11::module_& m);
+void bind_cpu_gemm(pybind11::module_& m);
+void bind_cpu_conv(pybind11::module_& m);
+void bind_cpu_pool(pybind11::module_& m);
+void bind_cpu_activation(pybind11::module_& m);
+void bind_cpu_loss(pybind11::module_& m);
+void bind_cpu_dropout(pybind11::module_& m);
+void bind_cpu_optim(pybind11::module_& m);
+
+}  // namespace fastlayers::bindings

@@ -1,0 +1,14 @@
+#include "bindings/cpu_bindings.h"
+
+PYBIND11_MODULE(_cpu, m) {
+  m.doc() = "fastlayers CPU kernels (OpenMP + SIMD). Private: use the functions in fastlayers.";
+  using namespace fastlayers::bindings;
+  bind_cpu_runtime(m);
+  bind_cpu_gemm(m);
+  bind_cpu_conv(m);
+  bind_cpu_pool(m);
+  bind_cpu_activation(m);
+  bind_cpu_loss(m);
+  bind_cpu_dropout(m);
+  bind_cpu_optim(m);
+}

@@ -1,0 +1,22 @@
+#include <pybind11/pybind11.h>
+
+#include "bindings/cuda_bindings.h"
+#include "bindings/pointers.h"
+#include "cuda/activation.h"
+
+namespace py = pybind11;
+
+namespace fastlayers::bindings {
+
+void bind_cuda_activation(py::module_& m) {
+  const auto nogil = py::call_guard<py::gil_scoped_release>();
+  m.def("relu_forward", [](std::uintptr_t x, std::uintptr_t y, index_t n, std::uintptr_t s) {
+    cuda::relu_forward(in(x), out(y), n, stream_of(s));
+  }, nogil);
+  m.def("relu_backward", [](std::uintptr_t g, std::uintptr_t x, std::uintptr_t gi, index_t n,
+                            std::uintptr_t s) {
+    cuda::relu_backward(in(g), in(x), out(gi), n, stream_of(s));
+  }, nogil);
+}
+
+}  // namespace fastlayers::bindings

@@ -1,0 +1,16 @@
+// One bind_* function per op family; each lives in csrc/bindings/cuda_<family>.cpp.
+// Every kernel binding takes buffer addresses, sizes and, last, the CuPy stream (an address).
+#pragma once
+#include <cuda_runtime_api.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+
+namespace fastlayers::bindings {
+
+inline cudaStream_t stream_of(std::uintptr_t address) { return reinterpret_cast<cudaStream_t>(address); }
+
+void bind_cuda_runtime(pybind11::module_& m);
+void bind_cuda_activation(pybind11::module_& m);
+
+}  // namespace fastlayers::bindings

@@ -1,0 +1,8 @@
+#include "bindings/cuda_bindings.h"
+
+PYBIND11_MODULE(_cuda, m) {
+  m.doc() = "fastlayers CUDA kernels. Private: use the functions in fastlayers.";
+  using namespace fastlayers::bindings;
+  bind_cuda_runtime(m);
+  bind_cuda_activation(m);
+}

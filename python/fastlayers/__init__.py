@@ -1,0 +1,13 @@
+"""fastlayers: hand-written OpenMP/SIMD and CUDA kernels for deep-learning layers.
+
+    import fastlayers as fl
+    y = fl.conv2d(x, w, b, stride=1, padding=1)   # NumPy -> CPU kernels, CuPy -> CUDA kernels
+
+See fastlayers.ops for the op list, fastlayers.reference for the NumPy oracle.
+"""
+
+from . import cuda, ops, reference  # noqa: F401
+from ._threads import get_num_threads, set_num_threads  # noqa: F401
+from .ops import *  # noqa: F401,F403
+
+__version__ = "0.1.0"

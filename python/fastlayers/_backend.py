@@ -1,0 +1,118 @@
+"""Backend dispatch: NumPy arrays run on the CPU kernels, CuPy arrays on the CUDA kernels.
+
+The compiled kernels take raw buffer addresses and sizes (see csrc/bindings/pointers.h). An op in
+fastlayers.ops checks its arguments, asks `backend_for` which backend its arrays live on, allocates
+its outputs with `Backend.empty`, and calls `Backend.run(kernel_name, *args)`, which turns arrays
+into addresses and, on the GPU, appends CuPy's current stream. The same op code serves both.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _cpu
+
+try:  # the CUDA extension exists only in CUDA builds
+    from . import _cuda
+except ImportError:  # pragma: no cover - depends on the build
+    _cuda = None
+
+
+def is_cupy_array(x) -> bool:
+    """True for a cupy.ndarray, without importing CuPy."""
+    return type(x).__module__.startswith("cupy") and hasattr(x, "__cuda_array_interface__")
+
+
+class Backend:
+    """One place that knows how to allocate on, and launch kernels for, one kind of array."""
+
+    def __init__(self, name: str, xp, module):
+        self.name = name
+        self.xp = xp
+        self._module = module
+
+    def __repr__(self) -> str:
+        return f"<fastlayers backend {self.name}>"
+
+    def empty(self, shape, dtype=np.float32):
+        return self.xp.empty(shape, dtype=dtype)
+
+    def zeros(self, shape, dtype=np.float32):
+        return self.xp.zeros(shape, dtype=dtype)
+
+    def has_kernel(self, kernel: str) -> bool:
+        return hasattr(self._module, kernel)
+
+    def run(self, kernel: str, *args):
+        """Call a compiled kernel; arrays in args are passed as buffer addresses."""
+        fn = getattr(self._module, kernel, None)
+        if fn is None:
+            raise NotImplementedError(f"fastlayers: '{kernel}' has no {self.name} kernel yet")
+        return fn(*[self.address(a) if hasattr(a, "shape") and not np.isscalar(a) else a for a in args],
+                  *self._launch_args())
+
+    def address(self, a) -> int:
+        raise NotImplementedError
+
+    def _launch_args(self) -> tuple:
+        return ()
+
+
+class CpuBackend(Backend):
+    def __init__(self):
+        super().__init__("cpu", np, _cpu)
+
+    def address(self, a) -> int:
+        return a.__array_interface__["data"][0]
+
+
+class CudaBackend(Backend):
+    def __init__(self):
+        import cupy
+
+        super().__init__("cuda", cupy, _cuda)
+        self._cupy = cupy
+
+    def address(self, a) -> int:
+        return a.data.ptr
+
+    def _launch_args(self) -> tuple:
+        return (self._cupy.cuda.get_current_stream().ptr,)
+
+
+CPU = CpuBackend()
+_cuda_backend = None
+
+
+def cuda_backend() -> CudaBackend:
+    global _cuda_backend
+    if _cuda_backend is None:
+        if _cuda is None:
+            raise TypeError(
+                "got a CuPy (GPU) array, but this fastlayers was built without CUDA; "
+                "reinstall with nvcc on PATH (FASTLAYERS_CUDA=ON) or pass NumPy arrays"
+            )
+        _cuda_backend = CudaBackend()
+    return _cuda_backend
+
+
+def backend_for(**arrays) -> Backend:
+    """The backend of the named arrays (None values are ignored); mixing devices is a TypeError."""
+    on_gpu = {name: is_cupy_array(a) for name, a in arrays.items() if a is not None}
+    if any(on_gpu.values()):
+        if not all(on_gpu.values()):
+            gpu = [n for n, g in on_gpu.items() if g]
+            cpu = [n for n, g in on_gpu.items() if not g]
+            raise TypeError(
+                f"arrays on different devices: {', '.join(gpu)} on the GPU (CuPy) but "
+                f"{', '.join(cpu)} on the CPU (NumPy); move them to one device"
+            )
+        return cuda_backend()
+    return CPU
+
+
+def array_module(x):
+    """numpy or cupy, whichever holds x (for the array-agnostic layer code)."""
+    if is_cupy_array(x):
+        return cuda_backend().xp
+    return np

@@ -1,0 +1,102 @@
+"""Argument checks shared by the public ops. Every failure names the argument and says what was
+expected and what was given. Checks run once, before any kernel sees a pointer."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from ._backend import is_cupy_array
+
+
+def as_float32(x, name: str, backend):
+    """x as a C-contiguous float32 array on `backend` (a copy only when needed).
+
+    Float16/float64 and integer input is converted, non-contiguous input made contiguous;
+    the caller's array is never modified. bool, complex and object arrays are rejected.
+    """
+    if x is None:
+        raise TypeError(f"{name} must be an array, got None")
+    xp = backend.xp
+    if backend.name == "cpu":
+        if is_cupy_array(x):
+            raise TypeError(f"{name} is a CuPy (GPU) array but the other arguments are NumPy arrays")
+        if not isinstance(x, np.ndarray):
+            try:
+                x = np.asarray(x)
+            except Exception as exc:  # e.g. ragged lists
+                raise TypeError(f"{name} must be an array, got {type(x).__name__}") from exc
+    kind = x.dtype.kind
+    if kind not in "fiu":
+        raise TypeError(f"{name} must have a real numeric dtype (float32 preferred), got {x.dtype}")
+    return xp.ascontiguousarray(x, dtype=xp.float32)
+
+
+def as_labels(labels, name: str, backend, *, batch: int, num_classes: int):
+    """Integer class labels of shape (batch,) in [0, num_classes), as contiguous int64."""
+    xp = backend.xp
+    if backend.name == "cpu" and not isinstance(labels, np.ndarray):
+        labels = np.asarray(labels)
+    if labels.dtype.kind not in "iu":
+        raise TypeError(f"{name} must hold integer class indices, got dtype {labels.dtype}")
+    if labels.shape != (batch,):
+        raise ValueError(f"{name} must have shape ({batch},) to match the batch, got {tuple(labels.shape)}")
+    labels = xp.ascontiguousarray(labels, dtype=xp.int64)
+    if batch:
+        lo, hi = int(labels.min()), int(labels.max())
+        if lo < 0 or hi >= num_classes:
+            bad = lo if lo < 0 else hi
+            raise ValueError(f"{name} must lie in [0, {num_classes}), got a label {bad}")
+    return labels
+
+
+def check_ndim(x, ndim: int, name: str, layout: str = ""):
+    if x.ndim != ndim:
+        what = f" {layout}" if layout else ""
+        raise ValueError(f"{name} must be {ndim}-D{what}, got shape {tuple(x.shape)}")
+
+
+def check_shape(x, shape: tuple, name: str):
+    if tuple(x.shape) != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {tuple(x.shape)}")
+
+
+def as_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    return int(value)
+
+
+def as_pair(value, name: str) -> tuple[int, int]:
+    """An int or a pair of ints, as (height, width)."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+        return as_int(value[0], name), as_int(value[1], name)
+    v = as_int(value, name)
+    return v, v
+
+
+def check_positive(value, name: str):
+    values = value if isinstance(value, tuple) else (value,)
+    if any(v <= 0 for v in values):
+        raise ValueError(f"{name} must be positive, got {value!r}")
+
+
+def check_nonnegative(value, name: str):
+    values = value if isinstance(value, tuple) else (value,)
+    if any(v < 0 for v in values):
+        raise ValueError(f"{name} must be non-negative, got {value!r}")
+
+
+def as_float(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    return float(value)
+
+
+def check_reduction(reduction: str) -> str:
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+    return reduction

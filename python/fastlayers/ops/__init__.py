@@ -1,0 +1,20 @@
+"""The public op API: plain functions over arrays, forward and `<name>_backward`.
+
+NumPy arrays run on the CPU kernels, CuPy arrays on the CUDA kernels. Argument conventions follow
+torch.nn.functional. Inputs are converted to contiguous float32 (a copy only when needed) and are
+never modified, except by the in-place optimizer updates, which say so.
+"""
+
+from .activation import *  # noqa: F401,F403
+from .conv import *  # noqa: F401,F403
+from .dropout import *  # noqa: F401,F403
+from .elementwise import *  # noqa: F401,F403
+from .gemm import *  # noqa: F401,F403
+from .linear import *  # noqa: F401,F403
+from .loss import *  # noqa: F401,F403
+from .optim import *  # noqa: F401,F403
+from .pool import *  # noqa: F401,F403
+from . import activation, conv, dropout, elementwise, gemm, linear, loss, optim, pool
+
+__all__ = [name for mod in (activation, conv, dropout, elementwise, gemm, linear, loss, optim, pool)
+           for name in mod.__all__]

@@ -1,0 +1,3 @@
+"""elementwise ops."""
+
+__all__ = []

@@ -1,0 +1,5 @@
+"""NumPy reference: conv."""
+
+import numpy as np  # noqa: F401
+
+__all__ = []

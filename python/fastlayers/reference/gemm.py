@@ -1,0 +1,5 @@
+"""NumPy reference: gemm."""
+
+import numpy as np  # noqa: F401
+
+__all__ = []

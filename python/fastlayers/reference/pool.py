@@ -1,0 +1,5 @@
+"""NumPy reference: pool."""
+
+import numpy as np  # noqa: F401
+
+__all__ = []
