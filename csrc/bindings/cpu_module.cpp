@@ -11,4 +11,6 @@ PYBIND11_MODULE(_cpu, m) {
   bind_cpu_loss(m);
   bind_cpu_dropout(m);
   bind_cpu_optim(m);
+  bind_cpu_elementwise(m);
+  bind_cpu_probe(m);
 }
