@@ -26,6 +26,9 @@ double ordered_sum(index_t n, index_t work, Term term) {
   for (index_t k = 0; k < chunks; ++k) {
     const index_t lo = k * chunk, hi = std::min(n, lo + chunk);
     double s = 0.0;
+    // simd reduction: several partial accumulators, combined in an order fixed at compile time,
+    // so still deterministic; it breaks the add latency chain (and vectorises simple terms).
+#pragma omp simd reduction(+ : s)
     for (index_t i = lo; i < hi; ++i) s += term(i);
     partial[k] = s;
   }
