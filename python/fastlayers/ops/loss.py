@@ -102,8 +102,7 @@ def _softmax_ce_args(logits, labels):
         raise ValueError(f"logits must have at least one class, got shape {tuple(logits.shape)}")
     if labels is None:
         raise TypeError("labels must be an array, got None")
-    kind = getattr(labels, "dtype", None)
-    if kind is None:
+    if not hasattr(labels, "dtype"):  # a list of labels
         labels = be.xp.asarray(labels)
     if labels.dtype.kind in "iu":
         return be, logits, as_labels(labels, "labels", be, batch=n, num_classes=c), False
