@@ -40,10 +40,11 @@ def _check(p, seed):
         raise ValueError(f"p must be a number in [0, 1), got {p!r}")
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**64:
         raise ValueError(f"seed must be an int in [0, 2**64), got {seed!r}")
+    return int(seed)
 
 
 def dropout_mask(shape, p, *, seed):
-    _check(p, seed)
+    seed = _check(p, seed)
     shape = (shape,) if isinstance(shape, numbers.Integral) else tuple(shape)
     n = math.prod(shape)
     block = np.arange((n + 3) // 4, dtype=np.uint64)
@@ -58,7 +59,8 @@ def dropout(x, p=0.5, *, seed, training=True):
     if not training or p == 0:
         return x.copy()
     scale = np.asarray(1.0 / (1.0 - p), dtype=x.dtype)
-    return x * (dropout_mask(x.shape, p, seed=seed).astype(x.dtype) * scale)
+    with np.errstate(invalid="ignore"):  # a dropped inf gives NaN (inf * 0), as the product says
+        return x * (dropout_mask(x.shape, p, seed=seed).astype(x.dtype) * scale)
 
 
 def dropout_backward(grad_out, p=0.5, *, seed):
