@@ -1,0 +1,290 @@
+#include "cpu/pool.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "cpu/cpu_features.h"
+#include "cpu/parallel.h"
+#include "cpu/pool_2x2.h"
+
+namespace fastlayers::cpu {
+
+namespace {
+
+// Rows [r0, r1) and columns [c0, c1) of the input that window (i, j) covers (padding clipped).
+struct Window {
+  index_t r0, r1, c0, c1;
+  index_t cells() const { return (r1 - r0) * (c1 - c0); }
+};
+
+inline Window window(const Pool2dGeometry& g, index_t i, index_t j) {
+  const index_t hs = i * g.sh - g.ph, ws = j * g.sw - g.pw;
+  return {std::max<index_t>(hs, 0), std::min(hs + g.kh, g.h), std::max<index_t>(ws, 0),
+          std::min(ws + g.kw, g.w)};
+}
+
+// Flat in-plane index of the first maximum of a window (padding <= kernel/2: never empty).
+inline index_t first_max(const float* plane, index_t w, const Window& win) {
+  index_t best_at = win.r0 * w + win.c0;
+  float best = plane[best_at];
+  for (index_t r = win.r0; r < win.r1; ++r)
+    for (index_t c = win.c0; c < win.c1; ++c)
+      if (pool_beats(plane[r * w + c], best)) {
+        best = plane[r * w + c];
+        best_at = r * w + c;
+      }
+  return best_at;
+}
+
+inline bool is_2x2_stride2(const Pool2dGeometry& g) {
+  return g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.ph == 0 && g.pw == 0;
+}
+
+// Windows tile the top-left of the plane exactly: each input cell lies in at most one window.
+inline bool is_tiled(const Pool2dGeometry& g) {
+  return g.sh == g.kh && g.sw == g.kw && g.ph == 0 && g.pw == 0;
+}
+
+inline bool parallel_worth_it(const Pool2dGeometry& g) { return g.planes * g.h * g.w > kParallelGrain; }
+
+// The 2x2 stride-2 row kernels: AVX2 where the CPU has it, else the portable ones.
+struct Rows2x2 {
+  void (*max_fwd)(const float*, const float*, float*, index_t);
+  void (*avg_fwd)(const float*, const float*, float*, index_t);
+  void (*max_bwd)(const float*, const float*, const float*, float*, float*, index_t);
+  void (*avg_bwd)(const float*, float*, float*, index_t);
+};
+
+Rows2x2 rows_2x2() {
+  if (active_isa() != Isa::generic)
+    return {avx2::max_pool_2x2_row, avx2::avg_pool_2x2_row, avx2::max_pool_2x2_backward_row,
+            avx2::avg_pool_2x2_backward_row};
+  return {generic::max_pool_2x2_row, generic::avg_pool_2x2_row, generic::max_pool_2x2_backward_row,
+          generic::avg_pool_2x2_backward_row};
+}
+
+// Backward of a 2x2/2 pool: rows 0 .. 2*oh-1 come from `row_kernel`, the odd leftover column and
+// row (floor mode) get 0. Each grad_in cell is written once, no zero-fill pass.
+template <class RowFn>
+void backward_2x2(const Pool2dGeometry& g, float* grad_in, RowFn row_kernel) {
+  const index_t oh = g.oh(), ow = g.ow(), h = g.h, w = g.w;
+#pragma omp parallel for collapse(2) schedule(static) if (parallel_worth_it(g))
+  for (index_t p = 0; p < g.planes; ++p)
+    for (index_t i = 0; i < oh; ++i) {
+      float* gi0 = grad_in + (p * h + 2 * i) * w;
+      row_kernel(p, i, gi0, gi0 + w);
+      if (w & 1) gi0[w - 1] = gi0[2 * w - 1] = 0.0f;
+      if ((h & 1) && i == oh - 1) std::memset(gi0 + 2 * w, 0, sizeof(float) * w);
+    }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------- max
+
+void max_pool2d_forward(const float* x, float* y, const Pool2dGeometry& g) {
+  const index_t oh = g.oh(), ow = g.ow(), hw = g.h * g.w;
+  if (is_2x2_stride2(g)) {
+    const auto fn = rows_2x2().max_fwd;
+#pragma omp parallel for collapse(2) schedule(static) if (parallel_worth_it(g))
+    for (index_t p = 0; p < g.planes; ++p)
+      for (index_t i = 0; i < oh; ++i) {
+        const float* r0 = x + p * hw + 2 * i * g.w;
+        fn(r0, r0 + g.w, y + (p * oh + i) * ow, ow);
+      }
+    return;
+  }
+#pragma omp parallel for collapse(2) schedule(static) if (parallel_worth_it(g))
+  for (index_t p = 0; p < g.planes; ++p)
+    for (index_t i = 0; i < oh; ++i) {
+      const float* plane = x + p * hw;
+      float* yrow = y + (p * oh + i) * ow;
+      for (index_t j = 0; j < ow; ++j) yrow[j] = plane[first_max(plane, g.w, window(g, i, j))];
+    }
+}
+
+void max_pool2d_backward(const float* grad_out, const float* x, float* grad_in, const Pool2dGeometry& g) {
+  const index_t oh = g.oh(), ow = g.ow(), hw = g.h * g.w;
+  if (is_2x2_stride2(g)) {
+    const auto fn = rows_2x2().max_bwd;
+    backward_2x2(g, grad_in, [&](index_t p, index_t i, float* gi0, float* gi1) {
+      const float* r0 = x + p * hw + 2 * i * g.w;
+      fn(grad_out + (p * oh + i) * ow, r0, r0 + g.w, gi0, gi1, ow);
+    });
+    return;
+  }
+  if (is_tiled(g)) {
+    // Each cell belongs to at most one window: write every cell once (0 or the window's gradient).
+#pragma omp parallel for schedule(static) if (parallel_worth_it(g))
+    for (index_t p = 0; p < g.planes; ++p) {
+      const float* plane = x + p * hw;
+      float* gi = grad_in + p * hw;
+      for (index_t i = 0; i < oh; ++i) {
+        for (index_t j = 0; j < ow; ++j) {
+          const Window win = window(g, i, j);
+          const index_t at = first_max(plane, g.w, win);
+          const float gv = grad_out[(p * oh + i) * ow + j];
+          for (index_t r = win.r0; r < win.r1; ++r)
+            for (index_t c = win.c0; c < win.c1; ++c) gi[r * g.w + c] = (r * g.w + c == at) ? gv : 0.0f;
+        }
+        for (index_t r = i * g.kh; r < (i + 1) * g.kh; ++r)  // columns right of the last window
+          std::fill(gi + r * g.w + ow * g.kw, gi + (r + 1) * g.w, 0.0f);
+      }
+      std::fill(gi + oh * g.kh * g.w, gi + hw, 0.0f);  // rows below the last window
+    }
+    return;
+  }
+  // Overlapping windows (or padding): zero the plane, then scatter-add; one thread per plane.
+#pragma omp parallel for schedule(static) if (parallel_worth_it(g))
+  for (index_t p = 0; p < g.planes; ++p) {
+    const float* plane = x + p * hw;
+    float* gi = grad_in + p * hw;
+    std::fill(gi, gi + hw, 0.0f);
+    for (index_t i = 0; i < oh; ++i)
+      for (index_t j = 0; j < ow; ++j) gi[first_max(plane, g.w, window(g, i, j))] += grad_out[(p * oh + i) * ow + j];
+  }
+}
+
+// ---------------------------------------------------------------------------------------- avg
+
+void avg_pool2d_forward(const float* x, float* y, const Pool2dGeometry& g, bool count_include_pad) {
+  const index_t oh = g.oh(), ow = g.ow(), hw = g.h * g.w;
+  if (is_2x2_stride2(g)) {
+    const auto fn = rows_2x2().avg_fwd;
+#pragma omp parallel for collapse(2) schedule(static) if (parallel_worth_it(g))
+    for (index_t p = 0; p < g.planes; ++p)
+      for (index_t i = 0; i < oh; ++i) {
+        const float* r0 = x + p * hw + 2 * i * g.w;
+        fn(r0, r0 + g.w, y + (p * oh + i) * ow, ow);
+      }
+    return;
+  }
+  const float full = static_cast<float>(g.kh * g.kw);
+#pragma omp parallel for collapse(2) schedule(static) if (parallel_worth_it(g))
+  for (index_t p = 0; p < g.planes; ++p)
+    for (index_t i = 0; i < oh; ++i) {
+      const float* plane = x + p * hw;
+      float* yrow = y + (p * oh + i) * ow;
+      for (index_t j = 0; j < ow; ++j) {
+        const Window win = window(g, i, j);
+        float s = 0.0f;
+        for (index_t r = win.r0; r < win.r1; ++r)
+          for (index_t c = win.c0; c < win.c1; ++c) s += plane[r * g.w + c];
+        yrow[j] = s / (count_include_pad ? full : static_cast<float>(win.cells()));
+      }
+    }
+}
+
+void avg_pool2d_backward(const float* grad_out, float* grad_in, const Pool2dGeometry& g,
+                         bool count_include_pad) {
+  const index_t oh = g.oh(), ow = g.ow(), hw = g.h * g.w;
+  if (is_2x2_stride2(g)) {
+    const auto fn = rows_2x2().avg_bwd;
+    backward_2x2(g, grad_in, [&](index_t p, index_t i, float* gi0, float* gi1) {
+      fn(grad_out + (p * oh + i) * ow, gi0, gi1, ow);
+    });
+    return;
+  }
+  // Gather: each input cell sums g / divisor over the windows that cover it. Window i covers row r
+  // when i*sh - ph <= r < i*sh - ph + kh, i.e. ceil((r + ph - kh + 1) / sh) <= i <= (r + ph) / sh.
+  // No races, so rows of every plane run in parallel.
+  const float full = static_cast<float>(g.kh * g.kw);
+#pragma omp parallel for collapse(2) schedule(static) if (parallel_worth_it(g))
+  for (index_t p = 0; p < g.planes; ++p)
+    for (index_t r = 0; r < g.h; ++r) {
+      const float* gp = grad_out + p * oh * ow;
+      float* gi = grad_in + p * hw + r * g.w;
+      const index_t i0 = std::max<index_t>(0, (r + g.ph - g.kh + g.sh) / g.sh);  // ceil; < 0 clips to 0
+      const index_t i1 = std::min(oh - 1, (r + g.ph) / g.sh);
+      for (index_t c = 0; c < g.w; ++c) {
+        const index_t j0 = std::max<index_t>(0, (c + g.pw - g.kw + g.sw) / g.sw);
+        const index_t j1 = std::min(ow - 1, (c + g.pw) / g.sw);
+        float s = 0.0f;
+        for (index_t i = i0; i <= i1; ++i)
+          for (index_t j = j0; j <= j1; ++j) {
+            const float div = count_include_pad ? full : static_cast<float>(window(g, i, j).cells());
+            s += gp[i * ow + j] / div;
+          }
+        gi[c] = s;
+      }
+    }
+}
+
+// ----------------------------------------------------------------------------------------- lp
+
+namespace {
+
+inline double abs_pow(float v, double p) {
+  const double a = std::fabs(static_cast<double>(v));
+  return p == 1.0 ? a : p == 2.0 ? a * a : std::pow(a, p);
+}
+
+inline double lp_norm(const float* plane, index_t w, const Window& win, double p) {
+  double s = 0.0;
+  for (index_t r = win.r0; r < win.r1; ++r)
+    for (index_t c = win.c0; c < win.c1; ++c) s += abs_pow(plane[r * w + c], p);
+  return p == 1.0 ? s : p == 2.0 ? std::sqrt(s) : std::pow(s, 1.0 / p);
+}
+
+}  // namespace
+
+void lp_pool2d_forward(const float* x, float* y, const Pool2dGeometry& g, double p) {
+  const index_t oh = g.oh(), ow = g.ow(), hw = g.h * g.w;
+#pragma omp parallel for collapse(2) schedule(static) if (parallel_worth_it(g))
+  for (index_t pl = 0; pl < g.planes; ++pl)
+    for (index_t i = 0; i < oh; ++i)
+      for (index_t j = 0; j < ow; ++j)
+        y[(pl * oh + i) * ow + j] = static_cast<float>(lp_norm(x + pl * hw, g.w, window(g, i, j), p));
+}
+
+void lp_pool2d_backward(const float* grad_out, const float* x, float* grad_in, const Pool2dGeometry& g,
+                        double p) {
+  const index_t oh = g.oh(), ow = g.ow(), hw = g.h * g.w;
+  // Scatter per plane (the window norm is computed once per window), one thread per plane.
+#pragma omp parallel for schedule(static) if (parallel_worth_it(g))
+  for (index_t pl = 0; pl < g.planes; ++pl) {
+    const float* plane = x + pl * hw;
+    float* gi = grad_in + pl * hw;
+    std::fill(gi, gi + hw, 0.0f);
+    for (index_t i = 0; i < oh; ++i)
+      for (index_t j = 0; j < ow; ++j) {
+        const Window win = window(g, i, j);
+        const double yv = lp_norm(plane, g.w, win, p);
+        const double gv = grad_out[(pl * oh + i) * ow + j];
+        if (yv == 0.0) continue;  // every cell is 0: the gradient is defined as 0 (no 0/0)
+        for (index_t r = win.r0; r < win.r1; ++r)
+          for (index_t c = win.c0; c < win.c1; ++c) {
+            const double v = plane[r * g.w + c];
+            if (v == 0.0) continue;
+            const double ratio = std::fabs(v) / yv;
+            const double d = p == 1.0 ? 1.0 : p == 2.0 ? ratio : std::pow(ratio, p - 1.0);
+            gi[r * g.w + c] += static_cast<float>(gv * (v > 0 ? d : -d));
+          }
+      }
+  }
+}
+
+// ------------------------------------------------------------------------------------- global
+
+void global_avg_pool2d_forward(const float* x, float* y, index_t planes, index_t hw) {
+#pragma omp parallel for schedule(static) if (planes * hw > kParallelGrain)
+  for (index_t p = 0; p < planes; ++p) {
+    const float* plane = x + p * hw;
+    double s = 0.0;  // planes can be long (224x224): double keeps the sum exact enough
+#pragma omp simd reduction(+ : s)
+    for (index_t k = 0; k < hw; ++k) s += plane[k];
+    y[p] = static_cast<float>(s / static_cast<double>(hw));
+  }
+}
+
+void global_avg_pool2d_backward(const float* grad_out, float* grad_in, index_t planes, index_t hw) {
+#pragma omp parallel for schedule(static) if (planes * hw > kParallelGrain)
+  for (index_t p = 0; p < planes; ++p) {
+    const float v = static_cast<float>(static_cast<double>(grad_out[p]) / static_cast<double>(hw));
+    std::fill(grad_in + p * hw, grad_in + (p + 1) * hw, v);
+  }
+}
+
+}  // namespace fastlayers::cpu
