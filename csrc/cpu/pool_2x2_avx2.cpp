@@ -1,7 +1,11 @@
-// AVX2 2x2 stride-2 row kernels: 8 outputs (16 input columns) per step, the tail on the portable
-// kernels. Deinterleaving even/odd columns with shuffle_ps leaves the outputs in the order
+// AVX2 2x2 stride-2 row kernels: 8 outputs (16 input columns) per step. A row of ow >= 8 outputs
+// ends with one more step over its last 8 outputs, overlapping the previous one: the kernels only
+// write values computed from their inputs, so recomputing a few is harmless and cheaper than a
+// scalar tail (ow = 28 on a 56-wide plane). Rows shorter than 8 use the portable kernels. Deinterleaving even/odd columns with shuffle_ps leaves the outputs in the order
 // o0 o1 o4 o5 | o2 o3 o6 o7 (per 128-bit lane); one 64-bit permute (0xD8, its own inverse) fixes it.
 #include <immintrin.h>
+
+#include <algorithm>
 
 #include "cpu/pool_2x2.h"
 
@@ -27,34 +31,34 @@ inline __m256 beats(__m256 v, __m256 m) {
 }  // namespace
 
 void max_pool_2x2_row(const float* r0, const float* r1, float* y, index_t ow) {
-  index_t j = 0;
-  for (; j + 8 <= ow; j += 8) {
+  if (ow < 8) return generic::max_pool_2x2_row(r0, r1, y, ow);
+  for (index_t j = 0;; j = std::min(j + 8, ow - 8)) {
     const __m256 v0 = nan_max(_mm256_loadu_ps(r0 + 2 * j), _mm256_loadu_ps(r1 + 2 * j));
     const __m256 v1 = nan_max(_mm256_loadu_ps(r0 + 2 * j + 8), _mm256_loadu_ps(r1 + 2 * j + 8));
     const __m256 m = nan_max(_mm256_shuffle_ps(v0, v1, 0x88), _mm256_shuffle_ps(v0, v1, 0xDD));
     _mm256_storeu_ps(y + j, fix_order(m));
+    if (j == ow - 8) break;
   }
-  generic::max_pool_2x2_row(r0 + 2 * j, r1 + 2 * j, y + j, ow - j);
 }
 
 void avg_pool_2x2_row(const float* r0, const float* r1, float* y, index_t ow) {
   const __m256 quarter = _mm256_set1_ps(0.25f);
-  index_t j = 0;
-  for (; j + 8 <= ow; j += 8) {
+  if (ow < 8) return generic::avg_pool_2x2_row(r0, r1, y, ow);
+  for (index_t j = 0;; j = std::min(j + 8, ow - 8)) {
     const __m256 a0 = _mm256_loadu_ps(r0 + 2 * j), a1 = _mm256_loadu_ps(r0 + 2 * j + 8);
     const __m256 b0 = _mm256_loadu_ps(r1 + 2 * j), b1 = _mm256_loadu_ps(r1 + 2 * j + 8);
     // Same association as the portable kernel: (a + b) + (c + d), a b the top row.
     const __m256 top = _mm256_add_ps(_mm256_shuffle_ps(a0, a1, 0x88), _mm256_shuffle_ps(a0, a1, 0xDD));
     const __m256 bot = _mm256_add_ps(_mm256_shuffle_ps(b0, b1, 0x88), _mm256_shuffle_ps(b0, b1, 0xDD));
     _mm256_storeu_ps(y + j, fix_order(_mm256_mul_ps(_mm256_add_ps(top, bot), quarter)));
+    if (j == ow - 8) break;
   }
-  generic::avg_pool_2x2_row(r0 + 2 * j, r1 + 2 * j, y + j, ow - j);
 }
 
 void max_pool_2x2_backward_row(const float* g, const float* r0, const float* r1, float* gi0, float* gi1,
                                index_t ow) {
-  index_t j = 0;
-  for (; j + 8 <= ow; j += 8) {
+  if (ow < 8) return generic::max_pool_2x2_backward_row(g, r0, r1, gi0, gi1, ow);
+  for (index_t j = 0;; j = std::min(j + 8, ow - 8)) {
     const __m256 a0 = _mm256_loadu_ps(r0 + 2 * j), a1 = _mm256_loadu_ps(r0 + 2 * j + 8);
     const __m256 b0 = _mm256_loadu_ps(r1 + 2 * j), b1 = _mm256_loadu_ps(r1 + 2 * j + 8);
     // Window cells in scan order A B / C D, each in the shuffled output order.
@@ -78,22 +82,22 @@ void max_pool_2x2_backward_row(const float* g, const float* r0, const float* r1,
     _mm256_storeu_ps(gi0 + 2 * j + 8, _mm256_unpackhi_ps(gA, gB));
     _mm256_storeu_ps(gi1 + 2 * j, _mm256_unpacklo_ps(gC, gD));
     _mm256_storeu_ps(gi1 + 2 * j + 8, _mm256_unpackhi_ps(gC, gD));
+    if (j == ow - 8) break;
   }
-  generic::max_pool_2x2_backward_row(g + j, r0 + 2 * j, r1 + 2 * j, gi0 + 2 * j, gi1 + 2 * j, ow - j);
 }
 
 void avg_pool_2x2_backward_row(const float* g, float* gi0, float* gi1, index_t ow) {
   const __m256 quarter = _mm256_set1_ps(0.25f);
-  index_t j = 0;
-  for (; j + 8 <= ow; j += 8) {
+  if (ow < 8) return generic::avg_pool_2x2_backward_row(g, gi0, gi1, ow);
+  for (index_t j = 0;; j = std::min(j + 8, ow - 8)) {
     const __m256 G = fix_order(_mm256_mul_ps(_mm256_loadu_ps(g + j), quarter));
     const __m256 lo = _mm256_unpacklo_ps(G, G), hi = _mm256_unpackhi_ps(G, G);
     _mm256_storeu_ps(gi0 + 2 * j, lo);
     _mm256_storeu_ps(gi0 + 2 * j + 8, hi);
     _mm256_storeu_ps(gi1 + 2 * j, lo);
     _mm256_storeu_ps(gi1 + 2 * j + 8, hi);
+    if (j == ow - 8) break;
   }
-  generic::avg_pool_2x2_backward_row(g + j, gi0 + 2 * j, gi1 + 2 * j, ow - j);
 }
 
 }  // namespace fastlayers::cpu::avx2

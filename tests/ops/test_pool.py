@@ -20,6 +20,7 @@ CASES = [
     ((2, 3, 8, 8), 2, None, 0),            # the common 2x2/2
     ((1, 2, 7, 37), 2, 2, 0),              # 2x2/2, odd H, ow = 18: SIMD body + tail, odd leftover col
     ((2, 2, 33, 50), 2, None, 0),          # 2x2/2, odd H, ow = 25
+    ((1, 3, 4, 16), 2, None, 0),           # 2x2/2, ow = 8: exactly one SIMD step
     ((1, 1, 1, 1), 1, None, 0),            # 1x1 everything
     ((2, 3, 5, 6), 1, 1, 0),               # 1x1 window
     ((3, 2, 9, 9), 3, 2, 1),               # 3x3 stride 2 padding 1 (ResNet stem)

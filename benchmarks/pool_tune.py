@@ -1,0 +1,101 @@
+"""Quick measurement of the 2x2 stride-2 pool (N=32, C=64, 56x56), forward and backward, max and avg:
+fastlayers CPU vs torch CPU in the same run, with a NumPy copy as the bandwidth anchor.
+
+GB/s counts the float32 bytes each op must move once: forward x + y; max backward grad_out + x +
+grad_in; avg backward grad_out + grad_in. The machine is shared: read the ratios, not the figures.
+
+    python benchmarks/pool_tune.py [--reps 15] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+import fastlayers as fl
+
+
+def bench(fn, reps):
+    fn()  # warm up (page faults, thread pool)
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), min(times)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reps", type=int, default=15)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    fl.set_num_threads(args.threads)
+    n, c, h, w = 32, 64, 56, 56
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    g = rng.standard_normal((n, c, h // 2, w // 2)).astype(np.float32)
+    big, small = x.nbytes, g.nbytes
+
+    src = np.ones(64 * 2**20 // 4, np.float32)  # 64 MiB, well past the caches
+    dst = np.empty_like(src)
+    t_copy, _ = bench(lambda: np.copyto(dst, src), args.reps)
+    copy_gbps = 2 * src.nbytes / t_copy / 1e9
+    print(f"isa={fl._cpu.active_isa()} threads={args.threads}  numpy copy (STREAM-like anchor): "
+          f"{copy_gbps:.1f} GB/s")
+
+    cases = {
+        "max fwd": (lambda: fl.max_pool2d(x, 2), big + small),
+        "avg fwd": (lambda: fl.avg_pool2d(x, 2), big + small),
+        "max bwd": (lambda: fl.max_pool2d_backward(g, x, 2), 2 * big + small),
+        "avg bwd": (lambda: fl.avg_pool2d_backward(g, x, 2), big + small),
+    }
+    torch_cases = {}
+    try:
+        import torch
+
+        torch.set_num_threads(args.threads)
+        tx, tg = torch.from_numpy(x), torch.from_numpy(g)
+        _, idx = torch.nn.functional.max_pool2d(tx, 2, return_indices=True)
+        aten = torch.ops.aten
+        torch_cases = {
+            "max fwd": lambda: torch.nn.functional.max_pool2d(tx, 2),
+            "avg fwd": lambda: torch.nn.functional.avg_pool2d(tx, 2),
+            "max bwd": lambda: aten.max_pool2d_with_indices_backward(tg, tx, [2, 2], [2, 2], [0, 0], [1, 1],
+                                                                     False, idx),
+            "avg bwd": lambda: aten.avg_pool2d_backward(tg, tx, [2, 2], [2, 2], [0, 0], False, True, None),
+        }
+    except ImportError:
+        print("torch not installed: no torch column")
+
+    print(f"{'op':8} {'ours ms':>8} {'GB/s':>6} {'%copy':>6} {'torch ms':>9} {'GB/s':>6} {'speedup':>8}")
+    with torch_inference() if torch_cases else _null():
+        for name, (fn, nbytes) in cases.items():
+            t, _ = bench(fn, args.reps)
+            gbps = nbytes / t / 1e9
+            line = f"{name:8} {t * 1e3:8.2f} {gbps:6.1f} {100 * gbps / copy_gbps:5.0f}%"
+            if name in torch_cases:
+                tt, _ = bench(torch_cases[name], args.reps)
+                line += f" {tt * 1e3:9.2f} {nbytes / tt / 1e9:6.1f} {tt / t:7.1f}x"
+            print(line)
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+
+def torch_inference():
+    import torch
+
+    return torch.no_grad()
+
+
+if __name__ == "__main__":
+    main()
