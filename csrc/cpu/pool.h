@@ -17,8 +17,8 @@ struct Pool2dGeometry {
 
 // y: planes x oh x ow. A window holding a NaN outputs NaN; padded cells never win.
 void max_pool2d_forward(const float* x, float* y, const Pool2dGeometry& g);
-// grad_in (planes x h x w) gets each window's gradient at its first maximum (row-major scan; the
-// first NaN if any); overlapping windows accumulate; cells in no window get 0.
+// grad_in (planes x h x w) gets each window's gradient at its first maximum (row-major scan; with
+// NaNs, the last NaN, as PyTorch); overlapping windows accumulate; cells in no window get 0.
 void max_pool2d_backward(const float* grad_out, const float* x, float* grad_in, const Pool2dGeometry& g);
 
 // Divisor kh*kw (count_include_pad) or the number of real cells in the window.

@@ -23,7 +23,8 @@ void max_pool_2x2_backward_row(const float* g, const float* r0, const float* r1,
 void avg_pool_2x2_backward_row(const float* g, float* gi0, float* gi1, index_t ow);
 }  // namespace avx2
 
-// NaN ranks above every number and the first one stays: the order a PyTorch max pool scans in.
-inline bool pool_beats(float v, float best) { return v > best || (v != v && best == best); }
+// Whether v displaces the running maximum in a row-major scan: a larger value or any NaN. Ties keep
+// the first maximum; a window's gradient goes to its last NaN. This is PyTorch's CPU rule.
+inline bool pool_beats(float v, float best) { return v > best || v != v; }
 
 }  // namespace fastlayers::cpu

@@ -24,8 +24,7 @@ inline __m256 nan_max(__m256 a, __m256 b) {
 
 // Lanes where v displaces the running maximum m (see pool_beats).
 inline __m256 beats(__m256 v, __m256 m) {
-  const __m256 v_nan = _mm256_cmp_ps(v, v, _CMP_UNORD_Q), m_nan = _mm256_cmp_ps(m, m, _CMP_UNORD_Q);
-  return _mm256_or_ps(_mm256_cmp_ps(v, m, _CMP_GT_OQ), _mm256_andnot_ps(m_nan, v_nan));
+  return _mm256_or_ps(_mm256_cmp_ps(v, m, _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
 }
 
 }  // namespace

@@ -103,7 +103,7 @@ def test_max_pool_tie_example(device, isa):
 
 @pytest.mark.parametrize("shape,k,s,p", CASES[:3] + CASES[5:9])
 def test_max_pool_nan_and_inf(device, isa, rng, shape, k, s, p):
-    # NaN wins its window (forward NaN, gradient to the first NaN); -inf windows route to the first cell.
+    # NaN wins its window (forward NaN, gradient to the last NaN); -inf windows route to the first cell.
     x = rng.integers(0, 3, size=shape).astype(np.float32)
     x[rng.random(shape) < 0.1] = np.nan
     x[rng.random(shape) < 0.1] = -np.inf
@@ -119,7 +119,7 @@ def test_max_pool_nan_and_inf(device, isa, rng, shape, k, s, p):
 
 def test_max_pool_nan_example(device, isa):
     # One 2x2 window per case, repeated 9 times along W so the SIMD body (8 outputs) sees it too.
-    for window, first in [([1, np.nan, np.nan, 9], 1), ([np.nan, 2, 3, 4], 0), ([4, 2, 3, np.nan], 3),
+    for window, first in [([1, np.nan, np.nan, 9], 2), ([np.nan, 2, 3, 4], 0), ([np.nan, 2, np.nan, 4], 2), ([4, 2, 3, np.nan], 3),
                           ([-np.inf] * 4, 0)]:
         w = np.array(window, np.float32).reshape(2, 2)
         x = np.tile(w, (1, 9))[None, None]

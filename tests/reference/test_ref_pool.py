@@ -73,7 +73,8 @@ def test_max_pool_ties_and_nan_rules():
     np.testing.assert_array_equal(gi, [[[[0, 1], [0, 0]]]])  # first of the tied maxima
     x = np.array([[[[1.0, np.nan], [9.0, np.nan]]]])
     assert np.isnan(ref.max_pool2d(x, 2)[0, 0, 0, 0])
-    np.testing.assert_array_equal(ref.max_pool2d_backward(np.ones((1, 1, 1, 1)), x, 2), [[[[0, 1], [0, 0]]]])
+    # the last NaN, as PyTorch (every NaN displaces the running maximum)
+    np.testing.assert_array_equal(ref.max_pool2d_backward(np.ones((1, 1, 1, 1)), x, 2), [[[[0, 0], [0, 1]]]])
 
 
 
@@ -125,3 +126,17 @@ def test_global_avg_matches_torch(rng):
     ty.backward(torch.tensor(g))
     assert_close(ref.global_avg_pool2d(x), ty.detach().numpy(), 1e-12, "global_avg_pool2d")
     assert_close(ref.global_avg_pool2d_backward(g, x), tx.grad.numpy(), 1e-12, "global backward")
+
+
+@pytest.mark.parametrize("shape,k,s,p", GEOMETRIES)
+def test_max_pool_ties_nan_inf_match_torch(rng, shape, k, s, p):
+    torch = _torch()
+    x = rng.integers(0, 3, size=shape).astype(np.float32)  # many tied maxima
+    x[rng.random(shape) < 0.15] = np.nan
+    x[rng.random(shape) < 0.15] = -np.inf
+    tx = torch.tensor(x, requires_grad=True)
+    ty = torch.nn.functional.max_pool2d(tx, k, s, p)
+    g = rng.standard_normal(tuple(ty.shape)).astype(np.float32)
+    ty.backward(torch.tensor(g))
+    np.testing.assert_array_equal(ref.max_pool2d(x, k, s, p), ty.detach().numpy())
+    np.testing.assert_array_equal(ref.max_pool2d_backward(g, x, k, s, p), tx.grad.numpy())

@@ -5,7 +5,8 @@ Semantics (see fastlayers.reference.pool for the full statement):
   ceil_mode=False). stride defaults to kernel_size; kernel_size, stride and padding are an int or an
   (h, w) pair; padding <= kernel_size // 2 (as PyTorch), so every window holds a real cell.
 - max_pool2d: padded cells never win; a window holding a NaN outputs NaN. The backward sends each
-  window's gradient to its first maximum in row-major scan order (the first NaN, if any); overlapping
+  window's gradient to its first maximum in row-major scan order (to its last NaN, if any, as
+  PyTorch: a NaN displaces the running maximum); overlapping
   windows accumulate; cells in no window get 0.
 - avg_pool2d: padded cells count as 0; divisor kh*kw (count_include_pad=True) or the number of real
   cells in the window.

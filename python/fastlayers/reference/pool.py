@@ -3,9 +3,10 @@
 Conventions (the kernels follow them exactly):
 - Output size per axis is (H + 2*pad - k) // stride + 1 (floor mode, PyTorch's ceil_mode=False);
   stride defaults to kernel_size; padding <= kernel // 2, so every window holds a real cell.
-- max pool: padded cells never win. NaN ranks above every number: a window holding a NaN outputs
-  NaN (as PyTorch). The backward sends the gradient to the FIRST maximum of each window in
-  row-major scan order (ties and repeated NaNs included); overlapping windows accumulate.
+- max pool: padded cells never win. A window holding a NaN outputs NaN (as PyTorch). The backward
+  sends the gradient to the FIRST maximum of each window in row-major scan order (ties go to the
+  first); overlapping windows accumulate. With NaNs it follows PyTorch's scan, where every NaN
+  displaces the running maximum: the gradient goes to the window's LAST NaN.
 - avg pool: padded cells are zeros; the divisor is kh*kw with count_include_pad=True (in floor mode
   a window never runs past the padding), else the number of real cells in the window.
 - lp pool: y = (sum |x|^p)^(1/p), padded cells count as 0. Backward:
@@ -51,12 +52,12 @@ def _windows(x, kernel_size, stride, padding, fill):
 
 
 def _first_max_index(win):
-    """Flat index (row-major) of the first maximum of each (N, C) window; NaN counts as the maximum."""
+    """Flat index (row-major) of the first maximum of each (N, C) window, or of its last NaN."""
     flat = win.reshape(win.shape[0], win.shape[1], -1)
     nan = np.isnan(flat)
-    first_nan = np.argmax(nan, axis=2)
+    last_nan = flat.shape[2] - 1 - np.argmax(nan[:, :, ::-1], axis=2)
     first_max = np.argmax(np.where(nan, -np.inf, flat), axis=2)  # argmax returns the first of ties
-    return np.where(nan.any(axis=2), first_nan, first_max)
+    return np.where(nan.any(axis=2), last_nan, first_max)
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0):
