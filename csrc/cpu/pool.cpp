@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <limits>
+#include <vector>
 
 #include "cpu/cpu_features.h"
 #include "cpu/parallel.h"
@@ -36,6 +38,110 @@ inline index_t first_max(const float* plane, index_t w, const Window& win) {
         best_at = r * w + c;
       }
   return best_at;
+}
+
+// Output columns [lo, hi) whose windows lie wholly inside the plane horizontally: there the inner
+// loops need no clipping and run over j with a fixed stride, which the compiler vectorises.
+struct Interior {
+  index_t lo, hi;
+};
+
+inline Interior interior_cols(const Pool2dGeometry& g) {
+  const index_t ow = g.ow();
+  const index_t lo = std::min(ow, (g.pw + g.sw - 1) / g.sw);  // first j with j*sw - pw >= 0
+  const index_t room = g.w + g.pw - g.kw;                      // last start column is room - pw
+  const index_t hi = room < 0 ? 0 : std::min(ow, room / g.sw + 1);
+  return {lo, std::max(lo, hi)};
+}
+
+// y[j] = max of window (i, j) for j in [0, ow). The interior scans the window cells in row-major
+// order in the outer loops and j in the inner one: the same order per window as first_max, but
+// branch-free selects over a contiguous output row instead of unpredictable branches.
+void row_max(const float* plane, const Pool2dGeometry& g, const Interior& in, index_t i, float* y) {
+  const index_t ow = g.ow(), sw = g.sw, w = g.w;
+  for (index_t j = 0; j < in.lo; ++j) y[j] = plane[first_max(plane, w, window(g, i, j))];
+  for (index_t j = in.hi; j < ow; ++j) y[j] = plane[first_max(plane, w, window(g, i, j))];
+  if (in.lo >= in.hi) return;
+  const Window rows = window(g, i, in.lo);
+  const index_t n = in.hi - in.lo, c0 = in.lo * sw - g.pw;
+  float* acc = y + in.lo;
+  for (index_t jj = 0; jj < n; ++jj) acc[jj] = plane[rows.r0 * w + c0 + jj * sw];
+  for (index_t r = rows.r0; r < rows.r1; ++r)
+    for (index_t c = 0; c < g.kw; ++c) {
+      const float* src = plane + r * w + c0 + c;
+      for (index_t jj = 0; jj < n; ++jj) {
+        const float v = src[jj * sw];
+        acc[jj] = pool_beats(v, acc[jj]) ? v : acc[jj];
+      }
+    }
+}
+
+// at[j] = in-plane index of the winner of window (i, j) for j in [0, ow). Scratch: best and loc,
+// ow entries each. The interior tracks the winner's cell number within its window as int32, the
+// width of a float, so the select vectorises; the in-plane index is formed once at the end.
+void row_argmax(const float* plane, const Pool2dGeometry& g, const Interior& in, index_t i, float* best,
+                std::int32_t* loc, index_t* at) {
+  const index_t ow = g.ow(), sw = g.sw, w = g.w;
+  for (index_t j = 0; j < in.lo; ++j) at[j] = first_max(plane, w, window(g, i, j));
+  for (index_t j = in.hi; j < ow; ++j) at[j] = first_max(plane, w, window(g, i, j));
+  if (in.lo >= in.hi) return;
+  const Window rows = window(g, i, in.lo);
+  const index_t n = in.hi - in.lo, c0 = in.lo * sw - g.pw;
+  if (g.kh * g.kw > std::numeric_limits<std::int32_t>::max()) {  // (a > 8 GB window) keep 64-bit
+    for (index_t j = in.lo; j < in.hi; ++j) at[j] = first_max(plane, w, window(g, i, j));
+    return;
+  }
+  float* b = best + in.lo;
+  std::int32_t* l = loc + in.lo;
+  for (index_t jj = 0; jj < n; ++jj) {
+    b[jj] = plane[rows.r0 * w + c0 + jj * sw];
+    l[jj] = 0;
+  }
+  for (index_t r = rows.r0; r < rows.r1; ++r)
+    for (index_t c = 0; c < g.kw; ++c) {
+      const float* src = plane + r * w + c0 + c;
+      const auto cell = static_cast<std::int32_t>((r - rows.r0) * g.kw + c);
+      for (index_t jj = 0; jj < n; ++jj) {
+        const float v = src[jj * sw];
+        const bool wins = pool_beats(v, b[jj]);
+        b[jj] = wins ? v : b[jj];
+        l[jj] = wins ? cell : l[jj];
+      }
+    }
+  for (index_t jj = 0; jj < n; ++jj)
+    at[in.lo + jj] = (rows.r0 + l[jj] / g.kw) * w + c0 + jj * sw + l[jj] % g.kw;
+}
+
+inline float window_sum(const float* plane, index_t w, const Window& win) {
+  float s = 0.0f;
+  for (index_t r = win.r0; r < win.r1; ++r)
+    for (index_t c = win.c0; c < win.c1; ++c) s += plane[r * w + c];
+  return s;
+}
+
+// y[j] = mean of window (i, j) for j in [0, ow); interior vectorised over j as in row_max.
+void row_avg(const float* plane, const Pool2dGeometry& g, const Interior& in, index_t i, float* y,
+             bool count_include_pad) {
+  const index_t ow = g.ow(), sw = g.sw, w = g.w;
+  const float full = static_cast<float>(g.kh * g.kw);
+  auto edge = [&](index_t j) {
+    const Window win = window(g, i, j);
+    y[j] = window_sum(plane, w, win) / (count_include_pad ? full : static_cast<float>(win.cells()));
+  };
+  for (index_t j = 0; j < in.lo; ++j) edge(j);
+  for (index_t j = in.hi; j < ow; ++j) edge(j);
+  if (in.lo >= in.hi) return;
+  const Window rows = window(g, i, in.lo);
+  const index_t n = in.hi - in.lo, c0 = in.lo * sw - g.pw;
+  float* acc = y + in.lo;
+  std::fill(acc, acc + n, 0.0f);
+  for (index_t r = rows.r0; r < rows.r1; ++r)
+    for (index_t c = 0; c < g.kw; ++c) {
+      const float* src = plane + r * w + c0 + c;
+      for (index_t jj = 0; jj < n; ++jj) acc[jj] += src[jj * sw];
+    }
+  const float div = count_include_pad ? full : static_cast<float>((rows.r1 - rows.r0) * g.kw);
+  for (index_t jj = 0; jj < n; ++jj) acc[jj] /= div;
 }
 
 inline bool is_2x2_stride2(const Pool2dGeometry& g) {
@@ -96,13 +202,10 @@ void max_pool2d_forward(const float* x, float* y, const Pool2dGeometry& g) {
       }
     return;
   }
+  const Interior in = interior_cols(g);
 #pragma omp parallel for collapse(2) schedule(static) if (parallel_worth_it(g))
   for (index_t p = 0; p < g.planes; ++p)
-    for (index_t i = 0; i < oh; ++i) {
-      const float* plane = x + p * hw;
-      float* yrow = y + (p * oh + i) * ow;
-      for (index_t j = 0; j < ow; ++j) yrow[j] = plane[first_max(plane, g.w, window(g, i, j))];
-    }
+    for (index_t i = 0; i < oh; ++i) row_max(x + p * hw, g, in, i, y + (p * oh + i) * ow);
 }
 
 void max_pool2d_backward(const float* grad_out, const float* x, float* grad_in, const Pool2dGeometry& g) {
@@ -115,35 +218,46 @@ void max_pool2d_backward(const float* grad_out, const float* x, float* grad_in, 
     });
     return;
   }
-  if (is_tiled(g)) {
-    // Each cell belongs to at most one window: write every cell once (0 or the window's gradient).
-#pragma omp parallel for schedule(static) if (parallel_worth_it(g))
-    for (index_t p = 0; p < g.planes; ++p) {
-      const float* plane = x + p * hw;
-      float* gi = grad_in + p * hw;
-      for (index_t i = 0; i < oh; ++i) {
-        for (index_t j = 0; j < ow; ++j) {
-          const Window win = window(g, i, j);
-          const index_t at = first_max(plane, g.w, win);
-          const float gv = grad_out[(p * oh + i) * ow + j];
-          for (index_t r = win.r0; r < win.r1; ++r)
-            for (index_t c = win.c0; c < win.c1; ++c) gi[r * g.w + c] = (r * g.w + c == at) ? gv : 0.0f;
+  const Interior in = interior_cols(g);
+  const bool tiled = is_tiled(g);
+#pragma omp parallel if (parallel_worth_it(g))
+  {
+    // Per-thread scratch for one output row's winners, allocated once per call, outside the loops.
+    std::vector<float> best(ow);
+    std::vector<std::int32_t> loc(ow);
+    std::vector<index_t> at(ow);
+    if (tiled) {
+      // Each cell lies in at most one window: write every cell once (0 or the window's gradient).
+#pragma omp for collapse(2) schedule(static)
+      for (index_t p = 0; p < g.planes; ++p)
+        for (index_t i = 0; i < oh; ++i) {
+          const float* plane = x + p * hw;
+          const float* gout = grad_out + (p * oh + i) * ow;
+          float* gi = grad_in + p * hw;
+          row_argmax(plane, g, in, i, best.data(), loc.data(), at.data());
+          for (index_t r = i * g.kh; r < (i + 1) * g.kh; ++r) {
+            float* grow = gi + r * g.w;
+            for (index_t j = 0; j < ow; ++j)
+              for (index_t c = j * g.kw; c < (j + 1) * g.kw; ++c) grow[c] = (r * g.w + c == at[j]) ? gout[j] : 0.0f;
+            std::fill(grow + ow * g.kw, grow + g.w, 0.0f);  // columns right of the last window
+          }
+          if (i == oh - 1) std::fill(gi + oh * g.kh * g.w, gi + hw, 0.0f);  // rows below the last window
         }
-        for (index_t r = i * g.kh; r < (i + 1) * g.kh; ++r)  // columns right of the last window
-          std::fill(gi + r * g.w + ow * g.kw, gi + (r + 1) * g.w, 0.0f);
+    } else {
+      // Overlapping windows, gaps or padding: zero the plane, then scatter-add in window order
+      // (row-major, as the reference) so accumulated cells round the same way; a thread per plane.
+#pragma omp for schedule(static)
+      for (index_t p = 0; p < g.planes; ++p) {
+        const float* plane = x + p * hw;
+        float* gi = grad_in + p * hw;
+        std::fill(gi, gi + hw, 0.0f);
+        for (index_t i = 0; i < oh; ++i) {
+          row_argmax(plane, g, in, i, best.data(), loc.data(), at.data());
+          const float* gout = grad_out + (p * oh + i) * ow;
+          for (index_t j = 0; j < ow; ++j) gi[at[j]] += gout[j];
+        }
       }
-      std::fill(gi + oh * g.kh * g.w, gi + hw, 0.0f);  // rows below the last window
     }
-    return;
-  }
-  // Overlapping windows (or padding): zero the plane, then scatter-add; one thread per plane.
-#pragma omp parallel for schedule(static) if (parallel_worth_it(g))
-  for (index_t p = 0; p < g.planes; ++p) {
-    const float* plane = x + p * hw;
-    float* gi = grad_in + p * hw;
-    std::fill(gi, gi + hw, 0.0f);
-    for (index_t i = 0; i < oh; ++i)
-      for (index_t j = 0; j < ow; ++j) gi[first_max(plane, g.w, window(g, i, j))] += grad_out[(p * oh + i) * ow + j];
   }
 }
 
@@ -161,20 +275,10 @@ void avg_pool2d_forward(const float* x, float* y, const Pool2dGeometry& g, bool 
       }
     return;
   }
-  const float full = static_cast<float>(g.kh * g.kw);
+  const Interior in = interior_cols(g);
 #pragma omp parallel for collapse(2) schedule(static) if (parallel_worth_it(g))
   for (index_t p = 0; p < g.planes; ++p)
-    for (index_t i = 0; i < oh; ++i) {
-      const float* plane = x + p * hw;
-      float* yrow = y + (p * oh + i) * ow;
-      for (index_t j = 0; j < ow; ++j) {
-        const Window win = window(g, i, j);
-        float s = 0.0f;
-        for (index_t r = win.r0; r < win.r1; ++r)
-          for (index_t c = win.c0; c < win.c1; ++c) s += plane[r * g.w + c];
-        yrow[j] = s / (count_include_pad ? full : static_cast<float>(win.cells()));
-      }
-    }
+    for (index_t i = 0; i < oh; ++i) row_avg(x + p * hw, g, in, i, y + (p * oh + i) * ow, count_include_pad);
 }
 
 void avg_pool2d_backward(const float* grad_out, float* grad_in, const Pool2dGeometry& g,
@@ -187,29 +291,22 @@ void avg_pool2d_backward(const float* grad_out, float* grad_in, const Pool2dGeom
     });
     return;
   }
-  // Gather: each input cell sums g / divisor over the windows that cover it. Window i covers row r
-  // when i*sh - ph <= r < i*sh - ph + kh, i.e. ceil((r + ph - kh + 1) / sh) <= i <= (r + ph) / sh.
-  // No races, so rows of every plane run in parallel.
+  // Zero the plane, then add g / divisor over each window (contiguous runs of kw cells; no integer
+  // division per cell as a gather would need). A thread per plane.
   const float full = static_cast<float>(g.kh * g.kw);
-#pragma omp parallel for collapse(2) schedule(static) if (parallel_worth_it(g))
-  for (index_t p = 0; p < g.planes; ++p)
-    for (index_t r = 0; r < g.h; ++r) {
-      const float* gp = grad_out + p * oh * ow;
-      float* gi = grad_in + p * hw + r * g.w;
-      const index_t i0 = std::max<index_t>(0, (r + g.ph - g.kh + g.sh) / g.sh);  // ceil; < 0 clips to 0
-      const index_t i1 = std::min(oh - 1, (r + g.ph) / g.sh);
-      for (index_t c = 0; c < g.w; ++c) {
-        const index_t j0 = std::max<index_t>(0, (c + g.pw - g.kw + g.sw) / g.sw);
-        const index_t j1 = std::min(ow - 1, (c + g.pw) / g.sw);
-        float s = 0.0f;
-        for (index_t i = i0; i <= i1; ++i)
-          for (index_t j = j0; j <= j1; ++j) {
-            const float div = count_include_pad ? full : static_cast<float>(window(g, i, j).cells());
-            s += gp[i * ow + j] / div;
-          }
-        gi[c] = s;
+#pragma omp parallel for schedule(static) if (parallel_worth_it(g))
+  for (index_t p = 0; p < g.planes; ++p) {
+    const float* gp = grad_out + p * oh * ow;
+    float* gi = grad_in + p * hw;
+    std::fill(gi, gi + hw, 0.0f);
+    for (index_t i = 0; i < oh; ++i)
+      for (index_t j = 0; j < ow; ++j) {
+        const Window win = window(g, i, j);
+        const float v = gp[i * ow + j] / (count_include_pad ? full : static_cast<float>(win.cells()));
+        for (index_t r = win.r0; r < win.r1; ++r)
+          for (index_t c = win.c0; c < win.c1; ++c) gi[r * g.w + c] += v;
       }
-    }
+  }
 }
 
 // ----------------------------------------------------------------------------------------- lp
