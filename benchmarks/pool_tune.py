@@ -1,5 +1,7 @@
 """Quick measurement of the 2x2 stride-2 pool (N=32, C=64, 56x56), forward and backward, max and avg:
-fastlayers CPU vs torch CPU in the same run, with a NumPy copy as the bandwidth anchor.
+fastlayers CPU vs torch CPU in the same run, with a NumPy copy as the bandwidth anchor. Rows
+"max3"/"avg3" are the 3x3 stride-2 padding-1 pool on the same input (the general kernels). Torch's
+max backward is given its argmax indices (it does not recompute them as ours does).
 
 GB/s counts the float32 bytes each op must move once: forward x + y; max backward grad_out + x +
 grad_in; avg backward grad_out + grad_in. The machine is shared: figures use the fastest repetition (least disturbed by the other
@@ -60,11 +62,17 @@ def main():
     print(f"numpy copy, 64 MiB (STREAM-like anchor): {copy_gbps:.1f} GB/s; "
           f"copy of x (25.7 MB): {2 * x.nbytes / t_xcopy / 1e9:.1f} GB/s")
 
+    # The 3x3 stride-2 padding-1 pool of a ResNet stem on the same input: the general kernels.
+    g3 = rng.standard_normal((n, c, 28, 28)).astype(np.float32)
     cases = {
         "max fwd": (lambda: fl.max_pool2d(x, 2), big + small),
         "avg fwd": (lambda: fl.avg_pool2d(x, 2), big + small),
         "max bwd": (lambda: fl.max_pool2d_backward(g, x, 2), 2 * big + small),
         "avg bwd": (lambda: fl.avg_pool2d_backward(g, x, 2), big + small),
+        "max3 fwd": (lambda: fl.max_pool2d(x, 3, 2, 1), big + small),
+        "max3 bwd": (lambda: fl.max_pool2d_backward(g3, x, 3, 2, 1), 2 * big + small),
+        "avg3 fwd": (lambda: fl.avg_pool2d(x, 3, 2, 1), big + small),
+        "avg3 bwd": (lambda: fl.avg_pool2d_backward(g3, x, 3, 2, 1), big + small),
     }
     torch_cases = {}
     try:
@@ -73,6 +81,8 @@ def main():
         torch.set_num_threads(args.threads)
         tx, tg = torch.from_numpy(x), torch.from_numpy(g)
         _, idx = torch.nn.functional.max_pool2d(tx, 2, return_indices=True)
+        tg3 = torch.from_numpy(g3)
+        _, idx3 = torch.nn.functional.max_pool2d(tx, 3, 2, 1, return_indices=True)
         aten = torch.ops.aten
         torch_cases = {
             "max fwd": lambda: torch.nn.functional.max_pool2d(tx, 2),
@@ -80,6 +90,11 @@ def main():
             "max bwd": lambda: aten.max_pool2d_with_indices_backward(tg, tx, [2, 2], [2, 2], [0, 0], [1, 1],
                                                                      False, idx),
             "avg bwd": lambda: aten.avg_pool2d_backward(tg, tx, [2, 2], [2, 2], [0, 0], False, True, None),
+            "max3 fwd": lambda: torch.nn.functional.max_pool2d(tx, 3, 2, 1),
+            "max3 bwd": lambda: aten.max_pool2d_with_indices_backward(tg3, tx, [3, 3], [2, 2], [1, 1], [1, 1],
+                                                                      False, idx3),
+            "avg3 fwd": lambda: torch.nn.functional.avg_pool2d(tx, 3, 2, 1),
+            "avg3 bwd": lambda: aten.avg_pool2d_backward(tg3, tx, [3, 3], [2, 2], [1, 1], False, True, None),
         }
     except ImportError:
         print("torch not installed: no torch column")

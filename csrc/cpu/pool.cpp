@@ -54,6 +54,41 @@ inline Interior interior_cols(const Pool2dGeometry& g) {
   return {lo, std::max(lo, hi)};
 }
 
+// The interior inner loops, one window cell against n outputs spaced `stride` input columns apart.
+// Stride 1 and 2 (nearly every pool) are compile-time constants so GCC turns the strided loads into
+// vector loads and shuffles; other strides load element by element.
+template <int kStride>
+void max_step(const float* src, float* acc, index_t n, index_t stride) {
+  const index_t s = kStride ? kStride : stride;
+  for (index_t jj = 0; jj < n; ++jj) {
+    const float v = src[jj * s];
+    acc[jj] = pool_beats(v, acc[jj]) ? v : acc[jj];
+  }
+}
+
+template <int kStride>
+void argmax_step(const float* src, float* best, std::int32_t* loc, std::int32_t cell, index_t n,
+                 index_t stride) {
+  const index_t s = kStride ? kStride : stride;
+  for (index_t jj = 0; jj < n; ++jj) {
+    const float v = src[jj * s];
+    const bool wins = pool_beats(v, best[jj]);
+    best[jj] = wins ? v : best[jj];
+    loc[jj] = wins ? cell : loc[jj];
+  }
+}
+
+template <int kStride>
+void sum_step(const float* src, float* acc, index_t n, index_t stride) {
+  const index_t s = kStride ? kStride : stride;
+  for (index_t jj = 0; jj < n; ++jj) acc[jj] += src[jj * s];
+}
+
+template <class F>
+F by_stride(index_t stride, F one, F two, F any) {
+  return stride == 1 ? one : stride == 2 ? two : any;
+}
+
 // y[j] = max of window (i, j) for j in [0, ow). The interior scans the window cells in row-major
 // order in the outer loops and j in the inner one: the same order per window as first_max, but
 // branch-free selects over a contiguous output row instead of unpredictable branches.
@@ -66,14 +101,9 @@ void row_max(const float* plane, const Pool2dGeometry& g, const Interior& in, in
   const index_t n = in.hi - in.lo, c0 = in.lo * sw - g.pw;
   float* acc = y + in.lo;
   for (index_t jj = 0; jj < n; ++jj) acc[jj] = plane[rows.r0 * w + c0 + jj * sw];
+  const auto step = by_stride(sw, &max_step<1>, &max_step<2>, &max_step<0>);
   for (index_t r = rows.r0; r < rows.r1; ++r)
-    for (index_t c = 0; c < g.kw; ++c) {
-      const float* src = plane + r * w + c0 + c;
-      for (index_t jj = 0; jj < n; ++jj) {
-        const float v = src[jj * sw];
-        acc[jj] = pool_beats(v, acc[jj]) ? v : acc[jj];
-      }
-    }
+    for (index_t c = 0; c < g.kw; ++c) step(plane + r * w + c0 + c, acc, n, sw);
 }
 
 // at[j] = in-plane index of the winner of window (i, j) for j in [0, ow). Scratch: best and loc,
@@ -97,17 +127,10 @@ void row_argmax(const float* plane, const Pool2dGeometry& g, const Interior& in,
     b[jj] = plane[rows.r0 * w + c0 + jj * sw];
     l[jj] = 0;
   }
+  const auto step = by_stride(sw, &argmax_step<1>, &argmax_step<2>, &argmax_step<0>);
   for (index_t r = rows.r0; r < rows.r1; ++r)
-    for (index_t c = 0; c < g.kw; ++c) {
-      const float* src = plane + r * w + c0 + c;
-      const auto cell = static_cast<std::int32_t>((r - rows.r0) * g.kw + c);
-      for (index_t jj = 0; jj < n; ++jj) {
-        const float v = src[jj * sw];
-        const bool wins = pool_beats(v, b[jj]);
-        b[jj] = wins ? v : b[jj];
-        l[jj] = wins ? cell : l[jj];
-      }
-    }
+    for (index_t c = 0; c < g.kw; ++c)
+      step(plane + r * w + c0 + c, b, l, static_cast<std::int32_t>((r - rows.r0) * g.kw + c), n, sw);
   for (index_t jj = 0; jj < n; ++jj)
     at[in.lo + jj] = (rows.r0 + l[jj] / g.kw) * w + c0 + jj * sw + l[jj] % g.kw;
 }
@@ -135,11 +158,9 @@ void row_avg(const float* plane, const Pool2dGeometry& g, const Interior& in, in
   const index_t n = in.hi - in.lo, c0 = in.lo * sw - g.pw;
   float* acc = y + in.lo;
   std::fill(acc, acc + n, 0.0f);
+  const auto step = by_stride(sw, &sum_step<1>, &sum_step<2>, &sum_step<0>);
   for (index_t r = rows.r0; r < rows.r1; ++r)
-    for (index_t c = 0; c < g.kw; ++c) {
-      const float* src = plane + r * w + c0 + c;
-      for (index_t jj = 0; jj < n; ++jj) acc[jj] += src[jj * sw];
-    }
+    for (index_t c = 0; c < g.kw; ++c) step(plane + r * w + c0 + c, acc, n, sw);
   const float div = count_include_pad ? full : static_cast<float>((rows.r1 - rows.r0) * g.kw);
   for (index_t jj = 0; jj < n; ++jj) acc[jj] /= div;
 }
