@@ -5,4 +5,6 @@ PYBIND11_MODULE(_cuda, m) {
   using namespace fastlayers::bindings;
   bind_cuda_runtime(m);
   bind_cuda_activation(m);
+  bind_cuda_pool(m);
+  bind_cuda_conv(m);
 }
