@@ -12,5 +12,6 @@ inline cudaStream_t stream_of(std::uintptr_t address) { return reinterpret_cast<
 
 void bind_cuda_runtime(pybind11::module_& m);
 void bind_cuda_activation(pybind11::module_& m);
+void bind_cuda_gemm(pybind11::module_& m);
 
 }  // namespace fastlayers::bindings

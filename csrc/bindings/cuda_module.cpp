@@ -5,4 +5,5 @@ PYBIND11_MODULE(_cuda, m) {
   using namespace fastlayers::bindings;
   bind_cuda_runtime(m);
   bind_cuda_activation(m);
+  bind_cuda_gemm(m);
 }
