@@ -5,6 +5,7 @@
 #include "bindings/cuda_bindings.h"
 #include "bindings/pointers.h"
 #include "cuda/gemm.h"
+#include "cuda/linear.h"
 
 namespace py = pybind11;
 
@@ -28,6 +29,15 @@ void bind_cuda_gemm(py::module_& m) {
                             "reference), got " + std::to_string(path));
     cuda::sgemm_path(static_cast<cuda::SgemmPath>(path), ta, tb, M, N, K, alpha, in(a), lda, in(b),
                      ldb, beta, out(c), ldc, stream_of(s));
+  }, nogil);
+  // Dense-layer bias kernels (the CPU binds them in cpu_gemm.cpp too).
+  m.def("bias_add_rows", [](std::uintptr_t y, std::uintptr_t b, index_t rows, index_t cols,
+                            std::uintptr_t s) {
+    cuda::bias_add_rows(out(y), in(b), rows, cols, stream_of(s));
+  }, nogil);
+  m.def("bias_grad_rows", [](std::uintptr_t g, std::uintptr_t gb, index_t rows, index_t cols,
+                             std::uintptr_t s) {
+    cuda::bias_grad_rows(in(g), out(gb), rows, cols, stream_of(s));
   }, nogil);
 }
 

@@ -6,4 +6,7 @@ PYBIND11_MODULE(_cuda, m) {
   bind_cuda_runtime(m);
   bind_cuda_activation(m);
   bind_cuda_gemm(m);
+  bind_cuda_elementwise(m);
+  bind_cuda_loss(m);
+  bind_cuda_optim(m);
 }
