@@ -118,6 +118,38 @@ int main() {
       expect(std::fabs(loss - want) <= 1e-6 * std::max(1.0, want), "loss reduce", n, blocks, 0, loss - want);
     }
 
+  // softmax cross-entropy: the per-row term, and both backwards, against plain double loops.
+  for (index_t n : {1, 5, 40})
+    for (index_t c : {1, 3, 10}) {
+      auto z = randn(n * c, rng), t = randn(n * c, rng);
+      for (auto& v : t) v = std::fabs(v);
+      std::vector<std::int64_t> lab(n);
+      for (index_t i = 0; i < n; ++i) lab[i] = (i * 7 + 3) % c;
+      std::vector<float> g1(n * c), g2(n * c);
+      float l1 = -1, l2 = -1;
+      const double scale = 1.0 / n;
+      emulate_launch(1, kReduceThreads, [&] { sum_terms_kernel(n, SceTerm{z.data(), lab.data(), c}, nullptr, &l1, scale); });
+      emulate_launch(1, kReduceThreads, [&] { sum_terms_kernel(n, SceProbTerm{z.data(), t.data(), c}, nullptr, &l2, scale); });
+      emulate_launch(2, 16, [&] { sce_backward_kernel(z.data(), lab.data(), g1.data(), n, c, scale); });
+      emulate_launch(2, 16, [&] { sce_prob_backward_kernel(z.data(), t.data(), g2.data(), n, c, scale); });
+      double want1 = 0, want2 = 0, worst = 0;
+      for (index_t i = 0; i < n; ++i) {
+        double mx = -1e300, s = 0, ts = 0;
+        for (index_t j = 0; j < c; ++j) mx = std::max(mx, double(z[i * c + j]));
+        for (index_t j = 0; j < c; ++j) s += std::exp(z[i * c + j] - mx), ts += t[i * c + j];
+        const double lse = mx + std::log(s);
+        want1 += lse - z[i * c + lab[i]];
+        for (index_t j = 0; j < c; ++j) {
+          want2 += t[i * c + j] * (lse - z[i * c + j]);
+          const double p = std::exp(z[i * c + j] - lse);
+          worst = std::max(worst, std::fabs(g1[i * c + j] - scale * (p - (j == lab[i]))));
+          worst = std::max(worst, std::fabs(g2[i * c + j] - scale * (p * ts - t[i * c + j])));
+        }
+      }
+      worst = std::max({worst, std::fabs(l1 - want1 * scale), std::fabs(l2 - want2 * scale)});
+      expect(worst < 1e-5, "softmax cross-entropy", n, c, 0, worst);
+    }
+
   // bias kernels.
   for (index_t rows : {0, 1, 5, 33})
     for (index_t cols : {1, 3, 70}) {
