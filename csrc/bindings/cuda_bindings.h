@@ -14,5 +14,10 @@ void bind_cuda_runtime(pybind11::module_& m);
 void bind_cuda_activation(pybind11::module_& m);
 void bind_cuda_pool(pybind11::module_& m);
 void bind_cuda_conv(pybind11::module_& m);
+void bind_cuda_gemm(pybind11::module_& m);
+void bind_cuda_elementwise(pybind11::module_& m);
+void bind_cuda_loss(pybind11::module_& m);
+void bind_cuda_optim(pybind11::module_& m);
+void bind_cuda_dropout(pybind11::module_& m);
 
 }  // namespace fastlayers::bindings
