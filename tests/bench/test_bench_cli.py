@@ -66,7 +66,7 @@ def test_unimplemented_ops_are_notes_not_crashes(tmp_path, monkeypatch):
     doc = _run(tmp_path, "--filter", "^relu$", "--backends", "reference,cpu,numpy", "--no-plots")
     assert {r["backend"] for r in doc["records"]} == {"numpy"}
     reasons = {(n["backend"], n["reason"]) for n in doc["notes"] if isinstance(n, dict)}
-    assert ("cpu", "not implemented yet: relu") in reasons and ("reference", "not implemented yet: relu") in reasons
+    assert ("cpu", "not implemented yet") in reasons and ("reference", "not implemented yet") in reasons
 
 
 def test_failing_kernel_is_a_note(tmp_path, monkeypatch):

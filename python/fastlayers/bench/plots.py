@@ -148,6 +148,7 @@ def plot_roofline(records: list[dict], peaks: dict, path, title: str = "") -> Pa
 def write_plots(out_dir, stem: str, records: list[dict], peaks: dict) -> list[Path]:
     """All plots that apply; returns the files written."""
     out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     made = [plot_throughput(records, out_dir / f"{stem}.png"),
             plot_speedup(records, out_dir / f"{stem}-speedup.png"),
             plot_roofline(records, peaks, out_dir / f"{stem}-roofline.png")]

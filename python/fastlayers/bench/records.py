@@ -259,7 +259,8 @@ def markdown_report(machine: dict, peaks: dict, records: list[dict], notes: list
 
 
 def group_notes(notes: list) -> list[str]:
-    """Notes ({'backend', 'reason', 'op', 'case'} dicts or plain strings) merged by (backend, reason)."""
+    """Notes ({'backend', 'reason', 'op', 'case'} dicts or plain strings) merged by (backend, reason)
+    into one line each that lists the ops concerned."""
     grouped: dict = {}
     plain = []
     for n in notes:
@@ -268,17 +269,14 @@ def group_notes(notes: list) -> list[str]:
             continue
         key = (n.get("backend"), n.get("reason"))
         grouped.setdefault(key, [])
-        if n.get("op") is None:
-            continue  # a global note: the reason alone says it
-        label = n["op"] if not n.get("case") else f"{n['op']} [{n['case']}]"
-        if label not in grouped[key]:
-            grouped[key].append(label)
+        if n.get("op") is not None and n["op"] not in grouped[key]:  # op None: a global note
+            grouped[key].append(n["op"])
     lines = list(plain)
     for (backend, reason), ops in grouped.items():
         if not ops:
             lines.append(f"{backend}: {reason}")
             continue
-        shown = ", ".join(ops[:12]) + (f", … ({len(ops)} in all)" if len(ops) > 12 else "")
+        shown = ", ".join(ops)
         lines.append(f"{backend}: {reason} — {shown}")
     return lines
 
