@@ -35,7 +35,7 @@ def _plt():
 
 
 def _label(op: str, case: str) -> str:
-    case = case if len(case) <= 38 else case[:36] + "…"
+    case = case if len(case) <= 30 else case[:28] + "…"
     return f"{op} {case}"
 
 
