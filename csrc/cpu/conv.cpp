@@ -1,0 +1,279 @@
+#include "cpu/conv.h"
+
+#include <omp.h>
+
+#include <algorithm>
+
+#include "cpu/gemm.h"
+#include "cpu/parallel.h"
+
+namespace fastlayers::cpu {
+
+namespace {
+
+// The im2col matrix of one (image, group) has CRS = C/groups * R * S rows and P*Q columns. It is
+// built a tile of columns at a time so that the workspace stays bounded (a 512x512 image would
+// otherwise need hundreds of MB) and the tile is still in cache when sgemm reads it.
+constexpr index_t kColsTileFloats = index_t{1} << 19;  // 2 MiB per thread
+constexpr index_t kMinTileColumns = 128;
+
+struct Geometry {
+  index_t Cg, Kg, CRS, PQ, HW;
+  index_t tile;  // columns per im2col tile
+  bool direct;   // 1x1, stride 1, no padding: the input already is the im2col matrix
+};
+
+Geometry geometry(const Conv2dShape& s) {
+  Geometry g{};
+  g.Cg = s.C / s.groups;
+  g.Kg = s.K / s.groups;
+  g.CRS = g.Cg * s.R * s.S;
+  g.PQ = s.P * s.Q;
+  g.HW = s.H * s.W;
+  g.direct = s.R == 1 && s.S == 1 && s.stride_h == 1 && s.stride_w == 1 && s.pad_h == 0 && s.pad_w == 0;
+  g.tile = std::min(g.PQ, std::max(kMinTileColumns, kColsTileFloats / std::max<index_t>(g.CRS, 1)));
+  return g;
+}
+
+// Parallel over images (one workspace slice per thread, sgemm single-threaded inside the region)
+// when there are at least as many images as threads; otherwise one image at a time and sgemm and
+// im2col parallelise inside.
+int image_threads(const Conv2dShape& s, int threads) { return (threads > 1 && s.N >= threads) ? threads : 1; }
+
+index_t cols_floats(const Geometry& g) { return g.direct ? 0 : g.CRS * g.tile; }
+
+index_t needed_floats(const Conv2dShape& s, const Geometry& g, ConvPass pass, int T) {
+  index_t n = T * cols_floats(g);
+  if (pass == ConvPass::backward_weight) n += (T - 1) * s.K * g.CRS;  // partial grad_w, threads 1..T-1
+  return n;
+}
+
+// Threads over images that the workspace allows; 0 if it is too small even for one.
+int plan_threads(const Conv2dShape& s, const Geometry& g, ConvPass pass, index_t workspace_floats) {
+  int T = image_threads(s, omp_get_max_threads());
+  while (T > 1 && needed_floats(s, g, pass, T) > workspace_floats) --T;
+  return needed_floats(s, g, pass, T) <= workspace_floats ? T : 0;
+}
+
+index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
+
+// For kernel column offset w_off = t*dil_w - pad_w: the output columns q with 0 <= q*sw + w_off < W.
+void valid_q(const Conv2dShape& s, index_t w_off, index_t& q_lo, index_t& q_hi) {
+  q_lo = w_off >= 0 ? 0 : ceil_div(-w_off, s.stride_w);
+  q_hi = (s.W - 1 - w_off) < 0 ? 0 : std::min(s.Q, (s.W - 1 - w_off) / s.stride_w + 1);
+  if (q_hi < q_lo) q_hi = q_lo;
+}
+
+// Columns [j0, j1) of the im2col matrix of one image and group: row (c, r, t), column j = p*Q + q
+// holds x[c, p*sh - ph + r*dh, q*sw - pw + t*dw], 0 where that falls in the padding.
+void im2col(const Conv2dShape& s, const float* x, index_t Cg, index_t j0, index_t j1, float* cols,
+            bool parallel) {
+  const index_t RS = s.R * s.S, rows = Cg * RS, ld = j1 - j0, sw = s.stride_w;
+#pragma omp parallel for schedule(static) if (parallel)
+  for (index_t row = 0; row < rows; ++row) {
+    const index_t c = row / RS, r = (row / s.S) % s.R, t = row % s.S;
+    const float* xc = x + c * s.H * s.W;
+    const index_t h_off = r * s.dil_h - s.pad_h, w_off = t * s.dil_w - s.pad_w;
+    index_t q_lo, q_hi;
+    valid_q(s, w_off, q_lo, q_hi);
+    float* out = cols + row * ld;
+    for (index_t j = j0; j < j1;) {
+      const index_t p = j / s.Q, q = j - p * s.Q, qe = std::min(s.Q, q + (j1 - j));
+      float* d = out + (j - j0) - q;  // d[qq] is column p*Q + qq
+      const index_t ih = p * s.stride_h + h_off;
+      if (ih < 0 || ih >= s.H) {
+        for (index_t qq = q; qq < qe; ++qq) d[qq] = 0.0f;
+      } else {
+        const float* xrow = xc + ih * s.W;
+        const index_t a = std::clamp(q_lo, q, qe), b = std::clamp(q_hi, a, qe);
+        for (index_t qq = q; qq < a; ++qq) d[qq] = 0.0f;
+        if (sw == 1) {
+          for (index_t qq = a; qq < b; ++qq) d[qq] = xrow[qq + w_off];
+        } else {
+          for (index_t qq = a; qq < b; ++qq) d[qq] = xrow[qq * sw + w_off];
+        }
+        for (index_t qq = b; qq < qe; ++qq) d[qq] = 0.0f;
+      }
+      j += qe - q;
+    }
+  }
+}
+
+// The adjoint of im2col: grad_x[c, ih, iw] += cols[row, j] over columns [j0, j1). Parallel over
+// channels, so no two threads write the same element and the summation order is fixed.
+void col2im_add(const Conv2dShape& s, const float* cols, index_t Cg, index_t j0, index_t j1, float* gx,
+                bool parallel) {
+  const index_t ld = j1 - j0, sw = s.stride_w;
+#pragma omp parallel for schedule(static) if (parallel)
+  for (index_t c = 0; c < Cg; ++c) {
+    float* gc = gx + c * s.H * s.W;
+    for (index_t r = 0; r < s.R; ++r) {
+      for (index_t t = 0; t < s.S; ++t) {
+        const index_t row = (c * s.R + r) * s.S + t;
+        const index_t h_off = r * s.dil_h - s.pad_h, w_off = t * s.dil_w - s.pad_w;
+        index_t q_lo, q_hi;
+        valid_q(s, w_off, q_lo, q_hi);
+        const float* in = cols + row * ld;
+        for (index_t j = j0; j < j1;) {
+          const index_t p = j / s.Q, q = j - p * s.Q, qe = std::min(s.Q, q + (j1 - j));
+          const index_t ih = p * s.stride_h + h_off;
+          if (ih >= 0 && ih < s.H) {
+            const float* src = in + (j - j0) - q;
+            float* grow = gc + ih * s.W;
+            const index_t a = std::clamp(q_lo, q, qe), b = std::clamp(q_hi, a, qe);
+            if (sw == 1) {
+              for (index_t qq = a; qq < b; ++qq) grow[qq + w_off] += src[qq];
+            } else {
+              for (index_t qq = a; qq < b; ++qq) grow[qq * sw + w_off] += src[qq];
+            }
+          }
+          j += qe - q;
+        }
+      }
+    }
+  }
+}
+
+void fill(float* p, index_t n, float v, bool parallel) {
+#pragma omp parallel for simd schedule(static) if (parallel && n > kParallelGrain)
+  for (index_t i = 0; i < n; ++i) p[i] = v;
+}
+
+// Runs body(n, workspace_slice, inner_parallel) for every image: split statically over T threads
+// (thread t takes images [t*N/T, (t+1)*N/T)), or one image at a time when T == 1.
+template <class Body>
+void for_each_image(const Conv2dShape& s, int T, float* workspace, index_t slice, Body body) {
+  if (T > 1) {
+#pragma omp parallel num_threads(T)
+    {
+      const int t = omp_get_thread_num();
+      const index_t n0 = s.N * t / T, n1 = s.N * (t + 1) / T;
+      for (index_t n = n0; n < n1; ++n) body(n, workspace + t * slice, false);
+    }
+  } else {
+    const bool inner = omp_get_max_threads() > 1;
+    for (index_t n = 0; n < s.N; ++n) body(n, workspace, inner);
+  }
+}
+
+}  // namespace
+
+index_t conv2d_workspace_floats(const Conv2dShape& s, ConvPass pass, int threads) {
+  const Geometry g = geometry(s);
+  return needed_floats(s, g, pass, image_threads(s, threads));
+}
+
+bool conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y,
+                    float* workspace, index_t workspace_floats) {
+  const Geometry g = geometry(s);
+  const int T = plan_threads(s, g, ConvPass::forward, workspace_floats);
+  if (T == 0) return false;
+  for_each_image(s, T, workspace, cols_floats(g), [&](index_t n, float* cols, bool inner) {
+    for (index_t grp = 0; grp < s.groups; ++grp) {
+      const float* xg = x + (n * s.C + grp * g.Cg) * g.HW;
+      const float* wg = w + grp * g.Kg * g.CRS;
+      float* yg = y + (n * s.K + grp * g.Kg) * g.PQ;
+      float beta = 0.0f;
+      if (b != nullptr) {  // start from the bias and let sgemm accumulate onto it
+        for (index_t k = 0; k < g.Kg; ++k) fill(yg + k * g.PQ, g.PQ, b[grp * g.Kg + k], inner);
+        beta = 1.0f;
+      }
+      if (g.direct) {
+        sgemm(false, false, g.Kg, g.PQ, g.CRS, 1.0f, wg, g.CRS, xg, g.HW, beta, yg, g.PQ);
+        continue;
+      }
+      for (index_t j0 = 0; j0 < g.PQ; j0 += g.tile) {
+        const index_t j1 = std::min(g.PQ, j0 + g.tile), jn = j1 - j0;
+        im2col(s, xg, g.Cg, j0, j1, cols, inner);
+        sgemm(false, false, g.Kg, jn, g.CRS, 1.0f, wg, g.CRS, cols, jn, beta, yg + j0, g.PQ);
+      }
+    }
+  });
+  return true;
+}
+
+bool conv2d_backward_data(const Conv2dShape& s, const float* grad_out, const float* w, float* grad_x,
+                          float* workspace, index_t workspace_floats) {
+  const Geometry g = geometry(s);
+  const int T = plan_threads(s, g, ConvPass::backward_data, workspace_floats);
+  if (T == 0) return false;
+  for_each_image(s, T, workspace, cols_floats(g), [&](index_t n, float* cols, bool inner) {
+    for (index_t grp = 0; grp < s.groups; ++grp) {
+      const float* gog = grad_out + (n * s.K + grp * g.Kg) * g.PQ;
+      const float* wg = w + grp * g.Kg * g.CRS;
+      float* gxg = grad_x + (n * s.C + grp * g.Cg) * g.HW;
+      if (g.direct) {  // grad_x = W^T grad_out
+        sgemm(true, false, g.CRS, g.PQ, g.Kg, 1.0f, wg, g.CRS, gog, g.PQ, 0.0f, gxg, g.HW);
+        continue;
+      }
+      fill(gxg, g.Cg * g.HW, 0.0f, inner);
+      for (index_t j0 = 0; j0 < g.PQ; j0 += g.tile) {
+        const index_t j1 = std::min(g.PQ, j0 + g.tile), jn = j1 - j0;
+        sgemm(true, false, g.CRS, jn, g.Kg, 1.0f, wg, g.CRS, gog + j0, g.PQ, 0.0f, cols, jn);
+        col2im_add(s, cols, g.Cg, j0, j1, gxg, inner);
+      }
+    }
+  });
+  return true;
+}
+
+bool conv2d_backward_weight(const Conv2dShape& s, const float* grad_out, const float* x, float* grad_w,
+                            float* grad_b, float* workspace, index_t workspace_floats) {
+  const Geometry g = geometry(s);
+  const int T = plan_threads(s, g, ConvPass::backward_weight, workspace_floats);
+  if (T == 0) return false;
+  const index_t gw_size = s.K * g.CRS, slice = cols_floats(g);
+  float* partials = workspace + T * slice;  // threads 1..T-1; thread 0 writes grad_w itself
+
+  if (s.N == 0) fill(grad_w, gw_size, 0.0f, true);
+  for_each_image(s, T, workspace, slice, [&](index_t n, float* cols, bool inner) {
+    const int t = T > 1 ? omp_get_thread_num() : 0;
+    float* gw = t == 0 ? grad_w : partials + (t - 1) * gw_size;
+    const bool first = n == s.N * t / T;  // this thread's first image overwrites its partial sum
+    for (index_t grp = 0; grp < s.groups; ++grp) {
+      const float* gog = grad_out + (n * s.K + grp * g.Kg) * g.PQ;
+      const float* xg = x + (n * s.C + grp * g.Cg) * g.HW;
+      float* gwg = gw + grp * g.Kg * g.CRS;
+      if (g.direct) {  // grad_w += grad_out x^T
+        sgemm(false, true, g.Kg, g.CRS, g.PQ, 1.0f, gog, g.PQ, xg, g.HW, first ? 0.0f : 1.0f, gwg, g.CRS);
+        continue;
+      }
+      for (index_t j0 = 0; j0 < g.PQ; j0 += g.tile) {
+        const index_t j1 = std::min(g.PQ, j0 + g.tile), jn = j1 - j0;
+        im2col(s, xg, g.Cg, j0, j1, cols, inner);
+        const float beta = (first && j0 == 0) ? 0.0f : 1.0f;
+        sgemm(false, true, g.Kg, g.CRS, jn, 1.0f, gog + j0, g.PQ, cols, jn, beta, gwg, g.CRS);
+      }
+    }
+  });
+  if (T > 1) {  // add the partial sums in thread order: the same bits on every run
+#pragma omp parallel for simd schedule(static) if (gw_size > kParallelGrain)
+    for (index_t i = 0; i < gw_size; ++i) {
+      float acc = grad_w[i];
+      for (int t = 1; t < T; ++t) acc += partials[(t - 1) * gw_size + i];
+      grad_w[i] = acc;
+    }
+  }
+
+  if (grad_b != nullptr) {
+    // Sixteen float lanes per row (vectorisable, and pairwise-like accuracy), rows added in double.
+    constexpr int L = 16;
+#pragma omp parallel for schedule(static) if (s.N * s.K * g.PQ > kParallelGrain)
+    for (index_t k = 0; k < s.K; ++k) {
+      double acc = 0.0;
+      for (index_t n = 0; n < s.N; ++n) {
+        const float* row = grad_out + (n * s.K + k) * g.PQ;
+        float lanes[L] = {};
+        index_t i = 0;
+        for (; i + L <= g.PQ; i += L)
+          for (int l = 0; l < L; ++l) lanes[l] += row[i + l];
+        for (; i < g.PQ; ++i) lanes[i % L] += row[i];
+        for (int l = 0; l < L; ++l) acc += lanes[l];
+      }
+      grad_b[k] = static_cast<float>(acc);
+    }
+  }
+  return true;
+}
+
+}  // namespace fastlayers::cpu
