@@ -79,20 +79,20 @@ void im2col(const Conv2dShape& s, const float* x, index_t Cg, index_t j0, index_
     float* out = cols + row * ld;
     for (index_t j = j0; j < j1;) {
       const index_t p = j / s.Q, q = j - p * s.Q, qe = std::min(s.Q, q + (j1 - j));
-      float* d = out + (j - j0) - q;  // d[qq] is column p*Q + qq
+      const index_t base = (j - j0) - q;  // out[base + qq] is column p*Q + qq
       const index_t ih = p * s.stride_h + h_off;
       if (ih < 0 || ih >= s.H) {
-        for (index_t qq = q; qq < qe; ++qq) d[qq] = 0.0f;
+        for (index_t qq = q; qq < qe; ++qq) out[base + qq] = 0.0f;
       } else {
         const float* xrow = xc + ih * s.W;
         const index_t a = std::clamp(q_lo, q, qe), b = std::clamp(q_hi, a, qe);
-        for (index_t qq = q; qq < a; ++qq) d[qq] = 0.0f;
+        for (index_t qq = q; qq < a; ++qq) out[base + qq] = 0.0f;
         if (sw == 1) {
-          for (index_t qq = a; qq < b; ++qq) d[qq] = xrow[qq + w_off];
+          for (index_t qq = a; qq < b; ++qq) out[base + qq] = xrow[qq + w_off];
         } else {
-          for (index_t qq = a; qq < b; ++qq) d[qq] = xrow[qq * sw + w_off];
+          for (index_t qq = a; qq < b; ++qq) out[base + qq] = xrow[qq * sw + w_off];
         }
-        for (index_t qq = b; qq < qe; ++qq) d[qq] = 0.0f;
+        for (index_t qq = b; qq < qe; ++qq) out[base + qq] = 0.0f;
       }
       j += qe - q;
     }
@@ -118,13 +118,13 @@ void col2im_add(const Conv2dShape& s, const float* cols, index_t Cg, index_t j0,
           const index_t p = j / s.Q, q = j - p * s.Q, qe = std::min(s.Q, q + (j1 - j));
           const index_t ih = p * s.stride_h + h_off;
           if (ih >= 0 && ih < s.H) {
-            const float* src = in + (j - j0) - q;
+            const index_t base = (j - j0) - q;  // in[base + qq] is column p*Q + qq
             float* grow = gc + ih * s.W;
             const index_t a = std::clamp(q_lo, q, qe), b = std::clamp(q_hi, a, qe);
             if (sw == 1) {
-              for (index_t qq = a; qq < b; ++qq) grow[qq + w_off] += src[qq];
+              for (index_t qq = a; qq < b; ++qq) grow[qq + w_off] += in[base + qq];
             } else {
-              for (index_t qq = a; qq < b; ++qq) grow[qq * sw + w_off] += src[qq];
+              for (index_t qq = a; qq < b; ++qq) grow[qq * sw + w_off] += in[base + qq];
             }
           }
           j += qe - q;
@@ -139,20 +139,21 @@ void fill(float* p, index_t n, float v, bool parallel) {
   for (index_t i = 0; i < n; ++i) p[i] = v;
 }
 
-// Runs body(n, workspace_slice, inner_parallel) for every image: split statically over T threads
-// (thread t takes images [t*N/T, (t+1)*N/T)), or one image at a time when T == 1.
+// Runs body(n, chunk, workspace_slice, inner_parallel) for every image. With T > 1 the images are
+// cut into T static chunks (chunk t is images [t*N/T, (t+1)*N/T) with workspace slice t), one per
+// thread; a smaller team (called from inside another parallel region) takes several chunks each,
+// so the result does not depend on the team OpenMP actually gives. With T == 1, one image at a time.
 template <class Body>
 void for_each_image(const Conv2dShape& s, int T, float* workspace, index_t slice, Body body) {
   if (T > 1) {
 #pragma omp parallel num_threads(T)
-    {
-      const int t = omp_get_thread_num();
+    for (int t = omp_get_thread_num(); t < T; t += omp_get_num_threads()) {
       const index_t n0 = s.N * t / T, n1 = s.N * (t + 1) / T;
-      for (index_t n = n0; n < n1; ++n) body(n, workspace + t * slice, false);
+      for (index_t n = n0; n < n1; ++n) body(n, t, workspace + t * slice, false);
     }
   } else {
-    const bool inner = omp_get_max_threads() > 1;
-    for (index_t n = 0; n < s.N; ++n) body(n, workspace, inner);
+    const bool inner = omp_get_max_threads() > 1 && !omp_in_parallel();
+    for (index_t n = 0; n < s.N; ++n) body(n, 0, workspace, inner);
   }
 }
 
@@ -168,7 +169,7 @@ bool conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const 
   const Geometry g = geometry(s);
   const int T = plan_threads(s, g, ConvPass::forward, workspace_floats);
   if (T == 0) return false;
-  for_each_image(s, T, workspace, cols_floats(g), [&](index_t n, float* cols, bool inner) {
+  for_each_image(s, T, workspace, cols_floats(g), [&](index_t n, int /*chunk*/, float* cols, bool inner) {
     for (index_t grp = 0; grp < s.groups; ++grp) {
       const float* xg = x + (n * s.C + grp * g.Cg) * g.HW;
       const float* wg = w + grp * g.Kg * g.CRS;
@@ -197,7 +198,7 @@ bool conv2d_backward_data(const Conv2dShape& s, const float* grad_out, const flo
   const Geometry g = geometry(s);
   const int T = plan_threads(s, g, ConvPass::backward_data, workspace_floats);
   if (T == 0) return false;
-  for_each_image(s, T, workspace, cols_floats(g), [&](index_t n, float* cols, bool inner) {
+  for_each_image(s, T, workspace, cols_floats(g), [&](index_t n, int /*chunk*/, float* cols, bool inner) {
     for (index_t grp = 0; grp < s.groups; ++grp) {
       const float* gog = grad_out + (n * s.K + grp * g.Kg) * g.PQ;
       const float* wg = w + grp * g.Kg * g.CRS;
@@ -226,10 +227,9 @@ bool conv2d_backward_weight(const Conv2dShape& s, const float* grad_out, const f
   float* partials = workspace + T * slice;  // threads 1..T-1; thread 0 writes grad_w itself
 
   if (s.N == 0) fill(grad_w, gw_size, 0.0f, true);
-  for_each_image(s, T, workspace, slice, [&](index_t n, float* cols, bool inner) {
-    const int t = T > 1 ? omp_get_thread_num() : 0;
+  for_each_image(s, T, workspace, slice, [&](index_t n, int t, float* cols, bool inner) {
     float* gw = t == 0 ? grad_w : partials + (t - 1) * gw_size;
-    const bool first = n == s.N * t / T;  // this thread's first image overwrites its partial sum
+    const bool first = n == s.N * t / T;  // a chunk's first image overwrites its partial sum
     for (index_t grp = 0; grp < s.groups; ++grp) {
       const float* gog = grad_out + (n * s.K + grp * g.Kg) * g.PQ;
       const float* xg = x + (n * s.C + grp * g.Cg) * g.HW;
