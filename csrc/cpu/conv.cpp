@@ -13,13 +13,16 @@ namespace {
 
 // The im2col matrix of one (image, group) has CRS = C/groups * R * S rows and P*Q columns. It is
 // built a tile of columns at a time so that the workspace stays bounded (a 512x512 image would
-// otherwise need hundreds of MB) and the tile is still in cache when sgemm reads it.
+// otherwise need hundreds of MB) and the tile is still in cache when sgemm reads it. When P*Q is
+// small (LeNet's second layer: 8x8), several images share one GEMM instead (their columns side by
+// side), so each sgemm call has a useful N and packs the weights once for `nb` images.
 constexpr index_t kColsTileFloats = index_t{1} << 19;  // 2 MiB per thread
 constexpr index_t kMinTileColumns = 128;
 
 struct Geometry {
   index_t Cg, Kg, CRS, PQ, HW;
-  index_t tile;  // columns per im2col tile
+  index_t tile;  // columns per sgemm call: a tile of one image's P*Q, or nb whole images
+  index_t nb;    // images per sgemm call (> 1 only when P*Q is small)
   bool direct;   // 1x1, stride 1, no padding: the input already is the im2col matrix
 };
 
@@ -31,7 +34,9 @@ Geometry geometry(const Conv2dShape& s) {
   g.PQ = s.P * s.Q;
   g.HW = s.H * s.W;
   g.direct = s.R == 1 && s.S == 1 && s.stride_h == 1 && s.stride_w == 1 && s.pad_h == 0 && s.pad_w == 0;
-  g.tile = std::min(g.PQ, std::max(kMinTileColumns, kColsTileFloats / std::max<index_t>(g.CRS, 1)));
+  const index_t cols = std::max(kMinTileColumns, kColsTileFloats / std::max<index_t>(g.CRS, 1));
+  g.nb = (!g.direct && 2 * g.PQ <= cols) ? std::max<index_t>(1, std::min(cols / g.PQ, s.N)) : 1;
+  g.tile = g.nb > 1 ? g.nb * g.PQ : std::min(g.PQ, cols);
   return g;
 }
 
@@ -40,10 +45,15 @@ Geometry geometry(const Conv2dShape& s) {
 // im2col parallelise inside.
 int image_threads(const Conv2dShape& s, int threads) { return (threads > 1 && s.N >= threads) ? threads : 1; }
 
-index_t cols_floats(const Geometry& g) { return g.direct ? 0 : g.CRS * g.tile; }
+// Per thread: the im2col tile, and with nb > 1 a (K/groups x tile) staging matrix for the GEMM's
+// output (forward) or grad_out input (backward), whose images are not adjacent in memory.
+index_t slice_floats(const Geometry& g) {
+  if (g.direct) return 0;
+  return g.CRS * g.tile + (g.nb > 1 ? g.Kg * g.tile : 0);
+}
 
 index_t needed_floats(const Conv2dShape& s, const Geometry& g, ConvPass pass, int T) {
-  index_t n = T * cols_floats(g);
+  index_t n = T * slice_floats(g);
   if (pass == ConvPass::backward_weight) n += (T - 1) * s.K * g.CRS;  // partial grad_w, threads 1..T-1
   return n;
 }
@@ -65,10 +75,11 @@ void valid_q(const Conv2dShape& s, index_t w_off, index_t& q_lo, index_t& q_hi) 
 }
 
 // Columns [j0, j1) of the im2col matrix of one image and group: row (c, r, t), column j = p*Q + q
-// holds x[c, p*sh - ph + r*dh, q*sw - pw + t*dw], 0 where that falls in the padding.
+// holds x[c, p*sh - ph + r*dh, q*sw - pw + t*dw], 0 where that falls in the padding. Written to
+// cols[row * ld + j - j0].
 void im2col(const Conv2dShape& s, const float* x, index_t Cg, index_t j0, index_t j1, float* cols,
-            bool parallel) {
-  const index_t RS = s.R * s.S, rows = Cg * RS, ld = j1 - j0, sw = s.stride_w;
+            index_t ld, bool parallel) {
+  const index_t RS = s.R * s.S, rows = Cg * RS, sw = s.stride_w;
 #pragma omp parallel for schedule(static) if (parallel)
   for (index_t row = 0; row < rows; ++row) {
     const index_t c = row / RS, r = (row / s.S) % s.R, t = row % s.S;
@@ -101,9 +112,9 @@ void im2col(const Conv2dShape& s, const float* x, index_t Cg, index_t j0, index_
 
 // The adjoint of im2col: grad_x[c, ih, iw] += cols[row, j] over columns [j0, j1). Parallel over
 // channels, so no two threads write the same element and the summation order is fixed.
-void col2im_add(const Conv2dShape& s, const float* cols, index_t Cg, index_t j0, index_t j1, float* gx,
-                bool parallel) {
-  const index_t ld = j1 - j0, sw = s.stride_w;
+void col2im_add(const Conv2dShape& s, const float* cols, index_t ld, index_t Cg, index_t j0, index_t j1,
+                float* gx, bool parallel) {
+  const index_t sw = s.stride_w;
 #pragma omp parallel for schedule(static) if (parallel)
   for (index_t c = 0; c < Cg; ++c) {
     float* gc = gx + c * s.H * s.W;
@@ -139,22 +150,31 @@ void fill(float* p, index_t n, float v, bool parallel) {
   for (index_t i = 0; i < n; ++i) p[i] = v;
 }
 
-// Runs body(n, chunk, workspace_slice, inner_parallel) for every image. With T > 1 the images are
-// cut into T static chunks (chunk t is images [t*N/T, (t+1)*N/T) with workspace slice t), one per
-// thread; a smaller team (called from inside another parallel region) takes several chunks each,
-// so the result does not depend on the team OpenMP actually gives. With T == 1, one image at a time.
+// Runs body(n, nbb, chunk, workspace_slice, inner_parallel) for blocks of nbb <= g.nb consecutive
+// images. With T > 1 the images are cut into T static chunks (chunk t is images
+// [t*N/T, (t+1)*N/T) with workspace slice t), one per thread; a smaller team (called from inside
+// another parallel region) takes several chunks each, so the result does not depend on the team
+// OpenMP actually gives. With T == 1, one block at a time, parallel inside.
 template <class Body>
-void for_each_image(const Conv2dShape& s, int T, float* workspace, index_t slice, Body body) {
+void for_each_block(const Conv2dShape& s, const Geometry& g, int T, float* workspace, Body body) {
+  const index_t slice = slice_floats(g);
+  auto chunk = [&](int t, index_t n0, index_t n1, float* ws, bool inner) {
+    for (index_t n = n0; n < n1; n += g.nb) body(n, std::min(g.nb, n1 - n), t, ws, inner);
+  };
   if (T > 1) {
 #pragma omp parallel num_threads(T)
-    for (int t = omp_get_thread_num(); t < T; t += omp_get_num_threads()) {
-      const index_t n0 = s.N * t / T, n1 = s.N * (t + 1) / T;
-      for (index_t n = n0; n < n1; ++n) body(n, t, workspace + t * slice, false);
-    }
+    for (int t = omp_get_thread_num(); t < T; t += omp_get_num_threads())
+      chunk(t, s.N * t / T, s.N * (t + 1) / T, workspace + t * slice, false);
   } else {
-    const bool inner = omp_get_max_threads() > 1 && !omp_in_parallel();
-    for (index_t n = 0; n < s.N; ++n) body(n, 0, workspace, inner);
+    chunk(0, 0, s.N, workspace, omp_get_max_threads() > 1 && !omp_in_parallel());
   }
+}
+
+// Staging for nb > 1: rows k of `m` (ld = nbb*PQ) hold the nbb images' planes k side by side.
+void gather_images(const float* src, index_t img_stride, index_t Kg, index_t PQ, index_t nbb, float* m) {
+  for (index_t k = 0; k < Kg; ++k)
+    for (index_t i = 0; i < nbb; ++i)
+      std::copy_n(src + i * img_stride + k * PQ, PQ, m + (k * nbb + i) * PQ);
 }
 
 }  // namespace
@@ -169,14 +189,30 @@ bool conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const 
   const Geometry g = geometry(s);
   const int T = plan_threads(s, g, ConvPass::forward, workspace_floats);
   if (T == 0) return false;
-  for_each_image(s, T, workspace, cols_floats(g), [&](index_t n, int /*chunk*/, float* cols, bool inner) {
+  for_each_block(s, g, T, workspace, [&](index_t n, index_t nbb, int /*chunk*/, float* ws, bool inner) {
     for (index_t grp = 0; grp < s.groups; ++grp) {
       const float* xg = x + (n * s.C + grp * g.Cg) * g.HW;
       const float* wg = w + grp * g.Kg * g.CRS;
       float* yg = y + (n * s.K + grp * g.Kg) * g.PQ;
+      const float* bg = b != nullptr ? b + grp * g.Kg : nullptr;
+      if (g.nb > 1) {  // nbb images in one GEMM into a staging matrix, then out to y (+ bias)
+        const index_t ld = nbb * g.PQ;
+        float* cols = ws;
+        float* out = ws + g.CRS * g.tile;
+        for (index_t i = 0; i < nbb; ++i) im2col(s, xg + i * s.C * g.HW, g.Cg, 0, g.PQ, cols + i * g.PQ, ld, inner);
+        sgemm(false, false, g.Kg, ld, g.CRS, 1.0f, wg, g.CRS, cols, ld, 0.0f, out, ld);
+        for (index_t i = 0; i < nbb; ++i)
+          for (index_t k = 0; k < g.Kg; ++k) {
+            const float* src = out + k * ld + i * g.PQ;
+            float* dst = yg + i * s.K * g.PQ + k * g.PQ;
+            const float bias = bg != nullptr ? bg[k] : 0.0f;
+            for (index_t j = 0; j < g.PQ; ++j) dst[j] = src[j] + bias;
+          }
+        continue;
+      }
       float beta = 0.0f;
-      if (b != nullptr) {  // start from the bias and let sgemm accumulate onto it
-        for (index_t k = 0; k < g.Kg; ++k) fill(yg + k * g.PQ, g.PQ, b[grp * g.Kg + k], inner);
+      if (bg != nullptr) {  // start from the bias and let sgemm accumulate onto it
+        for (index_t k = 0; k < g.Kg; ++k) fill(yg + k * g.PQ, g.PQ, bg[k], inner);
         beta = 1.0f;
       }
       if (g.direct) {
@@ -185,8 +221,8 @@ bool conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const 
       }
       for (index_t j0 = 0; j0 < g.PQ; j0 += g.tile) {
         const index_t j1 = std::min(g.PQ, j0 + g.tile), jn = j1 - j0;
-        im2col(s, xg, g.Cg, j0, j1, cols, inner);
-        sgemm(false, false, g.Kg, jn, g.CRS, 1.0f, wg, g.CRS, cols, jn, beta, yg + j0, g.PQ);
+        im2col(s, xg, g.Cg, j0, j1, ws, jn, inner);
+        sgemm(false, false, g.Kg, jn, g.CRS, 1.0f, wg, g.CRS, ws, jn, beta, yg + j0, g.PQ);
       }
     }
   });
@@ -198,7 +234,7 @@ bool conv2d_backward_data(const Conv2dShape& s, const float* grad_out, const flo
   const Geometry g = geometry(s);
   const int T = plan_threads(s, g, ConvPass::backward_data, workspace_floats);
   if (T == 0) return false;
-  for_each_image(s, T, workspace, cols_floats(g), [&](index_t n, int /*chunk*/, float* cols, bool inner) {
+  for_each_block(s, g, T, workspace, [&](index_t n, index_t nbb, int /*chunk*/, float* ws, bool inner) {
     for (index_t grp = 0; grp < s.groups; ++grp) {
       const float* gog = grad_out + (n * s.K + grp * g.Kg) * g.PQ;
       const float* wg = w + grp * g.Kg * g.CRS;
@@ -207,11 +243,24 @@ bool conv2d_backward_data(const Conv2dShape& s, const float* grad_out, const flo
         sgemm(true, false, g.CRS, g.PQ, g.Kg, 1.0f, wg, g.CRS, gog, g.PQ, 0.0f, gxg, g.HW);
         continue;
       }
+      if (g.nb > 1) {  // cols for nbb images = W^T [grad_out of each image side by side]
+        const index_t ld = nbb * g.PQ;
+        float* cols = ws;
+        float* gom = ws + g.CRS * g.tile;
+        gather_images(gog, s.K * g.PQ, g.Kg, g.PQ, nbb, gom);
+        sgemm(true, false, g.CRS, ld, g.Kg, 1.0f, wg, g.CRS, gom, ld, 0.0f, cols, ld);
+        for (index_t i = 0; i < nbb; ++i) {
+          float* gxi = gxg + i * s.C * g.HW;
+          fill(gxi, g.Cg * g.HW, 0.0f, inner);
+          col2im_add(s, cols + i * g.PQ, ld, g.Cg, 0, g.PQ, gxi, inner);
+        }
+        continue;
+      }
       fill(gxg, g.Cg * g.HW, 0.0f, inner);
       for (index_t j0 = 0; j0 < g.PQ; j0 += g.tile) {
         const index_t j1 = std::min(g.PQ, j0 + g.tile), jn = j1 - j0;
-        sgemm(true, false, g.CRS, jn, g.Kg, 1.0f, wg, g.CRS, gog + j0, g.PQ, 0.0f, cols, jn);
-        col2im_add(s, cols, g.Cg, j0, j1, gxg, inner);
+        sgemm(true, false, g.CRS, jn, g.Kg, 1.0f, wg, g.CRS, gog + j0, g.PQ, 0.0f, ws, jn);
+        col2im_add(s, ws, jn, g.Cg, j0, j1, gxg, inner);
       }
     }
   });
@@ -223,13 +272,13 @@ bool conv2d_backward_weight(const Conv2dShape& s, const float* grad_out, const f
   const Geometry g = geometry(s);
   const int T = plan_threads(s, g, ConvPass::backward_weight, workspace_floats);
   if (T == 0) return false;
-  const index_t gw_size = s.K * g.CRS, slice = cols_floats(g);
-  float* partials = workspace + T * slice;  // threads 1..T-1; thread 0 writes grad_w itself
+  const index_t gw_size = s.K * g.CRS;
+  float* partials = workspace + T * slice_floats(g);  // chunks 1..T-1; chunk 0 writes grad_w itself
 
   if (s.N == 0) fill(grad_w, gw_size, 0.0f, true);
-  for_each_image(s, T, workspace, slice, [&](index_t n, int t, float* cols, bool inner) {
+  for_each_block(s, g, T, workspace, [&](index_t n, index_t nbb, int t, float* ws, bool inner) {
     float* gw = t == 0 ? grad_w : partials + (t - 1) * gw_size;
-    const bool first = n == s.N * t / T;  // a chunk's first image overwrites its partial sum
+    const bool first = n == s.N * t / T;  // a chunk's first block overwrites its partial sum
     for (index_t grp = 0; grp < s.groups; ++grp) {
       const float* gog = grad_out + (n * s.K + grp * g.Kg) * g.PQ;
       const float* xg = x + (n * s.C + grp * g.Cg) * g.HW;
@@ -238,15 +287,24 @@ bool conv2d_backward_weight(const Conv2dShape& s, const float* grad_out, const f
         sgemm(false, true, g.Kg, g.CRS, g.PQ, 1.0f, gog, g.PQ, xg, g.HW, first ? 0.0f : 1.0f, gwg, g.CRS);
         continue;
       }
+      if (g.nb > 1) {  // one GEMM over nbb images: reduction length nbb*P*Q
+        const index_t ld = nbb * g.PQ;
+        float* cols = ws;
+        float* gom = ws + g.CRS * g.tile;
+        gather_images(gog, s.K * g.PQ, g.Kg, g.PQ, nbb, gom);
+        for (index_t i = 0; i < nbb; ++i) im2col(s, xg + i * s.C * g.HW, g.Cg, 0, g.PQ, cols + i * g.PQ, ld, inner);
+        sgemm(false, true, g.Kg, g.CRS, ld, 1.0f, gom, ld, cols, ld, first ? 0.0f : 1.0f, gwg, g.CRS);
+        continue;
+      }
       for (index_t j0 = 0; j0 < g.PQ; j0 += g.tile) {
         const index_t j1 = std::min(g.PQ, j0 + g.tile), jn = j1 - j0;
-        im2col(s, xg, g.Cg, j0, j1, cols, inner);
+        im2col(s, xg, g.Cg, j0, j1, ws, jn, inner);
         const float beta = (first && j0 == 0) ? 0.0f : 1.0f;
-        sgemm(false, true, g.Kg, g.CRS, jn, 1.0f, gog + j0, g.PQ, cols, jn, beta, gwg, g.CRS);
+        sgemm(false, true, g.Kg, g.CRS, jn, 1.0f, gog + j0, g.PQ, ws, jn, beta, gwg, g.CRS);
       }
     }
   });
-  if (T > 1) {  // add the partial sums in thread order: the same bits on every run
+  if (T > 1) {  // add the partial sums in chunk order: the same bits on every run
 #pragma omp parallel for simd schedule(static) if (gw_size > kParallelGrain)
     for (index_t i = 0; i < gw_size; ++i) {
       float acc = grad_w[i];

@@ -35,6 +35,8 @@ CASES = [
     (1, 2, 3, 3, 2, 3, 3, 1, 0, 1, 1),                 # kernel = input: 1x1 output
     (2, 2, 2, 2, 3, 3, 3, 2, 3, 1, 1),                 # padding larger than the input
     (5, 3, 17, 15, 4, 3, 3, 1, 1, 1, 1),               # N > threads, several images per thread
+    (2, 8, 64, 64, 4, 3, 3, 1, 1, 1, 1),               # one image per GEMM, one column tile
+    (5, 8, 32, 32, 4, 5, 5, 1, 0, 1, 1),               # 3 images per GEMM: blocks of 3 and 2
 ]
 
 
@@ -73,13 +75,14 @@ def test_conv2d_matches_reference(device, rng, case):
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_conv2d_both_parallel_strategies(device, rng, threads):
-    # threads=1: images one at a time; threads=2 with N >= 2: images split over threads, per-thread
-    # partial grad_w reduced at the end; N=1 with 2 threads: parallel inside sgemm and im2col.
+    # threads=1: one block of images at a time; threads=2 with N >= 2: images split over threads,
+    # per-thread partial grad_w reduced at the end; N=1 with 2 threads: parallel inside sgemm and
+    # im2col. Small P*Q puts several images in one GEMM (blocks of unequal size in the last case).
     old = fl.get_num_threads()
     fl.set_num_threads(threads)
     try:
         for case in [(4, 6, 10, 9, 8, 3, 3, 1, 1, 1, 2), (1, 6, 10, 9, 8, 3, 3, 2, 1, 1, 1),
-                     (3, 8, 7, 7, 4, 1, 1, 1, 0, 1, 1)]:
+                     (3, 8, 7, 7, 4, 1, 1, 1, 0, 1, 1), (5, 8, 32, 32, 4, 5, 5, 1, 0, 1, 2)]:
             x, w, b, params = _case_data(rng, case)
             _check_all(device, x, w, b, params, rng, f"{case} threads={threads}")
     finally:
