@@ -35,7 +35,9 @@ Geometry geometry(const Conv2dShape& s) {
   g.HW = s.H * s.W;
   g.direct = s.R == 1 && s.S == 1 && s.stride_h == 1 && s.stride_w == 1 && s.pad_h == 0 && s.pad_w == 0;
   const index_t cols = std::max(kMinTileColumns, kColsTileFloats / std::max<index_t>(g.CRS, 1));
-  g.nb = (!g.direct && 2 * g.PQ <= cols) ? std::max<index_t>(1, std::min(cols / g.PQ, s.N)) : 1;
+  // A block of nb images needs (CRS + K/groups) * nb*P*Q floats (im2col + staging): keep it in budget.
+  const index_t block_cols = kColsTileFloats / (g.CRS + g.Kg);
+  g.nb = (!g.direct && 2 * g.PQ <= block_cols) ? std::max<index_t>(1, std::min(block_cols / g.PQ, s.N)) : 1;
   g.tile = g.nb > 1 ? g.nb * g.PQ : std::min(g.PQ, cols);
   return g;
 }
