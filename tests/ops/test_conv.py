@@ -152,6 +152,24 @@ def test_workspace_is_reused(device, rng):
     assert conv_ops._workspaces.by_backend[device.name] is ws
 
 
+def test_conv2d_from_concurrent_python_threads(rng):
+    # The kernels release the GIL; each Python thread must get its own cached workspace.
+    from concurrent.futures import ThreadPoolExecutor
+
+    cases = [(4, 32, 48, 48, 32, 3, 3, 1, 1, 1, 1), (4, 32, 49, 45, 16, 3, 3, 1, 1, 1, 2)]
+    data = [_case_data(rng, c) for c in cases]
+    expect = [ref.conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), **p) for x, w, b, p in data]
+
+    def run(i):
+        x, w, b, p = data[i % 2]
+        return i % 2, fl.conv2d(x, w, b, **p)
+
+    with ThreadPoolExecutor(4) as pool:
+        for i, y in pool.map(run, range(12)):
+            K, Cg, R, S = data[i][1].shape
+            assert_close(y, expect[i], reduction_tol(Cg * R * S), f"thread case {i}")
+
+
 @pytest.mark.parametrize("case", [
     (2, 3, 11, 4, 3, 1, 0, 1, 1),
     (1, 4, 9, 6, 3, 2, 1, 2, 2),
