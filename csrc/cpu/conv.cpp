@@ -76,12 +76,32 @@ void valid_q(const Conv2dShape& s, index_t w_off, index_t& q_lo, index_t& q_hi) 
   if (q_hi < q_lo) q_hi = q_lo;
 }
 
+// One output row p's share of an im2col row: columns q in [q, qe) of output row p, for a kernel tap
+// whose valid columns are [q_lo, q_hi) (valid_q). Copies x or writes 0 (padding). `out[qq - q]` is
+// column p*Q + qq. Kept branch-light: with small P*Q (LeNet: 8x8) this runs once per 8 floats.
+inline void im2col_segment(const float* __restrict xrow, float* __restrict out, index_t q, index_t qe,
+                           index_t q_lo, index_t q_hi, index_t sw, index_t w_off) {
+  const index_t a = std::clamp(q_lo, q, qe), b = std::clamp(q_hi, a, qe);
+  for (index_t qq = q; qq < a; ++qq) out[qq - q] = 0.0f;
+  if (sw == 1) {
+    // In blocks of 8: a plain loop becomes a memmove call, which costs more than it moves here.
+    index_t qq = a;
+    for (; qq + 8 <= b; qq += 8)
+      for (int l = 0; l < 8; ++l) out[qq - q + l] = xrow[qq + w_off + l];
+    for (; qq < b; ++qq) out[qq - q] = xrow[qq + w_off];
+  } else {
+    for (index_t qq = a; qq < b; ++qq) out[qq - q] = xrow[qq * sw + w_off];
+  }
+  for (index_t qq = b; qq < qe; ++qq) out[qq - q] = 0.0f;
+}
+
 // Columns [j0, j1) of the im2col matrix of one image and group: row (c, r, t), column j = p*Q + q
 // holds x[c, p*sh - ph + r*dh, q*sw - pw + t*dw], 0 where that falls in the padding. Written to
 // cols[row * ld + j - j0].
 void im2col(const Conv2dShape& s, const float* x, index_t Cg, index_t j0, index_t j1, float* cols,
             index_t ld, bool parallel) {
-  const index_t RS = s.R * s.S, rows = Cg * RS, sw = s.stride_w;
+  const index_t RS = s.R * s.S, rows = Cg * RS, sw = s.stride_w, Q = s.Q;
+  const index_t p0 = j0 / Q, p1 = (j1 - 1) / Q;  // output rows touched; first and last may be partial
 #pragma omp parallel for schedule(static) if (parallel)
   for (index_t row = 0; row < rows; ++row) {
     const index_t c = row / RS, r = (row / s.S) % s.R, t = row % s.S;
@@ -89,25 +109,16 @@ void im2col(const Conv2dShape& s, const float* x, index_t Cg, index_t j0, index_
     const index_t h_off = r * s.dil_h - s.pad_h, w_off = t * s.dil_w - s.pad_w;
     index_t q_lo, q_hi;
     valid_q(s, w_off, q_lo, q_hi);
-    float* out = cols + row * ld;
-    for (index_t j = j0; j < j1;) {
-      const index_t p = j / s.Q, q = j - p * s.Q, qe = std::min(s.Q, q + (j1 - j));
-      const index_t base = (j - j0) - q;  // out[base + qq] is column p*Q + qq
+    float* out = cols + row * ld;  // out[j - j0] is column j
+    for (index_t p = p0; p <= p1; ++p) {
+      const index_t q = p == p0 ? j0 - p * Q : 0, qe = p == p1 ? j1 - p * Q : Q;
       const index_t ih = p * s.stride_h + h_off;
+      float* seg = out + (p * Q + q - j0);  // column p*Q + q
       if (ih < 0 || ih >= s.H) {
-        for (index_t qq = q; qq < qe; ++qq) out[base + qq] = 0.0f;
+        for (index_t qq = q; qq < qe; ++qq) seg[qq - q] = 0.0f;
       } else {
-        const float* xrow = xc + ih * s.W;
-        const index_t a = std::clamp(q_lo, q, qe), b = std::clamp(q_hi, a, qe);
-        for (index_t qq = q; qq < a; ++qq) out[base + qq] = 0.0f;
-        if (sw == 1) {
-          for (index_t qq = a; qq < b; ++qq) out[base + qq] = xrow[qq + w_off];
-        } else {
-          for (index_t qq = a; qq < b; ++qq) out[base + qq] = xrow[qq * sw + w_off];
-        }
-        for (index_t qq = b; qq < qe; ++qq) out[base + qq] = 0.0f;
+        im2col_segment(xc + ih * s.W, seg, q, qe, q_lo, q_hi, sw, w_off);
       }
-      j += qe - q;
     }
   }
 }
@@ -116,7 +127,8 @@ void im2col(const Conv2dShape& s, const float* x, index_t Cg, index_t j0, index_
 // channels, so no two threads write the same element and the summation order is fixed.
 void col2im_add(const Conv2dShape& s, const float* cols, index_t ld, index_t Cg, index_t j0, index_t j1,
                 float* gx, bool parallel) {
-  const index_t sw = s.stride_w;
+  const index_t sw = s.stride_w, Q = s.Q;
+  const index_t p0 = j0 / Q, p1 = (j1 - 1) / Q;
 #pragma omp parallel for schedule(static) if (parallel)
   for (index_t c = 0; c < Cg; ++c) {
     float* gc = gx + c * s.H * s.W;
@@ -126,21 +138,19 @@ void col2im_add(const Conv2dShape& s, const float* cols, index_t ld, index_t Cg,
         const index_t h_off = r * s.dil_h - s.pad_h, w_off = t * s.dil_w - s.pad_w;
         index_t q_lo, q_hi;
         valid_q(s, w_off, q_lo, q_hi);
-        const float* in = cols + row * ld;
-        for (index_t j = j0; j < j1;) {
-          const index_t p = j / s.Q, q = j - p * s.Q, qe = std::min(s.Q, q + (j1 - j));
+        const float* in = cols + row * ld;  // in[j - j0] is column j
+        for (index_t p = p0; p <= p1; ++p) {
           const index_t ih = p * s.stride_h + h_off;
-          if (ih >= 0 && ih < s.H) {
-            const index_t base = (j - j0) - q;  // in[base + qq] is column p*Q + qq
-            float* grow = gc + ih * s.W;
-            const index_t a = std::clamp(q_lo, q, qe), b = std::clamp(q_hi, a, qe);
-            if (sw == 1) {
-              for (index_t qq = a; qq < b; ++qq) grow[qq + w_off] += in[base + qq];
-            } else {
-              for (index_t qq = a; qq < b; ++qq) grow[qq * sw + w_off] += in[base + qq];
-            }
+          if (ih < 0 || ih >= s.H) continue;
+          const index_t q = p == p0 ? j0 - p * Q : 0, qe = p == p1 ? j1 - p * Q : Q;
+          const index_t a = std::clamp(q_lo, q, qe), b = std::clamp(q_hi, a, qe);
+          const float* __restrict seg = in + (p * Q + q - j0);  // column p*Q + q
+          float* __restrict grow = gc + ih * s.W;
+          if (sw == 1) {
+            for (index_t qq = a; qq < b; ++qq) grow[qq + w_off] += seg[qq - q];
+          } else {
+            for (index_t qq = a; qq < b; ++qq) grow[qq * sw + w_off] += seg[qq - q];
           }
-          j += qe - q;
         }
       }
     }
