@@ -24,6 +24,7 @@ struct Geometry {
   index_t tile;  // columns per sgemm call: a tile of one image's P*Q, or nb whole images
   index_t nb;    // images per sgemm call (> 1 only when P*Q is small)
   bool direct;   // 1x1, stride 1, no padding: the input already is the im2col matrix
+  bool gw_transposed;  // backward-weight computes grad_w^T (CRS x K/groups): see conv2d_backward_weight
 };
 
 Geometry geometry(const Conv2dShape& s) {
@@ -39,6 +40,7 @@ Geometry geometry(const Conv2dShape& s) {
   const index_t block_cols = kColsTileFloats / (g.CRS + g.Kg);
   g.nb = (!g.direct && 2 * g.PQ <= block_cols) ? std::max<index_t>(1, std::min(block_cols / g.PQ, s.N)) : 1;
   g.tile = g.nb > 1 ? g.nb * g.PQ : std::min(g.PQ, cols);
+  g.gw_transposed = g.CRS < 64 && g.CRS < g.Kg;
   return g;
 }
 
@@ -49,13 +51,15 @@ int image_threads(const Conv2dShape& s, int threads) { return (threads > 1 && s.
 
 // Per thread: the im2col tile, and with nb > 1 a (K/groups x tile) staging matrix for the GEMM's
 // output (forward) or grad_out input (backward), whose images are not adjacent in memory.
-index_t slice_floats(const Geometry& g) {
-  if (g.direct) return 0;
-  return g.CRS * g.tile + (g.nb > 1 ? g.Kg * g.tile : 0);
+// Backward-weight with gw_transposed adds a (CRS x K/groups) matrix for grad_w^T.
+index_t slice_floats(const Geometry& g, ConvPass pass) {
+  const index_t extra = (pass == ConvPass::backward_weight && g.gw_transposed) ? g.CRS * g.Kg : 0;
+  if (g.direct) return extra;
+  return g.CRS * g.tile + (g.nb > 1 ? g.Kg * g.tile : 0) + extra;
 }
 
 index_t needed_floats(const Conv2dShape& s, const Geometry& g, ConvPass pass, int T) {
-  index_t n = T * slice_floats(g);
+  index_t n = T * slice_floats(g, pass);
   if (pass == ConvPass::backward_weight) n += (T - 1) * s.K * g.CRS;  // partial grad_w, threads 1..T-1
   return n;
 }
@@ -168,8 +172,8 @@ void fill(float* p, index_t n, float v, bool parallel) {
 // another parallel region) takes several chunks each, so the result does not depend on the team
 // OpenMP actually gives. With T == 1, one block at a time, parallel inside.
 template <class Body>
-void for_each_block(const Conv2dShape& s, const Geometry& g, int T, float* workspace, Body body) {
-  const index_t slice = slice_floats(g);
+void for_each_block(const Conv2dShape& s, const Geometry& g, ConvPass pass, int T, float* workspace, Body body) {
+  const index_t slice = slice_floats(g, pass);
   auto chunk = [&](int t, index_t n0, index_t n1, float* ws, bool inner) {
     for (index_t n = n0; n < n1; n += g.nb) body(n, std::min(g.nb, n1 - n), t, ws, inner);
   };
@@ -201,7 +205,7 @@ bool conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const 
   const Geometry g = geometry(s);
   const int T = plan_threads(s, g, ConvPass::forward, workspace_floats);
   if (T == 0) return false;
-  for_each_block(s, g, T, workspace, [&](index_t n, index_t nbb, int /*chunk*/, float* ws, bool inner) {
+  for_each_block(s, g, ConvPass::forward, T, workspace, [&](index_t n, index_t nbb, int /*chunk*/, float* ws, bool inner) {
     for (index_t grp = 0; grp < s.groups; ++grp) {
       const float* xg = x + (n * s.C + grp * g.Cg) * g.HW;
       const float* wg = w + grp * g.Kg * g.CRS;
@@ -246,7 +250,7 @@ bool conv2d_backward_data(const Conv2dShape& s, const float* grad_out, const flo
   const Geometry g = geometry(s);
   const int T = plan_threads(s, g, ConvPass::backward_data, workspace_floats);
   if (T == 0) return false;
-  for_each_block(s, g, T, workspace, [&](index_t n, index_t nbb, int /*chunk*/, float* ws, bool inner) {
+  for_each_block(s, g, ConvPass::backward_data, T, workspace, [&](index_t n, index_t nbb, int /*chunk*/, float* ws, bool inner) {
     for (index_t grp = 0; grp < s.groups; ++grp) {
       const float* gog = grad_out + (n * s.K + grp * g.Kg) * g.PQ;
       const float* wg = w + grp * g.Kg * g.CRS;
@@ -285,18 +289,34 @@ bool conv2d_backward_weight(const Conv2dShape& s, const float* grad_out, const f
   const int T = plan_threads(s, g, ConvPass::backward_weight, workspace_floats);
   if (T == 0) return false;
   const index_t gw_size = s.K * g.CRS;
-  float* partials = workspace + T * slice_floats(g);  // chunks 1..T-1; chunk 0 writes grad_w itself
+  float* partials = workspace + T * slice_floats(g, ConvPass::backward_weight);  // chunks 1..T-1; chunk 0: grad_w
+
+  // gw (K/groups x CRS) = or += go (K/groups x kd) * cols^T (cols: CRS x kd). When CRS is small
+  // (LeNet's first layer: 1x5x5 = 25) that GEMM's N = CRS is too narrow for the micro-kernel, so
+  // compute gw^T = cols * go^T (N = K/groups) into `tmp` and add it transposed.
+  auto gw_gemm = [&](const float* go, index_t ldgo, const float* cols, index_t ldcols, index_t kd, bool overwrite,
+                     float* gwg, float* tmp) {
+    if (!g.gw_transposed) {
+      sgemm(false, true, g.Kg, g.CRS, kd, 1.0f, go, ldgo, cols, ldcols, overwrite ? 0.0f : 1.0f, gwg, g.CRS);
+      return;
+    }
+    sgemm(false, true, g.CRS, g.Kg, kd, 1.0f, cols, ldcols, go, ldgo, 0.0f, tmp, g.Kg);
+    for (index_t k = 0; k < g.Kg; ++k)
+      for (index_t r = 0; r < g.CRS; ++r)
+        gwg[k * g.CRS + r] = overwrite ? tmp[r * g.Kg + k] : gwg[k * g.CRS + r] + tmp[r * g.Kg + k];
+  };
 
   if (s.N == 0) fill(grad_w, gw_size, 0.0f, true);
-  for_each_block(s, g, T, workspace, [&](index_t n, index_t nbb, int t, float* ws, bool inner) {
+  for_each_block(s, g, ConvPass::backward_weight, T, workspace, [&](index_t n, index_t nbb, int t, float* ws, bool inner) {
     float* gw = t == 0 ? grad_w : partials + (t - 1) * gw_size;
+    float* tmp = ws + slice_floats(g, ConvPass::forward);  // the gw_transposed matrix, after cols/staging
     const bool first = n == s.N * t / T;  // a chunk's first block overwrites its partial sum
     for (index_t grp = 0; grp < s.groups; ++grp) {
       const float* gog = grad_out + (n * s.K + grp * g.Kg) * g.PQ;
       const float* xg = x + (n * s.C + grp * g.Cg) * g.HW;
       float* gwg = gw + grp * g.Kg * g.CRS;
       if (g.direct) {  // grad_w += grad_out x^T
-        sgemm(false, true, g.Kg, g.CRS, g.PQ, 1.0f, gog, g.PQ, xg, g.HW, first ? 0.0f : 1.0f, gwg, g.CRS);
+        gw_gemm(gog, g.PQ, xg, g.HW, g.PQ, first, gwg, tmp);
         continue;
       }
       if (g.nb > 1) {  // one GEMM over nbb images: reduction length nbb*P*Q
@@ -305,14 +325,13 @@ bool conv2d_backward_weight(const Conv2dShape& s, const float* grad_out, const f
         float* gom = ws + g.CRS * g.tile;
         gather_images(gog, s.K * g.PQ, g.Kg, g.PQ, nbb, gom);
         for (index_t i = 0; i < nbb; ++i) im2col(s, xg + i * s.C * g.HW, g.Cg, 0, g.PQ, cols + i * g.PQ, ld, inner);
-        sgemm(false, true, g.Kg, g.CRS, ld, 1.0f, gom, ld, cols, ld, first ? 0.0f : 1.0f, gwg, g.CRS);
+        gw_gemm(gom, ld, cols, ld, ld, first, gwg, tmp);
         continue;
       }
       for (index_t j0 = 0; j0 < g.PQ; j0 += g.tile) {
         const index_t j1 = std::min(g.PQ, j0 + g.tile), jn = j1 - j0;
         im2col(s, xg, g.Cg, j0, j1, ws, jn, inner);
-        const float beta = (first && j0 == 0) ? 0.0f : 1.0f;
-        sgemm(false, true, g.Kg, g.CRS, jn, 1.0f, gog + j0, g.PQ, ws, jn, beta, gwg, g.CRS);
+        gw_gemm(gog + j0, g.PQ, ws, jn, jn, first && j0 == 0, gwg, tmp);
       }
     }
   });

@@ -37,6 +37,10 @@ CASES = [
     (5, 3, 17, 15, 4, 3, 3, 1, 1, 1, 1),               # N > threads, several images per thread
     (2, 8, 64, 64, 4, 3, 3, 1, 1, 1, 1),               # one image per GEMM, one column tile
     (5, 8, 32, 32, 4, 5, 5, 1, 0, 1, 1),               # 3 images per GEMM: blocks of 3 and 2
+    (3, 1, 14, 13, 32, 5, 5, 1, 0, 1, 1),              # C/groups*R*S < K: grad_w computed transposed
+    (3, 2, 6, 5, 8, 1, 1, 1, 0, 1, 1),                 # ... on the 1x1 direct path
+    (1, 1, 100, 100, 16, 3, 3, 1, 1, 1, 1),            # ... one image, one large tile
+    (2, 4, 9, 9, 16, 3, 3, 1, 1, 1, 2),                # ... with groups
 ]
 
 
@@ -82,7 +86,8 @@ def test_conv2d_both_parallel_strategies(device, rng, threads):
     fl.set_num_threads(threads)
     try:
         for case in [(4, 6, 10, 9, 8, 3, 3, 1, 1, 1, 2), (1, 6, 10, 9, 8, 3, 3, 2, 1, 1, 1),
-                     (3, 8, 7, 7, 4, 1, 1, 1, 0, 1, 1), (5, 8, 32, 32, 4, 5, 5, 1, 0, 1, 2)]:
+                     (3, 8, 7, 7, 4, 1, 1, 1, 0, 1, 1), (5, 8, 32, 32, 4, 5, 5, 1, 0, 1, 2),
+                     (4, 1, 12, 12, 16, 3, 3, 1, 1, 1, 1)]:
             x, w, b, params = _case_data(rng, case)
             _check_all(device, x, w, b, params, rng, f"{case} threads={threads}")
     finally:
