@@ -13,21 +13,22 @@ namespace {
 
 // The im2col matrix of one (image, group) has CRS = C/groups * R * S rows and P*Q columns. It is
 // built a tile of columns at a time so that the workspace stays bounded (a 512x512 image would
-// otherwise need hundreds of MB) and the tile is still in cache when sgemm reads it. When P*Q is
-// small (LeNet's second layer: 8x8), several images share one GEMM instead (their columns side by
-// side), so each sgemm call has a useful N and packs the weights once for `nb` images.
+// otherwise need hundreds of MB) and the tile is still in cache when sgemm reads it. In the forward
+// pass, when P*Q is small (LeNet: 24x24 and 8x8), several images share one GEMM (their columns side
+// by side), so each sgemm call has a useful N and packs the weights once for `nb` images. (The
+// backward passes measured no faster that way: they run one image per GEMM.)
 constexpr index_t kColsTileFloats = index_t{1} << 19;  // 2 MiB per thread
 constexpr index_t kMinTileColumns = 128;
 
 struct Geometry {
   index_t Cg, Kg, CRS, PQ, HW;
   index_t tile;  // columns per sgemm call: a tile of one image's P*Q, or nb whole images
-  index_t nb;    // images per sgemm call (> 1 only when P*Q is small)
+  index_t nb;    // images per sgemm call (> 1 only in the forward pass when P*Q is small)
   bool direct;   // 1x1, stride 1, no padding: the input already is the im2col matrix
   bool gw_transposed;  // backward-weight computes grad_w^T (CRS x K/groups): see conv2d_backward_weight
 };
 
-Geometry geometry(const Conv2dShape& s) {
+Geometry geometry(const Conv2dShape& s, ConvPass pass) {
   Geometry g{};
   g.Cg = s.C / s.groups;
   g.Kg = s.K / s.groups;
@@ -38,7 +39,7 @@ Geometry geometry(const Conv2dShape& s) {
   const index_t cols = std::max(kMinTileColumns, kColsTileFloats / std::max<index_t>(g.CRS, 1));
   // A block of nb images needs (CRS + K/groups) * nb*P*Q floats (im2col + staging): keep it in budget.
   const index_t block_cols = kColsTileFloats / (g.CRS + g.Kg);
-  g.nb = (!g.direct && 2 * g.PQ <= block_cols) ? std::max<index_t>(1, std::min(block_cols / g.PQ, s.N)) : 1;
+  g.nb = (pass == ConvPass::forward && !g.direct && 2 * g.PQ <= block_cols) ? std::max<index_t>(1, std::min(block_cols / g.PQ, s.N)) : 1;
   g.tile = g.nb > 1 ? g.nb * g.PQ : std::min(g.PQ, cols);
   g.gw_transposed = g.CRS < 64 && g.CRS < g.Kg;
   return g;
@@ -186,23 +187,15 @@ void for_each_block(const Conv2dShape& s, const Geometry& g, ConvPass pass, int 
   }
 }
 
-// Staging for nb > 1: rows k of `m` (ld = nbb*PQ) hold the nbb images' planes k side by side.
-void gather_images(const float* src, index_t img_stride, index_t Kg, index_t PQ, index_t nbb, float* m) {
-  for (index_t k = 0; k < Kg; ++k)
-    for (index_t i = 0; i < nbb; ++i)
-      std::copy_n(src + i * img_stride + k * PQ, PQ, m + (k * nbb + i) * PQ);
-}
-
 }  // namespace
 
 index_t conv2d_workspace_floats(const Conv2dShape& s, ConvPass pass, int threads) {
-  const Geometry g = geometry(s);
-  return needed_floats(s, g, pass, image_threads(s, threads));
+  return needed_floats(s, geometry(s, pass), pass, image_threads(s, threads));
 }
 
 bool conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y,
                     float* workspace, index_t workspace_floats) {
-  const Geometry g = geometry(s);
+  const Geometry g = geometry(s, ConvPass::forward);
   const int T = plan_threads(s, g, ConvPass::forward, workspace_floats);
   if (T == 0) return false;
   for_each_block(s, g, ConvPass::forward, T, workspace, [&](index_t n, index_t nbb, int /*chunk*/, float* ws, bool inner) {
@@ -247,29 +240,16 @@ bool conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const 
 
 bool conv2d_backward_data(const Conv2dShape& s, const float* grad_out, const float* w, float* grad_x,
                           float* workspace, index_t workspace_floats) {
-  const Geometry g = geometry(s);
+  const Geometry g = geometry(s, ConvPass::backward_data);
   const int T = plan_threads(s, g, ConvPass::backward_data, workspace_floats);
   if (T == 0) return false;
-  for_each_block(s, g, ConvPass::backward_data, T, workspace, [&](index_t n, index_t nbb, int /*chunk*/, float* ws, bool inner) {
+  for_each_block(s, g, ConvPass::backward_data, T, workspace, [&](index_t n, index_t /*nbb = 1*/, int /*chunk*/, float* ws, bool inner) {
     for (index_t grp = 0; grp < s.groups; ++grp) {
       const float* gog = grad_out + (n * s.K + grp * g.Kg) * g.PQ;
       const float* wg = w + grp * g.Kg * g.CRS;
       float* gxg = grad_x + (n * s.C + grp * g.Cg) * g.HW;
       if (g.direct) {  // grad_x = W^T grad_out
         sgemm(true, false, g.CRS, g.PQ, g.Kg, 1.0f, wg, g.CRS, gog, g.PQ, 0.0f, gxg, g.HW);
-        continue;
-      }
-      if (g.nb > 1) {  // cols for nbb images = W^T [grad_out of each image side by side]
-        const index_t ld = nbb * g.PQ;
-        float* cols = ws;
-        float* gom = ws + g.CRS * g.tile;
-        gather_images(gog, s.K * g.PQ, g.Kg, g.PQ, nbb, gom);
-        sgemm(true, false, g.CRS, ld, g.Kg, 1.0f, wg, g.CRS, gom, ld, 0.0f, cols, ld);
-        for (index_t i = 0; i < nbb; ++i) {
-          float* gxi = gxg + i * s.C * g.HW;
-          fill(gxi, g.Cg * g.HW, 0.0f, inner);
-          col2im_add(s, cols + i * g.PQ, ld, g.Cg, 0, g.PQ, gxi, inner);
-        }
         continue;
       }
       fill(gxg, g.Cg * g.HW, 0.0f, inner);
@@ -285,7 +265,7 @@ bool conv2d_backward_data(const Conv2dShape& s, const float* grad_out, const flo
 
 bool conv2d_backward_weight(const Conv2dShape& s, const float* grad_out, const float* x, float* grad_w,
                             float* grad_b, float* workspace, index_t workspace_floats) {
-  const Geometry g = geometry(s);
+  const Geometry g = geometry(s, ConvPass::backward_weight);
   const int T = plan_threads(s, g, ConvPass::backward_weight, workspace_floats);
   if (T == 0) return false;
   const index_t gw_size = s.K * g.CRS;
@@ -307,7 +287,7 @@ bool conv2d_backward_weight(const Conv2dShape& s, const float* grad_out, const f
   };
 
   if (s.N == 0) fill(grad_w, gw_size, 0.0f, true);
-  for_each_block(s, g, ConvPass::backward_weight, T, workspace, [&](index_t n, index_t nbb, int t, float* ws, bool inner) {
+  for_each_block(s, g, ConvPass::backward_weight, T, workspace, [&](index_t n, index_t /*nbb = 1*/, int t, float* ws, bool inner) {
     float* gw = t == 0 ? grad_w : partials + (t - 1) * gw_size;
     float* tmp = ws + slice_floats(g, ConvPass::forward);  // the gw_transposed matrix, after cols/staging
     const bool first = n == s.N * t / T;  // a chunk's first block overwrites its partial sum
@@ -317,15 +297,6 @@ bool conv2d_backward_weight(const Conv2dShape& s, const float* grad_out, const f
       float* gwg = gw + grp * g.Kg * g.CRS;
       if (g.direct) {  // grad_w += grad_out x^T
         gw_gemm(gog, g.PQ, xg, g.HW, g.PQ, first, gwg, tmp);
-        continue;
-      }
-      if (g.nb > 1) {  // one GEMM over nbb images: reduction length nbb*P*Q
-        const index_t ld = nbb * g.PQ;
-        float* cols = ws;
-        float* gom = ws + g.CRS * g.tile;
-        gather_images(gog, s.K * g.PQ, g.Kg, g.PQ, nbb, gom);
-        for (index_t i = 0; i < nbb; ++i) im2col(s, xg + i * s.C * g.HW, g.Cg, 0, g.PQ, cols + i * g.PQ, ld, inner);
-        gw_gemm(gom, ld, cols, ld, ld, first, gwg, tmp);
         continue;
       }
       for (index_t j0 = 0; j0 < g.PQ; j0 += g.tile) {
