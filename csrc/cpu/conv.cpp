@@ -39,7 +39,8 @@ Geometry geometry(const Conv2dShape& s, ConvPass pass) {
   const index_t cols = std::max(kMinTileColumns, kColsTileFloats / std::max<index_t>(g.CRS, 1));
   // A block of nb images needs (CRS + K/groups) * nb*P*Q floats (im2col + staging): keep it in budget.
   const index_t block_cols = kColsTileFloats / (g.CRS + g.Kg);
-  g.nb = (pass == ConvPass::forward && !g.direct && 2 * g.PQ <= block_cols) ? std::max<index_t>(1, std::min(block_cols / g.PQ, s.N)) : 1;
+  const bool batch = pass == ConvPass::forward && !g.direct && 2 * g.PQ <= block_cols;
+  g.nb = batch ? std::max<index_t>(1, std::min(block_cols / g.PQ, s.N)) : 1;
   g.tile = g.nb > 1 ? g.nb * g.PQ : std::min(g.PQ, cols);
   g.gw_transposed = g.CRS < 64 && g.CRS < g.Kg;
   return g;
@@ -50,8 +51,8 @@ Geometry geometry(const Conv2dShape& s, ConvPass pass) {
 // im2col parallelise inside.
 int image_threads(const Conv2dShape& s, int threads) { return (threads > 1 && s.N >= threads) ? threads : 1; }
 
-// Per thread: the im2col tile, and with nb > 1 a (K/groups x tile) staging matrix for the GEMM's
-// output (forward) or grad_out input (backward), whose images are not adjacent in memory.
+// Per thread: the im2col tile, and with nb > 1 a (K/groups x tile) staging matrix for the forward
+// GEMM's output (the nb images' outputs are not adjacent in y).
 // Backward-weight with gw_transposed adds a (CRS x K/groups) matrix for grad_w^T.
 index_t slice_floats(const Geometry& g, ConvPass pass) {
   const index_t extra = (pass == ConvPass::backward_weight && g.gw_transposed) ? g.CRS * g.Kg : 0;
