@@ -3,11 +3,13 @@
 #include <cmath>
 
 #include "cpu/parallel.h"
+#include "cpu/vmath.h"
 
 namespace fastlayers::cpu {
 
 // The loops are written so that GCC vectorises them at -O3 with the baseline ISA; they are
-// memory-bound, so wider SIMD buys little here. exp/tanh go through libm (scalar) for accuracy.
+// memory-bound, so wider SIMD buys little here. sigmoid/tanh forward use the vector math of
+// vmath.h through the per-ISA loops (a few ulp; see the accuracy notes there).
 
 void relu_forward(const float* x, float* y, index_t n) {
 #pragma omp parallel for simd schedule(static) if (n > kParallelGrain)
@@ -33,13 +35,8 @@ void leaky_relu_backward(const float* grad_out, const float* x, float* grad_in, 
 }
 
 void sigmoid_forward(const float* x, float* y, index_t n) {
-  // exp(-|x|) never overflows; the two branches are the same function rearranged.
-#pragma omp parallel for schedule(static) if (n > kParallelGrain)
-  for (index_t i = 0; i < n; ++i) {
-    const float e = std::exp(-std::fabs(x[i]));
-    const float r = 1.0f / (1.0f + e);
-    y[i] = x[i] >= 0.0f ? r : (x[i] != x[i] ? x[i] : e * r);
-  }
+  const auto& k = vmath_kernels();
+  parallel_ranges(n, kTranscendentalGrain, [&](index_t lo, index_t hi) { k.sigmoid(x + lo, y + lo, hi - lo); });
 }
 
 void sigmoid_backward(const float* grad_out, const float* y, float* grad_in, index_t n) {
@@ -48,8 +45,8 @@ void sigmoid_backward(const float* grad_out, const float* y, float* grad_in, ind
 }
 
 void tanh_forward(const float* x, float* y, index_t n) {
-#pragma omp parallel for schedule(static) if (n > kParallelGrain)
-  for (index_t i = 0; i < n; ++i) y[i] = std::tanh(x[i]);
+  const auto& k = vmath_kernels();
+  parallel_ranges(n, kTranscendentalGrain, [&](index_t lo, index_t hi) { k.tanh(x + lo, y + lo, hi - lo); });
 }
 
 void tanh_backward(const float* grad_out, const float* y, float* grad_in, index_t n) {
