@@ -85,7 +85,7 @@ static inline float fast_sigmoid(float x) {
 
 // tanh(x): for |x| < 0.625 Cephes' odd polynomial (x + x^3 q(x^2), relative error ~1 ulp, x itself
 // for tiny x); above, 1 - 2 / (exp(2|x|) + 1), which has no cancellation there (tanh >= 0.55) and
-// saturates to exactly 1 (exp overflows to inf for |x| > 44: 2 / inf = 0). Sign restored last.
+// saturates to exactly 1 (exp overflows to inf for |x| > 44: 2 / inf = 0). Sign copied from x last.
 static inline float fast_tanh(float x) {
   const float ax = x < 0.0f ? -x : x;
   const float z = x * x;
@@ -94,9 +94,11 @@ static inline float fast_tanh(float x) {
   q = q * z - 5.37397155531e-2f;
   q = q * z + 1.33314422036e-1f;
   q = q * z - 3.33332819422e-1f;
-  const float small = x + x * (z * q);  // odd in x, so -0 stays -0
+  const float small = ax + ax * (z * q);
   const float big = 1.0f - 2.0f / (fast_exp(ax + ax) + 1.0f);
-  const float y = ax < 0.625f ? small : (x < 0.0f ? -big : big);
+  const float t = ax < 0.625f ? small : big;
+  // copy the sign bit of x: exactly odd, and tanh(-0) = -0
+  const float y = bits_to_float(float_to_bits(t) | (float_to_bits(x) & INT32_MIN));
   return x == x ? y : x;
 }
 
