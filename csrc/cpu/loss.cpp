@@ -54,10 +54,15 @@ struct RowExp {
   float sum;
 };
 
-inline RowExp row_exp(const VmathKernels& k, const float* z, index_t c) {
+inline float row_max(const float* z, index_t c) {
   float m = z[0];
 #pragma omp simd reduction(max : m)
   for (index_t j = 1; j < c; ++j) m = z[j] > m ? z[j] : m;
+  return m;
+}
+
+inline RowExp row_exp(const VmathKernels& k, const float* z, index_t c) {
+  const float m = row_max(z, c);
   return {m, k.exp_shift_sum(z, c, m)};
 }
 
@@ -160,9 +165,12 @@ void softmax_cross_entropy_backward(const float* logits, const std::int64_t* lab
   for (index_t i = 0; i < n; ++i) {
     const float* z = logits + i * c;
     float* g = grad + i * c;
-    const RowExp r = row_exp(k, z, c);
-    // scale * softmax = (scale / sum) * exp(z - max); then the one-hot part at the label.
-    k.exp_shift_scale(z, g, c, r.max, static_cast<float>(scale / r.sum));
+    const float m = row_max(z, c);
+    // scale * softmax = (scale / sum) * exp(z - max): the exponentials go to g first (one exp
+    // per element), then one multiply each; then the one-hot part at the label.
+    const float a = static_cast<float>(scale / k.exp_shift_store_sum(z, g, c, m));
+#pragma omp simd
+    for (index_t j = 0; j < c; ++j) g[j] *= a;
     g[labels[i]] = static_cast<float>(g[labels[i]] - scale);
   }
 }
@@ -196,14 +204,15 @@ void softmax_cross_entropy_prob_backward(const float* logits, const float* targe
     const float* z = logits + i * c;
     const float* t = target + i * c;
     float* g = grad + i * c;
-    const RowExp r = row_exp(k, z, c);
+    const float m = row_max(z, c);
+    const float sum = k.exp_shift_store_sum(z, g, c, m);  // exp(z - max) into g
     double tsum = 0.0;
 #pragma omp simd reduction(+ : tsum)
     for (index_t j = 0; j < c; ++j) tsum += t[j];
     // scale * (softmax * tsum - t)
-    k.exp_shift_scale(z, g, c, r.max, static_cast<float>(scale * tsum / r.sum));
+    const float a = static_cast<float>(scale * tsum / sum);
 #pragma omp simd
-    for (index_t j = 0; j < c; ++j) g[j] -= sc * t[j];
+    for (index_t j = 0; j < c; ++j) g[j] = g[j] * a - sc * t[j];
   }
 }
 

@@ -28,9 +28,10 @@ void forward_row(const VmathKernels& k, const float* x, float* y, index_t dim) {
 #pragma omp simd
     for (index_t d = 0; d < dim; ++d) y[d] = (x[d] - mx) - log_s;
   } else {
-    const float s = k.exp_shift_store_sum(x, y, dim, mx);
+    // one reciprocal, then multiplies: a divide per element would cost more than the exp
+    const float inv = 1.0f / k.exp_shift_store_sum(x, y, dim, mx);
 #pragma omp simd
-    for (index_t d = 0; d < dim; ++d) y[d] /= s;
+    for (index_t d = 0; d < dim; ++d) y[d] *= inv;
   }
 }
 

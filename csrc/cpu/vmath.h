@@ -126,8 +126,6 @@ struct VmathKernels {
   float (*exp_shift_store_sum)(const float* x, float* y, index_t n, float m);
   // sum of exp(x[i] - m), nothing stored.
   float (*exp_shift_sum)(const float* x, index_t n, float m);
-  // y[i] = a * exp(x[i] - m)
-  void (*exp_shift_scale)(const float* x, float* y, index_t n, float m, float a);
   // gx[i] = g[i] - exp(y[i]) * s   (log_softmax backward)
   void (*sub_exp_mul)(const float* g, const float* y, float* gx, index_t n, float s);
   // sum over i of softplus(z) - z*t (binary cross-entropy with logits), accumulated in double.

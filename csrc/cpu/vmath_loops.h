@@ -39,11 +39,6 @@ float exp_shift_sum_loop(const float* x, index_t n, float m) {
   return s;
 }
 
-void exp_shift_scale_loop(const float* x, float* y, index_t n, float m, float a) {
-#pragma omp simd
-  for (index_t i = 0; i < n; ++i) y[i] = a * fast_exp(x[i] - m);
-}
-
 void sub_exp_mul_loop(const float* g, const float* y, float* gx,
                       index_t n, float s) {
 #pragma omp simd
@@ -97,7 +92,6 @@ VmathKernels make_vmath_kernels() {
   k.tanh = tanh_loop;
   k.exp_shift_store_sum = exp_shift_store_sum_loop;
   k.exp_shift_sum = exp_shift_sum_loop;
-  k.exp_shift_scale = exp_shift_scale_loop;
   k.sub_exp_mul = sub_exp_mul_loop;
   k.bce_sum = bce_sum_loop;
   k.bce_grad = bce_grad_loop;
