@@ -54,15 +54,8 @@ struct RowExp {
   float sum;
 };
 
-inline float row_max(const float* z, index_t c) {
-  float m = z[0];
-#pragma omp simd reduction(max : m)
-  for (index_t j = 1; j < c; ++j) m = z[j] > m ? z[j] : m;
-  return m;
-}
-
 inline RowExp row_exp(const VmathKernels& k, const float* z, index_t c) {
-  const float m = row_max(z, c);
+  const float m = k.max(z, c);
   return {m, k.exp_shift_sum(z, c, m)};
 }
 
@@ -165,12 +158,10 @@ void softmax_cross_entropy_backward(const float* logits, const std::int64_t* lab
   for (index_t i = 0; i < n; ++i) {
     const float* z = logits + i * c;
     float* g = grad + i * c;
-    const float m = row_max(z, c);
+    const float m = k.max(z, c);
     // scale * softmax = (scale / sum) * exp(z - max): the exponentials go to g first (one exp
     // per element), then one multiply each; then the one-hot part at the label.
-    const float a = static_cast<float>(scale / k.exp_shift_store_sum(z, g, c, m));
-#pragma omp simd
-    for (index_t j = 0; j < c; ++j) g[j] *= a;
+    k.scale(g, c, static_cast<float>(scale / k.exp_shift_store_sum(z, g, c, m)));
     g[labels[i]] = static_cast<float>(g[labels[i]] - scale);
   }
 }
@@ -204,7 +195,7 @@ void softmax_cross_entropy_prob_backward(const float* logits, const float* targe
     const float* z = logits + i * c;
     const float* t = target + i * c;
     float* g = grad + i * c;
-    const float m = row_max(z, c);
+    const float m = k.max(z, c);
     const float sum = k.exp_shift_store_sum(z, g, c, m);  // exp(z - max) into g
     double tsum = 0.0;
 #pragma omp simd reduction(+ : tsum)

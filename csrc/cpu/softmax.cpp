@@ -20,18 +20,14 @@ constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 template <bool kLog>
 void forward_row(const VmathKernels& k, const float* x, float* y, index_t dim) {
-  float mx = kNegInf;
-#pragma omp simd reduction(max : mx)
-  for (index_t d = 0; d < dim; ++d) mx = std::max(mx, x[d]);
+  const float mx = k.max(x, dim);
   if constexpr (kLog) {
     const float log_s = std::log(k.exp_shift_sum(x, dim, mx));
 #pragma omp simd
     for (index_t d = 0; d < dim; ++d) y[d] = (x[d] - mx) - log_s;
   } else {
     // one reciprocal, then multiplies: a divide per element would cost more than the exp
-    const float inv = 1.0f / k.exp_shift_store_sum(x, y, dim, mx);
-#pragma omp simd
-    for (index_t d = 0; d < dim; ++d) y[d] *= inv;
+    k.scale(y, dim, 1.0f / k.exp_shift_store_sum(x, y, dim, mx));
   }
 }
 

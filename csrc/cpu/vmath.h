@@ -120,6 +120,10 @@ static inline float fast_softplus(float x) {
 namespace fastlayers::cpu {
 
 struct VmathKernels {
+  // max of x[0..n), n >= 1; NaN is skipped (callers let it poison a following sum instead).
+  float (*max)(const float* x, index_t n);
+  // y[i] *= a
+  void (*scale)(float* y, index_t n, float a);
   void (*sigmoid)(const float* x, float* y, index_t n);
   void (*tanh)(const float* x, float* y, index_t n);
   // y[i] = exp(x[i] - m) (y may alias x); returns the float sum of the y[i].

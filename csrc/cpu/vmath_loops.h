@@ -21,6 +21,18 @@ void tanh_loop(const float* x, float* y, index_t n) {
   for (index_t i = 0; i < n; ++i) y[i] = fast_tanh(x[i]);
 }
 
+float max_loop(const float* x, index_t n) {
+  float m = x[0];
+#pragma omp simd reduction(max : m)
+  for (index_t i = 1; i < n; ++i) m = x[i] > m ? x[i] : m;
+  return m;
+}
+
+void scale_loop(float* y, index_t n, float a) {
+#pragma omp simd
+  for (index_t i = 0; i < n; ++i) y[i] *= a;
+}
+
 float exp_shift_store_sum_loop(const float* x, float* y, index_t n, float m) {
   float s = 0.0f;
 #pragma omp simd reduction(+ : s)
@@ -88,6 +100,8 @@ void logistic_grad_loop(const float* sc, const float* y, float* g,
 
 VmathKernels make_vmath_kernels() {
   VmathKernels k;
+  k.max = max_loop;
+  k.scale = scale_loop;
   k.sigmoid = sigmoid_loop;
   k.tanh = tanh_loop;
   k.exp_shift_store_sum = exp_shift_store_sum_loop;
