@@ -140,6 +140,10 @@ struct VmathKernels {
   double (*logistic_sum)(const float* s, const float* y, index_t n);
   // g[i] = -a * y[i] * sigmoid(-y[i] * s[i])
   void (*logistic_grad)(const float* s, const float* y, float* g, index_t n, float a);
+  // Dropout over whole Philox blocks b0 .. b0+nb-1 (elements 4*b0 .. 4*(b0+nb)-1):
+  // y[i] = x[i] * (keep(i) ? on : 0); with x == nullptr, y[i] = keep(i) ? on : 0 (the mask).
+  void (*dropout_blocks)(const float* x, float* y, index_t b0, index_t nb, std::uint64_t seed,
+                         std::uint32_t threshold, float on);
 };
 
 const VmathKernels& vmath_kernels();  // for active_isa()

@@ -4,6 +4,7 @@
 // be shared with (and run by) a narrower one.
 #pragma once
 
+#include "common/philox.h"
 #include "cpu/vmath.h"
 
 namespace fastlayers::cpu {
@@ -98,6 +99,43 @@ void logistic_grad_loop(const float* sc, const float* y, float* g,
   for (index_t i = 0; i < n; ++i) g[i] = -a * y[i] * fast_sigmoid(-y[i] * sc[i]);
 }
 
+// Philox is evaluated for many blocks side by side (the block loop vectorises: 32x32->64-bit
+// multiplies on every lane). The philox.h helpers must inline here (they do: the simd loop would
+// not vectorise otherwise), so no ISA-flagged out-of-line copy of them exists.
+template <bool kHasX>
+void dropout_blocks_impl(const float* x, float* y, index_t b0, index_t nb, std::uint64_t seed,
+                         std::uint32_t threshold, float on) {
+  const std::uint32_t k0 = static_cast<std::uint32_t>(seed), k1 = static_cast<std::uint32_t>(seed >> 32);
+#pragma omp simd
+  for (index_t j = 0; j < nb; ++j) {
+    const std::uint64_t b = static_cast<std::uint64_t>(b0 + j);
+    std::uint32_t c0 = static_cast<std::uint32_t>(b), c1 = static_cast<std::uint32_t>(b >> 32), c2 = 0, c3 = 0;
+    philox::philox4x32_10(c0, c1, c2, c3, k0, k1);
+    const index_t i = 4 * (b0 + j);
+    const float f0 = philox::keep(c0, threshold) ? on : 0.0f, f1 = philox::keep(c1, threshold) ? on : 0.0f;
+    const float f2 = philox::keep(c2, threshold) ? on : 0.0f, f3 = philox::keep(c3, threshold) ? on : 0.0f;
+    if constexpr (kHasX) {  // x * 0 keeps NaN / inf -> NaN, as the scalar path did
+      y[i] = x[i] * f0;
+      y[i + 1] = x[i + 1] * f1;
+      y[i + 2] = x[i + 2] * f2;
+      y[i + 3] = x[i + 3] * f3;
+    } else {
+      y[i] = f0;
+      y[i + 1] = f1;
+      y[i + 2] = f2;
+      y[i + 3] = f3;
+    }
+  }
+}
+
+void dropout_blocks_loop(const float* x, float* y, index_t b0, index_t nb, std::uint64_t seed,
+                         std::uint32_t threshold, float on) {
+  if (x != nullptr)
+    dropout_blocks_impl<true>(x, y, b0, nb, seed, threshold, on);
+  else
+    dropout_blocks_impl<false>(x, y, b0, nb, seed, threshold, on);
+}
+
 VmathKernels make_vmath_kernels() {
   VmathKernels k;
   k.max = max_loop;
@@ -111,6 +149,7 @@ VmathKernels make_vmath_kernels() {
   k.bce_grad = bce_grad_loop;
   k.logistic_sum = logistic_sum_loop;
   k.logistic_grad = logistic_grad_loop;
+  k.dropout_blocks = dropout_blocks_loop;
   return k;
 }
 

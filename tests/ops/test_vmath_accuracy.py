@@ -32,9 +32,10 @@ def _isas():
 
 @pytest.fixture(params=_isas() if _cpu is not None else [])
 def isa(request):
+    before = _cpu.active_isa()
     _cpu.set_max_isa(request.param)
     yield request.param
-    _cpu.set_max_isa("avx512")
+    _cpu.set_max_isa(before)
 
 
 def _grid():
