@@ -18,7 +18,10 @@ void relu_forward(const float* x, float* y, index_t n) {
 
 void relu_backward(const float* grad_out, const float* x, float* grad_in, index_t n) {
 #pragma omp parallel for simd schedule(static) if (n > kParallelGrain)
-  for (index_t i = 0; i < n; ++i) grad_in[i] = x[i] > 0.0f ? grad_out[i] : 0.0f;
+  for (index_t i = 0; i < n; ++i) {
+    const float g = grad_out[i];  // loaded unconditionally so the select vectorises
+    grad_in[i] = x[i] > 0.0f ? g : 0.0f;
+  }
 }
 
 void leaky_relu_forward(const float* x, float* y, index_t n, float negative_slope) {
@@ -61,7 +64,8 @@ void sign_forward(const float* x, float* y, index_t n) {
 }
 
 void heaviside_forward(const float* x, float* y, index_t n, float value_at_zero) {
-#pragma omp parallel for simd schedule(static) if (n > kParallelGrain)
+  // firstprivate: a per-thread copy, so the stores to y cannot alias it (else no vectorisation)
+#pragma omp parallel for simd schedule(static) if (n > kParallelGrain) firstprivate(value_at_zero)
   for (index_t i = 0; i < n; ++i)
     y[i] = x[i] > 0.0f ? 1.0f : (x[i] < 0.0f ? 0.0f : (x[i] == 0.0f ? value_at_zero : x[i]));
 }
