@@ -13,6 +13,9 @@ exactly odd.
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 import fastlayers as fl
 
@@ -146,3 +149,21 @@ def test_large_input_crosses_threads_same_as_small(isa):
         whole = np.asarray(op(x))
         parts = np.concatenate([np.asarray(op(x[i:i + 1000])) for i in range(0, x.size, 1000)])
         np.testing.assert_array_equal(whole, parts)
+
+
+@settings(max_examples=40, deadline=None)
+@given(xs=hnp.arrays(np.float32, st.integers(1, 300),
+                     elements=st.floats(width=32, allow_nan=True, allow_infinity=True)),
+       isa_name=st.sampled_from(_isas() if _cpu is not None else ["generic"]))
+def test_hypothesis_any_float32(xs, isa_name):
+    """Arbitrary float32 inputs (any length, so every vector tail) on a random ISA path."""
+    before = _cpu.active_isa()
+    _cpu.set_max_isa(isa_name)
+    try:
+        x = xs.astype(np.float64)
+        _worst(ulp_error(np.asarray(fl.sigmoid(xs)), _sigmoid64(x)), xs, "sigmoid", 3.0)
+        _worst(ulp_error(np.asarray(fl.tanh(xs)), np.tanh(x)), xs, "tanh", 3.0)
+        with np.errstate(over="ignore"):
+            _worst(ulp_error(fast_exp_via_public_op(xs), np.exp(x)), xs, "exp", 2.0)
+    finally:
+        _cpu.set_max_isa(before)
