@@ -36,6 +36,9 @@ except ImportError:  # torch is optional: its columns print as "-"
     torch = None
 
 
+STAT = statistics.median  # --stat min: the best pass, for a machine too loaded for medians
+
+
 def median_time(fn, repeats):
     fn()  # warm-up (page faults, lazy init)
     ts = []
@@ -43,7 +46,7 @@ def median_time(fn, repeats):
         t0 = time.perf_counter()
         fn()
         ts.append(time.perf_counter() - t0)
-    return statistics.median(ts)
+    return STAT(ts)
 
 
 def cpu_time(fn, repeats):
@@ -161,10 +164,14 @@ def main():
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--n", type=int, default=32 * 64 * 56 * 56)
     ap.add_argument("--quick", action="store_true", help="relu/sigmoid/tanh and the softmax cases only")
+    ap.add_argument("--stat", choices=["median", "min"], default="median",
+                    help="statistic over the repeats (min: best pass; use when the machine is loaded)")
     args = ap.parse_args()
+    global STAT
+    STAT = min if args.stat == "min" else statistics.median
 
     print(f"load (uptime): {os.getloadavg()}  isa: {_cpu.active_isa()}  N={args.n}  repeats={args.repeats}"
-          f"  torch {torch.__version__ if torch else 'absent'}  numpy {np.__version__}")
+          f"  stat {args.stat}  torch {torch.__version__ if torch else 'absent'}  numpy {np.__version__}")
     cases = build_cases(args.n, args.quick)
     for nt in args.threads:
         fl.set_num_threads(nt)
