@@ -14,7 +14,9 @@ from .linear import *  # noqa: F401,F403
 from .loss import *  # noqa: F401,F403
 from .optim import *  # noqa: F401,F403
 from .pool import *  # noqa: F401,F403
-from . import activation, conv, dropout, elementwise, gemm, linear, loss, optim, pool
+import sys as _sys
 
-__all__ = [name for mod in (activation, conv, dropout, elementwise, gemm, linear, loss, optim, pool)
-           for name in mod.__all__]
+# By module name: the functions gemm and linear shadow their modules' attribute names here.
+__all__ = [name for mod in ("activation", "conv", "dropout", "elementwise", "gemm", "linear", "loss",
+                            "optim", "pool")
+           for name in _sys.modules[f"{__name__}.{mod}"].__all__]
