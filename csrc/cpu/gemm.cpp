@@ -55,7 +55,7 @@ void kernel_generic_4x16(index_t kc, const float* a, const float* b, float* c, i
 }
 }  // namespace
 
-KernelInfo kernel_generic() { return {kernel_generic_4x16, nullptr, kGenMR, kGenNR, 256, 128, 2048}; }
+KernelInfo kernel_generic() { return {kernel_generic_4x16, nullptr, nullptr, nullptr, kGenMR, kGenNR, 256, 128, 2048}; }
 
 namespace {
 
@@ -104,8 +104,10 @@ index_t round_up(index_t a, index_t b) { return ceil_div(a, b) * b; }
 
 // Packs rows [i0, i0+m) (m <= MR) x cols [p0, p0+kc) of alpha*op(A) into Ap (kc x MR, k-major).
 void pack_a_panel(bool trans_a, const float* A, index_t lda, index_t i0, index_t m, index_t p0,
-                  index_t kc, float alpha, int MR, float* Ap) {
-  if (!trans_a) {
+                  index_t kc, float alpha, int MR, PackAnPanel pack_an, float* Ap) {
+  if (!trans_a && pack_an != nullptr) {
+    pack_an(kc, A + i0 * lda + p0, lda, alpha, m, Ap);
+  } else if (!trans_a) {
     for (index_t i = 0; i < m; ++i) {
       const float* src = A + (i0 + i) * lda + p0;
       for (index_t k = 0; k < kc; ++k) Ap[k * MR + i] = alpha * src[k];
@@ -199,7 +201,7 @@ void run_team(const Plan& pl, int tid, int nt, bool trans_a, bool trans_b, index
         if (ic != last_ic) {
           for (index_t q = 0; q < mp; ++q)
             pack_a_panel(trans_a, A, lda, i0 + q * MR, std::min<index_t>(MR, mcur - q * MR), pc,
-                         kcur, alpha, MR, Ap + q * MR * kcur);
+                         kcur, alpha, MR, ki.pack_an, Ap + q * MR * kcur);
           last_ic = ic;
         }
         for (index_t jr = jch * np / pl.n_jch; jr < (jch + 1) * np / pl.n_jch; ++jr) {
@@ -211,6 +213,8 @@ void run_team(const Plan& pl, int tid, int nt, bool trans_a, bool trans_b, index
             const float* ap = Ap + ir * MR * kcur;
             if (m == MR && n == NR) {
               ki.kernel(kcur, ap, bp, c, ldc, b_beta);
+            } else if (ki.edge != nullptr) {
+              ki.edge(kcur, ap, bp, c, ldc, b_beta, m, n);
             } else {
               ki.kernel(kcur, ap, bp, tile, NR, 0.0f);
               for (index_t i = 0; i < m; ++i) {

@@ -14,13 +14,26 @@ namespace fastlayers::cpu::gemm_detail {
 using MicroKernel = void (*)(index_t kc, const float* Ap, const float* Bp, float* C, index_t ldc,
                              float beta);
 
+// Edge tile: only the first m rows (m <= MR) and n columns (n <= NR) of the tile are computed and
+// stored; the panels keep the full MR / NR layout. Optional (nullptr: the driver runs the full
+// kernel into a scratch tile and copies the edge out).
+using EdgeKernel = void (*)(index_t kc, const float* Ap, const float* Bp, float* C, index_t ldc,
+                            float beta, index_t m, index_t n);
+
 // Packs op(B)[p0:p0+kc, j0:j0+NR] transposed-source case (B stored N x K, row stride ldb) into Bp
 // (kc x NR, k-major). Full NR columns only. ISA files may provide faster versions.
 using PackBtPanel = void (*)(index_t kc, const float* B, index_t ldb, float* Bp);
 
+// Packs rows [0, m) (m <= MR) x cols [0, kc) of alpha * A (A stored M x K, row stride lda) into
+// Ap (kc x MR, k-major), zero-filling rows m..MR-1.
+using PackAnPanel = void (*)(index_t kc, const float* A, index_t lda, float alpha, index_t m,
+                             float* Ap);
+
 struct KernelInfo {
   MicroKernel kernel;
+  EdgeKernel edge;      // nullptr: scratch-tile fallback
   PackBtPanel pack_bt;  // nullptr: use the portable packer
+  PackAnPanel pack_an;  // nullptr: use the portable packer
   int mr, nr;           // register tile
   index_t kc, mc, nc;   // cache blocks: kc x nr B panel ~L1, mc x kc A block ~L2, kc x nc B block ~L3
 };

@@ -43,6 +43,6 @@ void kernel_6x16(index_t kc, const float* a, const float* b, float* c, index_t l
 
 }  // namespace
 
-KernelInfo kernel_avx2() { return {kernel_6x16, nullptr, MR, NR, 256, 144, 3072}; }
+KernelInfo kernel_avx2() { return {kernel_6x16, nullptr, nullptr, nullptr, MR, NR, 256, 144, 3072}; }
 
 }  // namespace fastlayers::cpu::gemm_detail
