@@ -262,6 +262,9 @@ void sgemm(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, float al
   const index_t np = ceil_div(std::min(pl.nc, N), ki.nr);
   index_t n_ic = ceil_div(M, ki.mc);
   if (nt > 1 && np < nt) n_ic = std::max<index_t>(n_ic, std::min<index_t>(nt, ceil_div(M, ki.mr)));
+  // Several row blocks anyway: make their count a multiple of the team so each thread takes
+  // whole blocks (no A block packed twice, no split jr range).
+  if (nt > 1 && n_ic > 1) n_ic = std::min(round_up(n_ic, nt), ceil_div(M, ki.mr));
   pl.mc = round_up(ceil_div(M, n_ic), ki.mr);
   pl.n_ic = ceil_div(M, pl.mc);
   // Enough (ic, jr-group) units to keep every thread busy, in equal shares where possible.
