@@ -12,7 +12,7 @@ from fastlayers import reference as ref
 
 from ..helpers import assert_close, reduction_tol
 
-X_SHAPES = [(1, 1), (100, 784), (3, 33), (2, 5, 17), (4, 3, 2, 9), (7,), (0, 5)]
+X_SHAPES = [(1, 1), (100, 784), (3, 33), (2, 5, 17), (4, 3, 2, 9), (7,), (0, 5), (3, 0)]
 
 
 def f64(*arrays):

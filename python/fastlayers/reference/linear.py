@@ -11,8 +11,9 @@ def linear(x, w, b=None):
 
 
 def linear_backward(grad_out, x, w, *, with_bias=True):
-    g2 = grad_out.reshape(-1, w.shape[0])
-    x2 = x.reshape(-1, w.shape[1])
+    rows = int(np.prod(x.shape[:-1]))  # explicit: reshape(-1, 0) is ambiguous when in == 0
+    g2 = grad_out.reshape(rows, w.shape[0])
+    x2 = x.reshape(rows, w.shape[1])
     grad_x = (g2 @ w).reshape(x.shape)
     grad_w = g2.T @ x2
     grad_b = g2.sum(axis=0) if with_bias else None
