@@ -86,6 +86,9 @@ def main():
             f()
         for _ in range(args.passes):
             for name, f in fns.items():  # interleaved: both see the same machine load
+                # Let the other library's worker threads stop spinning (OpenBLAS keeps them busy
+                # for a while after a call) before timing this one: on 2 cores they would steal one.
+                time.sleep(0.2)
                 best = float("inf")  # the fastest single call of the pass: on a shared machine,
                 for _ in range(3 * reps):  # a call that ran while no other job held our cores
                     t0 = clock()
