@@ -1,25 +1,291 @@
+// SGEMM driver, BLIS/Goto style:
+//   for jc (NC columns of C)            B block kc x nc packed once, shared by the team  (~L3)
+//     for pc (KC of the inner dimension)
+//       for ic (MC rows of C)           A block mc x kc packed per thread                (~L2)
+//         for jr (NR columns)           B micro-panel kc x NR stays in L1
+//           for ir (MR rows)            A micro-panels stream from L2
+//             micro-kernel: MR x NR tile of C held in registers for the whole kc loop
+// Packing absorbs trans_a / trans_b, alpha (folded into A) and the zero padding of edge panels,
+// so the micro-kernels only ever see full, aligned, unit-stride panels. beta is applied by the
+// first kc block only; later blocks accumulate (beta = 1).
+//
+// Threads: one OpenMP team per call; the team packs each B block cooperatively, then splits the
+// (ic block, group of jr panels) units statically. Called from inside another parallel region
+// (the conv kernels do, per image), the call runs on the calling thread alone.
+//
+// Workspace: packed buffers are grow-only, 64-byte aligned thread_local arrays, reused by every
+// later call on that thread (fresh pages cost ~1.4 us per 4 KiB here).
 #include "cpu/gemm.h"
 
-namespace fastlayers::cpu {
+#include <omp.h>
 
-// Placeholder: correct, cache-friendly i-k-j loops. The packed, blocked AVX-512/AVX2 version
-// replaces this (see the CPU speed work).
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+#include "cpu/cpu_features.h"
+#include "cpu/gemm_kernel.h"
+
+namespace fastlayers::cpu {
+namespace gemm_detail {
+
+// ---- portable micro-kernel (any x86-64 / other CPU; GCC vectorises the j loops with SSE2) -----
+namespace {
+constexpr int kGenMR = 4, kGenNR = 16;
+
+void kernel_generic_4x16(index_t kc, const float* a, const float* b, float* c, index_t ldc,
+                         float beta) {
+  float acc[kGenMR][kGenNR] = {};
+  for (index_t k = 0; k < kc; ++k) {
+    for (int i = 0; i < kGenMR; ++i) {
+      const float ai = a[i];
+      for (int j = 0; j < kGenNR; ++j) acc[i][j] += ai * b[j];
+    }
+    a += kGenMR;
+    b += kGenNR;
+  }
+  for (int i = 0; i < kGenMR; ++i) {
+    float* ci = c + i * ldc;
+    if (beta == 0.0f) {
+      for (int j = 0; j < kGenNR; ++j) ci[j] = acc[i][j];
+    } else {
+      for (int j = 0; j < kGenNR; ++j) ci[j] = acc[i][j] + beta * ci[j];
+    }
+  }
+}
+}  // namespace
+
+KernelInfo kernel_generic() { return {kernel_generic_4x16, nullptr, nullptr, nullptr, kGenMR, kGenNR, 256, 128, 2048}; }
+
+namespace {
+
+KernelInfo select_kernel() {
+#if defined(__x86_64__) || defined(_M_X64)
+  switch (active_isa()) {
+    case Isa::avx512: return kernel_avx512();
+    case Isa::avx2: return kernel_avx2();
+    default: break;
+  }
+#endif
+  return kernel_generic();
+}
+
+// Grow-only, 64-byte aligned scratch owned by one thread.
+class Workspace {
+ public:
+  ~Workspace() { std::free(ptr_); }
+  float* get(std::size_t n) {
+    if (n > cap_) {
+      std::free(ptr_);
+      const std::size_t bytes = ((n * sizeof(float) + 63) / 64) * 64;
+      ptr_ = static_cast<float*>(std::aligned_alloc(64, bytes));
+      if (ptr_ == nullptr) throw std::bad_alloc();
+      cap_ = bytes / sizeof(float);
+    }
+    return ptr_;
+  }
+
+ private:
+  float* ptr_ = nullptr;
+  std::size_t cap_ = 0;
+};
+
+float* workspace_a(std::size_t n) {
+  thread_local Workspace ws;
+  return ws.get(n);
+}
+float* workspace_b(std::size_t n) {
+  thread_local Workspace ws;
+  return ws.get(n);
+}
+
+index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
+index_t round_up(index_t a, index_t b) { return ceil_div(a, b) * b; }
+
+// Packs rows [i0, i0+m) (m <= MR) x cols [p0, p0+kc) of alpha*op(A) into Ap (kc x MR, k-major).
+void pack_a_panel(bool trans_a, const float* A, index_t lda, index_t i0, index_t m, index_t p0,
+                  index_t kc, float alpha, int MR, PackAnPanel pack_an, float* Ap) {
+  if (!trans_a && pack_an != nullptr) {
+    pack_an(kc, A + i0 * lda + p0, lda, alpha, m, Ap);
+  } else if (!trans_a) {
+    for (index_t i = 0; i < m; ++i) {
+      const float* src = A + (i0 + i) * lda + p0;
+      for (index_t k = 0; k < kc; ++k) Ap[k * MR + i] = alpha * src[k];
+    }
+    for (index_t i = m; i < MR; ++i)
+      for (index_t k = 0; k < kc; ++k) Ap[k * MR + i] = 0.0f;
+  } else {
+    for (index_t k = 0; k < kc; ++k) {
+      const float* src = A + (p0 + k) * lda + i0;
+      float* dst = Ap + k * MR;
+      for (index_t i = 0; i < m; ++i) dst[i] = alpha * src[i];
+      for (index_t i = m; i < MR; ++i) dst[i] = 0.0f;
+    }
+  }
+}
+
+// Packs cols [j0, j0+n) (n <= NR) x rows [p0, p0+kc) of op(B) into Bp (kc x NR, k-major).
+void pack_b_panel(bool trans_b, const float* B, index_t ldb, index_t j0, index_t n, index_t p0,
+                  index_t kc, int NR, PackBtPanel pack_bt, float* Bp) {
+  if (!trans_b) {
+    for (index_t k = 0; k < kc; ++k) {
+      const float* src = B + (p0 + k) * ldb + j0;
+      float* dst = Bp + k * NR;
+      std::memcpy(dst, src, sizeof(float) * n);
+      for (index_t j = n; j < NR; ++j) dst[j] = 0.0f;
+    }
+  } else if (n == NR && pack_bt != nullptr) {
+    pack_bt(kc, B + j0 * ldb + p0, ldb, Bp);
+  } else {
+    for (index_t j = 0; j < n; ++j) {
+      const float* src = B + (j0 + j) * ldb + p0;
+      for (index_t k = 0; k < kc; ++k) Bp[k * NR + j] = src[k];
+    }
+    for (index_t j = n; j < NR; ++j)
+      for (index_t k = 0; k < kc; ++k) Bp[k * NR + j] = 0.0f;
+  }
+}
+
+void scale_c(index_t M, index_t N, float beta, float* C, index_t ldc) {
+  for (index_t i = 0; i < M; ++i) {
+    float* c = C + i * ldc;
+    if (beta == 0.0f) {
+      for (index_t j = 0; j < N; ++j) c[j] = 0.0f;
+    } else {
+      for (index_t j = 0; j < N; ++j) c[j] *= beta;
+    }
+  }
+}
+
+// Below this many multiply-adds one thread is faster than waking the team.
+constexpr index_t kParallelFlops = index_t{1} << 18;
+
+struct Plan {
+  KernelInfo ki;
+  index_t kc, mc, nc;  // block sizes actually used (balanced so the last block is not a sliver)
+  index_t n_ic;        // number of mc row blocks
+  index_t n_jch;       // jr panels of a B block are split into this many groups (threading)
+};
+
+void run_team(const Plan& pl, int tid, int nt, bool trans_a, bool trans_b, index_t M, index_t N,
+              index_t K, float alpha, const float* A, index_t lda, const float* B, index_t ldb,
+              float beta, float* C, index_t ldc, float* Bp) {
+  const KernelInfo& ki = pl.ki;
+  const int MR = ki.mr, NR = ki.nr;
+  float* Ap = workspace_a(static_cast<std::size_t>(pl.mc * pl.kc));
+  alignas(64) float tile[32 * 64];  // scratch for edge tiles (MR x NR <= 32 x 64)
+
+  for (index_t jc = 0; jc < N; jc += pl.nc) {
+    const index_t ncur = std::min(pl.nc, N - jc);
+    const index_t np = ceil_div(ncur, NR);
+    for (index_t pc = 0; pc < K; pc += pl.kc) {
+      const index_t kcur = std::min(pl.kc, K - pc);
+      const float b_beta = pc == 0 ? beta : 1.0f;
+      // The team packs the B block together, split by panels.
+      for (index_t p = tid * np / nt; p < (tid + 1) * np / nt; ++p) {
+        const index_t j0 = p * NR;
+        pack_b_panel(trans_b, B, ldb, jc + j0, std::min<index_t>(NR, ncur - j0), pc, kcur, NR,
+                     ki.pack_bt, Bp + p * NR * kcur);
+      }
+      if (nt > 1) {
+#pragma omp barrier
+      }
+      const index_t units = pl.n_ic * pl.n_jch;
+      index_t last_ic = -1;
+      for (index_t u = tid * units / nt; u < (tid + 1) * units / nt; ++u) {
+        const index_t ic = u / pl.n_jch, jch = u % pl.n_jch;
+        const index_t i0 = ic * pl.mc;
+        if (i0 >= M) continue;
+        const index_t mcur = std::min(pl.mc, M - i0);
+        const index_t mp = ceil_div(mcur, MR);
+        if (ic != last_ic) {
+          for (index_t q = 0; q < mp; ++q)
+            pack_a_panel(trans_a, A, lda, i0 + q * MR, std::min<index_t>(MR, mcur - q * MR), pc,
+                         kcur, alpha, MR, ki.pack_an, Ap + q * MR * kcur);
+          last_ic = ic;
+        }
+        for (index_t jr = jch * np / pl.n_jch; jr < (jch + 1) * np / pl.n_jch; ++jr) {
+          const index_t n = std::min<index_t>(NR, ncur - jr * NR);
+          const float* bp = Bp + jr * NR * kcur;
+          for (index_t ir = 0; ir < mp; ++ir) {
+            const index_t m = std::min<index_t>(MR, mcur - ir * MR);
+            float* c = C + (i0 + ir * MR) * ldc + jc + jr * NR;
+            const float* ap = Ap + ir * MR * kcur;
+            if (m == MR && n == NR) {
+              ki.kernel(kcur, ap, bp, c, ldc, b_beta);
+            } else if (ki.edge != nullptr) {
+              ki.edge(kcur, ap, bp, c, ldc, b_beta, m, n);
+            } else {
+              ki.kernel(kcur, ap, bp, tile, NR, 0.0f);
+              for (index_t i = 0; i < m; ++i) {
+                float* ci = c + i * ldc;
+                const float* ti = tile + i * NR;
+                if (b_beta == 0.0f) {
+                  for (index_t j = 0; j < n; ++j) ci[j] = ti[j];
+                } else {
+                  for (index_t j = 0; j < n; ++j) ci[j] = ti[j] + b_beta * ci[j];
+                }
+              }
+            }
+          }
+        }
+      }
+      // The next pc/jc iteration overwrites the shared B block.
+      if (nt > 1 && (pc + pl.kc < K || jc + pl.nc < N)) {
+#pragma omp barrier
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace gemm_detail
+
 void sgemm(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, float alpha,
            const float* A, index_t lda, const float* B, index_t ldb, float beta, float* C,
            index_t ldc) {
-#pragma omp parallel for schedule(static)
-  for (index_t i = 0; i < M; ++i) {
-    float* c = C + i * ldc;
-    for (index_t j = 0; j < N; ++j) c[j] = beta == 0.0f ? 0.0f : beta * c[j];
-    for (index_t k = 0; k < K; ++k) {
-      const float a = alpha * (trans_a ? A[k * lda + i] : A[i * lda + k]);
-      if (!trans_b) {
-        const float* b = B + k * ldb;
-        for (index_t j = 0; j < N; ++j) c[j] += a * b[j];
-      } else {
-        for (index_t j = 0; j < N; ++j) c[j] += a * B[j * ldb + k];
-      }
+  using namespace gemm_detail;
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0 || alpha == 0.0f) {  // BLAS semantics: A and B are not read
+    scale_c(M, N, beta, C, ldc);
+    return;
+  }
+  Plan pl;
+  pl.ki = select_kernel();
+  const KernelInfo& ki = pl.ki;
+  int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
+  if (M * N * K < kParallelFlops) nt = 1;
+
+  // Balanced blocks: e.g. K = 400 with KC = 384 becomes two blocks of 200, not 384 + 16.
+  pl.kc = ceil_div(K, ceil_div(K, ki.kc));
+  pl.nc = round_up(ceil_div(N, ceil_div(N, ki.nc)), ki.nr);
+  const index_t np = ceil_div(std::min(pl.nc, N), ki.nr);
+  index_t n_ic = ceil_div(M, ki.mc);
+  if (nt > 1 && np < nt) n_ic = std::max<index_t>(n_ic, std::min<index_t>(nt, ceil_div(M, ki.mr)));
+  // Several row blocks anyway: make their count a multiple of the team so each thread takes
+  // whole blocks (no A block packed twice, no split jr range).
+  if (nt > 1 && n_ic > 1) n_ic = std::min(round_up(n_ic, nt), ceil_div(M, ki.mr));
+  pl.mc = round_up(ceil_div(M, n_ic), ki.mr);
+  pl.n_ic = ceil_div(M, pl.mc);
+  // Enough (ic, jr-group) units to keep every thread busy, in equal shares where possible.
+  pl.n_jch = 1;
+  if (nt > 1) {
+    index_t g = nt;
+    for (index_t a = pl.n_ic % g; a != 0;) {  // gcd(n_ic, nt)
+      const index_t t = g % a;
+      g = a;
+      a = t;
     }
+    pl.n_jch = std::min<index_t>(np, nt / g);
+  }
+  float* Bp = workspace_b(static_cast<std::size_t>(pl.kc * pl.nc));
+
+  if (nt == 1) {
+    run_team(pl, 0, 1, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, Bp);
+  } else {
+#pragma omp parallel num_threads(nt)
+    run_team(pl, omp_get_thread_num(), omp_get_num_threads(), trans_a, trans_b, M, N, K, alpha, A,
+             lda, B, ldb, beta, C, ldc, Bp);
   }
 }
 

@@ -1,3 +1,99 @@
-"""gemm ops."""
+"""General matrix multiply: C = alpha * op(a) * op(b) + beta * c, and its gradients."""
 
-__all__ = []
+from __future__ import annotations
+
+from .._backend import backend_for
+from .._checks import as_float, as_float32, check_ndim, check_shape
+
+__all__ = ["gemm", "gemm_backward"]
+
+
+def _as_bool(value, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _op_shape(x, trans: bool) -> tuple[int, int]:
+    rows, cols = x.shape
+    return (cols, rows) if trans else (rows, cols)
+
+
+def sgemm_into(be, out, a, b, trans_a: bool, trans_b: bool, alpha: float, beta: float):
+    """out = alpha * op(a) * op(b) + beta * out on contiguous float32 2-D arrays (no checks).
+
+    Shared by the ops built on GEMM; `be.run("sgemm", ...)` has the same arguments on both backends.
+    """
+    m, k = _op_shape(a, trans_a)
+    n = out.shape[1]
+    be.run("sgemm", trans_a, trans_b, m, n, k, alpha, a, a.shape[1], b, b.shape[1], beta, out,
+           out.shape[1])
+    return out
+
+
+def _prepare(a, b, trans_a, trans_b, be):
+    a = as_float32(a, "a", be)
+    b = as_float32(b, "b", be)
+    check_ndim(a, 2, "a")
+    check_ndim(b, 2, "b")
+    m, k = _op_shape(a, trans_a)
+    kb, n = _op_shape(b, trans_b)
+    if k != kb:
+        raise ValueError(
+            f"inner dimensions must agree: op(a) is {m}x{k} (a.shape={tuple(a.shape)}, trans_a={trans_a}) "
+            f"but op(b) is {kb}x{n} (b.shape={tuple(b.shape)}, trans_b={trans_b})"
+        )
+    return a, b, m, n, k
+
+
+def gemm(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, c=None):
+    """alpha * op(a) @ op(b) + beta * c, op(x) = x.T when trans_x; c (M, N) is only read.
+
+    c is required when beta != 0 and ignored (not read) when beta == 0.
+    """
+    be = backend_for(a=a, b=b, c=c)
+    trans_a = _as_bool(trans_a, "trans_a")
+    trans_b = _as_bool(trans_b, "trans_b")
+    alpha = as_float(alpha, "alpha")
+    beta = as_float(beta, "beta")
+    a, b, m, n, _ = _prepare(a, b, trans_a, trans_b, be)
+    if beta != 0.0 and c is None:
+        raise ValueError(f"c is required when beta != 0 (beta={beta}), got None")
+    out = be.empty((m, n))
+    if c is not None:
+        c = as_float32(c, "c", be)
+        check_shape(c, (m, n), "c")
+        if beta != 0.0:
+            out[...] = c
+    return sgemm_into(be, out, a, b, trans_a, trans_b, alpha, beta if c is not None else 0.0)
+
+
+def gemm_backward(grad_out, a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0):
+    """Gradients of gemm: (grad_a, grad_b, grad_c), grad_c = beta * grad_out or None when beta == 0.
+
+    With G = grad_out: d op(a) = alpha G op(b)^T and d op(b) = alpha op(a)^T G, transposed back
+    when the operand was transposed, each as one GEMM with the transposes folded into the flags.
+    """
+    be = backend_for(grad_out=grad_out, a=a, b=b)
+    trans_a = _as_bool(trans_a, "trans_a")
+    trans_b = _as_bool(trans_b, "trans_b")
+    alpha = as_float(alpha, "alpha")
+    beta = as_float(beta, "beta")
+    a, b, m, n, _ = _prepare(a, b, trans_a, trans_b, be)
+    g = as_float32(grad_out, "grad_out", be)
+    check_shape(g, (m, n), "grad_out")
+
+    grad_a = be.empty(a.shape)
+    if trans_a:  # a is K x M: grad_a = alpha op(b) G^T
+        sgemm_into(be, grad_a, b, g, trans_b, True, alpha, 0.0)
+    else:  # a is M x K: grad_a = alpha G op(b)^T
+        sgemm_into(be, grad_a, g, b, False, not trans_b, alpha, 0.0)
+    grad_b = be.empty(b.shape)
+    if trans_b:  # b is N x K: grad_b = alpha G^T op(a)
+        sgemm_into(be, grad_b, g, a, True, trans_a, alpha, 0.0)
+    else:  # b is K x N: grad_b = alpha op(a)^T G
+        sgemm_into(be, grad_b, a, g, not trans_a, False, alpha, 0.0)
+    grad_c = None
+    if beta != 0.0:
+        grad_c = g * be.xp.float32(beta)
+    return grad_a, grad_b, grad_c

@@ -1,0 +1,47 @@
+// Internal to the SGEMM driver (gemm.cpp): the register micro-kernels, one per ISA, and their
+// blocking parameters. Not a public kernel API.
+//
+// A micro-kernel computes one full MR x NR tile of C from packed panels:
+//   C[0:MR, 0:NR] = Ap * Bp + beta * C       (beta == 0: C is not read, so NaN in it is ignored)
+// Ap is MR x kc stored k-major (for each k, MR consecutive values of op(A), alpha already applied);
+// Bp is kc x NR stored k-major (for each k, NR consecutive values of op(B)). Both are 64-byte
+// aligned and zero-padded, so edge tiles run the full kernel into a scratch tile (gemm.cpp).
+#pragma once
+#include "common/types.h"
+
+namespace fastlayers::cpu::gemm_detail {
+
+using MicroKernel = void (*)(index_t kc, const float* Ap, const float* Bp, float* C, index_t ldc,
+                             float beta);
+
+// Edge tile: only the first m rows (m <= MR) and n columns (n <= NR) of the tile are computed and
+// stored; the panels keep the full MR / NR layout. Optional (nullptr: the driver runs the full
+// kernel into a scratch tile and copies the edge out).
+using EdgeKernel = void (*)(index_t kc, const float* Ap, const float* Bp, float* C, index_t ldc,
+                            float beta, index_t m, index_t n);
+
+// Packs op(B)[p0:p0+kc, j0:j0+NR] transposed-source case (B stored N x K, row stride ldb) into Bp
+// (kc x NR, k-major). Full NR columns only. ISA files may provide faster versions.
+using PackBtPanel = void (*)(index_t kc, const float* B, index_t ldb, float* Bp);
+
+// Packs rows [0, m) (m <= MR) x cols [0, kc) of alpha * A (A stored M x K, row stride lda) into
+// Ap (kc x MR, k-major), zero-filling rows m..MR-1.
+using PackAnPanel = void (*)(index_t kc, const float* A, index_t lda, float alpha, index_t m,
+                             float* Ap);
+
+struct KernelInfo {
+  MicroKernel kernel;
+  EdgeKernel edge;      // nullptr: scratch-tile fallback
+  PackBtPanel pack_bt;  // nullptr: use the portable packer
+  PackAnPanel pack_an;  // nullptr: use the portable packer
+  int mr, nr;           // register tile
+  index_t kc, mc, nc;   // cache blocks: kc x nr B panel ~L1, mc x kc A block ~L2, kc x nc B block ~L3
+};
+
+KernelInfo kernel_generic();
+#if defined(__x86_64__) || defined(_M_X64)
+KernelInfo kernel_avx2();
+KernelInfo kernel_avx512();
+#endif
+
+}  // namespace fastlayers::cpu::gemm_detail
