@@ -1,11 +1,13 @@
 #include "cpu/activation.h"
 
+#include <cmath>
+
 #include "cpu/parallel.h"
 
 namespace fastlayers::cpu {
 
 // The loops are written so that GCC vectorises them at -O3 with the baseline ISA; they are
-// memory-bound, so wider SIMD buys little here.
+// memory-bound, so wider SIMD buys little here. exp/tanh go through libm (scalar) for accuracy.
 
 void relu_forward(const float* x, float* y, index_t n) {
 #pragma omp parallel for simd schedule(static) if (n > kParallelGrain)
@@ -15,6 +17,56 @@ void relu_forward(const float* x, float* y, index_t n) {
 void relu_backward(const float* grad_out, const float* x, float* grad_in, index_t n) {
 #pragma omp parallel for simd schedule(static) if (n > kParallelGrain)
   for (index_t i = 0; i < n; ++i) grad_in[i] = x[i] > 0.0f ? grad_out[i] : 0.0f;
+}
+
+void leaky_relu_forward(const float* x, float* y, index_t n, float negative_slope) {
+  // x * slope keeps NaN as NaN on its own (NaN > 0 is false).
+#pragma omp parallel for simd schedule(static) if (n > kParallelGrain)
+  for (index_t i = 0; i < n; ++i) y[i] = x[i] > 0.0f ? x[i] : x[i] * negative_slope;
+}
+
+void leaky_relu_backward(const float* grad_out, const float* x, float* grad_in, index_t n,
+                         float negative_slope) {
+  // At x == 0 the slope side is taken, as PyTorch does.
+#pragma omp parallel for simd schedule(static) if (n > kParallelGrain)
+  for (index_t i = 0; i < n; ++i) grad_in[i] = x[i] > 0.0f ? grad_out[i] : grad_out[i] * negative_slope;
+}
+
+void sigmoid_forward(const float* x, float* y, index_t n) {
+  // exp(-|x|) never overflows; the two branches are the same function rearranged.
+#pragma omp parallel for schedule(static) if (n > kParallelGrain)
+  for (index_t i = 0; i < n; ++i) {
+    const float e = std::exp(-std::fabs(x[i]));
+    const float r = 1.0f / (1.0f + e);
+    y[i] = x[i] >= 0.0f ? r : (x[i] != x[i] ? x[i] : e * r);
+  }
+}
+
+void sigmoid_backward(const float* grad_out, const float* y, float* grad_in, index_t n) {
+#pragma omp parallel for simd schedule(static) if (n > kParallelGrain)
+  for (index_t i = 0; i < n; ++i) grad_in[i] = grad_out[i] * (y[i] * (1.0f - y[i]));
+}
+
+void tanh_forward(const float* x, float* y, index_t n) {
+#pragma omp parallel for schedule(static) if (n > kParallelGrain)
+  for (index_t i = 0; i < n; ++i) y[i] = std::tanh(x[i]);
+}
+
+void tanh_backward(const float* grad_out, const float* y, float* grad_in, index_t n) {
+#pragma omp parallel for simd schedule(static) if (n > kParallelGrain)
+  for (index_t i = 0; i < n; ++i) grad_in[i] = grad_out[i] * (1.0f - y[i] * y[i]);
+}
+
+void sign_forward(const float* x, float* y, index_t n) {
+#pragma omp parallel for simd schedule(static) if (n > kParallelGrain)
+  for (index_t i = 0; i < n; ++i)
+    y[i] = x[i] > 0.0f ? 1.0f : (x[i] < 0.0f ? -1.0f : (x[i] == 0.0f ? 0.0f : x[i]));
+}
+
+void heaviside_forward(const float* x, float* y, index_t n, float value_at_zero) {
+#pragma omp parallel for simd schedule(static) if (n > kParallelGrain)
+  for (index_t i = 0; i < n; ++i)
+    y[i] = x[i] > 0.0f ? 1.0f : (x[i] < 0.0f ? 0.0f : (x[i] == 0.0f ? value_at_zero : x[i]));
 }
 
 }  // namespace fastlayers::cpu

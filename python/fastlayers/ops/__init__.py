@@ -14,7 +14,9 @@ from .linear import *  # noqa: F401,F403
 from .loss import *  # noqa: F401,F403
 from .optim import *  # noqa: F401,F403
 from .pool import *  # noqa: F401,F403
-from . import activation, conv, dropout, elementwise, gemm, linear, loss, optim, pool
+import sys as _sys
 
-__all__ = [name for mod in (activation, conv, dropout, elementwise, gemm, linear, loss, optim, pool)
-           for name in mod.__all__]
+# Looked up in sys.modules: `from . import dropout` would give the function dropout (and
+# `linear` the function linear), which the star imports above bind over the submodule names.
+_FAMILIES = ("activation", "conv", "dropout", "elementwise", "gemm", "linear", "loss", "optim", "pool")
+__all__ = [name for fam in _FAMILIES for name in _sys.modules[f"{__name__}.{fam}"].__all__]

@@ -2,7 +2,15 @@
 
 import numpy as np
 
-__all__ = ["relu", "relu_backward"]
+__all__ = [
+    "relu", "relu_backward",
+    "leaky_relu", "leaky_relu_backward",
+    "sigmoid", "sigmoid_backward",
+    "tanh", "tanh_backward",
+    "softmax", "softmax_backward",
+    "log_softmax", "log_softmax_backward",
+    "sign", "heaviside",
+]
 
 
 def relu(x):
@@ -11,3 +19,70 @@ def relu(x):
 
 def relu_backward(grad_out, x):
     return np.where(x > 0, grad_out, 0).astype(grad_out.dtype, copy=False)
+
+
+def leaky_relu(x, negative_slope=0.01):
+    return np.where(x > 0, x, x * negative_slope).astype(x.dtype, copy=False)
+
+
+def leaky_relu_backward(grad_out, x, negative_slope=0.01):
+    # x == 0 takes the slope side, as PyTorch does.
+    return np.where(x > 0, grad_out, grad_out * negative_slope).astype(grad_out.dtype, copy=False)
+
+
+def sigmoid(x):
+    # exp(-|x|) never overflows: 1/(1+e) for x >= 0, e/(1+e) for x < 0.
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+
+
+def sigmoid_backward(grad_out, y):
+    """y is the forward output sigmoid(x)."""
+    return grad_out * (y * (1 - y))
+
+
+def tanh(x):
+    return np.tanh(x)
+
+
+def tanh_backward(grad_out, y):
+    """y is the forward output tanh(x)."""
+    return grad_out * (1 - y * y)
+
+
+def _shifted(x, axis):
+    # x - max along axis. A row of only -inf gives -inf - -inf = NaN, as PyTorch does.
+    with np.errstate(invalid="ignore"):
+        return x - np.max(x, axis=axis, keepdims=True)
+
+
+def softmax(x, axis=-1):
+    with np.errstate(invalid="ignore"):
+        e = np.exp(_shifted(x, axis))
+        return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def softmax_backward(grad_out, y, axis=-1):
+    """y is the forward output softmax(x): grad_x = y * (grad_out - sum(grad_out * y))."""
+    return y * (grad_out - np.sum(grad_out * y, axis=axis, keepdims=True))
+
+
+def log_softmax(x, axis=-1):
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = _shifted(x, axis)
+        return z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))
+
+
+def log_softmax_backward(grad_out, y, axis=-1):
+    """y is the forward output log_softmax(x): grad_x = grad_out - exp(y) * sum(grad_out)."""
+    return grad_out - np.exp(y) * np.sum(grad_out, axis=axis, keepdims=True)
+
+
+def sign(x):
+    """-1, 0 or +1; NaN stays NaN. Forward only."""
+    return np.sign(x)
+
+
+def heaviside(x, value_at_zero=1.0):
+    """0 for x < 0, 1 for x > 0, value_at_zero at 0; NaN stays NaN. Forward only."""
+    return np.heaviside(x, np.asarray(value_at_zero, dtype=x.dtype)).astype(x.dtype, copy=False)

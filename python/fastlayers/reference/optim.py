@@ -1,5 +1,45 @@
-"""NumPy reference: optim."""
+"""NumPy reference for the in-place optimizer updates. Same names, signatures and semantics as
+fastlayers.ops.optim: param and the state arrays are updated in place (in their own dtype, so a
+float64 run is the exact oracle); returns None."""
 
-import numpy as np  # noqa: F401
+import math
 
-__all__ = []
+import numpy as np
+
+__all__ = ["sgd_update", "adam_update"]
+
+
+def sgd_update(param, grad, velocity=None, *, lr, momentum=0.0, weight_decay=0.0, l1=0.0,
+               nesterov=False):
+    g = np.array(grad, dtype=param.dtype)
+    if weight_decay != 0:
+        g += weight_decay * param
+    if l1 != 0:
+        g += l1 * np.sign(param)
+    if momentum != 0:
+        if velocity is None:
+            raise ValueError("velocity is required when momentum != 0")
+        velocity *= momentum
+        velocity += g
+        step = g + momentum * velocity if nesterov else velocity
+    else:
+        if nesterov:
+            raise ValueError("nesterov=True needs momentum > 0")
+        step = g
+    param -= lr * step
+
+
+def adam_update(param, grad, m, v, *, step, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8,
+                weight_decay=0.0):
+    if step < 1:
+        raise ValueError("step must be >= 1")
+    g = np.array(grad, dtype=param.dtype)
+    if weight_decay != 0:
+        g += weight_decay * param
+    m *= beta1
+    m += (1 - beta1) * g
+    v *= beta2
+    v += (1 - beta2) * g * g
+    bc1 = 1 - beta1 ** step
+    bc2 = 1 - beta2 ** step
+    param -= (lr / bc1) * m / (np.sqrt(v) / math.sqrt(bc2) + eps)
