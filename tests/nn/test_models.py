@@ -228,7 +228,7 @@ def test_cnn_training_parity_with_torch():
         topt.zero_grad()
         tloss.backward()
         topt.step()
-        theirs.append(float(tloss))
+        theirs.append(tloss.item())
     ours, theirs = np.array(ours), np.array(theirs)
     rel = np.abs(ours - theirs) / np.abs(theirs)
     assert rel.max() <= 1e-3, f"step {rel.argmax()}: fastlayers {ours[rel.argmax()]} vs torch {theirs[rel.argmax()]}"

@@ -164,7 +164,7 @@ class Layer:
             if isinstance(v, tuple) and len(set(v)) == 1:
                 v = v[0]
             return str(v).replace(" ", "")
-        args = ", ".join(f"{k}={fmt(v)}" for k, v in self._config.items()
+        args = ", ".join(f"{k}={fmt(v)}" for k, v in self.get_config().items()
                          if v not in (None, False) and k not in ("bias",) and fmt(v) not in ("0", "1") or
                          k in ("in_features", "out_features", "in_channels", "out_channels"))
         text = f"{type(self).__name__}({args})"

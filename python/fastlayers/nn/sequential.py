@@ -324,7 +324,10 @@ def _layer_from_config(d: dict) -> Layer:
         if issubclass(cls, _layers._Weighted):
             cfg["init"] = "zeros"  # the saved weights replace them
         layer = cls(**cfg)
-    layer.trainable = d.get("trainable", True)
+    if layer.children():  # a container: its children carry their own flags (a frozen part stays frozen)
+        layer._trainable = d.get("trainable", True)
+    else:
+        layer.trainable = d.get("trainable", True)
     return layer
 
 
