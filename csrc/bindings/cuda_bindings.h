@@ -12,5 +12,10 @@ inline cudaStream_t stream_of(std::uintptr_t address) { return reinterpret_cast<
 
 void bind_cuda_runtime(pybind11::module_& m);
 void bind_cuda_activation(pybind11::module_& m);
+void bind_cuda_gemm(pybind11::module_& m);
+void bind_cuda_elementwise(pybind11::module_& m);
+void bind_cuda_loss(pybind11::module_& m);
+void bind_cuda_optim(pybind11::module_& m);
+void bind_cuda_dropout(pybind11::module_& m);
 
 }  // namespace fastlayers::bindings

@@ -5,4 +5,9 @@ PYBIND11_MODULE(_cuda, m) {
   using namespace fastlayers::bindings;
   bind_cuda_runtime(m);
   bind_cuda_activation(m);
+  bind_cuda_gemm(m);
+  bind_cuda_elementwise(m);
+  bind_cuda_loss(m);
+  bind_cuda_optim(m);
+  bind_cuda_dropout(m);
 }

@@ -1,38 +1,90 @@
+// Activation kernels: each is a functor run by the shared elementwise map (map_kernels.cuh),
+// with the same formulas as csrc/cpu/activation.cpp (full-precision expf/tanhf, no fast math).
 #include "cuda/activation.h"
-#include "cuda/check.h"
-#include "cuda/launch.h"
+#include "cuda/map.h"
 
 namespace fastlayers::cuda {
 namespace {
 
-__global__ void relu_forward_kernel(const float* __restrict__ x, float* __restrict__ y, index_t n) {
-  for (index_t i = blockIdx.x * static_cast<index_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<index_t>(gridDim.x) * blockDim.x) {
-    const float v = x[i];
-    y[i] = v > 0.0f ? v : (v != v ? v : 0.0f);  // NaN stays NaN
+struct Relu {
+  __device__ float operator()(float v) const { return v > 0.0f ? v : (v != v ? v : 0.0f); }  // NaN stays
+};
+struct ReluGrad {
+  __device__ float operator()(float g, float x) const { return x > 0.0f ? g : 0.0f; }
+};
+struct LeakyRelu {
+  float slope;
+  __device__ float operator()(float v) const { return v > 0.0f ? v : v * slope; }  // NaN * s = NaN
+};
+struct LeakyReluGrad {  // at x == 0 the slope side, as PyTorch
+  float slope;
+  __device__ float operator()(float g, float x) const { return x > 0.0f ? g : g * slope; }
+};
+struct Sigmoid {  // exp(-|x|) never overflows; both branches are the same function
+  __device__ float operator()(float v) const {
+    const float e = expf(-fabsf(v));
+    const float r = 1.0f / (1.0f + e);
+    return v >= 0.0f ? r : (v != v ? v : e * r);
   }
-}
-
-__global__ void relu_backward_kernel(const float* __restrict__ g, const float* __restrict__ x,
-                                     float* __restrict__ gi, index_t n) {
-  for (index_t i = blockIdx.x * static_cast<index_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<index_t>(gridDim.x) * blockDim.x)
-    gi[i] = x[i] > 0.0f ? g[i] : 0.0f;
-}
+};
+struct SigmoidGrad {
+  __device__ float operator()(float g, float y) const { return g * (y * (1.0f - y)); }
+};
+struct Tanh {
+  __device__ float operator()(float v) const { return tanhf(v); }
+};
+struct TanhGrad {
+  __device__ float operator()(float g, float y) const { return g * (1.0f - y * y); }
+};
+struct Sign {
+  __device__ float operator()(float v) const {
+    return v > 0.0f ? 1.0f : (v < 0.0f ? -1.0f : (v == 0.0f ? 0.0f : v));
+  }
+};
+struct Heaviside {
+  float at_zero;
+  __device__ float operator()(float v) const {
+    return v > 0.0f ? 1.0f : (v < 0.0f ? 0.0f : (v == 0.0f ? at_zero : v));
+  }
+};
 
 }  // namespace
 
 void relu_forward(const float* x, float* y, index_t n, cudaStream_t stream) {
-  if (n == 0) return;
-  relu_forward_kernel<<<grid_for(n), kThreadsPerBlock, 0, stream>>>(x, y, n);
-  check_launch("relu");
+  map1(x, y, n, Relu{}, stream, "relu");
 }
-
 void relu_backward(const float* grad_out, const float* x, float* grad_in, index_t n,
                    cudaStream_t stream) {
-  if (n == 0) return;
-  relu_backward_kernel<<<grid_for(n), kThreadsPerBlock, 0, stream>>>(grad_out, x, grad_in, n);
-  check_launch("relu_backward");
+  map2(grad_out, x, grad_in, n, ReluGrad{}, stream, "relu_backward");
+}
+void leaky_relu_forward(const float* x, float* y, index_t n, float negative_slope,
+                        cudaStream_t stream) {
+  map1(x, y, n, LeakyRelu{negative_slope}, stream, "leaky_relu");
+}
+void leaky_relu_backward(const float* grad_out, const float* x, float* grad_in, index_t n,
+                         float negative_slope, cudaStream_t stream) {
+  map2(grad_out, x, grad_in, n, LeakyReluGrad{negative_slope}, stream, "leaky_relu_backward");
+}
+void sigmoid_forward(const float* x, float* y, index_t n, cudaStream_t stream) {
+  map1(x, y, n, Sigmoid{}, stream, "sigmoid");
+}
+void sigmoid_backward(const float* grad_out, const float* y, float* grad_in, index_t n,
+                      cudaStream_t stream) {
+  map2(grad_out, y, grad_in, n, SigmoidGrad{}, stream, "sigmoid_backward");
+}
+void tanh_forward(const float* x, float* y, index_t n, cudaStream_t stream) {
+  map1(x, y, n, Tanh{}, stream, "tanh");
+}
+void tanh_backward(const float* grad_out, const float* y, float* grad_in, index_t n,
+                   cudaStream_t stream) {
+  map2(grad_out, y, grad_in, n, TanhGrad{}, stream, "tanh_backward");
+}
+void sign_forward(const float* x, float* y, index_t n, cudaStream_t stream) {
+  map1(x, y, n, Sign{}, stream, "sign");
+}
+void heaviside_forward(const float* x, float* y, index_t n, float value_at_zero,
+                       cudaStream_t stream) {
+  map1(x, y, n, Heaviside{value_at_zero}, stream, "heaviside");
 }
 
 }  // namespace fastlayers::cuda

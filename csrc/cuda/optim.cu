@@ -1,0 +1,89 @@
+// Fused in-place optimizer updates: one pass over param/grad(/state), grid-stride, the same
+// per-element formulas as csrc/cpu/optim.cpp. Adam's bias corrections are computed once on the
+// host in double, exactly as the CPU does.
+#include <cmath>
+#include <stdexcept>
+
+#include "cuda/check.h"
+#include "cuda/launch.h"
+#include "cuda/optim.h"
+
+namespace fastlayers::cuda {
+namespace {
+
+__device__ inline float sign_of(float x) { return static_cast<float>((x > 0.0f) - (x < 0.0f)); }
+
+// Zero coefficients add nothing (not 0 * param, which would turn an inf parameter into NaN).
+__device__ inline float regularised(float g, float p, float weight_decay, float l1) {
+  if (weight_decay != 0.0f) g += weight_decay * p;
+  if (l1 != 0.0f) g += l1 * sign_of(p);
+  return g;
+}
+
+__global__ void sgd_plain_kernel(float* param, const float* grad, index_t n, float lr,
+                                 float weight_decay, float l1) {
+  for (index_t i = blockIdx.x * static_cast<index_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<index_t>(gridDim.x) * blockDim.x) {
+    const float g = regularised(grad[i], param[i], weight_decay, l1);
+    param[i] -= lr * g;
+  }
+}
+
+__global__ void sgd_momentum_kernel(float* param, const float* grad, float* velocity, index_t n,
+                                    float lr, float momentum, float weight_decay, float l1,
+                                    bool nesterov) {
+  for (index_t i = blockIdx.x * static_cast<index_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<index_t>(gridDim.x) * blockDim.x) {
+    const float g = regularised(grad[i], param[i], weight_decay, l1);
+    const float v = momentum * velocity[i] + g;
+    velocity[i] = v;
+    param[i] -= lr * (nesterov ? g + momentum * v : v);
+  }
+}
+
+__global__ void adam_kernel(float* param, const float* grad, float* m, float* v, index_t n,
+                            float step_size, float inv_sqrt_bc2, float beta1, float beta2,
+                            float one_minus_b1, float one_minus_b2, float eps, float weight_decay) {
+  for (index_t i = blockIdx.x * static_cast<index_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<index_t>(gridDim.x) * blockDim.x) {
+    const float g = regularised(grad[i], param[i], weight_decay, 0.0f);
+    const float mi = beta1 * m[i] + one_minus_b1 * g;
+    const float vi = beta2 * v[i] + one_minus_b2 * g * g;
+    m[i] = mi;
+    v[i] = vi;
+    param[i] -= step_size * mi / (sqrtf(vi) * inv_sqrt_bc2 + eps);
+  }
+}
+
+}  // namespace
+
+void sgd_update(float* param, const float* grad, float* velocity, index_t n, float lr,
+                float momentum, float weight_decay, float l1, bool nesterov, cudaStream_t stream) {
+  if (n <= 0) return;
+  if (momentum == 0.0f) {
+    sgd_plain_kernel<<<grid_for(n), kThreadsPerBlock, 0, stream>>>(param, grad, n, lr, weight_decay, l1);
+  } else {
+    if (velocity == nullptr)
+      throw std::invalid_argument("fastlayers.sgd_update: velocity is required when momentum != 0");
+    sgd_momentum_kernel<<<grid_for(n), kThreadsPerBlock, 0, stream>>>(param, grad, velocity, n, lr,
+                                                                      momentum, weight_decay, l1,
+                                                                      nesterov);
+  }
+  check_launch("sgd_update");
+}
+
+void adam_update(float* param, const float* grad, float* m, float* v, index_t n, float lr,
+                 float beta1, float beta2, float eps, float weight_decay, index_t step,
+                 cudaStream_t stream) {
+  if (n <= 0) return;
+  const double bc1 = 1.0 - std::pow(static_cast<double>(beta1), static_cast<double>(step));
+  const double bc2 = 1.0 - std::pow(static_cast<double>(beta2), static_cast<double>(step));
+  const float step_size = static_cast<float>(lr / bc1);
+  const float inv_sqrt_bc2 = static_cast<float>(1.0 / std::sqrt(bc2));
+  adam_kernel<<<grid_for(n), kThreadsPerBlock, 0, stream>>>(param, grad, m, v, n, step_size,
+                                                            inv_sqrt_bc2, beta1, beta2, 1.0f - beta1,
+                                                            1.0f - beta2, eps, weight_decay);
+  check_launch("adam_update");
+}
+
+}  // namespace fastlayers::cuda
