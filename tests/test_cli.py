@@ -77,3 +77,28 @@ def test_bench_subcommand_dispatches():
 def test_help_lists_subcommands():
     r = _run("--help")
     assert r.returncode == 0 and "train" in r.stdout and "bench" in r.stdout
+
+
+def test_train_from_idx_folder(tmp_path):
+    import gzip
+    import struct
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+
+    def idx(a):
+        return bytes([0, 0, 8, a.ndim]) + struct.pack(f">{a.ndim}I", *a.shape) + a.tobytes()
+
+    files = {"train-images-idx3-ubyte.gz": rng.integers(0, 256, (40, 28, 28), dtype=np.uint8),
+             "train-labels-idx1-ubyte.gz": rng.integers(0, 10, 40).astype(np.uint8),
+             "t10k-images-idx3-ubyte.gz": rng.integers(0, 256, (16, 28, 28), dtype=np.uint8),
+             "t10k-labels-idx1-ubyte.gz": rng.integers(0, 10, 16).astype(np.uint8)}
+    for name, a in files.items():
+        (tmp_path / name).write_bytes(gzip.compress(idx(a)))
+    r = _run("train", "--model", "logreg", "--data", str(tmp_path), "--no-download", "--epochs", "1")
+    assert r.returncode == 0, r.stderr
+    assert "40 train / 16 test" in r.stdout
+    assert re.fullmatch(r"test_accuracy=\d\.\d{4}", r.stdout.strip().splitlines()[-1])
+    r = _run("train", "--data", str(tmp_path / "empty"), "--no-download")
+    assert r.returncode == 2 and "is missing" in r.stderr
