@@ -193,6 +193,20 @@ class _Weighted(Layer):
         b = self._params.get("bias")
         return None if b is None else b.data
 
+    def describe(self, width: int = 44) -> str:
+        c = self.get_config()
+        ins, outs = (c["in_features"], c["out_features"]) if "in_features" in c else (c["in_channels"], c["out_channels"])
+        parts = [f"{ins}->{outs}"]
+        for key in ("kernel_size", "stride", "padding", "dilation", "groups"):
+            if key in c:
+                v = c[key]
+                v = "x".join(map(str, v)) if isinstance(v, tuple) and len(set(v)) > 1 else (v[0] if isinstance(v, tuple) else v)
+                if key == "kernel_size" or v != (0 if key == "padding" else 1):
+                    parts.append(f"{'k' if key == 'kernel_size' else key}={v}")
+        if not c.get("bias", True):
+            parts.append("no bias")
+        return f"{type(self).__name__}({', '.join(parts)})"[:width]
+
 
 class Linear(_Weighted):
     """y = x·Wᵀ + b; W (out, in) as PyTorch; x (..., in)."""
@@ -477,6 +491,11 @@ class Residual(Layer):
 
     def children(self):
         return [self.body] + ([self.projection] if self.projection is not None else [])
+
+    def describe(self, width: int = 44) -> str:
+        n = len(self.body.layers) if hasattr(self.body, "layers") else 1
+        skip = "1x1 projection" if self.projection is not None else "identity"
+        return f"Residual({n} layers + {skip})"[:width]
 
     def forward(self, x, training=None):
         training = self._is_training(training)
