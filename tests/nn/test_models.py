@@ -3,6 +3,8 @@ PyTorch state_dict import and training parity, the Rosenbrock MLP, bad input."""
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -248,3 +250,19 @@ def test_mlp_learns_rosenbrock_region():
     acc = model.evaluate(x_test, y_test)["accuracy"]
     assert acc >= 0.95
     assert acc > max(y_test.mean(), 1 - y_test.mean()) + 0.02  # better than always guessing the majority
+
+
+def test_progress_output(rng, capsys, monkeypatch):
+    x, y = _blobs(rng, n=20)
+    model = nn.models.mlp([4, 3], seed=0)
+    model.fit(x, y, epochs=2, batch_size=5, verbose=0)
+    assert capsys.readouterr().out == ""
+    model.fit(x, y, epochs=2, batch_size=5, verbose=1)  # not a tty: one line per epoch
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 2 and out[1].startswith("epoch 2/2: loss=") and "accuracy=" in out[1]
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # a terminal: a tqdm bar per epoch on stderr
+    model.fit(x, y, epochs=2, batch_size=5, verbose=1)
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "epoch 1/2" in captured.err and "epoch 2/2" in captured.err and "4/4" in captured.err
+    assert "loss=" in captured.err and "accuracy=" in captured.err
