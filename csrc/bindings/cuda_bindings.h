@@ -12,6 +12,8 @@ inline cudaStream_t stream_of(std::uintptr_t address) { return reinterpret_cast<
 
 void bind_cuda_runtime(pybind11::module_& m);
 void bind_cuda_activation(pybind11::module_& m);
+void bind_cuda_pool(pybind11::module_& m);
+void bind_cuda_conv(pybind11::module_& m);
 void bind_cuda_gemm(pybind11::module_& m);
 void bind_cuda_elementwise(pybind11::module_& m);
 void bind_cuda_loss(pybind11::module_& m);

@@ -5,6 +5,8 @@ PYBIND11_MODULE(_cuda, m) {
   using namespace fastlayers::bindings;
   bind_cuda_runtime(m);
   bind_cuda_activation(m);
+  bind_cuda_pool(m);
+  bind_cuda_conv(m);
   bind_cuda_gemm(m);
   bind_cuda_elementwise(m);
   bind_cuda_loss(m);

@@ -3,11 +3,13 @@
 #include <cmath>
 
 #include "cpu/parallel.h"
+#include "cpu/vmath.h"
 
 namespace fastlayers::cpu {
 
 // The loops are written so that GCC vectorises them at -O3 with the baseline ISA; they are
-// memory-bound, so wider SIMD buys little here. exp/tanh go through libm (scalar) for accuracy.
+// memory-bound, so wider SIMD buys little here. sigmoid/tanh forward use the vector math of
+// vmath.h through the per-ISA loops (a few ulp; see the accuracy notes there).
 
 void relu_forward(const float* x, float* y, index_t n) {
 #pragma omp parallel for simd schedule(static) if (n > kParallelGrain)
@@ -16,7 +18,10 @@ void relu_forward(const float* x, float* y, index_t n) {
 
 void relu_backward(const float* grad_out, const float* x, float* grad_in, index_t n) {
 #pragma omp parallel for simd schedule(static) if (n > kParallelGrain)
-  for (index_t i = 0; i < n; ++i) grad_in[i] = x[i] > 0.0f ? grad_out[i] : 0.0f;
+  for (index_t i = 0; i < n; ++i) {
+    const float g = grad_out[i];  // loaded unconditionally so the select vectorises
+    grad_in[i] = x[i] > 0.0f ? g : 0.0f;
+  }
 }
 
 void leaky_relu_forward(const float* x, float* y, index_t n, float negative_slope) {
@@ -33,13 +38,8 @@ void leaky_relu_backward(const float* grad_out, const float* x, float* grad_in, 
 }
 
 void sigmoid_forward(const float* x, float* y, index_t n) {
-  // exp(-|x|) never overflows; the two branches are the same function rearranged.
-#pragma omp parallel for schedule(static) if (n > kParallelGrain)
-  for (index_t i = 0; i < n; ++i) {
-    const float e = std::exp(-std::fabs(x[i]));
-    const float r = 1.0f / (1.0f + e);
-    y[i] = x[i] >= 0.0f ? r : (x[i] != x[i] ? x[i] : e * r);
-  }
+  const auto& k = vmath_kernels();
+  parallel_ranges(n, kTranscendentalGrain, [&](index_t lo, index_t hi) { k.sigmoid(x + lo, y + lo, hi - lo); });
 }
 
 void sigmoid_backward(const float* grad_out, const float* y, float* grad_in, index_t n) {
@@ -48,8 +48,8 @@ void sigmoid_backward(const float* grad_out, const float* y, float* grad_in, ind
 }
 
 void tanh_forward(const float* x, float* y, index_t n) {
-#pragma omp parallel for schedule(static) if (n > kParallelGrain)
-  for (index_t i = 0; i < n; ++i) y[i] = std::tanh(x[i]);
+  const auto& k = vmath_kernels();
+  parallel_ranges(n, kTranscendentalGrain, [&](index_t lo, index_t hi) { k.tanh(x + lo, y + lo, hi - lo); });
 }
 
 void tanh_backward(const float* grad_out, const float* y, float* grad_in, index_t n) {
@@ -64,7 +64,8 @@ void sign_forward(const float* x, float* y, index_t n) {
 }
 
 void heaviside_forward(const float* x, float* y, index_t n, float value_at_zero) {
-#pragma omp parallel for simd schedule(static) if (n > kParallelGrain)
+  // firstprivate: a per-thread copy, so the stores to y cannot alias it (else no vectorisation)
+#pragma omp parallel for simd schedule(static) if (n > kParallelGrain) firstprivate(value_at_zero)
   for (index_t i = 0; i < n; ++i)
     y[i] = x[i] > 0.0f ? 1.0f : (x[i] < 0.0f ? 0.0f : (x[i] == 0.0f ? value_at_zero : x[i]));
 }

@@ -2,24 +2,30 @@
 
 #include "common/philox.h"
 #include "cpu/parallel.h"
+#include "cpu/vmath.h"
 
 namespace fastlayers::cpu {
 
 namespace {
 
-// Calls out(i, factor) for every element, factor = keep(i) ? on : off. One Philox call covers
-// four elements (a block); blocks are independent, so they split across threads.
-template <typename Out>
-void for_each_factor(index_t n, std::uint64_t seed, std::uint32_t threshold, float on, float off, Out out) {
+// y[i] = x[i] * (keep(i) ? on : 0), or the mask itself when x is null. One Philox call covers
+// four elements (a block); whole blocks go to the per-ISA loop (vectorised across blocks, split
+// across threads), the last partial block is done here. The mask depends only on (seed, i).
+void apply(const float* x, float* y, index_t n, std::uint64_t seed, std::uint32_t threshold, float on) {
   if (n <= 0) return;
-  const index_t blocks = (n + 3) / 4;
-#pragma omp parallel for schedule(static) if (n > kParallelGrain / 4)
-  for (index_t b = 0; b < blocks; ++b) {
+  const VmathKernels& k = vmath_kernels();
+  const index_t full = n / 4;
+  // Philox costs about as much as an exp per element: the same grain.
+  parallel_ranges(full, kTranscendentalGrain / 4, [&](index_t lo, index_t hi) {
+    k.dropout_blocks(x, y, lo, hi - lo, seed, threshold, on);
+  });
+  if (n % 4 != 0) {
     std::uint32_t w[4];
-    philox::dropout_block(seed, static_cast<std::uint64_t>(b), w);
-    const index_t i0 = 4 * b;
-    const int count = n - i0 < 4 ? static_cast<int>(n - i0) : 4;
-    for (int k = 0; k < count; ++k) out(i0 + k, philox::keep(w[k], threshold) ? on : off);
+    philox::dropout_block(seed, static_cast<std::uint64_t>(full), w);
+    for (index_t i = 4 * full; i < n; ++i) {
+      const float f = philox::keep(w[i - 4 * full], threshold) ? on : 0.0f;
+      y[i] = x != nullptr ? x[i] * f : f;
+    }
   }
 }
 
@@ -27,16 +33,16 @@ void for_each_factor(index_t n, std::uint64_t seed, std::uint32_t threshold, flo
 
 void dropout_forward(const float* x, float* y, index_t n, std::uint64_t seed, std::uint32_t threshold,
                      float scale) {
-  for_each_factor(n, seed, threshold, scale, 0.0f, [=](index_t i, float f) { y[i] = x[i] * f; });
+  apply(x, y, n, seed, threshold, scale);
 }
 
 void dropout_backward(const float* grad_out, float* grad_in, index_t n, std::uint64_t seed,
                       std::uint32_t threshold, float scale) {
-  dropout_forward(grad_out, grad_in, n, seed, threshold, scale);
+  apply(grad_out, grad_in, n, seed, threshold, scale);
 }
 
 void dropout_mask(float* mask, index_t n, std::uint64_t seed, std::uint32_t threshold) {
-  for_each_factor(n, seed, threshold, 1.0f, 0.0f, [=](index_t i, float f) { mask[i] = f; });
+  apply(nullptr, mask, n, seed, threshold, 1.0f);
 }
 
 }  // namespace fastlayers::cpu

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "cpu/parallel.h"
+#include "cpu/vmath.h"
 
 namespace fastlayers::cpu {
 
@@ -18,37 +19,25 @@ constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 // ---- contiguous rows (the softmax axis is the last one: inner == 1) ----
 
 template <bool kLog>
-void forward_row(const float* x, float* y, index_t dim) {
-  float mx = kNegInf;
-#pragma omp simd reduction(max : mx)
-  for (index_t d = 0; d < dim; ++d) mx = std::max(mx, x[d]);
-  float s = 0.0f;
+void forward_row(const VmathKernels& k, const float* x, float* y, index_t dim) {
+  const float mx = k.max(x, dim);
   if constexpr (kLog) {
-#pragma omp simd reduction(+ : s)
-    for (index_t d = 0; d < dim; ++d) s += std::exp(x[d] - mx);
-    const float log_s = std::log(s);
+    const float log_s = std::log(k.exp_shift_sum(x, dim, mx));
 #pragma omp simd
     for (index_t d = 0; d < dim; ++d) y[d] = (x[d] - mx) - log_s;
   } else {
-#pragma omp simd reduction(+ : s)
-    for (index_t d = 0; d < dim; ++d) {
-      const float e = std::exp(x[d] - mx);
-      y[d] = e;
-      s += e;
-    }
-#pragma omp simd
-    for (index_t d = 0; d < dim; ++d) y[d] /= s;
+    // one reciprocal, then multiplies: a divide per element would cost more than the exp
+    k.scale(y, dim, 1.0f / k.exp_shift_store_sum(x, y, dim, mx));
   }
 }
 
 template <bool kLog>
-void backward_row(const float* g, const float* y, float* gx, index_t dim) {
+void backward_row(const VmathKernels& k, const float* g, const float* y, float* gx, index_t dim) {
   float s = 0.0f;
   if constexpr (kLog) {  // d/dx of log_softmax: g - softmax * sum(g), softmax = exp(y)
 #pragma omp simd reduction(+ : s)
     for (index_t d = 0; d < dim; ++d) s += g[d];
-#pragma omp simd
-    for (index_t d = 0; d < dim; ++d) gx[d] = g[d] - std::exp(y[d]) * s;
+    k.sub_exp_mul(g, y, gx, dim, s);
   } else {  // d/dx of softmax: y * (g - <g, y>)
 #pragma omp simd reduction(+ : s)
     for (index_t d = 0; d < dim; ++d) s += g[d] * y[d];
@@ -81,7 +70,7 @@ void forward_lanes(const float* x, float* y, index_t dim, index_t inner, index_t
     float* o = y + d * inner;
 #pragma omp simd
     for (index_t i = 0; i < w; ++i) {
-      const float e = std::exp(r[i] - mx[i]);
+      const float e = vmath::fast_exp(r[i] - mx[i]);
       if constexpr (!kLog) o[i] = e;
       s[i] += e;
     }
@@ -118,7 +107,7 @@ void backward_lanes(const float* g, const float* y, float* gx, index_t dim, inde
     const float* yr = y + d * inner;
     float* o = gx + d * inner;
 #pragma omp simd
-    for (index_t i = 0; i < w; ++i) o[i] = kLog ? gr[i] - std::exp(yr[i]) * s[i] : yr[i] * (gr[i] - s[i]);
+    for (index_t i = 0; i < w; ++i) o[i] = kLog ? gr[i] - vmath::fast_exp(yr[i]) * s[i] : yr[i] * (gr[i] - s[i]);
   }
 }
 
@@ -126,7 +115,7 @@ void backward_lanes(const float* g, const float* y, float* gx, index_t dim, inde
 template <typename RowFn, typename LanesFn>
 void for_each_row(index_t outer, index_t dim, index_t inner, RowFn row, LanesFn lanes) {
   if (outer <= 0 || dim <= 0 || inner <= 0) return;
-  const bool parallel = outer * dim * inner > kParallelGrain;
+  const bool parallel = outer * dim * inner > kTranscendentalGrain;  // an exp per element
   if (inner == 1) {
 #pragma omp parallel for schedule(static) if (parallel)
     for (index_t o = 0; o < outer; ++o) row(o * dim);
@@ -142,15 +131,17 @@ void for_each_row(index_t outer, index_t dim, index_t inner, RowFn row, LanesFn 
 
 template <bool kLog>
 void forward(const float* x, float* y, index_t outer, index_t dim, index_t inner) {
+  const VmathKernels& k = vmath_kernels();
   for_each_row(
-      outer, dim, inner, [=](index_t off) { forward_row<kLog>(x + off, y + off, dim); },
+      outer, dim, inner, [=, &k](index_t off) { forward_row<kLog>(k, x + off, y + off, dim); },
       [=](index_t off, index_t w) { forward_lanes<kLog>(x + off, y + off, dim, inner, w); });
 }
 
 template <bool kLog>
 void backward(const float* g, const float* y, float* gx, index_t outer, index_t dim, index_t inner) {
+  const VmathKernels& k = vmath_kernels();
   for_each_row(
-      outer, dim, inner, [=](index_t off) { backward_row<kLog>(g + off, y + off, gx + off, dim); },
+      outer, dim, inner, [=, &k](index_t off) { backward_row<kLog>(k, g + off, y + off, gx + off, dim); },
       [=](index_t off, index_t w) { backward_lanes<kLog>(g + off, y + off, gx + off, dim, inner, w); });
 }
 

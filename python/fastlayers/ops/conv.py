@@ -1,3 +1,151 @@
-"""conv ops."""
+"""Convolution: conv2d and conv1d (a thin layer over conv2d with H = 1), forward and backward.
 
-__all__ = []
+The kernels (csrc/cpu/conv.*) are im2col + GEMM and take a caller-owned workspace; this module
+keeps one grow-only workspace per backend and per Python thread, so repeated calls reuse pages
+that are already mapped instead of faulting in fresh ones on every call.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from .._backend import backend_for
+from .._checks import as_float32, as_int, as_pair, check_ndim, check_nonnegative, check_positive, check_shape
+
+__all__ = ["conv2d", "conv2d_backward", "conv1d", "conv1d_backward"]
+
+_FORWARD, _BACKWARD_DATA, _BACKWARD_WEIGHT = 0, 1, 2
+
+# Per thread: two Python threads running convolutions at once must not share a workspace.
+_workspaces = threading.local()
+
+
+def _workspace(be, pass_, shape):
+    """A float32 buffer of at least the size the kernel asks for (grow-only, reused across calls)."""
+    threads = _threads(be)
+    need = int(be.run("conv2d_workspace_floats", shape, pass_, threads)) if be.has_kernel("conv2d_workspace_floats") else 0
+    cache = getattr(_workspaces, "by_backend", None)
+    if cache is None:
+        cache = _workspaces.by_backend = {}
+    ws = cache.get(be.name)
+    if ws is None or ws.size < max(need, 1):
+        ws = cache[be.name] = be.empty((max(need, 1),))
+    return ws, int(ws.size)
+
+
+def _threads(be) -> int:
+    if be.name != "cpu":
+        return 1
+    from .. import _cpu
+
+    return _cpu.get_num_threads()
+
+
+def _geometry(x, w, stride, padding, dilation, groups):
+    """Checks the arguments and returns the kernels' 16-int shape tuple
+    (N, C, H, W, K, R, S, P, Q, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups)."""
+    check_ndim(x, 4, "x", "(N, C, H, W)")
+    check_ndim(w, 4, "w", "(K, C/groups, R, S)")
+    sh, sw = as_pair(stride, "stride")
+    ph, pw = as_pair(padding, "padding")
+    dh, dw = as_pair(dilation, "dilation")
+    groups = as_int(groups, "groups")
+    check_positive((sh, sw), "stride")
+    check_nonnegative((ph, pw), "padding")
+    check_positive((dh, dw), "dilation")
+    check_positive(groups, "groups")
+    N, C, H, W = (int(v) for v in x.shape)
+    K, Cg, R, S = (int(v) for v in w.shape)
+    if min(K, Cg, R, S) <= 0:
+        raise ValueError(f"w must have positive sizes (K, C/groups, R, S), got {tuple(w.shape)}")
+    if C % groups:
+        raise ValueError(f"x has C={C} channels, which groups={groups} does not divide")
+    if K % groups:
+        raise ValueError(f"w has K={K} output channels, which groups={groups} does not divide")
+    if C != Cg * groups:
+        raise ValueError(f"w.shape[1] must be C/groups = {C}/{groups} = {C // groups}, got {Cg} "
+                         f"(x shape {tuple(x.shape)}, w shape {tuple(w.shape)})")
+    P = (H + 2 * ph - dh * (R - 1) - 1) // sh + 1
+    Q = (W + 2 * pw - dw * (S - 1) - 1) // sw + 1
+    if P <= 0 or Q <= 0:
+        raise ValueError(
+            f"w: the kernel {R}x{S} (dilation {dh}x{dw}, extent {dh * (R - 1) + 1}x{dw * (S - 1) + 1}) "
+            f"is larger than the padded input {H + 2 * ph}x{W + 2 * pw} (input {H}x{W}, padding {ph}x{pw}); "
+            f"the output would be empty ({P}x{Q})")
+    return (N, C, H, W, K, R, S, P, Q, sh, sw, ph, pw, dh, dw, groups)
+
+
+def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-D cross-correlation of NCHW x with w (K, C/groups, R, S), plus b (K,) when given.
+
+    Output (N, K, P, Q) with P = (H + 2*pad_h - dil_h*(R-1) - 1)//stride_h + 1 (likewise Q), as PyTorch.
+    """
+    be = backend_for(x=x, w=w, b=b)
+    x = as_float32(x, "x", be)
+    w = as_float32(w, "w", be)
+    shape = _geometry(x, w, stride, padding, dilation, groups)
+    N, K, P, Q = shape[0], shape[4], shape[7], shape[8]
+    if b is not None:
+        b = as_float32(b, "b", be)
+        check_shape(b, (K,), "b")
+    y = be.empty((N, K, P, Q))
+    ws, ws_floats = _workspace(be, _FORWARD, shape)
+    be.run("conv2d_forward", x, w, b if b is not None else 0, y, ws, ws_floats, shape)
+    return y
+
+
+def conv2d_backward(grad_out, x, w, stride=1, padding=0, dilation=1, groups=1):
+    """(grad_x, grad_w, grad_b) of conv2d; grad_b is grad_out summed over N, H, W."""
+    be = backend_for(grad_out=grad_out, x=x, w=w)
+    x = as_float32(x, "x", be)
+    w = as_float32(w, "w", be)
+    shape = _geometry(x, w, stride, padding, dilation, groups)
+    N, C, H, W, K = shape[:5]
+    R, S, P, Q = shape[5:9]
+    grad_out = as_float32(grad_out, "grad_out", be)
+    check_shape(grad_out, (N, K, P, Q), "grad_out")
+    grad_x = be.empty((N, C, H, W))
+    grad_w = be.empty(tuple(int(v) for v in w.shape))
+    grad_b = be.empty((K,))
+    ws, ws_floats = _workspace(be, _BACKWARD_DATA, shape)
+    be.run("conv2d_backward_data", grad_out, w, grad_x, ws, ws_floats, shape)
+    ws, ws_floats = _workspace(be, _BACKWARD_WEIGHT, shape)
+    be.run("conv2d_backward_weight", grad_out, x, grad_w, grad_b, ws, ws_floats, shape)
+    return grad_x, grad_w, grad_b
+
+
+def _single(value, name: str) -> int:
+    """conv1d's stride/padding/dilation: an int or a 1-tuple."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 1:
+            raise ValueError(f"{name} must be an int or a 1-tuple for conv1d, got {value!r}")
+        value = value[0]
+    return as_int(value, name)
+
+
+def _as_2d(x, w, stride, padding, dilation, be):
+    x = as_float32(x, "x", be)
+    w = as_float32(w, "w", be)
+    check_ndim(x, 3, "x", "(N, C, L)")
+    check_ndim(w, 3, "w", "(K, C/groups, S)")
+    params = ((1, _single(stride, "stride")), (0, _single(padding, "padding")), (1, _single(dilation, "dilation")))
+    return x[:, :, None, :], w[:, :, None, :], params
+
+
+def conv1d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
+    """1-D convolution of (N, C, L) x with w (K, C/groups, S): conv2d with H = 1."""
+    be = backend_for(x=x, w=w, b=b)
+    x2, w2, (st, pad, dil) = _as_2d(x, w, stride, padding, dilation, be)
+    return conv2d(x2, w2, b, st, pad, dil, groups)[:, :, 0, :]
+
+
+def conv1d_backward(grad_out, x, w, stride=1, padding=0, dilation=1, groups=1):
+    """(grad_x, grad_w, grad_b) of conv1d."""
+    be = backend_for(grad_out=grad_out, x=x, w=w)
+    x2, w2, (st, pad, dil) = _as_2d(x, w, stride, padding, dilation, be)
+    shape = _geometry(x2, w2, st, pad, dil, groups)
+    grad_out = as_float32(grad_out, "grad_out", be)
+    check_shape(grad_out, (shape[0], shape[4], shape[8]), "grad_out")
+    gx, gw, gb = conv2d_backward(grad_out[:, :, None, :], x2, w2, st, pad, dil, groups)
+    return gx[:, :, 0, :], gw[:, :, 0, :], gb
+

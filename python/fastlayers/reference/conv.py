@@ -1,5 +1,110 @@
-"""NumPy reference: conv."""
+"""NumPy reference: 2-D (and 1-D) convolution, forward and backward.
 
-import numpy as np  # noqa: F401
+Written as an explicit loop over the kernel taps (r, s): each tap sees a strided window of the
+zero-padded input, and contributes an einsum over the group's input channels. Runs in float32 or
+float64 (float64 when any input is float64), groups and dilation included. Same names and
+signatures as fastlayers.ops.
+"""
 
-__all__ = []
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["conv2d", "conv2d_backward", "conv1d", "conv1d_backward"]
+
+
+def _pair(v):
+    if isinstance(v, (tuple, list)):
+        return int(v[0]), int(v[1])
+    return int(v), int(v)
+
+
+def _single(v):
+    if isinstance(v, (tuple, list)):
+        return int(v[0])
+    return int(v)
+
+
+def _dtype(*arrays):
+    dt = np.result_type(*[np.asarray(a).dtype for a in arrays if a is not None])
+    return np.float64 if dt == np.float64 else np.float32
+
+
+def _geometry(x, w, stride, padding, dilation):
+    N, C, H, W = x.shape
+    K, _, R, S = w.shape
+    sh, sw = _pair(stride)
+    ph, pw = _pair(padding)
+    dh, dw = _pair(dilation)
+    P = (H + 2 * ph - dh * (R - 1) - 1) // sh + 1
+    Q = (W + 2 * pw - dw * (S - 1) - 1) // sw + 1
+    if P <= 0 or Q <= 0:
+        raise ValueError(f"w: the kernel does not fit the padded input (output would be {P}x{Q})")
+    return (N, C, H, W, K, R, S, P, Q), (sh, sw), (ph, pw), (dh, dw)
+
+
+def _tap(xp, r, s, P, Q, stride, dilation):
+    """The (N, C, P, Q) window of the padded input that kernel tap (r, s) multiplies."""
+    (sh, sw), (dh, dw) = stride, dilation
+    return xp[:, :, r * dh: r * dh + sh * (P - 1) + 1: sh, s * dw: s * dw + sw * (Q - 1) + 1: sw]
+
+
+def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
+    """y[n, k, p, q] = b[k] + sum_{c in group(k), r, s} w[k, c, r, s] * xpad[n, c, p*sh + r*dh, q*sw + s*dw]."""
+    dt = _dtype(x, w, b)
+    x, w = np.asarray(x, dt), np.asarray(w, dt)
+    (N, C, H, W, K, R, S, P, Q), st, (ph, pw), dil = _geometry(x, w, stride, padding, dilation)
+    Cg, Kg = C // groups, K // groups
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    y = np.zeros((N, K, P, Q), dt)
+    for g in range(groups):
+        xs, ks = slice(g * Cg, (g + 1) * Cg), slice(g * Kg, (g + 1) * Kg)
+        for r in range(R):
+            for s in range(S):
+                patch = _tap(xp[:, xs], r, s, P, Q, st, dil)
+                y[:, ks] += np.einsum("ncpq,kc->nkpq", patch, w[ks, :, r, s])
+    if b is not None:
+        y += np.asarray(b, dt)[None, :, None, None]
+    return y
+
+
+def conv2d_backward(grad_out, x, w, stride=1, padding=0, dilation=1, groups=1):
+    """(grad_x, grad_w, grad_b): the adjoint of each tap's window, summed back onto the padded input."""
+    dt = _dtype(grad_out, x, w)
+    x, w, go = np.asarray(x, dt), np.asarray(w, dt), np.asarray(grad_out, dt)
+    (N, C, H, W, K, R, S, P, Q), st, (ph, pw), dil = _geometry(x, w, stride, padding, dilation)
+    if go.shape != (N, K, P, Q):
+        raise ValueError(f"grad_out must have shape {(N, K, P, Q)}, got {go.shape}")
+    Cg, Kg = C // groups, K // groups
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    gxp = np.zeros_like(xp)
+    gw = np.zeros_like(w)
+    for g in range(groups):
+        xs, ks = slice(g * Cg, (g + 1) * Cg), slice(g * Kg, (g + 1) * Kg)
+        for r in range(R):
+            for s in range(S):
+                patch = _tap(xp[:, xs], r, s, P, Q, st, dil)
+                gw[ks, :, r, s] = np.einsum("nkpq,ncpq->kc", go[:, ks], patch)
+                # _tap returns a view, so += lands in gxp (taps of one stride never overlap themselves)
+                _tap(gxp[:, xs], r, s, P, Q, st, dil)[...] += np.einsum("nkpq,kc->ncpq", go[:, ks], w[ks, :, r, s])
+    gx = gxp[:, :, ph: ph + H, pw: pw + W].copy()
+    gb = go.sum(axis=(0, 2, 3))
+    return gx, gw, gb
+
+
+def _to_2d(x, w, stride, padding, dilation):
+    x = np.asarray(x)[:, :, None, :]
+    w = np.asarray(w)[:, :, None, :]
+    return x, w, (1, _single(stride)), (0, _single(padding)), (1, _single(dilation))
+
+
+def conv1d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
+    """conv2d with H = 1 on (N, C, L) input and (K, C/groups, S) weights."""
+    x2, w2, st, pad, dil = _to_2d(x, w, stride, padding, dilation)
+    return conv2d(x2, w2, b, st, pad, dil, groups)[:, :, 0, :]
+
+
+def conv1d_backward(grad_out, x, w, stride=1, padding=0, dilation=1, groups=1):
+    x2, w2, st, pad, dil = _to_2d(x, w, stride, padding, dilation)
+    gx, gw, gb = conv2d_backward(np.asarray(grad_out)[:, :, None, :], x2, w2, st, pad, dil, groups)
+    return gx[:, :, 0, :], gw[:, :, 0, :], gb

@@ -1,0 +1,340 @@
+#include "cpu/conv.h"
+
+#include <omp.h>
+
+#include <algorithm>
+
+#include "cpu/gemm.h"
+#include "cpu/parallel.h"
+
+namespace fastlayers::cpu {
+
+namespace {
+
+// The im2col matrix of one (image, group) has CRS = C/groups * R * S rows and P*Q columns. It is
+// built a tile of columns at a time so that the workspace stays bounded (a 512x512 image would
+// otherwise need hundreds of MB) and the tile is still in cache when sgemm reads it. In the forward
+// pass, when P*Q is small (LeNet: 24x24 and 8x8), several images share one GEMM (their columns side
+// by side), so each sgemm call has a useful N and packs the weights once for `nb` images. (The
+// backward passes measured no faster that way: they run one image per GEMM.)
+constexpr index_t kColsTileFloats = index_t{1} << 19;  // 2 MiB per thread
+constexpr index_t kMinTileColumns = 128;
+
+struct Geometry {
+  index_t Cg, Kg, CRS, PQ, HW;
+  index_t tile;  // columns per sgemm call: a tile of one image's P*Q, or nb whole images
+  index_t nb;    // images per sgemm call (> 1 only in the forward pass when P*Q is small)
+  bool direct;   // 1x1, stride 1, no padding: the input already is the im2col matrix
+  bool gw_transposed;  // backward-weight computes grad_w^T (CRS x K/groups): see conv2d_backward_weight
+};
+
+Geometry geometry(const Conv2dShape& s, ConvPass pass) {
+  Geometry g{};
+  g.Cg = s.C / s.groups;
+  g.Kg = s.K / s.groups;
+  g.CRS = g.Cg * s.R * s.S;
+  g.PQ = s.P * s.Q;
+  g.HW = s.H * s.W;
+  g.direct = s.R == 1 && s.S == 1 && s.stride_h == 1 && s.stride_w == 1 && s.pad_h == 0 && s.pad_w == 0;
+  const index_t cols = std::max(kMinTileColumns, kColsTileFloats / std::max<index_t>(g.CRS, 1));
+  // A block of nb images needs (CRS + K/groups) * nb*P*Q floats (im2col + staging): keep it in budget.
+  const index_t block_cols = kColsTileFloats / (g.CRS + g.Kg);
+  const bool batch = pass == ConvPass::forward && !g.direct && 2 * g.PQ <= block_cols;
+  g.nb = batch ? std::max<index_t>(1, std::min(block_cols / g.PQ, s.N)) : 1;
+  g.tile = g.nb > 1 ? g.nb * g.PQ : std::min(g.PQ, cols);
+  g.gw_transposed = g.CRS < 64 && g.CRS < g.Kg;
+  return g;
+}
+
+// Parallel over images (one workspace slice per thread, sgemm single-threaded inside the region)
+// when there are at least as many images as threads; otherwise one image at a time and sgemm and
+// im2col parallelise inside.
+int image_threads(const Conv2dShape& s, int threads) { return (threads > 1 && s.N >= threads) ? threads : 1; }
+
+// Per thread: the im2col tile, and with nb > 1 a (K/groups x tile) staging matrix for the forward
+// GEMM's output (the nb images' outputs are not adjacent in y).
+// Backward-weight with gw_transposed adds a (CRS x K/groups) matrix for grad_w^T.
+index_t slice_floats(const Geometry& g, ConvPass pass) {
+  const index_t extra = (pass == ConvPass::backward_weight && g.gw_transposed) ? g.CRS * g.Kg : 0;
+  if (g.direct) return extra;
+  return g.CRS * g.tile + (g.nb > 1 ? g.Kg * g.tile : 0) + extra;
+}
+
+index_t needed_floats(const Conv2dShape& s, const Geometry& g, ConvPass pass, int T) {
+  index_t n = T * slice_floats(g, pass);
+  if (pass == ConvPass::backward_weight) n += (T - 1) * s.K * g.CRS;  // partial grad_w, threads 1..T-1
+  return n;
+}
+
+// Threads over images that the workspace allows; 0 if it is too small even for one.
+int plan_threads(const Conv2dShape& s, const Geometry& g, ConvPass pass, index_t workspace_floats) {
+  int T = image_threads(s, omp_get_max_threads());
+  while (T > 1 && needed_floats(s, g, pass, T) > workspace_floats) --T;
+  return needed_floats(s, g, pass, T) <= workspace_floats ? T : 0;
+}
+
+index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
+
+// For kernel column offset w_off = t*dil_w - pad_w: the output columns q with 0 <= q*sw + w_off < W.
+void valid_q(const Conv2dShape& s, index_t w_off, index_t& q_lo, index_t& q_hi) {
+  q_lo = w_off >= 0 ? 0 : ceil_div(-w_off, s.stride_w);
+  q_hi = (s.W - 1 - w_off) < 0 ? 0 : std::min(s.Q, (s.W - 1 - w_off) / s.stride_w + 1);
+  if (q_hi < q_lo) q_hi = q_lo;
+}
+
+// One output row p's share of an im2col row: columns q in [q, qe) of output row p, for a kernel tap
+// whose valid columns are [q_lo, q_hi) (valid_q). Copies x or writes 0 (padding). `out[qq - q]` is
+// column p*Q + qq. Kept branch-light: with small P*Q (LeNet: 8x8) this runs once per 8 floats.
+inline void im2col_segment(const float* __restrict xrow, float* __restrict out, index_t q, index_t qe,
+                           index_t q_lo, index_t q_hi, index_t sw, index_t w_off) {
+  const index_t a = std::clamp(q_lo, q, qe), b = std::clamp(q_hi, a, qe);
+  for (index_t qq = q; qq < a; ++qq) out[qq - q] = 0.0f;
+  if (sw == 1) {
+    // In blocks of 8: a plain loop becomes a memmove call, which costs more than it moves here.
+    index_t qq = a;
+    for (; qq + 8 <= b; qq += 8)
+      for (int l = 0; l < 8; ++l) out[qq - q + l] = xrow[qq + w_off + l];
+    for (; qq < b; ++qq) out[qq - q] = xrow[qq + w_off];
+  } else {
+    for (index_t qq = a; qq < b; ++qq) out[qq - q] = xrow[qq * sw + w_off];
+  }
+  for (index_t qq = b; qq < qe; ++qq) out[qq - q] = 0.0f;
+}
+
+// Columns [j0, j1) of the im2col matrix of one image and group: row (c, r, t), column j = p*Q + q
+// holds x[c, p*sh - ph + r*dh, q*sw - pw + t*dw], 0 where that falls in the padding. Written to
+// cols[row * ld + j - j0].
+void im2col(const Conv2dShape& s, const float* x, index_t Cg, index_t j0, index_t j1, float* cols,
+            index_t ld, bool parallel) {
+  const index_t RS = s.R * s.S, rows = Cg * RS, sw = s.stride_w, Q = s.Q;
+  const index_t p0 = j0 / Q, p1 = (j1 - 1) / Q;  // output rows touched; first and last may be partial
+#pragma omp parallel for schedule(static) if (parallel)
+  for (index_t row = 0; row < rows; ++row) {
+    const index_t c = row / RS, r = (row / s.S) % s.R, t = row % s.S;
+    const float* xc = x + c * s.H * s.W;
+    const index_t h_off = r * s.dil_h - s.pad_h, w_off = t * s.dil_w - s.pad_w;
+    index_t q_lo, q_hi;
+    valid_q(s, w_off, q_lo, q_hi);
+    float* out = cols + row * ld;  // out[j - j0] is column j
+    for (index_t p = p0; p <= p1; ++p) {
+      const index_t q = p == p0 ? j0 - p * Q : 0, qe = p == p1 ? j1 - p * Q : Q;
+      const index_t ih = p * s.stride_h + h_off;
+      float* seg = out + (p * Q + q - j0);  // column p*Q + q
+      if (ih < 0 || ih >= s.H) {
+        for (index_t qq = q; qq < qe; ++qq) seg[qq - q] = 0.0f;
+      } else {
+        im2col_segment(xc + ih * s.W, seg, q, qe, q_lo, q_hi, sw, w_off);
+      }
+    }
+  }
+}
+
+// The adjoint of im2col: grad_x[c, ih, iw] += cols[row, j] over columns [j0, j1). Parallel over
+// channels, so no two threads write the same element and the summation order is fixed.
+void col2im_add(const Conv2dShape& s, const float* cols, index_t ld, index_t Cg, index_t j0, index_t j1,
+                float* gx, bool parallel) {
+  const index_t sw = s.stride_w, Q = s.Q;
+  const index_t p0 = j0 / Q, p1 = (j1 - 1) / Q;
+#pragma omp parallel for schedule(static) if (parallel)
+  for (index_t c = 0; c < Cg; ++c) {
+    float* gc = gx + c * s.H * s.W;
+    for (index_t r = 0; r < s.R; ++r) {
+      for (index_t t = 0; t < s.S; ++t) {
+        const index_t row = (c * s.R + r) * s.S + t;
+        const index_t h_off = r * s.dil_h - s.pad_h, w_off = t * s.dil_w - s.pad_w;
+        index_t q_lo, q_hi;
+        valid_q(s, w_off, q_lo, q_hi);
+        const float* in = cols + row * ld;  // in[j - j0] is column j
+        for (index_t p = p0; p <= p1; ++p) {
+          const index_t ih = p * s.stride_h + h_off;
+          if (ih < 0 || ih >= s.H) continue;
+          const index_t q = p == p0 ? j0 - p * Q : 0, qe = p == p1 ? j1 - p * Q : Q;
+          const index_t a = std::clamp(q_lo, q, qe), b = std::clamp(q_hi, a, qe);
+          const float* __restrict seg = in + (p * Q + q - j0);  // column p*Q + q
+          float* __restrict grow = gc + ih * s.W;
+          if (sw == 1) {
+            for (index_t qq = a; qq < b; ++qq) grow[qq + w_off] += seg[qq - q];
+          } else {
+            for (index_t qq = a; qq < b; ++qq) grow[qq * sw + w_off] += seg[qq - q];
+          }
+        }
+      }
+    }
+  }
+}
+
+void fill(float* p, index_t n, float v, bool parallel) {
+#pragma omp parallel for simd schedule(static) if (parallel && n > kParallelGrain)
+  for (index_t i = 0; i < n; ++i) p[i] = v;
+}
+
+// Runs body(n, nbb, chunk, workspace_slice, inner_parallel) for blocks of nbb <= g.nb consecutive
+// images. With T > 1 the images are cut into T static chunks (chunk t is images
+// [t*N/T, (t+1)*N/T) with workspace slice t), one per thread; a smaller team (called from inside
+// another parallel region) takes several chunks each, so the result does not depend on the team
+// OpenMP actually gives. With T == 1, one block at a time, parallel inside.
+template <class Body>
+void for_each_block(const Conv2dShape& s, const Geometry& g, ConvPass pass, int T, float* workspace, Body body) {
+  const index_t slice = slice_floats(g, pass);
+  auto chunk = [&](int t, index_t n0, index_t n1, float* ws, bool inner) {
+    for (index_t n = n0; n < n1; n += g.nb) body(n, std::min(g.nb, n1 - n), t, ws, inner);
+  };
+  if (T > 1) {
+#pragma omp parallel num_threads(T)
+    for (int t = omp_get_thread_num(); t < T; t += omp_get_num_threads())
+      chunk(t, s.N * t / T, s.N * (t + 1) / T, workspace + t * slice, false);
+  } else {
+    chunk(0, 0, s.N, workspace, omp_get_max_threads() > 1 && !omp_in_parallel());
+  }
+}
+
+}  // namespace
+
+index_t conv2d_workspace_floats(const Conv2dShape& s, ConvPass pass, int threads) {
+  return needed_floats(s, geometry(s, pass), pass, image_threads(s, threads));
+}
+
+bool conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y,
+                    float* workspace, index_t workspace_floats) {
+  const Geometry g = geometry(s, ConvPass::forward);
+  const int T = plan_threads(s, g, ConvPass::forward, workspace_floats);
+  if (T == 0) return false;
+  for_each_block(s, g, ConvPass::forward, T, workspace, [&](index_t n, index_t nbb, int /*chunk*/, float* ws, bool inner) {
+    for (index_t grp = 0; grp < s.groups; ++grp) {
+      const float* xg = x + (n * s.C + grp * g.Cg) * g.HW;
+      const float* wg = w + grp * g.Kg * g.CRS;
+      float* yg = y + (n * s.K + grp * g.Kg) * g.PQ;
+      const float* bg = b != nullptr ? b + grp * g.Kg : nullptr;
+      if (g.nb > 1) {  // nbb images in one GEMM into a staging matrix, then out to y (+ bias)
+        const index_t ld = nbb * g.PQ;
+        float* cols = ws;
+        float* out = ws + g.CRS * g.tile;
+        for (index_t i = 0; i < nbb; ++i) im2col(s, xg + i * s.C * g.HW, g.Cg, 0, g.PQ, cols + i * g.PQ, ld, inner);
+        sgemm(false, false, g.Kg, ld, g.CRS, 1.0f, wg, g.CRS, cols, ld, 0.0f, out, ld);
+        for (index_t i = 0; i < nbb; ++i)
+          for (index_t k = 0; k < g.Kg; ++k) {
+            const float* src = out + k * ld + i * g.PQ;
+            float* dst = yg + i * s.K * g.PQ + k * g.PQ;
+            const float bias = bg != nullptr ? bg[k] : 0.0f;
+            for (index_t j = 0; j < g.PQ; ++j) dst[j] = src[j] + bias;
+          }
+        continue;
+      }
+      float beta = 0.0f;
+      if (bg != nullptr) {  // start from the bias and let sgemm accumulate onto it
+        for (index_t k = 0; k < g.Kg; ++k) fill(yg + k * g.PQ, g.PQ, bg[k], inner);
+        beta = 1.0f;
+      }
+      if (g.direct) {
+        sgemm(false, false, g.Kg, g.PQ, g.CRS, 1.0f, wg, g.CRS, xg, g.HW, beta, yg, g.PQ);
+        continue;
+      }
+      for (index_t j0 = 0; j0 < g.PQ; j0 += g.tile) {
+        const index_t j1 = std::min(g.PQ, j0 + g.tile), jn = j1 - j0;
+        im2col(s, xg, g.Cg, j0, j1, ws, jn, inner);
+        sgemm(false, false, g.Kg, jn, g.CRS, 1.0f, wg, g.CRS, ws, jn, beta, yg + j0, g.PQ);
+      }
+    }
+  });
+  return true;
+}
+
+bool conv2d_backward_data(const Conv2dShape& s, const float* grad_out, const float* w, float* grad_x,
+                          float* workspace, index_t workspace_floats) {
+  const Geometry g = geometry(s, ConvPass::backward_data);
+  const int T = plan_threads(s, g, ConvPass::backward_data, workspace_floats);
+  if (T == 0) return false;
+  for_each_block(s, g, ConvPass::backward_data, T, workspace, [&](index_t n, index_t /*nbb = 1*/, int /*chunk*/, float* ws, bool inner) {
+    for (index_t grp = 0; grp < s.groups; ++grp) {
+      const float* gog = grad_out + (n * s.K + grp * g.Kg) * g.PQ;
+      const float* wg = w + grp * g.Kg * g.CRS;
+      float* gxg = grad_x + (n * s.C + grp * g.Cg) * g.HW;
+      if (g.direct) {  // grad_x = W^T grad_out
+        sgemm(true, false, g.CRS, g.PQ, g.Kg, 1.0f, wg, g.CRS, gog, g.PQ, 0.0f, gxg, g.HW);
+        continue;
+      }
+      fill(gxg, g.Cg * g.HW, 0.0f, inner);
+      for (index_t j0 = 0; j0 < g.PQ; j0 += g.tile) {
+        const index_t j1 = std::min(g.PQ, j0 + g.tile), jn = j1 - j0;
+        sgemm(true, false, g.CRS, jn, g.Kg, 1.0f, wg, g.CRS, gog + j0, g.PQ, 0.0f, ws, jn);
+        col2im_add(s, ws, jn, g.Cg, j0, j1, gxg, inner);
+      }
+    }
+  });
+  return true;
+}
+
+bool conv2d_backward_weight(const Conv2dShape& s, const float* grad_out, const float* x, float* grad_w,
+                            float* grad_b, float* workspace, index_t workspace_floats) {
+  const Geometry g = geometry(s, ConvPass::backward_weight);
+  const int T = plan_threads(s, g, ConvPass::backward_weight, workspace_floats);
+  if (T == 0) return false;
+  const index_t gw_size = s.K * g.CRS;
+  float* partials = workspace + T * slice_floats(g, ConvPass::backward_weight);  // chunks 1..T-1; chunk 0: grad_w
+
+  // gw (K/groups x CRS) = or += go (K/groups x kd) * cols^T (cols: CRS x kd). When CRS is small
+  // (LeNet's first layer: 1x5x5 = 25) that GEMM's N = CRS is too narrow for the micro-kernel, so
+  // compute gw^T = cols * go^T (N = K/groups) into `tmp` and add it transposed.
+  auto gw_gemm = [&](const float* go, index_t ldgo, const float* cols, index_t ldcols, index_t kd, bool overwrite,
+                     float* gwg, float* tmp) {
+    if (!g.gw_transposed) {
+      sgemm(false, true, g.Kg, g.CRS, kd, 1.0f, go, ldgo, cols, ldcols, overwrite ? 0.0f : 1.0f, gwg, g.CRS);
+      return;
+    }
+    sgemm(false, true, g.CRS, g.Kg, kd, 1.0f, cols, ldcols, go, ldgo, 0.0f, tmp, g.Kg);
+    for (index_t k = 0; k < g.Kg; ++k)
+      for (index_t r = 0; r < g.CRS; ++r)
+        gwg[k * g.CRS + r] = overwrite ? tmp[r * g.Kg + k] : gwg[k * g.CRS + r] + tmp[r * g.Kg + k];
+  };
+
+  if (s.N == 0) fill(grad_w, gw_size, 0.0f, true);
+  for_each_block(s, g, ConvPass::backward_weight, T, workspace, [&](index_t n, index_t /*nbb = 1*/, int t, float* ws, bool inner) {
+    float* gw = t == 0 ? grad_w : partials + (t - 1) * gw_size;
+    float* tmp = ws + slice_floats(g, ConvPass::forward);  // the gw_transposed matrix, after cols/staging
+    const bool first = n == s.N * t / T;  // a chunk's first block overwrites its partial sum
+    for (index_t grp = 0; grp < s.groups; ++grp) {
+      const float* gog = grad_out + (n * s.K + grp * g.Kg) * g.PQ;
+      const float* xg = x + (n * s.C + grp * g.Cg) * g.HW;
+      float* gwg = gw + grp * g.Kg * g.CRS;
+      if (g.direct) {  // grad_w += grad_out x^T
+        gw_gemm(gog, g.PQ, xg, g.HW, g.PQ, first, gwg, tmp);
+        continue;
+      }
+      for (index_t j0 = 0; j0 < g.PQ; j0 += g.tile) {
+        const index_t j1 = std::min(g.PQ, j0 + g.tile), jn = j1 - j0;
+        im2col(s, xg, g.Cg, j0, j1, ws, jn, inner);
+        gw_gemm(gog + j0, g.PQ, ws, jn, jn, first && j0 == 0, gwg, tmp);
+      }
+    }
+  });
+  if (T > 1) {  // add the partial sums in chunk order: the same bits on every run
+#pragma omp parallel for simd schedule(static) if (gw_size > kParallelGrain)
+    for (index_t i = 0; i < gw_size; ++i) {
+      float acc = grad_w[i];
+      for (int t = 1; t < T; ++t) acc += partials[(t - 1) * gw_size + i];
+      grad_w[i] = acc;
+    }
+  }
+
+  if (grad_b != nullptr) {
+    // Sixteen float lanes per row (vectorisable, and pairwise-like accuracy), rows added in double.
+    constexpr int L = 16;
+#pragma omp parallel for schedule(static) if (s.N * s.K * g.PQ > kParallelGrain)
+    for (index_t k = 0; k < s.K; ++k) {
+      double acc = 0.0;
+      for (index_t n = 0; n < s.N; ++n) {
+        const float* row = grad_out + (n * s.K + k) * g.PQ;
+        float lanes[L] = {};
+        index_t i = 0;
+        for (; i + L <= g.PQ; i += L)
+          for (int l = 0; l < L; ++l) lanes[l] += row[i + l];
+        for (; i < g.PQ; ++i) lanes[i % L] += row[i];
+        for (int l = 0; l < L; ++l) acc += lanes[l];
+      }
+      grad_b[k] = static_cast<float>(acc);
+    }
+  }
+  return true;
+}
+
+}  // namespace fastlayers::cpu

@@ -1,0 +1,586 @@
+"""The benchmark cases: one per (op, shape), for every op family in docs/ops.md.
+
+A Case knows how to make its inputs on NumPy or CuPy (`setup(xp)`), how to call the op through an
+ops namespace (`ours(o, state)`: o is `fastlayers` for the cpu/cuda backends and
+`fastlayers.reference` for the NumPy reference, both with the same names), and how to call the
+established libraries that anchor it (`xp_anchor(xp, state)` for numpy / cupy, `torch_anchor(torch,
+state)` for torch-cpu / torch-cuda, where state holds torch tensors). Each builder returns a
+zero-argument callable that is then timed; setup work (optimizers, saved indices) happens in the
+builder, outside the timed call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+GEMM_SHAPES = [(256, 256, 256), (1024, 1024, 1024), (2048, 2048, 2048),
+               (100, 784, 200), (784, 100, 200), (100, 200, 10), (100, 1024, 200)]
+
+# The six layers of /work/shared/ANCHORS.md: (name, N, C, H, W, K, R, S, stride, padding).
+CONV_LAYERS = [
+    ("a", 100, 1, 28, 28, 32, 5, 5, 1, 0),
+    ("b", 100, 32, 12, 12, 64, 5, 5, 1, 0),
+    ("c", 32, 64, 56, 56, 64, 3, 3, 1, 1),
+    ("d", 16, 128, 28, 28, 128, 3, 3, 1, 1),
+    ("e", 8, 3, 224, 224, 64, 11, 11, 4, 2),
+    ("f", 32, 256, 28, 28, 64, 1, 1, 1, 0),
+]
+HEAVY_CONV = {"c", "d", "e"}  # the NumPy reference takes seconds here: skipped in --quick
+
+POOL_SHAPE = (32, 64, 56, 56)  # pooling 2x2/2 and the elementwise ops
+SOFTMAX_SHAPE = (4096, 1000)
+OPTIM_SIZE = 1 << 22  # 4M parameters
+
+
+@dataclass
+class Case:
+    op: str
+    case: str
+    params: dict
+    setup: Callable  # setup(xp) -> dict of arrays and values
+    ours: Callable | None = None  # ours(o, state) -> fn
+    needs: tuple = ()  # fastlayers names the op needs (checked on fastlayers and fastlayers.reference)
+    xp_anchor: Callable | None = None  # (xp, state) -> fn, for numpy / cupy
+    torch_anchor: Callable | None = None  # (torch, state) -> fn, for torch-cpu / torch-cuda
+    flops: float | None = None
+    nbytes: float | None = None
+    heavy: bool = False  # the reference is slow: skipped in --quick
+    anchor_order: dict = field(default_factory=dict)  # backend -> anchor preference
+
+    @property
+    def family(self) -> str:
+        return self.params.get("family", self.op)
+
+
+def _rng():
+    return np.random.default_rng(0)
+
+
+def _rand(shape, scale=1.0):
+    return (_rng().standard_normal(shape) * scale).astype(np.float32)
+
+
+def _on(xp, arrays: dict) -> dict:
+    """NumPy arrays moved to xp (a copy only for CuPy)."""
+    if xp is np:
+        return arrays
+    return {k: xp.asarray(v) if isinstance(v, np.ndarray) else v for k, v in arrays.items()}
+
+
+def _f32(*shapes) -> float:
+    return 4.0 * sum(int(np.prod(s)) for s in shapes)
+
+
+# ----------------------------------------------------------------------------------------- gemm
+def gemm_cases() -> list[Case]:
+    cases = []
+    for m, k, n in GEMM_SHAPES:
+        params = {"family": "gemm", "M": m, "K": k, "N": n}
+        cases.append(Case(
+            "gemm", f"{m}x{k}x{n}", params,
+            setup=lambda xp, m=m, k=k, n=n: _on(xp, {"a": _rand((m, k)), "b": _rand((k, n))}),
+            ours=lambda o, s: lambda: o.gemm(s["a"], s["b"]),
+            needs=("gemm",),
+            xp_anchor=lambda xp, s: lambda: xp.matmul(s["a"], s["b"]),
+            torch_anchor=lambda torch, s: lambda: torch.mm(s["a"], s["b"]),
+            flops=2.0 * m * k * n, nbytes=_f32((m, k), (k, n), (m, n)),
+            heavy=m * k * n >= 2048**3, anchor_order={"cpu": ("numpy", "torch-cpu"), "cuda": ("cupy", "torch-cuda")}))
+    m = k = n = 1024
+    cases.append(Case(
+        "gemm_backward", f"{m}x{k}x{n}", {"family": "gemm", "M": m, "K": k, "N": n},
+        setup=lambda xp: _on(xp, {"a": _rand((m, k)), "b": _rand((k, n)), "g": _rand((m, n))}),
+        ours=lambda o, s: lambda: o.gemm_backward(s["g"], s["a"], s["b"]),
+        needs=("gemm_backward",),
+        xp_anchor=lambda xp, s: lambda: (xp.matmul(s["g"], s["b"].T), xp.matmul(s["a"].T, s["g"])),
+        torch_anchor=lambda torch, s: lambda: (torch.mm(s["g"], s["b"].T), torch.mm(s["a"].T, s["g"])),
+        flops=4.0 * m * k * n, nbytes=_f32((m, k), (k, n), (m, n), (m, k), (k, n)),
+        anchor_order={"cpu": ("numpy", "torch-cpu"), "cuda": ("cupy", "torch-cuda")}))
+    return cases
+
+
+def linear_cases() -> list[Case]:
+    n, i, o_ = 100, 784, 200
+    params = {"family": "linear", "batch": n, "in": i, "out": o_}
+    label = f"{n}x{i}->{o_}"
+
+    def setup(xp):
+        return _on(xp, {"x": _rand((n, i)), "w": _rand((o_, i), 0.05), "b": _rand((o_,)), "g": _rand((n, o_))})
+
+    def torch_bwd(torch, s):
+        return lambda: (torch.mm(s["g"], s["w"]), torch.mm(s["g"].T, s["x"]), s["g"].sum(0))
+
+    return [
+        Case("linear", label, params, setup, ours=lambda o, s: lambda: o.linear(s["x"], s["w"], s["b"]),
+             needs=("linear",), xp_anchor=lambda xp, s: lambda: xp.matmul(s["x"], s["w"].T) + s["b"],
+             torch_anchor=lambda torch, s: lambda: torch.nn.functional.linear(s["x"], s["w"], s["b"]),
+             flops=2.0 * n * i * o_, nbytes=_f32((n, i), (o_, i), (o_,), (n, o_))),
+        Case("linear_backward", label, params, setup,
+             ours=lambda o, s: lambda: o.linear_backward(s["g"], s["x"], s["w"]),
+             needs=("linear_backward",),
+             xp_anchor=lambda xp, s: lambda: (xp.matmul(s["g"], s["w"]), xp.matmul(s["g"].T, s["x"]), s["g"].sum(0)),
+             torch_anchor=torch_bwd, flops=4.0 * n * i * o_,
+             nbytes=_f32((n, o_), (n, i), (o_, i), (n, i), (o_, i), (o_,))),
+    ]
+
+
+# ----------------------------------------------------------------------------------------- conv
+def conv_out(size, k, stride, pad, dil=1):
+    return (size + 2 * pad - dil * (k - 1) - 1) // stride + 1
+
+
+def conv_flops(n, c, k, r, s, p, q, groups=1):
+    return 2.0 * n * k * (c // groups) * r * s * p * q
+
+
+def conv_cases() -> list[Case]:
+    cases = []
+    for name, n, c, h, w, k, r, s_, stride, pad in CONV_LAYERS:
+        p, q = conv_out(h, r, stride, pad), conv_out(w, s_, stride, pad)
+        params = {"family": "conv", "layer": name, "N": n, "C": c, "H": h, "W": w, "K": k, "R": r,
+                  "S": s_, "stride": stride, "padding": pad}
+        label = (f"{name}: N={n} {c}->{k} {h}x{w} {r}x{s_}" + (f" s{stride}" if stride != 1 else "")
+                 + (f" p{pad}" if pad else ""))
+        fl_ = conv_flops(n, c, k, r, s_, p, q)
+        xs, ws, ys = (n, c, h, w), (k, c, r, s_), (n, k, p, q)
+
+        def setup(xp, xs=xs, ws=ws, ys=ys, k=k):
+            return _on(xp, {"x": _rand(xs), "w": _rand(ws, 0.1), "b": _rand((k,)), "g": _rand(ys)})
+
+        def t_bwd(mask, stride=stride, pad=pad, k=k):
+            def build(torch, s):
+                return lambda: torch.ops.aten.convolution_backward(
+                    s["g"], s["x"], s["w"], [k], [stride, stride], [pad, pad], [1, 1], False, [0, 0], 1, mask)
+            return build
+
+        heavy = name in HEAVY_CONV
+        cases.append(Case(
+            "conv2d", label, params, setup,
+            ours=lambda o, s, stride=stride, pad=pad: lambda: o.conv2d(s["x"], s["w"], s["b"], stride=stride, padding=pad),
+            needs=("conv2d",),
+            torch_anchor=lambda torch, s, stride=stride, pad=pad: lambda: torch.nn.functional.conv2d(
+                s["x"], s["w"], s["b"], stride=stride, padding=pad),
+            flops=fl_, nbytes=_f32(xs, ws, ys), heavy=heavy))
+        cases.append(Case(
+            "conv2d_backward", label, {**params, "returns": "grad_x, grad_w, grad_b"}, setup,
+            ours=lambda o, s, stride=stride, pad=pad: lambda: o.conv2d_backward(
+                s["g"], s["x"], s["w"], stride=stride, padding=pad),
+            needs=("conv2d_backward",), torch_anchor=t_bwd([True, True, True]),
+            flops=2 * fl_, nbytes=_f32(ys, xs, ws, xs, ws), heavy=heavy))
+        # PyTorch's split, for reading the anchor table (no fastlayers counterpart: ours is fused).
+        cases.append(Case("conv2d_backward_data", label, params, setup, torch_anchor=t_bwd([True, False, False]),
+                          flops=fl_, nbytes=_f32(ys, ws, xs)))
+        cases.append(Case("conv2d_backward_weight", label, params, setup, torch_anchor=t_bwd([False, True, True]),
+                          flops=fl_, nbytes=_f32(ys, xs, ws)))
+    # conv1d: a thin layer over conv2d with H = 1.
+    n, c, length, k, s_ = 32, 64, 1024, 64, 5
+    lo = conv_out(length, s_, 1, 2)
+    params = {"family": "conv", "N": n, "C": c, "L": length, "K": k, "S": s_, "padding": 2}
+    label = f"N={n} {c}->{k} L={length} k{s_} p2"
+
+    def setup1(xp):
+        return _on(xp, {"x": _rand((n, c, length)), "w": _rand((k, c, s_), 0.1), "b": _rand((k,)),
+                        "g": _rand((n, k, lo))})
+
+    cases.append(Case("conv1d", label, params, setup1,
+                      ours=lambda o, s: lambda: o.conv1d(s["x"], s["w"], s["b"], padding=2), needs=("conv1d",),
+                      torch_anchor=lambda torch, s: lambda: torch.nn.functional.conv1d(s["x"], s["w"], s["b"], padding=2),
+                      flops=2.0 * n * k * c * s_ * lo, nbytes=_f32((n, c, length), (k, c, s_), (n, k, lo))))
+    cases.append(Case("conv1d_backward", label, params, setup1,
+                      ours=lambda o, s: lambda: o.conv1d_backward(s["g"], s["x"], s["w"], padding=2),
+                      needs=("conv1d_backward",),
+                      torch_anchor=lambda torch, s: lambda: torch.ops.aten.convolution_backward(
+                          s["g"], s["x"], s["w"], [k], [1], [2], [1], False, [0], 1, [True, True, True]),
+                      flops=4.0 * n * k * c * s_ * lo,
+                      nbytes=_f32((n, k, lo), (n, c, length), (k, c, s_), (n, c, length), (k, c, s_))))
+    return cases
+
+
+# -------------------------------------------------------------------------------------- pooling
+def pool_cases() -> list[Case]:
+    n, c, h, w = POOL_SHAPE
+    xs, ys = POOL_SHAPE, (n, c, h // 2, w // 2)
+    label = f"N={n} C={c} {h}x{w} 2x2/2"
+    params = {"family": "pool", "N": n, "C": c, "H": h, "W": w, "kernel": 2, "stride": 2}
+
+    def setup(xp):
+        return _on(xp, {"x": _rand(xs), "g": _rand(ys), "gg": _rand((n, c))})
+
+    def t_max_bwd(torch, s):
+        _, idx = torch.nn.functional.max_pool2d(s["x"], 2, return_indices=True)
+        return lambda: torch.ops.aten.max_pool2d_with_indices_backward(
+            s["g"], s["x"], [2, 2], [2, 2], [0, 0], [1, 1], False, idx)
+
+    fwd_bytes, bwd_bytes = _f32(xs, ys), _f32(ys, xs, xs)
+    return [
+        Case("max_pool2d", label, params, setup, ours=lambda o, s: lambda: o.max_pool2d(s["x"], 2),
+             needs=("max_pool2d",), torch_anchor=lambda torch, s: lambda: torch.nn.functional.max_pool2d(s["x"], 2),
+             nbytes=fwd_bytes),
+        Case("max_pool2d_backward", label, params, setup,
+             ours=lambda o, s: lambda: o.max_pool2d_backward(s["g"], s["x"], 2), needs=("max_pool2d_backward",),
+             torch_anchor=t_max_bwd, nbytes=bwd_bytes),
+        Case("avg_pool2d", label, params, setup, ours=lambda o, s: lambda: o.avg_pool2d(s["x"], 2),
+             needs=("avg_pool2d",), torch_anchor=lambda torch, s: lambda: torch.nn.functional.avg_pool2d(s["x"], 2),
+             nbytes=fwd_bytes),
+        Case("avg_pool2d_backward", label, params, setup,
+             ours=lambda o, s: lambda: o.avg_pool2d_backward(s["g"], s["x"], 2), needs=("avg_pool2d_backward",),
+             torch_anchor=lambda torch, s: lambda: torch.ops.aten.avg_pool2d_backward(
+                 s["g"], s["x"], [2, 2], [2, 2], [0, 0], False, True, None),
+             nbytes=_f32(ys, xs)),
+        Case("lp_pool2d", label + " p=2", {**params, "p": 2}, setup,
+             ours=lambda o, s: lambda: o.lp_pool2d(s["x"], 2, 2), needs=("lp_pool2d",),
+             torch_anchor=lambda torch, s: lambda: torch.nn.functional.lp_pool2d(s["x"], 2, 2), nbytes=fwd_bytes),
+        Case("lp_pool2d_backward", label + " p=2", {**params, "p": 2}, setup,
+             ours=lambda o, s: lambda: o.lp_pool2d_backward(s["g"], s["x"], 2, 2), needs=("lp_pool2d_backward",),
+             nbytes=bwd_bytes),
+        Case("global_avg_pool2d", f"N={n} C={c} {h}x{w}", params, setup,
+             ours=lambda o, s: lambda: o.global_avg_pool2d(s["x"]), needs=("global_avg_pool2d",),
+             xp_anchor=lambda xp, s: lambda: s["x"].mean(axis=(2, 3)),
+             torch_anchor=lambda torch, s: lambda: s["x"].mean((2, 3)), nbytes=_f32(xs, (n, c))),
+        Case("global_avg_pool2d_backward", f"N={n} C={c} {h}x{w}", params, setup,
+             ours=lambda o, s: lambda: o.global_avg_pool2d_backward(s["gg"], s["x"]),
+             needs=("global_avg_pool2d_backward",),
+             torch_anchor=lambda torch, s: lambda: (s["gg"][:, :, None, None] / (h * w)).expand(xs).contiguous(),
+             nbytes=_f32((n, c), xs)),
+    ]
+
+
+# ---------------------------------------------------------------------------------- activations
+def activation_cases() -> list[Case]:
+    shape = POOL_SHAPE
+    label = "x".join(map(str, shape))
+    p = {"family": "activation", "shape": list(shape)}
+
+    def setup(xp):
+        x = _rand(shape)
+        return _on(xp, {"x": x, "g": _rand(shape), "y": (1 / (1 + np.exp(-x))).astype(np.float32)})
+
+    sm_shape = SOFTMAX_SHAPE
+    sm_label = f"{sm_shape[0]}x{sm_shape[1]} axis=-1"
+    sp = {"family": "activation", "shape": list(sm_shape), "axis": -1}
+
+    def sm_setup(xp):
+        x = _rand(sm_shape)
+        return _on(xp, {"x": x, "g": _rand(sm_shape), "y": _softmax(x)})
+
+    def log_setup(xp):  # log_softmax_backward takes y = log_softmax(x)
+        return {**sm_setup(xp), "y": _on(xp, {"y": np.log(_softmax(_rand(sm_shape)))})["y"]}
+
+    one, two = _f32(shape, shape), _f32(shape, shape, shape)
+    cases = [
+        Case("relu", label, p, setup, ours=lambda o, s: lambda: o.relu(s["x"]), needs=("relu",),
+             xp_anchor=lambda xp, s: lambda: xp.maximum(s["x"], 0), torch_anchor=lambda t, s: lambda: t.relu(s["x"]),
+             nbytes=one),
+        Case("relu_backward", label, p, setup, ours=lambda o, s: lambda: o.relu_backward(s["g"], s["x"]),
+             needs=("relu_backward",),
+             torch_anchor=lambda t, s: lambda: t.ops.aten.threshold_backward(s["g"], s["x"], 0), nbytes=two),
+        Case("leaky_relu", label, p, setup, ours=lambda o, s: lambda: o.leaky_relu(s["x"], 0.01),
+             needs=("leaky_relu",), torch_anchor=lambda t, s: lambda: t.nn.functional.leaky_relu(s["x"], 0.01),
+             nbytes=one),
+        Case("leaky_relu_backward", label, p, setup,
+             ours=lambda o, s: lambda: o.leaky_relu_backward(s["g"], s["x"], 0.01), needs=("leaky_relu_backward",),
+             torch_anchor=lambda t, s: lambda: t.ops.aten.leaky_relu_backward(s["g"], s["x"], 0.01, False),
+             nbytes=two),
+        Case("sigmoid", label, p, setup, ours=lambda o, s: lambda: o.sigmoid(s["x"]), needs=("sigmoid",),
+             torch_anchor=lambda t, s: lambda: t.sigmoid(s["x"]), nbytes=one),
+        Case("sigmoid_backward", label, p, setup, ours=lambda o, s: lambda: o.sigmoid_backward(s["g"], s["y"]),
+             needs=("sigmoid_backward",),
+             torch_anchor=lambda t, s: lambda: t.ops.aten.sigmoid_backward(s["g"], s["y"]), nbytes=two),
+        Case("tanh", label, p, setup, ours=lambda o, s: lambda: o.tanh(s["x"]), needs=("tanh",),
+             torch_anchor=lambda t, s: lambda: t.tanh(s["x"]), nbytes=one),
+        Case("tanh_backward", label, p, setup, ours=lambda o, s: lambda: o.tanh_backward(s["g"], s["y"]),
+             needs=("tanh_backward",), torch_anchor=lambda t, s: lambda: t.ops.aten.tanh_backward(s["g"], s["y"]),
+             nbytes=two),
+    ]
+    sm1, sm2 = _f32(sm_shape, sm_shape), _f32(sm_shape, sm_shape, sm_shape)
+    cases += [
+        Case("softmax", sm_label, sp, sm_setup, ours=lambda o, s: lambda: o.softmax(s["x"], axis=-1),
+             needs=("softmax",), torch_anchor=lambda t, s: lambda: t.softmax(s["x"], -1), nbytes=sm1),
+        Case("softmax_backward", sm_label, sp, sm_setup,
+             ours=lambda o, s: lambda: o.softmax_backward(s["g"], s["y"], axis=-1), needs=("softmax_backward",),
+             torch_anchor=lambda t, s: lambda: t.ops.aten._softmax_backward_data(s["g"], s["y"], -1, t.float32),
+             nbytes=sm2),
+        Case("log_softmax", sm_label, sp, sm_setup, ours=lambda o, s: lambda: o.log_softmax(s["x"], axis=-1),
+             needs=("log_softmax",), torch_anchor=lambda t, s: lambda: t.log_softmax(s["x"], -1), nbytes=sm1),
+        Case("log_softmax_backward", sm_label, sp, log_setup,
+             ours=lambda o, s: lambda: o.log_softmax_backward(s["g"], s["y"], axis=-1),
+             needs=("log_softmax_backward",),
+             torch_anchor=lambda t, s: lambda: t.ops.aten._log_softmax_backward_data(s["g"], s["y"], -1, t.float32),
+             nbytes=sm2),
+    ]
+    return cases
+
+
+def _softmax(x):
+    e = np.exp(x - x.max(-1, keepdims=True))
+    return (e / e.sum(-1, keepdims=True)).astype(np.float32)
+
+
+def elementwise_cases() -> list[Case]:
+    shape = POOL_SHAPE
+    label = "x".join(map(str, shape))
+    p = {"family": "elementwise", "shape": list(shape)}
+
+    def setup(xp):
+        return _on(xp, {"a": _rand(shape), "b": _rand(shape), "g": _rand(shape)})
+
+    return [
+        Case("add", label, p, setup, ours=lambda o, s: lambda: o.add(s["a"], s["b"]), needs=("add",),
+             xp_anchor=lambda xp, s: lambda: xp.add(s["a"], s["b"]), torch_anchor=lambda t, s: lambda: t.add(s["a"], s["b"]),
+             nbytes=_f32(shape, shape, shape)),
+        Case("add_backward", label, p, setup, ours=lambda o, s: lambda: o.add_backward(s["g"]),
+             needs=("add_backward",), nbytes=_f32(shape, shape, shape)),
+    ]
+
+
+# --------------------------------------------------------------------------------------- losses
+def loss_cases() -> list[Case]:
+    n, c = SOFTMAX_SHAPE
+    label = f"N={n} C={c} int labels"
+    p = {"family": "loss", "N": n, "C": c, "reduction": "mean"}
+
+    def setup(xp):
+        return _on(xp, {"x": _rand((n, c)), "y": _rng().integers(0, c, n).astype(np.int64)})
+
+    def t_ce_bwd(t, s):
+        rows = t.arange(n, device=s["x"].device)
+
+        def run():
+            g = t.softmax(s["x"], 1)
+            g[rows, s["y"]] -= 1.0
+            return g.div_(n)
+        return run
+
+    shape = POOL_SHAPE
+    el_label = "x".join(map(str, shape))
+    ep = {"family": "loss", "shape": list(shape), "reduction": "mean"}
+    numel = int(np.prod(shape))
+
+    def el_setup(xp):
+        return _on(xp, {"p": _rand(shape), "t": (_rng().random(shape) > 0.5).astype(np.float32)})
+
+    two, three = _f32(shape, shape), _f32(shape, shape, shape)
+    return [
+        Case("softmax_cross_entropy", label, p, setup,
+             ours=lambda o, s: lambda: o.softmax_cross_entropy(s["x"], s["y"]), needs=("softmax_cross_entropy",),
+             torch_anchor=lambda t, s: lambda: t.nn.functional.cross_entropy(s["x"], s["y"]),
+             nbytes=_f32((n, c))),
+        Case("softmax_cross_entropy_backward", label, p, setup,
+             ours=lambda o, s: lambda: o.softmax_cross_entropy_backward(s["x"], s["y"]),
+             needs=("softmax_cross_entropy_backward",), torch_anchor=t_ce_bwd, nbytes=_f32((n, c), (n, c))),
+        Case("mse_loss", el_label, ep, el_setup, ours=lambda o, s: lambda: o.mse_loss(s["p"], s["t"]),
+             needs=("mse_loss",), torch_anchor=lambda t, s: lambda: t.nn.functional.mse_loss(s["p"], s["t"]),
+             nbytes=two),
+        Case("mse_loss_backward", el_label, ep, el_setup,
+             ours=lambda o, s: lambda: o.mse_loss_backward(s["p"], s["t"]), needs=("mse_loss_backward",),
+             torch_anchor=lambda t, s: lambda: (s["p"] - s["t"]).mul_(2.0 / numel), nbytes=three),
+        Case("binary_cross_entropy_with_logits", el_label, ep, el_setup,
+             ours=lambda o, s: lambda: o.binary_cross_entropy_with_logits(s["p"], s["t"]),
+             needs=("binary_cross_entropy_with_logits",),
+             torch_anchor=lambda t, s: lambda: t.nn.functional.binary_cross_entropy_with_logits(s["p"], s["t"]),
+             nbytes=two),
+        Case("binary_cross_entropy_with_logits_backward", el_label, ep, el_setup,
+             ours=lambda o, s: lambda: o.binary_cross_entropy_with_logits_backward(s["p"], s["t"]),
+             needs=("binary_cross_entropy_with_logits_backward",),
+             torch_anchor=lambda t, s: lambda: (t.sigmoid(s["p"]) - s["t"]).div_(numel), nbytes=three),
+    ]
+
+
+# -------------------------------------------------------------------------------------- dropout
+def dropout_cases() -> list[Case]:
+    shape = POOL_SHAPE
+    label = "x".join(map(str, shape)) + " p=0.5"
+    p = {"family": "dropout", "shape": list(shape), "p": 0.5}
+
+    def setup(xp):
+        return _on(xp, {"x": _rand(shape), "g": _rand(shape)})
+
+    def t_bwd(t, s):
+        _, mask = t.ops.aten.native_dropout(s["x"], 0.5, True)
+        return lambda: t.ops.aten.native_dropout_backward(s["g"], mask, 2.0)
+
+    return [
+        Case("dropout", label, p, setup, ours=lambda o, s: lambda: o.dropout(s["x"], 0.5, seed=1),
+             needs=("dropout",), torch_anchor=lambda t, s: lambda: t.nn.functional.dropout(s["x"], 0.5, True),
+             nbytes=_f32(shape, shape)),
+        Case("dropout_backward", label, p, setup, ours=lambda o, s: lambda: o.dropout_backward(s["g"], 0.5, seed=1),
+             needs=("dropout_backward",), torch_anchor=t_bwd, nbytes=_f32(shape, shape)),
+    ]
+
+
+# ------------------------------------------------------------------------------------ optimizers
+def optim_cases() -> list[Case]:
+    n = OPTIM_SIZE
+    p = {"family": "optim", "params": n}
+
+    def setup(xp):
+        return _on(xp, {"p": _rand((n,)), "g": _rand((n,), 0.01), "v": np.zeros(n, np.float32),
+                        "m": np.zeros(n, np.float32), "v2": np.zeros(n, np.float32)})
+
+    def t_sgd(t, s):
+        param = s["p"].clone().requires_grad_()
+        param.grad = s["g"].clone()
+        opt = t.optim.SGD([param], lr=0.01, momentum=0.9)
+        return opt.step
+
+    def t_adam(t, s):
+        param = s["p"].clone().requires_grad_()
+        param.grad = s["g"].clone()
+        opt = t.optim.Adam([param], lr=1e-3)
+        return opt.step
+
+    return [
+        Case("sgd_update", f"{n} params momentum=0.9", {**p, "momentum": 0.9}, setup,
+             ours=lambda o, s: lambda: o.sgd_update(s["p"], s["g"], s["v"], lr=0.01, momentum=0.9),
+             needs=("sgd_update",), torch_anchor=t_sgd, nbytes=5 * 4.0 * n),
+        Case("adam_update", f"{n} params", p, setup,
+             ours=lambda o, s: lambda: o.adam_update(s["p"], s["g"], s["m"], s["v2"], step=10, lr=1e-3),
+             needs=("adam_update",), torch_anchor=t_adam, nbytes=7 * 4.0 * n),
+    ]
+
+
+# ---------------------------------------------------------------------------------- train steps
+CNN_NEEDS = ("conv2d", "conv2d_backward", "max_pool2d", "max_pool2d_backward", "relu", "relu_backward",
+             "linear", "linear_backward", "softmax_cross_entropy", "softmax_cross_entropy_backward", "sgd_update")
+
+
+def _cnn_setup(xp, n=100):
+    arrays = {"x": _rand((n, 1, 28, 28)), "y": _rng().integers(0, 10, n).astype(np.int64),
+              "w1": _rand((32, 1, 5, 5), 0.2), "b1": np.zeros(32, np.float32),
+              "w2": _rand((64, 32, 5, 5), 0.035), "b2": np.zeros(64, np.float32),
+              "w3": _rand((200, 1024), 0.03), "b3": np.zeros(200, np.float32),
+              "w4": _rand((10, 200), 0.07), "b4": np.zeros(10, np.float32)}
+    for k in ("w1", "b1", "w2", "b2", "w3", "b3", "w4", "b4"):
+        arrays["v_" + k] = np.zeros_like(arrays[k])
+    return _on(xp, arrays)
+
+
+def cnn_train_step(o, s):
+    """One SGD-momentum step of the course CNN, written with the fastlayers op API (o = fastlayers or
+    fastlayers.reference): conv 32@5x5 -> max-pool 2 -> ReLU -> conv 64@5x5 -> max-pool 2 -> ReLU ->
+    flatten 1024 -> dense 200 -> ReLU -> dense 10 -> softmax cross-entropy."""
+    x, y = s["x"], s["y"]
+    n = x.shape[0]
+    names = ("w1", "b1", "w2", "b2", "w3", "b3", "w4", "b4")
+
+    def step():
+        z1 = o.conv2d(x, s["w1"], s["b1"])
+        p1 = o.max_pool2d(z1, 2)
+        a1 = o.relu(p1)
+        z2 = o.conv2d(a1, s["w2"], s["b2"])
+        p2 = o.max_pool2d(z2, 2)
+        a2 = o.relu(p2)
+        f = a2.reshape(n, -1)
+        h = o.linear(f, s["w3"], s["b3"])
+        ha = o.relu(h)
+        logits = o.linear(ha, s["w4"], s["b4"])
+        loss = o.softmax_cross_entropy(logits, y)
+        g = o.softmax_cross_entropy_backward(logits, y)
+        gha, gw4, gb4 = o.linear_backward(g, ha, s["w4"])
+        gh = o.relu_backward(gha, h)
+        gf, gw3, gb3 = o.linear_backward(gh, f, s["w3"])
+        gp2 = o.relu_backward(gf.reshape(p2.shape), p2)
+        ga1, gw2, gb2 = o.conv2d_backward(o.max_pool2d_backward(gp2, z2, 2), a1, s["w2"])
+        gp1 = o.relu_backward(ga1, p1)
+        _, gw1, gb1 = o.conv2d_backward(o.max_pool2d_backward(gp1, z1, 2), x, s["w1"])
+        for name, grad in zip(names, (gw1, gb1, gw2, gb2, gw3, gb3, gw4, gb4)):
+            o.sgd_update(s[name], grad, s["v_" + name], lr=0.01, momentum=0.9)
+        return loss
+    return step
+
+
+def _torch_cnn(t, s):
+    nn = t.nn
+    model = nn.Sequential(nn.Conv2d(1, 32, 5), nn.MaxPool2d(2), nn.ReLU(), nn.Conv2d(32, 64, 5), nn.MaxPool2d(2),
+                          nn.ReLU(), nn.Flatten(), nn.Linear(1024, 200), nn.ReLU(), nn.Linear(200, 10))
+    model.to(s["x"].device)
+    opt = t.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x, y = s["x"], s["y"]
+
+    def step():
+        opt.zero_grad(set_to_none=False)
+        loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+    return step
+
+
+RES_NEEDS = ("conv2d", "conv2d_backward", "relu", "relu_backward", "add", "add_backward", "mse_loss",
+             "mse_loss_backward", "sgd_update")
+RES_SHAPE = (16, 64, 28, 28)
+
+
+def _res_setup(xp):
+    n, c, h, w = RES_SHAPE
+    arrays = {"x": _rand(RES_SHAPE), "t": _rand(RES_SHAPE), "w1": _rand((c, c, 3, 3), 0.04),
+              "b1": np.zeros(c, np.float32), "w2": _rand((c, c, 3, 3), 0.04), "b2": np.zeros(c, np.float32)}
+    for k in ("w1", "b1", "w2", "b2"):
+        arrays["v_" + k] = np.zeros_like(arrays[k])
+    return _on(xp, arrays)
+
+
+def resblock_train_step(o, s):
+    """A basic residual block y = relu(conv(relu(conv(x))) + x) (3x3, padding 1, no batch norm) with an
+    MSE loss against a target, backward (input gradient included) and SGD-momentum updates."""
+    x, t = s["x"], s["t"]
+
+    def step():
+        c1 = o.conv2d(x, s["w1"], s["b1"], padding=1)
+        r1 = o.relu(c1)
+        c2 = o.conv2d(r1, s["w2"], s["b2"], padding=1)
+        z = o.add(c2, x)
+        y = o.relu(z)
+        loss = o.mse_loss(y, t)
+        gz = o.relu_backward(o.mse_loss_backward(y, t), z)
+        gc2, gskip = o.add_backward(gz)
+        gr1, gw2, gb2 = o.conv2d_backward(gc2, r1, s["w2"], padding=1)
+        gx, gw1, gb1 = o.conv2d_backward(o.relu_backward(gr1, c1), x, s["w1"], padding=1)
+        o.add(gx, gskip)  # the block's input gradient, as a network would pass it on
+        for name, grad in zip(("w1", "b1", "w2", "b2"), (gw1, gb1, gw2, gb2)):
+            o.sgd_update(s[name], grad, s["v_" + name], lr=0.01, momentum=0.9)
+        return loss
+    return step
+
+
+def _torch_res(t, s):
+    nn = t.nn
+    c = RES_SHAPE[1]
+    conv1, conv2 = nn.Conv2d(c, c, 3, padding=1), nn.Conv2d(c, c, 3, padding=1)
+    conv1.to(s["x"].device)
+    conv2.to(s["x"].device)
+    opt = t.optim.SGD(list(conv1.parameters()) + list(conv2.parameters()), lr=0.01, momentum=0.9)
+    x = s["x"].clone().requires_grad_()
+
+    def step():
+        opt.zero_grad(set_to_none=False)
+        x.grad = None
+        y = t.relu(conv2(t.relu(conv1(x))) + x)
+        loss = nn.functional.mse_loss(y, s["t"])
+        loss.backward()
+        opt.step()
+        return loss
+    return step
+
+
+def train_cases() -> list[Case]:
+    cnn_flops = 3 * (conv_flops(100, 1, 32, 5, 5, 24, 24) + conv_flops(100, 32, 64, 5, 5, 8, 8)
+                     + 2.0 * 100 * 1024 * 200 + 2.0 * 100 * 200 * 10)
+    n, c, h, w = RES_SHAPE
+    res_flops = 3 * 2 * conv_flops(n, c, c, 3, 3, h, w)
+    return [
+        Case("train_step_cnn", "course CNN, batch 100, SGD momentum", {"family": "train", "batch": 100,
+             "model": "conv32@5-pool-relu-conv64@5-pool-relu-fc200-relu-fc10"},
+             setup=_cnn_setup, ours=cnn_train_step, needs=CNN_NEEDS, torch_anchor=_torch_cnn,
+             flops=cnn_flops, heavy=True),
+        Case("train_step_resblock", f"N={n} C={c} {h}x{w} 3x3 p1, SGD momentum",
+             {"family": "train", "N": n, "C": c, "H": h, "W": w}, setup=_res_setup, ours=resblock_train_step,
+             needs=RES_NEEDS, torch_anchor=_torch_res, flops=res_flops, heavy=True),
+    ]
+
+
+def all_cases() -> list[Case]:
+    return (gemm_cases() + linear_cases() + conv_cases() + pool_cases() + activation_cases()
+            + elementwise_cases() + loss_cases() + dropout_cases() + optim_cases() + train_cases())

@@ -1,0 +1,91 @@
+"""Timing: warm-up, then as many repetitions as fit a time budget (within bounds); per-call times.
+
+CPU calls are timed with time.perf_counter around the call. GPU calls are timed with CUDA events
+recorded on the current stream around each call (CuPy's events for CuPy/fastlayers work, PyTorch's
+for PyTorch work), so host-side launch overhead that overlaps the GPU is not counted twice.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How long to measure one (op, case, backend)."""
+
+    seconds: float = 1.0  # time budget for the timed repetitions
+    min_reps: int = 5
+    max_reps: int = 200
+    warmup: int = 2  # untimed calls first (only 1 when a call is slower than the budget)
+
+
+QUICK = Budget(seconds=0.08, min_reps=2, max_reps=10, warmup=1)
+FULL = Budget(seconds=1.0, min_reps=5, max_reps=200, warmup=2)
+
+
+def _reps_for(estimate: float, budget: Budget) -> int:
+    if estimate <= 0:
+        return budget.max_reps
+    return int(min(budget.max_reps, max(budget.min_reps, budget.seconds / estimate)))
+
+
+def time_cpu(fn, budget: Budget = FULL) -> list[float]:
+    """Per-call wall seconds of fn() (a synchronous CPU call)."""
+    t0 = time.perf_counter()
+    fn()
+    first = time.perf_counter() - t0
+    if first < budget.seconds:
+        for _ in range(budget.warmup - 1):
+            fn()
+    times = []
+    for _ in range(_reps_for(first, budget)):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def time_gpu(fn, budget: Budget = FULL, events: str = "cupy") -> list[float]:
+    """Per-call GPU seconds of fn() between two CUDA events on the current stream.
+
+    events: "cupy" (fastlayers CUDA ops, CuPy) or "torch" (PyTorch ops on torch's current stream)."""
+    if events == "torch":
+        import torch
+
+        def make():
+            return torch.cuda.Event(enable_timing=True)
+
+        def elapsed(a, b):
+            return a.elapsed_time(b) * 1e-3
+
+        def sync():
+            torch.cuda.synchronize()
+    else:
+        import cupy
+
+        def make():
+            return cupy.cuda.Event()
+
+        def elapsed(a, b):
+            return cupy.cuda.get_elapsed_time(a, b) * 1e-3
+
+        def sync():
+            cupy.cuda.get_current_stream().synchronize()
+
+    def one():
+        start, stop = make(), make()
+        start.record()
+        fn()
+        stop.record()
+        stop.synchronize()
+        return elapsed(start, stop)
+
+    sync()
+    first = one()
+    if first < budget.seconds:
+        for _ in range(budget.warmup - 1):
+            fn()
+    sync()
+    return [one() for _ in range(_reps_for(first, budget))]
