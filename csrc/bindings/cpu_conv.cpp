@@ -34,16 +34,16 @@ void bind_cpu_conv(py::module_& m) {
     if (pass < 0 || pass > 2) throw py::value_error("pass must be 0, 1 or 2");
     return cpu::conv2d_workspace_floats(to_shape(shape), static_cast<cpu::ConvPass>(pass), threads);
   });
-  m.def("conv2d_forward", [](std::uintptr_t x, std::uintptr_t w, std::uintptr_t b, std::uintptr_t y,
-                             std::uintptr_t ws, index_t ws_floats, const ShapeArgs& shape) {
+  m.def("conv2d_forward", [](Address x, Address w, Address b, Address y,
+                             Address ws, index_t ws_floats, const ShapeArgs& shape) {
     bool ok;
     {
       py::gil_scoped_release nogil;
-      ok = cpu::conv2d_forward(to_shape(shape), in(x), in(w), b ? in(b) : nullptr, out(y), out(ws), ws_floats);
+      ok = cpu::conv2d_forward(to_shape(shape), in(x), in(w), in(b), out(y), out(ws), ws_floats);
     }
     check(ok);
   });
-  m.def("conv2d_backward_data", [](std::uintptr_t go, std::uintptr_t w, std::uintptr_t gx, std::uintptr_t ws,
+  m.def("conv2d_backward_data", [](Address go, Address w, Address gx, Address ws,
                                    index_t ws_floats, const ShapeArgs& shape) {
     bool ok;
     {
@@ -52,12 +52,12 @@ void bind_cpu_conv(py::module_& m) {
     }
     check(ok);
   });
-  m.def("conv2d_backward_weight", [](std::uintptr_t go, std::uintptr_t x, std::uintptr_t gw, std::uintptr_t gb,
-                                     std::uintptr_t ws, index_t ws_floats, const ShapeArgs& shape) {
+  m.def("conv2d_backward_weight", [](Address go, Address x, Address gw, Address gb,
+                                     Address ws, index_t ws_floats, const ShapeArgs& shape) {
     bool ok;
     {
       py::gil_scoped_release nogil;
-      ok = cpu::conv2d_backward_weight(to_shape(shape), in(go), in(x), out(gw), gb ? out(gb) : nullptr, out(ws),
+      ok = cpu::conv2d_backward_weight(to_shape(shape), in(go), in(x), out(gw), out(gb), out(ws),
                                        ws_floats);
     }
     check(ok);

@@ -15,15 +15,15 @@ namespace fastlayers::bindings {
 
 void bind_cpu_dropout(py::module_& m) {
   const auto nogil = py::call_guard<py::gil_scoped_release>();
-  m.def("dropout_forward", [](std::uintptr_t x, std::uintptr_t y, index_t n, std::uint64_t seed,
+  m.def("dropout_forward", [](Address x, Address y, index_t n, std::uint64_t seed,
                               std::uint32_t threshold, float scale) {
     cpu::dropout_forward(in(x), out(y), n, seed, threshold, scale);
   }, nogil);
-  m.def("dropout_backward", [](std::uintptr_t g, std::uintptr_t gi, index_t n, std::uint64_t seed,
+  m.def("dropout_backward", [](Address g, Address gi, index_t n, std::uint64_t seed,
                                std::uint32_t threshold, float scale) {
     cpu::dropout_backward(in(g), out(gi), n, seed, threshold, scale);
   }, nogil);
-  m.def("dropout_mask", [](std::uintptr_t mask, index_t n, std::uint64_t seed, std::uint32_t threshold) {
+  m.def("dropout_mask", [](Address mask, index_t n, std::uint64_t seed, std::uint32_t threshold) {
     cpu::dropout_mask(out(mask), n, seed, threshold);
   }, nogil);
   // The bare generator, for the known-answer tests against Random123's vectors.

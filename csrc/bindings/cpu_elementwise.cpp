@@ -9,7 +9,7 @@ namespace py = pybind11;
 namespace fastlayers::bindings {
 
 void bind_cpu_elementwise(py::module_& m) {
-  m.def("add_forward", [](std::uintptr_t a, std::uintptr_t b, std::uintptr_t y, index_t n) {
+  m.def("add_forward", [](Address a, Address b, Address y, index_t n) {
     cpu::add_forward(in(a), in(b), out(y), n);
   }, py::call_guard<py::gil_scoped_release>());
 }

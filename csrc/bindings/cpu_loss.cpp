@@ -10,7 +10,7 @@ namespace fastlayers::bindings {
 
 void bind_cpu_loss(py::module_& m) {
   const auto nogil = py::call_guard<py::gil_scoped_release>();
-  using P = std::uintptr_t;
+  using P = Address;
 
   // Elementwise losses: (a, b, out, n, scale); out is the 1-element loss or the gradient.
 #define FL_BIND_ELEMENTWISE(name)                                          \

@@ -10,11 +10,11 @@ namespace fastlayers::bindings {
 
 void bind_cpu_optim(py::module_& m) {
   const auto nogil = py::call_guard<py::gil_scoped_release>();
-  using P = std::uintptr_t;
+  using P = Address;
   // velocity == 0 (a null address) when momentum is 0.
   m.def("sgd_update", [](P param, P grad, P velocity, index_t n, float lr, float momentum,
                          float weight_decay, float l1, bool nesterov) {
-    cpu::sgd_update(out(param), in(grad), velocity ? out(velocity) : nullptr, n, lr, momentum,
+    cpu::sgd_update(out(param), in(grad), out(velocity), n, lr, momentum,
                     weight_decay, l1, nesterov);
   }, nogil);
   m.def("adam_update", [](P param, P grad, P mom, P vel, index_t n, float lr, float beta1,

@@ -13,7 +13,7 @@ namespace py = pybind11;
 namespace fastlayers::bindings {
 
 namespace {
-using P = std::uintptr_t;
+using P = Address;
 using Unary = void (*)(const float*, float*, index_t, cudaStream_t);
 using Binary = void (*)(const float*, const float*, float*, index_t, cudaStream_t);
 using SoftmaxFwd = void (*)(const float*, float*, index_t, index_t, index_t, cudaStream_t);

@@ -6,9 +6,11 @@
 
 #include <cstdint>
 
+#include "bindings/pointers.h"
+
 namespace fastlayers::bindings {
 
-inline cudaStream_t stream_of(std::uintptr_t address) { return reinterpret_cast<cudaStream_t>(address); }
+inline cudaStream_t stream_of(Address address) { return reinterpret_cast<cudaStream_t>(address.value); }
 
 void bind_cuda_runtime(pybind11::module_& m);
 void bind_cuda_activation(pybind11::module_& m);

@@ -28,25 +28,25 @@ cuda::Conv2dShape to_shape(const ShapeArgs& a) {
 // appends it to every CUDA call, conv2d_workspace_floats included, which ignores it).
 void bind_cuda_conv(py::module_& m) {
   const auto nogil = py::call_guard<py::gil_scoped_release>();
-  m.def("conv2d_workspace_floats", [](const ShapeArgs& shape, int pass, int threads, std::uintptr_t) {
+  m.def("conv2d_workspace_floats", [](const ShapeArgs& shape, int pass, int threads, Address) {
     if (pass < 0 || pass > 2) throw py::value_error("pass must be 0, 1 or 2");
     return cuda::conv2d_workspace_floats(to_shape(shape), static_cast<cuda::ConvPass>(pass), threads);
   });
   // The GPU kernels never run short of workspace (backward_weight splits fewer ways), so they
   // always return true; the result is ignored.
-  m.def("conv2d_forward", [](std::uintptr_t x, std::uintptr_t w, std::uintptr_t b, std::uintptr_t y,
-                             std::uintptr_t ws, index_t ws_floats, const ShapeArgs& shape, std::uintptr_t s) {
-    cuda::conv2d_forward(to_shape(shape), in(x), in(w), b ? in(b) : nullptr, out(y), out(ws), ws_floats,
+  m.def("conv2d_forward", [](Address x, Address w, Address b, Address y,
+                             Address ws, index_t ws_floats, const ShapeArgs& shape, Address s) {
+    cuda::conv2d_forward(to_shape(shape), in(x), in(w), in(b), out(y), out(ws), ws_floats,
                          stream_of(s));
   }, nogil);
-  m.def("conv2d_backward_data", [](std::uintptr_t go, std::uintptr_t w, std::uintptr_t gx, std::uintptr_t ws,
-                                   index_t ws_floats, const ShapeArgs& shape, std::uintptr_t s) {
+  m.def("conv2d_backward_data", [](Address go, Address w, Address gx, Address ws,
+                                   index_t ws_floats, const ShapeArgs& shape, Address s) {
     cuda::conv2d_backward_data(to_shape(shape), in(go), in(w), out(gx), out(ws), ws_floats, stream_of(s));
   }, nogil);
-  m.def("conv2d_backward_weight", [](std::uintptr_t go, std::uintptr_t x, std::uintptr_t gw, std::uintptr_t gb,
-                                     std::uintptr_t ws, index_t ws_floats, const ShapeArgs& shape,
-                                     std::uintptr_t s) {
-    cuda::conv2d_backward_weight(to_shape(shape), in(go), in(x), out(gw), gb ? out(gb) : nullptr, out(ws),
+  m.def("conv2d_backward_weight", [](Address go, Address x, Address gw, Address gb,
+                                     Address ws, index_t ws_floats, const ShapeArgs& shape,
+                                     Address s) {
+    cuda::conv2d_backward_weight(to_shape(shape), in(go), in(x), out(gw), out(gb), out(ws),
                                  ws_floats, stream_of(s));
   }, nogil);
 }

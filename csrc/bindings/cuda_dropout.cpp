@@ -12,7 +12,7 @@ namespace fastlayers::bindings {
 
 // Same names and argument lists as csrc/bindings/cpu_dropout.cpp, plus the stream.
 void bind_cuda_dropout(py::module_& m) {
-  using P = std::uintptr_t;
+  using P = Address;
   const auto nogil = py::call_guard<py::gil_scoped_release>();
   m.def("dropout_forward", [](P x, P y, index_t n, std::uint64_t seed, std::uint32_t threshold,
                               float scale, P s) {

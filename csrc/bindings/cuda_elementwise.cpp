@@ -9,8 +9,8 @@ namespace py = pybind11;
 namespace fastlayers::bindings {
 
 void bind_cuda_elementwise(py::module_& m) {
-  m.def("add_forward", [](std::uintptr_t a, std::uintptr_t b, std::uintptr_t y, index_t n,
-                          std::uintptr_t s) {
+  m.def("add_forward", [](Address a, Address b, Address y, index_t n,
+                          Address s) {
     cuda::add_forward(in(a), in(b), out(y), n, stream_of(s));
   }, py::call_guard<py::gil_scoped_release>());
 }

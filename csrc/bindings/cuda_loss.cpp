@@ -10,7 +10,7 @@ namespace fastlayers::bindings {
 
 // Same names and argument lists as csrc/bindings/cpu_loss.cpp, plus the stream.
 void bind_cuda_loss(py::module_& m) {
-  using P = std::uintptr_t;
+  using P = Address;
   const auto nogil = py::call_guard<py::gil_scoped_release>();
 #define FL_BIND_ELEMENTWISE(name)                                  \
   m.def(#name, [](P a, P b, P o, index_t n, double scale, P s) {   \

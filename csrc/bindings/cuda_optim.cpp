@@ -10,12 +10,12 @@ namespace fastlayers::bindings {
 
 // Same names and argument lists as csrc/bindings/cpu_optim.cpp, plus the stream.
 void bind_cuda_optim(py::module_& m) {
-  using P = std::uintptr_t;
+  using P = Address;
   const auto nogil = py::call_guard<py::gil_scoped_release>();
   // velocity == 0 (a null address) when momentum is 0.
   m.def("sgd_update", [](P param, P grad, P velocity, index_t n, float lr, float momentum,
                          float weight_decay, float l1, bool nesterov, P s) {
-    cuda::sgd_update(out(param), in(grad), velocity ? out(velocity) : nullptr, n, lr, momentum,
+    cuda::sgd_update(out(param), in(grad), out(velocity), n, lr, momentum,
                      weight_decay, l1, nesterov, stream_of(s));
   }, nogil);
   m.def("adam_update", [](P param, P grad, P mom, P vel, index_t n, float lr, float beta1,

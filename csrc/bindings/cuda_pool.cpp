@@ -14,45 +14,45 @@ namespace fastlayers::bindings {
 void bind_cuda_pool(py::module_& m) {
   const auto nogil = py::call_guard<py::gil_scoped_release>();
   using G = cuda::Pool2dGeometry;
-  m.def("max_pool2d_forward", [](std::uintptr_t x, std::uintptr_t y, index_t planes, index_t h, index_t w,
+  m.def("max_pool2d_forward", [](Address x, Address y, index_t planes, index_t h, index_t w,
                                  index_t kh, index_t kw, index_t sh, index_t sw, index_t ph, index_t pw,
-                                 std::uintptr_t s) {
+                                 Address s) {
     cuda::max_pool2d_forward(in(x), out(y), G{planes, h, w, kh, kw, sh, sw, ph, pw}, stream_of(s));
   }, nogil);
-  m.def("max_pool2d_backward", [](std::uintptr_t go, std::uintptr_t x, std::uintptr_t gi, index_t planes,
+  m.def("max_pool2d_backward", [](Address go, Address x, Address gi, index_t planes,
                                   index_t h, index_t w, index_t kh, index_t kw, index_t sh, index_t sw,
-                                  index_t ph, index_t pw, std::uintptr_t s) {
+                                  index_t ph, index_t pw, Address s) {
     cuda::max_pool2d_backward(in(go), in(x), out(gi), G{planes, h, w, kh, kw, sh, sw, ph, pw}, stream_of(s));
   }, nogil);
-  m.def("avg_pool2d_forward", [](std::uintptr_t x, std::uintptr_t y, index_t planes, index_t h, index_t w,
+  m.def("avg_pool2d_forward", [](Address x, Address y, index_t planes, index_t h, index_t w,
                                  index_t kh, index_t kw, index_t sh, index_t sw, index_t ph, index_t pw,
-                                 bool count_include_pad, std::uintptr_t s) {
+                                 bool count_include_pad, Address s) {
     cuda::avg_pool2d_forward(in(x), out(y), G{planes, h, w, kh, kw, sh, sw, ph, pw}, count_include_pad,
                              stream_of(s));
   }, nogil);
-  m.def("avg_pool2d_backward", [](std::uintptr_t go, std::uintptr_t gi, index_t planes, index_t h, index_t w,
+  m.def("avg_pool2d_backward", [](Address go, Address gi, index_t planes, index_t h, index_t w,
                                   index_t kh, index_t kw, index_t sh, index_t sw, index_t ph, index_t pw,
-                                  bool count_include_pad, std::uintptr_t s) {
+                                  bool count_include_pad, Address s) {
     cuda::avg_pool2d_backward(in(go), out(gi), G{planes, h, w, kh, kw, sh, sw, ph, pw}, count_include_pad,
                               stream_of(s));
   }, nogil);
-  m.def("lp_pool2d_forward", [](std::uintptr_t x, std::uintptr_t y, index_t planes, index_t h, index_t w,
+  m.def("lp_pool2d_forward", [](Address x, Address y, index_t planes, index_t h, index_t w,
                                 index_t kh, index_t kw, index_t sh, index_t sw, index_t ph, index_t pw,
-                                double p, std::uintptr_t s) {
+                                double p, Address s) {
     cuda::lp_pool2d_forward(in(x), out(y), G{planes, h, w, kh, kw, sh, sw, ph, pw}, p, stream_of(s));
   }, nogil);
-  m.def("lp_pool2d_backward", [](std::uintptr_t go, std::uintptr_t x, std::uintptr_t gi, index_t planes,
+  m.def("lp_pool2d_backward", [](Address go, Address x, Address gi, index_t planes,
                                  index_t h, index_t w, index_t kh, index_t kw, index_t sh, index_t sw,
-                                 index_t ph, index_t pw, double p, std::uintptr_t s) {
+                                 index_t ph, index_t pw, double p, Address s) {
     cuda::lp_pool2d_backward(in(go), in(x), out(gi), G{planes, h, w, kh, kw, sh, sw, ph, pw}, p,
                              stream_of(s));
   }, nogil);
-  m.def("global_avg_pool2d_forward", [](std::uintptr_t x, std::uintptr_t y, index_t planes, index_t hw,
-                                        std::uintptr_t s) {
+  m.def("global_avg_pool2d_forward", [](Address x, Address y, index_t planes, index_t hw,
+                                        Address s) {
     cuda::global_avg_pool2d_forward(in(x), out(y), planes, hw, stream_of(s));
   }, nogil);
-  m.def("global_avg_pool2d_backward", [](std::uintptr_t go, std::uintptr_t gi, index_t planes, index_t hw,
-                                         std::uintptr_t s) {
+  m.def("global_avg_pool2d_backward", [](Address go, Address gi, index_t planes, index_t hw,
+                                         Address s) {
     cuda::global_avg_pool2d_backward(in(go), out(gi), planes, hw, stream_of(s));
   }, nogil);
 }

@@ -44,26 +44,23 @@ class Backend:
         return hasattr(self._module, kernel)
 
     def run(self, kernel: str, *args):
-        """Call a compiled kernel; arrays in args are passed as buffer addresses."""
+        """Call a compiled kernel. Arrays in args reach C++ as buffer addresses (see
+        csrc/bindings/pointers.h); on the GPU the current stream is appended."""
         fn = getattr(self._module, kernel, None)
         if fn is None:
             raise NotImplementedError(f"fastlayers: '{kernel}' has no {self.name} kernel yet")
-        return fn(*[self.address(a) if hasattr(a, "shape") and not np.isscalar(a) else a for a in args],
-                  *self._launch_args())
+        return fn(*self._kernel_args(args))
 
-    def address(self, a) -> int:
+    def _kernel_args(self, args) -> tuple:
         raise NotImplementedError
-
-    def _launch_args(self) -> tuple:
-        return ()
 
 
 class CpuBackend(Backend):
     def __init__(self):
         super().__init__("cpu", np, _cpu)
 
-    def address(self, a) -> int:
-        return a.__array_interface__["data"][0]
+    def _kernel_args(self, args) -> tuple:
+        return args  # the bindings read a NumPy array's data pointer themselves
 
 
 class CudaBackend(Backend):
@@ -73,11 +70,10 @@ class CudaBackend(Backend):
         super().__init__("cuda", cupy, _cuda)
         self._cupy = cupy
 
-    def address(self, a) -> int:
-        return a.data.ptr
-
-    def _launch_args(self) -> tuple:
-        return (self._cupy.cuda.get_current_stream().ptr,)
+    def _kernel_args(self, args) -> tuple:
+        ndarray = self._cupy.ndarray
+        return (*[a.data.ptr if isinstance(a, ndarray) else a for a in args],
+                self._cupy.cuda.get_current_stream().ptr)
 
 
 CPU = CpuBackend()
