@@ -236,9 +236,7 @@ def main(argv=None) -> int:
     from fastlayers.bench import probes
     from fastlayers.bench.cli import default_stem
 
-    budget = timing.QUICK if args.quick else timing.FULL
-    if args.budget:
-        budget = timing.Budget(args.budget, budget.min_reps, budget.max_reps, budget.warmup)
+    budget = timing.budget_for(args.quick, args.budget)
     peaks = {"cuda": probes.gpu_peaks(quick=args.quick)}
     machine = R.machine_info()
     records, notes = [], []

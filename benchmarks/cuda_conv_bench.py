@@ -164,9 +164,7 @@ def main(argv=None) -> int:
         notes.append({"op": None, "case": None, "backend": "torch-cuda", "reason": env.unavailable["torch-cuda"]})
     else:
         settings.update(torch_fp32(torch))
-    budget = timing.QUICK if args.quick else timing.FULL
-    if args.budget:
-        budget = timing.Budget(args.budget, budget.min_reps, budget.max_reps, budget.warmup)
+    budget = timing.budget_for(args.quick, args.budget)
     settings.update(budget_s=budget.seconds, min_reps=budget.min_reps, max_reps=budget.max_reps,
                     warmup=budget.warmup, timer="CUDA events (CuPy's stream for ours, PyTorch's for PyTorch)")
     peaks = {"cuda": probes.gpu_peaks(quick=args.quick)}

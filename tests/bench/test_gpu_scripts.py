@@ -320,3 +320,10 @@ def test_fp32_tolerance_scales_with_the_reduction(conv_script):
     t = conv_script.fp32_tolerance
     assert t(4 * 1152) == pytest.approx(2 * t(1152))
     assert t(1) == pytest.approx(8 * np.finfo(np.float32).eps)
+
+
+def test_budget_for_the_quick_and_budget_options():
+    assert timing.budget_for() == timing.FULL and timing.budget_for(quick=True) == timing.QUICK
+    b = timing.budget_for(True, 0.5)
+    assert b.seconds == 0.5 and (b.min_reps, b.max_reps, b.warmup) == (timing.QUICK.min_reps, timing.QUICK.max_reps,
+                                                                        timing.QUICK.warmup)
