@@ -84,10 +84,6 @@ class Gemm:
     def flops(self) -> float:
         return 2.0 * self.M * self.N * self.K
 
-    @property
-    def nbytes(self) -> float:
-        return 4.0 * (self.M * self.K + self.K * self.N + self.M * self.N)
-
 
 def sgemm_cases() -> list[Gemm]:
     """Square cases, then an MLP 784-256-10 training step at batch 256 and 1024 (forward x w^T,
@@ -122,7 +118,8 @@ def check_sgemm(case: Gemm, path: str, err_cublas: float, err_reference: float) 
 def sgemm_records(case: Gemm, times: dict, peaks: dict, device: str = "cuda:0") -> list[dict]:
     """Records of one shape from per-call seconds: times['cupy'] (cuBLAS) and times[path] for each
     path timed. Each path is its own case ('<label> [path]') compared with the one cuBLAS record."""
-    common = {"flops": case.flops, "nbytes": case.nbytes, "peaks": peaks, "device": device}
+    nbytes = 4.0 * (case.M * case.K + case.K * case.N + case.M * case.N)  # A, B read, C written
+    common = {"flops": case.flops, "nbytes": nbytes, "peaks": peaks, "device": device}
     recs = []
     if "cupy" in times:
         recs.append(R.make_record("sgemm", case.label, "cupy", times["cupy"], params=case.params, **common))
