@@ -1,230 +1,259 @@
-"""GPU benchmark of the fastlayers CUDA kernels (needs a CUDA build, a GPU and CuPy).
+"""GPU extras to `fastlayers bench`: SGEMM per forced kernel path, and memory-bound kernels on
+arrays past the L2 cache. Needs a CUDA build of fastlayers, a GPU and CuPy.
 
-- SGEMM at 1024^3, 4096^3 and the dense-layer training shapes, every transpose the layers use,
-  against cupy.matmul with CUPY_TF32=0 (cuBLAS in plain FP32); each of our kernel paths is first
-  cross-checked against the one-thread-per-output reference kernel and against cuBLAS.
-- Memory-bound kernels (elementwise, softmax, losses) in GB/s against a device-to-device copy of
-  the same bytes.
+`fastlayers bench` on a GPU already times the op API: `gemm` via fl.gemm against cupy.matmul, and
+the elementwise, softmax and loss ops on 6.4M-element (25 MB) inputs with % of the copy bandwidth.
+This script adds only what the suite cannot do:
 
-Timing: CUDA events around each launch on CuPy's current stream, after warm-up; median (and
-min/max) of --reps repeats. Writes JSON (machine + records, the project's results format) and a
-markdown table. Fails with a clear message, exit status 2, when no GPU is usable.
+- SGEMM at 1024^3, 4096^3 and the dense-layer training shapes (every transpose the layers use),
+  once per forced kernel path of `_cuda.sgemm_path` (auto, tile128, tile64, tile16, reference),
+  against cupy.matmul with CUPY_TF32=0 (cuBLAS in plain FP32). Before timing, each path's result
+  is checked against cuBLAS and against the one-thread-per-output reference kernel; a wrong kernel
+  stops the run (exit status 1) instead of being timed.
+- Memory-bound kernels called directly (no output allocation by the op layer) on 256 MiB arrays,
+  well past an H100's 50 MB L2, where the suite's 25 MB inputs may partly stay in L2: relu,
+  sigmoid, add, softmax in three layouts, MSE, softmax cross-entropy, SGD momentum, in GB/s and %
+  of the device's copy bandwidth.
 
-    python benchmarks/cuda_bench.py --out benchmarks/results/cuda_<gpu>.json
+No case was dropped: none of them is measured by the suite. Method and format are the suite's
+(fastlayers.bench): timing.time_gpu (CUDA events on CuPy's stream, warm-up, time budget),
+probes.gpu_peaks (device copy GB/s, cupy.matmul FP32 GFLOP/s for % of peak), records (JSON +
+markdown). Exits with status 2 and a clear message when no GPU is usable.
+
+    python benchmarks/cuda_bench.py                 # -> benchmarks/results/<device>-cuda-bench.json, .md
+    python benchmarks/cuda_bench.py --quick --only sgemm
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import math
 import os
-import platform
-import statistics
 import sys
+from dataclasses import dataclass
+from pathlib import Path
 
 os.environ["CUPY_TF32"] = "0"  # cuBLAS in FP32, not TF32: the fair anchor for an FP32 SGEMM
 
 import numpy as np  # noqa: E402
 
+from fastlayers.bench import records as R  # noqa: E402
+from fastlayers.bench import timing  # noqa: E402
 
-def fail(msg: str) -> None:
-    print(f"cuda_bench: {msg}", file=sys.stderr)
-    sys.exit(2)
+NAME = "cuda_bench"
+RESULTS = Path(__file__).resolve().parent / "results"
+SGEMM_PATHS = {"auto": 0, "tile128": 1, "tile64": 2, "tile16": 3, "reference": 4}  # _cuda.sgemm_path ids
+MEMORY_FLOATS = 1 << 26  # 256 MiB per float32 array
+
+
+def fail(msg: str, status: int = 2):
+    print(f"{NAME}: {msg}", file=sys.stderr)
+    sys.exit(status)
 
 
 def require_gpu():
-    try:
-        import fastlayers as fl
-    except ImportError as exc:
-        fail(f"cannot import fastlayers ({exc}); build it first")
-    if not fl.cuda.is_built():
-        fail("this fastlayers was built without CUDA: reinstall with FASTLAYERS_CUDA=ON")
-    if fl.cuda.device_count() == 0:
-        fail("no CUDA GPU is visible on this machine: nothing to benchmark")
-    try:
-        import cupy as cp
-    except Exception as exc:  # noqa: BLE001 - any import failure means no GPU arrays
-        fail(f"CuPy is not importable ({exc}): install cupy-cuda13x")
-    return fl, cp
+    """CuPy, or exit 2 saying why there is no GPU to benchmark."""
+    from fastlayers.bench.suite import Environment
+
+    env = Environment.detect()
+    if not env.gpu:
+        fail(f"{env.unavailable['cuda']}: nothing to benchmark. Run it on a machine with a CUDA GPU, "
+             "after `pip install --no-build-isolation .` there (CUDA is built when nvcc is found).")
+    return env.cupy
 
 
-PATHS = {"auto": 0, "tile128": 1, "tile64": 2, "tile16": 3, "reference": 4}
+# ------------------------------------------------------------------------------------------ sgemm
+@dataclass(frozen=True)
+class Gemm:
+    name: str
+    M: int
+    N: int
+    K: int
+    ta: bool = False
+    tb: bool = False
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}: M={self.M} N={self.N} K={self.K} {'T' if self.ta else 'N'}{'T' if self.tb else 'N'}"
+
+    @property
+    def params(self) -> dict:
+        return {"name": self.name, "M": self.M, "N": self.N, "K": self.K, "trans_a": self.ta, "trans_b": self.tb}
+
+    @property
+    def flops(self) -> float:
+        return 2.0 * self.M * self.N * self.K
 
 
-def time_gpu(cp, fn, reps: int, warmup: int = 3):
-    """Seconds per call: CUDA events around each call on the current stream."""
-    for _ in range(warmup):
-        fn()
-    stream = cp.cuda.get_current_stream()
-    times = []
-    for _ in range(reps):
-        start, stop = cp.cuda.Event(), cp.cuda.Event()
-        start.record(stream)
-        fn()
-        stop.record(stream)
-        stop.synchronize()
-        times.append(cp.cuda.get_elapsed_time(start, stop) / 1e3)
-    return statistics.median(times), min(times), max(times)
+def sgemm_cases() -> list[Gemm]:
+    """Square cases, then an MLP 784-256-10 training step at batch 256 and 1024 (forward x w^T,
+    grad_x = g w, grad_w = g^T x)."""
+    cases = [Gemm("square", 1024, 1024, 1024), Gemm("square", 4096, 4096, 4096)]
+    for b in (256, 1024):
+        cases += [Gemm(f"dense fwd b{b} 784->256", b, 256, 784, tb=True),
+                  Gemm(f"dense grad_x b{b} 256->784", b, 784, 256),
+                  Gemm(f"dense grad_w b{b} 256x784", 256, 784, b, ta=True),
+                  Gemm(f"dense fwd b{b} 256->10", b, 10, 256, tb=True)]
+    return cases
 
 
-def record(op, case, backend, t, *, gflops=None, gbps=None, anchor=None, anchor_s=None):
-    r = {"op": op, "case": case, "backend": backend, "median_s": t[0], "min_s": t[1], "max_s": t[2]}
-    if gflops is not None:
-        r["gflops"] = gflops
-    if gbps is not None:
-        r["gbps"] = gbps
-    if anchor is not None:
-        r["anchor"] = anchor
-        r["ratio"] = anchor_s / t[0]  # > 1: we are faster
-    return r
+def sgemm_paths(case: Gemm) -> list[str]:
+    """The paths timed: the slow reference kernel only up to 1024^3 (it is still checked above that)."""
+    return [p for p in SGEMM_PATHS if p != "reference" or case.flops <= 2.0 * 1024**3]
 
 
-def bench_sgemm(fl, cp, reps, records):
+def sgemm_tolerance(k: int) -> float:
+    """Max error relative to max|C| accepted from an FP32 dot product of length k."""
+    return 8 * float(np.finfo(np.float32).eps) * math.sqrt(k)
+
+
+def check_sgemm(case: Gemm, path: str, err_cublas: float, err_reference: float) -> None:
+    """Exit 1 when a kernel path disagrees with cuBLAS or with the reference kernel."""
+    tol = sgemm_tolerance(case.K)
+    if not (err_cublas <= tol and err_reference <= tol):  # NaN fails too
+        fail(f"sgemm path {path}, {case.label}: relative error {err_cublas:.3g} vs cuBLAS, {err_reference:.3g} "
+             f"vs the reference kernel (tolerance {tol:.3g}): not timing a wrong kernel", status=1)
+
+
+def sgemm_records(case: Gemm, times: dict, peaks: dict, device: str = "cuda:0") -> list[dict]:
+    """Records of one shape from per-call seconds: times['cupy'] (cuBLAS) and times[path] for each
+    path timed. Each path is its own case ('<label> [path]') compared with the one cuBLAS record."""
+    nbytes = 4.0 * (case.M * case.K + case.K * case.N + case.M * case.N)  # A, B read, C written
+    common = {"flops": case.flops, "nbytes": nbytes, "peaks": peaks, "device": device}
+    recs = []
+    if "cupy" in times:
+        recs.append(R.make_record("sgemm", case.label, "cupy", times["cupy"], params=case.params, **common))
+    for path in SGEMM_PATHS:
+        if path in times:
+            recs.append(R.make_record("sgemm", f"{case.label} [{path}]", "cuda", times[path],
+                                      params={**case.params, "path": path}, anchor_order=("cupy",),
+                                      anchor_case=case.label, **common))
+    return recs
+
+
+def run_sgemm(cp, budget: timing.Budget, peaks: dict) -> list[dict]:
     from fastlayers import _backend
 
     cu = _backend._cuda
-    stream_ptr = lambda: cp.cuda.get_current_stream().ptr  # noqa: E731
-    # (name, M, N, K, trans_a, trans_b): square cases, then an MLP 784-256-10 training step
-    # at batch 256 and 1024 (forward x w^T, grad_x = g w, grad_w = g^T x).
-    cases = [("square", 1024, 1024, 1024, False, False), ("square", 4096, 4096, 4096, False, False)]
-    for batch in (256, 1024):
-        cases += [
-            (f"dense fwd b{batch} 784->256", batch, 256, 784, False, True),
-            (f"dense grad_x b{batch} 256->784", batch, 784, 256, False, False),
-            (f"dense grad_w b{batch} 256x784", 256, 784, batch, True, False),
-            (f"dense fwd b{batch} 256->10", batch, 10, 256, False, True),
-        ]
     rng = np.random.default_rng(0)
-    for name, M, N, K, ta, tb in cases:
-        A = cp.asarray(rng.standard_normal((K, M) if ta else (M, K)).astype(np.float32))
-        B = cp.asarray(rng.standard_normal((N, K) if tb else (K, N)).astype(np.float32))
+    records = []
+    for case in sgemm_cases():
+        M, N, K, ta, tb = case.M, case.N, case.K, case.ta, case.tb
+        A = cp.asarray(rng.standard_normal((K, M) if ta else (M, K), dtype=np.float32))
+        B = cp.asarray(rng.standard_normal((N, K) if tb else (K, N), dtype=np.float32))
         C = cp.empty((M, N), cp.float32)
-        lda, ldb = A.shape[1], B.shape[1]
         opA, opB = (A.T if ta else A), (B.T if tb else B)
-        case = {"name": name, "M": M, "N": N, "K": K, "trans_a": ta, "trans_b": tb}
-        flop = 2.0 * M * N * K
 
-        def ours(path):
-            return lambda: cu.sgemm_path(path, ta, tb, M, N, K, 1.0, A.data.ptr, lda, B.data.ptr, ldb,
-                                         0.0, C.data.ptr, N, stream_ptr())
+        def ours(path, out=C):
+            return lambda: cu.sgemm_path(SGEMM_PATHS[path], ta, tb, M, N, K, 1.0, A.data.ptr, A.shape[1],
+                                         B.data.ptr, B.shape[1], 0.0, out.data.ptr, N,
+                                         cp.cuda.get_current_stream().ptr)
 
-        t_blas = time_gpu(cp, lambda: cp.matmul(opA, opB, out=C), reps)
-        records.append(record("sgemm", case, "cublas", t_blas, gflops=flop / t_blas[0] / 1e9))
-        want = cp.matmul(opA, opB).astype(cp.float64)
+        times = {"cupy": timing.time_gpu(lambda: cp.matmul(opA, opB, out=C), budget)}
+        want = cp.matmul(opA, opB)
         ref = cp.empty((M, N), cp.float32)
-        cu.sgemm_path(PATHS["reference"], ta, tb, M, N, K, 1.0, A.data.ptr, lda, B.data.ptr, ldb, 0.0,
-                      ref.data.ptr, N, stream_ptr())
+        ours("reference", ref)()
         scale = float(cp.abs(want).max()) or 1.0
-        for path in ("auto", "tile128", "tile64", "tile16", "reference"):
-            if path == "reference" and flop > 2.0 * 1024**3:
-                continue  # minutes at 4096^3; the cross-check above already ran it once
-            ours(PATHS[path])()
-            err_blas = float(cp.abs(C - want).max()) / scale
-            err_ref = float(cp.abs(C - ref).max()) / scale
-            tol = 8 * np.finfo(np.float32).eps * np.sqrt(K)
-            if err_blas > tol or err_ref > tol:
-                fail(f"sgemm {path} {case}: relative error {err_blas:.3g} vs cuBLAS, {err_ref:.3g} vs "
-                     f"the reference kernel (tolerance {tol:.3g}): not timing a wrong kernel")
-            t = time_gpu(cp, ours(PATHS[path]), reps)
-            records.append(record("sgemm", dict(case, path=path), "cuda", t, gflops=flop / t[0] / 1e9,
-                                  anchor="cublas", anchor_s=t_blas[0]))
+        for path in sgemm_paths(case):
+            C.fill(cp.nan)  # a path that writes nothing must not inherit the previous result
+            ours(path)()
+            check_sgemm(case, path, float(cp.abs(C - want).max()) / scale, float(cp.abs(C - ref).max()) / scale)
+            times[path] = timing.time_gpu(ours(path), budget)
+        records += sgemm_records(case, times, peaks)
+        del A, B, C, want, ref
+    return records
 
 
-def bench_memory(fl, cp, reps, records):
+# ----------------------------------------------------------------------------------------- memory
+def memory_cases(n: int = MEMORY_FLOATS) -> list[dict]:
+    """Kernel calls on preallocated arrays x, b, y (n floats each), loss (a scalar) and labels:
+    op (the suite's op name), case, params, nbytes (the least traffic: inputs read once, outputs
+    written once), kernel and args (array names are looked up at run time)."""
+    mib = n * 4 >> 20
+    rows_ce = n // 40  # cross-entropy logits (rows_ce, 10) use a quarter of x
+    specs = [
+        ("relu", f"{n} floats ({mib} MiB)", "relu_forward", ("x", "y", n), 8 * n),
+        ("sigmoid", f"{n} floats ({mib} MiB)", "sigmoid_forward", ("x", "y", n), 8 * n),
+        ("add", f"{n} floats ({mib} MiB)", "add_forward", ("x", "b", "y", n), 12 * n),
+        ("softmax", f"{n // 1024}x1024 axis=-1", "softmax_forward", ("x", "y", n // 1024, 1024, 1), 8 * n),
+        ("softmax", f"{n // 10}x10 axis=-1", "softmax_forward", ("x", "y", n // 10, 10, 1), 8 * (n // 10) * 10),
+        ("softmax", f"{n >> 20}x1024x1024 axis=1", "softmax_forward", ("x", "y", n >> 20, 1024, 1024), 8 * n),
+        ("mse_loss", f"{n} floats ({mib} MiB)", "mse_loss_forward", ("x", "b", "loss", n, 1.0 / n), 8 * n),
+        ("softmax_cross_entropy", f"N={rows_ce} C=10 int labels", "softmax_cross_entropy_forward",
+         ("x", "labels", "loss", rows_ce, 10, 1.0 / rows_ce), 4 * rows_ce * 10 + 8 * rows_ce),
+        ("sgd_update", f"{n} params momentum=0.9", "sgd_update",
+         ("x", "b", "y", n, 1e-3, 0.9, 0.0, 0.0, False), 20 * n),
+    ]
+    return [{"op": op, "case": case + ", kernel only", "kernel": kernel, "args": args, "nbytes": float(nbytes),
+             "params": {"family": "memory", "kernel": kernel, "floats": n}} for op, case, kernel, args, nbytes in specs]
+
+
+def memory_record(spec: dict, times, peaks: dict, device: str = "cuda:0") -> dict:
+    """GB/s and % of the device copy bandwidth (peaks['cuda']['gbps']); no anchor."""
+    return R.make_record(spec["op"], spec["case"], "cuda", times, params=spec["params"], nbytes=spec["nbytes"],
+                         peaks=peaks, device=device)
+
+
+def run_memory(cp, budget: timing.Budget, peaks: dict, notes: list) -> list[dict]:
     from fastlayers import _backend
 
     be = _backend.cuda_backend()
+    n = MEMORY_FLOATS
     rng = np.random.default_rng(1)
-    n = 1 << 26  # 256 MiB per float32 array: well past L2
-    x = cp.asarray(rng.standard_normal(n).astype(np.float32))
-    b = cp.asarray(rng.standard_normal(n).astype(np.float32))
-    y = cp.empty_like(x)
-    loss = cp.empty((), cp.float32)
-
-    def copy_anchor(nbytes_in):
-        # A device-to-device copy that reads and writes the same number of bytes in total.
-        m = nbytes_in // 8  # floats read = floats written = half of the traffic each
-        src, dst = x[:m], y[:m]
-        return time_gpu(cp, lambda: cp.cuda.runtime.memcpyAsync(dst.data.ptr, src.data.ptr, m * 4,
-                                                                 cp.cuda.runtime.memcpyDeviceToDevice,
-                                                                 cp.cuda.get_current_stream().ptr), reps)
-
-    # (op, kernel call, bytes moved)
-    rows, dim = n // 1024, 1024
-    rows10 = n // 10
-    labels = cp.asarray(rng.integers(0, 10, rows10 // 4))
-    cases = [
-        ("relu_forward", lambda: be.run("relu_forward", x, y, n), 8 * n),
-        ("sigmoid_forward", lambda: be.run("sigmoid_forward", x, y, n), 8 * n),
-        ("add_forward", lambda: be.run("add_forward", x, b, y, n), 12 * n),
-        ("softmax_forward rows x 1024", lambda: be.run("softmax_forward", x, y, rows, dim, 1), 8 * n),
-        ("softmax_forward rows x 10", lambda: be.run("softmax_forward", x, y, rows10, 10, 1), 8 * rows10 * 10),
-        ("softmax_forward axis 1 of (64, 1024, 1024)",
-         lambda: be.run("softmax_forward", x, y, 64, 1024, 1024), 8 * 64 * 1024 * 1024),
-        ("mse_loss_forward", lambda: be.run("mse_loss_forward", x, b, loss, n, 1.0 / n), 8 * n),
-        ("softmax_cross_entropy_forward (N, 10)",
-         lambda: be.run("softmax_cross_entropy_forward", x, labels, loss, labels.size, 10, 1.0),
-         4 * labels.size * 10 + 8 * labels.size),
-        ("sgd_update momentum", lambda: be.run("sgd_update", x, b, y, n, 1e-3, 0.9, 0.0, 0.0, False), 20 * n),
-    ]
-    for op, fn, nbytes in cases:
-        if not be.has_kernel(op.split()[0]):
-            print(f"cuda_bench: skipping {op}: no CUDA kernel in this build", file=sys.stderr)
-            continue
-        t = time_gpu(cp, fn, reps)
-        ta = copy_anchor(nbytes)
-        records.append(record(op.split()[0], {"name": op, "bytes": nbytes}, "cuda", t,
-                              gbps=nbytes / t[0] / 1e9, anchor="d2d-copy", anchor_s=ta[0]))
-        records.append(record("d2d-copy", {"name": op, "bytes": nbytes}, "d2d-copy", ta,
-                              gbps=nbytes / ta[0] / 1e9))
-
-
-def machine(cp):
-    props = cp.cuda.runtime.getDeviceProperties(cp.cuda.Device().id)
-    return {
-        "cpu": platform.processor() or platform.machine(),
-        "gpu": props["name"].decode() if isinstance(props["name"], bytes) else props["name"],
-        "cuda_runtime": cp.cuda.runtime.runtimeGetVersion(),
-        "driver": cp.cuda.runtime.driverGetVersion(),
-        "cupy": cp.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-        "CUPY_TF32": os.environ.get("CUPY_TF32"),
-    }
-
-
-def markdown(records) -> str:
-    lines = ["| op | case | backend | median ms | GFLOP/s | GB/s | ratio vs anchor |",
-             "|---|---|---|---:|---:|---:|---:|"]
-    for r in records:
-        case = r["case"].get("name", "") + (f" [{r['case']['path']}]" if "path" in r["case"] else "")
-        lines.append(
-            f"| {r['op']} | {case} | {r['backend']} | {r['median_s'] * 1e3:.4f} | "
-            f"{r.get('gflops', float('nan')):.0f} | {r.get('gbps', float('nan')):.0f} | "
-            + (f"{r['ratio']:.2f} ({r['anchor']})" if "ratio" in r else "") + " |")
-    return "\n".join(lines) + "\n"
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="cuda_bench.json", help="JSON output; the .md goes beside it")
-    parser.add_argument("--reps", type=int, default=21)
-    parser.add_argument("--only", choices=["sgemm", "memory"], default=None)
-    args = parser.parse_args(argv)
-    fl, cp = require_gpu()
+    arrays = {"x": cp.asarray(rng.standard_normal(n, dtype=np.float32)),
+              "b": cp.asarray(rng.standard_normal(n, dtype=np.float32)),
+              "y": cp.empty(n, cp.float32), "loss": cp.empty((), cp.float32),
+              "labels": cp.asarray(rng.integers(0, 10, n // 40, dtype=np.int64))}
     records = []
+    for spec in memory_cases(n):
+        if not be.has_kernel(spec["kernel"]):
+            notes.append({"op": spec["op"], "case": spec["case"], "backend": "cuda",
+                          "reason": f"no CUDA kernel {spec['kernel']} in this build"})
+            continue
+        args = [arrays[a] if isinstance(a, str) else a for a in spec["args"]]
+        times = timing.time_gpu(lambda args=args, k=spec["kernel"]: be.run(k, *args), budget)
+        records.append(memory_record(spec, times, peaks))
+    return records
+
+
+# ------------------------------------------------------------------------------------------- main
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", default=str(RESULTS), metavar="DIR", help="output folder (default: benchmarks/results)")
+    p.add_argument("--name", metavar="STEM", help="file name stem (default: <device>-cuda-bench)")
+    p.add_argument("--quick", action="store_true", help="short time budget and smaller peak probes")
+    p.add_argument("--budget", type=float, metavar="SECONDS", help="timing budget per measurement")
+    p.add_argument("--only", choices=["sgemm", "memory"], default=None)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    cp = require_gpu()
+    from fastlayers.bench import probes
+    from fastlayers.bench.cli import default_stem
+
+    budget = timing.budget_for(args.quick, args.budget)
+    peaks = {"cuda": probes.gpu_peaks(quick=args.quick)}
+    machine = R.machine_info()
+    records, notes = [], []
     if args.only in (None, "sgemm"):
-        bench_sgemm(fl, cp, args.reps, records)
+        records += run_sgemm(cp, budget, peaks)
     if args.only in (None, "memory"):
-        bench_memory(fl, cp, args.reps, records)
-    result = {"machine": machine(cp), "records": records}
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=1)
-    md = markdown(records)
-    with open(os.path.splitext(args.out)[0] + ".md", "w") as f:
-        f.write(md)
-    print(md)
+        records += run_memory(cp, budget, peaks, notes)
+    R.add_ratios(records)
+    settings = {"script": "benchmarks/cuda_bench.py", "only": args.only, "CUPY_TF32": os.environ["CUPY_TF32"],
+                "budget_s": budget.seconds, "min_reps": budget.min_reps, "max_reps": budget.max_reps,
+                "warmup": budget.warmup, "timer": "CUDA events on CuPy's current stream"}
+    stem = args.name or default_stem(machine, machine["threads"]) + "-cuda-bench"
+    paths = R.write_results(args.out, stem, machine, peaks, records, notes, settings)
+    problems = R.validate(R.load(paths["json"]))
+    print(R.markdown_report(machine, peaks, records, notes, settings))
+    print(f"wrote {paths['json']}\nwrote {paths['md']}")
+    if problems:
+        fail("the results do not validate: " + "; ".join(problems), status=1)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

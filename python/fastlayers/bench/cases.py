@@ -199,6 +199,47 @@ def conv_cases() -> list[Case]:
 
 
 # -------------------------------------------------------------------------------------- pooling
+def window_pool_cases(kernel: int = 2, stride: int = 2, padding: int = 0) -> list[Case]:
+    """Max and average pooling, forward and backward, with a kernel x kernel window on POOL_SHAPE
+    (count_include_pad=True, PyTorch's default, on both sides)."""
+    n, c, h, w = POOL_SHAPE
+    k, st, pad = kernel, stride, padding
+    xs, ys = POOL_SHAPE, (n, c, conv_out(h, k, st, pad), conv_out(w, k, st, pad))
+    label = f"N={n} C={c} {h}x{w} {k}x{k}/{st}" + (f" p{pad}" if pad else "")
+    params = {"family": "pool", "N": n, "C": c, "H": h, "W": w, "kernel": k, "stride": st}
+    if pad:
+        params["padding"] = pad
+
+    def setup(xp):
+        return _on(xp, {"x": _rand(xs), "g": _rand(ys), "gg": _rand((n, c))})
+
+    def t_max_bwd(torch, s):
+        _, idx = torch.nn.functional.max_pool2d(s["x"], k, st, pad, return_indices=True)
+        return lambda: torch.ops.aten.max_pool2d_with_indices_backward(
+            s["g"], s["x"], [k, k], [st, st], [pad, pad], [1, 1], False, idx)
+
+    fwd_bytes, bwd_bytes = _f32(xs, ys), _f32(ys, xs, xs)
+    return [
+        Case("max_pool2d", label, params, setup, ours=lambda o, s: lambda: o.max_pool2d(s["x"], k, st, pad),
+             needs=("max_pool2d",),
+             torch_anchor=lambda torch, s: lambda: torch.nn.functional.max_pool2d(s["x"], k, st, pad),
+             nbytes=fwd_bytes),
+        Case("max_pool2d_backward", label, params, setup,
+             ours=lambda o, s: lambda: o.max_pool2d_backward(s["g"], s["x"], k, st, pad),
+             needs=("max_pool2d_backward",), torch_anchor=t_max_bwd, nbytes=bwd_bytes),
+        Case("avg_pool2d", label, params, setup, ours=lambda o, s: lambda: o.avg_pool2d(s["x"], k, st, pad),
+             needs=("avg_pool2d",),
+             torch_anchor=lambda torch, s: lambda: torch.nn.functional.avg_pool2d(s["x"], k, st, pad),
+             nbytes=fwd_bytes),
+        Case("avg_pool2d_backward", label, params, setup,
+             ours=lambda o, s: lambda: o.avg_pool2d_backward(s["g"], s["x"], k, st, pad),
+             needs=("avg_pool2d_backward",),
+             torch_anchor=lambda torch, s: lambda: torch.ops.aten.avg_pool2d_backward(
+                 s["g"], s["x"], [k, k], [st, st], [pad, pad], False, True, None),
+             nbytes=_f32(ys, xs)),
+    ]
+
+
 def pool_cases() -> list[Case]:
     n, c, h, w = POOL_SHAPE
     xs, ys = POOL_SHAPE, (n, c, h // 2, w // 2)
@@ -208,27 +249,8 @@ def pool_cases() -> list[Case]:
     def setup(xp):
         return _on(xp, {"x": _rand(xs), "g": _rand(ys), "gg": _rand((n, c))})
 
-    def t_max_bwd(torch, s):
-        _, idx = torch.nn.functional.max_pool2d(s["x"], 2, return_indices=True)
-        return lambda: torch.ops.aten.max_pool2d_with_indices_backward(
-            s["g"], s["x"], [2, 2], [2, 2], [0, 0], [1, 1], False, idx)
-
     fwd_bytes, bwd_bytes = _f32(xs, ys), _f32(ys, xs, xs)
-    return [
-        Case("max_pool2d", label, params, setup, ours=lambda o, s: lambda: o.max_pool2d(s["x"], 2),
-             needs=("max_pool2d",), torch_anchor=lambda torch, s: lambda: torch.nn.functional.max_pool2d(s["x"], 2),
-             nbytes=fwd_bytes),
-        Case("max_pool2d_backward", label, params, setup,
-             ours=lambda o, s: lambda: o.max_pool2d_backward(s["g"], s["x"], 2), needs=("max_pool2d_backward",),
-             torch_anchor=t_max_bwd, nbytes=bwd_bytes),
-        Case("avg_pool2d", label, params, setup, ours=lambda o, s: lambda: o.avg_pool2d(s["x"], 2),
-             needs=("avg_pool2d",), torch_anchor=lambda torch, s: lambda: torch.nn.functional.avg_pool2d(s["x"], 2),
-             nbytes=fwd_bytes),
-        Case("avg_pool2d_backward", label, params, setup,
-             ours=lambda o, s: lambda: o.avg_pool2d_backward(s["g"], s["x"], 2), needs=("avg_pool2d_backward",),
-             torch_anchor=lambda torch, s: lambda: torch.ops.aten.avg_pool2d_backward(
-                 s["g"], s["x"], [2, 2], [2, 2], [0, 0], False, True, None),
-             nbytes=_f32(ys, xs)),
+    return window_pool_cases(2, 2, 0) + [
         Case("lp_pool2d", label + " p=2", {**params, "p": 2}, setup,
              ours=lambda o, s: lambda: o.lp_pool2d(s["x"], 2, 2), needs=("lp_pool2d",),
              torch_anchor=lambda torch, s: lambda: torch.nn.functional.lp_pool2d(s["x"], 2, 2), nbytes=fwd_bytes),
@@ -565,16 +587,23 @@ def _torch_res(t, s):
     return step
 
 
+def cnn_train_case(batch: int = 100) -> Case:
+    """The course-CNN training step (cnn_train_step, PyTorch's _torch_cnn as the anchor) at `batch`;
+    flops count 3x the forward's conv and dense flops."""
+    b = batch
+    flops = 3 * (conv_flops(b, 1, 32, 5, 5, 24, 24) + conv_flops(b, 32, 64, 5, 5, 8, 8)
+                 + 2.0 * b * 1024 * 200 + 2.0 * b * 200 * 10)
+    return Case("train_step_cnn", f"course CNN, batch {b}, SGD momentum", {"family": "train", "batch": b,
+                "model": "conv32@5-pool-relu-conv64@5-pool-relu-fc200-relu-fc10"},
+                setup=lambda xp: _cnn_setup(xp, b), ours=cnn_train_step, needs=CNN_NEEDS,
+                torch_anchor=_torch_cnn, flops=flops, heavy=True)
+
+
 def train_cases() -> list[Case]:
-    cnn_flops = 3 * (conv_flops(100, 1, 32, 5, 5, 24, 24) + conv_flops(100, 32, 64, 5, 5, 8, 8)
-                     + 2.0 * 100 * 1024 * 200 + 2.0 * 100 * 200 * 10)
     n, c, h, w = RES_SHAPE
     res_flops = 3 * 2 * conv_flops(n, c, c, 3, 3, h, w)
     return [
-        Case("train_step_cnn", "course CNN, batch 100, SGD momentum", {"family": "train", "batch": 100,
-             "model": "conv32@5-pool-relu-conv64@5-pool-relu-fc200-relu-fc10"},
-             setup=_cnn_setup, ours=cnn_train_step, needs=CNN_NEEDS, torch_anchor=_torch_cnn,
-             flops=cnn_flops, heavy=True),
+        cnn_train_case(100),
         Case("train_step_resblock", f"N={n} C={c} {h}x{w} 3x3 p1, SGD momentum",
              {"family": "train", "N": n, "C": c, "H": h, "W": w}, setup=_res_setup, ours=resblock_train_step,
              needs=RES_NEEDS, torch_anchor=_torch_res, flops=res_flops, heavy=True),

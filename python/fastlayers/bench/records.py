@@ -125,9 +125,11 @@ def pct_of_peak(gflops, gbps, flops, nbytes, peak: dict) -> float | None:
 def make_record(op: str, case: str, backend: str, times, *, params: dict | None = None,
                 flops: float | None = None, nbytes: float | None = None, peaks: dict | None = None,
                 device: str = "cpu", threads: int | None = None, anchor_order=None,
-                note: str | None = None) -> dict:
+                anchor_case: str | None = None, note: str | None = None) -> dict:
     """One record from per-call times (seconds). flops / nbytes are per call; GFLOP/s and GB/s come
-    from the median time. anchor/ratio stay None until add_ratios()."""
+    from the median time. anchor/ratio stay None until add_ratios(). anchor_case: the case whose
+    anchor this record is compared with when it is not the record's own (e.g. one cuBLAS time for
+    several forced kernel paths, each its own case)."""
     rec = {"op": op, "case": case, "params": dict(params or {}), "backend": backend, "device": device,
            "threads": threads, **summarize(times)}
     med = rec["median_s"]
@@ -140,23 +142,27 @@ def make_record(op: str, case: str, backend: str, times, *, params: dict | None 
     rec["ratio"] = None
     if anchor_order is not None:
         rec["anchor_order"] = list(anchor_order)
+    if anchor_case is not None:
+        rec["anchor_case"] = anchor_case
     if note:
         rec["note"] = note
     return rec
 
 
 def add_ratios(records: list[dict]) -> list[dict]:
-    """Fill `anchor` and `ratio` of our cpu / cuda records from the anchors of the same op and case:
-    the first present in the record's `anchor_order` (else DEFAULT_ANCHORS). In place; returns records."""
+    """Fill `anchor` and `ratio` of our cpu / cuda records from the anchors of the same op and case
+    (or of the record's `anchor_case`): the first present in the record's `anchor_order` (else
+    DEFAULT_ANCHORS). In place; returns records."""
     by_case: dict = {}
     for r in records:
         by_case.setdefault((r["op"], r["case"]), {})[r["backend"]] = r
     for r in records:
         order = r.pop("anchor_order", None) or DEFAULT_ANCHORS.get(r["backend"], ())
+        anchor_case = r.pop("anchor_case", None) or r["case"]
         if r["backend"] not in DEFAULT_ANCHORS:
             continue
         for name in order:
-            a = by_case[(r["op"], r["case"])].get(name)
+            a = by_case.get((r["op"], anchor_case), {}).get(name)
             if a is not None and r["median_s"] > 0:
                 r["anchor"] = name
                 r["ratio"] = a["median_s"] / r["median_s"]

@@ -25,6 +25,14 @@ QUICK = Budget(seconds=0.08, min_reps=2, max_reps=10, warmup=1)
 FULL = Budget(seconds=1.0, min_reps=5, max_reps=200, warmup=2)
 
 
+def budget_for(quick: bool = False, seconds: float | None = None) -> Budget:
+    """QUICK or FULL, with the time budget replaced by `seconds` when given (--quick / --budget)."""
+    budget = QUICK if quick else FULL
+    if seconds:
+        budget = Budget(seconds, budget.min_reps, budget.max_reps, budget.warmup)
+    return budget
+
+
 def _reps_for(estimate: float, budget: Budget) -> int:
     if estimate <= 0:
         return budget.max_reps
