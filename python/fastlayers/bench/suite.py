@@ -61,6 +61,10 @@ class Environment:
             env.torch_cuda = bool(env.torch.cuda.is_available())
             if not env.torch_cuda:
                 env.unavailable["torch-cuda"] = "torch has no CUDA (CPU-only build)"
+            else:
+                # Our kernels are plain FP32: compare with cuDNN/cuBLAS in FP32, not TF32.
+                env.torch.backends.cudnn.allow_tf32 = False
+                env.torch.backends.cuda.matmul.allow_tf32 = False
         return env
 
 
