@@ -106,6 +106,19 @@ inline void im2col_segment(const float* __restrict xrow, float* __restrict out, 
 // Columns [j0, j1) of the im2col matrix of one image and group: row (c, r, t), column j = p*Q + q
 // holds x[c, p*sh - ph + r*dh, q*sw - pw + t*dw], 0 where that falls in the padding. Written to
 // cols[row * ld + j - j0].
+// A `#pragma omp parallel ... if (false)` region still costs a libgomp team set-up (~0.5 us, a
+// malloc): the conv helpers run thousands of small loops per call (per image, per channel), so
+// they skip OpenMP entirely when not parallel.
+template <class F>
+inline void maybe_parallel_for(bool parallel, index_t n, F body) {
+  if (parallel) {
+#pragma omp parallel for schedule(static)
+    for (index_t i = 0; i < n; ++i) body(i);
+  } else {
+    for (index_t i = 0; i < n; ++i) body(i);
+  }
+}
+
 // Stride 1, no padding, no dilation, whole image (the LeNet layers): row (c, r, t) is the P x Q
 // block of plane c at (r, t), copied a row at a time with no bounds logic at all.
 inline bool is_plain(const Conv2dShape& s) {
@@ -115,14 +128,13 @@ inline bool is_plain(const Conv2dShape& s) {
 template <int QC>  // QC > 0: Q known at compile time (a few vector moves per row); 0: any Q
 void im2col_plain(const Conv2dShape& s, const float* x, index_t rows, float* cols, index_t ld, bool parallel) {
   const index_t RS = s.R * s.S, P = s.P, Q = QC > 0 ? QC : s.Q, W = s.W;
-#pragma omp parallel for schedule(static) if (parallel)
-  for (index_t row = 0; row < rows; ++row) {
+  maybe_parallel_for(parallel, rows, [&](index_t row) {
     const index_t c = row / RS, r = (row / s.S) % s.R, t = row % s.S;
     const float* __restrict src = x + (c * s.H + r) * W + t;
     float* __restrict out = cols + row * ld;
     for (index_t p = 0; p < P; ++p, src += W, out += Q)
       for (index_t q = 0; q < Q; ++q) out[q] = src[q];
-  }
+  });
 }
 
 void im2col(const Conv2dShape& s, const float* x, index_t Cg, index_t j0, index_t j1, float* cols,
@@ -134,8 +146,7 @@ void im2col(const Conv2dShape& s, const float* x, index_t Cg, index_t j0, index_
     return im2col_plain<0>(s, x, rows, cols, ld, parallel);
   }
   const index_t p0 = j0 / Q, p1 = (j1 - 1) / Q;  // output rows touched; first and last may be partial
-#pragma omp parallel for schedule(static) if (parallel)
-  for (index_t row = 0; row < rows; ++row) {
+  maybe_parallel_for(parallel, rows, [&](index_t row) {
     const index_t c = row / RS, r = (row / s.S) % s.R, t = row % s.S;
     const float* xc = x + c * s.H * s.W;
     const index_t h_off = r * s.dil_h - s.pad_h, w_off = t * s.dil_w - s.pad_w;
@@ -152,7 +163,7 @@ void im2col(const Conv2dShape& s, const float* x, index_t Cg, index_t j0, index_
         im2col_segment(xc + ih * s.W, seg, q, qe, q_lo, q_hi, sw, w_off);
       }
     }
-  }
+  });
 }
 
 // The adjoint of im2col: grad_x[c, ih, iw] += cols[row, j] over columns [j0, j1). Parallel over
@@ -160,8 +171,7 @@ void im2col(const Conv2dShape& s, const float* x, index_t Cg, index_t j0, index_
 template <int QC>
 void col2im_add_plain(const Conv2dShape& s, const float* cols, index_t ld, index_t Cg, float* gx, bool parallel) {
   const index_t P = s.P, Q = QC > 0 ? QC : s.Q, W = s.W;
-#pragma omp parallel for schedule(static) if (parallel)
-  for (index_t c = 0; c < Cg; ++c) {
+  maybe_parallel_for(parallel, Cg, [&](index_t c) {
     for (index_t r = 0; r < s.R; ++r)
       for (index_t t = 0; t < s.S; ++t) {
         const float* __restrict in = cols + ((c * s.R + r) * s.S + t) * ld;
@@ -169,7 +179,7 @@ void col2im_add_plain(const Conv2dShape& s, const float* cols, index_t ld, index
         for (index_t p = 0; p < P; ++p, g += W, in += Q)
           for (index_t q = 0; q < Q; ++q) g[q] += in[q];
       }
-  }
+  });
 }
 
 void col2im_add(const Conv2dShape& s, const float* cols, index_t ld, index_t Cg, index_t j0, index_t j1,
@@ -181,8 +191,7 @@ void col2im_add(const Conv2dShape& s, const float* cols, index_t ld, index_t Cg,
     return col2im_add_plain<0>(s, cols, ld, Cg, gx, parallel);
   }
   const index_t p0 = j0 / Q, p1 = (j1 - 1) / Q;
-#pragma omp parallel for schedule(static) if (parallel)
-  for (index_t c = 0; c < Cg; ++c) {
+  maybe_parallel_for(parallel, Cg, [&](index_t c) {
     float* gc = gx + c * s.H * s.W;
     for (index_t r = 0; r < s.R; ++r) {
       for (index_t t = 0; t < s.S; ++t) {
@@ -206,12 +215,16 @@ void col2im_add(const Conv2dShape& s, const float* cols, index_t ld, index_t Cg,
         }
       }
     }
-  }
+  });
 }
 
 void fill(float* p, index_t n, float v, bool parallel) {
-#pragma omp parallel for simd schedule(static) if (parallel && n > kParallelGrain)
-  for (index_t i = 0; i < n; ++i) p[i] = v;
+  if (parallel && n > kParallelGrain) {
+#pragma omp parallel for simd schedule(static)
+    for (index_t i = 0; i < n; ++i) p[i] = v;
+  } else {
+    std::fill(p, p + n, v);
+  }
 }
 
 // Runs body(n, nbb, chunk, workspace_slice, inner_parallel) for blocks of nbb <= g.nb consecutive
