@@ -231,6 +231,7 @@ void col2im_add(const Conv2dShape& s, const float* cols, index_t ld, index_t Cg,
           const float* __restrict seg = in + (p * Q + q - j0);  // column p*Q + q
           float* __restrict grow = gc + ih * s.W;
           if (sw == 1) {
+#pragma omp simd  // as in col2im_add_plain: otherwise scalar
             for (index_t qq = a; qq < b; ++qq) grow[qq + w_off] += seg[qq - q];
           } else {
             for (index_t qq = a; qq < b; ++qq) grow[qq * sw + w_off] += seg[qq - q];
