@@ -8,7 +8,8 @@ API and, from the same initial weights, with torch.nn.functional + autograd + to
 
 Sanity first: both take one step on the same batch and must give the same loss (and the same
 updated weights, to float32 accuracy). Then each case is timed interleaved (ours, torch, ours,
-...) and the median reported, for each thread count. --profile also times each op call of our
+...) and the medians reported, with the median of the per-round ratios ("paired"), for each
+thread count. --profile also times each op call of our
 step (median per op over the steps) and prints its share.
 """
 
@@ -169,7 +170,10 @@ def _interleaved(fns, reps, warmup=5):
             t0 = time.perf_counter()
             fn()
             times[i].append(time.perf_counter() - t0)
-    return [statistics.median(t) for t in times]
+    # Also the median of the per-pair ratios (torch / ours of the same round): steadier than the
+    # ratio of medians when other work comes and goes on the machine.
+    pair = statistics.median(t / o for o, t in zip(times[0], times[1]))
+    return [statistics.median(t) for t in times] + [pair]
 
 
 def main():
@@ -199,7 +203,7 @@ def main():
     assert w_err <= 1e-4, "updated weights differ"
 
     print(f"torch {torch.__version__}, isa {fl._cpu.active_isa()}, median of {args.steps} interleaved runs")
-    print(f"{'case':26} {'threads':>7} {'ours ms':>9} {'torch ms':>9} {'torch/ours':>10}")
+    print(f"{'case':26} {'threads':>7} {'ours ms':>9} {'torch ms':>9} {'torch/ours':>10} {'paired':>7}")
     for threads in (int(t) for t in args.threads.split(",")):
         torch.set_num_threads(threads)
         fl.set_num_threads(threads)
@@ -215,9 +219,9 @@ def main():
                 if name.startswith("training"):
                     torch.set_grad_enabled(True)
                 reps = args.steps if name != "inference, batch 1" else 10 * args.steps
-                to, tt = _interleaved([fo, ft], reps)
+                to, tt, pair = _interleaved([fo, ft], reps)
                 torch.set_grad_enabled(False)
-                print(f"{name:26} {threads:7d} {to * 1e3:9.3f} {tt * 1e3:9.3f} {tt / to:10.2f}")
+                print(f"{name:26} {threads:7d} {to * 1e3:9.3f} {tt * 1e3:9.3f} {tt / to:10.2f} {pair:7.2f}")
         if args.profile:
             timer = _OpTimer()
             for _ in range(5):
