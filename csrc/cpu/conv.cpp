@@ -3,12 +3,12 @@
 // Which path wins where (benchmarks/conv_tune.py, 2 threads / 1 thread, AMD Zen 4 2 cores,
 // ratio = PyTorch 2.13 CPU time / ours, > 1 means ours is faster; GEMM peak here ~105 GF/s per core):
 //   layer                          path taken                                 fwd        bwd-data   bwd-weight
-//   a 100x1->32 28x28 5x5          plain im2col, 15 images per GEMM, gw^T     1.02/1.10  9.4/9.4    0.78/0.76
-//   b 100x32->64 12x12 5x5         plain im2col, 9 images per GEMM            0.86/0.89  0.78/0.78  1.04/0.96
-//   c 32x64->64 56x56 3x3 p1       general im2col, 4 column tiles per image   1.30/1.21  1.25/1.25  1.25/1.18
-//   d 16x128->128 28x28 3x3 p1     general im2col, 2 column tiles per image   0.81/0.80  0.82/0.80  0.83/0.85
-//   e 8x3->64 224x224 11x11 s4 p2  general im2col (strided gather), 3 tiles   0.65/0.67  3.3/3.4    0.70/0.73
-//   f 32x256->64 28x28 1x1         direct GEMM on the input, no im2col        1.23/1.10  1.25/3.7   1.21/1.16
+//   a 100x1->32 28x28 5x5          plain im2col, 15 images per GEMM, gw^T     0.98/1.08  9.4/9.8    0.77/0.72
+//   b 100x32->64 12x12 5x5         plain im2col, 9 images per GEMM            0.84/0.91  0.89/0.89  0.99/0.96
+//   c 32x64->64 56x56 3x3 p1       general im2col, 4 column tiles per image   1.33/1.22  1.43/1.29  1.24/1.19
+//   d 16x128->128 28x28 3x3 p1     general im2col, 2 column tiles per image   0.82/0.80  0.84/0.83  0.87/0.84
+//   e 8x3->64 224x224 11x11 s4 p2  general im2col (strided gather), 3 tiles   0.67/0.68  3.6/3.6    0.73/0.73
+//   f 32x256->64 28x28 1x1         direct GEMM on the input, no im2col        1.14/1.14  1.33/3.6   1.25/1.09
 // The GEMM itself runs at ~95-100% of peak on all of these shapes; what is left is the im2col /
 // col2im traffic (the column matrix is written, then packed again by sgemm). Where PyTorch wins
 // (b, d, e forward and backward-weight), oneDNN runs a direct JIT convolution at the FMA peak with
