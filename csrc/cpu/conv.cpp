@@ -1,5 +1,21 @@
 #include "cpu/conv.h"
 
+// Which path wins where (benchmarks/conv_tune.py, 2 threads / 1 thread, AMD Zen 4 2 cores,
+// ratio = PyTorch 2.13 CPU time / ours, > 1 means ours is faster; GEMM peak here ~105 GF/s per core):
+//   layer                          path taken                                 fwd        bwd-data   bwd-weight
+//   a 100x1->32 28x28 5x5          plain im2col, 15 images per GEMM, gw^T     0.98/1.08  9.4/9.8    0.77/0.72
+//   b 100x32->64 12x12 5x5         plain im2col, 9 images per GEMM            0.84/0.91  0.89/0.89  0.99/0.96
+//   c 32x64->64 56x56 3x3 p1       general im2col, 4 column tiles per image   1.33/1.22  1.43/1.29  1.24/1.19
+//   d 16x128->128 28x28 3x3 p1     general im2col, 2 column tiles per image   0.82/0.80  0.84/0.83  0.87/0.84
+//   e 8x3->64 224x224 11x11 s4 p2  general im2col (strided gather), 3 tiles   0.67/0.68  3.6/3.6    0.73/0.73
+//   f 32x256->64 28x28 1x1         direct GEMM on the input, no im2col        1.14/1.14  1.33/3.6   1.25/1.09
+// The GEMM itself runs at ~95-100% of peak on all of these shapes; what is left is the im2col /
+// col2im traffic (the column matrix is written, then packed again by sgemm). Where PyTorch wins
+// (b, d, e forward and backward-weight), oneDNN runs a direct JIT convolution at the FMA peak with
+// no column matrix; closing that needs im2col fused into sgemm's B packing (implicit GEMM) or a
+// direct kernel. Threads: over images when N >= threads (one workspace slice each), else inside
+// sgemm and im2col.
+
 #include <omp.h>
 
 #include <algorithm>
@@ -13,10 +29,12 @@ namespace {
 
 // The im2col matrix of one (image, group) has CRS = C/groups * R * S rows and P*Q columns. It is
 // built a tile of columns at a time so that the workspace stays bounded (a 512x512 image would
-// otherwise need hundreds of MB) and the tile is still in cache when sgemm reads it. In the forward
-// pass, when P*Q is small (LeNet: 24x24 and 8x8), several images share one GEMM (their columns side
-// by side), so each sgemm call has a useful N and packs the weights once for `nb` images. (The
-// backward passes measured no faster that way: they run one image per GEMM.)
+// otherwise need hundreds of MB) and the tile is still in cache when sgemm reads it. When P*Q is
+// small (LeNet: 24x24 and 8x8), several images share one GEMM in every pass (their columns side by
+// side, grad_out staged next to them in the backward passes), so each sgemm call has a useful
+// size and packs the weights once for `nb` images (backward-data of LeNet conv2: 10.4 -> 8.2 ms,
+// one thread). Stride-1 unpadded layers take a plain im2col/col2im with no bounds logic
+// (LeNet conv2 forward 9.6 -> 7.2 ms, backward-weight 9.7 -> 7.3 ms).
 constexpr index_t kColsTileFloats = index_t{1} << 19;  // 2 MiB per thread
 constexpr index_t kMinTileColumns = 128;
 
@@ -39,7 +57,7 @@ Geometry geometry(const Conv2dShape& s, ConvPass pass) {
   const index_t cols = std::max(kMinTileColumns, kColsTileFloats / std::max<index_t>(g.CRS, 1));
   // A block of nb images needs (CRS + K/groups) * nb*P*Q floats (im2col + staging): keep it in budget.
   const index_t block_cols = kColsTileFloats / (g.CRS + g.Kg);
-  const bool batch = pass == ConvPass::forward && !g.direct && 2 * g.PQ <= block_cols;
+  const bool batch = !g.direct && 2 * g.PQ <= block_cols;
   g.nb = batch ? std::max<index_t>(1, std::min(block_cols / g.PQ, s.N)) : 1;
   g.tile = g.nb > 1 ? g.nb * g.PQ : std::min(g.PQ, cols);
   g.gw_transposed = g.CRS < 64 && g.CRS < g.Kg;
@@ -52,7 +70,7 @@ Geometry geometry(const Conv2dShape& s, ConvPass pass) {
 int image_threads(const Conv2dShape& s, int threads) { return (threads > 1 && s.N >= threads) ? threads : 1; }
 
 // Per thread: the im2col tile, and with nb > 1 a (K/groups x tile) staging matrix for the forward
-// GEMM's output (the nb images' outputs are not adjacent in y).
+// GEMM's output or the backward passes' grad_out (the nb images' rows are not adjacent there).
 // Backward-weight with gw_transposed adds a (CRS x K/groups) matrix for grad_w^T.
 index_t slice_floats(const Geometry& g, ConvPass pass) {
   const index_t extra = (pass == ConvPass::backward_weight && g.gw_transposed) ? g.CRS * g.Kg : 0;
@@ -104,12 +122,49 @@ inline void im2col_segment(const float* __restrict xrow, float* __restrict out, 
 // Columns [j0, j1) of the im2col matrix of one image and group: row (c, r, t), column j = p*Q + q
 // holds x[c, p*sh - ph + r*dh, q*sw - pw + t*dw], 0 where that falls in the padding. Written to
 // cols[row * ld + j - j0].
+// A `#pragma omp parallel ... if (false)` region still costs a libgomp team set-up (~0.5 us, a
+// malloc): the conv helpers run thousands of small loops per call (per image, per channel), so
+// they skip OpenMP entirely when not parallel.
+template <class F>
+inline void maybe_parallel_for(bool parallel, index_t n, F body) {
+  if (parallel) {
+#pragma omp parallel for schedule(static)
+    for (index_t i = 0; i < n; ++i) body(i);
+  } else {
+    for (index_t i = 0; i < n; ++i) body(i);
+  }
+}
+
+// Stride 1, no padding, no dilation, whole image (the LeNet layers): row (c, r, t) is the P x Q
+// block of plane c at (r, t), copied a row at a time with no bounds logic at all.
+inline bool is_plain(const Conv2dShape& s) {
+  return s.stride_h == 1 && s.stride_w == 1 && s.pad_h == 0 && s.pad_w == 0 && s.dil_h == 1 && s.dil_w == 1;
+}
+
+template <int QC>  // QC > 0: Q known at compile time (a few vector moves per row); 0: any Q
+void im2col_plain(const Conv2dShape& s, const float* x, index_t rows, float* cols, index_t ld, bool parallel) {
+  const index_t RS = s.R * s.S, P = s.P, Q = QC > 0 ? QC : s.Q, W = s.W;
+  maybe_parallel_for(parallel, rows, [&](index_t row) {
+    const index_t c = row / RS, r = (row / s.S) % s.R, t = row % s.S;
+    const float* __restrict src = x + (c * s.H + r) * W + t;
+    float* __restrict out = cols + row * ld;
+    for (index_t p = 0; p < P; ++p, src += W, out += Q) {
+#pragma omp simd
+      for (index_t q = 0; q < Q; ++q) out[q] = src[q];
+    }
+  });
+}
+
 void im2col(const Conv2dShape& s, const float* x, index_t Cg, index_t j0, index_t j1, float* cols,
             index_t ld, bool parallel) {
   const index_t RS = s.R * s.S, rows = Cg * RS, sw = s.stride_w, Q = s.Q;
+  if (j0 == 0 && j1 == s.P * Q && is_plain(s)) {
+    if (Q == 8) return im2col_plain<8>(s, x, rows, cols, ld, parallel);
+    if (Q == 24) return im2col_plain<24>(s, x, rows, cols, ld, parallel);
+    return im2col_plain<0>(s, x, rows, cols, ld, parallel);
+  }
   const index_t p0 = j0 / Q, p1 = (j1 - 1) / Q;  // output rows touched; first and last may be partial
-#pragma omp parallel for schedule(static) if (parallel)
-  for (index_t row = 0; row < rows; ++row) {
+  maybe_parallel_for(parallel, rows, [&](index_t row) {
     const index_t c = row / RS, r = (row / s.S) % s.R, t = row % s.S;
     const float* xc = x + c * s.H * s.W;
     const index_t h_off = r * s.dil_h - s.pad_h, w_off = t * s.dil_w - s.pad_w;
@@ -126,17 +181,40 @@ void im2col(const Conv2dShape& s, const float* x, index_t Cg, index_t j0, index_
         im2col_segment(xc + ih * s.W, seg, q, qe, q_lo, q_hi, sw, w_off);
       }
     }
-  }
+  });
 }
 
 // The adjoint of im2col: grad_x[c, ih, iw] += cols[row, j] over columns [j0, j1). Parallel over
 // channels, so no two threads write the same element and the summation order is fixed.
+template <int QC>
+void col2im_add_plain(const Conv2dShape& s, const float* cols, index_t ld, index_t Cg, float* gx, bool parallel) {
+  const index_t P = s.P, Q = QC > 0 ? QC : s.Q, W = s.W;
+  // Taps t outermost: consecutive read-modify-writes then hit either different rows or exactly the
+  // same floats (r -> r+1), which store forwarding handles; with t innermost they overlap by all
+  // but one float, which it cannot (a stall per row: col2im was 20% of LeNet conv2 backward-data).
+  maybe_parallel_for(parallel, Cg, [&](index_t c) {
+    for (index_t t = 0; t < s.S; ++t)
+      for (index_t r = 0; r < s.R; ++r) {
+        const float* __restrict in = cols + ((c * s.R + r) * s.S + t) * ld;
+        float* __restrict g = gx + (c * s.H + r) * W + t;
+        for (index_t p = 0; p < P; ++p, g += W, in += Q) {
+#pragma omp simd  // cols and grad_x never overlap; without this GCC kept it scalar
+          for (index_t q = 0; q < Q; ++q) g[q] += in[q];
+        }
+      }
+  });
+}
+
 void col2im_add(const Conv2dShape& s, const float* cols, index_t ld, index_t Cg, index_t j0, index_t j1,
                 float* gx, bool parallel) {
   const index_t sw = s.stride_w, Q = s.Q;
+  if (j0 == 0 && j1 == s.P * Q && is_plain(s)) {
+    if (Q == 8) return col2im_add_plain<8>(s, cols, ld, Cg, gx, parallel);
+    if (Q == 24) return col2im_add_plain<24>(s, cols, ld, Cg, gx, parallel);
+    return col2im_add_plain<0>(s, cols, ld, Cg, gx, parallel);
+  }
   const index_t p0 = j0 / Q, p1 = (j1 - 1) / Q;
-#pragma omp parallel for schedule(static) if (parallel)
-  for (index_t c = 0; c < Cg; ++c) {
+  maybe_parallel_for(parallel, Cg, [&](index_t c) {
     float* gc = gx + c * s.H * s.W;
     for (index_t r = 0; r < s.R; ++r) {
       for (index_t t = 0; t < s.S; ++t) {
@@ -153,6 +231,7 @@ void col2im_add(const Conv2dShape& s, const float* cols, index_t ld, index_t Cg,
           const float* __restrict seg = in + (p * Q + q - j0);  // column p*Q + q
           float* __restrict grow = gc + ih * s.W;
           if (sw == 1) {
+#pragma omp simd  // as in col2im_add_plain: otherwise scalar
             for (index_t qq = a; qq < b; ++qq) grow[qq + w_off] += seg[qq - q];
           } else {
             for (index_t qq = a; qq < b; ++qq) grow[qq * sw + w_off] += seg[qq - q];
@@ -160,12 +239,16 @@ void col2im_add(const Conv2dShape& s, const float* cols, index_t ld, index_t Cg,
         }
       }
     }
-  }
+  });
 }
 
 void fill(float* p, index_t n, float v, bool parallel) {
-#pragma omp parallel for simd schedule(static) if (parallel && n > kParallelGrain)
-  for (index_t i = 0; i < n; ++i) p[i] = v;
+  if (parallel && n > kParallelGrain) {
+#pragma omp parallel for simd schedule(static)
+    for (index_t i = 0; i < n; ++i) p[i] = v;
+  } else {
+    std::fill(p, p + n, v);
+  }
 }
 
 // Runs body(n, nbb, chunk, workspace_slice, inner_parallel) for blocks of nbb <= g.nb consecutive
@@ -244,11 +327,26 @@ bool conv2d_backward_data(const Conv2dShape& s, const float* grad_out, const flo
   const Geometry g = geometry(s, ConvPass::backward_data);
   const int T = plan_threads(s, g, ConvPass::backward_data, workspace_floats);
   if (T == 0) return false;
-  for_each_block(s, g, ConvPass::backward_data, T, workspace, [&](index_t n, index_t /*nbb = 1*/, int /*chunk*/, float* ws, bool inner) {
+  for_each_block(s, g, ConvPass::backward_data, T, workspace, [&](index_t n, index_t nbb, int /*chunk*/, float* ws, bool inner) {
     for (index_t grp = 0; grp < s.groups; ++grp) {
       const float* gog = grad_out + (n * s.K + grp * g.Kg) * g.PQ;
       const float* wg = w + grp * g.Kg * g.CRS;
       float* gxg = grad_x + (n * s.C + grp * g.Cg) * g.HW;
+      if (g.nb > 1) {  // nbb images' grad_out side by side, one GEMM (W^T packed once), then col2im each
+        const index_t ld = nbb * g.PQ;
+        float* cols = ws;
+        float* go = ws + g.CRS * g.tile;
+        for (index_t i = 0; i < nbb; ++i)
+          for (index_t k = 0; k < g.Kg; ++k)
+            std::copy_n(gog + i * s.K * g.PQ + k * g.PQ, g.PQ, go + k * ld + i * g.PQ);
+        sgemm(true, false, g.CRS, ld, g.Kg, 1.0f, wg, g.CRS, go, ld, 0.0f, cols, ld);
+        for (index_t i = 0; i < nbb; ++i) {
+          float* gxi = gxg + i * s.C * g.HW;
+          fill(gxi, g.Cg * g.HW, 0.0f, inner);
+          col2im_add(s, cols + i * g.PQ, ld, g.Cg, 0, g.PQ, gxi, inner);
+        }
+        continue;
+      }
       if (g.direct) {  // grad_x = W^T grad_out
         sgemm(true, false, g.CRS, g.PQ, g.Kg, 1.0f, wg, g.CRS, gog, g.PQ, 0.0f, gxg, g.HW);
         continue;
@@ -288,7 +386,7 @@ bool conv2d_backward_weight(const Conv2dShape& s, const float* grad_out, const f
   };
 
   if (s.N == 0) fill(grad_w, gw_size, 0.0f, true);
-  for_each_block(s, g, ConvPass::backward_weight, T, workspace, [&](index_t n, index_t /*nbb = 1*/, int t, float* ws, bool inner) {
+  for_each_block(s, g, ConvPass::backward_weight, T, workspace, [&](index_t n, index_t nbb, int t, float* ws, bool inner) {
     float* gw = t == 0 ? grad_w : partials + (t - 1) * gw_size;
     float* tmp = ws + slice_floats(g, ConvPass::forward);  // the gw_transposed matrix, after cols/staging
     const bool first = n == s.N * t / T;  // a chunk's first block overwrites its partial sum
@@ -296,6 +394,18 @@ bool conv2d_backward_weight(const Conv2dShape& s, const float* grad_out, const f
       const float* gog = grad_out + (n * s.K + grp * g.Kg) * g.PQ;
       const float* xg = x + (n * s.C + grp * g.Cg) * g.HW;
       float* gwg = gw + grp * g.Kg * g.CRS;
+      if (g.nb > 1) {  // nbb images side by side: one GEMM with inner dimension nbb*P*Q
+        const index_t ld = nbb * g.PQ;
+        float* cols = ws;
+        float* go = ws + g.CRS * g.tile;
+        for (index_t i = 0; i < nbb; ++i) {
+          im2col(s, xg + i * s.C * g.HW, g.Cg, 0, g.PQ, cols + i * g.PQ, ld, inner);
+          for (index_t k = 0; k < g.Kg; ++k)
+            std::copy_n(gog + i * s.K * g.PQ + k * g.PQ, g.PQ, go + k * ld + i * g.PQ);
+        }
+        gw_gemm(go, ld, cols, ld, ld, first, gwg, tmp);
+        continue;
+      }
       if (g.direct) {  // grad_w += grad_out x^T
         gw_gemm(gog, g.PQ, xg, g.HW, g.PQ, first, gwg, tmp);
         continue;

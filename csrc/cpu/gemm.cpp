@@ -25,6 +25,7 @@
 
 #include "cpu/cpu_features.h"
 #include "cpu/gemm_kernel.h"
+#include "cpu/gemm_small.h"
 
 namespace fastlayers::cpu {
 namespace gemm_detail {
@@ -55,7 +56,9 @@ void kernel_generic_4x16(index_t kc, const float* a, const float* b, float* c, i
 }
 }  // namespace
 
-KernelInfo kernel_generic() { return {kernel_generic_4x16, nullptr, nullptr, nullptr, kGenMR, kGenNR, 256, 128, 2048}; }
+KernelInfo kernel_generic() {
+  return {kernel_generic_4x16, nullptr, nullptr, nullptr, kGenMR, kGenNR, 256, 128, 2048, small_m::gemm};
+}
 
 namespace {
 
@@ -255,6 +258,23 @@ void sgemm(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, float al
   const KernelInfo& ki = pl.ki;
   int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
   if (M * N * K < kParallelFlops) nt = 1;
+
+  // A few rows (batch-1 inference): no packing, columns split over the team when worth it.
+  if (M <= kSmallM && !trans_a) {
+    if (nt == 1 || N < 32 * nt) {
+      ki.small(trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+      return;
+    }
+#pragma omp parallel num_threads(nt)
+    {
+      const index_t t = omp_get_thread_num(), T = omp_get_num_threads();
+      const index_t per = round_up(ceil_div(N, T), 16);
+      const index_t j0 = std::min(N, t * per), j1 = std::min(N, j0 + per);
+      if (j0 < j1)
+        ki.small(trans_b, M, j1 - j0, K, alpha, A, lda, trans_b ? B + j0 * ldb : B + j0, ldb, beta, C + j0, ldc);
+    }
+    return;
+  }
 
   // Balanced blocks: e.g. K = 400 with KC = 384 becomes two blocks of 200, not 384 + 16.
   pl.kc = ceil_div(K, ceil_div(K, ki.kc));

@@ -29,6 +29,10 @@ using PackBtPanel = void (*)(index_t kc, const float* B, index_t ldb, float* Bp)
 using PackAnPanel = void (*)(index_t kc, const float* A, index_t lda, float alpha, index_t m,
                              float* Ap);
 
+// C = alpha * A * op(B) + beta * C for M <= kSmallM (gemm_small.h), A not transposed, no packing.
+using SmallGemm = void (*)(bool trans_b, index_t M, index_t N, index_t K, float alpha, const float* A,
+                           index_t lda, const float* B, index_t ldb, float beta, float* C, index_t ldc);
+
 struct KernelInfo {
   MicroKernel kernel;
   EdgeKernel edge;      // nullptr: scratch-tile fallback
@@ -36,6 +40,7 @@ struct KernelInfo {
   PackAnPanel pack_an;  // nullptr: use the portable packer
   int mr, nr;           // register tile
   index_t kc, mc, nc;   // cache blocks: kc x nr B panel ~L1, mc x kc A block ~L2, kc x nc B block ~L3
+  SmallGemm small;      // the few-rows path, compiled for this ISA
 };
 
 KernelInfo kernel_generic();

@@ -4,6 +4,7 @@
 #include <immintrin.h>
 
 #include "cpu/gemm_kernel.h"
+#include "cpu/gemm_small.h"
 
 namespace fastlayers::cpu::gemm_detail {
 namespace {
@@ -43,6 +44,6 @@ void kernel_6x16(index_t kc, const float* a, const float* b, float* c, index_t l
 
 }  // namespace
 
-KernelInfo kernel_avx2() { return {kernel_6x16, nullptr, nullptr, nullptr, MR, NR, 256, 144, 3072}; }
+KernelInfo kernel_avx2() { return {kernel_6x16, nullptr, nullptr, nullptr, MR, NR, 256, 144, 3072, small_m::gemm}; }
 
 }  // namespace fastlayers::cpu::gemm_detail

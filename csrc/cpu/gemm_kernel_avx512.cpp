@@ -5,6 +5,7 @@
 #include <immintrin.h>
 
 #include "cpu/gemm_kernel.h"
+#include "cpu/gemm_small.h"
 
 namespace fastlayers::cpu::gemm_detail {
 namespace {
@@ -184,6 +185,6 @@ void pack_an_14(index_t kc, const float* A, index_t lda, float alpha, index_t m,
 
 }  // namespace
 
-KernelInfo kernel_avx512() { return {kernel_14x32, kernel_edge, pack_bt_32, pack_an_14, MR, NR, 384, 336, 3072}; }
+KernelInfo kernel_avx512() { return {kernel_14x32, kernel_edge, pack_bt_32, pack_an_14, MR, NR, 384, 336, 3072, small_m::gemm}; }
 
 }  // namespace fastlayers::cpu::gemm_detail

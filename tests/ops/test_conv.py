@@ -301,3 +301,57 @@ def test_conv2d_mixed_devices():
         fl.conv2d(x, _FakeCupyArray(), groups=2)
     with pytest.raises(TypeError, match=r"different devices"):
         fl.conv1d_backward(np.ones((2, 6, 8), np.float32), np.ones((2, 4, 10), np.float32), _FakeCupyArray(), groups=2)
+
+
+@pytest.mark.parametrize("case", [CASES[0], CASES[13], CASES[19], (5, 1, 28, 28, 32, 5, 5, 1, 0, 1, 1)],
+                         ids=["odd", "C1-5x5", "gw-transposed", "mnist-conv1"])
+def test_conv2d_backward_without_grad_x(device, rng, case):
+    """need_grad_x=False: grad_x is None, grad_w / grad_b are those of the full backward (same bits)."""
+    x, w, _, params = _case_data(rng, case)
+    N, _, _, _ = x.shape
+    y = ref.conv2d(x.astype(np.float64), w.astype(np.float64), None, **params)
+    g = rng.standard_normal(y.shape).astype(np.float32)
+    gx, gw, gb = fl.conv2d_backward(device.put(g), device.put(x), device.put(w), **params, need_grad_x=False)
+    assert gx is None
+    _, gw_full, gb_full = fl.conv2d_backward(device.put(g), device.put(x), device.put(w), **params)
+    np.testing.assert_array_equal(device.get(gw), device.get(gw_full))
+    np.testing.assert_array_equal(device.get(gb), device.get(gb_full))
+    rx, rw, rb = ref.conv2d_backward(g.astype(np.float64), x.astype(np.float64), w.astype(np.float64), **params,
+                                     need_grad_x=False)
+    assert rx is None
+    assert_close(gw, rw, reduction_tol(N * y.shape[2] * y.shape[3]), "grad_w")
+
+
+def test_conv1d_backward_without_grad_x(device, rng):
+    x = rng.standard_normal((3, 2, 11)).astype(np.float32)
+    w = rng.standard_normal((4, 2, 3)).astype(np.float32)
+    g = rng.standard_normal((3, 4, 9)).astype(np.float32)
+    gx, gw, gb = fl.conv1d_backward(device.put(g), device.put(x), device.put(w), need_grad_x=False)
+    assert gx is None
+    _, gw_full, gb_full = fl.conv1d_backward(device.put(g), device.put(x), device.put(w))
+    np.testing.assert_array_equal(device.get(gw), device.get(gw_full))
+    np.testing.assert_array_equal(device.get(gb), device.get(gb_full))
+    rx, rw, _ = ref.conv1d_backward(g.astype(np.float64), x.astype(np.float64), w.astype(np.float64), need_grad_x=False)
+    assert rx is None
+    assert_close(gw, rw, reduction_tol(3 * 9), "conv1d grad_w")
+
+
+def test_conv2d_backward_bad_need_grad_x():
+    x, w = _ok()
+    with pytest.raises(TypeError, match=r"need_grad_x must be a bool, got int 0"):
+        fl.conv2d_backward(np.ones((2, 6, 4, 4), np.float32), x, w, groups=2, need_grad_x=0)
+
+
+def test_conv2d_layer_skips_input_grad(rng):
+    from fastlayers import nn
+
+    layer = nn.Conv2d(1, 4, 3, rng=np.random.default_rng(0))
+    x = rng.standard_normal((2, 1, 6, 6)).astype(np.float32)
+    y = layer(x)
+    g = rng.standard_normal(y.shape).astype(np.float32)
+    full = layer.backward(g)
+    gw_full = layer.weight.grad.copy()
+    layer.need_input_grad = False
+    assert layer.backward(g) is None
+    np.testing.assert_array_equal(layer.weight.grad, gw_full)
+    assert full.shape == x.shape

@@ -219,3 +219,42 @@ def test_gemm_bad_input(device):
         fl.gemm(None, ones(3, 5))
     with pytest.raises(ValueError, match=r"grad_out must have shape \(2, 5\)"):
         fl.gemm_backward(ones(5, 2), ones(2, 3), ones(3, 5))
+
+
+# The few-rows path (M <= 4, A not transposed; gemm_small.h): lanes of 16, column blocks of 256,
+# row pairs plus a single row, and the column split over threads.
+SMALL_M_SHAPES = [(1, 1, 1), (1, 200, 1024), (1, 10, 200), (2, 17, 15), (3, 33, 16), (4, 257, 31),
+                  (3, 600, 5), (4, 1, 300), (1, 513, 17),
+                  (4, 1000, 100), (2, 70, 2000)]  # these two: enough work to split the columns over threads
+
+
+@pytest.mark.parametrize("trans_b", [False, True])
+@pytest.mark.parametrize("m,n,k", SMALL_M_SHAPES)
+def test_gemm_small_m(isa, rng, m, n, k, trans_b):
+    a, b = operands(rng, m, n, k, False, trans_b)
+    before = fl.get_num_threads()
+    for threads in (1, 2):
+        fl.set_num_threads(threads)
+        try:
+            got = fl.gemm(a, b, trans_b=trans_b)
+        finally:
+            fl.set_num_threads(before)
+        assert_close(got, expected(a, b, False, trans_b), reduction_tol(k), f"small-M gemm {m}x{n}x{k}")
+
+
+@pytest.mark.parametrize("trans_b", [False, True])
+def test_gemm_small_m_alpha_beta_and_ld(isa, rng, trans_b):
+    m, n, k, pad = 3, 70, 41, 4
+    big_a = rng.standard_normal((m, k + pad)).astype(np.float32)
+    big_b = rng.standard_normal((n, k + pad) if trans_b else (k, n + pad)).astype(np.float32)
+    big_c = rng.standard_normal((m, n + pad)).astype(np.float32)
+    a, b = big_a[:, :k], (big_b[:, :k] if trans_b else big_b[:, :n])
+    want = expected(a, b, False, trans_b, -1.5, 0.5, big_c[:, :n])
+    outside = big_c[:, n:].copy()
+    _raw_sgemm(False, trans_b, m, n, k, -1.5, big_a, big_a.shape[1], big_b, big_b.shape[1], 0.5, big_c,
+               big_c.shape[1])
+    assert_close(big_c[:, :n], want, reduction_tol(k), "small-M with ld, alpha, beta")
+    np.testing.assert_array_equal(big_c[:, n:], outside)
+    c = np.full((m, n), np.nan, np.float32)  # beta == 0: C is not read
+    _raw_sgemm(False, trans_b, m, n, k, 1.0, big_a, big_a.shape[1], big_b, big_b.shape[1], 0.0, c, n)
+    assert_close(c, expected(a, b, False, trans_b), reduction_tol(k), "small-M beta 0 over NaN")

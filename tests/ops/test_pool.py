@@ -32,6 +32,9 @@ CASES = [
     ((1, 1, 5, 13), (5, 4), (2, 4), (2, 2)),  # window as tall as the input with padding
     ((2, 8, 48, 48), 2, 2, 0),             # crosses the OpenMP grain
     ((2, 8, 48, 48), 3, 2, 1),
+    ((3, 2, 8, 10), 2, None, 0),           # 2x2/2, ow = 5: the 4-wide SIMD step plus an overlapping one
+    ((2, 3, 9, 15), 2, None, 0),           # ow = 7, odd H and W
+    ((100 // 25, 64, 8, 8), 2, None, 0),   # LeNet's pool2 (ow = 4), several planes
 ]
 
 ISAS = ["generic", "native"]
@@ -101,7 +104,7 @@ def test_max_pool_tie_example(device, isa):
     np.testing.assert_array_equal(gi, [[[[0, 3, 4, 0], [0, 0, 0, 0]]]])  # 2nd cell; then cell 0 of window 2
 
 
-@pytest.mark.parametrize("shape,k,s,p", CASES[:3] + CASES[5:9])
+@pytest.mark.parametrize("shape,k,s,p", CASES[:3] + CASES[5:9] + CASES[-3:])
 def test_max_pool_nan_and_inf(device, isa, rng, shape, k, s, p):
     # NaN wins its window (forward NaN, gradient to the last NaN); -inf windows route to the first cell.
     x = rng.integers(0, 3, size=shape).astype(np.float32)
@@ -118,17 +121,19 @@ def test_max_pool_nan_and_inf(device, isa, rng, shape, k, s, p):
 
 
 def test_max_pool_nan_example(device, isa):
-    # One 2x2 window per case, repeated 9 times along W so the SIMD body (8 outputs) sees it too.
+    # One 2x2 window per case, repeated 9 times along W so the SIMD body (8 outputs) sees it too,
+    # and 5 times for the 4-wide path.
     for window, first in [([1, np.nan, np.nan, 9], 2), ([np.nan, 2, 3, 4], 0), ([np.nan, 2, np.nan, 4], 2), ([4, 2, 3, np.nan], 3),
                           ([-np.inf] * 4, 0)]:
-        w = np.array(window, np.float32).reshape(2, 2)
-        x = np.tile(w, (1, 9))[None, None]
-        y = device.get(fl.max_pool2d(device.put(x), 2))
-        np.testing.assert_array_equal(y, np.full((1, 1, 1, 9), w.flat[first], np.float32))  # NaN == NaN here
-        gi = device.get(fl.max_pool2d_backward(device.put(np.ones((1, 1, 1, 9), np.float32)), device.put(x), 2))
-        expected = np.zeros((2, 2), np.float32)
-        expected.flat[first] = 1
-        np.testing.assert_array_equal(gi[0, 0], np.tile(expected, (1, 9)))
+        for reps in (9, 5):
+            w = np.array(window, np.float32).reshape(2, 2)
+            x = np.tile(w, (1, reps))[None, None]
+            y = device.get(fl.max_pool2d(device.put(x), 2))
+            np.testing.assert_array_equal(y, np.full((1, 1, 1, reps), w.flat[first], np.float32))  # NaN == NaN here
+            gi = device.get(fl.max_pool2d_backward(device.put(np.ones((1, 1, 1, reps), np.float32)), device.put(x), 2))
+            expected = np.zeros((2, 2), np.float32)
+            expected.flat[first] = 1
+            np.testing.assert_array_equal(gi[0, 0], np.tile(expected, (1, reps)))
 
 
 def test_avg_and_lp_propagate_nan(device, isa):

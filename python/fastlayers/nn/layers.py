@@ -235,7 +235,12 @@ class Linear(_Weighted):
 
 
 class Conv2d(_Weighted):
-    """2-D convolution over NCHW input; weight (K, C/groups, R, S)."""
+    """2-D convolution over NCHW input; weight (K, C/groups, R, S).
+
+    Set `need_input_grad = False` on a network's first layer: backward then skips the
+    backward-data pass (nothing uses the gradient of the data) and returns None."""
+
+    need_input_grad = True
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
                  groups: int = 1, bias: bool = True, init="lecun_uniform", rng=None):
@@ -263,7 +268,8 @@ class Conv2d(_Weighted):
         return F.conv2d(x, self.weight.data, self._b(), **self._geometry())
 
     def backward(self, grad_out):
-        gx, gw, gb = F.conv2d_backward(grad_out, self._x, self.weight.data, **self._geometry())
+        gx, gw, gb = F.conv2d_backward(grad_out, self._x, self.weight.data, **self._geometry(),
+                                       need_grad_x=self.need_input_grad)
         self._set_grad("weight", gw)
         if self.bias is not None:
             self._set_grad("bias", gb)

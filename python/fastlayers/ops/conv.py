@@ -94,9 +94,19 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
     return y
 
 
-def conv2d_backward(grad_out, x, w, stride=1, padding=0, dilation=1, groups=1):
-    """(grad_x, grad_w, grad_b) of conv2d; grad_b is grad_out summed over N, H, W."""
+def _check_flag(value, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
+    return value
+
+
+def conv2d_backward(grad_out, x, w, stride=1, padding=0, dilation=1, groups=1, *, need_grad_x=True):
+    """(grad_x, grad_w, grad_b) of conv2d; grad_b is grad_out summed over N, H, W.
+
+    need_grad_x=False skips the backward-data pass and returns None for grad_x (a network's input
+    layer never uses it)."""
     be = backend_for(grad_out=grad_out, x=x, w=w)
+    need_grad_x = _check_flag(need_grad_x, "need_grad_x")
     x = as_float32(x, "x", be)
     w = as_float32(w, "w", be)
     shape = _geometry(x, w, stride, padding, dilation, groups)
@@ -104,11 +114,13 @@ def conv2d_backward(grad_out, x, w, stride=1, padding=0, dilation=1, groups=1):
     R, S, P, Q = shape[5:9]
     grad_out = as_float32(grad_out, "grad_out", be)
     check_shape(grad_out, (N, K, P, Q), "grad_out")
-    grad_x = be.empty((N, C, H, W))
+    grad_x = None
     grad_w = be.empty(tuple(int(v) for v in w.shape))
     grad_b = be.empty((K,))
-    ws, ws_floats = _workspace(be, _BACKWARD_DATA, shape)
-    be.run("conv2d_backward_data", grad_out, w, grad_x, ws, ws_floats, shape)
+    if need_grad_x:
+        grad_x = be.empty((N, C, H, W))
+        ws, ws_floats = _workspace(be, _BACKWARD_DATA, shape)
+        be.run("conv2d_backward_data", grad_out, w, grad_x, ws, ws_floats, shape)
     ws, ws_floats = _workspace(be, _BACKWARD_WEIGHT, shape)
     be.run("conv2d_backward_weight", grad_out, x, grad_w, grad_b, ws, ws_floats, shape)
     return grad_x, grad_w, grad_b
@@ -139,13 +151,14 @@ def conv1d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
     return conv2d(x2, w2, b, st, pad, dil, groups)[:, :, 0, :]
 
 
-def conv1d_backward(grad_out, x, w, stride=1, padding=0, dilation=1, groups=1):
-    """(grad_x, grad_w, grad_b) of conv1d."""
+def conv1d_backward(grad_out, x, w, stride=1, padding=0, dilation=1, groups=1, *, need_grad_x=True):
+    """(grad_x, grad_w, grad_b) of conv1d; grad_x is None when need_grad_x=False."""
     be = backend_for(grad_out=grad_out, x=x, w=w)
+    need_grad_x = _check_flag(need_grad_x, "need_grad_x")
     x2, w2, (st, pad, dil) = _as_2d(x, w, stride, padding, dilation, be)
     shape = _geometry(x2, w2, st, pad, dil, groups)
     grad_out = as_float32(grad_out, "grad_out", be)
     check_shape(grad_out, (shape[0], shape[4], shape[8]), "grad_out")
-    gx, gw, gb = conv2d_backward(grad_out[:, :, None, :], x2, w2, st, pad, dil, groups)
-    return gx[:, :, 0, :], gw[:, :, 0, :], gb
+    gx, gw, gb = conv2d_backward(grad_out[:, :, None, :], x2, w2, st, pad, dil, groups, need_grad_x=need_grad_x)
+    return (gx[:, :, 0, :] if gx is not None else None), gw[:, :, 0, :], gb
 

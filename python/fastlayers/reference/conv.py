@@ -68,8 +68,9 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
     return y
 
 
-def conv2d_backward(grad_out, x, w, stride=1, padding=0, dilation=1, groups=1):
-    """(grad_x, grad_w, grad_b): the adjoint of each tap's window, summed back onto the padded input."""
+def conv2d_backward(grad_out, x, w, stride=1, padding=0, dilation=1, groups=1, *, need_grad_x=True):
+    """(grad_x, grad_w, grad_b): the adjoint of each tap's window, summed back onto the padded input.
+    grad_x is None when need_grad_x=False (the op's contract; the reference still computes it)."""
     dt = _dtype(grad_out, x, w)
     x, w, go = np.asarray(x, dt), np.asarray(w, dt), np.asarray(grad_out, dt)
     (N, C, H, W, K, R, S, P, Q), st, (ph, pw), dil = _geometry(x, w, stride, padding, dilation)
@@ -87,7 +88,7 @@ def conv2d_backward(grad_out, x, w, stride=1, padding=0, dilation=1, groups=1):
                 gw[ks, :, r, s] = np.einsum("nkpq,ncpq->kc", go[:, ks], patch)
                 # _tap returns a view, so += lands in gxp (taps of one stride never overlap themselves)
                 _tap(gxp[:, xs], r, s, P, Q, st, dil)[...] += np.einsum("nkpq,kc->ncpq", go[:, ks], w[ks, :, r, s])
-    gx = gxp[:, :, ph: ph + H, pw: pw + W].copy()
+    gx = gxp[:, :, ph: ph + H, pw: pw + W].copy() if need_grad_x else None
     gb = go.sum(axis=(0, 2, 3))
     return gx, gw, gb
 
@@ -104,7 +105,8 @@ def conv1d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
     return conv2d(x2, w2, b, st, pad, dil, groups)[:, :, 0, :]
 
 
-def conv1d_backward(grad_out, x, w, stride=1, padding=0, dilation=1, groups=1):
+def conv1d_backward(grad_out, x, w, stride=1, padding=0, dilation=1, groups=1, *, need_grad_x=True):
     x2, w2, st, pad, dil = _to_2d(x, w, stride, padding, dilation)
-    gx, gw, gb = conv2d_backward(np.asarray(grad_out)[:, :, None, :], x2, w2, st, pad, dil, groups)
-    return gx[:, :, 0, :], gw[:, :, 0, :], gb
+    gx, gw, gb = conv2d_backward(np.asarray(grad_out)[:, :, None, :], x2, w2, st, pad, dil, groups,
+                                 need_grad_x=need_grad_x)
+    return (gx[:, :, 0, :] if gx is not None else None), gw[:, :, 0, :], gb
