@@ -266,3 +266,23 @@ def test_progress_output(rng, capsys, monkeypatch):
     assert captured.out == ""
     assert "epoch 1/2" in captured.err and "epoch 2/2" in captured.err and "4/4" in captured.err
     assert "loss=" in captured.err and "accuracy=" in captured.err
+
+
+def test_training_backward_skips_only_the_first_convs_input_gradient():
+    # fit() calls backward(..., need_input_grad=False): the first conv skips its backward-data
+    # pass, and every parameter gradient stays exactly what the full backward gives.
+    from fastlayers import nn
+
+    rng = np.random.default_rng(3)
+    model = nn.models.mnist_cnn(seed=1)
+    x = rng.standard_normal((3, 1, 28, 28)).astype(np.float32)
+    g = rng.standard_normal((3, 10)).astype(np.float32)
+    model.forward(x, training=True)
+    full_input_grad = model.backward(g)
+    full = [p.grad.copy() for p in model.parameters()]
+    model.forward(x, training=True)
+    assert model.backward(g, need_input_grad=False) is None
+    assert full_input_grad.shape == x.shape
+    for p, expected in zip(model.parameters(), full):
+        np.testing.assert_array_equal(p.grad, expected)
+    assert model.layers[0].need_input_grad  # the layer's own default is untouched

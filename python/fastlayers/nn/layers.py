@@ -237,8 +237,9 @@ class Linear(_Weighted):
 class Conv2d(_Weighted):
     """2-D convolution over NCHW input; weight (K, C/groups, R, S).
 
-    Set `need_input_grad = False` on a network's first layer: backward then skips the
-    backward-data pass (nothing uses the gradient of the data) and returns None."""
+    `backward(grad_out, need_input_grad=False)` skips the backward-data pass and returns None:
+    Sequential asks that of its first layer in training, where nothing uses the data's gradient.
+    Setting the attribute `need_input_grad = False` makes it the default for this layer."""
 
     need_input_grad = True
 
@@ -267,9 +268,10 @@ class Conv2d(_Weighted):
         self._x = x
         return F.conv2d(x, self.weight.data, self._b(), **self._geometry())
 
-    def backward(self, grad_out):
+    def backward(self, grad_out, need_input_grad=None):
+        need = self.need_input_grad if need_input_grad is None else need_input_grad
         gx, gw, gb = F.conv2d_backward(grad_out, self._x, self.weight.data, **self._geometry(),
-                                       need_grad_x=self.need_input_grad)
+                                       need_grad_x=need)
         self._set_grad("weight", gw)
         if self.bias is not None:
             self._set_grad("bias", gb)
@@ -277,7 +279,9 @@ class Conv2d(_Weighted):
 
 
 class Conv1d(_Weighted):
-    """1-D convolution over (N, C, L) input; weight (K, C/groups, S)."""
+    """1-D convolution over (N, C, L) input; weight (K, C/groups, S). `need_input_grad` as Conv2d."""
+
+    need_input_grad = True
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0,
                  dilation: int = 1, groups: int = 1, bias: bool = True, init="lecun_uniform", rng=None):
@@ -303,8 +307,10 @@ class Conv1d(_Weighted):
         self._x = x
         return F.conv1d(x, self.weight.data, self._b(), **self._geometry())
 
-    def backward(self, grad_out):
-        gx, gw, gb = F.conv1d_backward(grad_out, self._x, self.weight.data, **self._geometry())
+    def backward(self, grad_out, need_input_grad=None):
+        need = self.need_input_grad if need_input_grad is None else need_input_grad
+        gx, gw, gb = F.conv1d_backward(grad_out, self._x, self.weight.data, **self._geometry(),
+                                       need_grad_x=need)
         self._set_grad("weight", gw)
         if self.bias is not None:
             self._set_grad("bias", gb)

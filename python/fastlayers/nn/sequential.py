@@ -66,9 +66,16 @@ class Sequential(Layer):
             x = layer.forward(x, training)
         return x
 
-    def backward(self, grad_out):
+    def backward(self, grad_out, need_input_grad: bool = True):
+        """Backpropagate grad_out through every layer; returns the input's gradient. With
+        need_input_grad=False (training) a first convolution skips its backward-data pass and
+        None is returned."""
+        first = self.layers[0] if self.layers else None
         for layer in reversed(self.layers):
-            grad_out = layer.backward(grad_out)
+            if layer is first and not need_input_grad and isinstance(layer, (_layers.Conv2d, _layers.Conv1d)):
+                grad_out = layer.backward(grad_out, need_input_grad=False)
+            else:
+                grad_out = layer.backward(grad_out)
         return grad_out
 
     def to(self, device: str):
@@ -168,7 +175,7 @@ class Sequential(Layer):
                 xb, tb = self._put(x[idx]), self._put_target(t[idx])
                 out = self.forward(xb, training=True)
                 lval = loss_fn(out, tb)
-                self.backward(loss_fn.backward())
+                self.backward(loss_fn.backward(), need_input_grad=False)
                 self.optimizer.step()
                 nb = len(idx)
                 total_loss += float(lval) * (nb if loss_fn.reduction == "mean" else 1)
