@@ -19,6 +19,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "cpu/gemm.h"
 #include "cpu/parallel.h"
@@ -44,7 +45,15 @@ struct Geometry {
   index_t nb;    // images per sgemm call (> 1 only in the forward pass when P*Q is small)
   bool direct;   // 1x1, stride 1, no padding: the input already is the im2col matrix
   bool gw_transposed;  // backward-weight computes grad_w^T (CRS x K/groups): see conv2d_backward_weight
+  bool implicit;       // forward packs sgemm's B panels from the image (pack_implicit_b): no im2col tile
 };
+
+bool use_implicit(const Conv2dShape& s, const Geometry& g) {
+  (void)s;
+  (void)g;
+  static const char* e = std::getenv("FL_IMPLICIT");  // TEMP tuning switch
+  return e == nullptr || e[0] != '0';
+}
 
 Geometry geometry(const Conv2dShape& s, ConvPass pass) {
   Geometry g{};
@@ -61,6 +70,7 @@ Geometry geometry(const Conv2dShape& s, ConvPass pass) {
   g.nb = batch ? std::max<index_t>(1, std::min(block_cols / g.PQ, s.N)) : 1;
   g.tile = g.nb > 1 ? g.nb * g.PQ : std::min(g.PQ, cols);
   g.gw_transposed = g.CRS < 64 && g.CRS < g.Kg;
+  g.implicit = pass == ConvPass::forward && !g.direct && use_implicit(s, g);
   return g;
 }
 
@@ -75,6 +85,7 @@ int image_threads(const Conv2dShape& s, int threads) { return (threads > 1 && s.
 index_t slice_floats(const Geometry& g, ConvPass pass) {
   const index_t extra = (pass == ConvPass::backward_weight && g.gw_transposed) ? g.CRS * g.Kg : 0;
   if (g.direct) return extra;
+  if (g.implicit) return g.nb > 1 ? g.Kg * g.tile : 0;
   return g.CRS * g.tile + (g.nb > 1 ? g.Kg * g.tile : 0) + extra;
 }
 
@@ -242,6 +253,118 @@ void col2im_add(const Conv2dShape& s, const float* cols, index_t ld, index_t Cg,
   });
 }
 
+// Implicit GEMM (forward): sgemm packs its B panels (kc rows x NR columns of the im2col matrix)
+// straight from the image through this callback, so the column matrix is never written and read
+// back. Columns may span `nb` images side by side (column j: image j / PQ, pixel j % PQ).
+struct ImplicitB {
+  const Conv2dShape* s;
+  const float* x;      // (image 0, group) channel 0
+  index_t img_stride;  // floats between consecutive images (C*H*W)
+  index_t PQ;
+};
+
+// A run of panel columns inside one output row: dst columns [d, d+len) are pixels (p, q..q+len)
+// of one image; `off` is that image's x offset plus p*sh*W + q*sw (the part that does not depend
+// on the tap).
+struct Segment {
+  index_t off, p, q, len, d;
+};
+
+inline void copy_run(float* __restrict o, const float* __restrict src, index_t len) {
+  // In blocks of 8: a plain loop becomes a memmove call, which costs more than it moves here.
+  index_t l = 0;
+  for (; l + 8 <= len; l += 8)
+    for (int u = 0; u < 8; ++u) o[l + u] = src[l + u];
+  for (; l < len; ++l) o[l] = src[l];
+}
+
+// kPlain: stride 1, no padding, no dilation (every tap of every pixel is inside the image), so
+// each run is a bare copy from x + off + (row offset of the tap).
+template <bool kPlain>
+void pack_implicit_b_t(const ImplicitB& ib, index_t k0, index_t kc, index_t j0, index_t n, int nr, float* dst) {
+  const Conv2dShape& s = *ib.s;
+  const index_t Q = s.Q, H = s.H, W = s.W, HW = H * W, sh = s.stride_h, sw = s.stride_w;
+  Segment seg[64 + 1];  // nr <= 64: at most one segment per column
+  int ns = 0;
+  for (index_t d = 0; d < n;) {
+    const index_t j = j0 + d, img = j / ib.PQ, pix = j % ib.PQ, p = pix / Q, q = pix % Q;
+    const index_t len = std::min(Q - q, n - d);
+    seg[ns++] = {img * ib.img_stride + p * sh * W + q * sw, p, q, len, d};
+    d += len;
+  }
+  // Run-major: the tap offsets of up to 512 rows first, then each run down the rows (a load of
+  // the offset and a short copy per row; no per-row bookkeeping in the copy loops).
+  constexpr index_t kChunk = 512;
+  index_t rk[kChunk], hk[kChunk], wk[kChunk];  // x offset of the tap; its row / column offsets
+  index_t c = k0 / (s.R * s.S), r = (k0 / s.S) % s.R, t = k0 % s.S;
+  for (index_t kb = 0; kb < kc; kb += kChunk) {
+    const index_t kn = std::min(kChunk, kc - kb);
+    for (index_t k = 0; k < kn; ++k) {
+      if constexpr (kPlain) {
+        rk[k] = (c * H + r) * W + t;
+      } else {
+        hk[k] = r * s.dil_h - s.pad_h;
+        wk[k] = t * s.dil_w - s.pad_w;
+        rk[k] = c * HW + hk[k] * W + wk[k];
+      }
+      if (++t == s.S) {
+        t = 0;
+        if (++r == s.R) {
+          r = 0;
+          ++c;
+        }
+      }
+    }
+    float* d0 = dst + kb * nr;
+    for (int i = 0; i < ns; ++i) {
+      const Segment& g = seg[i];
+      float* o = d0 + g.d;
+      const index_t len = g.len;
+      if constexpr (kPlain) {  // every tap of every pixel is inside the image
+        const float* src = ib.x + g.off;
+        if (len == 8) {
+          for (index_t k = 0; k < kn; ++k) copy_run(o + k * nr, src + rk[k], 8);
+        } else {
+          for (index_t k = 0; k < kn; ++k) copy_run(o + k * nr, src + rk[k], len);
+        }
+        continue;
+      }
+      for (index_t k = 0; k < kn; ++k) {
+        float* __restrict ok = o + k * nr;
+        const index_t ih = g.p * sh + hk[k];
+        const index_t iw0 = g.q * sw + wk[k], iw1 = iw0 + (len - 1) * sw;
+        if (ih < 0 || ih >= H) {
+          for (index_t l = 0; l < len; ++l) ok[l] = 0.0f;
+        } else if (iw0 >= 0 && iw1 < W) {  // whole run inside the image
+          const float* src = ib.x + (rk[k] + g.off);
+          if (sw == 1) {
+            copy_run(ok, src, len);
+          } else {
+            for (index_t l = 0; l < len; ++l) ok[l] = src[l * sw];
+          }
+        } else {
+          const index_t row = rk[k] + g.off - iw0;  // the image row starts at x + row
+          for (index_t l = 0; l < len; ++l) {
+            const index_t iw = iw0 + l * sw;
+            ok[l] = (iw >= 0 && iw < W) ? ib.x[row + iw] : 0.0f;
+          }
+        }
+      }
+    }
+    if (n < nr)
+      for (index_t k = 0; k < kn; ++k)
+        for (index_t l = n; l < nr; ++l) d0[k * nr + l] = 0.0f;
+  }
+}
+
+void pack_implicit_b(const void* ctx, index_t k0, index_t kc, index_t j0, index_t n, int nr, float* dst) {
+  const ImplicitB& ib = *static_cast<const ImplicitB*>(ctx);
+  if (is_plain(*ib.s))
+    pack_implicit_b_t<true>(ib, k0, kc, j0, n, nr, dst);
+  else
+    pack_implicit_b_t<false>(ib, k0, kc, j0, n, nr, dst);
+}
+
 void fill(float* p, index_t n, float v, bool parallel) {
   if (parallel && n > kParallelGrain) {
 #pragma omp parallel for simd schedule(static)
@@ -290,10 +413,17 @@ bool conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const 
       const float* bg = b != nullptr ? b + grp * g.Kg : nullptr;
       if (g.nb > 1) {  // nbb images in one GEMM into a staging matrix, then out to y (+ bias)
         const index_t ld = nbb * g.PQ;
-        float* cols = ws;
-        float* out = ws + g.CRS * g.tile;
-        for (index_t i = 0; i < nbb; ++i) im2col(s, xg + i * s.C * g.HW, g.Cg, 0, g.PQ, cols + i * g.PQ, ld, inner);
-        sgemm(false, false, g.Kg, ld, g.CRS, 1.0f, wg, g.CRS, cols, ld, 0.0f, out, ld);
+        if (g.implicit) {
+          float* out = ws;
+          const ImplicitB ib{&s, xg, s.C * g.HW, g.PQ};
+          sgemm_packed_b(false, g.Kg, ld, g.CRS, 1.0f, wg, g.CRS, {pack_implicit_b, &ib}, 0.0f, out, ld);
+        } else {
+          float* cols = ws;
+          float* out = ws + g.CRS * g.tile;
+          for (index_t i = 0; i < nbb; ++i) im2col(s, xg + i * s.C * g.HW, g.Cg, 0, g.PQ, cols + i * g.PQ, ld, inner);
+          sgemm(false, false, g.Kg, ld, g.CRS, 1.0f, wg, g.CRS, cols, ld, 0.0f, out, ld);
+        }
+        const float* out = g.implicit ? ws : ws + g.CRS * g.tile;
         for (index_t i = 0; i < nbb; ++i)
           for (index_t k = 0; k < g.Kg; ++k) {
             const float* src = out + k * ld + i * g.PQ;
@@ -310,6 +440,11 @@ bool conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const 
       }
       if (g.direct) {
         sgemm(false, false, g.Kg, g.PQ, g.CRS, 1.0f, wg, g.CRS, xg, g.HW, beta, yg, g.PQ);
+        continue;
+      }
+      if (g.implicit) {  // the whole image in one call: sgemm's own blocking bounds the packed B
+        const ImplicitB ib{&s, xg, s.C * g.HW, g.PQ};
+        sgemm_packed_b(false, g.Kg, g.PQ, g.CRS, 1.0f, wg, g.CRS, {pack_implicit_b, &ib}, beta, yg, g.PQ);
         continue;
       }
       for (index_t j0 = 0; j0 < g.PQ; j0 += g.tile) {
