@@ -49,10 +49,10 @@ struct Geometry {
 };
 
 bool use_implicit(const Conv2dShape& s, const Geometry& g) {
-  (void)s;
   (void)g;
   static const char* e = std::getenv("FL_IMPLICIT");  // TEMP tuning switch
-  return e == nullptr || e[0] != '0';
+  if (e != nullptr && e[0] == '0') return false;
+  return s.stride_w == 1;
 }
 
 Geometry geometry(const Conv2dShape& s, ConvPass pass) {
@@ -261,6 +261,7 @@ struct ImplicitB {
   const float* x;      // (image 0, group) channel 0
   index_t img_stride;  // floats between consecutive images (C*H*W)
   index_t PQ;
+  index_t j_base;      // column 0 of the GEMM is column j_base of the im2col matrix
 };
 
 // A run of panel columns inside one output row: dst columns [d, d+len) are pixels (p, q..q+len)
@@ -287,7 +288,7 @@ void pack_implicit_b_t(const ImplicitB& ib, index_t k0, index_t kc, index_t j0, 
   Segment seg[64 + 1];  // nr <= 64: at most one segment per column
   int ns = 0;
   for (index_t d = 0; d < n;) {
-    const index_t j = j0 + d, img = j / ib.PQ, pix = j % ib.PQ, p = pix / Q, q = pix % Q;
+    const index_t j = ib.j_base + j0 + d, img = j / ib.PQ, pix = j % ib.PQ, p = pix / Q, q = pix % Q;
     const index_t len = std::min(Q - q, n - d);
     seg[ns++] = {img * ib.img_stride + p * sh * W + q * sw, p, q, len, d};
     d += len;
@@ -415,7 +416,7 @@ bool conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const 
         const index_t ld = nbb * g.PQ;
         if (g.implicit) {
           float* out = ws;
-          const ImplicitB ib{&s, xg, s.C * g.HW, g.PQ};
+          const ImplicitB ib{&s, xg, s.C * g.HW, g.PQ, 0};
           sgemm_packed_b(false, g.Kg, ld, g.CRS, 1.0f, wg, g.CRS, {pack_implicit_b, &ib}, 0.0f, out, ld);
         } else {
           float* cols = ws;
@@ -442,9 +443,12 @@ bool conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const 
         sgemm(false, false, g.Kg, g.PQ, g.CRS, 1.0f, wg, g.CRS, xg, g.HW, beta, yg, g.PQ);
         continue;
       }
-      if (g.implicit) {  // the whole image in one call: sgemm's own blocking bounds the packed B
-        const ImplicitB ib{&s, xg, s.C * g.HW, g.PQ};
-        sgemm_packed_b(false, g.Kg, g.PQ, g.CRS, 1.0f, wg, g.CRS, {pack_implicit_b, &ib}, beta, yg, g.PQ);
+      if (g.implicit) {
+        for (index_t j0 = 0; j0 < g.PQ; j0 += g.tile) {
+          const index_t jn = std::min(g.PQ - j0, g.tile);
+          const ImplicitB ib{&s, xg, s.C * g.HW, g.PQ, j0};
+          sgemm_packed_b(false, g.Kg, jn, g.CRS, 1.0f, wg, g.CRS, {pack_implicit_b, &ib}, beta, yg + j0, g.PQ);
+        }
         continue;
       }
       for (index_t j0 = 0; j0 < g.PQ; j0 += g.tile) {
