@@ -19,7 +19,6 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <cstdlib>
 
 #include "cpu/gemm.h"
 #include "cpu/parallel.h"
@@ -48,12 +47,12 @@ struct Geometry {
   bool implicit;       // forward packs sgemm's B panels from the image (pack_implicit_b): no im2col tile
 };
 
-bool use_implicit(const Conv2dShape& s, const Geometry& g) {
-  (void)g;
-  static const char* e = std::getenv("FL_IMPLICIT");  // TEMP tuning switch
-  if (e != nullptr && e[0] == '0') return false;
-  return s.stride_w == 1;
-}
+// Implicit GEMM (forward only) where it measured faster: unit column stride (runs of the image
+// rows are copied, not gathered; layer e's stride-4 gather was slower at 2 threads) and enough
+// im2col rows to amortise the per-panel set-up (layer a, 25 rows, was 4-7% slower at 2 threads).
+// Backward-weight packs im2col transposed; doing that in the packer (scalar transpose) was 25-40%
+// slower than im2col + sgemm's AVX-512 transposing packer, so it keeps the column matrix.
+bool use_implicit(const Conv2dShape& s, const Geometry& g) { return s.stride_w == 1 && g.CRS >= 64; }
 
 Geometry geometry(const Conv2dShape& s, ConvPass pass) {
   Geometry g{};

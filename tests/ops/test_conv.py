@@ -97,14 +97,15 @@ def test_conv2d_both_parallel_strategies(device, rng, threads):
 # Edges of the forward pass's implicit GEMM packer (im2col panels packed straight from the image):
 # panels of NR columns that cross output rows and images (N*P*Q not a multiple of NR), sgemm
 # K-blocks that start inside a row of filter taps, padding on every side, dilation, stride, groups,
-# and one image wide enough for several sgemm column blocks.
+# and one image wide enough for several sgemm column blocks. (That path runs for unit column stride
+# and C/groups*R*S >= 64: every case here qualifies.)
 IMPLICIT_CASES = [
     (3, 9, 11, 13, 20, 7, 7, 1, 3, 1, 1),               # C*R*S = 441: K-blocks of 221, pad 3 all sides
-    (2, 34, 9, 10, 8, 5, 5, (1, 2), 2, 2, 2),           # groups, dilation 2, stride (1, 2); 425 = 2 x 213
+    (2, 34, 9, 10, 8, 5, 5, (2, 1), 2, 2, 2),           # groups, dilation 2, stride (2, 1); 425 = 2 x 213
     (3, 17, 12, 11, 10, 5, 5, 1, 0, 1, 1),              # unpadded (plain copy path), Q = 7, 425 rows
     (1, 20, 40, 37, 6, 5, 5, 1, 0, 1, 1),               # one image per GEMM, 1188 columns
-    (1, 4, 70, 66, 6, 3, 3, 1, 0, 1, 1),                # 4352 columns: two sgemm column blocks
-    (2, 3, 23, 21, 5, 4, 6, 3, (2, 4), (2, 1), 1),      # stride 3, asymmetric padding wider than taps
+    (1, 8, 70, 66, 6, 3, 3, 1, 0, 1, 1),                # 4352 columns: two sgemm column blocks
+    (2, 3, 23, 21, 5, 4, 6, (3, 1), (2, 4), (2, 1), 1), # stride 3 down, asymmetric padding wider than taps
 ]
 
 
