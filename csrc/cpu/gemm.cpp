@@ -170,6 +170,9 @@ struct Plan {
   index_t n_jch;       // jr panels of a B block are split into this many groups (threading)
 };
 
+// kPacked: B comes through the packing callback `pb` (sgemm_packed_b). A template parameter so
+// that the plain sgemm's instantiation is exactly the code it was before the callback existed.
+template <bool kPacked>
 void run_team(const Plan& pl, int tid, int nt, bool trans_a, bool trans_b, index_t M, index_t N,
               index_t K, float alpha, const float* A, index_t lda, const float* B, index_t ldb,
               float beta, float* C, index_t ldc, float* Bp, const SgemmBPacker* pb) {
@@ -187,7 +190,7 @@ void run_team(const Plan& pl, int tid, int nt, bool trans_a, bool trans_b, index
       // The team packs the B block together, split by panels.
       for (index_t p = tid * np / nt; p < (tid + 1) * np / nt; ++p) {
         const index_t j0 = p * NR;
-        if (pb != nullptr)
+        if constexpr (kPacked)
           pb->pack(pb->ctx, pc, kcur, jc + j0, std::min<index_t>(NR, ncur - j0), NR, Bp + p * NR * kcur);
         else
           pack_b_panel(trans_b, B, ldb, jc + j0, std::min<index_t>(NR, ncur - j0), pc, kcur, NR,
@@ -300,11 +303,20 @@ void sgemm_impl(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, flo
   float* Bp = workspace_b(static_cast<std::size_t>(pl.kc * pl.nc));
 
   if (nt == 1) {
-    run_team(pl, 0, 1, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, Bp, pb);
+    if (pb != nullptr)
+      run_team<true>(pl, 0, 1, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, Bp, pb);
+    else
+      run_team<false>(pl, 0, 1, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, Bp, pb);
   } else {
 #pragma omp parallel num_threads(nt)
-    run_team(pl, omp_get_thread_num(), omp_get_num_threads(), trans_a, trans_b, M, N, K, alpha, A,
-             lda, B, ldb, beta, C, ldc, Bp, pb);
+    {
+      if (pb != nullptr)
+        run_team<true>(pl, omp_get_thread_num(), omp_get_num_threads(), trans_a, trans_b, M, N, K,
+                       alpha, A, lda, B, ldb, beta, C, ldc, Bp, pb);
+      else
+        run_team<false>(pl, omp_get_thread_num(), omp_get_num_threads(), trans_a, trans_b, M, N, K,
+                        alpha, A, lda, B, ldb, beta, C, ldc, Bp, pb);
+    }
   }
 }
 
