@@ -1,20 +1,23 @@
 #include "cpu/conv.h"
 
 // Which path wins where (benchmarks/conv_tune.py, 2 threads / 1 thread, AMD Zen 4 2 cores,
-// ratio = PyTorch 2.13 CPU time / ours, > 1 means ours is faster; GEMM peak here ~105 GF/s per core):
-//   layer                          path taken                                 fwd        bwd-data   bwd-weight
-//   a 100x1->32 28x28 5x5          plain im2col, 15 images per GEMM, gw^T     0.98/1.08  9.4/9.8    0.77/0.72
-//   b 100x32->64 12x12 5x5         plain im2col, 9 images per GEMM            0.84/0.91  0.89/0.89  0.99/0.96
-//   c 32x64->64 56x56 3x3 p1       general im2col, 4 column tiles per image   1.33/1.22  1.43/1.29  1.24/1.19
-//   d 16x128->128 28x28 3x3 p1     general im2col, 2 column tiles per image   0.82/0.80  0.84/0.83  0.87/0.84
-//   e 8x3->64 224x224 11x11 s4 p2  general im2col (strided gather), 3 tiles   0.67/0.68  3.6/3.6    0.73/0.73
-//   f 32x256->64 28x28 1x1         direct GEMM on the input, no im2col        1.14/1.14  1.33/3.6   1.25/1.09
-// The GEMM itself runs at ~95-100% of peak on all of these shapes; what is left is the im2col /
-// col2im traffic (the column matrix is written, then packed again by sgemm). Where PyTorch wins
-// (b, d, e forward and backward-weight), oneDNN runs a direct JIT convolution at the FMA peak with
-// no column matrix; closing that needs im2col fused into sgemm's B packing (implicit GEMM) or a
-// direct kernel. Threads: over images when N >= threads (one workspace slice each), else inside
-// sgemm and im2col.
+// ratio = PyTorch 2.13 CPU time / ours, > 1 means ours is faster; GEMM peak here ~105 GF/s per core).
+// fwd re-measured with the implicit GEMM forward (medians of interleaved runs; backward columns are
+// the earlier figures, those paths did not change):
+//   layer                          forward path                               fwd        bwd-data   bwd-weight
+//   a 100x1->32 28x28 5x5          plain im2col, 15 images per GEMM, gw^T     0.91/1.00  9.4/9.8    0.77/0.72
+//   b 100x32->64 12x12 5x5         implicit GEMM, 9 images per GEMM           0.93/0.91  0.89/0.89  0.99/0.96
+//   c 32x64->64 56x56 3x3 p1       implicit GEMM, 4 column tiles per image    1.34/1.24  1.43/1.29  1.24/1.19
+//   d 16x128->128 28x28 3x3 p1     implicit GEMM, 2 column tiles per image    0.81/0.80  0.84/0.83  0.87/0.84
+//   e 8x3->64 224x224 11x11 s4 p2  general im2col (strided gather), 3 tiles   0.66/0.69  3.6/3.6    0.73/0.73
+//   f 32x256->64 28x28 1x1         direct GEMM on the input, no im2col        1.13/1.06  1.33/3.6   1.25/1.09
+// Implicit GEMM (pack_implicit_b: sgemm packs its B panels straight from the image, no column
+// matrix) against im2col + sgemm, same run: b 3.57 -> 3.30 ms (2 threads), 7.38 -> 6.82 ms (1);
+// c, d ~1% faster at 2 threads, equal at 1; a (25 im2col rows) and e (stride 4) were slower, so they
+// keep the column matrix (use_implicit). The GEMM itself runs at ~85-95% of peak here: the rest of
+// the gap to oneDNN's direct JIT convolution is mostly the 14-row micro-kernel on K = 64 / 128
+// output channels (a 64-row block is 4 full tiles + one of 8 rows). Threads: over images when
+// N >= threads (one workspace slice each), else inside sgemm and im2col.
 
 #include <omp.h>
 
