@@ -1,20 +1,23 @@
 #include "cpu/conv.h"
 
 // Which path wins where (benchmarks/conv_tune.py, 2 threads / 1 thread, AMD Zen 4 2 cores,
-// ratio = PyTorch 2.13 CPU time / ours, > 1 means ours is faster; GEMM peak here ~105 GF/s per core):
-//   layer                          path taken                                 fwd        bwd-data   bwd-weight
-//   a 100x1->32 28x28 5x5          plain im2col, 15 images per GEMM, gw^T     0.98/1.08  9.4/9.8    0.77/0.72
-//   b 100x32->64 12x12 5x5         plain im2col, 9 images per GEMM            0.84/0.91  0.89/0.89  0.99/0.96
-//   c 32x64->64 56x56 3x3 p1       general im2col, 4 column tiles per image   1.33/1.22  1.43/1.29  1.24/1.19
-//   d 16x128->128 28x28 3x3 p1     general im2col, 2 column tiles per image   0.82/0.80  0.84/0.83  0.87/0.84
-//   e 8x3->64 224x224 11x11 s4 p2  general im2col (strided gather), 3 tiles   0.67/0.68  3.6/3.6    0.73/0.73
-//   f 32x256->64 28x28 1x1         direct GEMM on the input, no im2col        1.14/1.14  1.33/3.6   1.25/1.09
-// The GEMM itself runs at ~95-100% of peak on all of these shapes; what is left is the im2col /
-// col2im traffic (the column matrix is written, then packed again by sgemm). Where PyTorch wins
-// (b, d, e forward and backward-weight), oneDNN runs a direct JIT convolution at the FMA peak with
-// no column matrix; closing that needs im2col fused into sgemm's B packing (implicit GEMM) or a
-// direct kernel. Threads: over images when N >= threads (one workspace slice each), else inside
-// sgemm and im2col.
+// ratio = PyTorch 2.13 CPU time / ours, > 1 means ours is faster; GEMM peak here ~105 GF/s per core).
+// fwd re-measured with the implicit GEMM forward (medians of interleaved runs; backward columns are
+// the earlier figures, those paths did not change):
+//   layer                          forward path                               fwd        bwd-data   bwd-weight
+//   a 100x1->32 28x28 5x5          plain im2col, 15 images per GEMM, gw^T     0.91/1.00  9.4/9.8    0.77/0.72
+//   b 100x32->64 12x12 5x5         implicit GEMM, 9 images per GEMM           0.93/0.91  0.89/0.89  0.99/0.96
+//   c 32x64->64 56x56 3x3 p1       implicit GEMM, 4 column tiles per image    1.34/1.24  1.43/1.29  1.24/1.19
+//   d 16x128->128 28x28 3x3 p1     implicit GEMM, 2 column tiles per image    0.81/0.80  0.84/0.83  0.87/0.84
+//   e 8x3->64 224x224 11x11 s4 p2  general im2col (strided gather), 3 tiles   0.66/0.69  3.6/3.6    0.73/0.73
+//   f 32x256->64 28x28 1x1         direct GEMM on the input, no im2col        1.13/1.06  1.33/3.6   1.25/1.09
+// Implicit GEMM (pack_implicit_b: sgemm packs its B panels straight from the image, no column
+// matrix) against im2col + sgemm, same run: b 3.57 -> 3.30 ms (2 threads), 7.38 -> 6.82 ms (1);
+// c, d ~1% faster at 2 threads, equal at 1; a (25 im2col rows) and e (stride 4) were slower, so they
+// keep the column matrix (use_implicit). The GEMM itself runs at ~85-95% of peak here: the rest of
+// the gap to oneDNN's direct JIT convolution is mostly the 14-row micro-kernel on K = 64 / 128
+// output channels (a 64-row block is 4 full tiles + one of 8 rows). Threads: over images when
+// N >= threads (one workspace slice each), else inside sgemm and im2col.
 
 #include <omp.h>
 
@@ -44,7 +47,15 @@ struct Geometry {
   index_t nb;    // images per sgemm call (> 1 only in the forward pass when P*Q is small)
   bool direct;   // 1x1, stride 1, no padding: the input already is the im2col matrix
   bool gw_transposed;  // backward-weight computes grad_w^T (CRS x K/groups): see conv2d_backward_weight
+  bool implicit;       // forward packs sgemm's B panels from the image (pack_implicit_b): no im2col tile
 };
+
+// Implicit GEMM (forward only) where it measured faster: unit column stride (runs of the image
+// rows are copied, not gathered; layer e's stride-4 gather was slower at 2 threads) and enough
+// im2col rows to amortise the per-panel set-up (layer a, 25 rows, was 4-7% slower at 2 threads).
+// Backward-weight packs im2col transposed; doing that in the packer (scalar transpose) was 25-40%
+// slower than im2col + sgemm's AVX-512 transposing packer, so it keeps the column matrix.
+bool use_implicit(const Conv2dShape& s, const Geometry& g) { return s.stride_w == 1 && g.CRS >= 64; }
 
 Geometry geometry(const Conv2dShape& s, ConvPass pass) {
   Geometry g{};
@@ -61,6 +72,7 @@ Geometry geometry(const Conv2dShape& s, ConvPass pass) {
   g.nb = batch ? std::max<index_t>(1, std::min(block_cols / g.PQ, s.N)) : 1;
   g.tile = g.nb > 1 ? g.nb * g.PQ : std::min(g.PQ, cols);
   g.gw_transposed = g.CRS < 64 && g.CRS < g.Kg;
+  g.implicit = pass == ConvPass::forward && !g.direct && use_implicit(s, g);
   return g;
 }
 
@@ -75,6 +87,7 @@ int image_threads(const Conv2dShape& s, int threads) { return (threads > 1 && s.
 index_t slice_floats(const Geometry& g, ConvPass pass) {
   const index_t extra = (pass == ConvPass::backward_weight && g.gw_transposed) ? g.CRS * g.Kg : 0;
   if (g.direct) return extra;
+  if (g.implicit) return g.nb > 1 ? g.Kg * g.tile : 0;
   return g.CRS * g.tile + (g.nb > 1 ? g.Kg * g.tile : 0) + extra;
 }
 
@@ -242,6 +255,119 @@ void col2im_add(const Conv2dShape& s, const float* cols, index_t ld, index_t Cg,
   });
 }
 
+// Implicit GEMM (forward): sgemm packs its B panels (kc rows x NR columns of the im2col matrix)
+// straight from the image through this callback, so the column matrix is never written and read
+// back. Columns may span `nb` images side by side (column j: image j / PQ, pixel j % PQ).
+struct ImplicitB {
+  const Conv2dShape* s;
+  const float* x;      // (image 0, group) channel 0
+  index_t img_stride;  // floats between consecutive images (C*H*W)
+  index_t PQ;
+  index_t j_base;      // column 0 of the GEMM is column j_base of the im2col matrix
+};
+
+// A run of panel columns inside one output row: dst columns [d, d+len) are pixels (p, q..q+len)
+// of one image; `off` is that image's x offset plus p*sh*W + q*sw (the part that does not depend
+// on the tap).
+struct Segment {
+  index_t off, p, q, len, d;
+};
+
+inline void copy_run(float* __restrict o, const float* __restrict src, index_t len) {
+  // In blocks of 8: a plain loop becomes a memmove call, which costs more than it moves here.
+  index_t l = 0;
+  for (; l + 8 <= len; l += 8)
+    for (int u = 0; u < 8; ++u) o[l + u] = src[l + u];
+  for (; l < len; ++l) o[l] = src[l];
+}
+
+// kPlain: stride 1, no padding, no dilation (every tap of every pixel is inside the image), so
+// each run is a bare copy from x + off + (row offset of the tap).
+template <bool kPlain>
+void pack_implicit_b_t(const ImplicitB& ib, index_t k0, index_t kc, index_t j0, index_t n, int nr, float* dst) {
+  const Conv2dShape& s = *ib.s;
+  const index_t Q = s.Q, H = s.H, W = s.W, HW = H * W, sh = s.stride_h, sw = s.stride_w;
+  Segment seg[64 + 1];  // nr <= 64: at most one segment per column
+  int ns = 0;
+  for (index_t d = 0; d < n;) {
+    const index_t j = ib.j_base + j0 + d, img = j / ib.PQ, pix = j % ib.PQ, p = pix / Q, q = pix % Q;
+    const index_t len = std::min(Q - q, n - d);
+    seg[ns++] = {img * ib.img_stride + p * sh * W + q * sw, p, q, len, d};
+    d += len;
+  }
+  // Run-major: the tap offsets of up to 512 rows first, then each run down the rows (a load of
+  // the offset and a short copy per row; no per-row bookkeeping in the copy loops).
+  constexpr index_t kChunk = 512;
+  index_t rk[kChunk], hk[kChunk], wk[kChunk];  // x offset of the tap; its row / column offsets
+  index_t c = k0 / (s.R * s.S), r = (k0 / s.S) % s.R, t = k0 % s.S;
+  for (index_t kb = 0; kb < kc; kb += kChunk) {
+    const index_t kn = std::min(kChunk, kc - kb);
+    for (index_t k = 0; k < kn; ++k) {
+      if constexpr (kPlain) {
+        rk[k] = (c * H + r) * W + t;
+      } else {
+        hk[k] = r * s.dil_h - s.pad_h;
+        wk[k] = t * s.dil_w - s.pad_w;
+        rk[k] = c * HW + hk[k] * W + wk[k];
+      }
+      if (++t == s.S) {
+        t = 0;
+        if (++r == s.R) {
+          r = 0;
+          ++c;
+        }
+      }
+    }
+    float* d0 = dst + kb * nr;
+    for (int i = 0; i < ns; ++i) {
+      const Segment& g = seg[i];
+      float* o = d0 + g.d;
+      const index_t len = g.len;
+      if constexpr (kPlain) {  // every tap of every pixel is inside the image
+        const float* src = ib.x + g.off;
+        if (len == 8) {
+          for (index_t k = 0; k < kn; ++k) copy_run(o + k * nr, src + rk[k], 8);
+        } else {
+          for (index_t k = 0; k < kn; ++k) copy_run(o + k * nr, src + rk[k], len);
+        }
+        continue;
+      }
+      for (index_t k = 0; k < kn; ++k) {
+        float* __restrict ok = o + k * nr;
+        const index_t ih = g.p * sh + hk[k];
+        const index_t iw0 = g.q * sw + wk[k], iw1 = iw0 + (len - 1) * sw;
+        if (ih < 0 || ih >= H) {
+          for (index_t l = 0; l < len; ++l) ok[l] = 0.0f;
+        } else if (iw0 >= 0 && iw1 < W) {  // whole run inside the image
+          const float* src = ib.x + (rk[k] + g.off);
+          if (sw == 1) {
+            copy_run(ok, src, len);
+          } else {
+            for (index_t l = 0; l < len; ++l) ok[l] = src[l * sw];
+          }
+        } else {
+          const index_t row = rk[k] + g.off - iw0;  // the image row starts at x + row
+          for (index_t l = 0; l < len; ++l) {
+            const index_t iw = iw0 + l * sw;
+            ok[l] = (iw >= 0 && iw < W) ? ib.x[row + iw] : 0.0f;
+          }
+        }
+      }
+    }
+    if (n < nr)
+      for (index_t k = 0; k < kn; ++k)
+        for (index_t l = n; l < nr; ++l) d0[k * nr + l] = 0.0f;
+  }
+}
+
+void pack_implicit_b(const void* ctx, index_t k0, index_t kc, index_t j0, index_t n, int nr, float* dst) {
+  const ImplicitB& ib = *static_cast<const ImplicitB*>(ctx);
+  if (is_plain(*ib.s))
+    pack_implicit_b_t<true>(ib, k0, kc, j0, n, nr, dst);
+  else
+    pack_implicit_b_t<false>(ib, k0, kc, j0, n, nr, dst);
+}
+
 void fill(float* p, index_t n, float v, bool parallel) {
   if (parallel && n > kParallelGrain) {
 #pragma omp parallel for simd schedule(static)
@@ -290,10 +416,17 @@ bool conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const 
       const float* bg = b != nullptr ? b + grp * g.Kg : nullptr;
       if (g.nb > 1) {  // nbb images in one GEMM into a staging matrix, then out to y (+ bias)
         const index_t ld = nbb * g.PQ;
-        float* cols = ws;
-        float* out = ws + g.CRS * g.tile;
-        for (index_t i = 0; i < nbb; ++i) im2col(s, xg + i * s.C * g.HW, g.Cg, 0, g.PQ, cols + i * g.PQ, ld, inner);
-        sgemm(false, false, g.Kg, ld, g.CRS, 1.0f, wg, g.CRS, cols, ld, 0.0f, out, ld);
+        if (g.implicit) {
+          float* out = ws;
+          const ImplicitB ib{&s, xg, s.C * g.HW, g.PQ, 0};
+          sgemm_packed_b(false, g.Kg, ld, g.CRS, 1.0f, wg, g.CRS, {pack_implicit_b, &ib}, 0.0f, out, ld);
+        } else {
+          float* cols = ws;
+          float* out = ws + g.CRS * g.tile;
+          for (index_t i = 0; i < nbb; ++i) im2col(s, xg + i * s.C * g.HW, g.Cg, 0, g.PQ, cols + i * g.PQ, ld, inner);
+          sgemm(false, false, g.Kg, ld, g.CRS, 1.0f, wg, g.CRS, cols, ld, 0.0f, out, ld);
+        }
+        const float* out = g.implicit ? ws : ws + g.CRS * g.tile;
         for (index_t i = 0; i < nbb; ++i)
           for (index_t k = 0; k < g.Kg; ++k) {
             const float* src = out + k * ld + i * g.PQ;
@@ -310,6 +443,14 @@ bool conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const 
       }
       if (g.direct) {
         sgemm(false, false, g.Kg, g.PQ, g.CRS, 1.0f, wg, g.CRS, xg, g.HW, beta, yg, g.PQ);
+        continue;
+      }
+      if (g.implicit) {
+        for (index_t j0 = 0; j0 < g.PQ; j0 += g.tile) {
+          const index_t jn = std::min(g.PQ - j0, g.tile);
+          const ImplicitB ib{&s, xg, s.C * g.HW, g.PQ, j0};
+          sgemm_packed_b(false, g.Kg, jn, g.CRS, 1.0f, wg, g.CRS, {pack_implicit_b, &ib}, beta, yg + j0, g.PQ);
+        }
         continue;
       }
       for (index_t j0 = 0; j0 < g.PQ; j0 += g.tile) {

@@ -170,9 +170,12 @@ struct Plan {
   index_t n_jch;       // jr panels of a B block are split into this many groups (threading)
 };
 
+// kPacked: B comes through the packing callback `pb` (sgemm_packed_b). A template parameter so
+// that the plain sgemm's instantiation is exactly the code it was before the callback existed.
+template <bool kPacked>
 void run_team(const Plan& pl, int tid, int nt, bool trans_a, bool trans_b, index_t M, index_t N,
               index_t K, float alpha, const float* A, index_t lda, const float* B, index_t ldb,
-              float beta, float* C, index_t ldc, float* Bp) {
+              float beta, float* C, index_t ldc, float* Bp, const SgemmBPacker* pb) {
   const KernelInfo& ki = pl.ki;
   const int MR = ki.mr, NR = ki.nr;
   float* Ap = workspace_a(static_cast<std::size_t>(pl.mc * pl.kc));
@@ -187,8 +190,11 @@ void run_team(const Plan& pl, int tid, int nt, bool trans_a, bool trans_b, index
       // The team packs the B block together, split by panels.
       for (index_t p = tid * np / nt; p < (tid + 1) * np / nt; ++p) {
         const index_t j0 = p * NR;
-        pack_b_panel(trans_b, B, ldb, jc + j0, std::min<index_t>(NR, ncur - j0), pc, kcur, NR,
-                     ki.pack_bt, Bp + p * NR * kcur);
+        if constexpr (kPacked)
+          pb->pack(pb->ctx, pc, kcur, jc + j0, std::min<index_t>(NR, ncur - j0), NR, Bp + p * NR * kcur);
+        else
+          pack_b_panel(trans_b, B, ldb, jc + j0, std::min<index_t>(NR, ncur - j0), pc, kcur, NR,
+                       ki.pack_bt, Bp + p * NR * kcur);
       }
       if (nt > 1) {
 #pragma omp barrier
@@ -241,13 +247,9 @@ void run_team(const Plan& pl, int tid, int nt, bool trans_a, bool trans_b, index
   }
 }
 
-}  // namespace
-}  // namespace gemm_detail
-
-void sgemm(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, float alpha,
-           const float* A, index_t lda, const float* B, index_t ldb, float beta, float* C,
-           index_t ldc) {
-  using namespace gemm_detail;
+void sgemm_impl(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, float alpha,
+                const float* A, index_t lda, const float* B, index_t ldb, float beta, float* C,
+                index_t ldc, const SgemmBPacker* pb) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0 || alpha == 0.0f) {  // BLAS semantics: A and B are not read
     scale_c(M, N, beta, C, ldc);
@@ -260,7 +262,7 @@ void sgemm(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, float al
   if (M * N * K < kParallelFlops) nt = 1;
 
   // A few rows (batch-1 inference): no packing, columns split over the team when worth it.
-  if (M <= kSmallM && !trans_a) {
+  if (M <= kSmallM && !trans_a && pb == nullptr) {
     if (nt == 1 || N < 32 * nt) {
       ki.small(trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
       return;
@@ -301,12 +303,35 @@ void sgemm(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, float al
   float* Bp = workspace_b(static_cast<std::size_t>(pl.kc * pl.nc));
 
   if (nt == 1) {
-    run_team(pl, 0, 1, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, Bp);
+    if (pb != nullptr)
+      run_team<true>(pl, 0, 1, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, Bp, pb);
+    else
+      run_team<false>(pl, 0, 1, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, Bp, pb);
   } else {
 #pragma omp parallel num_threads(nt)
-    run_team(pl, omp_get_thread_num(), omp_get_num_threads(), trans_a, trans_b, M, N, K, alpha, A,
-             lda, B, ldb, beta, C, ldc, Bp);
+    {
+      if (pb != nullptr)
+        run_team<true>(pl, omp_get_thread_num(), omp_get_num_threads(), trans_a, trans_b, M, N, K,
+                       alpha, A, lda, B, ldb, beta, C, ldc, Bp, pb);
+      else
+        run_team<false>(pl, omp_get_thread_num(), omp_get_num_threads(), trans_a, trans_b, M, N, K,
+                        alpha, A, lda, B, ldb, beta, C, ldc, Bp, pb);
+    }
   }
+}
+
+}  // namespace
+}  // namespace gemm_detail
+
+void sgemm(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, float alpha,
+           const float* A, index_t lda, const float* B, index_t ldb, float beta, float* C,
+           index_t ldc) {
+  gemm_detail::sgemm_impl(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, nullptr);
+}
+
+void sgemm_packed_b(bool trans_a, index_t M, index_t N, index_t K, float alpha, const float* A,
+                    index_t lda, const SgemmBPacker& B, float beta, float* C, index_t ldc) {
+  gemm_detail::sgemm_impl(trans_a, false, M, N, K, alpha, A, lda, nullptr, 0, beta, C, ldc, &B);
 }
 
 }  // namespace fastlayers::cpu

@@ -15,4 +15,17 @@ void sgemm(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, float al
            const float* A, index_t lda, const float* B, index_t ldb, float beta, float* C,
            index_t ldc);
 
+// B supplied by a packing callback instead of a matrix ("implicit GEMM": conv packs im2col panels
+// straight from the image, never materialising the column matrix). pack() must write
+// op(B)[k0:k0+kc, j0:j0+n] (n <= nr) into dst as kc rows of nr floats (k-major, row k at
+// dst + k*nr), zero-filling columns n..nr-1. It is called concurrently from the team's threads
+// (disjoint panels), so it must only read ctx. Otherwise as sgemm (trans_b does not apply).
+struct SgemmBPacker {
+  void (*pack)(const void* ctx, index_t k0, index_t kc, index_t j0, index_t n, int nr, float* dst);
+  const void* ctx;
+};
+
+void sgemm_packed_b(bool trans_a, index_t M, index_t N, index_t K, float alpha, const float* A,
+                    index_t lda, const SgemmBPacker& B, float beta, float* C, index_t ldc);
+
 }  // namespace fastlayers::cpu

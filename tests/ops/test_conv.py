@@ -94,6 +94,33 @@ def test_conv2d_both_parallel_strategies(device, rng, threads):
         fl.set_num_threads(old)
 
 
+# Edges of the forward pass's implicit GEMM packer (im2col panels packed straight from the image):
+# panels of NR columns that cross output rows and images (N*P*Q not a multiple of NR), sgemm
+# K-blocks that start inside a row of filter taps, padding on every side, dilation, stride, groups,
+# and one image wide enough for several sgemm column blocks. (That path runs for unit column stride
+# and C/groups*R*S >= 64: every case here qualifies.)
+IMPLICIT_CASES = [
+    (3, 9, 11, 13, 20, 7, 7, 1, 3, 1, 1),               # C*R*S = 441: K-blocks of 221, pad 3 all sides
+    (2, 34, 9, 10, 8, 5, 5, (2, 1), 2, 2, 2),           # groups, dilation 2, stride (2, 1); 425 = 2 x 213
+    (3, 17, 12, 11, 10, 5, 5, 1, 0, 1, 1),              # unpadded (plain copy path), Q = 7, 425 rows
+    (1, 20, 40, 37, 6, 5, 5, 1, 0, 1, 1),               # one image per GEMM, 1188 columns
+    (1, 8, 70, 66, 6, 3, 3, 1, 0, 1, 1),                # 4352 columns: two sgemm column blocks
+    (2, 3, 23, 21, 5, 4, 6, (3, 1), (2, 4), (2, 1), 1), # stride 3 down, asymmetric padding wider than taps
+]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("case", IMPLICIT_CASES, ids=[str(c) for c in IMPLICIT_CASES])
+def test_conv2d_implicit_packer_edges(device, rng, case, threads):
+    old = fl.get_num_threads()
+    fl.set_num_threads(threads)
+    try:
+        x, w, b, params = _case_data(rng, case)
+        _check_all(device, x, w, b, params, rng, f"{case} threads={threads}")
+    finally:
+        fl.set_num_threads(old)
+
+
 def test_conv2d_many_column_tiles(device, rng):
     # C/groups*R*S*P*Q well above the per-thread im2col tile (2^19 floats): several tiles, one
     # starting in the middle of an output row.
