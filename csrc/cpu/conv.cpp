@@ -267,7 +267,7 @@ struct ImplicitB {
 };
 
 // A run of panel columns inside one output row: dst columns [d, d+len) are pixels (p, q..q+len)
-// of one image; `off` is that image's x offset plus p*sh*W + q*sw (the part that does not depend
+// of one image; `off` is that image's x offset plus p*sh*W + q (the part that does not depend
 // on the tap).
 struct Segment {
   index_t off, p, q, len, d;
@@ -281,18 +281,19 @@ inline void copy_run(float* __restrict o, const float* __restrict src, index_t l
   for (; l < len; ++l) o[l] = src[l];
 }
 
-// kPlain: stride 1, no padding, no dilation (every tap of every pixel is inside the image), so
-// each run is a bare copy from x + off + (row offset of the tap).
+// Unit column stride only (use_implicit checks it): a run of output columns reads a contiguous
+// run of an image row. kPlain: stride 1, no padding, no dilation (every tap of every pixel is
+// inside the image), so each run is a bare copy from x + off + (row offset of the tap).
 template <bool kPlain>
 void pack_implicit_b_t(const ImplicitB& ib, index_t k0, index_t kc, index_t j0, index_t n, int nr, float* dst) {
   const Conv2dShape& s = *ib.s;
-  const index_t Q = s.Q, H = s.H, W = s.W, HW = H * W, sh = s.stride_h, sw = s.stride_w;
+  const index_t Q = s.Q, H = s.H, W = s.W, HW = H * W, sh = s.stride_h;
   Segment seg[64 + 1];  // nr <= 64: at most one segment per column
   int ns = 0;
   for (index_t d = 0; d < n;) {
     const index_t j = ib.j_base + j0 + d, img = j / ib.PQ, pix = j % ib.PQ, p = pix / Q, q = pix % Q;
     const index_t len = std::min(Q - q, n - d);
-    seg[ns++] = {img * ib.img_stride + p * sh * W + q * sw, p, q, len, d};
+    seg[ns++] = {img * ib.img_stride + p * sh * W + q, p, q, len, d};
     d += len;
   }
   // Run-major: the tap offsets of up to 512 rows first, then each run down the rows (a load of
@@ -335,20 +336,15 @@ void pack_implicit_b_t(const ImplicitB& ib, index_t k0, index_t kc, index_t j0, 
       for (index_t k = 0; k < kn; ++k) {
         float* __restrict ok = o + k * nr;
         const index_t ih = g.p * sh + hk[k];
-        const index_t iw0 = g.q * sw + wk[k], iw1 = iw0 + (len - 1) * sw;
+        const index_t iw0 = g.q + wk[k], iw1 = iw0 + len - 1;
         if (ih < 0 || ih >= H) {
           for (index_t l = 0; l < len; ++l) ok[l] = 0.0f;
         } else if (iw0 >= 0 && iw1 < W) {  // whole run inside the image
-          const float* src = ib.x + (rk[k] + g.off);
-          if (sw == 1) {
-            copy_run(ok, src, len);
-          } else {
-            for (index_t l = 0; l < len; ++l) ok[l] = src[l * sw];
-          }
+          copy_run(ok, ib.x + (rk[k] + g.off), len);
         } else {
           const index_t row = rk[k] + g.off - iw0;  // the image row starts at x + row
           for (index_t l = 0; l < len; ++l) {
-            const index_t iw = iw0 + l * sw;
+            const index_t iw = iw0 + l;
             ok[l] = (iw >= 0 && iw < W) ? ib.x[row + iw] : 0.0f;
           }
         }
