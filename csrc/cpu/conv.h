@@ -7,21 +7,13 @@
 // thread count; with less, a kernel runs with fewer threads (down to one), and with less than the
 // one-thread size it does nothing and returns false.
 #pragma once
+#include "common/conv_shape.h"
 #include "common/types.h"
 
 namespace fastlayers::cpu {
 
-struct Conv2dShape {
-  index_t N, C, H, W;          // input
-  index_t K, R, S;             // filters: K outputs, R x S taps
-  index_t P, Q;                // output height and width
-  index_t stride_h, stride_w;  // > 0
-  index_t pad_h, pad_w;        // >= 0
-  index_t dil_h, dil_w;        // > 0
-  index_t groups;              // > 0, divides C and K
-};
-
-enum class ConvPass { forward = 0, backward_data = 1, backward_weight = 2 };
+using fastlayers::Conv2dShape;  // csrc/common/conv_shape.h
+using fastlayers::ConvPass;
 
 // Floats of workspace that `pass` needs with `threads` OpenMP threads.
 index_t conv2d_workspace_floats(const Conv2dShape& s, ConvPass pass, int threads);

@@ -9,21 +9,13 @@
 #pragma once
 #include <cuda_runtime_api.h>
 
+#include "common/conv_shape.h"
 #include "common/types.h"
 
 namespace fastlayers::cuda {
 
-struct Conv2dShape {
-  index_t N, C, H, W;          // input
-  index_t K, R, S;             // filters: K outputs, R x S taps
-  index_t P, Q;                // output height and width
-  index_t stride_h, stride_w;  // > 0
-  index_t pad_h, pad_w;        // >= 0
-  index_t dil_h, dil_w;        // > 0
-  index_t groups;              // > 0, divides C and K
-};
-
-enum class ConvPass { forward = 0, backward_data = 1, backward_weight = 2 };
+using fastlayers::Conv2dShape;  // csrc/common/conv_shape.h
+using fastlayers::ConvPass;
 
 // Floats of workspace `pass` needs (`threads` is ignored: it exists to mirror the CPU signature).
 // Depends on the shape only, so a given shape always reduces in the same order.

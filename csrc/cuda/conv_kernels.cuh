@@ -17,7 +17,7 @@ struct Dims {
   I Cg, Kg, RS, CRS, PQ, HW;
 };
 
-// Shape: any struct with Conv2dShape's fields (csrc/cuda/conv.h).
+// Shape: any struct with Conv2dShape's fields (csrc/common/conv_shape.h).
 template <class I, class Shape>
 Dims<I> dims_of(const Shape& s) {
   Dims<I> d;
