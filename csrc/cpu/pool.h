@@ -5,15 +5,12 @@
 // sh x sw, padding ph x pw; output oh = (h + 2*ph - kh) / sh + 1, ow likewise (floor mode). The
 // caller has checked: all sizes > 0, 0 <= ph <= kh/2, 0 <= pw <= kw/2, oh >= 1, ow >= 1.
 #pragma once
+#include "common/pool_geometry.h"
 #include "common/types.h"
 
 namespace fastlayers::cpu {
 
-struct Pool2dGeometry {
-  index_t planes, h, w, kh, kw, sh, sw, ph, pw;
-  index_t oh() const { return (h + 2 * ph - kh) / sh + 1; }
-  index_t ow() const { return (w + 2 * pw - kw) / sw + 1; }
-};
+using fastlayers::Pool2dGeometry;  // csrc/common/pool_geometry.h
 
 // y: planes x oh x ow. A window holding a NaN outputs NaN; padded cells never win.
 void max_pool2d_forward(const float* x, float* y, const Pool2dGeometry& g);

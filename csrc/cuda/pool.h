@@ -12,15 +12,12 @@
 #pragma once
 #include <cuda_runtime_api.h>
 
+#include "common/pool_geometry.h"
 #include "common/types.h"
 
 namespace fastlayers::cuda {
 
-struct Pool2dGeometry {
-  index_t planes, h, w, kh, kw, sh, sw, ph, pw;
-  index_t oh() const { return (h + 2 * ph - kh) / sh + 1; }
-  index_t ow() const { return (w + 2 * pw - kw) / sw + 1; }
-};
+using fastlayers::Pool2dGeometry;  // csrc/common/pool_geometry.h
 
 // Max over each window; a NaN in a window gives NaN; padded cells never win. Backward: each
 // window's gradient goes to its first maximum (row-major scan; with NaNs, the last NaN).

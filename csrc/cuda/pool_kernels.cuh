@@ -12,7 +12,7 @@ struct Geo {
   I planes, h, w, kh, kw, sh, sw, ph, pw, oh, ow;
 };
 
-// G: any struct with Pool2dGeometry's fields and oh()/ow() (csrc/cuda/pool.h).
+// G: any struct with Pool2dGeometry's fields and oh()/ow() (csrc/common/pool_geometry.h).
 template <class I, class G>
 Geo<I> narrow(const G& g) {
   return {static_cast<I>(g.planes), static_cast<I>(g.h),  static_cast<I>(g.w),  static_cast<I>(g.kh),
