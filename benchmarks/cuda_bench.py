@@ -39,6 +39,7 @@ import numpy as np  # noqa: E402
 
 from fastlayers.bench import records as R  # noqa: E402
 from fastlayers.bench import timing  # noqa: E402
+from fastlayers.bench.suite import require_gpu  # noqa: E402
 
 NAME = "cuda_bench"
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -49,17 +50,6 @@ MEMORY_FLOATS = 1 << 26  # 256 MiB per float32 array
 def fail(msg: str, status: int = 2):
     print(f"{NAME}: {msg}", file=sys.stderr)
     sys.exit(status)
-
-
-def require_gpu():
-    """CuPy, or exit 2 saying why there is no GPU to benchmark."""
-    from fastlayers.bench.suite import Environment
-
-    env = Environment.detect()
-    if not env.gpu:
-        fail(f"{env.unavailable['cuda']}: nothing to benchmark. Run it on a machine with a CUDA GPU, "
-             "after `pip install --no-build-isolation .` there (CUDA is built when nvcc is found).")
-    return env.cupy
 
 
 # ------------------------------------------------------------------------------------------ sgemm
@@ -229,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    cp = require_gpu()
+    cp = require_gpu(NAME).cupy
     from fastlayers.bench import probes
     from fastlayers.bench.cli import default_stem
 

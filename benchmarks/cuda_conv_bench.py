@@ -41,6 +41,7 @@ import numpy as np
 from fastlayers.bench import cases as C
 from fastlayers.bench import records as R
 from fastlayers.bench import timing
+from fastlayers.bench.suite import require_gpu
 
 NAME = "cuda_conv_bench"
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -51,17 +52,6 @@ CHECKED = {"conv2d": lambda p: p["C"] * p["R"] * p["S"]}  # op -> reduction leng
 def fail(msg: str, status: int = 2):
     print(f"{NAME}: {msg}", file=sys.stderr)
     sys.exit(status)
-
-
-def require_gpu():
-    """The suite's Environment (CuPy, PyTorch), or exit 2 saying why there is no GPU to benchmark."""
-    from fastlayers.bench.suite import Environment
-
-    env = Environment.detect()
-    if not env.gpu:
-        fail(f"{env.unavailable['cuda']}: nothing to benchmark. Run it on a machine with a CUDA GPU, "
-             "after `pip install --no-build-isolation .` there (CUDA is built when nvcc is found).")
-    return env
 
 
 def torch_fp32(torch) -> dict:
@@ -152,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    env = require_gpu()
+    env = require_gpu(NAME)
     import fastlayers as fl
     from fastlayers.bench import probes
     from fastlayers.bench.cli import default_stem

@@ -9,6 +9,7 @@ stopping the run: the op families land at different times.
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -66,6 +67,18 @@ class Environment:
                 env.torch.backends.cudnn.allow_tf32 = False
                 env.torch.backends.cuda.matmul.allow_tf32 = False
         return env
+
+
+def require_gpu(script: str) -> Environment:
+    """The Environment for a GPU-only benchmark script, or exit with status 2 saying why there is
+    no GPU to benchmark (status 1 stays free for a wrong result)."""
+    env = Environment.detect()
+    if not env.gpu:
+        print(f"{script}: {env.unavailable['cuda']}: nothing to benchmark. Run it on a machine with a "
+              "CUDA GPU, after `pip install --no-build-isolation .` there (CUDA is built when nvcc is "
+              "found).", file=sys.stderr)
+        sys.exit(2)
+    return env
 
 
 def set_threads(threads: int, env: Environment) -> str:
