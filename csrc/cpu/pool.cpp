@@ -192,6 +192,18 @@ Rows2x2 rows_2x2() {
           generic::avg_pool_2x2_backward_row};
 }
 
+// Forward of a 2x2/2 pool: one call of `row_kernel` (max or avg) per output row.
+void forward_2x2(const float* x, float* y, const Pool2dGeometry& g,
+                 void (*row_kernel)(const float*, const float*, float*, index_t)) {
+  const index_t oh = g.oh(), ow = g.ow(), hw = g.h * g.w;
+#pragma omp parallel for collapse(2) schedule(static) if (parallel_worth_it(g))
+  for (index_t p = 0; p < g.planes; ++p)
+    for (index_t i = 0; i < oh; ++i) {
+      const float* r0 = x + p * hw + 2 * i * g.w;
+      row_kernel(r0, r0 + g.w, y + (p * oh + i) * ow, ow);
+    }
+}
+
 // Backward of a 2x2/2 pool: rows 0 .. 2*oh-1 come from `row_kernel`, the odd leftover column and
 // row (floor mode) get 0. Each grad_in cell is written once, no zero-fill pass.
 template <class RowFn>
@@ -213,16 +225,7 @@ void backward_2x2(const Pool2dGeometry& g, float* grad_in, RowFn row_kernel) {
 
 void max_pool2d_forward(const float* x, float* y, const Pool2dGeometry& g) {
   const index_t oh = g.oh(), ow = g.ow(), hw = g.h * g.w;
-  if (is_2x2_stride2(g)) {
-    const auto fn = rows_2x2().max_fwd;
-#pragma omp parallel for collapse(2) schedule(static) if (parallel_worth_it(g))
-    for (index_t p = 0; p < g.planes; ++p)
-      for (index_t i = 0; i < oh; ++i) {
-        const float* r0 = x + p * hw + 2 * i * g.w;
-        fn(r0, r0 + g.w, y + (p * oh + i) * ow, ow);
-      }
-    return;
-  }
+  if (is_2x2_stride2(g)) return forward_2x2(x, y, g, rows_2x2().max_fwd);
   const Interior in = interior_cols(g);
 #pragma omp parallel for collapse(2) schedule(static) if (parallel_worth_it(g))
   for (index_t p = 0; p < g.planes; ++p)
@@ -286,16 +289,7 @@ void max_pool2d_backward(const float* grad_out, const float* x, float* grad_in, 
 
 void avg_pool2d_forward(const float* x, float* y, const Pool2dGeometry& g, bool count_include_pad) {
   const index_t oh = g.oh(), ow = g.ow(), hw = g.h * g.w;
-  if (is_2x2_stride2(g)) {
-    const auto fn = rows_2x2().avg_fwd;
-#pragma omp parallel for collapse(2) schedule(static) if (parallel_worth_it(g))
-    for (index_t p = 0; p < g.planes; ++p)
-      for (index_t i = 0; i < oh; ++i) {
-        const float* r0 = x + p * hw + 2 * i * g.w;
-        fn(r0, r0 + g.w, y + (p * oh + i) * ow, ow);
-      }
-    return;
-  }
+  if (is_2x2_stride2(g)) return forward_2x2(x, y, g, rows_2x2().avg_fwd);
   const Interior in = interior_cols(g);
 #pragma omp parallel for collapse(2) schedule(static) if (parallel_worth_it(g))
   for (index_t p = 0; p < g.planes; ++p)
