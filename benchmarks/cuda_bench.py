@@ -39,7 +39,7 @@ import numpy as np  # noqa: E402
 
 from fastlayers.bench import records as R  # noqa: E402
 from fastlayers.bench import timing  # noqa: E402
-from fastlayers.bench.suite import require_gpu  # noqa: E402
+from fastlayers.bench.suite import require_gpu, write_checked_results  # noqa: E402
 
 NAME = "cuda_bench"
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -236,13 +236,7 @@ def main(argv=None) -> int:
                 "budget_s": budget.seconds, "min_reps": budget.min_reps, "max_reps": budget.max_reps,
                 "warmup": budget.warmup, "timer": "CUDA events on CuPy's current stream"}
     stem = args.name or default_stem(machine, machine["threads"]) + "-cuda-bench"
-    paths = R.write_results(args.out, stem, machine, peaks, records, notes, settings)
-    problems = R.validate(R.load(paths["json"]))
-    print(R.markdown_report(machine, peaks, records, notes, settings))
-    print(f"wrote {paths['json']}\nwrote {paths['md']}")
-    if problems:
-        fail("the results do not validate: " + "; ".join(problems), status=1)
-    return 0
+    return write_checked_results(NAME, args.out, stem, machine, peaks, records, notes, settings)
 
 
 if __name__ == "__main__":

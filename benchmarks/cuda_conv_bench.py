@@ -41,17 +41,12 @@ import numpy as np
 from fastlayers.bench import cases as C
 from fastlayers.bench import records as R
 from fastlayers.bench import timing
-from fastlayers.bench.suite import require_gpu
+from fastlayers.bench.suite import require_gpu, write_checked_results
 
 NAME = "cuda_conv_bench"
 RESULTS = Path(__file__).resolve().parent / "results"
 CNN_BATCHES = (100, 1000)
 CHECKED = {"conv2d": lambda p: p["C"] * p["R"] * p["S"]}  # op -> reduction length of one output
-
-
-def fail(msg: str, status: int = 2):
-    print(f"{NAME}: {msg}", file=sys.stderr)
-    sys.exit(status)
 
 
 def torch_fp32(torch) -> dict:
@@ -168,13 +163,7 @@ def main(argv=None) -> int:
         cp.get_default_memory_pool().free_all_blocks()
     R.add_ratios(records)
     stem = args.name or default_stem(machine, machine["threads"]) + "-cuda-conv-bench"
-    paths = R.write_results(args.out, stem, machine, peaks, records, notes, settings)
-    problems = R.validate(R.load(paths["json"]))
-    print(R.markdown_report(machine, peaks, records, notes, settings))
-    print(f"wrote {paths['json']}\nwrote {paths['md']}")
-    if problems:
-        fail("the results do not validate: " + "; ".join(problems), status=1)
-    return 0
+    return write_checked_results(NAME, args.out, stem, machine, peaks, records, notes, settings)
 
 
 if __name__ == "__main__":

@@ -81,6 +81,20 @@ def require_gpu(script: str) -> Environment:
     return env
 
 
+def write_checked_results(script: str, out, stem: str, machine: dict, peaks: dict, records: list[dict],
+                          notes: list, settings: dict) -> int:
+    """For the GPU-only scripts: write JSON and markdown, print the report, and exit with status 1
+    if what was written does not validate against the results format; returns 0 otherwise."""
+    paths = R.write_results(out, stem, machine, peaks, records, notes, settings)
+    problems = R.validate(R.load(paths["json"]))
+    print(R.markdown_report(machine, peaks, records, notes, settings))
+    print(f"wrote {paths['json']}\nwrote {paths['md']}")
+    if problems:
+        print(f"{script}: the results do not validate: " + "; ".join(problems), file=sys.stderr)
+        sys.exit(1)
+    return 0
+
+
 def set_threads(threads: int, env: Environment) -> str:
     """Use `threads` CPU threads in fastlayers, PyTorch and (when threadpoolctl is installed) NumPy's
     BLAS; returns how NumPy's thread count was set, for the settings record."""
