@@ -136,3 +136,19 @@ def test_train_steps_run_on_the_reference_and_match_cpu(case_op):
         loss_cpu = float(case.ours(fl, before)())
         assert abs(loss_cpu - loss) <= 1e-4 * max(1.0, abs(loss))
         np.testing.assert_allclose(before["w1"], state["w1"], rtol=1e-3, atol=1e-5)
+
+
+def test_quick_skips_the_full_only_cases_and_says_so():
+    from fastlayers.bench import suite, timing
+
+    big = [c for c in C.gemm_cases() if c.full_only]
+    assert [c.case for c in big] == ["4096x4096x4096"]
+    env = suite.Environment.detect()
+    quick = suite.Runner(env=env, threads=1, budget=timing.budget_for(quick=True), quick=True, peaks={},
+                         backends=("cpu", "numpy"), progress=False)
+    full = suite.Runner(env=env, threads=1, budget=timing.budget_for(), quick=False, peaks={},
+                        backends=("cpu", "numpy"), progress=False)
+    assert quick.plan(big[0]) == []
+    assert [b for b, why in full.plan(big[0]) if why is None] == ["cpu", "numpy"]
+    small = next(c for c in C.gemm_cases() if c.case == "256x256x256")
+    assert [b for b, _ in quick.plan(small)] == ["cpu", "numpy"]

@@ -16,8 +16,9 @@ from typing import Callable
 
 import numpy as np
 
-GEMM_SHAPES = [(256, 256, 256), (1024, 1024, 1024), (2048, 2048, 2048),
+GEMM_SHAPES = [(256, 256, 256), (1024, 1024, 1024), (2048, 2048, 2048), (4096, 4096, 4096),
                (100, 784, 200), (784, 100, 200), (100, 200, 10), (100, 1024, 200)]
+FULL_ONLY_GEMM = 4096**3  # a 4096^3 product takes ~0.6 s a call on 2 cores: the full run only
 
 # The six layers of /work/shared/ANCHORS.md: (name, N, C, H, W, K, R, S, stride, padding).
 CONV_LAYERS = [
@@ -48,6 +49,7 @@ class Case:
     flops: float | None = None
     nbytes: float | None = None
     heavy: bool = False  # the reference is slow: skipped in --quick
+    full_only: bool = False  # every backend is slow: the whole case is skipped in --quick
     anchor_order: dict = field(default_factory=dict)  # backend -> anchor preference
 
     @property
@@ -87,7 +89,7 @@ def gemm_cases() -> list[Case]:
             xp_anchor=lambda xp, s: lambda: xp.matmul(s["a"], s["b"]),
             torch_anchor=lambda torch, s: lambda: torch.mm(s["a"], s["b"]),
             flops=2.0 * m * k * n, nbytes=_f32((m, k), (k, n), (m, n)),
-            heavy=m * k * n >= 2048**3, anchor_order={"cpu": ("numpy", "torch-cpu"), "cuda": ("cupy", "torch-cuda")}))
+            heavy=m * k * n >= 2048**3, full_only=m * k * n >= FULL_ONLY_GEMM, anchor_order={"cpu": ("numpy", "torch-cpu"), "cuda": ("cupy", "torch-cuda")}))
     m = k = n = 1024
     cases.append(Case(
         "gemm_backward", f"{m}x{k}x{n}", {"family": "gemm", "M": m, "K": k, "N": n},

@@ -161,8 +161,8 @@ class Runner:
     # Which backends a case can run on, with the reason for those it cannot (None: no note needed).
     def plan(self, case: Case) -> list[tuple[str, str | None]]:
         plan = []
-        if self.quick and case.ours is None:
-            return []  # anchor-only cases (PyTorch's split conv backward) are for the full run
+        if self.quick and (case.ours is None or case.full_only):
+            return []  # anchor-only cases (PyTorch's split conv backward) and 4096^3 are for the full run
         for b in self.backends:
             if b in ("reference", "cpu", "cuda"):
                 if case.ours is None:
@@ -197,6 +197,8 @@ class Runner:
         plans = [(c, self.plan(c)) for c in cases]
         if self.quick and any(c.ours is None for c in cases):
             self.notes.append("--quick: PyTorch-only reference records (conv2d_backward_data/_weight) skipped")
+        if self.quick and any(c.full_only for c in cases):
+            self.notes.append("--quick: " + ", ".join(f"{c.op} {c.case}" for c in cases if c.full_only) + " skipped")
         total = sum(1 for _, p in plans for _, why in p if why is None)
         bar = _progress(total, self.progress)
         try:
