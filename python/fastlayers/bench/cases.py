@@ -508,7 +508,8 @@ def cnn_train_step(o, s):
         gp2 = o.relu_backward(gf.reshape(p2.shape), p2)
         ga1, gw2, gb2 = o.conv2d_backward(o.max_pool2d_backward(gp2, z2, 2), a1, s["w2"])
         gp1 = o.relu_backward(ga1, p1)
-        _, gw1, gb1 = o.conv2d_backward(o.max_pool2d_backward(gp1, z1, 2), x, s["w1"])
+        # The input needs no gradient (PyTorch's x does not require one either): skip backward-data.
+        _, gw1, gb1 = o.conv2d_backward(o.max_pool2d_backward(gp1, z1, 2), x, s["w1"], need_grad_x=False)
         for name, grad in zip(names, (gw1, gb1, gw2, gb2, gw3, gb3, gw4, gb4)):
             o.sgd_update(s[name], grad, s["v_" + name], lr=0.01, momentum=0.9)
         return loss
