@@ -23,6 +23,7 @@
 
 #include <algorithm>
 
+#include "cpu/conv_winograd.h"
 #include "cpu/gemm.h"
 #include "cpu/parallel.h"
 
@@ -396,11 +397,14 @@ void for_each_block(const Conv2dShape& s, const Geometry& g, ConvPass pass, int 
 }  // namespace
 
 index_t conv2d_workspace_floats(const Conv2dShape& s, ConvPass pass, int threads) {
+  if (winograd_applies(s, pass)) return winograd_workspace_floats(s, pass, threads);
   return needed_floats(s, geometry(s, pass), pass, image_threads(s, threads));
 }
 
 bool conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y,
                     float* workspace, index_t workspace_floats) {
+  if (winograd_applies(s, ConvPass::forward) && winograd_forward(s, x, w, b, y, workspace, workspace_floats))
+    return true;
   const Geometry g = geometry(s, ConvPass::forward);
   const int T = plan_threads(s, g, ConvPass::forward, workspace_floats);
   if (T == 0) return false;
@@ -461,6 +465,9 @@ bool conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const 
 
 bool conv2d_backward_data(const Conv2dShape& s, const float* grad_out, const float* w, float* grad_x,
                           float* workspace, index_t workspace_floats) {
+  if (winograd_applies(s, ConvPass::backward_data) &&
+      winograd_backward_data(s, grad_out, w, grad_x, workspace, workspace_floats))
+    return true;
   const Geometry g = geometry(s, ConvPass::backward_data);
   const int T = plan_threads(s, g, ConvPass::backward_data, workspace_floats);
   if (T == 0) return false;
