@@ -149,7 +149,7 @@ index_t block_tiles() {
   static const index_t v = [] {
     const char* e = std::getenv("FASTLAYERS_WINOGRAD_TILES");
     const long n = e != nullptr ? std::atol(e) : 0;
-    return n >= L && n <= kMaxTiles ? round_up(n, L) : index_t{64};
+    return n >= L && n <= kMaxTiles ? round_up(n, L) : index_t{32};
   }();
   return v;
 }
