@@ -2,8 +2,8 @@
 backward-data, against the float64 reference with test_conv.py's tolerances (reduction_tol of the
 reduction length; not widened).
 
-By default the kernels take Winograd only for sizes where it measured faster (>= 32 channels per
-group); FASTLAYERS_CONV_WINOGRAD=1 (read by the kernel on every call) sends every eligible shape
+By default the kernels take Winograd only for sizes where it measured faster (the pass reduces over
+>= 16 channels per group: C forward, K backward-data); FASTLAYERS_CONV_WINOGRAD=1 (read by the kernel on every call) sends every eligible shape
 there, so these small shapes reach it. F(4x4, 3x3) runs when the pass reduces over >= 16 channels
 per group, F(2x2, 3x3) below that (F(4x4)'s rounding error exceeded the tolerance for 1-2
 channels): the cases cover both.
@@ -76,8 +76,8 @@ def test_winograd_threads(device, rng, winograd, threads):
 
 
 def test_winograd_is_taken(monkeypatch):
-    """The predicate: eligible shapes get Winograd's workspace (forced, and by default at >= 32
-    channels per group); others, and FASTLAYERS_CONV_WINOGRAD=0, keep the GEMM path's."""
+    """The predicate: eligible shapes get Winograd's workspace (forced, and by default at >= 16
+    reduced channels per group); others, and FASTLAYERS_CONV_WINOGRAD=0, keep the GEMM path's."""
     big = (2, 64, 12, 12, 64, 3, 3, 1, 1, 1, 1)
     small = (2, 8, 12, 12, 8, 3, 3, 1, 1, 1, 1)
     strided = (2, 64, 12, 12, 64, 3, 3, 2, 1, 1, 1)
