@@ -1,7 +1,7 @@
 #include "cpu/conv_winograd.h"
 
-// Structure (Lavin & Gray 2016): the output is cut into M x M tiles (M = 4), each computed from an
-// A x A input patch (A = M + 2). Per call the weights are transformed once, U[xi][o][i] = G g G^T
+// Structure (Lavin & Gray 2016): the output is cut into M x M tiles (M = 4, or 2 for few channels:
+// tile_size), each computed from an A x A input patch (A = M + 2). Per call the weights are transformed once, U[xi][o][i] = G g G^T
 // (A*A matrices, o = output channel, i = input channel of its group). The tiles are then taken in
 // blocks of `nt` (a multiple of 16, across images): per block, the input patches are transformed,
 // V[xi][c][t] = B^T d B, then A*A GEMMs M[xi] = U[xi] * V[xi] (our sgemm, single-threaded inside
@@ -93,18 +93,21 @@ struct Tf<2> {  // points 0, +-1, inf
 };
 
 
-// Tiles per block: V and M of a block (A*A*(Cin + Kout)*nt floats) should stay in L2 (1 MiB per core
-// on Zen 4) next to one U[xi]; but sgemm packs U[xi] on every call, so the block must also be wide
-// enough to amortise that. Measured on layer d (C = K = 128): see conv.cpp's table.
+// Tiles per block (FASTLAYERS_WINOGRAD_TILES, default 32). 32 and 48 measured best on layers c and
+// d (16: 30% slower on c; 64 and 128: ~15% slower on d, their V and M no longer fit in L2 next to
+// U[xi]); below that sgemm's per-call packing of U[xi] is no longer amortised.
 constexpr index_t kMaxTiles = 256;
 
+// F(4x4) needs this many reduced channels per group: below it (1-2 channels) its rounding error
+// reached 1.2x the tests' tolerance in a 300-shape random sweep, F(2x2)'s 0.11x; from 16 up F(4x4)
+// stayed under 0.3x.
 constexpr index_t kF4MinChannels = 16;
 
 // The convolution that both passes run: input `x` (N, Cin, H, W) -> `y` (N, Kout, P, Q), 3x3 taps,
 // stride 1, padding (ph, pw), `groups` groups of Ig inputs / Og outputs. The taps come from the
-// caller's w either as is (forward: w is (Kout, Ig, 3, 3)) or flipped and transposed
-// (backward-data: w is (Ig*groups... i.e. the forward K, Og, 3, 3), tap (r, s) of (o, i) is
-// w[i_fwd_k][o_in_group][2-r][2-s]).
+// caller's w as is (forward: w is (Kout, Ig, 3, 3)) or, for backward-data, flipped and transposed:
+// w is the forward (K, C/groups, 3, 3) = (groups*Ig, Og, 3, 3), and tap (r, s) of output o (group
+// grp, o = grp*Og + oo) and input i is w[grp*Ig + i][oo][2-r][2-s].
 struct Problem {
   index_t N, Cin, H, W, Kout, P, Q, ph, pw, groups, Ig, Og;
   bool flipped;
@@ -145,7 +148,7 @@ index_t u_floats(const Problem& p, int kM) { return alpha2(kM) * p.Kout * p.Ig; 
 index_t slice_floats(const Problem& p, index_t nt, int kM) { return alpha2(kM) * (p.Cin + p.Kout) * nt; }
 
 index_t block_tiles() {
-  // Development knob (FASTLAYERS_WINOGRAD_TILES): tile slots per block.
+  // Development knob (FASTLAYERS_WINOGRAD_TILES, read once): tile slots per block.
   static const index_t v = [] {
     const char* e = std::getenv("FASTLAYERS_WINOGRAD_TILES");
     const long n = e != nullptr ? std::atol(e) : 0;
@@ -174,7 +177,7 @@ index_t needed_floats(const Problem& p, const Plan& pl, int kM) {
 template <int kM>
 void transform_weights(const Problem& p, const float* w, float* U, index_t o0, index_t o1) {
   using T = Tf<kM>;
-  constexpr int kA = T::A, kAA = kA * kA;
+  constexpr int kA = T::A;
   for (index_t o = o0; o < o1; ++o) {
     const index_t grp = o / p.Og, oo = o % p.Og;
     for (index_t i = 0; i < p.Ig; ++i) {
@@ -265,7 +268,7 @@ template <int kM>
 void transform_output(const Problem& p, const float* Mx, const TileInfo& ti, index_t n, index_t nt, const float* bias,
                       float* y) {
   using T = Tf<kM>;
-  constexpr int kA = T::A, kAA = kA * kA;
+  constexpr int kA = T::A;
   alignas(64) float tmp[kM * kA * L], o[kM * kM * L];
   const index_t PQ = p.P * p.Q, Q = p.Q, ms = p.Kout * nt;  // ms: between consecutive xi
   for (index_t k = 0; k < p.Kout; ++k) {
