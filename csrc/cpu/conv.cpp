@@ -11,6 +11,11 @@
 //   d 16x128->128 28x28 3x3 p1     implicit GEMM, 2 column tiles per image    0.81/0.80  0.84/0.83  0.87/0.84
 //   e 8x3->64 224x224 11x11 s4 p2  general im2col (strided gather), 3 tiles   0.66/0.69  3.6/3.6    0.73/0.73
 //   f 32x256->64 28x28 1x1         direct GEMM on the input, no im2col        1.13/1.06  1.33/3.6   1.25/1.09
+// Winograd (conv_winograd.*) takes 3x3 stride-1 forward and backward-data where the pass reduces
+// over >= 16 channels per group (winograd_applies), so c and d above now run F(4x4, 3x3) in those
+// two passes; interleaved at 1 thread against PyTorch in the same run (conv_tune.py --layers cd
+// --threads 1): c fwd 2.16-2.27, bwd-data 2.32-2.33; d fwd 1.53-1.84, bwd-data 1.54-1.85 (the
+// implicit GEMM path in the same session: c 1.25 / 1.14, d 0.79 / 0.82). Backward-weight stays GEMM.
 // Implicit GEMM (pack_implicit_b: sgemm packs its B panels straight from the image, no column
 // matrix) against im2col + sgemm, same run: b 3.57 -> 3.30 ms (2 threads), 7.38 -> 6.82 ms (1);
 // c, d ~1% faster at 2 threads, equal at 1; a (25 im2col rows) and e (stride 4) were slower, so they
@@ -23,6 +28,7 @@
 
 #include <algorithm>
 
+#include "cpu/conv_winograd.h"
 #include "cpu/gemm.h"
 #include "cpu/parallel.h"
 
@@ -396,11 +402,14 @@ void for_each_block(const Conv2dShape& s, const Geometry& g, ConvPass pass, int 
 }  // namespace
 
 index_t conv2d_workspace_floats(const Conv2dShape& s, ConvPass pass, int threads) {
+  if (winograd_applies(s, pass)) return winograd_workspace_floats(s, pass, threads);
   return needed_floats(s, geometry(s, pass), pass, image_threads(s, threads));
 }
 
 bool conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y,
                     float* workspace, index_t workspace_floats) {
+  if (winograd_applies(s, ConvPass::forward) && winograd_forward(s, x, w, b, y, workspace, workspace_floats))
+    return true;
   const Geometry g = geometry(s, ConvPass::forward);
   const int T = plan_threads(s, g, ConvPass::forward, workspace_floats);
   if (T == 0) return false;
@@ -461,6 +470,9 @@ bool conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const 
 
 bool conv2d_backward_data(const Conv2dShape& s, const float* grad_out, const float* w, float* grad_x,
                           float* workspace, index_t workspace_floats) {
+  if (winograd_applies(s, ConvPass::backward_data) &&
+      winograd_backward_data(s, grad_out, w, grad_x, workspace, workspace_floats))
+    return true;
   const Geometry g = geometry(s, ConvPass::backward_data);
   const int T = plan_threads(s, g, ConvPass::backward_data, workspace_floats);
   if (T == 0) return false;

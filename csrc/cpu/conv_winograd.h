@@ -1,0 +1,37 @@
+// Winograd convolution F(4x4, 3x3) for 3x3, stride-1, dilation-1 layers on the CPU: forward, and
+// backward-data as the forward convolution of grad_out with the weights flipped 180 degrees and
+// transposed (K <-> C), padding 2 - p. 36 GEMMs over channels replace the 9-tap direct GEMM: 4x
+// fewer multiplications. conv.cpp calls it first where winograd_applies() says so.
+//
+// Same contract as conv.h: a caller-owned workspace of winograd_workspace_floats() floats, no
+// allocation; with less workspace than one thread needs the functions do nothing and return false
+// (conv.cpp then takes its GEMM path).
+//
+// Numerics: every output of a 4x4 tile is a combination of the whole 6x6 input patch, so a NaN or
+// inf in the input makes the whole output tile(s) whose patch contains it NaN (a superset of the
+// outputs that depend on it), as in oneDNN's Winograd. Rounding error is a few times that of the
+// direct sum (the transforms add terms up to 8x the output size); the tests hold it to the same
+// tolerances as the GEMM path.
+#pragma once
+#include "common/conv_shape.h"
+#include "common/types.h"
+
+namespace fastlayers::cpu {
+
+// 3x3, stride 1, dilation 1 (backward-data also needs padding <= 2), and - unless
+// FASTLAYERS_CONV_WINOGRAD says otherwise - sizes where it measured faster than the GEMM path.
+// FASTLAYERS_CONV_WINOGRAD (environment, read on every call): "0" never, "1" wherever the geometry
+// allows (the tests use this to reach it with small shapes), unset or anything else: by size.
+// Backward-weight never takes it.
+bool winograd_applies(const Conv2dShape& s, ConvPass pass);
+
+// Floats of workspace for `pass` (forward or backward_data) with `threads` threads.
+index_t winograd_workspace_floats(const Conv2dShape& s, ConvPass pass, int threads);
+
+bool winograd_forward(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y,
+                      float* workspace, index_t workspace_floats);
+
+bool winograd_backward_data(const Conv2dShape& s, const float* grad_out, const float* w, float* grad_x,
+                            float* workspace, index_t workspace_floats);
+
+}  // namespace fastlayers::cpu
