@@ -401,14 +401,30 @@ void for_each_block(const Conv2dShape& s, const Geometry& g, ConvPass pass, int 
 
 }  // namespace
 
+// Winograd's transforms mix a whole input patch into every output of its tile, so one inf or NaN
+// would turn outputs that do not depend on it NaN too. Such inputs take the GEMM path, where every
+// output depends on its own window only. The scan costs ~1% of a Winograd call (one read of x).
+bool winograd_safe(const float* x, index_t nx, const float* w, index_t nw) {
+  auto finite = [](const float* p, index_t n) {
+    float acc = 0.0f;  // p[i] * 0 is (+-)0 for finite p[i], NaN for inf or NaN
+#pragma omp parallel for simd reduction(+ : acc) schedule(static) if (n > kParallelGrain)
+    for (index_t i = 0; i < n; ++i) acc += p[i] * 0.0f;
+    return acc == 0.0f;
+  };
+  return finite(w, nw) && finite(x, nx);
+}
+
 index_t conv2d_workspace_floats(const Conv2dShape& s, ConvPass pass, int threads) {
-  if (winograd_applies(s, pass)) return winograd_workspace_floats(s, pass, threads);
-  return needed_floats(s, geometry(s, pass), pass, image_threads(s, threads));
+  const index_t gemm = needed_floats(s, geometry(s, pass), pass, image_threads(s, threads));
+  // Room for the GEMM path too: non-finite inputs fall back to it (winograd_safe).
+  if (winograd_applies(s, pass)) return std::max(gemm, winograd_workspace_floats(s, pass, threads));
+  return gemm;
 }
 
 bool conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y,
                     float* workspace, index_t workspace_floats) {
-  if (winograd_applies(s, ConvPass::forward) && winograd_forward(s, x, w, b, y, workspace, workspace_floats))
+  if (winograd_applies(s, ConvPass::forward) && winograd_safe(x, s.N * s.C * s.H * s.W, w, s.K * s.C / s.groups * 9) &&
+      winograd_forward(s, x, w, b, y, workspace, workspace_floats))
     return true;
   const Geometry g = geometry(s, ConvPass::forward);
   const int T = plan_threads(s, g, ConvPass::forward, workspace_floats);
@@ -471,6 +487,7 @@ bool conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const 
 bool conv2d_backward_data(const Conv2dShape& s, const float* grad_out, const float* w, float* grad_x,
                           float* workspace, index_t workspace_floats) {
   if (winograd_applies(s, ConvPass::backward_data) &&
+      winograd_safe(grad_out, s.N * s.K * s.P * s.Q, w, s.K * s.C / s.groups * 9) &&
       winograd_backward_data(s, grad_out, w, grad_x, workspace, workspace_floats))
     return true;
   const Geometry g = geometry(s, ConvPass::backward_data);

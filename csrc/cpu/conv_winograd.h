@@ -8,8 +8,9 @@
 // (conv.cpp then takes its GEMM path).
 //
 // Numerics: every output of a 4x4 tile is a combination of the whole 6x6 input patch, so a NaN or
-// inf in the input makes the whole output tile(s) whose patch contains it NaN (a superset of the
-// outputs that depend on it), as in oneDNN's Winograd. Rounding error is a few times that of the
+// inf in the input would make the whole output tile(s) whose patch contains it NaN (a superset of
+// the outputs that depend on it, as in oneDNN's Winograd); conv.cpp therefore sends inputs or
+// weights holding a non-finite value to its GEMM path instead (winograd_safe). Rounding error is a few times that of the
 // direct sum (the transforms add terms up to 8x the output size); the tests hold it to the same
 // tolerances as the GEMM path.
 #pragma once
