@@ -528,8 +528,35 @@ bool conv2d_backward_data(const Conv2dShape& s, const float* grad_out, const flo
   return true;
 }
 
+// grad_b (K,) = grad_out summed over N, P, Q (both backward-weight paths).
+static void conv_bias_grad(const Conv2dShape& s, const float* grad_out, float* grad_b) {
+  const index_t PQ = s.P * s.Q;
+  // Sixteen float lanes per row (vectorisable, and pairwise-like accuracy), rows added in double.
+  constexpr int L = 16;
+#pragma omp parallel for schedule(static) if (s.N * s.K * PQ > kParallelGrain)
+  for (index_t k = 0; k < s.K; ++k) {
+    double acc = 0.0;
+    for (index_t n = 0; n < s.N; ++n) {
+      const float* row = grad_out + (n * s.K + k) * PQ;
+      float lanes[L] = {};
+      index_t i = 0;
+      for (; i + L <= PQ; i += L)
+        for (int l = 0; l < L; ++l) lanes[l] += row[i + l];
+      for (; i < PQ; ++i) lanes[i % L] += row[i];
+      for (int l = 0; l < L; ++l) acc += lanes[l];
+    }
+    grad_b[k] = static_cast<float>(acc);
+  }
+}
+
 bool conv2d_backward_weight(const Conv2dShape& s, const float* grad_out, const float* x, float* grad_w,
                             float* grad_b, float* workspace, index_t workspace_floats) {
+  if (winograd_applies(s, ConvPass::backward_weight) &&
+      winograd_safe(grad_out, s.N * s.K * s.P * s.Q, x, s.N * s.C * s.H * s.W) &&
+      winograd_backward_weight(s, grad_out, x, grad_w, workspace, workspace_floats)) {
+    if (grad_b != nullptr) conv_bias_grad(s, grad_out, grad_b);
+    return true;
+  }
   const Geometry g = geometry(s, ConvPass::backward_weight);
   const int T = plan_threads(s, g, ConvPass::backward_weight, workspace_floats);
   if (T == 0) return false;
@@ -592,24 +619,7 @@ bool conv2d_backward_weight(const Conv2dShape& s, const float* grad_out, const f
     }
   }
 
-  if (grad_b != nullptr) {
-    // Sixteen float lanes per row (vectorisable, and pairwise-like accuracy), rows added in double.
-    constexpr int L = 16;
-#pragma omp parallel for schedule(static) if (s.N * s.K * g.PQ > kParallelGrain)
-    for (index_t k = 0; k < s.K; ++k) {
-      double acc = 0.0;
-      for (index_t n = 0; n < s.N; ++n) {
-        const float* row = grad_out + (n * s.K + k) * g.PQ;
-        float lanes[L] = {};
-        index_t i = 0;
-        for (; i + L <= g.PQ; i += L)
-          for (int l = 0; l < L; ++l) lanes[l] += row[i + l];
-        for (; i < g.PQ; ++i) lanes[i % L] += row[i];
-        for (int l = 0; l < L; ++l) acc += lanes[l];
-      }
-      grad_b[k] = static_cast<float>(acc);
-    }
-  }
+  if (grad_b != nullptr) conv_bias_grad(s, grad_out, grad_b);
   return true;
 }
 

@@ -35,4 +35,8 @@ bool winograd_forward(const Conv2dShape& s, const float* x, const float* w, cons
 bool winograd_backward_data(const Conv2dShape& s, const float* grad_out, const float* w, float* grad_x,
                             float* workspace, index_t workspace_floats);
 
+// grad_w (K, C/groups, 3, 3) only; the caller computes grad_b.
+bool winograd_backward_weight(const Conv2dShape& s, const float* grad_out, const float* x, float* grad_w,
+                              float* workspace, index_t workspace_floats);
+
 }  // namespace fastlayers::cpu
