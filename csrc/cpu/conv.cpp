@@ -17,7 +17,7 @@
 // --threads 1): c fwd 2.16-2.27, bwd-data 2.32-2.33; d fwd 1.53-1.84, bwd-data 1.54-1.85 (the
 // implicit GEMM path in the same session: c 1.25 / 1.14, d 0.79 / 0.82). Backward-weight takes
 // Winograd too where C/groups, K/groups >= 48 and there are >= 128 4x4 tiles (c and d): 1 thread,
-// same kind of run, c 1.43-1.84, d 1.46-1.56 (the GEMM path above in the same runs: c 1.20, d 0.85).
+// same kind of run, c 1.31-1.84, d 1.46-1.57 (the GEMM path above in the same runs: c 1.20, d 0.85).
 // Implicit GEMM (pack_implicit_b: sgemm packs its B panels straight from the image, no column
 // matrix) against im2col + sgemm, same run: b 3.57 -> 3.30 ms (2 threads), 7.38 -> 6.82 ms (1);
 // c, d ~1% faster at 2 threads, equal at 1; a (25 im2col rows) and e (stride 4) were slower, so they

@@ -4,8 +4,8 @@
 // the weights (grad_w = G^T [sum over tiles (B^T d B) .* (A dy A^T)] G). 36 GEMMs replace the 9-tap
 // direct GEMM: 4x fewer multiplications. conv.cpp calls it first where winograd_applies() says so.
 // 1 thread, PyTorch time / ours, interleaved (benchmarks/conv_tune.py --layers cd --threads 1):
-// layer c (32x64->64 56x56) fwd ~2.2, bwd-data ~2.3, bwd-weight 1.43-1.84 (GEMM path 1.20);
-// layer d (16x128->128 28x28) fwd 1.53-1.84, bwd-data 1.54-1.85, bwd-weight 1.46-1.56 (GEMM 0.85).
+// layer c (32x64->64 56x56) fwd ~2.2, bwd-data ~2.3, bwd-weight 1.31-1.84 (GEMM path 1.20-1.23);
+// layer d (16x128->128 28x28) fwd 1.53-1.84, bwd-data 1.54-1.85, bwd-weight 1.46-1.57 (GEMM 0.85).
 // Backward-weight's time on d: about half in the input and grad_out transforms (scalar gathers
 // into 16-lane arrays, baseline-ISA code), half in the GEMMs (~90 GF/s): the transforms are the
 // next thing to speed up.
