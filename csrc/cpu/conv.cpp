@@ -15,7 +15,9 @@
 // over >= 16 channels per group (winograd_applies), so c and d above now run F(4x4, 3x3) in those
 // two passes; interleaved at 1 thread against PyTorch in the same run (conv_tune.py --layers cd
 // --threads 1): c fwd 2.16-2.27, bwd-data 2.32-2.33; d fwd 1.53-1.84, bwd-data 1.54-1.85 (the
-// implicit GEMM path in the same session: c 1.25 / 1.14, d 0.79 / 0.82). Backward-weight stays GEMM.
+// implicit GEMM path in the same session: c 1.25 / 1.14, d 0.79 / 0.82). Backward-weight takes
+// Winograd too where C/groups, K/groups >= 48 and there are >= 128 4x4 tiles (c and d): 1 thread,
+// same kind of run, c 1.31-1.84, d 1.46-1.57 (the GEMM path above in the same runs: c 1.20, d 0.85).
 // Implicit GEMM (pack_implicit_b: sgemm packs its B panels straight from the image, no column
 // matrix) against im2col + sgemm, same run: b 3.57 -> 3.30 ms (2 threads), 7.38 -> 6.82 ms (1);
 // c, d ~1% faster at 2 threads, equal at 1; a (25 im2col rows) and e (stride 4) were slower, so they
@@ -528,8 +530,35 @@ bool conv2d_backward_data(const Conv2dShape& s, const float* grad_out, const flo
   return true;
 }
 
+// grad_b (K,) = grad_out summed over N, P, Q (both backward-weight paths).
+static void conv_bias_grad(const Conv2dShape& s, const float* grad_out, float* grad_b) {
+  const index_t PQ = s.P * s.Q;
+  // Sixteen float lanes per row (vectorisable, and pairwise-like accuracy), rows added in double.
+  constexpr int L = 16;
+#pragma omp parallel for schedule(static) if (s.N * s.K * PQ > kParallelGrain)
+  for (index_t k = 0; k < s.K; ++k) {
+    double acc = 0.0;
+    for (index_t n = 0; n < s.N; ++n) {
+      const float* row = grad_out + (n * s.K + k) * PQ;
+      float lanes[L] = {};
+      index_t i = 0;
+      for (; i + L <= PQ; i += L)
+        for (int l = 0; l < L; ++l) lanes[l] += row[i + l];
+      for (; i < PQ; ++i) lanes[i % L] += row[i];
+      for (int l = 0; l < L; ++l) acc += lanes[l];
+    }
+    grad_b[k] = static_cast<float>(acc);
+  }
+}
+
 bool conv2d_backward_weight(const Conv2dShape& s, const float* grad_out, const float* x, float* grad_w,
                             float* grad_b, float* workspace, index_t workspace_floats) {
+  if (winograd_applies(s, ConvPass::backward_weight) &&
+      winograd_safe(grad_out, s.N * s.K * s.P * s.Q, x, s.N * s.C * s.H * s.W) &&
+      winograd_backward_weight(s, grad_out, x, grad_w, workspace, workspace_floats)) {
+    if (grad_b != nullptr) conv_bias_grad(s, grad_out, grad_b);
+    return true;
+  }
   const Geometry g = geometry(s, ConvPass::backward_weight);
   const int T = plan_threads(s, g, ConvPass::backward_weight, workspace_floats);
   if (T == 0) return false;
@@ -592,24 +621,7 @@ bool conv2d_backward_weight(const Conv2dShape& s, const float* grad_out, const f
     }
   }
 
-  if (grad_b != nullptr) {
-    // Sixteen float lanes per row (vectorisable, and pairwise-like accuracy), rows added in double.
-    constexpr int L = 16;
-#pragma omp parallel for schedule(static) if (s.N * s.K * g.PQ > kParallelGrain)
-    for (index_t k = 0; k < s.K; ++k) {
-      double acc = 0.0;
-      for (index_t n = 0; n < s.N; ++n) {
-        const float* row = grad_out + (n * s.K + k) * g.PQ;
-        float lanes[L] = {};
-        index_t i = 0;
-        for (; i + L <= g.PQ; i += L)
-          for (int l = 0; l < L; ++l) lanes[l] += row[i + l];
-        for (; i < g.PQ; ++i) lanes[i % L] += row[i];
-        for (int l = 0; l < L; ++l) acc += lanes[l];
-      }
-      grad_b[k] = static_cast<float>(acc);
-    }
-  }
+  if (grad_b != nullptr) conv_bias_grad(s, grad_out, grad_b);
   return true;
 }
 

@@ -7,7 +7,8 @@
 // V[xi][c][t] = B^T d B, then A*A GEMMs M[xi] = U[xi] * V[xi] (our sgemm, single-threaded inside
 // the parallel region) and the inverse transform y = A^T M A writes the M x M outputs (+ bias).
 // Blocks are split statically over the threads, one workspace slice (V and M of one block) each.
-// The transforms work on 16 tiles at a time (lane arrays GCC vectorises).
+// The transforms work on 16 tiles at a time (lane arrays GCC vectorises). Backward-weight (below,
+// run_backward_weight) reuses the input transform and tiling with the adjoint transforms.
 
 #include <omp.h>
 
@@ -63,6 +64,25 @@ struct Tf<4> {  // interpolation points 0, +-1, +-2, inf
     u[4] = g[0] / 24 - g[1] / 12 + g[2] / 6;
     u[5] = g[2];
   }
+  // Backward-weight (the adjoints): grad(): u = A o (an output tile's m values -> A lanes);
+  // weight_t(): g = G^T u (in double, once per call).
+  static inline void grad(const float* __restrict in, index_t is, float* __restrict out, index_t os) {
+    for (int l = 0; l < L; ++l) {
+      const float o0 = in[l], o1 = in[is + l], o2 = in[2 * is + l], o3 = in[3 * is + l];
+      const float e = o0 + o2, f = o1 + o3, g = o0 + 4.0f * o2, h = 2.0f * o1 + 8.0f * o3;
+      out[l] = o0;
+      out[os + l] = e + f;
+      out[2 * os + l] = e - f;
+      out[3 * os + l] = g + h;
+      out[4 * os + l] = g - h;
+      out[5 * os + l] = o3;
+    }
+  }
+  static void weight_t(const double u[A], double g[3]) {
+    g[0] = u[0] / 4 - (u[1] + u[2]) / 6 + (u[3] + u[4]) / 24;
+    g[1] = (u[2] - u[1]) / 6 + (u[3] - u[4]) / 12;
+    g[2] = (u[3] + u[4] - u[1] - u[2]) / 6 + u[5];
+  }
 };
 
 template <>
@@ -90,6 +110,20 @@ struct Tf<2> {  // points 0, +-1, inf
     u[2] = (g[0] - g[1] + g[2]) / 2;
     u[3] = g[2];
   }
+  static inline void grad(const float* __restrict in, index_t is, float* __restrict out, index_t os) {
+    for (int l = 0; l < L; ++l) {
+      const float o0 = in[l], o1 = in[is + l];
+      out[l] = o0;
+      out[os + l] = o0 + o1;
+      out[2 * os + l] = o0 - o1;
+      out[3 * os + l] = -o1;
+    }
+  }
+  static void weight_t(const double u[A], double g[3]) {
+    g[0] = u[0] + (u[1] + u[2]) / 2;
+    g[1] = (u[1] - u[2]) / 2;
+    g[2] = (u[1] + u[2]) / 2 + u[3];
+  }
 };
 
 
@@ -102,6 +136,13 @@ constexpr index_t kMaxTiles = 256;
 // reached 1.2x the tests' tolerance in a 300-shape random sweep, F(2x2)'s 0.11x; from 16 up F(4x4)
 // stayed under 0.3x.
 constexpr index_t kF4MinChannels = 16;
+
+// Backward-weight's tile size: F(4x4) stayed within 0.25x of the tests' tolerance (its reduction is
+// over tiles, so the channel count does not matter), and measured 15-20% faster than F(2x2) on c, d.
+constexpr int kBwTile = 4;
+// Backward-weight by default (winograd_applies): both channel counts per group, and F(4x4) tiles.
+constexpr index_t kBwMinChannels = 48;
+constexpr index_t kBwMinTiles = 128;
 
 // The convolution that both passes run: input `x` (N, Cin, H, W) -> `y` (N, Kout, P, Q), 3x3 taps,
 // stride 1, padding (ph, pw), `groups` groups of Ig inputs / Og outputs. The taps come from the
@@ -224,12 +265,13 @@ void tile_info(const Problem& p, index_t t0, index_t n, TileInfo& ti) {
 
 // V[xi][c][j] for the block's n tiles (slots n..nt-1 zero), every input channel.
 template <int kM>
-void transform_input(const Problem& p, const float* x, const TileInfo& ti, index_t n, index_t nt, float* V) {
+void transform_input(const Problem& p, const float* x, const TileInfo& ti, index_t n, index_t nt, float* V,
+                     index_t c0, index_t c1) {
   using T = Tf<kM>;
   constexpr int kA = T::A, kAA = kA * kA;
   alignas(64) float d[kAA * L], tmp[kAA * L];
   const index_t H = p.H, W = p.W, plane = H * W;
-  for (index_t c = 0; c < p.Cin; ++c) {
+  for (index_t c = c0; c < c1; ++c) {
     const float* xc = x + c * plane;
     for (index_t j0 = 0; j0 < nt; j0 += L) {
       for (int l = 0; l < L; ++l) {
@@ -317,7 +359,7 @@ bool run(const Problem& p, const float* x, const float* w, const float* bias, fl
       for (index_t blk = pl.blocks * chunk / TT; blk < pl.blocks * (chunk + 1) / TT; ++blk) {
         const index_t t0 = blk * pl.nt, n = std::min(pl.nt, p.tiles - t0);
         tile_info<kM>(p, t0, n, ti);
-        transform_input<kM>(p, x, ti, n, pl.nt, V);
+        transform_input<kM>(p, x, ti, n, pl.nt, V, 0, p.Cin);
         const index_t nn = round_up(n, L);
         for (int xi = 0; xi < kAA; ++xi)
           for (index_t grp = 0; grp < p.groups; ++grp)
@@ -327,6 +369,128 @@ bool run(const Problem& p, const float* x, const float* w, const float* bias, fl
         transform_output<kM>(p, Mx, ti, n, pl.nt, bias, y);
       }
     }
+  };
+  if (TT > 1) {
+#pragma omp parallel num_threads(TT)
+    body(omp_get_thread_num(), omp_get_num_threads());
+  } else {
+    body(0, 1);
+  }
+  return true;
+}
+
+// ---- Backward-weight: the adjoint of the forward with respect to g. Per tile the forward is
+// y = A^T [(G g G^T) .* (B^T d B)] A, so grad_g = G^T [sum over tiles (B^T d B) .* (A dy A^T)] G,
+// where dy is grad_out's m x m tile (zero past the output's edge). Per block of tiles: V = the
+// input patches transformed as in the forward (C channels), D = A dy A^T (K channels), then for
+// each of the A*A positions xi one GEMM Mw[xi] (K/groups x C/groups) += D[xi] * V[xi]^T, reducing
+// over the block's tiles. At the end grad_w = G^T Mw G.
+// Threads share one Mw: the transforms of a block are split over channels, then the A*A GEMMs over
+// the threads (xi = t, t + T, ...), each GEMM a fixed call on one thread, so every element of Mw is
+// summed in the same order (block after block) whatever the thread count: the same bits for any T.
+
+// Tiles per backward-weight block (FASTLAYERS_WINOGRAD_BW_TILES, development knob, read once).
+index_t bw_block_tiles() {
+  static const index_t v = [] {
+    const char* e = std::getenv("FASTLAYERS_WINOGRAD_BW_TILES");
+    const long n = e != nullptr ? std::atol(e) : 0;
+    return n >= L && n <= kMaxTiles ? round_up(n, L) : index_t{64};
+  }();
+  return v;
+}
+
+index_t bw_nt(const Problem& p) { return std::min(bw_block_tiles(), round_up(std::max<index_t>(p.tiles, 1), L)); }
+
+index_t bw_needed_floats(const Problem& p, int kM) {
+  return alpha2(kM) * (p.Kout * p.Ig + (p.Cin + p.Kout) * bw_nt(p));
+}
+
+// D[xi][k][j] = A dy A^T for output channels [k0, k1) of the block's tiles (slots n..nt-1 zero).
+template <int kM>
+void transform_grad_out(const Problem& p, const float* go, const TileInfo& ti, index_t n, index_t nt, float* D,
+                        index_t k0, index_t k1) {
+  using T = Tf<kM>;
+  constexpr int kA = T::A;
+  alignas(64) float d[kM * kM * L], tmp[kA * kM * L];
+  const index_t PQ = p.P * p.Q, Q = p.Q, ds = p.Kout * nt;  // ds: between consecutive xi
+  for (index_t k = k0; k < k1; ++k) {
+    const float* gk = go + k * PQ;
+    for (index_t j0 = 0; j0 < nt; j0 += L) {
+      for (int l = 0; l < L; ++l) {
+        const index_t j = j0 + l;
+        const int rows = j < n ? ti.rows[j] : 0, cols = j < n ? ti.cols[j] : 0;
+        const float* src = j < n ? gk + ti.out_off[j] : gk;
+        if (rows == kM && cols == kM) {  // a whole tile: no bounds logic
+          for (int a = 0; a < kM; ++a)
+            for (int b = 0; b < kM; ++b) d[(a * kM + b) * L + l] = src[a * Q + b];
+          continue;
+        }
+        for (int a = 0; a < kM; ++a)
+          for (int b = 0; b < kM; ++b) d[(a * kM + b) * L + l] = (a < rows && b < cols) ? src[a * Q + b] : 0.0f;
+      }
+      for (int b = 0; b < kM; ++b) T::grad(d + b * L, kM * L, tmp + b * L, kM * L);  // A dy, by column
+      float* out = D + k * nt + j0;
+      for (int a = 0; a < kA; ++a) T::grad(tmp + a * kM * L, L, out + a * kA * ds, ds);  // . A^T, by row
+    }
+  }
+}
+
+template <int kM>
+bool run_backward_weight(const Problem& p, const float* go, const float* x, float* gw, float* workspace,
+                         index_t workspace_floats) {
+  using T = Tf<kM>;
+  constexpr int kA = T::A, kAA = kA * kA;
+  if (bw_needed_floats(p, kM) > workspace_floats) return false;
+  const index_t gw_size = p.Kout * p.Ig * 9;
+  if (p.tiles == 0) {
+    std::fill(gw, gw + gw_size, 0.0f);
+    return true;
+  }
+  const index_t nt = bw_nt(p), blocks = (p.tiles + nt - 1) / nt;
+  float* Mw = workspace;  // [xi][k][i]
+  float* V = Mw + kAA * p.Kout * p.Ig;
+  float* D = V + kAA * p.Cin * nt;
+  const int TT = omp_in_parallel() ? 1 : std::min(omp_get_max_threads(), kAA);
+
+  auto body = [&](int t, int nthreads) {
+    TileInfo ti;
+    const index_t chans = p.Cin + p.Kout, c0 = chans * t / nthreads, c1 = chans * (t + 1) / nthreads;
+    for (index_t blk = 0; blk < blocks; ++blk) {
+      const index_t t0 = blk * nt, n = std::min(nt, p.tiles - t0);
+      tile_info<kM>(p, t0, n, ti);
+      // Channels [0, Cin) of x, then [Cin, Cin + Kout) of grad_out, split over the team.
+      if (c0 < p.Cin) transform_input<kM>(p, x, ti, n, nt, V, c0, std::min(c1, p.Cin));
+      if (c1 > p.Cin) transform_grad_out<kM>(p, go, ti, n, nt, D, std::max(c0, p.Cin) - p.Cin, c1 - p.Cin);
+      if (nthreads > 1) {
+#pragma omp barrier
+      }
+      for (int xi = t; xi < kAA; xi += nthreads)
+        for (index_t grp = 0; grp < p.groups; ++grp)
+          sgemm(false, true, p.Og, p.Ig, n, 1.0f, D + (xi * p.Kout + grp * p.Og) * nt, nt,
+                V + (xi * p.Cin + grp * p.Ig) * nt, nt, blk == 0 ? 0.0f : 1.0f, Mw + (xi * p.Kout + grp * p.Og) * p.Ig,
+                p.Ig);
+      if (nthreads > 1) {
+#pragma omp barrier
+      }
+    }
+    // grad_w[k][i] = G^T Mw[.][k][i] G, output channels split over the team.
+    const index_t ms = p.Kout * p.Ig;
+    for (index_t k = p.Kout * t / nthreads; k < p.Kout * (t + 1) / nthreads; ++k)
+      for (index_t i = 0; i < p.Ig; ++i) {
+        double m[kA][kA], tmp[3][kA], g[3][3];
+        for (int a = 0; a < kA; ++a)
+          for (int b = 0; b < kA; ++b) m[a][b] = Mw[(a * kA + b) * ms + k * p.Ig + i];
+        for (int b = 0; b < kA; ++b) {  // G^T m, by column
+          double col[kA], out[3];
+          for (int a = 0; a < kA; ++a) col[a] = m[a][b];
+          T::weight_t(col, out);
+          for (int r = 0; r < 3; ++r) tmp[r][b] = out[r];
+        }
+        for (int r = 0; r < 3; ++r) T::weight_t(tmp[r], g[r]);  // . G, by row
+        float* dst = gw + (k * p.Ig + i) * 9;
+        for (int r = 0; r < 3; ++r)
+          for (int c = 0; c < 3; ++c) dst[r * 3 + c] = static_cast<float>(g[r][c]);
+      }
   };
   if (TT > 1) {
 #pragma omp parallel num_threads(TT)
@@ -354,6 +518,7 @@ int tile_size(const Conv2dShape& s, ConvPass pass) {
     return e != nullptr ? std::atoi(e) : 0;
   }();
   if (forced == 2 || forced == 4) return forced;
+  if (pass == ConvPass::backward_weight) return kBwTile;
   const index_t in_channels = (pass == ConvPass::forward ? s.C : s.K) / s.groups;
   return in_channels >= kF4MinChannels ? 4 : 2;
 }
@@ -361,7 +526,6 @@ int tile_size(const Conv2dShape& s, ConvPass pass) {
 }  // namespace
 
 bool winograd_applies(const Conv2dShape& s, ConvPass pass) {
-  if (pass == ConvPass::backward_weight) return false;
   if (s.R != 3 || s.S != 3 || s.stride_h != 1 || s.stride_w != 1 || s.dil_h != 1 || s.dil_w != 1) return false;
   if (pass == ConvPass::backward_data && (s.pad_h > 2 || s.pad_w > 2)) return false;
   const int mode = forced_mode();
@@ -370,12 +534,23 @@ bool winograd_applies(const Conv2dShape& s, ConvPass pass) {
   // transforms (forward, 1 thread, N=16 28x28 3x3 p1: C=K=16 1.66x the GEMM path, C=8 K=16 0.96x,
   // C=4 K=32 0.49x, C=32 K=4 1.38x). That is also where F(4x4) is accurate enough: F(2x2) never
   // runs by default.
+  if (pass == ConvPass::backward_weight) {
+    // Its GEMMs are (K/groups x C/groups) over a block's tiles, and the transforms of x and
+    // grad_out cost as much as the GEMMs at 128 channels: both sides need enough channels, and
+    // enough tiles to amortise the per-call weight-sized work (backward-weight alone, 1 thread,
+    // Winograd / GEMM path speed-up: N=16 28x28 C=K=32 0.99, C=32 K=64 0.86, C=64 K=32 1.03,
+    // C=K=48 1.30, C=K=64 1.12, C=K=128 1.53, C=64 K=128 1.46; N=4/8/16 14x14 C=K=256 (64/128/256
+    // tiles) 0.84/1.14/1.39).
+    const index_t tiles = s.N * ((s.P + 3) / 4) * ((s.Q + 3) / 4);
+    return std::min(s.C, s.K) / s.groups >= kBwMinChannels && tiles >= kBwMinTiles;
+  }
   const index_t reduced = (pass == ConvPass::forward ? s.C : s.K) / s.groups;
   return reduced >= kF4MinChannels;
 }
 
 index_t winograd_workspace_floats(const Conv2dShape& s, ConvPass pass, int threads) {
   const int m = tile_size(s, pass);
+  if (pass == ConvPass::backward_weight) return bw_needed_floats(make_problem(s, ConvPass::forward, m), m);
   const Problem p = make_problem(s, pass, m);
   return needed_floats(p, plan(p, threads), m);
 }
@@ -393,6 +568,14 @@ bool winograd_backward_data(const Conv2dShape& s, const float* grad_out, const f
   const Problem p = make_problem(s, ConvPass::backward_data, m);
   return m == 4 ? run<4>(p, grad_out, w, nullptr, grad_x, workspace, workspace_floats)
                 : run<2>(p, grad_out, w, nullptr, grad_x, workspace, workspace_floats);
+}
+
+bool winograd_backward_weight(const Conv2dShape& s, const float* grad_out, const float* x, float* grad_w,
+                              float* workspace, index_t workspace_floats) {
+  const int m = tile_size(s, ConvPass::backward_weight);
+  const Problem p = make_problem(s, ConvPass::forward, m);
+  return m == 4 ? run_backward_weight<4>(p, grad_out, x, grad_w, workspace, workspace_floats)
+                : run_backward_weight<2>(p, grad_out, x, grad_w, workspace, workspace_floats);
 }
 
 }  // namespace fastlayers::cpu

@@ -1,12 +1,14 @@
-"""The Winograd path of conv2d (csrc/cpu/conv_winograd.*): 3x3, stride 1, dilation 1, forward and
-backward-data, against the float64 reference with test_conv.py's tolerances (reduction_tol of the
+"""The Winograd path of conv2d (csrc/cpu/conv_winograd.*): 3x3, stride 1, dilation 1, forward,
+backward-data and backward-weight, against the float64 reference with test_conv.py's tolerances (reduction_tol of the
 reduction length; not widened).
 
 By default the kernels take Winograd only for sizes where it measured faster (the pass reduces over
 >= 16 channels per group: C forward, K backward-data); FASTLAYERS_CONV_WINOGRAD=1 (read by the kernel on every call) sends every eligible shape
 there, so these small shapes reach it. F(4x4, 3x3) runs when the pass reduces over >= 16 channels
 per group, F(2x2, 3x3) below that (F(4x4)'s rounding error exceeded the tolerance for 1-2
-channels): the cases cover both.
+channels): the cases cover both. Backward-weight always runs F(4x4, 3x3) (its reduction is over
+tiles, not channels); the shared cases below check it with the same tolerance as the GEMM path,
+reduction_tol(N*P*Q).
 """
 
 import numpy as np
@@ -49,7 +51,8 @@ CASES = [
     (3, 24, 30, 29, 20, 3, 3, 1, 1, 1, 1),      # 3 x 8 x 8 tiles: several blocks, across images
     (1, 3, 1, 1, 2, 3, 3, 1, 1, 1, 1),          # 1x1 image, 1x1 output
     (2, 16, 3, 3, 16, 3, 3, 1, 0, 1, 1),        # 1x1 output, no padding
-    (1, 4, 6, 6, 3, 3, 3, 1, 3, 1, 1),          # padding 3: forward only (backward-data takes the GEMM path)
+    (1, 4, 6, 6, 3, 3, 3, 1, 3, 1, 1),          # padding 3: forward and backward-weight (backward-data: GEMM path)
+    (5, 9, 21, 19, 11, 3, 3, 1, 1, 1, 1),       # backward-weight: 5 x 6 x 5 tiles, several blocks of 64
 ]
 
 
@@ -81,6 +84,10 @@ def test_winograd_is_taken(monkeypatch):
     big = (2, 64, 12, 12, 64, 3, 3, 1, 1, 1, 1)
     small = (2, 8, 12, 12, 8, 3, 3, 1, 1, 1, 1)
     strided = (2, 64, 12, 12, 64, 3, 3, 2, 1, 1, 1)
+    # (Shapes whose Winograd workspace exceeds the GEMM path's, so the size tells the path.)
+    bw = (2, 128, 32, 32, 128, 3, 3, 1, 1, 1, 1)      # 2 x 8 x 8 = 128 4x4 tiles
+    bw_few = (2, 128, 28, 28, 128, 3, 3, 1, 1, 1, 1)  # 98 tiles
+    bw_thin = (2, 32, 32, 32, 128, 3, 3, 1, 1, 1, 1)  # 32 input channels
     sizes = {}
     for mode in ("0", "1", None):
         if mode is None:
@@ -88,14 +95,20 @@ def test_winograd_is_taken(monkeypatch):
         else:
             monkeypatch.setenv("FASTLAYERS_CONV_WINOGRAD", mode)
         sizes[mode] = {name: [_ws_floats(c, p) for p in (0, 1, 2)]
-                       for name, c in (("big", big), ("small", small), ("strided", strided))}
+                       for name, c in (("big", big), ("small", small), ("strided", strided), ("bw", bw),
+                                       ("bw_few", bw_few), ("bw_thin", bw_thin))}
     assert sizes["1"]["big"][:2] != sizes["0"]["big"][:2]
-    assert sizes[None]["big"] == sizes["1"]["big"]        # by default for 64 channels
+    assert sizes[None]["big"][:2] == sizes["1"]["big"][:2]  # by default for 64 channels
+    # Backward-weight by default with >= 48 channels on both sides and >= 128 tiles only.
+    assert sizes[None]["big"][2] == sizes["0"]["big"][2] != sizes["1"]["big"][2]
+    assert sizes[None]["bw"][2] == sizes["1"]["bw"][2] != sizes["0"]["bw"][2]
+    for name in ("bw_few", "bw_thin"):
+        assert sizes[None][name][2] == sizes["0"][name][2] != sizes["1"][name][2]
     assert sizes[None]["small"] == sizes["0"]["small"]    # not for 8
     assert sizes["1"]["small"][:2] != sizes["0"]["small"][:2]
     assert sizes["1"]["strided"] == sizes["0"]["strided"]  # stride 2: never
-    for name in ("big", "small"):
-        assert sizes["1"][name][2] == sizes["0"][name][2]  # backward-weight: never
+    assert sizes["1"]["big"][2] != sizes["0"]["big"][2]    # backward-weight too
+    assert sizes["1"]["strided"][2] == sizes["0"]["strided"][2]
 
 
 @pytest.mark.parametrize("pad", [0, 1, 2])
@@ -125,6 +138,53 @@ def test_winograd_propagates_nan(device, winograd, pad):
         hit_x = ref.conv2d_backward(np.isnan(g).astype(np.float64), np.zeros(x.shape), np.ones_like(w, dtype=np.float64),
                                     padding=pad)[0] > 0
         np.testing.assert_array_equal(np.isnan(gx), hit_x)
+
+
+def test_winograd_backward_weight_same_bits_any_threads(winograd, rng):
+    """Backward-weight's threads share one accumulator per Winograd position, each GEMM a fixed call
+    on one thread, so grad_w has the same bits for 1, 2 and 3 threads."""
+    old = fl.get_num_threads()
+    try:
+        for case in [(3, 24, 30, 29, 20, 3, 3, 1, 1, 1, 1), (2, 32, 10, 9, 36, 3, 3, 1, 1, 1, 2)]:
+            x, w, b, params = _case_data(rng, case)
+            g = rng.standard_normal(ref.conv2d(x, w, None, **params).shape).astype(np.float32)
+            out = []
+            for threads in (1, 2, 3):
+                fl.set_num_threads(threads)
+                out.append(fl.conv2d_backward(g, x, w, **params)[1])
+            np.testing.assert_array_equal(out[0], out[1])
+            np.testing.assert_array_equal(out[0], out[2])
+            rw = ref.conv2d_backward(g.astype(np.float64), x.astype(np.float64), w.astype(np.float64), **params)[1]
+            N, _, P, Q = g.shape
+            assert_close(out[0], rw, reduction_tol(N * P * Q), f"{case} grad_w")
+    finally:
+        fl.set_num_threads(old)
+
+
+@pytest.mark.parametrize("pad", [0, 1, 2])
+@pytest.mark.parametrize("where", ["x", "grad_out"])
+def test_winograd_backward_weight_non_finite(device, winograd, pad, where):
+    """A NaN or inf in x or grad_out gives grad_w exactly the reference's non-finite pattern (the
+    guard sends such inputs to the GEMM path; Winograd would spread it over whole positions)."""
+    rng = np.random.default_rng(1)
+    for C in (3, 20):
+        x = rng.standard_normal((2, C, 14, 13)).astype(np.float32)
+        w = rng.standard_normal((C + 1, C, 3, 3)).astype(np.float32)
+        g = rng.standard_normal(ref.conv2d(x, w, None, padding=pad).shape).astype(np.float32)
+        for bad in (np.nan, np.inf, -np.inf):
+            xb, gb_ = x.copy(), g.copy()
+            if where == "x":
+                xb[1, 1, 0, 7] = bad  # on the top edge: only some taps see it
+            else:
+                gb_[0, 2, 3, 4] = bad
+            _, gw, _ = fl.conv2d_backward(device.put(gb_), device.put(xb), device.put(w), padding=pad)
+            gw = device.get(gw)
+            with np.errstate(invalid="ignore"):
+                rw = ref.conv2d_backward(gb_.astype(np.float64), xb.astype(np.float64), w.astype(np.float64),
+                                         padding=pad)[1]
+            np.testing.assert_array_equal(np.isfinite(gw), np.isfinite(rw), f"{where}={bad} C={C} pad={pad}")
+            np.testing.assert_array_equal(np.isnan(gw), np.isnan(rw), f"{where}={bad} C={C} pad={pad}")
+            assert 0 < (~np.isfinite(rw)).sum() < rw.size
 
 
 @st.composite
