@@ -23,6 +23,7 @@
 
 #include <algorithm>
 
+#include "cpu/conv_smallc.h"
 #include "cpu/gemm.h"
 #include "cpu/parallel.h"
 
@@ -48,6 +49,8 @@ struct Geometry {
   bool direct;   // 1x1, stride 1, no padding: the input already is the im2col matrix
   bool gw_transposed;  // backward-weight computes grad_w^T (CRS x K/groups): see conv2d_backward_weight
   bool implicit;       // forward packs sgemm's B panels from the image (pack_implicit_b): no im2col tile
+  bool smallc;         // direct AVX-512 kernel for few input channels (conv_smallc.h), one image at a time
+  index_t smallc_slice, smallc_shared;  // its workspace: per thread, and once per call
 };
 
 // Implicit GEMM (forward only) where it measured faster: unit column stride (runs of the image
@@ -73,6 +76,15 @@ Geometry geometry(const Conv2dShape& s, ConvPass pass) {
   g.tile = g.nb > 1 ? g.nb * g.PQ : std::min(g.PQ, cols);
   g.gw_transposed = g.CRS < 64 && g.CRS < g.Kg;
   g.implicit = pass == ConvPass::forward && !g.direct && use_implicit(s, g);
+  g.smallc = !g.direct && smallc_applies(s, pass);
+  if (g.smallc) {
+    // Forward: one image at a time; backward-weight: a thread's whole chunk of images per call
+    // (partial sums kept across images).
+    g.nb = pass == ConvPass::backward_weight ? std::max<index_t>(s.N, 1) : 1;
+    g.implicit = false;
+    g.smallc_slice = smallc_slice_floats(s, pass);
+    g.smallc_shared = smallc_shared_floats(s, pass);
+  }
   return g;
 }
 
@@ -85,14 +97,18 @@ int image_threads(const Conv2dShape& s, int threads) { return (threads > 1 && s.
 // GEMM's output or the backward passes' grad_out (the nb images' rows are not adjacent there).
 // Backward-weight with gw_transposed adds a (CRS x K/groups) matrix for grad_w^T.
 index_t slice_floats(const Geometry& g, ConvPass pass) {
+  if (g.smallc) return g.smallc_slice;
   const index_t extra = (pass == ConvPass::backward_weight && g.gw_transposed) ? g.CRS * g.Kg : 0;
   if (g.direct) return extra;
   if (g.implicit) return g.nb > 1 ? g.Kg * g.tile : 0;
   return g.CRS * g.tile + (g.nb > 1 ? g.Kg * g.tile : 0) + extra;
 }
 
+// Floats at the start of the workspace shared by all threads (the smallc forward's packed filters).
+index_t shared_floats(const Geometry& g, ConvPass /*pass*/) { return g.smallc ? g.smallc_shared : 0; }
+
 index_t needed_floats(const Conv2dShape& s, const Geometry& g, ConvPass pass, int T) {
-  index_t n = T * slice_floats(g, pass);
+  index_t n = shared_floats(g, pass) + T * slice_floats(g, pass);
   if (pass == ConvPass::backward_weight) n += (T - 1) * s.K * g.CRS;  // partial grad_w, threads 1..T-1
   return n;
 }
@@ -404,6 +420,18 @@ bool conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const 
   const Geometry g = geometry(s, ConvPass::forward);
   const int T = plan_threads(s, g, ConvPass::forward, workspace_floats);
   if (T == 0) return false;
+  if (g.smallc) {  // filters repacked once, then one image (and group) at a time
+    const SmallCPlan pl = smallc_plan(s);
+    smallc_pack_weights(s, w, workspace);
+    for_each_block(s, g, ConvPass::forward, T, workspace + g.smallc_shared,
+                   [&](index_t n, index_t /*nbb*/, int /*chunk*/, float* ws, bool inner) {
+                     for (index_t grp = 0; grp < s.groups; ++grp)
+                       smallc_forward_image(s, x + (n * s.C + grp * g.Cg) * g.HW, workspace + grp * pl.Kpad * g.CRS,
+                                            b != nullptr ? b + grp * g.Kg : nullptr,
+                                            y + (n * s.K + grp * g.Kg) * g.PQ, ws, inner);
+                   });
+    return true;
+  }
   for_each_block(s, g, ConvPass::forward, T, workspace, [&](index_t n, index_t nbb, int /*chunk*/, float* ws, bool inner) {
     for (index_t grp = 0; grp < s.groups; ++grp) {
       const float* xg = x + (n * s.C + grp * g.Cg) * g.HW;
@@ -531,6 +559,10 @@ bool conv2d_backward_weight(const Conv2dShape& s, const float* grad_out, const f
       const float* gog = grad_out + (n * s.K + grp * g.Kg) * g.PQ;
       const float* xg = x + (n * s.C + grp * g.Cg) * g.HW;
       float* gwg = gw + grp * g.Kg * g.CRS;
+      if (g.smallc) {  // the whole chunk of images in one call (g.nb = N)
+        smallc_backward_weight(s, gog, xg, nbb, gwg, first, ws, inner);
+        continue;
+      }
       if (g.nb > 1) {  // nbb images side by side: one GEMM with inner dimension nbb*P*Q
         const index_t ld = nbb * g.PQ;
         float* cols = ws;

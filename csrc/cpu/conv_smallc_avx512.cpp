@@ -1,0 +1,325 @@
+// AVX-512 kernels of the direct small-channel convolution (layout and reasoning: conv_smallc.h).
+// Compiled with -mavx512f ...; conv_smallc.cpp calls them only when active_isa() says avx512.
+//
+// Forward: a block of 8 output channels x 48 wide pixels (24 zmm accumulators); per tap three
+// unaligned x loads from the phase planes and 8 filter broadcasts, 24 FMAs. Rows of a vector that
+// fall past Q (or past the last row) are dropped with a compress + masked store: the kept lanes
+// are consecutive in y even when the vector spans two output rows.
+// Backward-weight: 4 output channels x TC taps (TC = 5 or 6) of grad_w in 16-lane partial sums,
+// reduced over the image's wide pixels; per 16 pixels 4 grad_out loads and TC x loads (masked to
+// the real pixels, so x values outside the convolution's reach never enter a sum), 4*TC FMAs.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <array>
+#include <utility>
+#include <cstdint>
+#include <cstring>
+
+#include "cpu/conv_smallc.h"
+
+namespace fastlayers::cpu {
+
+namespace {
+
+constexpr index_t kMaxCRS = 4096;
+
+// The workspace comes from Python with no alignment promise: its slices are aligned here (the
+// slice sizes include the slack) so that the grad_out rows load without line splits.
+inline float* align64(float* p) {
+  return reinterpret_cast<float*>((reinterpret_cast<std::uintptr_t>(p) + 63) & ~std::uintptr_t{63});
+}
+
+inline float hsum(__m512 v) {
+  __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+  __m128 q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+  q = _mm_add_ps(q, _mm_movehl_ps(q, q));
+  return _mm_cvtss_f32(_mm_add_ss(q, _mm_movehdup_ps(q)));
+}
+
+// dst[0, n) = src[0, m) then zeros (m <= n): masked vector moves, no library calls (these rows
+// are tens of floats; memcpy/memset calls cost more than the copy).
+inline void copy_pad(float* __restrict dst, const float* __restrict src, index_t m, index_t n) {
+  for (index_t i = 0; i < n; i += 16) {
+    const index_t w = n - i < 16 ? n - i : 16, r = m - i < 0 ? 0 : (m - i < 16 ? m - i : 16);
+    const __mmask16 ld = static_cast<__mmask16>((1u << r) - 1u), st = static_cast<__mmask16>((1u << w) - 1u);
+    _mm512_mask_storeu_ps(dst + i, st, _mm512_maskz_loadu_ps(ld, src + i));
+  }
+}
+
+template <class F>
+inline void maybe_parallel_for(bool parallel, index_t n, F body) {
+  if (parallel) {
+#pragma omp parallel for schedule(static)
+    for (index_t i = 0; i < n; ++i) body(i);
+  } else {
+    for (index_t i = 0; i < n; ++i) body(i);
+  }
+}
+
+// The phase planes of one (image, group): xs[((c*sh + ph)*sw + pw)*Hq*Wq + hq*Wq + wq], then a
+// zeroed tail (pl.xs_floats in all).
+void build_phases(const Conv2dShape& s, const SmallCPlan& pl, const float* x, float* xs) {
+  const index_t sh = s.stride_h, sw = s.stride_w, Cg = s.C / s.groups, Hq = pl.Hq, Wq = pl.Wq;
+  float* p = xs;
+  for (index_t c = 0; c < Cg; ++c)
+    for (index_t ph = 0; ph < sh; ++ph)
+      for (index_t pw = 0; pw < sw; ++pw) {
+        // Columns wq with 0 <= wq*sw + pw - pad_w < W.
+        const index_t w0 = pw - s.pad_w;
+        const index_t lo = std::min(Wq, w0 >= 0 ? 0 : (-w0 + sw - 1) / sw);
+        const index_t hi = std::max(lo, std::min(Wq, s.W - 1 - w0 < 0 ? 0 : (s.W - 1 - w0) / sw + 1));
+        for (index_t hq = 0; hq < Hq; ++hq, p += Wq) {
+          const index_t h = hq * sh + ph - s.pad_h;
+          if (h < 0 || h >= s.H) {
+            copy_pad(p, x, 0, Wq);
+            continue;
+          }
+          const float* src = x + (c * s.H + h) * s.W + w0;
+          if (sw == 1) {  // the image row, shifted by the padding
+            copy_pad(p, src + lo, 0, lo);
+            copy_pad(p + lo, src + lo, hi - lo, Wq - lo);
+            continue;
+          }
+          for (index_t wq = 0; wq < lo; ++wq) p[wq] = 0.0f;
+          for (index_t wq = lo; wq < hi; ++wq) p[wq] = src[wq * sw];
+          for (index_t wq = hi; wq < Wq; ++wq) p[wq] = 0.0f;
+        }
+      }
+  std::fill(p, xs + pl.xs_floats, 0.0f);
+}
+
+// off[tap] for tap = (c*R + r)*S + t: where that tap's run starts in xs. Entries up to `n`
+// (>= CRS) past the real taps point at 0 (a valid address; their results are dropped).
+void tap_offsets(const Conv2dShape& s, const SmallCPlan& pl, int32_t* off, index_t n) {
+  const index_t sh = s.stride_h, sw = s.stride_w, plane = pl.Hq * pl.Wq;
+  index_t k = 0;
+  for (index_t c = 0; c < s.C / s.groups; ++c)
+    for (index_t r = 0; r < s.R; ++r)
+      for (index_t t = 0; t < s.S; ++t, ++k) {
+        const index_t rr = r * s.dil_h, tt = t * s.dil_w;
+        off[k] = static_cast<int32_t>(((c * sh + rr % sh) * sw + tt % sw) * plane + (rr / sh) * pl.Wq + tt / sw);
+      }
+  for (; k < n; ++k) off[k] = 0;
+}
+
+// 8 channels x 48 wide pixels from j0: acc[i][v] = bias + sum over taps.
+inline void fwd_tile(const float* xs, const int32_t* off, index_t CRS, const float* wk, const float* b8,
+                     __m512 out[8][3]) {
+  // Local accumulators: `out` is __m512 (a may-alias type), so accumulating there would make
+  // GCC keep every accumulator in memory.
+  __m512 acc[8][3];
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i) acc[i][0] = acc[i][1] = acc[i][2] = _mm512_set1_ps(b8[i]);
+  for (index_t k = 0; k < CRS; ++k) {
+    const float* xp = xs + off[k];
+    const __m512 x0 = _mm512_loadu_ps(xp), x1 = _mm512_loadu_ps(xp + 16), x2 = _mm512_loadu_ps(xp + 32);
+    const float* w = wk + k * 8;
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; ++i) {
+      const __m512 wi = _mm512_set1_ps(w[i]);
+      acc[i][0] = _mm512_fmadd_ps(wi, x0, acc[i][0]);
+      acc[i][1] = _mm512_fmadd_ps(wi, x1, acc[i][1]);
+      acc[i][2] = _mm512_fmadd_ps(wi, x2, acc[i][2]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i) out[i][0] = acc[i][0], out[i][1] = acc[i][1], out[i][2] = acc[i][2];
+}
+
+// ---- backward-weight ----------------------------------------------------------------------
+// grad_w^T (taps x channels) accumulates in registers as TT taps x NV vectors of 16 channels:
+// per output pixel, NV vectors of grad_out^T (the pixel's channels, staged transposed) and TT
+// broadcasts of x, TT*NV FMAs. The TT taps are consecutive columns of one kernel row, so their x
+// values sit at constant offsets 0..TT-1 from the pixel's address in the (zero-padded, stride-1)
+// image: no im2col, no per-tap address table in the loop, no reductions across lanes.
+
+// r[i] holds row i on entry, column i on exit.
+inline void transpose16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    r[i] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int i = 0; i < 4; ++i) {
+    t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
+    t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xdd);
+    t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
+    t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xdd);
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+    r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
+    r[i + 4] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0x88);
+    r[i + 12] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0xdd);
+  }
+}
+
+// goT[(j - j0)*Kv + k] = go[k*PQ + j] for j in [j0, j1), k < Kv (0 for k >= Kg).
+void transpose_go(const float* go, index_t Kg, index_t PQ, index_t j0, index_t j1, index_t Kv, float* goT) {
+  for (index_t k0 = 0; k0 < Kv; k0 += 16)
+    for (index_t j = j0; j < j1; j += 16) {
+      const index_t w = std::min<index_t>(16, j1 - j);
+      const __mmask16 m = static_cast<__mmask16>((1u << w) - 1u);
+      __m512 r[16];
+      for (index_t i = 0; i < 16; ++i)
+        r[i] = k0 + i < Kg ? _mm512_maskz_loadu_ps(m, go + (k0 + i) * PQ + j) : _mm512_setzero_ps();
+      transpose16(r);
+      for (index_t l = 0; l < w; ++l) _mm512_storeu_ps(goT + (j - j0 + l) * Kv + k0, r[l]);
+    }
+}
+
+// np output rows of Q pixels: gwT[t*Kv + 16v + lane] (=, or += unless zero) sum over the pixels of
+// x(pixel, tap t) * goT(pixel, channel). xr: x at tap 0 of the first pixel; an output row further
+// is ldp floats on, a pixel sw.
+template <int TT, int NV>
+void bw_tile(const float* xr, index_t ldp, index_t sw, index_t np, index_t Q, const float* g, index_t Kv,
+             float* gwT, bool zero) {
+  __m512 acc[TT][NV];
+#pragma GCC unroll 14
+  for (int t = 0; t < TT; ++t)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) acc[t][v] = _mm512_setzero_ps();
+  for (index_t p = 0; p < np; ++p, xr += ldp) {
+    const float* xq = xr;
+    for (index_t q = 0; q < Q; ++q, xq += sw, g += Kv) {
+      __m512 gv[NV];
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) gv[v] = _mm512_loadu_ps(g + 16 * v);
+#pragma GCC unroll 14
+      for (int t = 0; t < TT; ++t) {
+        const __m512 b = _mm512_set1_ps(xq[t]);
+#pragma GCC unroll 2
+        for (int v = 0; v < NV; ++v) acc[t][v] = _mm512_fmadd_ps(b, gv[v], acc[t][v]);
+      }
+    }
+  }
+#pragma GCC unroll 14
+  for (int t = 0; t < TT; ++t)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) {
+      float* o = gwT + t * Kv + 16 * v;
+      _mm512_storeu_ps(o, zero ? acc[t][v] : _mm512_add_ps(acc[t][v], _mm512_loadu_ps(o)));
+    }
+}
+
+using BwTile = void (*)(const float*, index_t, index_t, index_t, index_t, const float*, index_t, float*, bool);
+constexpr int kMaxTT = 14;  // 14 taps x 2 vectors = 28 accumulators
+
+template <int NV, int... T>
+constexpr std::array<BwTile, sizeof...(T)> bw_table(std::integer_sequence<int, T...>) {
+  return {bw_tile<T + 1, NV>...};
+}
+const std::array<BwTile, kMaxTT> kBwTile1 = bw_table<1>(std::make_integer_sequence<int, kMaxTT>{});
+const std::array<BwTile, kMaxTT> kBwTile2 = bw_table<2>(std::make_integer_sequence<int, kMaxTT>{});
+
+}  // namespace
+
+void smallc_pack_weights_avx512(const Conv2dShape& s, const SmallCPlan& pl, const float* w, float* wp) {
+  const index_t Kg = s.K / s.groups, CRS = pl.CRS;
+  for (index_t g = 0; g < s.groups; ++g)
+    for (index_t kb = 0; kb < pl.Kpad / 8; ++kb) {
+      float* dst = wp + (g * pl.Kpad + kb * 8) * CRS;  // [tap][8]
+      for (index_t k = 0; k < CRS; ++k)
+        for (index_t i = 0; i < 8; ++i) {
+          const index_t kk = kb * 8 + i;
+          dst[k * 8 + i] = kk < Kg ? w[(g * Kg + kk) * CRS + k] : 0.0f;
+        }
+    }
+}
+
+void smallc_forward_image_avx512(const Conv2dShape& s, const SmallCPlan& pl, const float* x, const float* wp,
+                                 const float* bias, float* y, float* slice, bool parallel) {
+  float* xs = align64(slice);
+  build_phases(s, pl, x, xs);
+  int32_t off[kMaxCRS];
+  tap_offsets(s, pl, off, pl.CRS);
+  const index_t Kg = s.K / s.groups, CRS = pl.CRS, PQ = s.P * s.Q, Q = s.Q, Wq = pl.Wq;
+  const index_t nkb = pl.Kpad / 8;
+  maybe_parallel_for(parallel, pl.jw_pad / 48, [&](index_t jb) {
+    const index_t j0 = jb * 48;
+    // Which lanes are real pixels (column < Q, before jw), and the y index of the first one: one
+    // division per block, then a walk along the row.
+    __mmask16 keep[3] = {0, 0, 0};
+    index_t ystart[3] = {-1, -1, -1};
+    index_t p = j0 / Wq, q = j0 % Wq;
+    for (int v = 0; v < 3; ++v)
+      for (int l = 0; l < 16; ++l) {
+        if (p < s.P && q < Q) {
+          keep[v] |= static_cast<__mmask16>(1u << l);
+          if (ystart[v] < 0) ystart[v] = p * Q + q;
+        }
+        if (++q == Wq) q = 0, ++p;
+      }
+    for (index_t kb = 0; kb < nkb; ++kb) {
+      float b8[8];
+      for (int i = 0; i < 8; ++i) b8[i] = (bias != nullptr && kb * 8 + i < Kg) ? bias[kb * 8 + i] : 0.0f;
+      __m512 acc[8][3];
+      fwd_tile(xs + j0, off, CRS, wp + kb * 8 * CRS, b8, acc);
+      for (int v = 0; v < 3; ++v) {
+        if (keep[v] == 0) continue;
+        const __mmask16 n = static_cast<__mmask16>((1u << __builtin_popcount(keep[v])) - 1u);
+        for (int i = 0; i < 8 && kb * 8 + i < Kg; ++i)
+          _mm512_mask_storeu_ps(y + (kb * 8 + i) * PQ + ystart[v], n, _mm512_maskz_compress_ps(keep[v], acc[i][v]));
+      }
+    }
+  });
+}
+
+void smallc_backward_weight_avx512(const Conv2dShape& s, const SmallCPlan& pl, const float* grad_out,
+                                   const float* x, index_t images, float* grad_w, bool overwrite, float* slice,
+                                   bool parallel) {
+  const index_t Cg = s.C / s.groups, Kg = s.K / s.groups, Kv = pl.Kv, PQ = s.P * s.Q, CRS = pl.CRS;
+  const bool padded = pl.xp_floats > 0;
+  float* xp = align64(slice);
+  float* goT = align64(xp + pl.xp_floats);
+  float* gwT = align64(goT + pl.rows_block * s.Q * Kv);  // CRS x Kv, summed over the images
+  const index_t ld = padded ? pl.Wp : s.W, plane = padded ? pl.Hp * pl.Wp : s.H * s.W;
+  for (index_t n = 0; n < images; ++n) {
+    const float* xn = x + n * s.C * s.H * s.W;
+    if (padded) {  // zero-padded copy: every tap of every pixel is then inside it
+      for (index_t c = 0; c < Cg; ++c)
+        for (index_t h = 0; h < pl.Hp; ++h) {
+          float* o = xp + (c * pl.Hp + h) * pl.Wp;
+          const index_t ih = h - s.pad_h;
+          for (index_t w = 0; w < pl.Wp; ++w) {
+            const index_t iw = w - s.pad_w;
+            o[w] = (ih >= 0 && ih < s.H && iw >= 0 && iw < s.W) ? xn[(c * s.H + ih) * s.W + iw] : 0.0f;
+          }
+        }
+      xn = xp;
+    }
+    const float* go = grad_out + n * s.K * PQ;
+    for (index_t p0 = 0; p0 < s.P; p0 += pl.rows_block) {
+      const index_t np = std::min(pl.rows_block, s.P - p0);
+      transpose_go(go, Kg, PQ, p0 * s.Q, (p0 + np) * s.Q, Kv, goT);
+      const bool zero = n == 0 && p0 == 0;
+      maybe_parallel_for(parallel, Cg * s.R, [&](index_t cr) {
+        const index_t c = cr / s.R, r = cr % s.R;
+        const float* xr = xn + c * plane + (p0 * s.stride_h + r * s.dil_h) * ld;
+        for (index_t t0 = 0; t0 < s.S; t0 += kMaxTT) {
+          const int tt = static_cast<int>(std::min<index_t>(kMaxTT, s.S - t0));
+          for (index_t kv = 0; kv < Kv; kv += 32) {
+            const bool two = Kv - kv >= 32;
+            (two ? kBwTile2 : kBwTile1)[tt - 1](xr + t0, s.stride_h * ld, s.stride_w, np, s.Q, goT + kv, Kv,
+                                                gwT + (cr * s.S + t0) * Kv + kv, zero);
+            if (!two) break;
+          }
+        }
+      });
+    }
+  }
+  for (index_t k = 0; k < Kg; ++k)
+    for (index_t r = 0; r < CRS; ++r) {
+      const float v = gwT[r * Kv + k];
+      grad_w[k * CRS + r] = overwrite ? v : grad_w[k * CRS + r] + v;
+    }
+}
+
+}  // namespace fastlayers::cpu
