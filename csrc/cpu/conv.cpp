@@ -426,7 +426,7 @@ bool conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const 
     for_each_block(s, g, ConvPass::forward, T, workspace + g.smallc_shared,
                    [&](index_t n, index_t /*nbb*/, int /*chunk*/, float* ws, bool inner) {
                      for (index_t grp = 0; grp < s.groups; ++grp)
-                       smallc_forward_image(s, x + (n * s.C + grp * g.Cg) * g.HW, workspace + grp * pl.Kpad * g.CRS,
+                       smallc_forward_image(s, x + (n * s.C + grp * g.Cg) * g.HW, workspace + grp * pl.Kv * g.CRS,
                                             b != nullptr ? b + grp * g.Kg : nullptr,
                                             y + (n * s.K + grp * g.Kg) * g.PQ, ws, inner);
                    });

@@ -30,9 +30,8 @@ SmallCPlan smallc_plan(const Conv2dShape& s) {
   pl.Wq = s.Q + ((s.S - 1) * s.dil_w) / sw;
   pl.jw = s.P * pl.Wq;
   pl.jw_pad = (pl.jw + kBlock - 1) / kBlock * kBlock;
-  // A block past the last wide pixel reads up to kBlock floats beyond the last plane.
+  // A tile past the last real pixel reads up to kBlock floats beyond the last plane.
   pl.xs_floats = Cg * sh * sw * pl.Hq * pl.Wq + kBlock;
-  pl.Kpad = (s.K / s.groups + 7) / 8 * 8;
   pl.CRS = Cg * s.R * s.S;
   pl.Hp = (s.P - 1) * sh + (s.R - 1) * s.dil_h + 1;
   pl.Wp = (s.Q - 1) * sw + (s.S - 1) * s.dil_w + 1;
@@ -66,7 +65,7 @@ bool smallc_applies(const Conv2dShape& s, ConvPass pass) {
 index_t smallc_shared_floats(const Conv2dShape& s, ConvPass pass) {
   if (pass != ConvPass::forward) return 0;
   const SmallCPlan pl = smallc_plan(s);
-  return s.groups * pl.Kpad * pl.CRS;
+  return s.groups * pl.Kv * pl.CRS;
 }
 
 index_t smallc_slice_floats(const Conv2dShape& s, ConvPass pass) {

@@ -22,7 +22,6 @@ struct SmallCPlan {
   index_t xs_floats;  // the phase planes of one (image, group), plus a zeroed tail for overreads
   index_t jw;         // P * Wq: wide output pixels
   index_t jw_pad;     // jw rounded up to whole 48-pixel blocks
-  index_t Kpad;       // K/groups rounded up to a multiple of 8 (padded filters are zero)
   index_t CRS;
   // Backward-weight: the zero-padded image (Hp x Wp per channel; xp_floats = 0 without padding,
   // x itself is read then), grad_out^T staged rows_block output rows at a time, channels padded
