@@ -19,7 +19,7 @@ void smallc_backward_weight_avx512(const Conv2dShape& s, const SmallCPlan& pl, c
 #endif
 
 namespace {
-constexpr index_t kBlock = 48;      // wide pixels per forward block (3 vectors)
+constexpr index_t kTile = 14;       // output pixels per forward tile (conv_smallc_avx512.cpp)
 constexpr index_t kMaxCRS = 4096;   // the kernels keep the tap offsets on the stack
 }  // namespace
 
@@ -28,10 +28,8 @@ SmallCPlan smallc_plan(const Conv2dShape& s) {
   const index_t sh = s.stride_h, sw = s.stride_w, Cg = s.C / s.groups;
   pl.Hq = s.P + ((s.R - 1) * s.dil_h) / sh;
   pl.Wq = s.Q + ((s.S - 1) * s.dil_w) / sw;
-  pl.jw = s.P * pl.Wq;
-  pl.jw_pad = (pl.jw + kBlock - 1) / kBlock * kBlock;
-  // A tile past the last real pixel reads up to kBlock floats beyond the last plane.
-  pl.xs_floats = Cg * sh * sw * pl.Hq * pl.Wq + kBlock;
+  // The last tile of the last row reads up to kTile - 1 floats past the end of its plane.
+  pl.xs_floats = Cg * sh * sw * pl.Hq * pl.Wq + 16;
   pl.CRS = Cg * s.R * s.S;
   pl.Hp = (s.P - 1) * sh + (s.R - 1) * s.dil_h + 1;
   pl.Wp = (s.Q - 1) * sw + (s.S - 1) * s.dil_w + 1;
@@ -42,19 +40,27 @@ SmallCPlan smallc_plan(const Conv2dShape& s) {
   return pl;
 }
 
-// Measured (benchmarks/conv_tune.py, see conv.cpp's header): a direct path wins for the first
-// layers, where C/groups is 1-4 and im2col + a K = C*R*S GEMM is mostly overhead. With more
-// channels the GEMM's blocking wins, so the path stays off there. The wide numbering computes
-// Wq/Q of the needed columns: skip shapes where that waste is large.
+// Measured (/tmp A/B runs of benchmarks/conv_tune.py-style timings, one thread, this path against
+// the im2col / implicit GEMM paths, same process, interleaved):
+// - forward: faster wherever its tiles are well filled: AlexNet conv1 66 -> 101 GF/s, LeNet conv1
+//   62 -> 75, and also with many channels (64 -> 64 3x3 on 56x56: 87 -> 68 ms; 128 -> 128 3x3 on
+//   56x56: 79 -> 67 ms; 256 -> 256 3x3 on 14x14: 21 -> 18 ms; 64 -> 64 5x5 on 28x28: 35 -> 23
+//   ms). It computes whole tiles of 14 pixels per output row: skipped where that wastes over 30%
+//   (LeNet conv2, Q = 8: 57% filled, slower than the GEMM).
+// - backward-weight: faster for C/groups <= 4 (AlexNet conv1 63 -> 101 GF/s, LeNet conv1 53 ->
+//   72) and for S >= 5 with any C (LeNet conv2 7.5 -> 6.1 ms, 64 -> 64 5x5 on 28x28 32 -> 24 ms,
+//   32 -> 64 7x7 stride 2: 25 -> 15 ms); with S < 5 and more channels a tile has too few taps
+//   (3x3: 6 accumulators, latency-bound) and the GEMM wins (64 -> 64 3x3 on 56x56: 87 vs 99 ms).
+// - K/groups < 8 (depthwise and the like) would fill a 16-channel vector poorly: not taken.
 bool smallc_applies(const Conv2dShape& s, ConvPass pass) {
 #if defined(__x86_64__) || defined(_M_X64)
   if (pass == ConvPass::backward_data || active_isa() != Isa::avx512) return false;
   if (const char* e = std::getenv("FASTLAYERS_CONV_SMALLC"); e != nullptr && e[0] == '0') return false;
-  const SmallCPlan pl = smallc_plan(s);
-  const index_t Cg = s.C / s.groups;
-  if (Cg > 4) return false;
-  if (pass == ConvPass::backward_weight) return s.dil_w == 1;  // taps at unit offsets (bw_tile)
-  return pl.CRS <= kMaxCRS && 5 * pl.Wq <= 6 * s.Q + 8;
+  const index_t Cg = s.C / s.groups, Kg = s.K / s.groups;
+  if (Kg < 8) return false;
+  if (pass == ConvPass::backward_weight) return s.dil_w == 1 && (Cg <= 4 || s.S >= 5);
+  const index_t tiles = (s.Q + kTile - 1) / kTile * kTile;
+  return Cg * s.R * s.S <= kMaxCRS && 10 * s.Q >= 7 * tiles;
 #else
   (void)s;
   (void)pass;

@@ -1,4 +1,5 @@
-"""conv2d's direct small-channel path (csrc/cpu/conv_smallc*, AVX-512 machines, C/groups <= 4) and
+"""conv2d's direct path (csrc/cpu/conv_smallc*, AVX-512 machines; C/groups <= 4, and other shapes
+where smallc_applies takes them) and
 its edges, against the float64 NumPy reference, with the path on and off (FASTLAYERS_CONV_SMALLC=0
 sends the same shapes through im2col + GEMM).
 
@@ -41,7 +42,13 @@ CASES = [
     (1, 1, 5, 5, 3, 5, 5, 1, 0, 1, 1),                  # kernel = input
     (2, 4, 40, 38, 64, 3, 3, 1, 1, 1, 1),               # C = 4, several grad_out row blocks
     (3, 1, 31, 29, 24, 4, 4, 4, 0, 1, 1),               # stride 4 unpadded, W not a multiple of 4
-    (1, 3, 64, 70, 7, 3, 3, 2, 1, 1, 1),                # Q = 35: 14 + 14 + 7
+    (1, 3, 64, 70, 7, 3, 3, 2, 1, 1, 1),                # Q = 35: 14 + 14 + 7; K < 8: not on the path
+    # More input channels: the forward where tiles are well filled, backward-weight for S >= 5.
+    (2, 32, 12, 12, 64, 5, 5, 1, 0, 1, 1),              # LeNet conv2: backward-weight only (Q = 8)
+    (2, 16, 15, 17, 24, 5, 5, 1, 2, 1, 1),              # C = 16, both passes
+    (1, 12, 30, 29, 16, 3, 3, 2, 1, 1, 1),              # C = 12 3x3 stride 2: forward only (S < 5)
+    (2, 16, 10, 25, 32, 3, 6, 1, (0, 2), (2, 1), 2),    # groups 2, row dilation, S = 6
+    (1, 460, 5, 16, 8, 3, 3, 1, 1, 1, 1),               # C*R*S = 4140 > 4096 taps: forward off the path
 ]
 
 
