@@ -89,6 +89,22 @@ void smallc_pack_weights(const Conv2dShape& s, const float* w, float* wp) {
 #endif
 }
 
+void smallc_pack_weights_flipped(const Conv2dShape& s, const float* w, float* wp) {
+  // The transposed convolution has C/groups output channels (padded to Kv) and taps (k, r, t).
+  const index_t Cg = s.C / s.groups, Kg = s.K / s.groups, RS = s.R * s.S, Kv = (Cg + 15) / 16 * 16;
+  const index_t taps = Kg * RS;
+  for (index_t g = 0; g < s.groups; ++g) {
+    float* dst = wp + g * taps * Kv;  // [tap][Kv]
+    for (index_t k = 0; k < Kg; ++k)
+      for (index_t r = 0; r < s.R; ++r)
+        for (index_t t = 0; t < s.S; ++t) {
+          float* d = dst + ((k * s.R + r) * s.S + t) * Kv;
+          const float* src = w + (g * Kg + k) * Cg * RS + (s.R - 1 - r) * s.S + (s.S - 1 - t);
+          for (index_t c = 0; c < Kv; ++c) d[c] = c < Cg ? src[c * RS] : 0.0f;
+        }
+  }
+}
+
 void smallc_forward_image(const Conv2dShape& s, const float* x, const float* wp, const float* bias, float* y,
                           float* slice, bool parallel) {
 #if defined(__x86_64__) || defined(_M_X64)

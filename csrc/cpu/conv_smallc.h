@@ -45,6 +45,11 @@ index_t smallc_slice_floats(const Conv2dShape& s, ConvPass pass);
 // Forward, filters of all groups into wp (smallc_shared_floats).
 void smallc_pack_weights(const Conv2dShape& s, const float* w, float* wp);
 
+// For backward-data as a forward convolution (conv.cpp's transposed_shape): the filters of the
+// convolution `s` transposed (C <-> K within each group) and flipped (r -> R-1-r, t -> S-1-t),
+// packed as smallc_pack_weights packs the transposed convolution's filters.
+void smallc_pack_weights_flipped(const Conv2dShape& s, const float* w, float* wp);
+
 // y of one (image, group) = conv(x of that image and group) + bias (bias may be null). wp: the
 // group's packed filters. `parallel`: split the work over an OpenMP team (called outside any
 // parallel region).

@@ -10,6 +10,8 @@ What the path does, and the edges hit here:
 - backward-weight: a zero-padded copy of x (or x itself unpadded), grad_out transposed in blocks of
   output rows, tiles of up to 14 taps of one kernel row x 32 channels; S > 14 (two tap tiles),
   several row blocks with a partial last one, unit column dilation only (row dilation allowed).
+- backward-data (stride 1, output the size of the input): the forward tile on grad_out with the
+  filters transposed and flipped.
 - threads: images split over 2 threads (partial grad_w per thread), or N = 1 with the work split
   inside the image.
 Tolerances as tests/ops/test_conv.py: reduction_tol of the summed length.
@@ -49,6 +51,12 @@ CASES = [
     (1, 12, 30, 29, 16, 3, 3, 2, 1, 1, 1),              # C = 12 3x3 stride 2: forward only (S < 5)
     (2, 16, 10, 25, 32, 3, 6, 1, (0, 2), (2, 1), 2),    # groups 2, row dilation, S = 6
     (1, 460, 5, 16, 8, 3, 3, 1, 1, 1, 1),               # C*R*S = 4140 > 4096 taps: forward off the path
+    # Backward-data as the forward of grad_out with flipped, transposed filters (stride 1, "same"
+    # padding, C/groups >= 8).
+    (2, 16, 13, 14, 24, 5, 5, 1, 2, 1, 1),              # 5x5 pad 2
+    (2, 16, 12, 13, 32, 3, 3, 1, 1, 1, 2),              # groups 2: C/groups = 8, K/groups = 16
+    (1, 8, 14, 14, 8, 3, 3, 1, 2, 2, 1),                # dilation 2, pad 2
+    (2, 9, 11, 28, 12, 3, 5, 1, (1, 2), 1, 1),          # asymmetric kernel and padding
 ]
 
 
