@@ -19,7 +19,6 @@ void smallc_backward_weight_avx512(const Conv2dShape& s, const SmallCPlan& pl, c
 #endif
 
 namespace {
-constexpr index_t kTile = 14;       // output pixels per forward tile (conv_smallc_avx512.cpp)
 constexpr index_t kMaxCRS = 4096;   // the kernels keep the tap offsets on the stack
 }  // namespace
 
@@ -28,7 +27,12 @@ SmallCPlan smallc_plan(const Conv2dShape& s) {
   const index_t sh = s.stride_h, sw = s.stride_w, Cg = s.C / s.groups;
   pl.Hq = s.P + ((s.R - 1) * s.dil_h) / sh;
   pl.Wq = s.Q + ((s.S - 1) * s.dil_w) / sw;
-  // The last tile of the last row reads up to kTile - 1 floats past the end of its plane.
+  // Tiles of 8 pixels where they fill the rows at least as well as 14-pixel ones. Measured, same
+  // process: LeNet conv2 (Q = 8) 6.8 -> 6.5 ms (14: 57% filled, off the path), LeNet conv1 (Q = 24)
+  // 1.50 -> 1.26-1.44 ms; equal on AlexNet conv1 (Q = 55) and on 28x28 / 56x56 3x3 layers.
+  const index_t fill14 = s.Q * 100 / ((s.Q + 13) / 14 * 14), fill8 = s.Q * 100 / ((s.Q + 7) / 8 * 8);
+  pl.TP = fill8 >= fill14 ? 8 : 14;
+  // The last tile of the last row reads up to TP - 1 floats past the end of its plane.
   pl.xs_floats = Cg * sh * sw * pl.Hq * pl.Wq + 16;
   pl.CRS = Cg * s.R * s.S;
   pl.Hp = (s.P - 1) * sh + (s.R - 1) * s.dil_h + 1;
@@ -45,8 +49,9 @@ SmallCPlan smallc_plan(const Conv2dShape& s) {
 // - forward: faster wherever its tiles are well filled: AlexNet conv1 66 -> 101 GF/s, LeNet conv1
 //   62 -> 75, and also with many channels (64 -> 64 3x3 on 56x56: 87 -> 68 ms; 128 -> 128 3x3 on
 //   56x56: 79 -> 67 ms; 256 -> 256 3x3 on 14x14: 21 -> 18 ms; 64 -> 64 5x5 on 28x28: 35 -> 23
-//   ms). It computes whole tiles of 14 pixels per output row: skipped where that wastes over 30%
-//   (LeNet conv2, Q = 8: 57% filled, slower than the GEMM).
+//   ms; LeNet conv2 with 8-pixel tiles 6.8 -> 6.5 ms). It computes whole tiles of 8 or 14 pixels
+//   per output row: skipped where that wastes over 30% (with 14-pixel tiles only, LeNet conv2
+//   was 57% filled and slower than the GEMM).
 // - backward-weight: faster for C/groups <= 4 (AlexNet conv1 63 -> 101 GF/s, LeNet conv1 53 ->
 //   72) and for S >= 5 with any C (LeNet conv2 7.5 -> 6.1 ms, 64 -> 64 5x5 on 28x28 32 -> 24 ms,
 //   32 -> 64 7x7 stride 2: 25 -> 15 ms); with S < 5 and more channels a tile has too few taps
@@ -59,7 +64,7 @@ bool smallc_applies(const Conv2dShape& s, ConvPass pass) {
   const index_t Cg = s.C / s.groups, Kg = s.K / s.groups;
   if (Kg < 8) return false;
   if (pass == ConvPass::backward_weight) return s.dil_w == 1 && (Cg <= 4 || s.S >= 5);
-  const index_t tiles = (s.Q + kTile - 1) / kTile * kTile;
+  const index_t TP = smallc_plan(s).TP, tiles = (s.Q + TP - 1) / TP * TP;
   return Cg * s.R * s.S <= kMaxCRS && 10 * s.Q >= 7 * tiles;
 #else
   (void)s;

@@ -12,7 +12,8 @@
 //     xs[c][ph][pw][hq][wq] = x[c][hq*sh + ph - pad_h][wq*sw + pw - pad_w]   (0 outside the image),
 //   so tap (c, r, t) of output pixel (p, q) is xs[off(c, r, t) + p*Wq + q] with
 //   off = plane(c, (r*dh) % sh, (t*dw) % sw) + ((r*dh) / sh) * Wq + (t*dw) / sw: consecutive output
-//   pixels of a row read consecutive floats for every tap. A tile is 14 pixels x 32 channels.
+//   pixels of a row read consecutive floats for every tap. A tile is 14 (or 8) pixels x 32
+//   channels.
 // - backward-weight: grad_w^T (taps x channels) in tiles of up to 14 taps of one kernel row x 32
 //   channels, summed over the pixels: per pixel, grad_out^T (staged transposed) gives the channel
 //   vectors and the taps' x values sit at offsets 0..13 of a (zero-padded) image row.
@@ -25,6 +26,7 @@ namespace fastlayers::cpu {
 struct SmallCPlan {
   index_t Hq, Wq;     // forward: rows / columns of one phase plane
   index_t xs_floats;  // the phase planes of one (image, group), plus a zeroed tail for overreads
+  index_t TP;         // forward: output pixels per tile, 14 (28 accumulators) or 8 (16)
   index_t CRS;
   // Backward-weight: the zero-padded image (Hp x Wp per channel; xp_floats = 0 without padding,
   // x itself is read then), grad_out^T staged rows_block output rows at a time, channels padded

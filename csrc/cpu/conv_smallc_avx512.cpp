@@ -169,15 +169,14 @@ inline void transpose16(__m512 r[16]) {
   }
 }
 
-// Forward tile: 14 consecutive output pixels of one row x NV vectors of 16 output channels (28
-// accumulators for NV = 2). Per tap, NV filter vectors (w^T, packed [tap][Kv]) and 14 broadcasts
-// of x, 14*NV FMAs; the 14 pixels' x values are consecutive in the phase plane, at constant
-// offsets 0..13 from the tap's run. The tile is transposed in registers and stored as n pixels
-// of each real channel.
-template <int NV>
+// Forward tile: TP (14 or 8) consecutive output pixels of one row x NV vectors of 16 output
+// channels (28 accumulators for 14 x 2). Per tap, NV filter vectors (w^T, packed [tap][Kv]) and
+// TP broadcasts of x, TP*NV FMAs; the pixels' x values are consecutive in the phase plane, at
+// constant offsets 0..TP-1 from the tap's run. The tile is transposed in registers and stored as
+// n pixels of each real channel.
+template <int TP, int NV>
 void fwd_tile(const float* xj, const int32_t* off, index_t CRS, const float* wT, index_t Kv, const float* bias,
               index_t kreal, float* y, index_t PQ, index_t n) {
-  constexpr int TP = 14;
   __m512 acc[TP][NV];
 #pragma GCC unroll 2
   for (int v = 0; v < NV; ++v) {
@@ -205,7 +204,7 @@ void fwd_tile(const float* xj, const int32_t* off, index_t CRS, const float* wT,
     __m512 r[16];
 #pragma GCC unroll 14
     for (int i = 0; i < TP; ++i) r[i] = acc[i][v];
-    r[14] = r[15] = _mm512_setzero_ps();
+    for (int i = TP; i < 16; ++i) r[i] = _mm512_setzero_ps();
     transpose16(r);
     for (int l = 0; l < 16 && 16 * v + l < kreal; ++l) _mm512_mask_storeu_ps(y + (16 * v + l) * PQ, pix, r[l]);
   }
@@ -295,18 +294,19 @@ void smallc_forward_image_avx512(const Conv2dShape& s, const SmallCPlan& pl, con
   tap_offsets(s, pl, off, pl.CRS);
   const index_t Kg = s.K / s.groups, Kv = pl.Kv, PQ = s.P * s.Q, Q = s.Q;
   maybe_parallel_for(parallel, s.P, [&](index_t p) {
-    for (index_t q0 = 0; q0 < Q; q0 += 14)
+    for (index_t q0 = 0; q0 < Q; q0 += pl.TP)
       for (index_t kv = 0; kv < Kv; kv += 32) {
         const float* xj = xs + p * pl.Wq + q0;
         float* yo = y + kv * PQ + p * Q + q0;
         const float* b = bias != nullptr ? bias + kv : nullptr;
-        const index_t n = std::min<index_t>(14, Q - q0);
-        if (Kv - kv >= 32) {
-          fwd_tile<2>(xj, off, pl.CRS, wp + kv, Kv, b, Kg - kv, yo, PQ, n);
+        const index_t n = std::min<index_t>(pl.TP, Q - q0);
+        const bool two = Kv - kv >= 32;
+        if (pl.TP == 14) {
+          (two ? fwd_tile<14, 2> : fwd_tile<14, 1>)(xj, off, pl.CRS, wp + kv, Kv, b, Kg - kv, yo, PQ, n);
         } else {
-          fwd_tile<1>(xj, off, pl.CRS, wp + kv, Kv, b, Kg - kv, yo, PQ, n);
-          break;
+          (two ? fwd_tile<8, 2> : fwd_tile<8, 1>)(xj, off, pl.CRS, wp + kv, Kv, b, Kg - kv, yo, PQ, n);
         }
+        if (!two) break;
       }
   });
 }

@@ -5,7 +5,7 @@ sends the same shapes through im2col + GEMM).
 
 What the path does, and the edges hit here:
 - forward: x split into stride phase planes (permutes for stride 2 and 4, scalar otherwise),
-  tiles of 14 pixels of an output row x 32 (or 16) output channels; Q not a multiple of 14,
+  tiles of 14 or 8 pixels of an output row x 32 (or 16) output channels; Q not a multiple of 14,
   Q < 14, K/groups not a multiple of 16 or 32, padding wider than the taps, dilation.
 - backward-weight: a zero-padded copy of x (or x itself unpadded), grad_out transposed in blocks of
   output rows, tiles of up to 14 taps of one kernel row x 32 channels; S > 14 (two tap tiles),
@@ -107,7 +107,8 @@ def test_small_channel_paths(rng, case, smallc, threads):
 def test_small_channel_batch_one_two_threads(rng, threads):
     # N = 1 with 2 threads: the forward splits output rows and backward-weight splits kernel rows
     # over the team inside one image.
-    for case in [(1, 3, 50, 52, 40, 7, 7, 2, 3, 1, 1), (1, 1, 30, 30, 32, 5, 5, 1, 0, 1, 1)]:
+    for case in [(1, 3, 50, 52, 40, 7, 7, 2, 3, 1, 1), (1, 1, 30, 30, 32, 5, 5, 1, 0, 1, 1),
+                 (1, 2, 20, 20, 24, 5, 5, 1, 0, 1, 1), (1, 16, 12, 16, 16, 3, 3, 1, 1, 1, 1)]:
         x, w, b, params = _data(rng, case)
         _check(x, w, b, params, rng, f"{case} threads={threads}")
 
