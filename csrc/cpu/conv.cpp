@@ -1,23 +1,24 @@
 #include "cpu/conv.h"
 
-// Which path wins where (benchmarks/conv_tune.py, 2 threads / 1 thread, AMD Zen 4 2 cores,
-// ratio = PyTorch 2.13 CPU time / ours, > 1 means ours is faster; GEMM peak here ~105 GF/s per core).
-// fwd re-measured with the implicit GEMM forward (medians of interleaved runs; backward columns are
-// the earlier figures, those paths did not change):
-//   layer                          forward path                               fwd        bwd-data   bwd-weight
-//   a 100x1->32 28x28 5x5          plain im2col, 15 images per GEMM, gw^T     0.91/1.00  9.4/9.8    0.77/0.72
-//   b 100x32->64 12x12 5x5         implicit GEMM, 9 images per GEMM           0.93/0.91  0.89/0.89  0.99/0.96
-//   c 32x64->64 56x56 3x3 p1       implicit GEMM, 4 column tiles per image    1.34/1.24  1.43/1.29  1.24/1.19
-//   d 16x128->128 28x28 3x3 p1     implicit GEMM, 2 column tiles per image    0.81/0.80  0.84/0.83  0.87/0.84
-//   e 8x3->64 224x224 11x11 s4 p2  general im2col (strided gather), 3 tiles   0.66/0.69  3.6/3.6    0.73/0.73
-//   f 32x256->64 28x28 1x1         direct GEMM on the input, no im2col        1.13/1.06  1.33/3.6   1.25/1.09
-// Implicit GEMM (pack_implicit_b: sgemm packs its B panels straight from the image, no column
-// matrix) against im2col + sgemm, same run: b 3.57 -> 3.30 ms (2 threads), 7.38 -> 6.82 ms (1);
-// c, d ~1% faster at 2 threads, equal at 1; a (25 im2col rows) and e (stride 4) were slower, so they
-// keep the column matrix (use_implicit). The GEMM itself runs at ~85-95% of peak here: the rest of
-// the gap to oneDNN's direct JIT convolution is mostly the 14-row micro-kernel on K = 64 / 128
-// output channels (a 64-row block is 4 full tiles + one of 8 rows). Threads: over images when
-// N >= threads (one workspace slice each), else inside sgemm and im2col.
+// Which path wins where (benchmarks/conv_tune.py --threads 1, AMD Zen 4, machine shared with other
+// jobs, so +-5%; ratio = PyTorch 2.13 CPU time / ours, > 1 means ours is faster; FMA peak ~117 GF/s
+// per core). "direct" is the AVX-512 direct convolution of conv_smallc.h (smallc_applies says
+// where it runs, with the A/B figures against the GEMM paths); the rest is im2col / implicit GEMM:
+//   layer                          fwd path     bwd-data path     bwd-w path     fwd    bwd-data  bwd-weight
+//   a 100x1->32 28x28 5x5          direct (8)   im2col+GEMM       direct         1.21-1.46  8.7-10  1.10-1.21
+//   b 100x32->64 12x12 5x5         direct (8)   im2col+GEMM       direct         0.97   0.91      1.22
+//   c 32x64->64 56x56 3x3 p1       direct (8)   direct, transp.   im2col+GEMM    1.40   1.59      1.18
+//   d 16x128->128 28x28 3x3 p1     direct (14)  direct, transp.   im2col+GEMM    0.98   0.99      0.85
+//   e 8x3->64 224x224 11x11 s4 p2  direct (8)   im2col+GEMM       direct         0.95   3.5       1.05
+//   f 32x256->64 28x28 1x1         GEMM on x    GEMM on x         GEMM on x      1.11   1.14      1.07
+// (8) / (14): pixels per forward tile. Before the direct path (same machine, one thread): a 1.0 /
+// 0.83 (fwd / bwd-w), b 0.91 / 0.96, c fwd 1.07, d 0.79 / 0.83 (fwd / bwd-d), e 0.60 / 0.64.
+// At 2 threads e measured 0.98 fwd, 1.05 bwd-w (203 GF/s). The GEMM paths: implicit GEMM
+// (pack_implicit_b: sgemm packs its B panels straight from the image, no column matrix) beat
+// im2col + sgemm for unit column stride and >= 64 im2col rows (b 3.57 -> 3.30 ms at 2 threads);
+// the GEMM runs at ~85-95% of peak, its 14-row micro-kernel on 64 / 128 output channels (4 full
+// tiles + one of 8 rows) being most of the gap to oneDNN. Threads: over images when N >= threads
+// (one workspace slice each), else inside sgemm / im2col / the direct kernels.
 
 #include <omp.h>
 
