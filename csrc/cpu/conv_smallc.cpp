@@ -64,8 +64,10 @@ bool smallc_applies(const Conv2dShape& s, ConvPass pass) {
   const index_t Cg = s.C / s.groups, Kg = s.K / s.groups;
   if (Kg < 8) return false;
   if (pass == ConvPass::backward_weight) return s.dil_w == 1 && (Cg <= 4 || s.S >= 5);
-  const index_t TP = smallc_plan(s).TP, tiles = (s.Q + TP - 1) / TP * TP;
-  return Cg * s.R * s.S <= kMaxCRS && 10 * s.Q >= 7 * tiles;
+  const SmallCPlan pl = smallc_plan(s);
+  const index_t tiles = (s.Q + pl.TP - 1) / pl.TP * pl.TP;
+  // The tap offsets into the phase planes are int32.
+  return pl.CRS <= kMaxCRS && pl.xs_floats < (index_t{1} << 31) && 10 * s.Q >= 7 * tiles;
 #else
   (void)s;
   (void)pass;
