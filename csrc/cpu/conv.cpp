@@ -1,35 +1,29 @@
 #include "cpu/conv.h"
 
-// Which path wins where (benchmarks/conv_tune.py, 2 threads / 1 thread, AMD Zen 4 2 cores,
-// ratio = PyTorch 2.13 CPU time / ours, > 1 means ours is faster; GEMM peak here ~105 GF/s per core).
-// fwd re-measured with the implicit GEMM forward (medians of interleaved runs; backward columns are
-// the earlier figures, those paths did not change):
-//   layer                          forward path                               fwd        bwd-data   bwd-weight
-//   a 100x1->32 28x28 5x5          plain im2col, 15 images per GEMM, gw^T     0.91/1.00  9.4/9.8    0.77/0.72
-//   b 100x32->64 12x12 5x5         implicit GEMM, 9 images per GEMM           0.93/0.91  0.89/0.89  0.99/0.96
-//   c 32x64->64 56x56 3x3 p1       implicit GEMM, 4 column tiles per image    1.34/1.24  1.43/1.29  1.24/1.19
-//   d 16x128->128 28x28 3x3 p1     implicit GEMM, 2 column tiles per image    0.81/0.80  0.84/0.83  0.87/0.84
-//   e 8x3->64 224x224 11x11 s4 p2  general im2col (strided gather), 3 tiles   0.66/0.69  3.6/3.6    0.73/0.73
-//   f 32x256->64 28x28 1x1         direct GEMM on the input, no im2col        1.13/1.06  1.33/3.6   1.25/1.09
-// Winograd (conv_winograd.*) takes 3x3 stride-1 forward and backward-data where the pass reduces
-// over >= 16 channels per group (winograd_applies), so c and d above now run F(4x4, 3x3) in those
-// two passes; interleaved at 1 thread against PyTorch in the same run (conv_tune.py --layers cd
-// --threads 1): c fwd 2.16-2.27, bwd-data 2.32-2.33; d fwd 1.53-1.84, bwd-data 1.54-1.85 (the
-// implicit GEMM path in the same session: c 1.25 / 1.14, d 0.79 / 0.82). Backward-weight takes
-// Winograd too where C/groups, K/groups >= 48 and there are >= 128 4x4 tiles (c and d): 1 thread,
-// same kind of run, c 1.31-1.84, d 1.46-1.57 (the GEMM path above in the same runs: c 1.20, d 0.85).
-// Implicit GEMM (pack_implicit_b: sgemm packs its B panels straight from the image, no column
-// matrix) against im2col + sgemm, same run: b 3.57 -> 3.30 ms (2 threads), 7.38 -> 6.82 ms (1);
-// c, d ~1% faster at 2 threads, equal at 1; a (25 im2col rows) and e (stride 4) were slower, so they
-// keep the column matrix (use_implicit). The GEMM itself runs at ~85-95% of peak here: the rest of
-// the gap to oneDNN's direct JIT convolution is mostly the 14-row micro-kernel on K = 64 / 128
-// output channels (a 64-row block is 4 full tiles + one of 8 rows). Threads: over images when
-// N >= threads (one workspace slice each), else inside sgemm and im2col.
+// Which path runs where. Three families, tried in this order:
+//   winograd  F(4x4,3x3) (conv_winograd.h): 3x3, stride 1, finite inputs, enough channels/tiles
+//   direct    AVX-512 direct convolution vectorised over output channels (conv_smallc.h;
+//             smallc_applies says where, with its A/B figures against the GEMM paths)
+//   GEMM      im2col + our sgemm, implicit GEMM (sgemm packs B straight from the image), or plain
+//             GEMM on x for 1x1 (this file)
+//   layer                          fwd        bwd-data          bwd-weight
+//   a 100x1->32 28x28 5x5          direct     im2col+GEMM       direct
+//   b 100x32->64 12x12 5x5         direct     im2col+GEMM       direct
+//   c 32x64->64 56x56 3x3 p1       winograd   winograd          winograd
+//   d 16x128->128 28x28 3x3 p1     winograd   winograd          winograd
+//   e 8x3->64 224x224 11x11 s4 p2  direct     im2col+GEMM       direct
+//   f 32x256->64 28x28 1x1         GEMM on x  GEMM on x         GEMM on x
+// Ratios (PyTorch 2.13 CPU time / ours, > 1 means ours is faster) are in benchmarks/results and in
+// conv_winograd.h / conv_smallc.h; before these two paths every layer ran on GEMM at 0.6-1.3.
+// The GEMM paths: implicit GEMM beat im2col + sgemm for unit column stride and >= 64 im2col rows
+// (b 3.57 -> 3.30 ms at 2 threads); small P*Q batches several images per GEMM. Threads: over
+// images when N >= threads (one workspace slice each), else inside sgemm / im2col / the kernels.
 
 #include <omp.h>
 
 #include <algorithm>
 
+#include "cpu/conv_smallc.h"
 #include "cpu/conv_winograd.h"
 #include "cpu/gemm.h"
 #include "cpu/parallel.h"
@@ -56,6 +50,8 @@ struct Geometry {
   bool direct;   // 1x1, stride 1, no padding: the input already is the im2col matrix
   bool gw_transposed;  // backward-weight computes grad_w^T (CRS x K/groups): see conv2d_backward_weight
   bool implicit;       // forward packs sgemm's B panels from the image (pack_implicit_b): no im2col tile
+  bool smallc;         // direct AVX-512 kernel for few input channels (conv_smallc.h), one image at a time
+  index_t smallc_slice, smallc_shared;  // its workspace: per thread, and once per call
 };
 
 // Implicit GEMM (forward only) where it measured faster: unit column stride (runs of the image
@@ -64,6 +60,20 @@ struct Geometry {
 // Backward-weight packs im2col transposed; doing that in the packer (scalar transpose) was 25-40%
 // slower than im2col + sgemm's AVX-512 transposing packer, so it keeps the column matrix.
 bool use_implicit(const Conv2dShape& s, const Geometry& g) { return s.stride_w == 1 && g.CRS >= 64; }
+
+// Backward-data of a stride-1 convolution is the forward convolution of grad_out with the filters
+// transposed (C and K swapped) and flipped, padded by dil*(R-1) - pad (>= 0 needed): t is that
+// convolution's shape. The direct forward path runs it where it applies and the output is about
+// the size of the input ("same" padding): it computes H*W output pixels where the GEMM path does
+// P*Q pixels' worth of work, so LeNet conv2 (12x12 from 8x8) took 2.2x longer, while 5x5 p2 on
+// 28x28 went 32 -> 23 ms and 3x3 p1 on 28x28 / 56x56 40 -> 34 / 79 -> 69 ms (one thread).
+bool transposed_shape(const Conv2dShape& s, Conv2dShape& t) {
+  const index_t ph = s.dil_h * (s.R - 1) - s.pad_h, pw = s.dil_w * (s.S - 1) - s.pad_w;
+  if (s.stride_h != 1 || s.stride_w != 1 || ph < 0 || pw < 0) return false;
+  if (10 * s.H * s.W > 11 * s.P * s.Q) return false;
+  t = Conv2dShape{s.N, s.K, s.P, s.Q, s.C, s.R, s.S, s.H, s.W, 1, 1, ph, pw, s.dil_h, s.dil_w, s.groups};
+  return true;
+}
 
 Geometry geometry(const Conv2dShape& s, ConvPass pass) {
   Geometry g{};
@@ -81,6 +91,20 @@ Geometry geometry(const Conv2dShape& s, ConvPass pass) {
   g.tile = g.nb > 1 ? g.nb * g.PQ : std::min(g.PQ, cols);
   g.gw_transposed = g.CRS < 64 && g.CRS < g.Kg;
   g.implicit = pass == ConvPass::forward && !g.direct && use_implicit(s, g);
+  Conv2dShape t;
+  if (pass == ConvPass::backward_data)  // as the forward convolution of grad_out (stride 1 only)
+    g.smallc = !g.direct && transposed_shape(s, t) && smallc_applies(t, ConvPass::forward);
+  else
+    g.smallc = !g.direct && smallc_applies(s, pass);
+  if (g.smallc) {
+    // Forward and backward-data: one image at a time; backward-weight: a thread's whole chunk of
+    // images per call (partial sums kept across images).
+    g.nb = pass == ConvPass::backward_weight ? std::max<index_t>(s.N, 1) : 1;
+    g.implicit = false;
+    const bool bd = pass == ConvPass::backward_data;
+    g.smallc_slice = bd ? smallc_slice_floats(t, ConvPass::forward) : smallc_slice_floats(s, pass);
+    g.smallc_shared = bd ? smallc_shared_floats(t, ConvPass::forward) : smallc_shared_floats(s, pass);
+  }
   return g;
 }
 
@@ -93,14 +117,18 @@ int image_threads(const Conv2dShape& s, int threads) { return (threads > 1 && s.
 // GEMM's output or the backward passes' grad_out (the nb images' rows are not adjacent there).
 // Backward-weight with gw_transposed adds a (CRS x K/groups) matrix for grad_w^T.
 index_t slice_floats(const Geometry& g, ConvPass pass) {
+  if (g.smallc) return g.smallc_slice;
   const index_t extra = (pass == ConvPass::backward_weight && g.gw_transposed) ? g.CRS * g.Kg : 0;
   if (g.direct) return extra;
   if (g.implicit) return g.nb > 1 ? g.Kg * g.tile : 0;
   return g.CRS * g.tile + (g.nb > 1 ? g.Kg * g.tile : 0) + extra;
 }
 
+// Floats at the start of the workspace shared by all threads (the smallc forward's packed filters).
+index_t shared_floats(const Geometry& g, ConvPass /*pass*/) { return g.smallc ? g.smallc_shared : 0; }
+
 index_t needed_floats(const Conv2dShape& s, const Geometry& g, ConvPass pass, int T) {
-  index_t n = T * slice_floats(g, pass);
+  index_t n = shared_floats(g, pass) + T * slice_floats(g, pass);
   if (pass == ConvPass::backward_weight) n += (T - 1) * s.K * g.CRS;  // partial grad_w, threads 1..T-1
   return n;
 }
@@ -406,7 +434,7 @@ void for_each_block(const Conv2dShape& s, const Geometry& g, ConvPass pass, int 
 // Winograd's transforms mix a whole input patch into every output of its tile, so one inf or NaN
 // would turn outputs that do not depend on it NaN too. Such inputs take the GEMM path, where every
 // output depends on its own window only. The scan costs ~1% of a Winograd call (one read of x).
-bool winograd_safe(const float* x, index_t nx, const float* w, index_t nw) {
+static bool winograd_safe(const float* x, index_t nx, const float* w, index_t nw) {
   auto finite = [](const float* p, index_t n) {
     float acc = 0.0f;  // p[i] * 0 is (+-)0 for finite p[i], NaN for inf or NaN
 #pragma omp parallel for simd reduction(+ : acc) schedule(static) if (n > kParallelGrain)
@@ -431,6 +459,18 @@ bool conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const 
   const Geometry g = geometry(s, ConvPass::forward);
   const int T = plan_threads(s, g, ConvPass::forward, workspace_floats);
   if (T == 0) return false;
+  if (g.smallc) {  // filters repacked once, then one image (and group) at a time
+    const SmallCPlan pl = smallc_plan(s);
+    smallc_pack_weights(s, w, workspace);
+    for_each_block(s, g, ConvPass::forward, T, workspace + g.smallc_shared,
+                   [&](index_t n, index_t /*nbb*/, int /*chunk*/, float* ws, bool inner) {
+                     for (index_t grp = 0; grp < s.groups; ++grp)
+                       smallc_forward_image(s, x + (n * s.C + grp * g.Cg) * g.HW, workspace + grp * pl.Kv * g.CRS,
+                                            b != nullptr ? b + grp * g.Kg : nullptr,
+                                            y + (n * s.K + grp * g.Kg) * g.PQ, ws, inner);
+                   });
+    return true;
+  }
   for_each_block(s, g, ConvPass::forward, T, workspace, [&](index_t n, index_t nbb, int /*chunk*/, float* ws, bool inner) {
     for (index_t grp = 0; grp < s.groups; ++grp) {
       const float* xg = x + (n * s.C + grp * g.Cg) * g.HW;
@@ -495,6 +535,20 @@ bool conv2d_backward_data(const Conv2dShape& s, const float* grad_out, const flo
   const Geometry g = geometry(s, ConvPass::backward_data);
   const int T = plan_threads(s, g, ConvPass::backward_data, workspace_floats);
   if (T == 0) return false;
+  if (g.smallc) {  // the forward of grad_out with the transposed, flipped filters (transposed_shape)
+    Conv2dShape t;
+    transposed_shape(s, t);
+    const SmallCPlan pl = smallc_plan(t);
+    smallc_pack_weights_flipped(s, w, workspace);
+    for_each_block(s, g, ConvPass::backward_data, T, workspace + g.smallc_shared,
+                   [&](index_t n, index_t /*nbb*/, int /*chunk*/, float* ws, bool inner) {
+                     for (index_t grp = 0; grp < s.groups; ++grp)
+                       smallc_forward_image(t, grad_out + (n * s.K + grp * g.Kg) * g.PQ,
+                                            workspace + grp * pl.Kv * pl.CRS, nullptr,
+                                            grad_x + (n * s.C + grp * g.Cg) * g.HW, ws, inner);
+                   });
+    return true;
+  }
   for_each_block(s, g, ConvPass::backward_data, T, workspace, [&](index_t n, index_t nbb, int /*chunk*/, float* ws, bool inner) {
     for (index_t grp = 0; grp < s.groups; ++grp) {
       const float* gog = grad_out + (n * s.K + grp * g.Kg) * g.PQ;
@@ -589,6 +643,10 @@ bool conv2d_backward_weight(const Conv2dShape& s, const float* grad_out, const f
       const float* gog = grad_out + (n * s.K + grp * g.Kg) * g.PQ;
       const float* xg = x + (n * s.C + grp * g.Cg) * g.HW;
       float* gwg = gw + grp * g.Kg * g.CRS;
+      if (g.smallc) {  // the whole chunk of images in one call (g.nb = N)
+        smallc_backward_weight(s, gog, xg, nbb, gwg, first, ws, inner);
+        continue;
+      }
       if (g.nb > 1) {  // nbb images side by side: one GEMM with inner dimension nbb*P*Q
         const index_t ld = nbb * g.PQ;
         float* cols = ws;

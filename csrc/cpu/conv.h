@@ -1,5 +1,7 @@
-// 2-D convolution on the CPU (NCHW, weights (K, C/groups, R, S)), forward and backward, as
-// im2col + sgemm. Same names as a CUDA twin would use (plus a trailing cudaStream_t).
+// 2-D convolution on the CPU (NCHW, weights (K, C/groups, R, S)), forward and backward. Each call
+// picks Winograd (conv_winograd.h), a direct AVX-512 kernel (conv_smallc.h) or im2col / implicit
+// GEMM on our sgemm by shape (conv.cpp's header says which wins where). Same names as the CUDA
+// twin (csrc/cuda/conv.h, plus a trailing cudaStream_t).
 //
 // Every function takes the geometry in a Conv2dShape (already checked by the caller: sizes > 0,
 // P/Q >= 1, C and K divisible by groups) and a caller-owned workspace of `workspace_floats`

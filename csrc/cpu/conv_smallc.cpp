@@ -1,0 +1,135 @@
+// The ISA-neutral half of the direct small-channel convolution (conv_smallc.h): when it applies,
+// its workspace, and the dispatch to the AVX-512 kernels (conv_smallc_avx512.cpp).
+#include "cpu/conv_smallc.h"
+
+#include <algorithm>
+#include <cstdlib>
+
+#include "cpu/cpu_features.h"
+
+namespace fastlayers::cpu {
+
+#if defined(__x86_64__) || defined(_M_X64)
+void smallc_pack_weights_avx512(const Conv2dShape& s, const SmallCPlan& pl, const float* w, float* wp);
+void smallc_forward_image_avx512(const Conv2dShape& s, const SmallCPlan& pl, const float* x, const float* wp,
+                                 const float* bias, float* y, float* slice, bool parallel);
+void smallc_backward_weight_avx512(const Conv2dShape& s, const SmallCPlan& pl, const float* grad_out,
+                                   const float* x, index_t images, float* grad_w, bool overwrite, float* slice,
+                                   bool parallel);
+#endif
+
+namespace {
+constexpr index_t kMaxCRS = 4096;   // the kernels keep the tap offsets on the stack
+}  // namespace
+
+SmallCPlan smallc_plan(const Conv2dShape& s) {
+  SmallCPlan pl{};
+  const index_t sh = s.stride_h, sw = s.stride_w, Cg = s.C / s.groups;
+  pl.Hq = s.P + ((s.R - 1) * s.dil_h) / sh;
+  pl.Wq = s.Q + ((s.S - 1) * s.dil_w) / sw;
+  // Tiles of 8 pixels where they fill the rows at least as well as 14-pixel ones. Measured, same
+  // process: LeNet conv2 (Q = 8) 6.8 -> 6.5 ms (14: 57% filled, off the path), LeNet conv1 (Q = 24)
+  // 1.50 -> 1.26-1.44 ms; equal on AlexNet conv1 (Q = 55) and on 28x28 / 56x56 3x3 layers.
+  const index_t fill14 = s.Q * 100 / ((s.Q + 13) / 14 * 14), fill8 = s.Q * 100 / ((s.Q + 7) / 8 * 8);
+  pl.TP = fill8 >= fill14 ? 8 : 14;
+  // The last tile of the last row reads up to TP - 1 floats past the end of its plane.
+  pl.xs_floats = Cg * sh * sw * pl.Hq * pl.Wq + 16;
+  pl.CRS = Cg * s.R * s.S;
+  pl.Hp = (s.P - 1) * sh + (s.R - 1) * s.dil_h + 1;
+  pl.Wp = (s.Q - 1) * sw + (s.S - 1) * s.dil_w + 1;
+  pl.xp_floats = (s.pad_h > 0 || s.pad_w > 0) ? Cg * pl.Hp * pl.Wp : 0;
+  pl.Kv = (s.K / s.groups + 15) / 16 * 16;
+  // grad_out^T in blocks of ~16 KiB (whole output rows), so it stays in L1 across the tap tiles.
+  pl.rows_block = std::clamp<index_t>(4096 / std::max<index_t>(1, s.Q * pl.Kv), 1, s.P);
+  return pl;
+}
+
+// Measured (/tmp A/B runs of benchmarks/conv_tune.py-style timings, one thread, this path against
+// the im2col / implicit GEMM paths, same process, interleaved):
+// - forward: faster wherever its tiles are well filled: AlexNet conv1 66 -> 101 GF/s, LeNet conv1
+//   62 -> 75, and also with many channels (64 -> 64 3x3 on 56x56: 87 -> 68 ms; 128 -> 128 3x3 on
+//   56x56: 79 -> 67 ms; 256 -> 256 3x3 on 14x14: 21 -> 18 ms; 64 -> 64 5x5 on 28x28: 35 -> 23
+//   ms; LeNet conv2 with 8-pixel tiles 6.8 -> 6.5 ms). It computes whole tiles of 8 or 14 pixels
+//   per output row: skipped where that wastes over 30% (with 14-pixel tiles only, LeNet conv2
+//   was 57% filled and slower than the GEMM).
+// - backward-weight: faster for C/groups <= 4 (AlexNet conv1 63 -> 101 GF/s, LeNet conv1 53 ->
+//   72) and for S >= 5 with any C (LeNet conv2 7.5 -> 6.1 ms, 64 -> 64 5x5 on 28x28 32 -> 24 ms,
+//   32 -> 64 7x7 stride 2: 25 -> 15 ms); with S < 5 and more channels a tile has too few taps
+//   (3x3: 6 accumulators, latency-bound) and the GEMM wins (64 -> 64 3x3 on 56x56: 87 vs 99 ms).
+// - K/groups < 8 (depthwise and the like) would fill a 16-channel vector poorly: not taken.
+bool smallc_applies(const Conv2dShape& s, ConvPass pass) {
+#if defined(__x86_64__) || defined(_M_X64)
+  if (pass == ConvPass::backward_data || active_isa() != Isa::avx512) return false;
+  if (const char* e = std::getenv("FASTLAYERS_CONV_SMALLC"); e != nullptr && e[0] == '0') return false;
+  const index_t Cg = s.C / s.groups, Kg = s.K / s.groups;
+  if (Kg < 8) return false;
+  if (pass == ConvPass::backward_weight) return s.dil_w == 1 && (Cg <= 4 || s.S >= 5);
+  const SmallCPlan pl = smallc_plan(s);
+  const index_t tiles = (s.Q + pl.TP - 1) / pl.TP * pl.TP;
+  // The tap offsets into the phase planes are int32.
+  return pl.CRS <= kMaxCRS && pl.xs_floats < (index_t{1} << 31) && 10 * s.Q >= 7 * tiles;
+#else
+  (void)s;
+  (void)pass;
+  return false;
+#endif
+}
+
+index_t smallc_shared_floats(const Conv2dShape& s, ConvPass pass) {
+  if (pass != ConvPass::forward) return 0;
+  const SmallCPlan pl = smallc_plan(s);
+  return s.groups * pl.Kv * pl.CRS;
+}
+
+index_t smallc_slice_floats(const Conv2dShape& s, ConvPass pass) {
+  const SmallCPlan pl = smallc_plan(s);
+  if (pass != ConvPass::backward_weight) return pl.xs_floats + 16;  // + alignment slack
+  return pl.xp_floats + pl.rows_block * s.Q * pl.Kv + pl.CRS * pl.Kv + 48;  // + alignment slack
+}
+
+void smallc_pack_weights(const Conv2dShape& s, const float* w, float* wp) {
+#if defined(__x86_64__) || defined(_M_X64)
+  smallc_pack_weights_avx512(s, smallc_plan(s), w, wp);
+#else
+  (void)s, (void)w, (void)wp;
+  std::abort();  // smallc_applies is false here
+#endif
+}
+
+void smallc_pack_weights_flipped(const Conv2dShape& s, const float* w, float* wp) {
+  // The transposed convolution has C/groups output channels (padded to Kv) and taps (k, r, t).
+  const index_t Cg = s.C / s.groups, Kg = s.K / s.groups, RS = s.R * s.S, Kv = (Cg + 15) / 16 * 16;
+  const index_t taps = Kg * RS;
+  for (index_t g = 0; g < s.groups; ++g) {
+    float* dst = wp + g * taps * Kv;  // [tap][Kv]
+    for (index_t k = 0; k < Kg; ++k)
+      for (index_t r = 0; r < s.R; ++r)
+        for (index_t t = 0; t < s.S; ++t) {
+          float* d = dst + ((k * s.R + r) * s.S + t) * Kv;
+          const float* src = w + (g * Kg + k) * Cg * RS + (s.R - 1 - r) * s.S + (s.S - 1 - t);
+          for (index_t c = 0; c < Kv; ++c) d[c] = c < Cg ? src[c * RS] : 0.0f;
+        }
+  }
+}
+
+void smallc_forward_image(const Conv2dShape& s, const float* x, const float* wp, const float* bias, float* y,
+                          float* slice, bool parallel) {
+#if defined(__x86_64__) || defined(_M_X64)
+  smallc_forward_image_avx512(s, smallc_plan(s), x, wp, bias, y, slice, parallel);
+#else
+  (void)s, (void)x, (void)wp, (void)bias, (void)y, (void)slice, (void)parallel;
+  std::abort();
+#endif
+}
+
+void smallc_backward_weight(const Conv2dShape& s, const float* grad_out, const float* x, index_t images,
+                            float* grad_w, bool overwrite, float* slice, bool parallel) {
+#if defined(__x86_64__) || defined(_M_X64)
+  smallc_backward_weight_avx512(s, smallc_plan(s), grad_out, x, images, grad_w, overwrite, slice, parallel);
+#else
+  (void)s, (void)grad_out, (void)x, (void)images, (void)grad_w, (void)overwrite, (void)slice, (void)parallel;
+  std::abort();
+#endif
+}
+
+}  // namespace fastlayers::cpu

@@ -1,0 +1,67 @@
+// Direct AVX-512 convolution, forward and backward-weight. Written for layers with few input
+// channels per group (hence "smallc": the first layers of a CNN, LeNet's 1 -> 32 5x5, AlexNet's
+// 3 -> 64 11x11 stride 4); measured faster than im2col / implicit GEMM on many other shapes too,
+// so smallc_applies (conv_smallc.cpp, with the figures) takes those as well. Internal to
+// csrc/cpu/conv.cpp, which picks this path and owns the workspace.
+//
+// Why: with C*R*S small the GEMM of im2col + sgemm has a short inner dimension, and the im2col
+// (a strided gather for stride > 1) and the packing cost as much as a third of the GEMM. Both
+// passes here vectorise over output channels (16 per zmm) and broadcast x, so that x is read in
+// place, never packed:
+// - forward: each image is split into stride phases ("space to depth", zero padding included),
+//     xs[c][ph][pw][hq][wq] = x[c][hq*sh + ph - pad_h][wq*sw + pw - pad_w]   (0 outside the image),
+//   so tap (c, r, t) of output pixel (p, q) is xs[off(c, r, t) + p*Wq + q] with
+//   off = plane(c, (r*dh) % sh, (t*dw) % sw) + ((r*dh) / sh) * Wq + (t*dw) / sw: consecutive output
+//   pixels of a row read consecutive floats for every tap. A tile is 14 (or 8) pixels x 32
+//   channels.
+// - backward-weight: grad_w^T (taps x channels) in tiles of up to 14 taps of one kernel row x 32
+//   channels, summed over the pixels: per pixel, grad_out^T (staged transposed) gives the channel
+//   vectors and the taps' x values sit at offsets 0..13 of a (zero-padded) image row.
+#pragma once
+#include "common/conv_shape.h"
+#include "common/types.h"
+
+namespace fastlayers::cpu {
+
+struct SmallCPlan {
+  index_t Hq, Wq;     // forward: rows / columns of one phase plane
+  index_t xs_floats;  // the phase planes of one (image, group), plus a zeroed tail for overreads
+  index_t TP;         // forward: output pixels per tile, 14 (28 accumulators) or 8 (16)
+  index_t CRS;
+  // Backward-weight: the zero-padded image (Hp x Wp per channel; xp_floats = 0 without padding,
+  // x itself is read then), grad_out^T staged rows_block output rows at a time, channels padded
+  // to Kv (a multiple of 16).
+  index_t Hp, Wp, xp_floats, rows_block, Kv;
+};
+
+SmallCPlan smallc_plan(const Conv2dShape& s);
+
+// Whether the direct path runs this pass (forward or backward_weight) on this machine and shape.
+bool smallc_applies(const Conv2dShape& s, ConvPass pass);
+
+// Workspace: `shared` floats once per call (forward: the filters of every group as w^T, channels
+// padded to Kv), then `slice` floats per thread.
+index_t smallc_shared_floats(const Conv2dShape& s, ConvPass pass);
+index_t smallc_slice_floats(const Conv2dShape& s, ConvPass pass);
+
+// Forward, filters of all groups into wp (smallc_shared_floats).
+void smallc_pack_weights(const Conv2dShape& s, const float* w, float* wp);
+
+// For backward-data as a forward convolution (conv.cpp's transposed_shape): the filters of the
+// convolution `s` transposed (C <-> K within each group) and flipped (r -> R-1-r, t -> S-1-t),
+// packed as smallc_pack_weights packs the transposed convolution's filters.
+void smallc_pack_weights_flipped(const Conv2dShape& s, const float* w, float* wp);
+
+// y of one (image, group) = conv(x of that image and group) + bias (bias may be null). wp: the
+// group's packed filters. `parallel`: split the work over an OpenMP team (called outside any
+// parallel region).
+void smallc_forward_image(const Conv2dShape& s, const float* x, const float* wp, const float* bias, float* y,
+                          float* slice, bool parallel);
+
+// grad_w of one group (K/groups x C/groups*R*S) = (overwrite ? 0 : grad_w) + the contribution of
+// `images` consecutive images, from their grad_out (the group's K/groups x P*Q rows of each) and x
+// (the group's C/groups planes of each). Unit column dilation only (smallc_applies).
+void smallc_backward_weight(const Conv2dShape& s, const float* grad_out, const float* x, index_t images,
+                            float* grad_w, bool overwrite, float* slice, bool parallel);
+
+}  // namespace fastlayers::cpu
