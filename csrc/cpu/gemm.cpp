@@ -57,7 +57,7 @@ void kernel_generic_4x16(index_t kc, const float* a, const float* b, float* c, i
 }  // namespace
 
 KernelInfo kernel_generic() {
-  return {kernel_generic_4x16, nullptr, nullptr, nullptr, kGenMR, kGenNR, 256, 128, 2048, small_m::gemm};
+  return {kernel_generic_4x16, nullptr, nullptr, nullptr, kGenMR, kGenNR, 256, 128, 2048, small_m::gemm, nullptr};
 }
 
 namespace {
@@ -274,6 +274,33 @@ void sgemm_impl(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, flo
       const index_t j0 = std::min(N, t * per), j1 = std::min(N, j0 + per);
       if (j0 < j1)
         ki.small(trans_b, M, j1 - j0, K, alpha, A, lda, trans_b ? B + j0 * ldb : B + j0, ldb, beta, C + j0, ldc);
+    }
+    return;
+  }
+
+  // A few columns (the dense 200 -> 10 layer): dot products of rows of A with rows of op(B)^T,
+  // no packing of A and no 32-wide B panel padded with zeros. op(B) = B (K x N) is transposed
+  // into scratch first: N x K, small next to the M x N x K product.
+  if (N <= kSmallN && !trans_a && pb == nullptr && ki.small_n != nullptr) {
+    const float* Bt = B;
+    index_t ldbt = ldb;
+    if (!trans_b) {
+      float* w = workspace_b(static_cast<std::size_t>(N * K));
+      for (index_t k = 0; k < K; ++k)
+        for (index_t j = 0; j < N; ++j) w[j * K + k] = B[k * ldb + j];
+      Bt = w;
+      ldbt = K;
+    }
+    if (nt == 1 || M < 32) {
+      ki.small_n(M, N, K, alpha, A, lda, Bt, ldbt, beta, C, ldc);
+      return;
+    }
+#pragma omp parallel num_threads(nt)
+    {
+      const index_t t = omp_get_thread_num(), T = omp_get_num_threads();
+      const index_t per = round_up(ceil_div(M, T), 16);
+      const index_t i0 = std::min(M, t * per), i1 = std::min(M, i0 + per);
+      if (i0 < i1) ki.small_n(i1 - i0, N, K, alpha, A + i0 * lda, lda, Bt, ldbt, beta, C + i0 * ldc, ldc);
     }
     return;
   }

@@ -33,6 +33,13 @@ using PackAnPanel = void (*)(index_t kc, const float* A, index_t lda, float alph
 using SmallGemm = void (*)(bool trans_b, index_t M, index_t N, index_t K, float alpha, const float* A,
                            index_t lda, const float* B, index_t ldb, float beta, float* C, index_t ldc);
 
+// C = alpha * A * B^T + beta * C for a few columns (N <= kSmallN), A (M x K) and B (N x K) both
+// row-major, so every C element is a dot product of two contiguous rows: no packing, and no
+// 32-wide B panel padded with 22 zero columns for N = 10 (the dense 200 -> 10 layer).
+using DotGemm = void (*)(index_t M, index_t N, index_t K, float alpha, const float* A, index_t lda,
+                         const float* B, index_t ldb, float beta, float* C, index_t ldc);
+constexpr index_t kSmallN = 15;
+
 struct KernelInfo {
   MicroKernel kernel;
   EdgeKernel edge;      // nullptr: scratch-tile fallback
@@ -41,6 +48,7 @@ struct KernelInfo {
   int mr, nr;           // register tile
   index_t kc, mc, nc;   // cache blocks: kc x nr B panel ~L1, mc x kc A block ~L2, kc x nc B block ~L3
   SmallGemm small;      // the few-rows path, compiled for this ISA
+  DotGemm small_n;      // the few-columns path; nullptr: packed path
 };
 
 KernelInfo kernel_generic();
