@@ -57,7 +57,7 @@ void kernel_generic_4x16(index_t kc, const float* a, const float* b, float* c, i
 }  // namespace
 
 KernelInfo kernel_generic() {
-  return {kernel_generic_4x16, nullptr, nullptr, nullptr, kGenMR, kGenNR, 256, 128, 2048, small_m::gemm, nullptr};
+  return {kernel_generic_4x16, nullptr, nullptr, nullptr, kGenMR, kGenNR, 256, 128, 2048, small_m::gemm, nullptr, nullptr};
 }
 
 namespace {
@@ -301,6 +301,33 @@ void sgemm_impl(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, flo
       const index_t per = round_up(ceil_div(M, T), 16);
       const index_t i0 = std::min(M, t * per), i1 = std::min(M, i0 + per);
       if (i0 < i1) ki.small_n(i1 - i0, N, K, alpha, A + i0 * lda, lda, Bt, ldbt, beta, C + i0 * ldc, ldc);
+    }
+    return;
+  }
+
+  // One row tile (the 200 -> 10 layer's weight gradient, 10 x 200 from (100 x 10)^T x 100 x 200):
+  // B in place, op(A) as stored when transposed, else packed (M x K, small next to B).
+  // (Packed op(A) must fit the usual A block, the workspace bound in gemm.h.)
+  if (M <= ki.mr && !trans_b && pb == nullptr && ki.few_rows != nullptr &&
+      (trans_a || K * ki.mr <= ki.mc * ki.kc)) {
+    const float* At = A;
+    index_t ldat = lda;
+    if (!trans_a) {
+      float* w = workspace_a(static_cast<std::size_t>(K * ki.mr));
+      pack_a_panel(false, A, lda, 0, M, 0, K, 1.0f, ki.mr, ki.pack_an, w);
+      At = w;
+      ldat = ki.mr;
+    }
+    if (nt == 1 || N < 2 * ki.nr) {
+      ki.few_rows(M, N, K, alpha, At, ldat, B, ldb, beta, C, ldc);
+      return;
+    }
+#pragma omp parallel num_threads(nt)
+    {
+      const index_t t = omp_get_thread_num(), T = omp_get_num_threads();
+      const index_t per = round_up(ceil_div(N, T), ki.nr);
+      const index_t j0 = std::min(N, t * per), j1 = std::min(N, j0 + per);
+      if (j0 < j1) ki.few_rows(M, j1 - j0, K, alpha, At, ldat, B + j0, ldb, beta, C + j0, ldc);
     }
     return;
   }

@@ -38,7 +38,13 @@ using SmallGemm = void (*)(bool trans_b, index_t M, index_t N, index_t K, float 
 // 32-wide B panel padded with 22 zero columns for N = 10 (the dense 200 -> 10 layer).
 using DotGemm = void (*)(index_t M, index_t N, index_t K, float alpha, const float* A, index_t lda,
                          const float* B, index_t ldb, float beta, float* C, index_t ldc);
-constexpr index_t kSmallN = 15;
+constexpr index_t kSmallN = 16;
+
+// C = alpha * op(A) * B + beta * C for M <= MR rows, B (K x N) row-major and used in place: with
+// one row tile every B element is used once, so packing B would only copy it. op(A) is given
+// k-major, At[k * lda + i] = op(A)[i, k] (the trans_a layout as stored, or a packed panel).
+using FewRows = void (*)(index_t M, index_t N, index_t K, float alpha, const float* At, index_t lda,
+                         const float* B, index_t ldb, float beta, float* C, index_t ldc);
 
 struct KernelInfo {
   MicroKernel kernel;
@@ -49,6 +55,7 @@ struct KernelInfo {
   index_t kc, mc, nc;   // cache blocks: kc x nr B panel ~L1, mc x kc A block ~L2, kc x nc B block ~L3
   SmallGemm small;      // the few-rows path, compiled for this ISA
   DotGemm small_n;      // the few-columns path; nullptr: packed path
+  FewRows few_rows;     // the one-row-tile path; nullptr: packed path
 };
 
 KernelInfo kernel_generic();

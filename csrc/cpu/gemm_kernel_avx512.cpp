@@ -303,8 +303,94 @@ void dot_gemm(index_t M, index_t N, index_t K, float alpha, const float* A, inde
   }
 }
 
+// ---- one row tile: C = alpha * op(A) * B + beta * C, B used in place --------------------------
+
+// M rows x NV vectors of columns (the last one masked to `last`), B rows read straight from the
+// matrix (stride ldb), op(A) k-major with stride lda.
+template <int M, int NV>
+void few_rows_tile(index_t kc, const float* a, index_t lda, const float* b, index_t ldb, float alpha,
+                   float beta, float* c, index_t ldc, __mmask16 last) {
+  __m512 acc[M][NV];
+#pragma GCC unroll 14
+  for (int i = 0; i < M; ++i)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
+  for (index_t k = 0; k < kc; ++k) {
+    __m512 bv[NV];
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v)
+      bv[v] = _mm512_maskz_loadu_ps(v == NV - 1 ? last : static_cast<__mmask16>(0xffff), b + 16 * v);
+#pragma GCC unroll 14
+    for (int i = 0; i < M; ++i) {
+      const __m512 ai = _mm512_set1_ps(a[i]);
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
+    }
+    a += lda;
+    b += ldb;
+  }
+  const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+#pragma GCC unroll 14
+  for (int i = 0; i < M; ++i) {
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) {
+      float* ci = c + i * ldc + 16 * v;
+      const __mmask16 mk = v == NV - 1 ? last : static_cast<__mmask16>(0xffff);
+      __m512 r = _mm512_mul_ps(va, acc[i][v]);
+      if (beta != 0.0f) r = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(mk, ci), r);
+      _mm512_mask_storeu_ps(ci, mk, r);
+    }
+  }
+}
+
+// Column tiles of 32 over K blocks of kFewKc (op(A)'s block stays in L1; later blocks add to C).
+template <int M>
+void few_rows_m(index_t N, index_t K, float alpha, const float* A, index_t lda, const float* B,
+                index_t ldb, float beta, float* C, index_t ldc) {
+  constexpr index_t kFewKc = 512;
+  for (index_t p = 0; p < K; p += kFewKc) {
+    const index_t kc = std::min(kFewKc, K - p);
+    const float bt = p == 0 ? beta : 1.0f;
+    const float* a = A + p * lda;
+    const float* b = B + p * ldb;
+    for (index_t j = 0; j < N; j += NR) {
+      const index_t n = std::min<index_t>(NR, N - j);
+      const index_t tail = n > 16 ? n - 16 : n;
+      const __mmask16 last = static_cast<__mmask16>((1u << tail) - 1u);
+      if (n > 16)
+        few_rows_tile<M, 2>(kc, a, lda, b + j, ldb, alpha, bt, C + j, ldc, last);
+      else
+        few_rows_tile<M, 1>(kc, a, lda, b + j, ldb, alpha, bt, C + j, ldc, last);
+    }
+  }
+}
+
+void few_rows(index_t M, index_t N, index_t K, float alpha, const float* A, index_t lda,
+              const float* B, index_t ldb, float beta, float* C, index_t ldc) {
+  switch (M) {
+#define FASTLAYERS_FEW_CASE(m) \
+  case m: return few_rows_m<m>(N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    FASTLAYERS_FEW_CASE(1)
+    FASTLAYERS_FEW_CASE(2)
+    FASTLAYERS_FEW_CASE(3)
+    FASTLAYERS_FEW_CASE(4)
+    FASTLAYERS_FEW_CASE(5)
+    FASTLAYERS_FEW_CASE(6)
+    FASTLAYERS_FEW_CASE(7)
+    FASTLAYERS_FEW_CASE(8)
+    FASTLAYERS_FEW_CASE(9)
+    FASTLAYERS_FEW_CASE(10)
+    FASTLAYERS_FEW_CASE(11)
+    FASTLAYERS_FEW_CASE(12)
+    FASTLAYERS_FEW_CASE(13)
+    FASTLAYERS_FEW_CASE(14)
+#undef FASTLAYERS_FEW_CASE
+    default: break;
+  }
+}
+
 }  // namespace
 
-KernelInfo kernel_avx512() { return {kernel_14x32, kernel_edge, pack_bt_32, pack_an_14, MR, NR, 384, 336, 3072, small_m::gemm, dot_gemm}; }
+KernelInfo kernel_avx512() { return {kernel_14x32, kernel_edge, pack_bt_32, pack_an_14, MR, NR, 384, 336, 3072, small_m::gemm, dot_gemm, few_rows}; }
 
 }  // namespace fastlayers::cpu::gemm_detail
