@@ -207,6 +207,20 @@ def test_few_rows_threads(threads, rng, nt):
                      f"{nt} threads {m}x{n}x{k}")
 
 
+# ---- the packed path's cache blocks (AVX-512: kc = 1024, mc = 168, nc = 1024) --------------------
+
+@pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, True)])
+def test_packed_several_blocks_each_way(threads, rng, trans_a, trans_b):
+    # K = 1100: two kc blocks (beta applies to the first only); M = 400: several mc blocks per
+    # thread; N = 2100: three nc blocks, the last one narrow.
+    threads(2)
+    m, n, k = 400, 2100, 1100
+    a, b = operands(rng, m, n, k, trans_a, trans_b)
+    c = rng.standard_normal((m, n)).astype(np.float32)
+    got = fl.gemm(a, b, trans_a=trans_a, trans_b=trans_b, alpha=0.75, beta=-0.5, c=c)
+    assert_close(got, expected(a, b, trans_a, trans_b, 0.75, -0.5, c), reduction_tol(k), "blocks")
+
+
 # ---- the dense 200 -> 10 layer's three products, every transpose pair -------------------------
 
 @pytest.mark.parametrize("trans_a,trans_b", [(False, False), (False, True), (True, False), (True, True)])
