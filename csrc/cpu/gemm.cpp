@@ -203,9 +203,13 @@ void run_team(const Plan& pl, int tid, int nt, bool trans_a, bool trans_b, index
       index_t last_ic = -1;
       for (index_t u = tid * units / nt; u < (tid + 1) * units / nt; ++u) {
         const index_t ic = u / pl.n_jch, jch = u % pl.n_jch;
-        const index_t i0 = ic * pl.mc;
-        if (i0 >= M) continue;
-        const index_t mcur = std::min(pl.mc, M - i0);
+        // Block ic holds micro-panels [ic * P / n_ic, (ic + 1) * P / n_ic): sizes differ by at
+        // most one panel, so the threads' shares do too (whole mc blocks plus a sliver at the
+        // end left one thread idle up to 17 % of the time at 1024^3 on 2 threads).
+        const index_t P = ceil_div(M, MR);
+        const index_t i0 = ic * P / pl.n_ic * MR;
+        const index_t mcur = std::min(M, (ic + 1) * P / pl.n_ic * MR) - i0;
+        if (mcur <= 0) continue;
         const index_t mp = ceil_div(mcur, MR);
         if (ic != last_ic) {
           for (index_t q = 0; q < mp; ++q)
@@ -341,8 +345,8 @@ void sgemm_impl(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, flo
   // Several row blocks anyway: make their count a multiple of the team so each thread takes
   // whole blocks (no A block packed twice, no split jr range).
   if (nt > 1 && n_ic > 1) n_ic = std::min(round_up(n_ic, nt), ceil_div(M, ki.mr));
-  pl.mc = round_up(ceil_div(M, n_ic), ki.mr);
-  pl.n_ic = ceil_div(M, pl.mc);
+  pl.n_ic = n_ic;  // <= ceil(M / MR): no block is empty
+  pl.mc = round_up(ceil_div(M, n_ic), ki.mr);  // the largest block
   // Enough (ic, jr-group) units to keep every thread busy, in equal shares where possible.
   pl.n_jch = 1;
   if (nt > 1) {
