@@ -160,6 +160,10 @@ void scale_c(index_t M, index_t N, float beta, float* C, index_t ldc) {
   }
 }
 
+// B (K x N floats) at most this big is used in place by every row tile (it stays in the 1 MiB
+// L2 of Zen 4; measured 2..14 % faster than packing it up to 100 x 200 x 784).
+constexpr index_t kInPlaceB = 160 * 1024;
+
 // Below this many multiply-adds one thread is faster than waking the team.
 constexpr index_t kParallelFlops = index_t{1} << 18;
 
@@ -309,29 +313,46 @@ void sgemm_impl(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, flo
     return;
   }
 
-  // One row tile (the 200 -> 10 layer's weight gradient, 10 x 200 from (100 x 10)^T x 100 x 200):
-  // B in place, op(A) as stored when transposed, else packed (M x K, small next to B).
-  // (Packed op(A) must fit the usual A block, the workspace bound in gemm.h.)
-  if (M <= ki.mr && !trans_b && pb == nullptr && ki.few_rows != nullptr &&
-      (trans_a || K * ki.mr <= ki.mc * ki.kc)) {
-    const float* At = A;
-    index_t ldat = lda;
-    if (!trans_a) {
-      float* w = workspace_a(static_cast<std::size_t>(K * ki.mr));
-      pack_a_panel(false, A, lda, 0, M, 0, K, 1.0f, ki.mr, ki.pack_an, w);
-      At = w;
-      ldat = ki.mr;
+  // B in place (op(B) = B): either one row tile (M <= MR: every B element is used once, packing
+  // B would only copy it; the 200 -> 10 layer's weight gradient, 10 x 200 from (100 x 10)^T x
+  // 100 x 200) or B small enough to stay in L2 across the row tiles (the same layer's 100 x 10 x
+  // 200 input gradient): no B panels, no NC/KC blocking, only each row tile of op(A) packed (with
+  // alpha) on the thread that uses it. op(A) is used as stored for one transposed row tile.
+  // Packed op(A) must fit the usual A block (the workspace bound in gemm.h).
+  const bool one_tile = M <= ki.mr;
+  if (!trans_b && pb == nullptr && ki.few_rows != nullptr && (one_tile || K * N <= kInPlaceB) &&
+      ((one_tile && trans_a) || K * ki.mr <= ki.mc * ki.kc)) {
+    if (one_tile && trans_a) {
+      if (nt == 1 || N < 2 * ki.nr) {
+        ki.few_rows(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+      }
+#pragma omp parallel num_threads(nt)
+      {
+        const index_t t = omp_get_thread_num(), T = omp_get_num_threads();
+        const index_t per = round_up(ceil_div(N, T), ki.nr);
+        const index_t j0 = std::min(N, t * per), j1 = std::min(N, j0 + per);
+        if (j0 < j1) ki.few_rows(M, j1 - j0, K, alpha, A, lda, B + j0, ldb, beta, C + j0, ldc);
+      }
+      return;
     }
-    if (nt == 1 || N < 2 * ki.nr) {
-      ki.few_rows(M, N, K, alpha, At, ldat, B, ldb, beta, C, ldc);
+    const index_t tiles = ceil_div(M, ki.mr);
+    auto run_tiles = [&](index_t q0, index_t q1) {
+      float* w = workspace_a(static_cast<std::size_t>(K * ki.mr));
+      for (index_t q = q0; q < q1; ++q) {
+        const index_t i0 = q * ki.mr, m = std::min<index_t>(ki.mr, M - i0);
+        pack_a_panel(trans_a, A, lda, i0, m, 0, K, alpha, ki.mr, ki.pack_an, w);
+        ki.few_rows(m, N, K, 1.0f, w, ki.mr, B, ldb, beta, C + i0 * ldc, ldc);
+      }
+    };
+    if (nt == 1 || tiles < 2) {
+      run_tiles(0, tiles);
       return;
     }
 #pragma omp parallel num_threads(nt)
     {
       const index_t t = omp_get_thread_num(), T = omp_get_num_threads();
-      const index_t per = round_up(ceil_div(N, T), ki.nr);
-      const index_t j0 = std::min(N, t * per), j1 = std::min(N, j0 + per);
-      if (j0 < j1) ki.few_rows(M, j1 - j0, K, alpha, At, ldat, B + j0, ldb, beta, C + j0, ldc);
+      run_tiles(t * tiles / T, (t + 1) * tiles / T);
     }
     return;
   }

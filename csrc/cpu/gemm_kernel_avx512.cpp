@@ -336,7 +336,7 @@ void few_rows_tile(index_t kc, const float* a, index_t lda, const float* b, inde
     for (int v = 0; v < NV; ++v) {
       float* ci = c + i * ldc + 16 * v;
       const __mmask16 mk = v == NV - 1 ? last : static_cast<__mmask16>(0xffff);
-      __m512 r = _mm512_mul_ps(va, acc[i][v]);
+      __m512 r = alpha == 1.0f ? acc[i][v] : _mm512_mul_ps(va, acc[i][v]);
       if (beta != 0.0f) r = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(mk, ci), r);
       _mm512_mask_storeu_ps(ci, mk, r);
     }

@@ -2,8 +2,8 @@
 
 - few columns (N <= 16, A not transposed): dot products over rows of A and B (op(B) = B is
   transposed into scratch first), tiles of R x J with the K tail masked;
-- one row tile (M <= MR, B not transposed): B used in place, op(A) as stored or packed once, K in
-  blocks of 512.
+- B in place (B not transposed, and M <= MR or K x N <= 160 Ki floats): no B panels, each row
+  tile of op(A) packed (or used as stored: one transposed tile), K in blocks of 512.
 
 Both run on every ISA the CPU has (the ISAs without them take the packed path: same answers).
 Calls go through the raw kernel where the test needs a C that the op would not hand over (NaN in
@@ -150,7 +150,7 @@ def test_few_columns_threads(threads, rng, nt):
                      f"{nt} threads {m}x{n}x{k}")
 
 
-# ---- one row tile ---------------------------------------------------------------------------
+# ---- B in place -----------------------------------------------------------------------------
 
 # Column counts around the 32-wide tiles and their 16-lane halves; K around the 512 blocks.
 FEW_ROWS_N = [1, 15, 16, 17, 31, 32, 33, 200]
@@ -159,7 +159,8 @@ FEW_ROWS_N = [1, 15, 16, 17, 31, 32, 33, 200]
 @pytest.mark.parametrize("trans_a", [True, False])
 @pytest.mark.parametrize("k", [0, 1, 9, 511, 512, 1030])
 def test_few_rows_every_m(isa, rng, k, trans_a):
-    for m in range(1, 16):
+    # M <= 14: one row tile; 15..30: two or three (B in place for these K x N), the last partial.
+    for m in list(range(1, 16)) + [27, 28, 29]:
         for n in FEW_ROWS_N:
             a, b = operands(rng, m, n, k, trans_a, False)
             got = fl.gemm(a, b, trans_a=trans_a)
@@ -170,16 +171,17 @@ def test_few_rows_every_m(isa, rng, k, trans_a):
 @pytest.mark.parametrize("alpha,beta", [(1.0, 0.0), (1.0, 1.0), (0.5, -1.5), (0.0, 2.0)])
 @pytest.mark.parametrize("trans_a", [True, False])
 def test_few_rows_alpha_beta(isa, rng, alpha, beta, trans_a):
-    m, n, k = 10, 200, 600  # two K blocks: beta applies once
-    a, b = operands(rng, m, n, k, trans_a, False)
-    c = rng.standard_normal((m, n)).astype(np.float32)
-    got = fl.gemm(a, b, trans_a=trans_a, alpha=alpha, beta=beta, c=c)
-    assert_close(got, expected(a, b, trans_a, False, alpha, beta, c), reduction_tol(k), "alpha/beta")
+    for m, n, k in [(10, 200, 600), (40, 200, 600)]:  # two K blocks: beta applies once
+        a, b = operands(rng, m, n, k, trans_a, False)
+        c = rng.standard_normal((m, n)).astype(np.float32)
+        got = fl.gemm(a, b, trans_a=trans_a, alpha=alpha, beta=beta, c=c)
+        assert_close(got, expected(a, b, trans_a, False, alpha, beta, c), reduction_tol(k), f"{m}x{n}x{k}")
 
 
+@pytest.mark.parametrize("m", [10, 31])
 @pytest.mark.parametrize("trans_a", [True, False])
-def test_few_rows_beta_zero_ignores_nan_in_c_and_leading_dimensions(isa, rng, trans_a):
-    m, n, k, pad = 10, 45, 100, 3
+def test_few_rows_beta_zero_ignores_nan_in_c_and_leading_dimensions(isa, rng, trans_a, m):
+    n, k, pad = 45, 100, 3
     big_a = rng.standard_normal((k, m + pad) if trans_a else (m, k + pad)).astype(np.float32)
     big_b = rng.standard_normal((k, n + pad)).astype(np.float32)
     big_c = np.full((m, n + pad), np.nan, np.float32)
@@ -201,7 +203,8 @@ def test_few_rows_nan_in_operands_propagates(isa, rng):
 @pytest.mark.parametrize("nt", [1, 2, 3])
 def test_few_rows_threads(threads, rng, nt):
     threads(nt)
-    for m, n, k, ta in [(10, 300, 200, True), (14, 1000, 90, False), (3, 700, 300, True)]:
+    for m, n, k, ta in [(10, 300, 200, True), (14, 1000, 90, False), (3, 700, 300, True),
+                        (100, 200, 30, False), (101, 130, 600, True), (15, 800, 20, False)]:
         a, b = operands(rng, m, n, k, ta, False)
         assert_close(fl.gemm(a, b, trans_a=ta), expected(a, b, ta, False), reduction_tol(k),
                      f"{nt} threads {m}x{n}x{k}")
