@@ -204,7 +204,8 @@ def test_few_rows_nan_in_operands_propagates(isa, rng):
 def test_few_rows_threads(threads, rng, nt):
     threads(nt)
     for m, n, k, ta in [(10, 300, 200, True), (14, 1000, 90, False), (3, 700, 300, True),
-                        (100, 200, 30, False), (101, 130, 600, True), (15, 800, 20, False)]:
+                        (100, 200, 30, False), (101, 130, 600, True), (300, 200, 100, True),
+                        (15, 800, 30, False)]:  # column splits, then row splits
         a, b = operands(rng, m, n, k, ta, False)
         assert_close(fl.gemm(a, b, trans_a=ta), expected(a, b, ta, False), reduction_tol(k),
                      f"{nt} threads {m}x{n}x{k}")
