@@ -2,12 +2,16 @@
 //   for jc (NC columns of C)            B block kc x nc packed once, shared by the team  (~L3)
 //     for pc (KC of the inner dimension)
 //       for ic (MC rows of C)           A block mc x kc packed per thread                (~L2)
-//         for jr (NR columns)           B micro-panel kc x NR stays in L1
+//         for jr (NR columns)           B micro-panel kc x NR reused from L1 / L2
 //           for ir (MR rows)            A micro-panels stream from L2
 //             micro-kernel: MR x NR tile of C held in registers for the whole kc loop
 // Packing absorbs trans_a / trans_b, alpha (folded into A) and the zero padding of edge panels,
 // so the micro-kernels only ever see full, aligned, unit-stride panels. beta is applied by the
 // first kc block only; later blocks accumulate (beta = 1).
+//
+// Shapes the blocking does not suit take a path without B panels first (sgemm_impl, in order):
+// a few rows (M <= 4, gemm_small.h), a few columns (N <= 16: dot products of rows), and B in
+// place (M <= MR, or B small enough to stay in L2: only op(A) is packed, a row tile at a time).
 //
 // Threads: one OpenMP team per call; the team packs each B block cooperatively, then splits the
 // (ic block, group of jr panels) units statically. Called from inside another parallel region
@@ -288,8 +292,10 @@ void sgemm_impl(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, flo
 
   // A few columns (the dense 200 -> 10 layer): dot products of rows of A with rows of op(B)^T,
   // no packing of A and no 32-wide B panel padded with zeros. op(B) = B (K x N) is transposed
-  // into scratch first: N x K, small next to the M x N x K product.
-  if (N <= kSmallN && !trans_a && pb == nullptr && ki.small_n != nullptr) {
+  // into scratch first: N x K, small next to the M x N x K product (and within the usual B
+  // block: the workspace bound in gemm.h).
+  if (N <= kSmallN && !trans_a && pb == nullptr && ki.small_n != nullptr &&
+      (trans_b || N * K <= ki.kc * ki.nc)) {
     const float* Bt = B;
     index_t ldbt = ldb;
     if (!trans_b) {
@@ -306,8 +312,7 @@ void sgemm_impl(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, flo
 #pragma omp parallel num_threads(nt)
     {
       const index_t t = omp_get_thread_num(), T = omp_get_num_threads();
-      const index_t per = round_up(ceil_div(M, T), 16);
-      const index_t i0 = std::min(M, t * per), i1 = std::min(M, i0 + per);
+      const index_t i0 = t * M / T, i1 = (t + 1) * M / T;
       if (i0 < i1) ki.small_n(i1 - i0, N, K, alpha, A + i0 * lda, lda, Bt, ldbt, beta, C + i0 * ldc, ldc);
     }
     return;

@@ -52,7 +52,7 @@ struct KernelInfo {
   PackBtPanel pack_bt;  // nullptr: use the portable packer
   PackAnPanel pack_an;  // nullptr: use the portable packer
   int mr, nr;           // register tile
-  index_t kc, mc, nc;   // cache blocks: kc x nr B panel ~L1, mc x kc A block ~L2, kc x nc B block ~L3
+  index_t kc, mc, nc;   // cache blocks: kc x nr B panel ~L1/L2, mc x kc A block ~L2, kc x nc B block ~L3
   SmallGemm small;      // the few-rows path, compiled for this ISA
   DotGemm small_n;      // the few-columns path; nullptr: packed path
   FewRows few_rows;     // the one-row-tile path; nullptr: packed path
