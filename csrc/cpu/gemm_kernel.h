@@ -40,9 +40,10 @@ using DotGemm = void (*)(index_t M, index_t N, index_t K, float alpha, const flo
                          const float* B, index_t ldb, float beta, float* C, index_t ldc);
 constexpr index_t kSmallN = 16;
 
-// C = alpha * op(A) * B + beta * C for M <= MR rows, B (K x N) row-major and used in place: with
-// one row tile every B element is used once, so packing B would only copy it. op(A) is given
-// k-major, At[k * lda + i] = op(A)[i, k] (the trans_a layout as stored, or a packed panel).
+// C = alpha * op(A) * B + beta * C for one row tile (M <= MR), B (K x N) row-major and used in
+// place (gemm.cpp calls it when M <= MR, where packing B would only copy it, and row tile by
+// row tile when B stays in L2). op(A) is given k-major, At[k * lda + i] = op(A)[i, k]: the
+// trans_a layout as stored, or a packed A panel.
 using FewRows = void (*)(index_t M, index_t N, index_t K, float alpha, const float* At, index_t lda,
                          const float* B, index_t ldb, float beta, float* C, index_t ldc);
 
@@ -55,7 +56,7 @@ struct KernelInfo {
   index_t kc, mc, nc;   // cache blocks: kc x nr B panel ~L1/L2, mc x kc A block ~L2, kc x nc B block ~L3
   SmallGemm small;      // the few-rows path, compiled for this ISA
   DotGemm small_n;      // the few-columns path; nullptr: packed path
-  FewRows few_rows;     // the one-row-tile path; nullptr: packed path
+  FewRows few_rows;     // the B-in-place path; nullptr: packed path
 };
 
 KernelInfo kernel_generic();
