@@ -24,7 +24,9 @@ SHAPES = [  # (M, K, N, trans_a, trans_b, label)
     (200, 100, 784, True, False, "(100x200)^T * 100x784  dense dW"),
     (100, 200, 784, False, False, "100x200 * 200x784      dense dX"),
     (100, 1024, 200, False, True, "100x1024 * (200x1024)^T"),
-    (100, 200, 10, False, True, "100x200 * (10x200)^T"),
+    (100, 200, 10, False, True, "100x200 * (10x200)^T   dense 200->10 fwd"),
+    (100, 10, 200, False, False, "100x10 * 10x200        200->10 dX"),
+    (10, 100, 200, True, False, "(100x10)^T * 100x200   200->10 dW"),
 ]
 
 

@@ -2,12 +2,16 @@
 //   for jc (NC columns of C)            B block kc x nc packed once, shared by the team  (~L3)
 //     for pc (KC of the inner dimension)
 //       for ic (MC rows of C)           A block mc x kc packed per thread                (~L2)
-//         for jr (NR columns)           B micro-panel kc x NR stays in L1
+//         for jr (NR columns)           B micro-panel kc x NR reused from L1 / L2
 //           for ir (MR rows)            A micro-panels stream from L2
 //             micro-kernel: MR x NR tile of C held in registers for the whole kc loop
 // Packing absorbs trans_a / trans_b, alpha (folded into A) and the zero padding of edge panels,
 // so the micro-kernels only ever see full, aligned, unit-stride panels. beta is applied by the
 // first kc block only; later blocks accumulate (beta = 1).
+//
+// Shapes the blocking does not suit take a path without B panels first (sgemm_impl, in order):
+// a few rows (M <= 4, gemm_small.h), a few columns (N <= 16: dot products of rows), and B in
+// place (M <= MR, or B small enough to stay in L2: only op(A) is packed, a row tile at a time).
 //
 // Threads: one OpenMP team per call; the team packs each B block cooperatively, then splits the
 // (ic block, group of jr panels) units statically. Called from inside another parallel region
@@ -57,7 +61,7 @@ void kernel_generic_4x16(index_t kc, const float* a, const float* b, float* c, i
 }  // namespace
 
 KernelInfo kernel_generic() {
-  return {kernel_generic_4x16, nullptr, nullptr, nullptr, kGenMR, kGenNR, 256, 128, 2048, small_m::gemm};
+  return {kernel_generic_4x16, nullptr, nullptr, nullptr, kGenMR, kGenNR, 256, 128, 2048, small_m::gemm, nullptr, nullptr};
 }
 
 namespace {
@@ -149,6 +153,22 @@ void pack_b_panel(bool trans_b, const float* B, index_t ldb, index_t j0, index_t
   }
 }
 
+// Panels [p0, p1) of the B block (rows [pc, pc+kc), columns [jc, jc+ncur)), op(B) = B: row by
+// row, so each row of B is read as one contiguous run. Panel by panel, a 32-column strip down
+// kc rows touches a page per row and defeats the prefetchers (8 x 4096 x 4096: 22 % slower).
+void pack_b_rows(const float* B, index_t ldb, index_t pc, index_t kc, index_t jc, index_t ncur,
+                 index_t p0, index_t p1, int NR, float* Bp) {
+  for (index_t k = 0; k < kc; ++k) {
+    const float* src = B + (pc + k) * ldb + jc;
+    for (index_t p = p0; p < p1; ++p) {
+      const index_t n = std::min<index_t>(NR, ncur - p * NR);
+      float* dst = Bp + (p * kc + k) * NR;
+      std::memcpy(dst, src + p * NR, sizeof(float) * n);
+      for (index_t j = n; j < NR; ++j) dst[j] = 0.0f;
+    }
+  }
+}
+
 void scale_c(index_t M, index_t N, float beta, float* C, index_t ldc) {
   for (index_t i = 0; i < M; ++i) {
     float* c = C + i * ldc;
@@ -159,6 +179,10 @@ void scale_c(index_t M, index_t N, float beta, float* C, index_t ldc) {
     }
   }
 }
+
+// B (K x N floats) at most this big is used in place by every row tile (it stays in the 1 MiB
+// L2 of Zen 4; measured 2..14 % faster than packing it up to 100 x 200 x 784).
+constexpr index_t kInPlaceB = 160 * 1024;
 
 // Below this many multiply-adds one thread is faster than waking the team.
 constexpr index_t kParallelFlops = index_t{1} << 18;
@@ -188,13 +212,19 @@ void run_team(const Plan& pl, int tid, int nt, bool trans_a, bool trans_b, index
       const index_t kcur = std::min(pl.kc, K - pc);
       const float b_beta = pc == 0 ? beta : 1.0f;
       // The team packs the B block together, split by panels.
-      for (index_t p = tid * np / nt; p < (tid + 1) * np / nt; ++p) {
-        const index_t j0 = p * NR;
-        if constexpr (kPacked)
-          pb->pack(pb->ctx, pc, kcur, jc + j0, std::min<index_t>(NR, ncur - j0), NR, Bp + p * NR * kcur);
-        else
-          pack_b_panel(trans_b, B, ldb, jc + j0, std::min<index_t>(NR, ncur - j0), pc, kcur, NR,
-                       ki.pack_bt, Bp + p * NR * kcur);
+      const index_t p0 = tid * np / nt, p1 = (tid + 1) * np / nt;
+      if constexpr (!kPacked) {
+        if (!trans_b) {
+          pack_b_rows(B, ldb, pc, kcur, jc, ncur, p0, p1, NR, Bp);
+        } else {
+          for (index_t p = p0; p < p1; ++p)
+            pack_b_panel(trans_b, B, ldb, jc + p * NR, std::min<index_t>(NR, ncur - p * NR), pc, kcur,
+                         NR, ki.pack_bt, Bp + p * NR * kcur);
+        }
+      } else {
+        for (index_t p = p0; p < p1; ++p)
+          pb->pack(pb->ctx, pc, kcur, jc + p * NR, std::min<index_t>(NR, ncur - p * NR), NR,
+                   Bp + p * NR * kcur);
       }
       if (nt > 1) {
 #pragma omp barrier
@@ -203,9 +233,13 @@ void run_team(const Plan& pl, int tid, int nt, bool trans_a, bool trans_b, index
       index_t last_ic = -1;
       for (index_t u = tid * units / nt; u < (tid + 1) * units / nt; ++u) {
         const index_t ic = u / pl.n_jch, jch = u % pl.n_jch;
-        const index_t i0 = ic * pl.mc;
-        if (i0 >= M) continue;
-        const index_t mcur = std::min(pl.mc, M - i0);
+        // Block ic holds micro-panels [ic * P / n_ic, (ic + 1) * P / n_ic): sizes differ by at
+        // most one panel, so the threads' shares do too (whole mc blocks plus a sliver at the
+        // end left one thread idle up to 17 % of the time at 1024^3 on 2 threads).
+        const index_t P = ceil_div(M, MR);
+        const index_t i0 = ic * P / pl.n_ic * MR;
+        const index_t mcur = std::min(M, (ic + 1) * P / pl.n_ic * MR) - i0;
+        if (mcur <= 0) continue;
         const index_t mp = ceil_div(mcur, MR);
         if (ic != last_ic) {
           for (index_t q = 0; q < mp; ++q)
@@ -278,6 +312,96 @@ void sgemm_impl(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, flo
     return;
   }
 
+  // A few columns (the dense 200 -> 10 layer): dot products of rows of A with rows of op(B)^T,
+  // no packing of A and no 32-wide B panel padded with zeros. op(B) = B (K x N) is transposed
+  // into scratch first: N x K, small next to the M x N x K product (and within the usual B
+  // block: the workspace bound in gemm.h).
+  if (N <= kSmallN && !trans_a && pb == nullptr && ki.small_n != nullptr &&
+      (trans_b || N * K <= ki.kc * ki.nc)) {
+    const float* Bt = B;
+    index_t ldbt = ldb;
+    if (!trans_b) {
+      float* w = workspace_b(static_cast<std::size_t>(N * K));
+      for (index_t k = 0; k < K; ++k)
+        for (index_t j = 0; j < N; ++j) w[j * K + k] = B[k * ldb + j];
+      Bt = w;
+      ldbt = K;
+    }
+    if (nt == 1 || M < 32) {
+      ki.small_n(M, N, K, alpha, A, lda, Bt, ldbt, beta, C, ldc);
+      return;
+    }
+#pragma omp parallel num_threads(nt)
+    {
+      const index_t t = omp_get_thread_num(), T = omp_get_num_threads();
+      const index_t i0 = t * M / T, i1 = (t + 1) * M / T;
+      if (i0 < i1) ki.small_n(i1 - i0, N, K, alpha, A + i0 * lda, lda, Bt, ldbt, beta, C + i0 * ldc, ldc);
+    }
+    return;
+  }
+
+  // B in place (op(B) = B) when it is small enough to stay in L2 (the 200 -> 10 layer's weight
+  // gradient, 10 x 200 from (100 x 10)^T x 100 x 200, and its input gradient, 100 x 10 x 200):
+  // no B panels, no NC/KC blocking, only each row tile of op(A) packed (with alpha) on the thread
+  // that uses it, or used as stored for one transposed row tile. (A larger B, even used once,
+  // is better packed: 32-column strips of it down 512 rows touch a page per row, 14 x 2048 x 2048
+  // ran at 60 % of OpenBLAS.) Packed op(A) must fit the usual A block (the workspace bound in
+  // gemm.h).
+  const bool one_tile = M <= ki.mr;
+  if (!trans_b && pb == nullptr && ki.few_rows != nullptr && K * N <= kInPlaceB &&
+      ((one_tile && trans_a) || K * ki.mr <= ki.mc * ki.kc)) {
+    if (one_tile && trans_a) {
+      if (nt == 1 || N < 2 * ki.nr) {
+        ki.few_rows(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+      }
+#pragma omp parallel num_threads(nt)
+      {
+        const index_t t = omp_get_thread_num(), T = omp_get_num_threads();
+        const index_t per = round_up(ceil_div(N, T), ki.nr);
+        const index_t j0 = std::min(N, t * per), j1 = std::min(N, j0 + per);
+        if (j0 < j1) ki.few_rows(M, j1 - j0, K, alpha, A, lda, B + j0, ldb, beta, C + j0, ldc);
+      }
+      return;
+    }
+    const index_t tiles = ceil_div(M, ki.mr), col_tiles = ceil_div(N, ki.nr);
+    // Row tiles [q0, q1) x column tiles [c0, c1).
+    auto run_tiles = [&](index_t q0, index_t q1, index_t c0, index_t c1) {
+      const index_t j0 = c0 * ki.nr, n = std::min(N, c1 * ki.nr) - j0;
+      if (q0 >= q1 || n <= 0) return;
+      float* w = workspace_a(static_cast<std::size_t>(K * ki.mr));
+      for (index_t q = q0; q < q1; ++q) {
+        const index_t i0 = q * ki.mr, m = std::min<index_t>(ki.mr, M - i0);
+        pack_a_panel(trans_a, A, lda, i0, m, 0, K, alpha, ki.mr, ki.pack_an, w);
+        ki.few_rows(m, n, K, 1.0f, w, ki.mr, B + j0, ldb, beta, C + i0 * ldc + j0, ldc);
+      }
+    };
+    if (nt == 1 || (tiles < 2 && col_tiles < 2)) {
+      run_tiles(0, tiles, 0, col_tiles);
+      return;
+    }
+    // Split the side that shares out more evenly (100 x 784 on 2 threads: rows 56 + 44 in 8
+    // tiles, columns 384 + 400 in 25), rows unless columns are 2 % better: a column split packs
+    // all of op(A) on each thread (300 x 784 x 100: 4 % slower split by columns, 400 + 384,
+    // than by rows, 154 + 146).
+#pragma omp parallel num_threads(nt)
+    {
+      const index_t t = omp_get_thread_num(), T = omp_get_num_threads();
+      auto largest_share = [T](index_t units, index_t unit, index_t total) {
+        index_t most = 0;
+        for (index_t u = 0; u < T; ++u)
+          most = std::max(most, std::min(total, (u + 1) * units / T * unit) - u * units / T * unit);
+        return static_cast<double>(most) / static_cast<double>(total);
+      };
+      const bool by_cols = largest_share(col_tiles, ki.nr, N) < largest_share(tiles, ki.mr, M) - 0.02;
+      if (by_cols)
+        run_tiles(0, tiles, t * col_tiles / T, (t + 1) * col_tiles / T);
+      else
+        run_tiles(t * tiles / T, (t + 1) * tiles / T, 0, col_tiles);
+    }
+    return;
+  }
+
   // Balanced blocks: e.g. K = 400 with KC = 384 becomes two blocks of 200, not 384 + 16.
   pl.kc = ceil_div(K, ceil_div(K, ki.kc));
   pl.nc = round_up(ceil_div(N, ceil_div(N, ki.nc)), ki.nr);
@@ -287,8 +411,8 @@ void sgemm_impl(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, flo
   // Several row blocks anyway: make their count a multiple of the team so each thread takes
   // whole blocks (no A block packed twice, no split jr range).
   if (nt > 1 && n_ic > 1) n_ic = std::min(round_up(n_ic, nt), ceil_div(M, ki.mr));
-  pl.mc = round_up(ceil_div(M, n_ic), ki.mr);
-  pl.n_ic = ceil_div(M, pl.mc);
+  pl.n_ic = n_ic;  // <= ceil(M / MR): no block is empty
+  pl.mc = round_up(ceil_div(M, n_ic), ki.mr);  // the largest block
   // Enough (ic, jr-group) units to keep every thread busy, in equal shares where possible.
   pl.n_jch = 1;
   if (nt > 1) {

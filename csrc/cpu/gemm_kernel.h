@@ -33,14 +33,30 @@ using PackAnPanel = void (*)(index_t kc, const float* A, index_t lda, float alph
 using SmallGemm = void (*)(bool trans_b, index_t M, index_t N, index_t K, float alpha, const float* A,
                            index_t lda, const float* B, index_t ldb, float beta, float* C, index_t ldc);
 
+// C = alpha * A * B^T + beta * C for a few columns (N <= kSmallN), A (M x K) and B (N x K) both
+// row-major, so every C element is a dot product of two contiguous rows: no packing, and no
+// 32-wide B panel padded with 22 zero columns for N = 10 (the dense 200 -> 10 layer).
+using DotGemm = void (*)(index_t M, index_t N, index_t K, float alpha, const float* A, index_t lda,
+                         const float* B, index_t ldb, float beta, float* C, index_t ldc);
+constexpr index_t kSmallN = 16;
+
+// C = alpha * op(A) * B + beta * C for one row tile (M <= MR), B (K x N) row-major and used in
+// place (gemm.cpp calls it when M <= MR, where packing B would only copy it, and row tile by
+// row tile when B stays in L2). op(A) is given k-major, At[k * lda + i] = op(A)[i, k]: the
+// trans_a layout as stored, or a packed A panel.
+using FewRows = void (*)(index_t M, index_t N, index_t K, float alpha, const float* At, index_t lda,
+                         const float* B, index_t ldb, float beta, float* C, index_t ldc);
+
 struct KernelInfo {
   MicroKernel kernel;
   EdgeKernel edge;      // nullptr: scratch-tile fallback
   PackBtPanel pack_bt;  // nullptr: use the portable packer
   PackAnPanel pack_an;  // nullptr: use the portable packer
   int mr, nr;           // register tile
-  index_t kc, mc, nc;   // cache blocks: kc x nr B panel ~L1, mc x kc A block ~L2, kc x nc B block ~L3
+  index_t kc, mc, nc;   // cache blocks: kc x nr B panel ~L1/L2, mc x kc A block ~L2, kc x nc B block ~L3
   SmallGemm small;      // the few-rows path, compiled for this ISA
+  DotGemm small_n;      // the few-columns path; nullptr: packed path
+  FewRows few_rows;     // the B-in-place path; nullptr: packed path
 };
 
 KernelInfo kernel_generic();

@@ -4,6 +4,8 @@
 // Compiled with -mavx512f ...; gemm.cpp calls it only when active_isa() says avx512.
 #include <immintrin.h>
 
+#include <algorithm>
+
 #include "cpu/gemm_kernel.h"
 #include "cpu/gemm_small.h"
 
@@ -183,8 +185,215 @@ void pack_an_14(index_t kc, const float* A, index_t lda, float alpha, index_t m,
   }
 }
 
+// ---- few columns: C = alpha * A * B^T + beta * C as dot products over contiguous rows ----------
+
+// Lane t of the result is the sum of the 16 lanes of v[t] (a 4-level tree: 30 shuffles and 15
+// adds for 16 dot products). The levels deliver v[c + 4e] to lane 4c + e, so the caller's order
+// is transposed on the way in.
+inline __m512 hsum16(const __m512 in[16]) {
+  __m512 v[16], u[8], w[4], x[2];
+#pragma GCC unroll 4
+  for (int c = 0; c < 4; ++c)
+#pragma GCC unroll 4
+    for (int e = 0; e < 4; ++e) v[c + 4 * e] = in[4 * c + e];
+#pragma GCC unroll 8
+  for (int p = 0; p < 8; ++p)  // 256-bit halves: u[p] = [v[2p] | v[2p+1]], 8 partials each
+    u[p] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * p], v[2 * p + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                         _mm512_shuffle_f32x4(v[2 * p], v[2 * p + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+#pragma GCC unroll 8
+  for (int q = 0; q < 4; ++q)  // 128-bit chunk c of w[q]: 4 partials of v[4q + c]
+    w[q] = _mm512_add_ps(_mm512_shuffle_f32x4(u[2 * q], u[2 * q + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+                         _mm512_shuffle_f32x4(u[2 * q], u[2 * q + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+#pragma GCC unroll 8
+  for (int r = 0; r < 2; ++r)
+    x[r] = _mm512_add_ps(_mm512_shuffle_ps(w[2 * r], w[2 * r + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                         _mm512_shuffle_ps(w[2 * r], w[2 * r + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+  return _mm512_add_ps(_mm512_shuffle_ps(x[0], x[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                       _mm512_shuffle_ps(x[0], x[1], _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+// An R x J tile of dot products (R * J <= 16 accumulators), 16 k per step, the K tail masked in
+// both operands (0 * 0, so nothing past the rows is read or can inject NaN).
+template <int R, int J>
+void dot_tile(index_t K, const float* A, index_t lda, const float* B, index_t ldb, float alpha,
+              float beta, float* C, index_t ldc) {
+  static_assert(R * J <= 16, "one hsum16 per tile");
+  __m512 acc[16];
+#pragma GCC unroll 16
+  for (int t = 0; t < 16; ++t) acc[t] = _mm512_setzero_ps();
+  // Every loop over the accumulators is unrolled by pragma: a rolled one makes GCC keep them in
+  // memory.
+  auto step = [&](index_t k, __mmask16 mk) __attribute__((always_inline)) {
+    __m512 a[R];
+#pragma GCC unroll 16
+    for (int i = 0; i < R; ++i) {
+      a[i] = _mm512_maskz_loadu_ps(mk, A + i * lda + k);
+      // Keeps a[i] (and b below) in a register: GCC otherwise folds the load into each FMA
+      // that uses it, J (or R) loads instead of one, and the loop becomes load-bound.
+      asm("" : "+v"(a[i]));
+    }
+#pragma GCC unroll 16
+    for (int j = 0; j < J; ++j) {
+      __m512 b = _mm512_maskz_loadu_ps(mk, B + j * ldb + k);
+      asm("" : "+v"(b));
+#pragma GCC unroll 16
+      for (int i = 0; i < R; ++i) acc[i * J + j] = _mm512_fmadd_ps(a[i], b, acc[i * J + j]);
+    }
+  };
+  index_t k = 0;
+  for (; k + 16 <= K; k += 16) step(k, static_cast<__mmask16>(0xffff));
+  if (k < K) step(k, static_cast<__mmask16>((1u << (K - k)) - 1u));
+  alignas(64) float s[16];
+  _mm512_store_ps(s, _mm512_mul_ps(_mm512_set1_ps(alpha), hsum16(acc)));
+  for (int i = 0; i < R; ++i) {
+    float* c = C + i * ldc;
+    if (beta == 0.0f) {
+      for (int j = 0; j < J; ++j) c[j] = s[i * J + j];
+    } else {
+      for (int j = 0; j < J; ++j) c[j] = s[i * J + j] + beta * c[j];
+    }
+  }
+}
+
+// R rows against all N columns, in `blocks` nearly equal column blocks of J <= 16 / R columns.
+template <int R>
+void dot_row_tile(index_t N, index_t blocks, index_t K, float alpha, const float* A, index_t lda,
+                  const float* B, index_t ldb, float beta, float* C, index_t ldc) {
+  for (index_t q = 0, j0 = 0; q < blocks; ++q) {
+    const index_t j1 = (q + 1) * N / blocks;
+    const float* b = B + j0 * ldb;
+    float* c = C + j0;
+    switch (j1 - j0) {
+#define FASTLAYERS_DOT_CASE(J) \
+  case J:                      \
+    if constexpr (R * J <= 16) dot_tile<R, J>(K, A, lda, b, ldb, alpha, beta, c, ldc); \
+    break;
+      FASTLAYERS_DOT_CASE(1)
+      FASTLAYERS_DOT_CASE(2)
+      FASTLAYERS_DOT_CASE(3)
+      FASTLAYERS_DOT_CASE(4)
+      FASTLAYERS_DOT_CASE(5)
+#undef FASTLAYERS_DOT_CASE
+    }
+    j0 = j1;
+  }
+}
+
+template <int R>
+void dot_rows(index_t m, index_t N, index_t blocks, index_t K, float alpha, const float* A,
+              index_t lda, const float* B, index_t ldb, float beta, float* C, index_t ldc) {
+  if constexpr (R > 0) {
+    if (m == R)
+      dot_row_tile<R>(N, blocks, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    else
+      dot_rows<R - 1>(m, N, blocks, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  }
+}
+
+// Columns in nearly equal blocks of at most 5, rows in tiles of 16 / (widest block): N = 10 runs
+// 3 x 5 tiles (15 accumulators, 8 loads per 15 FMAs). Each row tile meets all the column blocks
+// while its rows of A sit in L1; op(B)^T (N x K) stays in L1 or L2 throughout.
+void dot_gemm(index_t M, index_t N, index_t K, float alpha, const float* A, index_t lda,
+              const float* B, index_t ldb, float beta, float* C, index_t ldc) {
+  const index_t blocks = (N + 4) / 5;
+  const index_t rt = 16 / ((N + blocks - 1) / blocks);
+  for (index_t i = 0; i < M; i += rt) {
+    const index_t m = std::min(rt, M - i);
+    dot_rows<16>(m, N, blocks, K, alpha, A + i * lda, lda, B, ldb, beta, C + i * ldc, ldc);
+  }
+}
+
+// ---- one row tile: C = alpha * op(A) * B + beta * C, B used in place --------------------------
+
+// M rows x NV vectors of columns (the last one masked to `last`), B rows read straight from the
+// matrix (stride ldb), op(A) k-major with stride lda.
+template <int M, int NV>
+void few_rows_tile(index_t kc, const float* a, index_t lda, const float* b, index_t ldb, float alpha,
+                   float beta, float* c, index_t ldc, __mmask16 last) {
+  __m512 acc[M][NV];
+#pragma GCC unroll 14
+  for (int i = 0; i < M; ++i)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
+  for (index_t k = 0; k < kc; ++k) {
+    __m512 bv[NV];
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v)
+      bv[v] = _mm512_maskz_loadu_ps(v == NV - 1 ? last : static_cast<__mmask16>(0xffff), b + 16 * v);
+#pragma GCC unroll 14
+    for (int i = 0; i < M; ++i) {
+      const __m512 ai = _mm512_set1_ps(a[i]);
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
+    }
+    a += lda;
+    b += ldb;
+  }
+  const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+#pragma GCC unroll 14
+  for (int i = 0; i < M; ++i) {
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) {
+      float* ci = c + i * ldc + 16 * v;
+      const __mmask16 mk = v == NV - 1 ? last : static_cast<__mmask16>(0xffff);
+      __m512 r = alpha == 1.0f ? acc[i][v] : _mm512_mul_ps(va, acc[i][v]);
+      if (beta != 0.0f) r = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(mk, ci), r);
+      _mm512_mask_storeu_ps(ci, mk, r);
+    }
+  }
+}
+
+// Column tiles of 32 over K blocks of kFewKc (op(A)'s block stays in L1; later blocks add to C).
+template <int M>
+void few_rows_m(index_t N, index_t K, float alpha, const float* A, index_t lda, const float* B,
+                index_t ldb, float beta, float* C, index_t ldc) {
+  constexpr index_t kFewKc = 512;
+  for (index_t p = 0; p < K; p += kFewKc) {
+    const index_t kc = std::min(kFewKc, K - p);
+    const float bt = p == 0 ? beta : 1.0f;
+    const float* a = A + p * lda;
+    const float* b = B + p * ldb;
+    for (index_t j = 0; j < N; j += NR) {
+      const index_t n = std::min<index_t>(NR, N - j);
+      const index_t tail = n > 16 ? n - 16 : n;
+      const __mmask16 last = static_cast<__mmask16>((1u << tail) - 1u);
+      if (n > 16)
+        few_rows_tile<M, 2>(kc, a, lda, b + j, ldb, alpha, bt, C + j, ldc, last);
+      else
+        few_rows_tile<M, 1>(kc, a, lda, b + j, ldb, alpha, bt, C + j, ldc, last);
+    }
+  }
+}
+
+void few_rows(index_t M, index_t N, index_t K, float alpha, const float* A, index_t lda,
+              const float* B, index_t ldb, float beta, float* C, index_t ldc) {
+  switch (M) {
+#define FASTLAYERS_FEW_CASE(m) \
+  case m: return few_rows_m<m>(N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    FASTLAYERS_FEW_CASE(1)
+    FASTLAYERS_FEW_CASE(2)
+    FASTLAYERS_FEW_CASE(3)
+    FASTLAYERS_FEW_CASE(4)
+    FASTLAYERS_FEW_CASE(5)
+    FASTLAYERS_FEW_CASE(6)
+    FASTLAYERS_FEW_CASE(7)
+    FASTLAYERS_FEW_CASE(8)
+    FASTLAYERS_FEW_CASE(9)
+    FASTLAYERS_FEW_CASE(10)
+    FASTLAYERS_FEW_CASE(11)
+    FASTLAYERS_FEW_CASE(12)
+    FASTLAYERS_FEW_CASE(13)
+    FASTLAYERS_FEW_CASE(14)
+#undef FASTLAYERS_FEW_CASE
+    default: break;
+  }
+}
+
 }  // namespace
 
-KernelInfo kernel_avx512() { return {kernel_14x32, kernel_edge, pack_bt_32, pack_an_14, MR, NR, 384, 336, 3072, small_m::gemm}; }
+// Blocks: kc = 1024 (each C tile is loaded and stored K / 1024 times, not K / 384: +3..5 % at
+// 1024^3..2048^3 on Zen 4, measured interleaved), so the B micro-panel (128 KiB) and the A block
+// (168 x 1024, 672 KiB) both live in the 1 MiB L2; nc = 1024 keeps the B block at 4 MiB.
+KernelInfo kernel_avx512() { return {kernel_14x32, kernel_edge, pack_bt_32, pack_an_14, MR, NR, 1024, 168, 1024, small_m::gemm, dot_gemm, few_rows}; }
 
 }  // namespace fastlayers::cpu::gemm_detail
