@@ -15,19 +15,7 @@ from fastlayers import reference as ref
 
 from ..helpers import assert_close, reduction_tol
 
-ISAS = ["generic", "avx2", "avx512"]
-_RANK = {name: i for i, name in enumerate(ISAS)}
 TRANS = [(False, False), (False, True), (True, False), (True, True)]
-
-
-@pytest.fixture(params=ISAS)
-def isa(request):
-    """Caps the CPU kernels at one ISA (micro-kernel and packing path), restored afterwards."""
-    if _RANK[request.param] > _RANK[_cpu.detected_isa()]:
-        pytest.skip(f"this CPU has no {request.param} (detected {_cpu.detected_isa()})")
-    _cpu.set_max_isa(request.param)
-    yield request.param
-    _cpu.set_max_isa("avx512")
 
 
 def operands(rng, m, n, k, trans_a, trans_b, dtype=np.float32):
