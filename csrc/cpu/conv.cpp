@@ -124,7 +124,7 @@ index_t slice_floats(const Geometry& g, ConvPass pass) {
   return g.CRS * g.tile + (g.nb > 1 ? g.Kg * g.tile : 0) + extra;
 }
 
-// Floats at the start of the workspace shared by all threads (the smallc forward's packed filters).
+// Floats at the start of the workspace shared by all threads (the smallc forward's filters and tap offsets).
 index_t shared_floats(const Geometry& g, ConvPass /*pass*/) { return g.smallc ? g.smallc_shared : 0; }
 
 index_t needed_floats(const Conv2dShape& s, const Geometry& g, ConvPass pass, int T) {
@@ -460,12 +460,11 @@ bool conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const 
   const int T = plan_threads(s, g, ConvPass::forward, workspace_floats);
   if (T == 0) return false;
   if (g.smallc) {  // filters repacked once, then one image (and group) at a time
-    const SmallCPlan pl = smallc_plan(s);
-    smallc_pack_weights(s, w, workspace);
+    smallc_prepare_forward(s, w, workspace);
     for_each_block(s, g, ConvPass::forward, T, workspace + g.smallc_shared,
                    [&](index_t n, index_t /*nbb*/, int /*chunk*/, float* ws, bool inner) {
                      for (index_t grp = 0; grp < s.groups; ++grp)
-                       smallc_forward_image(s, x + (n * s.C + grp * g.Cg) * g.HW, workspace + grp * pl.Kv * g.CRS,
+                       smallc_forward_image(s, x + (n * s.C + grp * g.Cg) * g.HW, workspace, grp,
                                             b != nullptr ? b + grp * g.Kg : nullptr,
                                             y + (n * s.K + grp * g.Kg) * g.PQ, ws, inner);
                    });
@@ -538,13 +537,11 @@ bool conv2d_backward_data(const Conv2dShape& s, const float* grad_out, const flo
   if (g.smallc) {  // the forward of grad_out with the transposed, flipped filters (transposed_shape)
     Conv2dShape t;
     transposed_shape(s, t);
-    const SmallCPlan pl = smallc_plan(t);
-    smallc_pack_weights_flipped(s, w, workspace);
+    smallc_prepare_forward_flipped(s, t, w, workspace);
     for_each_block(s, g, ConvPass::backward_data, T, workspace + g.smallc_shared,
                    [&](index_t n, index_t /*nbb*/, int /*chunk*/, float* ws, bool inner) {
                      for (index_t grp = 0; grp < s.groups; ++grp)
-                       smallc_forward_image(t, grad_out + (n * s.K + grp * g.Kg) * g.PQ,
-                                            workspace + grp * pl.Kv * pl.CRS, nullptr,
+                       smallc_forward_image(t, grad_out + (n * s.K + grp * g.Kg) * g.PQ, workspace, grp, nullptr,
                                             grad_x + (n * s.C + grp * g.Cg) * g.HW, ws, inner);
                    });
     return true;

@@ -3,6 +3,7 @@
 #include "cpu/conv_smallc.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 
 #include "cpu/cpu_features.h"
@@ -12,14 +13,34 @@ namespace fastlayers::cpu {
 #if defined(__x86_64__) || defined(_M_X64)
 void smallc_pack_weights_avx512(const Conv2dShape& s, const SmallCPlan& pl, const float* w, float* wp);
 void smallc_forward_image_avx512(const Conv2dShape& s, const SmallCPlan& pl, const float* x, const float* wp,
-                                 const float* bias, float* y, float* slice, bool parallel);
+                                 const int32_t* off, const float* bias, float* y, float* slice, bool parallel);
 void smallc_backward_weight_avx512(const Conv2dShape& s, const SmallCPlan& pl, const float* grad_out,
                                    const float* x, index_t images, float* grad_w, bool overwrite, float* slice,
                                    bool parallel);
 #endif
 
 namespace {
-constexpr index_t kMaxCRS = 4096;   // the kernels keep the tap offsets on the stack
+// Measured up to 256 x 3 x 3 = 2304 taps; larger filters stay on the GEMM paths, unmeasured here.
+constexpr index_t kMaxCRS = 4096;
+
+// The forward's shared workspace: the tap offsets (int32, in a float-sized slot each, rounded up
+// to 16 so the filters start on a 64-byte boundary of the workspace), then the packed filters.
+index_t offsets_floats(const SmallCPlan& pl) { return (pl.CRS + 15) / 16 * 16; }
+
+// off[tap] for tap = (c*R + r)*S + t: where that tap's run starts in the phase planes (once per
+// call: its divisions cost ~2% of LeNet conv2's forward when done per image).
+void tap_offsets(const Conv2dShape& s, const SmallCPlan& pl, int32_t* off) {
+  const index_t sh = s.stride_h, sw = s.stride_w, plane = pl.Hq * pl.Wq;
+  index_t k = 0;
+  for (index_t c = 0; c < s.C / s.groups; ++c)
+    for (index_t r = 0; r < s.R; ++r)
+      for (index_t t = 0; t < s.S; ++t, ++k) {
+        const index_t rr = r * s.dil_h, tt = t * s.dil_w;
+        off[k] = static_cast<int32_t>(((c * sh + rr % sh) * sw + tt % sw) * plane + (rr / sh) * pl.Wq + tt / sw);
+      }
+}
+
+int32_t* offsets_in(float* shared) { return reinterpret_cast<int32_t*>(shared); }
 }  // namespace
 
 SmallCPlan smallc_plan(const Conv2dShape& s) {
@@ -78,7 +99,7 @@ bool smallc_applies(const Conv2dShape& s, ConvPass pass) {
 index_t smallc_shared_floats(const Conv2dShape& s, ConvPass pass) {
   if (pass != ConvPass::forward) return 0;
   const SmallCPlan pl = smallc_plan(s);
-  return s.groups * pl.Kv * pl.CRS;
+  return offsets_floats(pl) + s.groups * pl.Kv * pl.CRS;
 }
 
 index_t smallc_slice_floats(const Conv2dShape& s, ConvPass pass) {
@@ -87,19 +108,24 @@ index_t smallc_slice_floats(const Conv2dShape& s, ConvPass pass) {
   return pl.xp_floats + pl.rows_block * s.Q * pl.Kv + pl.CRS * pl.Kv + 48;  // + alignment slack
 }
 
-void smallc_pack_weights(const Conv2dShape& s, const float* w, float* wp) {
+void smallc_prepare_forward(const Conv2dShape& s, const float* w, float* shared) {
 #if defined(__x86_64__) || defined(_M_X64)
-  smallc_pack_weights_avx512(s, smallc_plan(s), w, wp);
+  const SmallCPlan pl = smallc_plan(s);
+  tap_offsets(s, pl, offsets_in(shared));
+  smallc_pack_weights_avx512(s, pl, w, shared + offsets_floats(pl));
 #else
-  (void)s, (void)w, (void)wp;
+  (void)s, (void)w, (void)shared;
   std::abort();  // smallc_applies is false here
 #endif
 }
 
-void smallc_pack_weights_flipped(const Conv2dShape& s, const float* w, float* wp) {
+void smallc_prepare_forward_flipped(const Conv2dShape& s, const Conv2dShape& t, const float* w, float* shared) {
+  const SmallCPlan pl = smallc_plan(t);
+  tap_offsets(t, pl, offsets_in(shared));
   // The transposed convolution has C/groups output channels (padded to Kv) and taps (k, r, t).
-  const index_t Cg = s.C / s.groups, Kg = s.K / s.groups, RS = s.R * s.S, Kv = (Cg + 15) / 16 * 16;
+  const index_t Cg = s.C / s.groups, Kg = s.K / s.groups, RS = s.R * s.S, Kv = pl.Kv;
   const index_t taps = Kg * RS;
+  float* wp = shared + offsets_floats(pl);
   for (index_t g = 0; g < s.groups; ++g) {
     float* dst = wp + g * taps * Kv;  // [tap][Kv]
     for (index_t k = 0; k < Kg; ++k)
@@ -112,12 +138,14 @@ void smallc_pack_weights_flipped(const Conv2dShape& s, const float* w, float* wp
   }
 }
 
-void smallc_forward_image(const Conv2dShape& s, const float* x, const float* wp, const float* bias, float* y,
-                          float* slice, bool parallel) {
+void smallc_forward_image(const Conv2dShape& s, const float* x, const float* shared, index_t group,
+                          const float* bias, float* y, float* slice, bool parallel) {
 #if defined(__x86_64__) || defined(_M_X64)
-  smallc_forward_image_avx512(s, smallc_plan(s), x, wp, bias, y, slice, parallel);
+  const SmallCPlan pl = smallc_plan(s);
+  const float* wp = shared + offsets_floats(pl) + group * pl.Kv * pl.CRS;
+  smallc_forward_image_avx512(s, pl, x, wp, reinterpret_cast<const int32_t*>(shared), bias, y, slice, parallel);
 #else
-  (void)s, (void)x, (void)wp, (void)bias, (void)y, (void)slice, (void)parallel;
+  (void)s, (void)x, (void)shared, (void)group, (void)bias, (void)y, (void)slice, (void)parallel;
   std::abort();
 #endif
 }

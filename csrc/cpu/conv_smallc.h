@@ -39,24 +39,25 @@ SmallCPlan smallc_plan(const Conv2dShape& s);
 // Whether the direct path runs this pass (forward or backward_weight) on this machine and shape.
 bool smallc_applies(const Conv2dShape& s, ConvPass pass);
 
-// Workspace: `shared` floats once per call (forward: the filters of every group as w^T, channels
-// padded to Kv), then `slice` floats per thread.
+// Workspace: `shared` floats once per call (forward: the tap offsets, then the filters of every
+// group as w^T with channels padded to Kv), then `slice` floats per thread.
 index_t smallc_shared_floats(const Conv2dShape& s, ConvPass pass);
 index_t smallc_slice_floats(const Conv2dShape& s, ConvPass pass);
 
-// Forward, filters of all groups into wp (smallc_shared_floats).
-void smallc_pack_weights(const Conv2dShape& s, const float* w, float* wp);
+// Forward: fills `shared` (smallc_shared_floats) once per call with what every image reads: the
+// tap offsets into the phase planes and the packed filters of all groups.
+void smallc_prepare_forward(const Conv2dShape& s, const float* w, float* shared);
 
-// For backward-data as a forward convolution (conv.cpp's transposed_shape): the filters of the
-// convolution `s` transposed (C <-> K within each group) and flipped (r -> R-1-r, t -> S-1-t),
-// packed as smallc_pack_weights packs the transposed convolution's filters.
-void smallc_pack_weights_flipped(const Conv2dShape& s, const float* w, float* wp);
+// For backward-data as a forward convolution `t` (conv.cpp's transposed_shape of `s`): as
+// smallc_prepare_forward for `t`, with the filters of `s` transposed (C <-> K within each group)
+// and flipped (r -> R-1-r, t -> S-1-t).
+void smallc_prepare_forward_flipped(const Conv2dShape& s, const Conv2dShape& t, const float* w, float* shared);
 
-// y of one (image, group) = conv(x of that image and group) + bias (bias may be null). wp: the
-// group's packed filters. `parallel`: split the work over an OpenMP team (called outside any
-// parallel region).
-void smallc_forward_image(const Conv2dShape& s, const float* x, const float* wp, const float* bias, float* y,
-                          float* slice, bool parallel);
+// y of one (image, group) = conv(x of that image and group) + bias (bias may be null). shared:
+// filled by smallc_prepare_forward. `parallel`: split the work over an OpenMP team (called
+// outside any parallel region).
+void smallc_forward_image(const Conv2dShape& s, const float* x, const float* shared, index_t group,
+                          const float* bias, float* y, float* slice, bool parallel);
 
 // grad_w of one group (K/groups x C/groups*R*S) = (overwrite ? 0 : grad_w) + the contribution of
 // `images` consecutive images, from their grad_out (the group's K/groups x P*Q rows of each) and x

@@ -17,8 +17,6 @@ namespace fastlayers::cpu {
 
 namespace {
 
-constexpr index_t kMaxCRS = 4096;
-
 // The workspace comes from Python with no alignment promise: its slices are aligned here (the
 // slice sizes include the slack) so that the grad_out rows load without line splits.
 inline float* align64(float* p) {
@@ -127,20 +125,6 @@ void build_phases(const Conv2dShape& s, const SmallCPlan& pl, const float* x, fl
       else
         deal_row<0>(src, s.W, row, plane, s.pad_w, Wq, sw);
     }
-}
-
-// off[tap] for tap = (c*R + r)*S + t: where that tap's run starts in xs. Entries up to `n`
-// (>= CRS) past the real taps point at 0 (a valid address; their results are dropped).
-void tap_offsets(const Conv2dShape& s, const SmallCPlan& pl, int32_t* off, index_t n) {
-  const index_t sh = s.stride_h, sw = s.stride_w, plane = pl.Hq * pl.Wq;
-  index_t k = 0;
-  for (index_t c = 0; c < s.C / s.groups; ++c)
-    for (index_t r = 0; r < s.R; ++r)
-      for (index_t t = 0; t < s.S; ++t, ++k) {
-        const index_t rr = r * s.dil_h, tt = t * s.dil_w;
-        off[k] = static_cast<int32_t>(((c * sh + rr % sh) * sw + tt % sw) * plane + (rr / sh) * pl.Wq + tt / sw);
-      }
-  for (; k < n; ++k) off[k] = 0;
 }
 
 using avx512::transpose16;
@@ -253,21 +237,42 @@ const std::array<BwTile, kMaxTT> kBwTile2 = bw_table<2>(std::make_integer_sequen
 
 }  // namespace
 
+// w^T of each group, [tap][Kv] with channels past K/groups zero, by 16 x 16 register transposes
+// (the scalar loop read w with a stride of CRS floats: ~4% of LeNet conv2's forward, serial).
 void smallc_pack_weights_avx512(const Conv2dShape& s, const SmallCPlan& pl, const float* w, float* wp) {
   const index_t Kg = s.K / s.groups, CRS = pl.CRS, Kv = pl.Kv;
   for (index_t g = 0; g < s.groups; ++g) {
-    float* dst = wp + g * CRS * Kv;  // w^T of the group: [tap][Kv], channels past K/groups zero
-    for (index_t k = 0; k < CRS; ++k)
-      for (index_t i = 0; i < Kv; ++i) dst[k * Kv + i] = i < Kg ? w[(g * Kg + i) * CRS + k] : 0.0f;
+    const float* wg = w + g * Kg * CRS;
+    float* dst = wp + g * CRS * Kv;
+    for (index_t k0 = 0; k0 < CRS; k0 += 16) {
+      const index_t kn = std::min<index_t>(16, CRS - k0);
+      const __mmask16 m = static_cast<__mmask16>((1u << kn) - 1u);
+      for (index_t i0 = 0; i0 < Kv; i0 += 16) {
+        __m512 r[16];
+        for (index_t i = 0; i < 16; ++i)
+          r[i] = i0 + i < Kg ? _mm512_maskz_loadu_ps(m, wg + (i0 + i) * CRS + k0) : _mm512_setzero_ps();
+        transpose16(r);
+        for (index_t l = 0; l < kn; ++l) _mm512_storeu_ps(dst + (k0 + l) * Kv + i0, r[l]);
+      }
+    }
   }
 }
 
+// With stride 1 and no padding the phase plane is the image itself; it is read in place when no
+// tile reads past a row's end (Q a multiple of the tile), which would run off the last plane.
+// Saves a copy of the image per call (~2% of LeNet conv2's forward).
+static bool reads_x_in_place(const Conv2dShape& s, const SmallCPlan& pl) {
+  return s.stride_h == 1 && s.stride_w == 1 && s.pad_h == 0 && s.pad_w == 0 && s.Q % pl.TP == 0;
+}
+
 void smallc_forward_image_avx512(const Conv2dShape& s, const SmallCPlan& pl, const float* x, const float* wp,
-                                 const float* bias, float* y, float* slice, bool parallel) {
-  float* xs = align64(slice);
-  build_phases(s, pl, x, xs);
-  int32_t off[kMaxCRS];
-  tap_offsets(s, pl, off, pl.CRS);
+                                 const int32_t* off, const float* bias, float* y, float* slice, bool parallel) {
+  const float* xs = x;
+  if (!reads_x_in_place(s, pl)) {
+    float* planes = align64(slice);
+    build_phases(s, pl, x, planes);
+    xs = planes;
+  }
   const index_t Kg = s.K / s.groups, Kv = pl.Kv, PQ = s.P * s.Q, Q = s.Q;
   maybe_parallel_for(parallel, s.P, [&](index_t p) {
     for (index_t q0 = 0; q0 < Q; q0 += pl.TP)
