@@ -52,7 +52,7 @@ SmallCPlan smallc_plan(const Conv2dShape& s) {
   // process: LeNet conv2 (Q = 8) 6.8 -> 6.5 ms (14: 57% filled, off the path), LeNet conv1 (Q = 24)
   // 1.50 -> 1.26-1.44 ms; equal on AlexNet conv1 (Q = 55) and on 28x28 / 56x56 3x3 layers.
   const index_t fill14 = s.Q * 100 / ((s.Q + 13) / 14 * 14), fill8 = s.Q * 100 / ((s.Q + 7) / 8 * 8);
-  pl.TP = fill8 >= fill14 ? 8 : 14;
+  pl.TP = fill14 >= fill8 ? 14 : 8;
   // The last tile of the last row reads up to TP - 1 floats past the end of its plane.
   pl.xs_floats = Cg * sh * sw * pl.Hq * pl.Wq + 16;
   pl.CRS = Cg * s.R * s.S;
