@@ -146,6 +146,13 @@ void fwd_tile(const float* xj, const int32_t* off, index_t CRS, const float* wT,
 #pragma GCC unroll 14
     for (int i = 0; i < TP; ++i) acc[i][v] = b;
   }
+  // The tile's output lines, fetched for writing while it computes: y is written once per call,
+  // so its lines are usually out in L3 and each store would otherwise wait for one (AlexNet conv1
+  // forward 1.5-2.5% faster). Short tiles skip it: 64 prefetches were 10% of LeNet conv1's.
+  for (index_t l = 0; CRS >= 128 && l < 16 * NV && l < kreal; ++l) {
+    __builtin_prefetch(y + l * PQ, 1, 3);
+    __builtin_prefetch(y + l * PQ + n - 1, 1, 3);
+  }
   for (index_t k = 0; k < CRS; ++k) {
     const float* xp = xj + off[k];
     __m512 wv[NV];
