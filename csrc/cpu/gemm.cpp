@@ -444,8 +444,67 @@ void sgemm_impl(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, flo
   }
 }
 
+// Rows [i0, i0+m) of the product with op(A) packed by sgemm_pack_a, B in place, one thread.
+void prepacked_a_impl(index_t i0, index_t m, index_t N, index_t K, const float* Ap, const float* B,
+                      index_t ldb, float beta, float* C, index_t ldc) {
+  if (m <= 0 || N <= 0) return;
+  if (K <= 0) {
+    scale_c(m, N, beta, C, ldc);
+    return;
+  }
+  const KernelInfo ki = select_kernel();
+  const int MR = ki.mr, NR = ki.nr;
+  const float* a0 = Ap + i0 * K;  // i0 is a multiple of MR: panel i0 / MR
+  if (ki.few_rows != nullptr) {
+    for (index_t i = 0; i < m; i += MR)
+      ki.few_rows(std::min<index_t>(MR, m - i), N, K, 1.0f, a0 + i * K, MR, B, ldb, beta, C + i * ldc, ldc);
+    return;
+  }
+  // No B-in-place kernel for this ISA: pack one NR-column panel of B at a time (any K).
+  float* bp = workspace_b(static_cast<std::size_t>(K * NR));
+  alignas(64) float tile[32 * 64];
+  for (index_t j = 0; j < N; j += NR) {
+    const index_t n = std::min<index_t>(NR, N - j);
+    pack_b_panel(false, B, ldb, j, n, 0, K, NR, nullptr, bp);
+    for (index_t i = 0; i < m; i += MR) {
+      const index_t mm = std::min<index_t>(MR, m - i);
+      float* c = C + i * ldc + j;
+      if (mm == MR && n == NR) {
+        ki.kernel(K, a0 + i * K, bp, c, ldc, beta);
+      } else if (ki.edge != nullptr) {
+        ki.edge(K, a0 + i * K, bp, c, ldc, beta, mm, n);
+      } else {
+        ki.kernel(K, a0 + i * K, bp, tile, NR, 0.0f);
+        for (index_t r = 0; r < mm; ++r)
+          for (index_t q = 0; q < n; ++q)
+            c[r * ldc + q] = beta == 0.0f ? tile[r * NR + q] : tile[r * NR + q] + beta * c[r * ldc + q];
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace gemm_detail
+
+index_t sgemm_packed_a_rows() { return gemm_detail::select_kernel().mr; }
+
+index_t sgemm_packed_a_floats(index_t M, index_t K) {
+  return gemm_detail::round_up(M, sgemm_packed_a_rows()) * K;
+}
+
+// Panel q holds rows [q*MR, q*MR + MR) as K x MR (k-major), zero-padded: the layout of sgemm's
+// A blocks with kc = K, so the same micro-kernels read it.
+void sgemm_pack_a(bool trans_a, index_t M, index_t K, float alpha, const float* A, index_t lda, float* Ap) {
+  const gemm_detail::KernelInfo ki = gemm_detail::select_kernel();
+  for (index_t i = 0; i < M; i += ki.mr)
+    gemm_detail::pack_a_panel(trans_a, A, lda, i, std::min<index_t>(ki.mr, M - i), 0, K, alpha, ki.mr,
+                              ki.pack_an, Ap + i * K);
+}
+
+void sgemm_prepacked_a(index_t M, index_t i0, index_t m, index_t N, index_t K, const float* Ap,
+                       const float* B, index_t ldb, float beta, float* C, index_t ldc) {
+  gemm_detail::prepacked_a_impl(i0, std::min(m, M - i0), N, K, Ap, B, ldb, beta, C, ldc);
+}
 
 void sgemm(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, float alpha,
            const float* A, index_t lda, const float* B, index_t ldb, float beta, float* C,

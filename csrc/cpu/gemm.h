@@ -28,4 +28,17 @@ struct SgemmBPacker {
 void sgemm_packed_b(bool trans_a, index_t M, index_t N, index_t K, float alpha, const float* A,
                     index_t lda, const SgemmBPacker& B, float beta, float* C, index_t ldc);
 
+// op(A) packed once and reused by many products with different B (conv backward-data multiplies
+// the same W^T by every image's grad_out). sgemm_pack_a writes alpha * op(A) (M x K) into Ap
+// (sgemm_packed_a_floats(M, K) floats, 64-byte aligned for speed; the layout is the kernel's
+// own). sgemm_prepacked_a computes C[i0:i0+m, :] = op(A)[i0:i0+m, :] * B + beta * C[i0:i0+m, :]
+// for rows i0 that are multiples of sgemm_packed_a_rows(), B (K x N, row stride ldb) used as
+// stored; it runs on the calling thread only (callers parallelise outside, e.g. over images) and
+// pass C at row i0 (C + i0 * ldc). Packing and the products must see the same active ISA.
+index_t sgemm_packed_a_rows();
+index_t sgemm_packed_a_floats(index_t M, index_t K);
+void sgemm_pack_a(bool trans_a, index_t M, index_t K, float alpha, const float* A, index_t lda, float* Ap);
+void sgemm_prepacked_a(index_t M, index_t i0, index_t m, index_t N, index_t K, const float* Ap,
+                       const float* B, index_t ldb, float beta, float* C, index_t ldc);
+
 }  // namespace fastlayers::cpu

@@ -169,3 +169,46 @@ def test_small_channel_hypothesis(dims, seed):
     case = (N, Cg * G, H, W, Kg * G, R, S, (sh, sw), (ph, pw), (dh, dw), G)
     x, w, b, params = _data(rng, case)
     _check(x, w, b, params, rng, str(case))
+
+
+# Backward-data on the GEMM path with several images per block (small P*Q) and a plain geometry
+# (stride 1, no padding, no dilation): W^T packed once per call (sgemm_pack_a), per image blocks of
+# column-matrix rows from one product each (sgemm_prepacked_a, grad_out in place) and their col2im
+# while in L1; the first block of a channel overwrites grad_x, later ones add. Edges: batch not a
+# multiple of the block's image count (9 here for LeNet conv2), a row block count with a partial
+# last block, C*R*S below and not a multiple of the kernel's row panel (14 on AVX-512, 6 on AVX2),
+# channels split across row blocks, groups, Q = 24 / 8 / other, non-square, and every ISA (the
+# AVX2 and generic kernels take the packed-B fallback of sgemm_prepacked_a). Not-plain shapes next
+# to them take the staged path.
+BD_CASES = [
+    (20, 32, 12, 12, 64, 5, 5, 1, 0, 1, 1),             # LeNet conv2 shape, N = 20: blocks 9 + 9 + 2
+    (11, 1, 28, 28, 32, 5, 5, 1, 0, 1, 1),              # LeNet conv1 shape: Q = 24, C*R*S = 25
+    (5, 1, 7, 9, 3, 3, 3, 1, 0, 1, 1),                  # C*R*S = 9 < 14, K = 3, non-square
+    (4, 3, 10, 13, 7, 4, 3, 1, 0, 1, 1),                # C*R*S = 36, Q = 11, odd sizes
+    (6, 8, 11, 10, 12, 3, 4, 1, 0, 1, 2),               # groups 2, R != S
+    (3, 40, 9, 9, 16, 5, 5, 1, 0, 1, 1),                # C*R*S = 1000: many row blocks, partial last
+    (5, 6, 12, 12, 10, 5, 5, 2, 1, 1, 1),               # stride 2, padding: the staged path
+    (4, 5, 11, 12, 9, 3, 3, 1, 0, 2, 1),                # dilation 2: the staged path
+]
+
+
+@pytest.mark.parametrize("case", BD_CASES, ids=[str(c) for c in BD_CASES])
+@pytest.mark.parametrize("nthreads", [1, 2, 3])
+def test_backward_data_prepacked_blocks(rng, isa, case, nthreads, monkeypatch):
+    # 3 threads and N = 2 below: fewer images than threads, the staged path parallel inside.
+    monkeypatch.setenv("FASTLAYERS_CONV_SMALLC", "0")
+    old = fl.get_num_threads()
+    fl.set_num_threads(nthreads)
+    try:
+        x, w, _, params = _data(rng, case)
+        N, K, Cg, R, S = x.shape[0], w.shape[0], w.shape[1], w.shape[2], w.shape[3]
+        y = ref.conv2d(x.astype(np.float64), w.astype(np.float64), None, **params)
+        g = rng.standard_normal(y.shape).astype(np.float32)
+        for n in (N, 2):
+            gx, _, _ = fl.conv2d_backward(g[:n], x[:n], w, **params)
+            rx, _, _ = ref.conv2d_backward(g[:n].astype(np.float64), x[:n].astype(np.float64),
+                                          w.astype(np.float64), **params)
+            assert_close(gx, rx, reduction_tol(K // params["groups"] * R * S),
+                         f"{case} isa={isa} threads={nthreads} N={n} grad_x")
+    finally:
+        fl.set_num_threads(old)
