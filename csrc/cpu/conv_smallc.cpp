@@ -14,8 +14,8 @@ void smallc_pack_weights_avx512(const Conv2dShape& s, const SmallCPlan& pl, cons
 void smallc_forward_image_avx512(const Conv2dShape& s, const SmallCPlan& pl, const float* x, const float* wp,
                                  const float* bias, float* y, float* slice, bool parallel);
 void smallc_backward_weight_avx512(const Conv2dShape& s, const SmallCPlan& pl, const float* grad_out,
-                                   const float* x, index_t images, float* grad_w, bool overwrite, float* slice,
-                                   bool parallel);
+                                   const float* x, index_t images, float* grad_w, float* grad_b, bool overwrite,
+                                   float* slice, bool parallel);
 #endif
 
 namespace {
@@ -84,7 +84,9 @@ index_t smallc_shared_floats(const Conv2dShape& s, ConvPass pass) {
 index_t smallc_slice_floats(const Conv2dShape& s, ConvPass pass) {
   const SmallCPlan pl = smallc_plan(s);
   if (pass != ConvPass::backward_weight) return pl.xs_floats + 16;  // + alignment slack
-  return pl.xp_floats + pl.rows_block * s.Q * pl.Kv + pl.CRS * pl.Kv + 48;  // + alignment slack
+  // xp, goT, gwT, the grad_b sums (Kv doubles), alignment slack; then K floats for the caller
+  // (smallc_bias_partial).
+  return pl.xp_floats + pl.rows_block * s.Q * pl.Kv + pl.CRS * pl.Kv + 2 * pl.Kv + 64 + s.K;
 }
 
 void smallc_pack_weights(const Conv2dShape& s, const float* w, float* wp) {
@@ -122,12 +124,17 @@ void smallc_forward_image(const Conv2dShape& s, const float* x, const float* wp,
 #endif
 }
 
+float* smallc_bias_partial(const Conv2dShape& s, float* slice) {
+  return slice + smallc_slice_floats(s, ConvPass::backward_weight) - s.K;
+}
+
 void smallc_backward_weight(const Conv2dShape& s, const float* grad_out, const float* x, index_t images,
-                            float* grad_w, bool overwrite, float* slice, bool parallel) {
+                            float* grad_w, float* grad_b, bool overwrite, float* slice, bool parallel) {
 #if defined(__x86_64__) || defined(_M_X64)
-  smallc_backward_weight_avx512(s, smallc_plan(s), grad_out, x, images, grad_w, overwrite, slice, parallel);
+  smallc_backward_weight_avx512(s, smallc_plan(s), grad_out, x, images, grad_w, grad_b, overwrite, slice, parallel);
 #else
-  (void)s, (void)grad_out, (void)x, (void)images, (void)grad_w, (void)overwrite, (void)slice, (void)parallel;
+  (void)s, (void)grad_out, (void)x, (void)images, (void)grad_w, (void)grad_b, (void)overwrite, (void)slice,
+      (void)parallel;
   std::abort();
 #endif
 }
