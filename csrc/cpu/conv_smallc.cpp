@@ -39,8 +39,12 @@ SmallCPlan smallc_plan(const Conv2dShape& s) {
   pl.Wp = (s.Q - 1) * sw + (s.S - 1) * s.dil_w + 1;
   pl.xp_floats = (s.pad_h > 0 || s.pad_w > 0) ? Cg * pl.Hp * pl.Wp : 0;
   pl.Kv = (s.K / s.groups + 15) / 16 * 16;
-  // grad_out^T in blocks of ~16 KiB (whole output rows), so it stays in L1 across the tap tiles.
-  pl.rows_block = std::clamp<index_t>(4096 / std::max<index_t>(1, s.Q * pl.Kv), 1, s.P);
+  // grad_out^T in blocks of up to 128 KiB (whole output rows, equal blocks), read from L2 by the
+  // tap tiles: each tile then keeps its accumulators over more pixels. Against 16 KiB blocks
+  // (L1): AlexNet conv1 (one 14 KiB row per block, 22 accumulators loaded and stored per row)
+  // 4-5% faster, LeNet conv1 (whole image, 72 KiB) and conv2 (whole image either way) unchanged.
+  const index_t max_rows = std::clamp<index_t>(32768 / std::max<index_t>(1, s.Q * pl.Kv), 1, s.P);
+  pl.rows_block = (s.P + (s.P + max_rows - 1) / max_rows - 1) / ((s.P + max_rows - 1) / max_rows);
   return pl;
 }
 
