@@ -365,11 +365,12 @@ void smallc_backward_weight_avx512(const Conv2dShape& s, const SmallCPlan& pl, c
           const int tt = static_cast<int>(std::min<index_t>(kMaxTT, s.S - t0));
           for (index_t kv = 0; kv < Kv; kv += 32) {
             const bool two = Kv - kv >= 32;
-            // This tile's share: lines [first, first + np*pf_row) of the run, or channel row `tile`'s
-            // run (its last row of prefetches may reach a few lines past it: harmless).
+            // This tile's share: lines [i*np*pf_row, (i + 1)*np*pf_row) of the run, or channel row
+            // i's run (its last row of prefetches may reach a few lines past it: prefetches never
+            // fault).
             const index_t i = tile++;
-            const float* pf = whole ? pf_base + i * np * pf_row * 16 : pf_base + i * PQ;
             const bool some = pf_row > 0 && (whole ? (i + 1) * np * pf_row <= run_lines : i < Kg);
+            const float* pf = !some ? nullptr : whole ? pf_base + i * np * pf_row * 16 : pf_base + i * PQ;
             (two ? kBwTile2 : kBwTile1)[tt - 1](xr + t0, s.stride_h * ld, s.stride_w, np, s.Q, goT + kv, Kv,
                                                 gwT + (cr * s.S + t0) * Kv + kv, zero, pf, some ? pf_row : 0);
             if (!two) break;
