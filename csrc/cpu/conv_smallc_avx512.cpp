@@ -195,32 +195,47 @@ void fwd_tile(const float* xj, const int32_t* off, index_t CRS, const float* wT,
 
 // goT[(j - j0)*Kv + k] = go[k*PQ + j] for j in [j0, j1), k < Kv (0 for k >= Kg). With bsum: also
 // bsum[k] += sum over j of go[k*PQ + j] (grad_b, from the registers already loaded: a separate
-// pass re-read grad_out, 35% of layer a's kernel time). Summed 16 pixels at a time in float, in
-// double after that.
+// pass re-read grad_out, 35% of layer a's kernel time). Summed in float over the call's pixels (16
+// at a time, then the 16-pixel sums), in double after that. Full 16 x 16 blocks take a path with
+// no masks or bounds (scratch A/B, layer a 1.5-2% faster in both orders; e, b unchanged).
+template <bool kFull>
+inline void transpose_block(const float* go, index_t Kg, index_t PQ, index_t k0, index_t j, index_t w, float* goT,
+                            index_t Kv, __m512& bacc) {
+  __m512 r[16];
+  if constexpr (kFull) {
+    for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(go + (k0 + i) * PQ + j);
+  } else {
+    const __mmask16 m = static_cast<__mmask16>((1u << w) - 1u);
+    for (index_t i = 0; i < 16; ++i)
+      r[i] = k0 + i < Kg ? _mm512_maskz_loadu_ps(m, go + (k0 + i) * PQ + j) : _mm512_setzero_ps();
+  }
+  transpose16(r);
+  if constexpr (kFull) {
+    for (int l = 0; l < 16; ++l) _mm512_storeu_ps(goT + l * Kv, r[l]);
+  } else {
+    for (index_t l = 0; l < w; ++l) _mm512_storeu_ps(goT + l * Kv, r[l]);
+  }
+  // Rows l >= w are zero (masked loads).
+  __m512 t[8];
+  for (int l = 0; l < 8; ++l) t[l] = _mm512_add_ps(r[l], r[l + 8]);
+  for (int l = 0; l < 4; ++l) t[l] = _mm512_add_ps(t[l], t[l + 4]);
+  bacc = _mm512_add_ps(bacc, _mm512_add_ps(_mm512_add_ps(t[0], t[2]), _mm512_add_ps(t[1], t[3])));
+}
+
 void transpose_go(const float* go, index_t Kg, index_t PQ, index_t j0, index_t j1, index_t Kv, float* goT,
                   double* bsum) {
   for (index_t k0 = 0; k0 < Kv; k0 += 16) {
-    __m512d b0 = _mm512_setzero_pd(), b1 = _mm512_setzero_pd();
-    for (index_t j = j0; j < j1; j += 16) {
-      const index_t w = std::min<index_t>(16, j1 - j);
-      const __mmask16 m = static_cast<__mmask16>((1u << w) - 1u);
-      __m512 r[16];
-      for (index_t i = 0; i < 16; ++i)
-        r[i] = k0 + i < Kg ? _mm512_maskz_loadu_ps(m, go + (k0 + i) * PQ + j) : _mm512_setzero_ps();
-      transpose16(r);
-      for (index_t l = 0; l < w; ++l) _mm512_storeu_ps(goT + (j - j0 + l) * Kv + k0, r[l]);
-      if (bsum != nullptr) {  // rows l >= w are zero (masked loads)
-        __m512 t[8];
-        for (int l = 0; l < 8; ++l) t[l] = _mm512_add_ps(r[l], r[l + 8]);
-        for (int l = 0; l < 4; ++l) t[l] = _mm512_add_ps(t[l], t[l + 4]);
-        const __m512 sum = _mm512_add_ps(_mm512_add_ps(t[0], t[2]), _mm512_add_ps(t[1], t[3]));
-        b0 = _mm512_add_pd(b0, _mm512_cvtps_pd(_mm512_castps512_ps256(sum)));
-        b1 = _mm512_add_pd(b1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(sum), 1))));
-      }
-    }
+    __m512 bacc = _mm512_setzero_ps();
+    index_t j = j0;
+    if (k0 + 16 <= Kg)
+      for (; j + 16 <= j1; j += 16) transpose_block<true>(go, Kg, PQ, k0, j, 16, goT + (j - j0) * Kv + k0, Kv, bacc);
+    for (; j < j1; j += 16)
+      transpose_block<false>(go, Kg, PQ, k0, j, std::min<index_t>(16, j1 - j), goT + (j - j0) * Kv + k0, Kv, bacc);
     if (bsum != nullptr) {
-      _mm512_storeu_pd(bsum + k0, _mm512_add_pd(b0, _mm512_loadu_pd(bsum + k0)));
-      _mm512_storeu_pd(bsum + k0 + 8, _mm512_add_pd(b1, _mm512_loadu_pd(bsum + k0 + 8)));
+      const __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(bacc));
+      const __m512d hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(bacc), 1)));
+      _mm512_storeu_pd(bsum + k0, _mm512_add_pd(lo, _mm512_loadu_pd(bsum + k0)));
+      _mm512_storeu_pd(bsum + k0 + 8, _mm512_add_pd(hi, _mm512_loadu_pd(bsum + k0 + 8)));
     }
   }
 }
