@@ -713,8 +713,9 @@ bool conv2d_backward_weight(const Conv2dShape& s, const float* grad_out, const f
       const float* gog = grad_out + (n * s.K + grp * g.Kg) * g.PQ;
       const float* xg = x + (n * s.C + grp * g.Cg) * g.HW;
       float* gwg = gw + grp * g.Kg * g.CRS;
-      if (g.smallc) {  // the whole chunk of images in one call (g.nb = N)
-        smallc_backward_weight(s, gog, xg, nbb, gwg, first, ws, inner);
+      if (g.smallc) {  // the whole chunk of images in one call (g.nb = N), grad_b from the same pass
+        float* gb = grad_b == nullptr ? nullptr : (t == 0 ? grad_b : smallc_bias_partial(s, ws)) + grp * g.Kg;
+        smallc_backward_weight(s, gog, xg, nbb, gwg, gb, first, ws, inner);
         continue;
       }
       if (g.nb > 1) {  // nbb images side by side: one GEMM with inner dimension nbb*P*Q
@@ -748,7 +749,13 @@ bool conv2d_backward_weight(const Conv2dShape& s, const float* grad_out, const f
       grad_w[i] = acc;
     }
   }
-
+  if (grad_b != nullptr && g.smallc && s.N > 0) {  // the smallc kernel summed grad_b per chunk
+    for (int t = 1; t < T; ++t) {
+      const float* part = smallc_bias_partial(s, workspace + t * slice_floats(g, ConvPass::backward_weight));
+      for (index_t k = 0; k < s.K; ++k) grad_b[k] += part[k];
+    }
+    return true;
+  }
   if (grad_b != nullptr) conv_bias_grad(s, grad_out, grad_b);
   return true;
 }

@@ -61,8 +61,14 @@ void smallc_forward_image(const Conv2dShape& s, const float* x, const float* sha
 
 // grad_w of one group (K/groups x C/groups*R*S) = (overwrite ? 0 : grad_w) + the contribution of
 // `images` consecutive images, from their grad_out (the group's K/groups x P*Q rows of each) and x
-// (the group's C/groups planes of each). Unit column dilation only (smallc_applies).
+// (the group's C/groups planes of each). Unit column dilation only (smallc_applies). grad_b (null:
+// skipped): the group's K/groups biases, likewise = (overwrite ? 0 : grad_b) + the sum of those
+// grad_out rows, taken from the transposing pass (no second read of grad_out).
 void smallc_backward_weight(const Conv2dShape& s, const float* grad_out, const float* x, index_t images,
-                            float* grad_w, bool overwrite, float* slice, bool parallel);
+                            float* grad_w, float* grad_b, bool overwrite, float* slice, bool parallel);
+
+// The last K floats of a backward-weight slice, unused by smallc_backward_weight: room for a
+// thread's partial grad_b.
+float* smallc_bias_partial(const Conv2dShape& s, float* slice);
 
 }  // namespace fastlayers::cpu

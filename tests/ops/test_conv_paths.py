@@ -12,6 +12,8 @@ What the path does, and the edges hit here:
   several row blocks with a partial last one, unit column dilation only (row dilation allowed).
 - backward-data (stride 1, output the size of the input): the forward tile on grad_out with the
   filters transposed and flipped.
+- backward-weight's grad_b: summed while grad_out is transposed, a partial sum per thread added
+  in chunk order (BW_CASES: 1-3 threads; a wrong 3-thread sum failed only there).
 - threads: images split over 2 threads (partial grad_w per thread), or N = 1 with the work split
   inside the image.
 Tolerances as tests/ops/test_conv.py: reduction_tol of the summed length.
@@ -111,6 +113,34 @@ def test_small_channel_batch_one_two_threads(rng, threads):
                  (1, 2, 20, 20, 24, 5, 5, 1, 0, 1, 1), (1, 16, 12, 16, 16, 3, 3, 1, 1, 1, 1)]:
         x, w, b, params = _data(rng, case)
         _check(x, w, b, params, rng, f"{case} threads={threads}")
+
+
+# Backward-weight edges: grad_b summed in the transposing pass (per-thread partials added in chunk
+# order), grad_out^T in equal blocks of whole output rows (up to 128 KiB), the next image's
+# grad_out prefetched when a block is a whole image; 1, 2 and 3 threads, N below, equal to and not a
+# multiple of the thread count.
+BW_CASES = [
+    (5, 1, 28, 28, 32, 5, 5, 1, 0, 1, 1),               # LeNet conv1: whole-image blocks (prefetch)
+    (4, 3, 39, 37, 64, 11, 11, 4, 2, 1, 1),             # AlexNet conv1 shape, P x Q = 9 x 8
+    (3, 1, 66, 64, 64, 5, 5, 1, 0, 1, 1),               # Q = 60, Kv = 64: blocks of 8 rows, last one 6
+    (2, 1, 40, 70, 40, 5, 5, 1, 0, 1, 1),               # K = 40 (32 + 8), 4 blocks of 9 rows
+    (7, 4, 20, 21, 48, 5, 5, 1, 0, 1, 2),               # groups 2: each group's grad_b and prefetch range
+    (2, 2, 30, 29, 40, 3, 7, 2, 3, 1, 1),               # stride 2, padding 3, K = 40
+    (1, 1, 60, 62, 17, 6, 16, (3, 1), 2, 1, 1),         # N = 1, S = 16 (14 + 2 taps), K = 17
+    (3, 2, 50, 47, 24, 5, 5, 1, (2, 1), (2, 1), 1),     # row dilation, asymmetric padding, 2 blocks
+]
+
+
+@pytest.mark.parametrize("nthreads", [1, 2, 3])
+@pytest.mark.parametrize("case", BW_CASES, ids=[str(c) for c in BW_CASES])
+def test_small_channel_backward_weight_blocks_and_threads(rng, case, nthreads):
+    old = fl.get_num_threads()
+    fl.set_num_threads(nthreads)
+    try:
+        x, w, b, params = _data(rng, case)
+        _check(x, w, b, params, rng, f"{case} threads={nthreads}")
+    finally:
+        fl.set_num_threads(old)
 
 
 def test_small_channel_ignores_unused_nonfinite_input(rng):
