@@ -7,8 +7,8 @@
 //   GEMM      im2col + our sgemm, implicit GEMM (sgemm packs B straight from the image), or plain
 //             GEMM on x for 1x1 (this file)
 //   layer                          fwd        bwd-data          bwd-weight
-//   a 100x1->32 28x28 5x5          direct     im2col+GEMM       direct
-//   b 100x32->64 12x12 5x5         direct     im2col+GEMM       direct
+//   a 100x1->32 28x28 5x5          direct     packed GEMM       direct
+//   b 100x32->64 12x12 5x5         direct     direct (rows)     direct
 //   c 32x64->64 56x56 3x3 p1       winograd   winograd          winograd
 //   d 16x128->128 28x28 3x3 p1     winograd   winograd          winograd
 //   e 8x3->64 224x224 11x11 s4 p2  direct     im2col+GEMM       direct
@@ -51,6 +51,7 @@ struct Geometry {
   bool gw_transposed;  // backward-weight computes grad_w^T (CRS x K/groups): see conv2d_backward_weight
   bool implicit;       // forward packs sgemm's B panels from the image (pack_implicit_b): no im2col tile
   bool smallc;         // direct AVX-512 kernel for few input channels (conv_smallc.h), one image at a time
+  bool smallc_bd;      // backward-data by the direct kernel for narrow unpadded layers (conv_smallc.h)
   bool bd_prepacked;   // backward-data, nb > 1, plain geometry: W^T packed once, col2im per row block
   index_t bd_rows;     // its rows of the column matrix per product (a multiple of sgemm_packed_a_rows())
   index_t bd_shared;   // its packed W^T, all groups (shared by the threads)
@@ -113,7 +114,13 @@ Geometry geometry(const Conv2dShape& s, ConvPass pass) {
     g.smallc_slice = bd ? smallc_slice_floats(t, ConvPass::forward) : smallc_slice_floats(s, pass);
     g.smallc_shared = bd ? smallc_shared_floats(t, ConvPass::forward) : smallc_shared_floats(s, pass);
   }
-  g.bd_prepacked = pass == ConvPass::backward_data && !g.direct && !g.smallc && g.nb > 1 && is_plain(s);
+  g.smallc_bd = pass == ConvPass::backward_data && !g.direct && !g.smallc && smallc_backward_data_applies(s);
+  if (g.smallc_bd) {  // one image at a time, filters packed once per call, no per-thread scratch
+    g.nb = 1;
+    g.smallc_shared = smallc_backward_data_shared_floats(s);
+    g.smallc_slice = 0;
+  }
+  g.bd_prepacked = pass == ConvPass::backward_data && !g.direct && !g.smallc && !g.smallc_bd && g.nb > 1 && is_plain(s);
   if (g.bd_prepacked) {  // about 16 KiB of column rows per product: they stay in L1 for col2im
     const index_t mr = sgemm_packed_a_rows();
     g.bd_rows = std::min(std::max(mr, 4096 / g.PQ / mr * mr), (g.CRS + mr - 1) / mr * mr);
@@ -131,7 +138,7 @@ int image_threads(const Conv2dShape& s, int threads) { return (threads > 1 && s.
 // GEMM's output or the backward passes' grad_out (the nb images' rows are not adjacent there).
 // Backward-weight with gw_transposed adds a (CRS x K/groups) matrix for grad_w^T.
 index_t slice_floats(const Geometry& g, ConvPass pass) {
-  if (g.smallc) return g.smallc_slice;
+  if (g.smallc || g.smallc_bd) return g.smallc_slice;
   const index_t extra = (pass == ConvPass::backward_weight && g.gw_transposed) ? g.CRS * g.Kg : 0;
   if (g.direct) return extra;
   // bd_prepacked keeps the plain path's slice: it falls back to it when parallel inside an image.
@@ -144,7 +151,7 @@ index_t slice_floats(const Geometry& g, ConvPass pass) {
 // offsets, or with bd_prepacked W^T of every group, packed for sgemm_prepacked_a.
 index_t shared_floats(const Geometry& g, ConvPass /*pass*/) {
   if (g.bd_prepacked) return g.bd_shared;
-  return g.smallc ? g.smallc_shared : 0;
+  return g.smallc || g.smallc_bd ? g.smallc_shared : 0;
 }
 
 index_t needed_floats(const Conv2dShape& s, const Geometry& g, ConvPass pass, int T) {
@@ -588,6 +595,16 @@ bool conv2d_backward_data(const Conv2dShape& s, const float* grad_out, const flo
                      for (index_t grp = 0; grp < s.groups; ++grp)
                        smallc_forward_image(t, grad_out + (n * s.K + grp * g.Kg) * g.PQ, workspace, grp, nullptr,
                                             grad_x + (n * s.C + grp * g.Cg) * g.HW, ws, inner);
+                   });
+    return true;
+  }
+  if (g.smallc_bd) {
+    smallc_prepare_backward_data(s, w, workspace);
+    for_each_block(s, g, ConvPass::backward_data, T, workspace + g.smallc_shared,
+                   [&](index_t n, index_t /*nbb*/, int /*chunk*/, float* /*ws*/, bool inner) {
+                     for (index_t grp = 0; grp < s.groups; ++grp)
+                       smallc_backward_data_image(s, grad_out + (n * s.K + grp * g.Kg) * g.PQ, workspace, grp,
+                                                  grad_x + (n * s.C + grp * g.Cg) * g.HW, inner);
                    });
     return true;
   }

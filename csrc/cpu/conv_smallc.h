@@ -59,6 +59,17 @@ void smallc_prepare_forward_flipped(const Conv2dShape& s, const Conv2dShape& t, 
 void smallc_forward_image(const Conv2dShape& s, const float* x, const float* shared, index_t group,
                           const float* bias, float* y, float* slice, bool parallel);
 
+// Backward-data computed directly for narrow unpadded stride-1 layers (LeNet conv2: 8x8 -> 12x12
+// with 5x5 filters): a tile is a whole row of grad_x (W <= 14) x 32 input channels, and with W and
+// S known at compile time every FMA is a useful one; no GEMM, no col2im, no zero fill. Filters
+// packed once per call ([k][r][t][C/groups padded to 16]).
+bool smallc_backward_data_applies(const Conv2dShape& s);
+index_t smallc_backward_data_shared_floats(const Conv2dShape& s);
+void smallc_prepare_backward_data(const Conv2dShape& s, const float* w, float* shared);
+// grad_x of one (image, group) from its grad_out (the group's K/groups planes).
+void smallc_backward_data_image(const Conv2dShape& s, const float* grad_out, const float* shared, index_t group,
+                                float* grad_x, bool parallel);
+
 // grad_w of one group (K/groups x C/groups*R*S) = (overwrite ? 0 : grad_w) + the contribution of
 // `images` consecutive images, from their grad_out (the group's K/groups x P*Q rows of each) and x
 // (the group's C/groups planes of each). Unit column dilation only (smallc_applies). grad_b (null:

@@ -279,25 +279,27 @@ const std::array<BwTile, kMaxTT> kBwTile2 = bw_table<2>(std::make_integer_sequen
 
 }  // namespace
 
-// w^T of each group, [tap][Kv] with channels past K/groups zero, by 16 x 16 register transposes
-// (the scalar loop read w with a stride of CRS floats: ~4% of LeNet conv2's forward, serial).
-void smallc_pack_weights_avx512(const Conv2dShape& s, const SmallCPlan& pl, const float* w, float* wp) {
-  const index_t Kg = s.K / s.groups, CRS = pl.CRS, Kv = pl.Kv;
-  for (index_t g = 0; g < s.groups; ++g) {
-    const float* wg = w + g * Kg * CRS;
-    float* dst = wp + g * CRS * Kv;
-    for (index_t k0 = 0; k0 < CRS; k0 += 16) {
-      const index_t kn = std::min<index_t>(16, CRS - k0);
-      const __mmask16 m = static_cast<__mmask16>((1u << kn) - 1u);
-      for (index_t i0 = 0; i0 < Kv; i0 += 16) {
-        __m512 r[16];
-        for (index_t i = 0; i < 16; ++i)
-          r[i] = i0 + i < Kg ? _mm512_maskz_loadu_ps(m, wg + (i0 + i) * CRS + k0) : _mm512_setzero_ps();
-        transpose16(r);
-        for (index_t l = 0; l < kn; ++l) _mm512_storeu_ps(dst + (k0 + l) * Kv + i0, r[l]);
-      }
+// dst[col*ldv + row] = src[row*cols + col] for row < rows, 0 for rows <= row < ldv (a multiple of
+// 16), by 16 x 16 register transposes (a scalar loop reads src with a stride of `cols` floats:
+// ~4% of LeNet conv2's forward, serial).
+static void pack_transposed(const float* src, index_t rows, index_t cols, index_t ldv, float* dst) {
+  for (index_t k0 = 0; k0 < cols; k0 += 16) {
+    const index_t kn = std::min<index_t>(16, cols - k0);
+    const __mmask16 m = static_cast<__mmask16>((1u << kn) - 1u);
+    for (index_t i0 = 0; i0 < ldv; i0 += 16) {
+      __m512 r[16];
+      for (index_t i = 0; i < 16; ++i)
+        r[i] = i0 + i < rows ? _mm512_maskz_loadu_ps(m, src + (i0 + i) * cols + k0) : _mm512_setzero_ps();
+      transpose16(r);
+      for (index_t l = 0; l < kn; ++l) _mm512_storeu_ps(dst + (k0 + l) * ldv + i0, r[l]);
     }
   }
+}
+
+// w^T of each group, [tap][Kv] with channels past K/groups zero.
+void smallc_pack_weights_avx512(const Conv2dShape& s, const SmallCPlan& pl, const float* w, float* wp) {
+  const index_t Kg = s.K / s.groups;
+  for (index_t g = 0; g < s.groups; ++g) pack_transposed(w + g * Kg * pl.CRS, Kg, pl.CRS, pl.Kv, wp + g * pl.CRS * pl.Kv);
 }
 
 // With stride 1 and no padding the phase plane is the image itself; it is read in place when no
@@ -413,6 +415,88 @@ void smallc_backward_weight_avx512(const Conv2dShape& s, const SmallCPlan& pl, c
     }
   if (bsum != nullptr)
     for (index_t k = 0; k < Kg; ++k) grad_b[k] = static_cast<float>(overwrite ? bsum[k] : grad_b[k] + bsum[k]);
+}
+
+// ---- backward-data, direct ------------------------------------------------------------------
+// A tile is one whole row h of grad_x (W <= 14 pixels) x NV vectors of 16 input channels. For
+// each output channel k and kernel row r whose grad_out row p = h - r exists, tap t sends grad_out
+// pixel q to grad_x pixel q + t: with W and S template parameters those pixels are compile-time
+// accumulator indices, so every FMA is a useful one (no zero padding, no col2im, no GEMM).
+// Per (k, r, t): NV filter vectors (packed [k][r][t][c]) and Q broadcasts of grad_out, Q*NV FMAs.
+namespace {
+
+template <int W, int S, int NV>
+void bd_row(const float* go, index_t Kg, index_t P, index_t R, index_t h, const float* wb, index_t Cv, index_t creal,
+            float* gx, index_t HW) {
+  constexpr int Q = W - S + 1;
+  __m512 acc[W][NV];
+#pragma GCC unroll 14
+  for (int i = 0; i < W; ++i)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
+  const index_t r_lo = std::max<index_t>(0, h - (P - 1)), r_hi = std::min<index_t>(R, h + 1);
+  for (index_t k = 0; k < Kg; ++k)
+    for (index_t r = r_lo; r < r_hi; ++r) {
+      const float* g = go + (k * P + h - r) * Q;
+      const float* wr = wb + (k * R + r) * S * Cv;
+#pragma GCC unroll 8
+      for (int t = 0; t < S; ++t) {
+        __m512 wv[NV];
+#pragma GCC unroll 2
+        for (int v = 0; v < NV; ++v) wv[v] = _mm512_loadu_ps(wr + t * Cv + 16 * v);
+#pragma GCC unroll 14
+        for (int q = 0; q < Q; ++q) {
+          const __m512 b = _mm512_set1_ps(g[q]);
+#pragma GCC unroll 2
+          for (int v = 0; v < NV; ++v) acc[q + t][v] = _mm512_fmadd_ps(b, wv[v], acc[q + t][v]);
+        }
+      }
+    }
+  constexpr __mmask16 pix = static_cast<__mmask16>((1u << W) - 1u);
+#pragma GCC unroll 2
+  for (int v = 0; v < NV; ++v) {
+    __m512 rr[16];
+#pragma GCC unroll 14
+    for (int i = 0; i < W; ++i) rr[i] = acc[i][v];
+    for (int i = W; i < 16; ++i) rr[i] = _mm512_setzero_ps();
+    transpose16(rr);
+    for (int l = 0; l < 16 && 16 * v + l < creal; ++l) _mm512_mask_storeu_ps(gx + (16 * v + l) * HW + h * W, pix, rr[l]);
+  }
+}
+
+using BdRow = void (*)(const float*, index_t, index_t, index_t, index_t, const float*, index_t, index_t, float*, index_t);
+constexpr int kBdMaxW = 14;
+
+// Rows for W = S .. kBdMaxW (index W - S), per NV.
+template <int S, int NV, int... I>
+constexpr std::array<BdRow, sizeof...(I)> bd_table(std::integer_sequence<int, I...>) {
+  return {bd_row<S + I, S, NV>...};
+}
+const std::array<BdRow, kBdMaxW - 2> kBdRow3x1 = bd_table<3, 1>(std::make_integer_sequence<int, kBdMaxW - 2>{});
+const std::array<BdRow, kBdMaxW - 2> kBdRow3x2 = bd_table<3, 2>(std::make_integer_sequence<int, kBdMaxW - 2>{});
+const std::array<BdRow, kBdMaxW - 4> kBdRow5x1 = bd_table<5, 1>(std::make_integer_sequence<int, kBdMaxW - 4>{});
+const std::array<BdRow, kBdMaxW - 4> kBdRow5x2 = bd_table<5, 2>(std::make_integer_sequence<int, kBdMaxW - 4>{});
+
+}  // namespace
+
+bool smallc_bd_has_kernel(index_t W, index_t S) { return (S == 3 || S == 5) && W >= S && W <= kBdMaxW; }
+
+void smallc_pack_bd_weights_avx512(const Conv2dShape& s, index_t Cv, const float* w, float* wb) {
+  const index_t Cg = s.C / s.groups, RS = s.R * s.S;
+  for (index_t k = 0; k < s.K; ++k) pack_transposed(w + k * Cg * RS, Cg, RS, Cv, wb + k * RS * Cv);
+}
+
+void smallc_backward_data_image_avx512(const Conv2dShape& s, index_t Cv, const float* grad_out, const float* wb,
+                                       float* grad_x, bool parallel) {
+  const index_t Cg = s.C / s.groups, Kg = s.K / s.groups, HW = s.H * s.W, W = s.W, S = s.S;
+  const BdRow one = S == 3 ? kBdRow3x1[W - S] : kBdRow5x1[W - S];
+  const BdRow two = S == 3 ? kBdRow3x2[W - S] : kBdRow5x2[W - S];
+  maybe_parallel_for(parallel, s.H, [&](index_t h) {
+    for (index_t c0 = 0; c0 < Cv; c0 += 32) {
+      const bool pair = Cv - c0 >= 32;
+      (pair ? two : one)(grad_out, Kg, s.P, s.R, h, wb + c0, Cv, Cg - c0, grad_x + c0 * HW, HW);
+    }
+  });
 }
 
 }  // namespace fastlayers::cpu

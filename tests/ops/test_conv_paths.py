@@ -11,7 +11,8 @@ What the path does, and the edges hit here:
   output rows, tiles of up to 14 taps of one kernel row x 32 channels; S > 14 (two tap tiles),
   several row blocks with a partial last one, unit column dilation only (row dilation allowed).
 - backward-data (stride 1, output the size of the input): the forward tile on grad_out with the
-  filters transposed and flipped.
+  filters transposed and flipped; narrow unpadded layers (grad_x rows of <= 14 pixels, 3 or 5
+  columns of taps): whole grad_x rows per tile (DIRECT_BD_CASES).
 - backward-weight's grad_b: summed while grad_out is transposed, a partial sum per thread added
   in chunk order (BW_CASES: 1-3 threads; a wrong 3-thread sum failed only there).
 - threads: images split over 2 threads (partial grad_w per thread), or N = 1 with the work split
@@ -240,5 +241,39 @@ def test_backward_data_prepacked_blocks(rng, isa, case, nthreads, monkeypatch):
                                           w.astype(np.float64), **params)
             assert_close(gx, rx, reduction_tol(K // params["groups"] * R * S),
                          f"{case} isa={isa} threads={nthreads} N={n} grad_x")
+    finally:
+        fl.set_num_threads(old)
+
+
+# Backward-data by the direct kernel for narrow unpadded stride-1 layers (smallc_backward_data_*:
+# AVX-512, S = 3 or 5, grad_x rows of W <= 14 pixels, C/groups >= 8): a tile is a whole grad_x row
+# x 32 (or 16) input channels, the kernel rows whose grad_out row exists summed per row. Edges:
+# W = S (Q = 1) and W = 14, a 32-channel pair plus a single vector (40: 8 of its 16 lanes padding,
+# 48), R != S (R = 1, 2, 4), H != W, groups, K/groups = 1, N = 1 with the rows split over the team,
+# 3 threads. Each is checked against the reference with the path on and forced off.
+DIRECT_BD_CASES = [
+    (7, 32, 12, 12, 64, 5, 5, 1, 0, 1, 1),              # LeNet conv2
+    (3, 16, 5, 5, 6, 5, 5, 1, 0, 1, 1),                 # W = S: Q = 1, P = 1; one 16-channel vector
+    (2, 40, 9, 14, 3, 3, 3, 1, 0, 1, 1),                # W = 14, H != W, channels 32 + 8 (of 16)
+    (2, 48, 6, 11, 5, 2, 5, 1, 0, 1, 1),                # R = 2, channels 32 + 16
+    (3, 32, 13, 7, 10, 4, 3, 1, 0, 1, 2),               # groups 2: C/groups = 16, K/groups = 5, R = 4
+    (2, 16, 10, 10, 1, 1, 5, 1, 0, 1, 1),               # K = 1, R = 1
+    (1, 32, 12, 12, 64, 5, 5, 1, 0, 1, 1),              # N = 1: rows split inside the image
+]
+
+
+@pytest.mark.parametrize("case", DIRECT_BD_CASES, ids=[str(c) for c in DIRECT_BD_CASES])
+@pytest.mark.parametrize("nthreads", [1, 2, 3])
+def test_backward_data_direct_rows(rng, case, smallc, nthreads):
+    old = fl.get_num_threads()
+    fl.set_num_threads(nthreads)
+    try:
+        x, w, _, params = _data(rng, case)
+        K, R, S = w.shape[0], w.shape[2], w.shape[3]
+        y = ref.conv2d(x.astype(np.float64), w.astype(np.float64), None, **params)
+        g = rng.standard_normal(y.shape).astype(np.float32)
+        gx, _, _ = fl.conv2d_backward(g, x, w, **params)
+        rx, _, _ = ref.conv2d_backward(g.astype(np.float64), x.astype(np.float64), w.astype(np.float64), **params)
+        assert_close(gx, rx, reduction_tol(K // params["groups"] * R * S), f"{case} smallc={smallc} threads={nthreads}")
     finally:
         fl.set_num_threads(old)
