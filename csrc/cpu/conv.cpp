@@ -22,7 +22,9 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cstdlib>
 
+#include "cpu/conv_col2im.h"
 #include "cpu/conv_smallc.h"
 #include "cpu/conv_winograd.h"
 #include "cpu/gemm.h"
@@ -53,6 +55,7 @@ struct Geometry {
   bool smallc;         // direct AVX-512 kernel for few input channels (conv_smallc.h), one image at a time
   bool smallc_bd;      // backward-data by the direct kernel for narrow unpadded layers (conv_smallc.h)
   bool bd_prepacked;   // backward-data, nb > 1, plain geometry: W^T packed once, col2im per row block
+  bool bd_pixel_major; // backward-data, one image per GEMM: the column matrix pixel-major (col2im_runs)
   index_t bd_rows;     // its rows of the column matrix per product (a multiple of sgemm_packed_a_rows())
   index_t bd_shared;   // its packed W^T, all groups (shared by the threads)
   index_t smallc_slice, smallc_shared;  // its workspace: per thread, and once per call
@@ -83,6 +86,14 @@ bool transposed_shape(const Conv2dShape& s, Conv2dShape& t) {
   t = Conv2dShape{s.N, s.K, s.P, s.Q, s.C, s.R, s.S, s.H, s.W, 1, 1, ph, pw, s.dil_h, s.dil_w, s.groups};
   return true;
 }
+
+// Backward-data's column matrix pixel-major: colsT (pixels x CRS) = grad_out^T W, and each pixel
+// adds its taps back as runs of S floats of grad_x rows (conv_col2im.h) instead of col2im_add's
+// strided scatter. Interleaved at 1 thread against that path: AlexNet conv1 (11x11 stride 4)
+// 16.3 -> 15.0 ms, 16 -> 64 11x11 s4 on 64x64 1.14x, 9x9 s2 / s3 and 11x11 s2 1.03-1.04x; with
+// shorter runs it lost (7x7 s2 0.86x, 3x3 s2 0.80x) or tied (5x5 and 3x3 stride 1).
+constexpr index_t kPixelMajorFloats = index_t{1} << 16;
+bool use_pixel_major(const Conv2dShape& s) { return s.dil_w == 1 && s.S >= 9; }
 
 Geometry geometry(const Conv2dShape& s, ConvPass pass) {
   Geometry g{};
@@ -121,6 +132,10 @@ Geometry geometry(const Conv2dShape& s, ConvPass pass) {
     g.smallc_slice = 0;
   }
   g.bd_prepacked = pass == ConvPass::backward_data && !g.direct && !g.smallc && !g.smallc_bd && g.nb > 1 && is_plain(s);
+  g.bd_pixel_major = pass == ConvPass::backward_data && !g.direct && !g.smallc && !g.smallc_bd && !g.bd_prepacked &&
+                     g.nb == 1 && use_pixel_major(s);
+  if (g.bd_pixel_major)  // pixels per product: ~256 KiB of column matrix, a multiple of 14 rows
+    g.tile = std::min(g.PQ, std::max<index_t>(14, kPixelMajorFloats / g.CRS / 14 * 14));
   if (g.bd_prepacked) {  // about 16 KiB of column rows per product: they stay in L1 for col2im
     const index_t mr = sgemm_packed_a_rows();
     g.bd_rows = std::min(std::max(mr, 4096 / g.PQ / mr * mr), (g.CRS + mr - 1) / mr * mr);
@@ -663,6 +678,11 @@ bool conv2d_backward_data(const Conv2dShape& s, const float* grad_out, const flo
       fill(gxg, g.Cg * g.HW, 0.0f, inner);
       for (index_t j0 = 0; j0 < g.PQ; j0 += g.tile) {
         const index_t j1 = std::min(g.PQ, j0 + g.tile), jn = j1 - j0;
+        if (g.bd_pixel_major && !inner) {  // colsT (jn x CRS) = grad_out^T W, then runs into grad_x
+          sgemm(true, false, jn, g.CRS, g.Kg, 1.0f, gog + j0, g.PQ, wg, g.CRS, 0.0f, ws, g.CRS);
+          col2im_runs(s, ws, g.CRS, j0, j1, gxg);
+          continue;
+        }
         sgemm(true, false, g.CRS, jn, g.Kg, 1.0f, wg, g.CRS, gog + j0, g.PQ, 0.0f, ws, jn);
         col2im_add(s, ws, jn, g.Cg, j0, j1, gxg, inner);
       }

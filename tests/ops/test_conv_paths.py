@@ -10,6 +10,8 @@ What the path does, and the edges hit here:
 - backward-weight: a zero-padded copy of x (or x itself unpadded), grad_out transposed in blocks of
   output rows, tiles of up to 14 taps of one kernel row x 32 channels; S > 14 (two tap tiles),
   several row blocks with a partial last one, unit column dilation only (row dilation allowed).
+- backward-data with S >= 9: the column matrix pixel-major, added back as runs
+  (PIXEL_MAJOR_BD_CASES).
 - backward-data (stride 1, output the size of the input): the forward tile on grad_out with the
   filters transposed and flipped; narrow unpadded layers (grad_x rows of <= 14 pixels, 3 or 5
   columns of taps): whole grad_x rows per tile (DIRECT_BD_CASES).
@@ -275,5 +277,37 @@ def test_backward_data_direct_rows(rng, case, smallc, nthreads):
         gx, _, _ = fl.conv2d_backward(g, x, w, **params)
         rx, _, _ = ref.conv2d_backward(g.astype(np.float64), x.astype(np.float64), w.astype(np.float64), **params)
         assert_close(gx, rx, reduction_tol(K // params["groups"] * R * S), f"{case} smallc={smallc} threads={nthreads}")
+    finally:
+        fl.set_num_threads(old)
+
+
+# Backward-data with the column matrix pixel-major (conv.cpp's bd_pixel_major: S >= 9, unit column
+# dilation, one image per product): colsT = grad_out^T W in tiles of ~256 KiB of pixels (168 of
+# 363 taps, 28 of 1936: tiles end mid-row), each pixel's taps added back as runs of S floats
+# (conv_col2im.h), clipped at both image edges. Edges: stride 2 / 3 / 4, padding on both sides
+# and wider than a stride, row dilation, groups, N = 1 (with 2 and 3 threads the rows of one image
+# are split and the column path takes over), on every ISA (AVX-512 masked runs, portable loop).
+PIXEL_MAJOR_BD_CASES = [
+    (2, 3, 60, 64, 20, 11, 11, 2, 5, 1, 1),             # 960 pixels in tiles of 168
+    (2, 16, 100, 100, 16, 11, 11, 4, 2, 1, 1),          # C*R*S = 1936: tiles of 28 pixels
+    (2, 8, 120, 120, 12, 9, 9, 3, 4, (2, 1), 2),        # row dilation 2, groups 2
+    (1, 3, 64, 64, 8, 9, 9, 4, 0, 1, 1),                # N = 1, no padding
+    (1, 2, 30, 70, 10, 13, 13, 4, 6, 1, 1),             # padding 6 > stride, S = 13
+]
+
+
+@pytest.mark.parametrize("case", PIXEL_MAJOR_BD_CASES, ids=[str(c) for c in PIXEL_MAJOR_BD_CASES])
+@pytest.mark.parametrize("nthreads", [1, 2, 3])
+def test_backward_data_pixel_major(rng, isa, case, nthreads):
+    old = fl.get_num_threads()
+    fl.set_num_threads(nthreads)
+    try:
+        x, w, _, params = _data(rng, case)
+        K, R, S = w.shape[0], w.shape[2], w.shape[3]
+        y = ref.conv2d(x.astype(np.float64), w.astype(np.float64), None, **params)
+        g = rng.standard_normal(y.shape).astype(np.float32)
+        gx, _, _ = fl.conv2d_backward(g, x, w, **params)
+        rx, _, _ = ref.conv2d_backward(g.astype(np.float64), x.astype(np.float64), w.astype(np.float64), **params)
+        assert_close(gx, rx, reduction_tol(K // params["groups"] * R * S), f"{case} isa={isa} threads={nthreads}")
     finally:
         fl.set_num_threads(old)
