@@ -5,13 +5,14 @@
 //   direct    AVX-512 direct convolution vectorised over output channels (conv_smallc.h;
 //             smallc_applies says where, with its A/B figures against the GEMM paths)
 //   GEMM      im2col + our sgemm, implicit GEMM (sgemm packs B straight from the image), or plain
-//             GEMM on x for 1x1 (this file)
+//             GEMM on x for 1x1; backward-data with W^T packed once per call (bd_prepacked) or
+//             with a pixel-major column matrix for wide kernels (bd_pixel_major) (this file)
 //   layer                          fwd        bwd-data          bwd-weight
 //   a 100x1->32 28x28 5x5          direct     packed GEMM       direct
 //   b 100x32->64 12x12 5x5         direct     direct (rows)     direct
 //   c 32x64->64 56x56 3x3 p1       winograd   winograd          winograd
 //   d 16x128->128 28x28 3x3 p1     winograd   winograd          winograd
-//   e 8x3->64 224x224 11x11 s4 p2  direct     im2col+GEMM       direct
+//   e 8x3->64 224x224 11x11 s4 p2  direct     pixel-major GEMM  direct
 //   f 32x256->64 28x28 1x1         GEMM on x  GEMM on x         GEMM on x
 // Ratios (PyTorch 2.13 CPU time / ours, > 1 means ours is faster) are in benchmarks/results and in
 // conv_winograd.h / conv_smallc.h; before these two paths every layer ran on GEMM at 0.6-1.3.
