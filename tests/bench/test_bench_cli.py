@@ -152,3 +152,27 @@ def test_quick_skips_the_full_only_cases_and_says_so():
     assert [b for b, why in full.plan(big[0]) if why is None] == ["cpu", "numpy"]
     small = next(c for c in C.gemm_cases() if c.case == "256x256x256")
     assert [b for b, _ in quick.plan(small)] == ["cpu", "numpy"]
+
+
+def test_reference_is_timed_last_and_records_stay_in_case_order(tmp_path, monkeypatch):
+    # The slow NumPy reference gets a pass of its own after all other timings (it perturbed the
+    # kernels timed right after it); the records still come out case by case, backends in order.
+    from fastlayers.bench import suite as S
+
+    calls = []
+    real = S.Runner._run_one
+
+    def spy(self, case, backend, states):
+        calls.append((case.op, case.case, backend))
+        return real(self, case, backend, states)
+
+    monkeypatch.setattr(S.Runner, "_run_one", spy)
+    doc = _run(tmp_path, "--filter", "^(relu|gemm)$", "--backends", "reference,cpu,numpy", "--no-plots")
+    first_reference = next(i for i, c in enumerate(calls) if c[2] == "reference")
+    assert first_reference > 0 and all(c[2] == "reference" for c in calls[first_reference:])
+    assert all(c[2] != "reference" for c in calls[:first_reference])
+    rows = [(r["op"], r["case"], r["backend"]) for r in doc["records"]]
+    cases_in_order = list(dict.fromkeys((op, case) for op, case, _ in calls[:first_reference]))
+    rank = {"reference": 0, "cpu": 1, "numpy": 2}
+    assert rows == sorted(rows, key=lambda t: (cases_in_order.index(t[:2]), rank[t[2]]))
+    assert {r[2] for r in rows} == {"reference", "cpu", "numpy"}
