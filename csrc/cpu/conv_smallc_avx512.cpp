@@ -156,6 +156,21 @@ void build_phases(const Conv2dShape& s, const SmallCPlan& pl, const float* x, fl
 
 using avx512::transpose16;
 
+// A tile of TP pixels x NV vectors of 16 channels (acc[pixel][vector]) out to planar rows:
+// transposed in registers, channel c (< channels) to out + c*ld, the pixels masked by `pix`.
+template <int TP, int NV>
+inline void store_tile(const __m512 (&acc)[TP][NV], __mmask16 pix, index_t channels, float* out, index_t ld) {
+#pragma GCC unroll 2
+  for (int v = 0; v < NV; ++v) {
+    __m512 r[16];
+#pragma GCC unroll 14
+    for (int i = 0; i < TP; ++i) r[i] = acc[i][v];
+    for (int i = TP; i < 16; ++i) r[i] = _mm512_setzero_ps();
+    transpose16(r);
+    for (int l = 0; l < 16 && 16 * v + l < channels; ++l) _mm512_mask_storeu_ps(out + (16 * v + l) * ld, pix, r[l]);
+  }
+}
+
 // Forward tile: TP (14 or 8) consecutive output pixels of one row x NV vectors of 16 output
 // channels (28 accumulators for 14 x 2). Per tap, NV filter vectors (w^T, packed [tap][Kv]) and
 // TP broadcasts of x, TP*NV FMAs; the pixels' x values are consecutive in the phase plane, at
@@ -192,16 +207,7 @@ void fwd_tile(const float* xj, const int32_t* off, index_t CRS, const float* wT,
       for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(xi, wv[v], acc[i][v]);
     }
   }
-  const __mmask16 pix = static_cast<__mmask16>((1u << n) - 1u);
-#pragma GCC unroll 2
-  for (int v = 0; v < NV; ++v) {
-    __m512 r[16];
-#pragma GCC unroll 14
-    for (int i = 0; i < TP; ++i) r[i] = acc[i][v];
-    for (int i = TP; i < 16; ++i) r[i] = _mm512_setzero_ps();
-    transpose16(r);
-    for (int l = 0; l < 16 && 16 * v + l < kreal; ++l) _mm512_mask_storeu_ps(y + (16 * v + l) * PQ, pix, r[l]);
-  }
+  store_tile<TP, NV>(acc, static_cast<__mmask16>((1u << n) - 1u), kreal, y, PQ);
 }
 
 // ---- backward-weight ----------------------------------------------------------------------
@@ -479,16 +485,7 @@ void bd_row(const float* go, index_t Kg, index_t P, index_t R, index_t h, const 
         }
       }
     }
-  constexpr __mmask16 pix = static_cast<__mmask16>((1u << W) - 1u);
-#pragma GCC unroll 2
-  for (int v = 0; v < NV; ++v) {
-    __m512 rr[16];
-#pragma GCC unroll 14
-    for (int i = 0; i < W; ++i) rr[i] = acc[i][v];
-    for (int i = W; i < 16; ++i) rr[i] = _mm512_setzero_ps();
-    transpose16(rr);
-    for (int l = 0; l < 16 && 16 * v + l < creal; ++l) _mm512_mask_storeu_ps(gx + (16 * v + l) * HW + h * W, pix, rr[l]);
-  }
+  store_tile<W, NV>(acc, static_cast<__mmask16>((1u << W) - 1u), creal, gx + h * W, HW);
 }
 
 using BdRow = void (*)(const float*, index_t, index_t, index_t, index_t, const float*, index_t, index_t, float*, index_t);
