@@ -88,6 +88,26 @@ def _check(x, w, b, params, rng, what):
     assert_close(gb, rb, reduction_tol(N * P * Q), f"{what} grad_b")
 
 
+def _check_grad_x(rng, case, nthreads, what, batches=(None,)):
+    """conv2d_backward's grad_x for `case` at `nthreads` threads against the float64 reference, on the
+    whole batch (None) and on the first n images for each n in `batches`."""
+    old = fl.get_num_threads()
+    fl.set_num_threads(nthreads)
+    try:
+        x, w, _, params = _data(rng, case)
+        K, R, S = w.shape[0], w.shape[2], w.shape[3]
+        y = ref.conv2d(x.astype(np.float64), w.astype(np.float64), None, **params)
+        g = rng.standard_normal(y.shape).astype(np.float32)
+        for n in batches:
+            gx, _, _ = fl.conv2d_backward(g[:n], x[:n], w, **params)
+            rx, _, _ = ref.conv2d_backward(g[:n].astype(np.float64), x[:n].astype(np.float64),
+                                          w.astype(np.float64), **params)
+            assert_close(gx, rx, reduction_tol(K // params["groups"] * R * S),
+                         f"{what} threads={nthreads} N={n or x.shape[0]} grad_x")
+    finally:
+        fl.set_num_threads(old)
+
+
 @pytest.fixture(params=["on", "off"])
 def smallc(request, monkeypatch):
     """The direct path enabled (where the machine and shape allow it) or forced off."""
@@ -230,21 +250,7 @@ BD_CASES = [
 def test_backward_data_prepacked_blocks(rng, isa, case, nthreads, monkeypatch):
     # 3 threads and N = 2 below: fewer images than threads, the staged path parallel inside.
     monkeypatch.setenv("FASTLAYERS_CONV_SMALLC", "0")
-    old = fl.get_num_threads()
-    fl.set_num_threads(nthreads)
-    try:
-        x, w, _, params = _data(rng, case)
-        N, K, Cg, R, S = x.shape[0], w.shape[0], w.shape[1], w.shape[2], w.shape[3]
-        y = ref.conv2d(x.astype(np.float64), w.astype(np.float64), None, **params)
-        g = rng.standard_normal(y.shape).astype(np.float32)
-        for n in (N, 2):
-            gx, _, _ = fl.conv2d_backward(g[:n], x[:n], w, **params)
-            rx, _, _ = ref.conv2d_backward(g[:n].astype(np.float64), x[:n].astype(np.float64),
-                                          w.astype(np.float64), **params)
-            assert_close(gx, rx, reduction_tol(K // params["groups"] * R * S),
-                         f"{case} isa={isa} threads={nthreads} N={n} grad_x")
-    finally:
-        fl.set_num_threads(old)
+    _check_grad_x(rng, case, nthreads, f"{case} isa={isa}", batches=(None, 2))
 
 
 # Backward-data by the direct kernel for narrow unpadded stride-1 layers (smallc_backward_data_*:
@@ -267,18 +273,7 @@ DIRECT_BD_CASES = [
 @pytest.mark.parametrize("case", DIRECT_BD_CASES, ids=[str(c) for c in DIRECT_BD_CASES])
 @pytest.mark.parametrize("nthreads", [1, 2, 3])
 def test_backward_data_direct_rows(rng, case, smallc, nthreads):
-    old = fl.get_num_threads()
-    fl.set_num_threads(nthreads)
-    try:
-        x, w, _, params = _data(rng, case)
-        K, R, S = w.shape[0], w.shape[2], w.shape[3]
-        y = ref.conv2d(x.astype(np.float64), w.astype(np.float64), None, **params)
-        g = rng.standard_normal(y.shape).astype(np.float32)
-        gx, _, _ = fl.conv2d_backward(g, x, w, **params)
-        rx, _, _ = ref.conv2d_backward(g.astype(np.float64), x.astype(np.float64), w.astype(np.float64), **params)
-        assert_close(gx, rx, reduction_tol(K // params["groups"] * R * S), f"{case} smallc={smallc} threads={nthreads}")
-    finally:
-        fl.set_num_threads(old)
+    _check_grad_x(rng, case, nthreads, f"{case} smallc={smallc}")
 
 
 # Backward-data with the column matrix pixel-major (conv.cpp's bd_pixel_major: S >= 9, unit column
@@ -299,15 +294,4 @@ PIXEL_MAJOR_BD_CASES = [
 @pytest.mark.parametrize("case", PIXEL_MAJOR_BD_CASES, ids=[str(c) for c in PIXEL_MAJOR_BD_CASES])
 @pytest.mark.parametrize("nthreads", [1, 2, 3])
 def test_backward_data_pixel_major(rng, isa, case, nthreads):
-    old = fl.get_num_threads()
-    fl.set_num_threads(nthreads)
-    try:
-        x, w, _, params = _data(rng, case)
-        K, R, S = w.shape[0], w.shape[2], w.shape[3]
-        y = ref.conv2d(x.astype(np.float64), w.astype(np.float64), None, **params)
-        g = rng.standard_normal(y.shape).astype(np.float32)
-        gx, _, _ = fl.conv2d_backward(g, x, w, **params)
-        rx, _, _ = ref.conv2d_backward(g.astype(np.float64), x.astype(np.float64), w.astype(np.float64), **params)
-        assert_close(gx, rx, reduction_tol(K // params["groups"] * R * S), f"{case} isa={isa} threads={nthreads}")
-    finally:
-        fl.set_num_threads(old)
+    _check_grad_x(rng, case, nthreads, f"{case} isa={isa}")
