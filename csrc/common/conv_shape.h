@@ -20,6 +20,11 @@ struct Conv2dShape {
 
 enum class ConvPass { forward = 0, backward_data = 1, backward_weight = 2 };
 
+// Stride 1, no padding, no dilation: every tap of every output pixel is inside the image.
+inline bool is_plain(const Conv2dShape& s) {
+  return s.stride_h == 1 && s.stride_w == 1 && s.pad_h == 0 && s.pad_w == 0 && s.dil_h == 1 && s.dil_w == 1;
+}
+
 // The geometry as the Python op passes it, one 16-int tuple:
 // (N, C, H, W, K, R, S, P, Q, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups).
 using Conv2dShapeArgs = std::array<index_t, 16>;

@@ -23,7 +23,6 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <cstdlib>
 
 #include "cpu/conv_col2im.h"
 #include "cpu/conv_smallc.h"
@@ -68,11 +67,6 @@ struct Geometry {
 // Backward-weight packs im2col transposed; doing that in the packer (scalar transpose) was 25-40%
 // slower than im2col + sgemm's AVX-512 transposing packer, so it keeps the column matrix.
 bool use_implicit(const Conv2dShape& s, const Geometry& g) { return s.stride_w == 1 && g.CRS >= 64; }
-
-// Stride 1, no padding, no dilation: every tap of every output pixel is inside the image.
-inline bool is_plain(const Conv2dShape& s) {
-  return s.stride_h == 1 && s.stride_w == 1 && s.pad_h == 0 && s.pad_w == 0 && s.dil_h == 1 && s.dil_w == 1;
-}
 
 // Backward-data of a stride-1 convolution is the forward convolution of grad_out with the filters
 // transposed (C and K swapped) and flipped, padded by dil*(R-1) - pad (>= 0 needed): t is that

@@ -189,9 +189,8 @@ bool smallc_backward_data_applies(const Conv2dShape& s) {
 #if defined(__x86_64__) || defined(_M_X64)
   if (active_isa() != Isa::avx512) return false;
   if (const char* e = std::getenv("FASTLAYERS_CONV_SMALLC"); e != nullptr && e[0] == '0') return false;
-  const bool plain = s.stride_h == 1 && s.stride_w == 1 && s.pad_h == 0 && s.pad_w == 0 && s.dil_h == 1 && s.dil_w == 1;
   const index_t Cg = s.C / s.groups;
-  return plain && Cg >= 16 && 5 * Cg >= 4 * bd_channels_padded(s) && smallc_bd_has_kernel(s.W, s.S);
+  return is_plain(s) && Cg >= 16 && 5 * Cg >= 4 * bd_channels_padded(s) && smallc_bd_has_kernel(s.W, s.S);
 #else
   (void)s;
   return false;
