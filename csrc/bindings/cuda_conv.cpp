@@ -4,6 +4,7 @@
 #include <array>
 
 #include "bindings/cuda_bindings.h"
+#include "bindings/conv_args.h"
 #include "bindings/pointers.h"
 #include "cuda/conv.h"
 
@@ -17,23 +18,25 @@ void bind_cuda_conv(py::module_& m) {
   const auto nogil = py::call_guard<py::gil_scoped_release>();
   m.def("conv2d_workspace_floats", [](const Conv2dShapeArgs& shape, int pass, int threads, Address) {
     if (pass < 0 || pass > 2) throw py::value_error("pass must be 0, 1 or 2");
-    return cuda::conv2d_workspace_floats(to_conv2d_shape(shape), static_cast<cuda::ConvPass>(pass), threads);
+    const index_t n = cuda::conv2d_workspace_floats(checked_conv2d_shape(shape), static_cast<cuda::ConvPass>(pass), threads);
+    if (n < 0) throw py::value_error("conv2d: the workspace size overflows int64 for this geometry");
+    return n;
   });
   // The GPU kernels never run short of workspace (backward_weight splits fewer ways), so they
   // always return true; the result is ignored.
   m.def("conv2d_forward", [](Address x, Address w, Address b, Address y,
                              Address ws, index_t ws_floats, const Conv2dShapeArgs& shape, Address s) {
-    cuda::conv2d_forward(to_conv2d_shape(shape), in(x), in(w), in(b), out(y), out(ws), ws_floats,
+    cuda::conv2d_forward(checked_conv2d_shape(shape), in(x), in(w), in(b), out(y), out(ws), ws_floats,
                          stream_of(s));
   }, nogil);
   m.def("conv2d_backward_data", [](Address go, Address w, Address gx, Address ws,
                                    index_t ws_floats, const Conv2dShapeArgs& shape, Address s) {
-    cuda::conv2d_backward_data(to_conv2d_shape(shape), in(go), in(w), out(gx), out(ws), ws_floats, stream_of(s));
+    cuda::conv2d_backward_data(checked_conv2d_shape(shape), in(go), in(w), out(gx), out(ws), ws_floats, stream_of(s));
   }, nogil);
   m.def("conv2d_backward_weight", [](Address go, Address x, Address gw, Address gb,
                                      Address ws, index_t ws_floats, const Conv2dShapeArgs& shape,
                                      Address s) {
-    cuda::conv2d_backward_weight(to_conv2d_shape(shape), in(go), in(x), out(gw), out(gb), out(ws),
+    cuda::conv2d_backward_weight(checked_conv2d_shape(shape), in(go), in(x), out(gw), out(gb), out(ws),
                                  ws_floats, stream_of(s));
   }, nogil);
 }

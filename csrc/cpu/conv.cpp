@@ -23,7 +23,9 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cassert>
 
+#include "common/checked.h"
 #include "cpu/conv_col2im.h"
 #include "cpu/conv_smallc.h"
 #include "cpu/conv_winograd.h"
@@ -164,17 +166,20 @@ index_t shared_floats(const Geometry& g, ConvPass /*pass*/) {
   return g.smallc || g.smallc_bd ? g.smallc_shared : 0;
 }
 
+// -1 if the size does not fit in int64 (the checked geometry rules that out; checked anyway).
 index_t needed_floats(const Conv2dShape& s, const Geometry& g, ConvPass pass, int T) {
-  index_t n = shared_floats(g, pass) + T * slice_floats(g, pass);
-  if (pass == ConvPass::backward_weight) n += (T - 1) * s.K * g.CRS;  // partial grad_w, threads 1..T-1
-  return n;
+  CheckedSize n = CheckedSize(shared_floats(g, pass)) + CheckedSize(T) * slice_floats(g, pass);
+  if (pass == ConvPass::backward_weight) n += CheckedSize(T - 1) * s.K * g.CRS;  // partial grad_w, threads 1..T-1
+  return n.value();
 }
+
+bool fits(index_t need, index_t workspace_floats) { return need >= 0 && need <= workspace_floats; }
 
 // Threads over images that the workspace allows; 0 if it is too small even for one.
 int plan_threads(const Conv2dShape& s, const Geometry& g, ConvPass pass, index_t workspace_floats) {
   int T = image_threads(s, omp_get_max_threads());
-  while (T > 1 && needed_floats(s, g, pass, T) > workspace_floats) --T;
-  return needed_floats(s, g, pass, T) <= workspace_floats ? T : 0;
+  while (T > 1 && !fits(needed_floats(s, g, pass, T), workspace_floats)) --T;
+  return fits(needed_floats(s, g, pass, T), workspace_floats) ? T : 0;
 }
 
 index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
@@ -245,6 +250,7 @@ void im2col(const Conv2dShape& s, const float* x, index_t Cg, index_t j0, index_
     if (Q == 24) return im2col_plain<24>(s, x, rows, cols, ld, parallel);
     return im2col_plain<0>(s, x, rows, cols, ld, parallel);
   }
+  assert(0 <= j0 && j0 < j1 && j1 <= s.P * Q);
   const index_t p0 = j0 / Q, p1 = (j1 - 1) / Q;  // output rows touched; first and last may be partial
   maybe_parallel_for(parallel, rows, [&](index_t row) {
     const index_t c = row / RS, r = (row / s.S) % s.R, t = row % s.S;
@@ -295,6 +301,7 @@ void col2im_add(const Conv2dShape& s, const float* cols, index_t ld, index_t Cg,
     if (Q == 24) return col2im_add_plain<24>(s, cols, ld, Cg, gx, parallel);
     return col2im_add_plain<0>(s, cols, ld, Cg, gx, parallel);
   }
+  assert(0 <= j0 && j0 < j1 && j1 <= s.P * Q);
   const index_t p0 = j0 / Q, p1 = (j1 - 1) / Q;
   maybe_parallel_for(parallel, Cg, [&](index_t c) {
     float* gc = gx + c * s.H * s.W;
@@ -507,14 +514,19 @@ static bool winograd_safe(const float* x, index_t nx, const float* w, index_t nw
 }
 
 index_t conv2d_workspace_floats(const Conv2dShape& s, ConvPass pass, int threads) {
+  assert(conv2d_shape_error(s) == nullptr);
   const index_t gemm = needed_floats(s, geometry(s, pass), pass, image_threads(s, threads));
   // Room for the GEMM path too: non-finite inputs fall back to it (winograd_safe).
-  if (winograd_applies(s, pass)) return std::max(gemm, winograd_workspace_floats(s, pass, threads));
+  if (gemm >= 0 && winograd_applies(s, pass)) {
+    const index_t wino = winograd_workspace_floats(s, pass, threads);
+    return wino < 0 ? -1 : std::max(gemm, wino);
+  }
   return gemm;
 }
 
 bool conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y,
                     float* workspace, index_t workspace_floats) {
+  assert(conv2d_shape_error(s) == nullptr);  // the boundary checked it (common/conv_shape.h)
   if (winograd_applies(s, ConvPass::forward) && winograd_safe(x, s.N * s.C * s.H * s.W, w, s.K * s.C / s.groups * 9) &&
       winograd_forward(s, x, w, b, y, workspace, workspace_floats))
     return true;
@@ -589,6 +601,7 @@ bool conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const 
 
 bool conv2d_backward_data(const Conv2dShape& s, const float* grad_out, const float* w, float* grad_x,
                           float* workspace, index_t workspace_floats) {
+  assert(conv2d_shape_error(s) == nullptr);  // the boundary checked it (common/conv_shape.h)
   if (winograd_applies(s, ConvPass::backward_data) &&
       winograd_safe(grad_out, s.N * s.K * s.P * s.Q, w, s.K * s.C / s.groups * 9) &&
       winograd_backward_data(s, grad_out, w, grad_x, workspace, workspace_floats))
@@ -709,6 +722,7 @@ static void conv_bias_grad(const Conv2dShape& s, const float* grad_out, float* g
 
 bool conv2d_backward_weight(const Conv2dShape& s, const float* grad_out, const float* x, float* grad_w,
                             float* grad_b, float* workspace, index_t workspace_floats) {
+  assert(conv2d_shape_error(s) == nullptr);  // the boundary checked it (common/conv_shape.h)
   if (winograd_applies(s, ConvPass::backward_weight) &&
       winograd_safe(grad_out, s.N * s.K * s.P * s.Q, x, s.N * s.C * s.H * s.W) &&
       winograd_backward_weight(s, grad_out, x, grad_w, workspace, workspace_floats)) {

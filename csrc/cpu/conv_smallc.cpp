@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstdlib>
 
+#include "common/checked.h"
 #include "cpu/cpu_features.h"
 
 namespace fastlayers::cpu {
@@ -58,7 +59,8 @@ SmallCPlan smallc_plan(const Conv2dShape& s) {
   const index_t fill14 = s.Q * 100 / ((s.Q + 13) / 14 * 14), fill8 = s.Q * 100 / ((s.Q + 7) / 8 * 8);
   pl.TP = fill14 >= fill8 ? 14 : 8;
   // The last tile of the last row reads up to TP - 1 floats past the end of its plane.
-  pl.xs_floats = Cg * sh * sw * pl.Hq * pl.Wq + 16;
+  // Checked: with the boundary's limits (sh*Hq <= 2*padded H) it is < 2^51, but it gates the path.
+  pl.xs_floats = (CheckedSize(Cg) * sh * sw * pl.Hq * pl.Wq + 16).value();
   pl.CRS = Cg * s.R * s.S;
   pl.Hp = (s.P - 1) * sh + (s.R - 1) * s.dil_h + 1;
   pl.Wp = (s.Q - 1) * sw + (s.S - 1) * s.dil_w + 1;
@@ -96,7 +98,7 @@ bool smallc_applies(const Conv2dShape& s, ConvPass pass) {
   const SmallCPlan pl = smallc_plan(s);
   const index_t tiles = (s.Q + pl.TP - 1) / pl.TP * pl.TP;
   // The tap offsets into the phase planes are int32.
-  return pl.CRS <= kMaxCRS && pl.xs_floats < (index_t{1} << 31) && 10 * s.Q >= 7 * tiles;
+  return pl.CRS <= kMaxCRS && pl.xs_floats >= 0 && pl.xs_floats < (index_t{1} << 31) && 10 * s.Q >= 7 * tiles;
 #else
   (void)s;
   (void)pass;

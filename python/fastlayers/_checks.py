@@ -76,6 +76,27 @@ def as_int(value, name: str) -> int:
     return int(value)
 
 
+INDEX_MAX = 2**63 - 1  # the kernels index with int64
+
+
+def as_index(value, name: str) -> int:
+    """An int that fits the kernels' int64 sizes (a geometry argument: stride, padding, ...)."""
+    v = as_int(value, name)
+    if not -INDEX_MAX <= v <= INDEX_MAX:
+        raise ValueError(f"{name} must fit in a 64-bit signed integer (|{name}| <= 2**63 - 1), got {v}")
+    return v
+
+
+def as_index_pair(value, name: str) -> tuple[int, int]:
+    """An int or a pair of ints, as (height, width), each within int64."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+        return as_index(value[0], name), as_index(value[1], name)
+    v = as_index(value, name)
+    return v, v
+
+
 def as_pair(value, name: str) -> tuple[int, int]:
     """An int or a pair of ints, as (height, width)."""
     if isinstance(value, (tuple, list)):

@@ -10,7 +10,8 @@ from __future__ import annotations
 import threading
 
 from .._backend import backend_for
-from .._checks import as_float32, as_int, as_pair, check_ndim, check_nonnegative, check_positive, check_shape
+from .._checks import (as_float32, as_index, as_index_pair, check_ndim, check_nonnegative, check_positive,
+                       check_shape)
 
 __all__ = ["conv2d", "conv2d_backward", "conv1d", "conv1d_backward"]
 
@@ -41,15 +42,28 @@ def _threads(be) -> int:
     return _cpu.get_num_threads()
 
 
+# Every extent and product the conv kernels form stays at or below this many elements: checked
+# here in exact integers, and again by the bindings (csrc/common/conv_shape.h, kMaxConvElements).
+# 2**48 floats is a petabyte, past any real tensor, and leaves 2**15 of headroom below int64 for
+# the small factors and sums in the kernels' index arithmetic.
+MAX_ELEMENTS = 2**48
+
+
 def _geometry(x, w, stride, padding, dilation, groups):
     """Checks the arguments and returns the kernels' 16-int shape tuple
-    (N, C, H, W, K, R, S, P, Q, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups)."""
+    (N, C, H, W, K, R, S, P, Q, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups).
+
+    Every size is an int64 and every derived size (padded extents, output size, the im2col matrix,
+    the output and weight element counts) is at most MAX_ELEMENTS, so the kernels' index
+    arithmetic cannot overflow. A stride longer than the padded extent leaves one output position
+    on that axis, where the stride is never applied: it is clamped to that extent before it reaches
+    the kernels (and a dilation with a one-tap kernel axis to 1), which changes no result."""
     check_ndim(x, 4, "x", "(N, C, H, W)")
     check_ndim(w, 4, "w", "(K, C/groups, R, S)")
-    sh, sw = as_pair(stride, "stride")
-    ph, pw = as_pair(padding, "padding")
-    dh, dw = as_pair(dilation, "dilation")
-    groups = as_int(groups, "groups")
+    sh, sw = as_index_pair(stride, "stride")
+    ph, pw = as_index_pair(padding, "padding")
+    dh, dw = as_index_pair(dilation, "dilation")
+    groups = as_index(groups, "groups")
     check_positive((sh, sw), "stride")
     check_nonnegative((ph, pw), "padding")
     check_positive((dh, dw), "dilation")
@@ -58,6 +72,8 @@ def _geometry(x, w, stride, padding, dilation, groups):
     K, Cg, R, S = (int(v) for v in w.shape)
     if min(K, Cg, R, S) <= 0:
         raise ValueError(f"w must have positive sizes (K, C/groups, R, S), got {tuple(w.shape)}")
+    if min(C, H, W) <= 0:
+        raise ValueError(f"x must have positive sizes C, H and W (only the batch N may be 0), got {tuple(x.shape)}")
     if C % groups:
         raise ValueError(f"x has C={C} channels, which groups={groups} does not divide")
     if K % groups:
@@ -65,13 +81,29 @@ def _geometry(x, w, stride, padding, dilation, groups):
     if C != Cg * groups:
         raise ValueError(f"w.shape[1] must be C/groups = {C}/{groups} = {C // groups}, got {Cg} "
                          f"(x shape {tuple(x.shape)}, w shape {tuple(w.shape)})")
-    P = (H + 2 * ph - dh * (R - 1) - 1) // sh + 1
-    Q = (W + 2 * pw - dw * (S - 1) - 1) // sw + 1
-    if P <= 0 or Q <= 0:
+    Hp, Wp = H + 2 * ph, W + 2 * pw
+    if max(Hp, Wp) > MAX_ELEMENTS:
+        raise ValueError(f"padding={(ph, pw)} is too large: the padded input is {Hp}x{Wp} (input {H}x{W}), "
+                         f"more than the {MAX_ELEMENTS} (2**48) positions per axis fastlayers supports")
+    eh, ew = dh * (R - 1) + 1, dw * (S - 1) + 1
+    if eh > Hp or ew > Wp:
         raise ValueError(
-            f"w: the kernel {R}x{S} (dilation {dh}x{dw}, extent {dh * (R - 1) + 1}x{dw * (S - 1) + 1}) "
-            f"is larger than the padded input {H + 2 * ph}x{W + 2 * pw} (input {H}x{W}, padding {ph}x{pw}); "
-            f"the output would be empty ({P}x{Q})")
+            f"w: the kernel {R}x{S} (dilation {dh}x{dw}, extent {eh}x{ew}) "
+            f"is larger than the padded input {Hp}x{Wp} (input {H}x{W}, padding {ph}x{pw}); "
+            f"the output would be empty")
+    P, Q = (Hp - eh) // sh + 1, (Wp - ew) // sw + 1
+    # One output row (column) when the stride passes the last window start: the stride is unused.
+    sh, sw = min(sh, Hp - eh + 1), min(sw, Wp - ew + 1)
+    dh, dw = (1 if R == 1 else dh), (1 if S == 1 else dw)
+    for what, count in (("the padded input planes (max(C, K) x padded H x padded W)", max(C, K) * Hp * Wp),
+                        ("one image's im2col matrix (C/groups*R*S x P*Q)", Cg * R * S * P * Q),
+                        ("the output (N x K x P x Q)", N * K * P * Q),
+                        ("the input (N x C x H x W)", N * C * H * W),
+                        ("the weights (K x C/groups x R x S)", K * Cg * R * S)):
+        if count > MAX_ELEMENTS:
+            raise ValueError(f"x shape {tuple(x.shape)}, w shape {tuple(w.shape)}, padding {(ph, pw)}: "
+                             f"{what} would hold {count} elements, more than the {MAX_ELEMENTS} (2**48) "
+                             f"fastlayers supports")
     return (N, C, H, W, K, R, S, P, Q, sh, sw, ph, pw, dh, dw, groups)
 
 
@@ -132,7 +164,7 @@ def _single(value, name: str) -> int:
         if len(value) != 1:
             raise ValueError(f"{name} must be an int or a 1-tuple for conv1d, got {value!r}")
         value = value[0]
-    return as_int(value, name)
+    return as_index(value, name)
 
 
 def _as_2d(x, w, stride, padding, dilation, be):
