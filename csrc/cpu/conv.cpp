@@ -177,7 +177,7 @@ bool fits(index_t need, index_t workspace_floats) { return need >= 0 && need <= 
 
 // Threads over images that the workspace allows; 0 if it is too small even for one.
 int plan_threads(const Conv2dShape& s, const Geometry& g, ConvPass pass, index_t workspace_floats) {
-  int T = image_threads(s, omp_get_max_threads());
+  int T = image_threads(s, max_threads());
   while (T > 1 && !fits(needed_floats(s, g, pass, T), workspace_floats)) --T;
   return fits(needed_floats(s, g, pass, T), workspace_floats) ? T : 0;
 }
@@ -219,7 +219,7 @@ inline void im2col_segment(const float* __restrict xrow, float* __restrict out, 
 template <class F>
 inline void maybe_parallel_for(bool parallel, index_t n, F body) {
   if (parallel) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(max_threads())
     for (index_t i = 0; i < n; ++i) body(i);
   } else {
     for (index_t i = 0; i < n; ++i) body(i);
@@ -471,7 +471,7 @@ void pack_implicit_b(const void* ctx, index_t k0, index_t kc, index_t j0, index_
 
 void fill(float* p, index_t n, float v, bool parallel) {
   if (parallel && n > kParallelGrain) {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) num_threads(max_threads())
     for (index_t i = 0; i < n; ++i) p[i] = v;
   } else {
     std::fill(p, p + n, v);
@@ -494,7 +494,7 @@ void for_each_block(const Conv2dShape& s, const Geometry& g, ConvPass pass, int 
     for (int t = omp_get_thread_num(); t < T; t += omp_get_num_threads())
       chunk(t, s.N * t / T, s.N * (t + 1) / T, workspace + t * slice, false);
   } else {
-    chunk(0, 0, s.N, workspace, omp_get_max_threads() > 1 && !omp_in_parallel());
+    chunk(0, 0, s.N, workspace, max_threads() > 1 && !omp_in_parallel());
   }
 }
 
@@ -506,7 +506,7 @@ void for_each_block(const Conv2dShape& s, const Geometry& g, ConvPass pass, int 
 static bool winograd_safe(const float* x, index_t nx, const float* w, index_t nw) {
   auto finite = [](const float* p, index_t n) {
     float acc = 0.0f;  // p[i] * 0 is (+-)0 for finite p[i], NaN for inf or NaN
-#pragma omp parallel for simd reduction(+ : acc) schedule(static) if (n > kParallelGrain)
+#pragma omp parallel for simd reduction(+ : acc) schedule(static) if (n > kParallelGrain) num_threads(max_threads())
     for (index_t i = 0; i < n; ++i) acc += p[i] * 0.0f;
     return acc == 0.0f;
   };
@@ -638,7 +638,7 @@ bool conv2d_backward_data(const Conv2dShape& s, const float* grad_out, const flo
   // The col2im still costs ~10% of b (SSE read-modify-writes, ~3.5 cycles per 8 floats; an
   // AVX-512 version summing rows in registers was no faster). Parallel inside an image it takes
   // the staged path below (same workspace).
-  const bool inner_parallel = T == 1 && omp_get_max_threads() > 1 && !omp_in_parallel();
+  const bool inner_parallel = T == 1 && max_threads() > 1 && !omp_in_parallel();
   if (g.bd_prepacked && !inner_parallel) {
     const index_t packed = sgemm_packed_a_floats(g.CRS, g.Kg);
     for (index_t grp = 0; grp < s.groups; ++grp)
@@ -704,7 +704,7 @@ static void conv_bias_grad(const Conv2dShape& s, const float* grad_out, float* g
   const index_t PQ = s.P * s.Q;
   // Sixteen float lanes per row (vectorisable, and pairwise-like accuracy), rows added in double.
   constexpr int L = 16;
-#pragma omp parallel for schedule(static) if (s.N * s.K * PQ > kParallelGrain)
+#pragma omp parallel for schedule(static) if (s.N * s.K * PQ > kParallelGrain) num_threads(max_threads())
   for (index_t k = 0; k < s.K; ++k) {
     double acc = 0.0;
     for (index_t n = 0; n < s.N; ++n) {
@@ -788,7 +788,7 @@ bool conv2d_backward_weight(const Conv2dShape& s, const float* grad_out, const f
     }
   });
   if (T > 1) {  // add the partial sums in chunk order: the same bits on every run
-#pragma omp parallel for simd schedule(static) if (gw_size > kParallelGrain)
+#pragma omp parallel for simd schedule(static) if (gw_size > kParallelGrain) num_threads(max_threads())
     for (index_t i = 0; i < gw_size; ++i) {
       float acc = grad_w[i];
       for (int t = 1; t < T; ++t) acc += partials[(t - 1) * gw_size + i];

@@ -15,6 +15,7 @@
 
 #include "cpu/avx512_util.h"
 #include "cpu/conv_smallc.h"
+#include "cpu/parallel.h"
 
 namespace fastlayers::cpu {
 
@@ -39,7 +40,7 @@ inline void copy_pad(float* __restrict dst, const float* __restrict src, index_t
 template <class F>
 inline void maybe_parallel_for(bool parallel, index_t n, F body) {
   if (parallel) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(max_threads())
     for (index_t i = 0; i < n; ++i) body(i);
   } else {
     for (index_t i = 0; i < n; ++i) body(i);

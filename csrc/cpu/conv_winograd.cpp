@@ -17,6 +17,7 @@
 #include <cstring>
 
 #include "cpu/gemm.h"
+#include "cpu/parallel.h"
 
 namespace fastlayers::cpu {
 
@@ -336,8 +337,8 @@ template <int kM>
 bool run(const Problem& p, const float* x, const float* w, const float* bias, float* y, float* workspace,
          index_t workspace_floats) {
   constexpr int kAA = (kM + 2) * (kM + 2);
-  const int max_threads = omp_in_parallel() ? 1 : omp_get_max_threads();
-  Plan pl = plan(p, max_threads);
+  const int team = omp_in_parallel() ? 1 : max_threads();
+  Plan pl = plan(p, team);
   while (pl.threads > 1 && needed_floats(p, pl, kM) > workspace_floats) pl = plan(p, pl.threads - 1);
   if (needed_floats(p, pl, kM) > workspace_floats) return false;
   if (p.tiles == 0) return true;
@@ -450,7 +451,7 @@ bool run_backward_weight(const Problem& p, const float* go, const float* x, floa
   float* Mw = workspace;  // [xi][k][i]
   float* V = Mw + kAA * p.Kout * p.Ig;
   float* D = V + kAA * p.Cin * nt;
-  const int TT = omp_in_parallel() ? 1 : std::min(omp_get_max_threads(), kAA);
+  const int TT = omp_in_parallel() ? 1 : std::min(max_threads(), kAA);
 
   auto body = [&](int t, int nthreads) {
     TileInfo ti;

@@ -1,5 +1,7 @@
 #include "cpu/cpu_features.h"
 
+#include "cpu/parallel.h"
+
 #include <omp.h>
 
 #include <atomic>
@@ -53,7 +55,7 @@ const char* isa_name(Isa isa) {
   }
 }
 
-void set_num_threads(int n) { omp_set_num_threads(n); }
-int get_num_threads() { return omp_get_max_threads(); }
+void set_num_threads(int n) { set_max_threads(n); }
+int get_num_threads() { return max_threads(); }
 
 }  // namespace fastlayers::cpu

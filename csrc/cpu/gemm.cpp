@@ -30,6 +30,7 @@
 #include "cpu/cpu_features.h"
 #include "cpu/gemm_kernel.h"
 #include "cpu/gemm_small.h"
+#include "cpu/parallel.h"
 
 namespace fastlayers::cpu {
 namespace gemm_detail {
@@ -292,7 +293,7 @@ void sgemm_impl(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, flo
   Plan pl;
   pl.ki = select_kernel();
   const KernelInfo& ki = pl.ki;
-  int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
+  int nt = omp_in_parallel() ? 1 : max_threads();
   if (M * N * K < kParallelFlops) nt = 1;
 
   // A few rows (batch-1 inference): no packing, columns split over the team when worth it.

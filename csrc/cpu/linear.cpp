@@ -5,7 +5,7 @@
 namespace fastlayers::cpu {
 
 void bias_add_rows(float* y, const float* b, index_t rows, index_t cols) {
-#pragma omp parallel for schedule(static) if (rows * cols > kParallelGrain)
+#pragma omp parallel for schedule(static) if (rows * cols > kParallelGrain) num_threads(max_threads())
   for (index_t r = 0; r < rows; ++r) {
     float* yr = y + r * cols;
 #pragma omp simd
@@ -18,7 +18,7 @@ void bias_add_rows(float* y, const float* b, index_t rows, index_t cols) {
 void bias_grad_rows(const float* g, float* grad_b, index_t rows, index_t cols) {
   constexpr index_t kChunk = 256;
   const index_t chunks = (cols + kChunk - 1) / kChunk;
-#pragma omp parallel for schedule(static) if (rows * cols > kParallelGrain && chunks > 1)
+#pragma omp parallel for schedule(static) if (rows * cols > kParallelGrain && chunks > 1) num_threads(max_threads())
   for (index_t ch = 0; ch < chunks; ++ch) {
     const index_t c0 = ch * kChunk;
     const index_t n = cols - c0 < kChunk ? cols - c0 : kChunk;

@@ -22,14 +22,14 @@ inline float regularised(float g, float p, float weight_decay, float l1) {
 void sgd_update(float* param, const float* grad, float* velocity, index_t n, float lr,
                 float momentum, float weight_decay, float l1, bool nesterov) {
   if (momentum == 0.0f) {
-#pragma omp parallel for schedule(static) if (n > kParallelGrain)
+#pragma omp parallel for schedule(static) if (n > kParallelGrain) num_threads(max_threads())
     for (index_t i = 0; i < n; ++i) {
       const float g = regularised(grad[i], param[i], weight_decay, l1);
       param[i] -= lr * g;
     }
     return;
   }
-#pragma omp parallel for schedule(static) if (n > kParallelGrain)
+#pragma omp parallel for schedule(static) if (n > kParallelGrain) num_threads(max_threads())
   for (index_t i = 0; i < n; ++i) {
     const float g = regularised(grad[i], param[i], weight_decay, l1);
     const float v = momentum * velocity[i] + g;
@@ -46,7 +46,7 @@ void adam_update(float* param, const float* grad, float* m, float* v, index_t n,
   const float step_size = static_cast<float>(lr / bc1);
   const float inv_sqrt_bc2 = static_cast<float>(1.0 / std::sqrt(bc2));
   const float one_minus_b1 = 1.0f - beta1, one_minus_b2 = 1.0f - beta2;
-#pragma omp parallel for schedule(static) if (n > kParallelGrain)
+#pragma omp parallel for schedule(static) if (n > kParallelGrain) num_threads(max_threads())
   for (index_t i = 0; i < n; ++i) {
     const float g = regularised(grad[i], param[i], weight_decay, 0.0f);
     const float mi = beta1 * m[i] + one_minus_b1 * g;

@@ -6,6 +6,20 @@
 
 namespace fastlayers::cpu {
 
+// The kernels' thread count, process-wide: fl.set_num_threads(n), else OMP_NUM_THREADS (or the
+// CPUs) as libgomp read it at load. OpenMP's own setting (nthreads-var) is per thread, so a value
+// set with omp_set_num_threads in one Python thread would not reach a kernel called from another:
+// every parallel region of the kernels asks for max_threads() in its num_threads clause instead,
+// and every team-size decision reads it. Each Python thread therefore sees the same count, and
+// the kernels, whose partitions depend only on it, give the same bits in every thread.
+//
+// In a child made by fork() it is 1: libgomp's worker threads do not survive fork, and a team of
+// more than one thread would wait for them forever. A pthread_atfork handler (parallel.cpp) sets
+// that; it also sets the forking thread's nthreads-var to 1 for any region without the clause.
+int max_threads();
+void set_max_threads(int n);  // n >= 1
+bool in_forked_child();
+
 // Below this many elements an elementwise loop runs on one thread: waking the team costs more
 // than the work (a few microseconds).
 constexpr index_t kParallelGrain = 1 << 15;
@@ -18,11 +32,12 @@ constexpr index_t kTranscendentalGrain = 1 << 13;
 template <class F>
 void parallel_ranges(index_t n, index_t grain, F f) {
   if (n <= 0) return;
-  if (n <= grain || omp_get_max_threads() == 1) {
+  const int T = max_threads();
+  if (n <= grain || T == 1) {
     f(index_t{0}, n);
     return;
   }
-#pragma omp parallel
+#pragma omp parallel num_threads(T)
   {
     const index_t nt = omp_get_num_threads(), t = omp_get_thread_num();
     const index_t per = ((n + nt - 1) / nt + 15) / 16 * 16;

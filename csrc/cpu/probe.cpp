@@ -8,6 +8,8 @@
 #include <new>
 #include <vector>
 
+#include "cpu/parallel.h"
+
 namespace fastlayers::cpu {
 namespace {
 
@@ -49,6 +51,7 @@ float fma_chains_generic(index_t iters) {
 }
 
 double probe_peak_gflops(Isa isa, int threads, index_t iters, int reps) {
+  if (in_forked_child()) threads = 1;  // parallel.h: no team after fork
   const double flops =
       static_cast<double>(threads) * static_cast<double>(iters) * kFmaChains * lanes_of(isa) * 2.0;
   double best = 0.0;
@@ -74,6 +77,7 @@ double probe_peak_gflops(Isa isa, int threads, index_t iters, int reps) {
 }
 
 double probe_triad_gbps(index_t n, int threads, int passes) {
+  if (in_forked_child()) threads = 1;
   const std::size_t bytes = ((static_cast<std::size_t>(n) * sizeof(float) + 63) / 64) * 64;
   std::unique_ptr<float, FreeDeleter> a(static_cast<float*>(std::aligned_alloc(64, bytes)));
   std::unique_ptr<float, FreeDeleter> b(static_cast<float*>(std::aligned_alloc(64, bytes)));

@@ -117,11 +117,11 @@ void for_each_row(index_t outer, index_t dim, index_t inner, RowFn row, LanesFn 
   if (outer <= 0 || dim <= 0 || inner <= 0) return;
   const bool parallel = outer * dim * inner > kTranscendentalGrain;  // an exp per element
   if (inner == 1) {
-#pragma omp parallel for schedule(static) if (parallel)
+#pragma omp parallel for schedule(static) if (parallel) num_threads(max_threads())
     for (index_t o = 0; o < outer; ++o) row(o * dim);
   } else {
     const index_t blocks = (inner + kLanes - 1) / kLanes;
-#pragma omp parallel for schedule(static) if (parallel)
+#pragma omp parallel for schedule(static) if (parallel) num_threads(max_threads())
     for (index_t t = 0; t < outer * blocks; ++t) {
       const index_t o = t / blocks, i0 = (t % blocks) * kLanes;
       lanes(o * dim * inner + i0, std::min(kLanes, inner - i0));
