@@ -18,10 +18,12 @@ def as_float32(x, name: str, backend):
     Float16/float64 and integer input is converted, non-contiguous input made contiguous;
     the caller's array is never modified. bool, complex and object arrays are rejected.
     """
-    # Fast path (batch-1 work is many tiny calls): already a C-contiguous float32 NumPy array.
-    # (0-D input takes the slow path: ascontiguousarray makes it 1-D, and callers rely on that.)
-    if type(x) is np.ndarray and x.dtype is _F32 and x.ndim and x.flags.c_contiguous and backend.name == "cpu":
-        return x
+    # Fast path (batch-1 work is many tiny calls): already a C-contiguous, aligned float32 NumPy
+    # array. (0-D input takes the slow path: ascontiguousarray makes it 1-D, and callers rely on that.)
+    if type(x) is np.ndarray and x.dtype is _F32 and x.ndim and backend.name == "cpu":
+        flags = x.flags
+        if flags.c_contiguous and flags.aligned:
+            return x
     if x is None:
         raise TypeError(f"{name} must be an array, got None")
     xp = backend.xp
@@ -36,7 +38,16 @@ def as_float32(x, name: str, backend):
     kind = x.dtype.kind
     if kind not in "fiu":
         raise TypeError(f"{name} must have a real numeric dtype (float32 preferred), got {x.dtype}")
-    return xp.ascontiguousarray(x, dtype=xp.float32)
+    return aligned(xp.ascontiguousarray(x, dtype=xp.float32))
+
+
+def aligned(a):
+    """a, or an aligned copy of it: a float32 view at an odd byte offset (np.frombuffer(buf,
+    offset=1)) stays misaligned through ascontiguousarray, and the kernels' float loads assume
+    natural alignment (anything else is undefined behaviour in C++)."""
+    if isinstance(a, np.ndarray):
+        return a if a.flags.aligned else a.copy()
+    return a if a.data.ptr % a.dtype.itemsize == 0 else a.copy()  # CuPy
 
 
 def as_labels(labels, name: str, backend, *, batch: int, num_classes: int):
@@ -48,7 +59,7 @@ def as_labels(labels, name: str, backend, *, batch: int, num_classes: int):
         raise TypeError(f"{name} must hold integer class indices, got dtype {labels.dtype}")
     if labels.shape != (batch,):
         raise ValueError(f"{name} must have shape ({batch},) to match the batch, got {tuple(labels.shape)}")
-    labels = xp.ascontiguousarray(labels, dtype=xp.int64)
+    labels = aligned(xp.ascontiguousarray(labels, dtype=xp.int64))
     if batch:
         lo, hi = int(labels.min()), int(labels.max())
         if lo < 0 or hi >= num_classes:

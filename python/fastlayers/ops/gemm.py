@@ -49,13 +49,13 @@ def _prepare(a, b, trans_a, trans_b, be):
 
 
 def _plain_numpy(a, b, trans_a, trans_b, alpha, beta, c) -> bool:
-    """Two C-contiguous float32 NumPy matrices with agreeing inner dimensions, bool flags, alpha 1,
-    beta 0, no c: nothing to convert and nothing that could fail a check."""
+    """Two C-contiguous, aligned float32 NumPy matrices with agreeing inner dimensions, bool flags,
+    alpha 1, beta 0, no c: nothing to convert and nothing that could fail a check."""
     return (c is None and type(a) is np.ndarray and type(b) is np.ndarray
             and (trans_a is False or trans_a is True) and (trans_b is False or trans_b is True)
             and type(alpha) is float and alpha == 1.0 and type(beta) is float and beta == 0.0
             and a.dtype == np.float32 and b.dtype == np.float32 and a.ndim == 2 and b.ndim == 2
-            and a.flags.c_contiguous and b.flags.c_contiguous
+            and a.flags.c_contiguous and b.flags.c_contiguous and a.flags.aligned and b.flags.aligned
             and a.shape[0 if trans_a else 1] == b.shape[1 if trans_b else 0])
 
 

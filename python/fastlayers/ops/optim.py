@@ -4,6 +4,13 @@ param and the state arrays (velocity, m, v) are updated where they are, so they 
 C-contiguous float32 arrays of param's shape on the same device: a converted copy would take the
 update and be thrown away, so anything else is a TypeError/ValueError rather than a silent copy.
 grad is only read and is converted like any input.
+
+No argument may share memory with an array that is updated in place (grad overlapping param,
+velocity overlapping param, ...): the kernels read and write element by element, so an overlap
+would silently mix updated and old values. That is a ValueError naming both arguments (NumPy:
+np.shares_memory, exact for these shapes; CuPy: the arrays' address ranges), not a hidden copy.
+A misaligned in-place array (a view at an odd byte offset) is updated through an aligned copy that
+is written back.
 """
 
 from __future__ import annotations
@@ -16,6 +23,8 @@ from .._backend import backend_for, is_cupy_array
 from .._checks import as_float, as_float32, as_int, check_shape
 
 __all__ = ["sgd_update", "adam_update"]
+
+_TooHardError = getattr(np, "exceptions", np).TooHardError  # NumPy 2 moved it
 
 
 def _inplace(a, name: str, be, shape=None):
@@ -39,12 +48,40 @@ def _inplace(a, name: str, be, shape=None):
     return a
 
 
-def _distinct(be, **arrays):
-    names = list(arrays)
+def _overlap(be, a, b) -> bool:
+    if be.name != "cpu":  # CuPy: compare the address ranges the two arrays span
+        return bool(be.xp.may_share_memory(a, b))
+    if not np.may_share_memory(a, b):  # disjoint bounds: the cheap common case
+        return False
+    try:
+        return bool(np.shares_memory(a, b, max_work=100_000))
+    except _TooHardError:  # pragma: no cover - not reached with a contiguous operand
+        return True  # undecided: refuse rather than risk it
+
+
+def _no_overlap(be, inplace: dict, read: dict):
+    """ValueError if an array updated in place shares memory with any other argument."""
+    names = list(inplace)
     for i, a_name in enumerate(names):
-        for b_name in names[i + 1:]:
-            if be.xp.may_share_memory(arrays[a_name], arrays[b_name]):
-                raise ValueError(f"{a_name} and {b_name} are updated in place and must not share memory")
+        a = inplace[a_name]
+        others = [(n, inplace[n]) for n in names[i + 1:]] + list(read.items())
+        for b_name, b in others:
+            if not (isinstance(b, np.ndarray) or is_cupy_array(b)):
+                continue  # a list or scalar is converted into new memory
+            if _overlap(be, a, b):
+                what = "are updated in place" if b_name in inplace else f"overlap; {a_name} is updated in place"
+                raise ValueError(f"{a_name} and {b_name} {what} and must not share memory ({a_name}: shape "
+                                 f"{tuple(a.shape)}, {b_name}: shape {tuple(b.shape)}); pass a copy of {b_name}")
+
+
+def _kernel_view(a):
+    """a, or an aligned copy of a misaligned in-place array (written back by _write_back)."""
+    return a if not isinstance(a, np.ndarray) or a.flags.aligned else a.copy()
+
+
+def _write_back(original, used):
+    if used is not original:
+        original[...] = used
 
 
 def _in_range(value, name: str, lo: float, hi: float, *, lo_open=False, hi_open=True) -> float:
@@ -89,18 +126,23 @@ def sgd_update(param, grad, velocity=None, *, lr, momentum=0.0, weight_decay=0.0
     if nesterov and momentum == 0.0:
         raise ValueError("nesterov=True needs momentum > 0, got momentum=0.0")
     param = _inplace(param, "param", be)
-    grad = as_float32(grad, "grad", be)
-    check_shape(grad, param.shape, "grad")
     if momentum != 0.0:
         if velocity is None:
             raise ValueError(f"velocity is required when momentum != 0 (momentum={momentum}); "
                              f"pass zeros of shape {tuple(param.shape)} before the first step")
         velocity = _inplace(velocity, "velocity", be, param.shape)
-        _distinct(be, param=param, velocity=velocity)
+        _no_overlap(be, dict(param=param, velocity=velocity), dict(grad=grad))
     else:
         velocity = None
-    be.run("sgd_update", param, grad, velocity if velocity is not None else 0, param.size, lr,
+        _no_overlap(be, dict(param=param), dict(grad=grad))
+    grad = as_float32(grad, "grad", be)
+    check_shape(grad, param.shape, "grad")
+    p, vel = _kernel_view(param), _kernel_view(velocity)
+    be.run("sgd_update", p, grad, vel if vel is not None else 0, param.size, lr,
            momentum, weight_decay, l1, nesterov)
+    _write_back(param, p)
+    if velocity is not None:
+        _write_back(velocity, vel)
 
 
 def adam_update(param, grad, m, v, *, step, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8,
@@ -126,9 +168,12 @@ def adam_update(param, grad, m, v, *, step, lr=1e-3, beta1=0.9, beta2=0.999, eps
     eps = _in_range(eps, "eps", 0.0, math.inf, lo_open=True)
     weight_decay = _in_range(weight_decay, "weight_decay", 0.0, math.inf)
     param = _inplace(param, "param", be)
-    grad = as_float32(grad, "grad", be)
-    check_shape(grad, param.shape, "grad")
     m = _inplace(m, "m", be, param.shape)
     v = _inplace(v, "v", be, param.shape)
-    _distinct(be, param=param, m=m, v=v)
-    be.run("adam_update", param, grad, m, v, param.size, lr, beta1, beta2, eps, weight_decay, step)
+    _no_overlap(be, dict(param=param, m=m, v=v), dict(grad=grad))
+    grad = as_float32(grad, "grad", be)
+    check_shape(grad, param.shape, "grad")
+    used = [_kernel_view(a) for a in (param, m, v)]
+    be.run("adam_update", used[0], grad, used[1], used[2], param.size, lr, beta1, beta2, eps, weight_decay, step)
+    for original, u in zip((param, m, v), used):
+        _write_back(original, u)
