@@ -50,9 +50,21 @@ def test_unknown_model_is_rejected():
     assert "invalid choice: 'vgg'" in r.stderr
 
 
-def test_bad_numbers_are_rejected():
-    r = _run("train", "--epochs", "0", "--limit", "10")
-    assert r.returncode == 2 and "--epochs and --batch-size must be >= 1" in r.stderr
+@pytest.mark.parametrize("argv, message", [
+    (("--epochs", "0"), "--epochs must be >= 1, got 0"),
+    (("--batch-size", "0"), "--batch-size must be >= 1, got 0"),
+    (("--lr", "nan"), "--lr must be a finite number > 0, got nan"),
+    (("--lr", "inf"), "--lr must be a finite number > 0, got inf"),
+    (("--momentum", "1.5"), "--momentum must be in [0, 1), got 1.5"),
+    (("--lr-decay", "-1"), "--lr-decay must be a finite number > 0, got -1.0"),
+    (("--seed", "-1"), "--seed must be >= 0, got -1"),
+    (("--threads", "0"), "--threads must be in [1, "),
+    (("--save", "/nonexistent-folder/m.npz"), "--save /nonexistent-folder/m.npz: not a file in an existing folder"),
+    (("--epochs", "1.5"), "argument --epochs: invalid int value: '1.5'"),
+])
+def test_bad_options_are_rejected_before_training(argv, message):
+    r = _run("train", *argv, "--limit", "10")
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
 
 
 @pytest.mark.skipif(fl.cuda.is_available(), reason="CUDA is usable here; the error path is for machines without it")

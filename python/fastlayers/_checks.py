@@ -59,13 +59,12 @@ def as_labels(labels, name: str, backend, *, batch: int, num_classes: int):
         raise TypeError(f"{name} must hold integer class indices, got dtype {labels.dtype}")
     if labels.shape != (batch,):
         raise ValueError(f"{name} must have shape ({batch},) to match the batch, got {tuple(labels.shape)}")
-    labels = aligned(xp.ascontiguousarray(labels, dtype=xp.int64))
-    if batch:
+    if batch:  # in the caller's dtype: a uint64 2**64-1 must not show as -1 after the int64 cast
         lo, hi = int(labels.min()), int(labels.max())
         if lo < 0 or hi >= num_classes:
             bad = lo if lo < 0 else hi
             raise ValueError(f"{name} must lie in [0, {num_classes}), got a label {bad}")
-    return labels
+    return aligned(xp.ascontiguousarray(labels, dtype=xp.int64))
 
 
 def check_ndim(x, ndim: int, name: str, layout: str = ""):

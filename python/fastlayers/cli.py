@@ -76,20 +76,48 @@ def _load_data(args):
     return (xtr[:, None], np.asarray(ytr)), (xte[:, None], np.asarray(yte)), source
 
 
+def _check_options(args, epochs, batch_size, lr, gamma):
+    """Every option checked before any data is read or any training runs, named as typed."""
+    import math
+    import os
+
+    if epochs < 1:
+        raise ValueError(f"--epochs must be >= 1, got {epochs}")
+    if batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
+    if not (lr > 0 and math.isfinite(lr)):
+        raise ValueError(f"--lr must be a finite number > 0, got {lr}")
+    if not (0 <= args.momentum < 1):
+        raise ValueError(f"--momentum must be in [0, 1), got {args.momentum}")
+    if not (gamma > 0 and math.isfinite(gamma)):
+        raise ValueError(f"--lr-decay must be a finite number > 0, got {gamma}")
+    if args.seed < 0:
+        raise ValueError(f"--seed must be >= 0, got {args.seed}")
+    if args.threads is not None:
+        from ._threads import MAX_THREADS
+
+        if not 1 <= args.threads <= MAX_THREADS:
+            raise ValueError(f"--threads must be in [1, {MAX_THREADS}], got {args.threads}")
+    if args.save:
+        folder = os.path.dirname(os.path.abspath(args.save))
+        if os.path.isdir(args.save) or not os.path.isdir(folder):
+            raise ValueError(f"--save {args.save}: not a file in an existing folder (the model is saved there "
+                             f"after training)")
+
+
 def train(args) -> int:
     from . import nn, optim
 
-    if args.threads is not None:
-        from . import set_num_threads
-
-        set_num_threads(args.threads)
     d = DEFAULTS[args.model]
     epochs = d["epochs"] if args.epochs is None else args.epochs
     batch_size = d["batch_size"] if args.batch_size is None else args.batch_size
     lr = d["lr"] if args.lr is None else args.lr
     gamma = d["gamma"] if args.lr_decay is None else args.lr_decay
-    if epochs < 1 or batch_size < 1 or not lr > 0:
-        raise ValueError(f"--epochs and --batch-size must be >= 1 and --lr > 0, got {epochs}, {batch_size}, {lr}")
+    _check_options(args, epochs, batch_size, lr, gamma)
+    if args.threads is not None:
+        from . import set_num_threads
+
+        set_num_threads(args.threads)
 
     (xtr, ytr), (xte, yte), source = _load_data(args)
     model = nn.models.build(args.model, seed=args.seed, num_classes=10, input_shape=xtr.shape[1:])
@@ -132,7 +160,7 @@ def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
         return train(args)
-    except (ValueError, TypeError, RuntimeError, FileNotFoundError) as e:
+    except (ValueError, TypeError, RuntimeError, OSError) as e:
         print(f"fastlayers train: error: {e}", file=sys.stderr)
         return 2
 

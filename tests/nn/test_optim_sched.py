@@ -82,7 +82,7 @@ def test_schedule_as_fit_callback(rng):
 
 def test_bad_arguments(rng):
     p = _param(rng)
-    with pytest.raises(ValueError, match="lr must be > 0"):
+    with pytest.raises(ValueError, match=r"lr must be in \(0.0, inf\), got 0"):
         optim.SGD([p], lr=0)
     with pytest.raises(ValueError, match="momentum"):
         optim.SGD([p], lr=0.1, momentum=1.5)

@@ -21,6 +21,7 @@ import struct
 import tempfile
 import urllib.error
 import urllib.request
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -53,14 +54,21 @@ _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f
 
 
 def read_idx(path) -> np.ndarray:
-    """Read an IDX file (gzip-compressed when the name ends in .gz)."""
-    path = Path(path)
+    """Read an IDX file (gzip-compressed when the name ends in .gz). A file that is not one, or is
+    truncated, is a ValueError naming the file."""
+    path = Path(_path_arg(path, "path"))
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as fh:
-        raw = fh.read()
+    try:
+        with opener(path, "rb") as fh:
+            raw = fh.read()
+    except (EOFError, gzip.BadGzipFile, zlib.error) as e:  # a damaged or truncated .gz
+        raise ValueError(f"{path}: not a readable gzip-compressed IDX file ({type(e).__name__}: {e})") from e
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
         raise ValueError(f"{path}: not an IDX file (bad magic number {raw[:4].hex()})")
     ndim = raw[3]
+    if len(raw) < 4 + 4 * ndim:
+        raise ValueError(f"{path}: truncated IDX file: the header announces {ndim} dimensions "
+                         f"({4 + 4 * ndim} header bytes), the file holds {len(raw)} bytes")
     dims = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
     dtype = np.dtype(_IDX_TYPES[raw[2]])
     count = int(np.prod(dims)) if dims else 1
@@ -69,6 +77,20 @@ def read_idx(path) -> np.ndarray:
         raise ValueError(f"{path}: header says {dims} ({count * dtype.itemsize} bytes of data), "
                          f"the file holds {len(raw) - offset}")
     return np.frombuffer(raw, dtype, count, offset).reshape(dims).astype(dtype.newbyteorder("="))
+
+
+def _path_arg(path, name: str):
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise TypeError(f"{name} must be a file or folder name (str or os.PathLike), got {type(path).__name__} {path!r}")
+    return path
+
+
+def _count(n, name: str, minimum: int = 0) -> int:
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(n).__name__} {n!r}")
+    if n < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {n}")
+    return int(n)
 
 
 def default_cache_dir() -> Path:
@@ -122,7 +144,7 @@ def load_mnist(root=None, download: bool = True, url: str = MNIST_URL, files: di
     default_cache_dir()): uint8 images (N, 28, 28) and int64 labels. Missing files are downloaded from
     url (when download=True) and checked against their SHA-256 sums. `files` overrides MNIST_FILES
     (key -> (file name, sha256 or None))."""
-    root = Path(root) if root is not None else default_cache_dir()
+    root = Path(_path_arg(root, "root")) if root is not None else default_cache_dir()
     files = MNIST_FILES if files is None else files
     arrays = {}
     for key, (name, sha) in files.items():
@@ -148,12 +170,25 @@ class Standardizer:
     scalar each: per-pixel statistics would divide the always-black border pixels by zero)."""
 
     def __init__(self, x_train):
-        x = np.asarray(x_train, dtype=np.float64)
+        if x_train is None:
+            raise TypeError("x_train must be a numeric array, got None")
+        try:
+            x = np.asarray(x_train, dtype=np.float64)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"x_train must be a numeric array, got {type(x_train).__name__} ({e})") from None
+        if x.size == 0:
+            raise ValueError(f"x_train must not be empty (its mean and std are the statistics), got shape {x.shape}")
         self.mean = float(x.mean())
         self.std = float(x.std()) or 1.0
 
     def __call__(self, x):
-        return ((np.asarray(x, dtype=np.float32) - np.float32(self.mean)) / np.float32(self.std)).astype(np.float32)
+        if x is None:
+            raise TypeError("x must be a numeric array, got None")
+        try:
+            x = np.asarray(x, dtype=np.float32)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"x must be a numeric array, got {type(x).__name__} ({e})") from None
+        return ((x - np.float32(self.mean)) / np.float32(self.std)).astype(np.float32)
 
 
 def standardize(x_train, *others):
@@ -165,11 +200,14 @@ def standardize(x_train, *others):
 
 def batches(x, y=None, batch_size: int = 32, shuffle: bool = True, seed=None, drop_last: bool = False):
     """Yield (x_batch, y_batch) (or x_batch alone when y is None), in a random order when shuffle."""
+    if not hasattr(x, "__len__") or not hasattr(x, "__getitem__") or isinstance(x, (str, bytes)):
+        raise TypeError(f"x must be an array of samples, got {type(x).__name__}")
     n = len(x)
     if y is not None and len(y) != n:
         raise ValueError(f"x and y must have the same length, got {n} and {len(y)}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    batch_size = _count(batch_size, "batch_size", 1)
+    if seed is not None and not isinstance(seed, np.random.Generator):
+        seed = _count(seed, "seed")
     order = np.random.default_rng(seed).permutation(n) if shuffle else np.arange(n)
     stop = n - n % batch_size if drop_last else n
     for s in range(0, stop, batch_size):
@@ -185,7 +223,12 @@ def rosenbrock(x1, x2):
 
 
 def _box_points(n, box, seed):
-    (lo1, hi1), (lo2, hi2) = box
+    n = _count(n, "n")
+    try:
+        (lo1, hi1), (lo2, hi2) = box
+        lo1, hi1, lo2, hi2 = (float(v) for v in (lo1, hi1, lo2, hi2))
+    except (TypeError, ValueError):
+        raise TypeError(f"box must be ((x1_lo, x1_hi), (x2_lo, x2_hi)), got {box!r}") from None
     rng = np.random.default_rng(seed)
     return np.stack([rng.uniform(lo1, hi1, n), rng.uniform(lo2, hi2, n)], axis=1).astype(np.float32)
 

@@ -57,12 +57,16 @@ class EarlyStopping(Callback):
 
     def __init__(self, monitor: str = "val_loss", patience: int = 3, min_delta: float = 0.0,
                  restore_best_weights: bool = False, mode: str = "min"):
-        if patience < 0:
-            raise ValueError(f"patience must be >= 0, got {patience}")
+        from ._args import as_flag, as_real, as_size
+
+        if not isinstance(monitor, str):
+            raise TypeError(f"monitor must be a metric name such as 'val_loss', got {type(monitor).__name__}")
+        patience = as_size(patience, "patience", minimum=0)
+        min_delta = as_real(min_delta, "min_delta", finite=True)
         if mode not in ("min", "max"):
             raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
-        self.monitor, self.patience, self.min_delta = monitor, int(patience), abs(float(min_delta))
-        self.restore_best_weights, self.mode = bool(restore_best_weights), mode
+        self.monitor, self.patience, self.min_delta = monitor, patience, abs(min_delta)
+        self.restore_best_weights, self.mode = as_flag(restore_best_weights, "restore_best_weights"), mode
 
     def on_train_begin(self, model):
         self.best = math.inf if self.mode == "min" else -math.inf

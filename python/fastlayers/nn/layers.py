@@ -12,11 +12,12 @@ import numpy as np
 
 from .. import _backend
 from . import init as _init
+from ._args import as_flag, as_input, as_real, as_size, as_size_pair
 from ._ops import F
 
 __all__ = ["Parameter", "Layer", "Linear", "Conv2d", "Conv1d", "MaxPool2d", "AvgPool2d", "LpPool2d",
            "GlobalAvgPool2d", "Flatten", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "Dropout",
-           "Residual", "to_device"]
+           "Residual", "to_device", "BackwardBeforeForward"]
 
 
 class Parameter:
@@ -58,13 +59,18 @@ def to_device(a, device: str):
     raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
 
 
-def _pair(v, name):
-    if isinstance(v, (int, np.integer)):
-        return (int(v), int(v))
-    v = tuple(int(i) for i in v)
-    if len(v) != 2:
-        raise ValueError(f"{name} must be an int or a pair, got {v}")
-    return v
+def _pair(v, name, minimum=0):
+    """An int or a pair of ints (floats, bools and strings refused: no silent truncation)."""
+    return as_size_pair(v, name, minimum)
+
+
+# The largest weight tensor a layer makes (elements): the conv kernels' limit (ops/conv.py).
+_MAX_WEIGHT_ELEMENTS = 2**48
+
+
+class BackwardBeforeForward(ValueError, AttributeError):
+    """Layer.backward called with no forward pass cached. A ValueError (bad call order: nothing to
+    differentiate) and, so that hasattr() and copy keep working, an AttributeError."""
 
 
 class Layer:
@@ -79,6 +85,15 @@ class Layer:
         self.training = True
         self._trainable = True
         self.name = type(self).__name__
+
+    # What forward caches for backward; reading one before any forward is BackwardBeforeForward.
+    _CACHED = frozenset({"_x", "_y", "_shape"})
+
+    def __getattr__(self, name):
+        if name in Layer._CACHED:
+            raise BackwardBeforeForward(f"{type(self).__name__}.backward called before forward: there is no "
+                                        f"forward pass to differentiate (call the layer on an input first)")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     # --- the pass -------------------------------------------------------------------------------
     def forward(self, x, training: bool | None = None):
@@ -221,19 +236,48 @@ class _Weighted(Layer):
         return f"{type(self).__name__}({', '.join(parts)})"[:width]
 
 
+def _channels(in_channels, out_channels, groups):
+    cin = as_size(in_channels, "in_channels", minimum=1)
+    cout = as_size(out_channels, "out_channels", minimum=1)
+    g = as_size(groups, "groups", minimum=1)
+    if cin % g or cout % g:
+        raise ValueError(f"groups={g} must divide in_channels={cin} and out_channels={cout}")
+    return cin, cout, g
+
+
+def _single(v, name, minimum):
+    """Conv1d's sizes: an int or a 1-tuple."""
+    if isinstance(v, (tuple, list)):
+        if len(v) != 1:
+            raise ValueError(f"{name} must be an int or a 1-tuple, got {v!r}")
+        v = v[0]
+    return as_size(v, name, minimum)
+
+
+def _check_weight_size(shape):
+    n = 1
+    for d in shape:
+        n *= d
+    if n > _MAX_WEIGHT_ELEMENTS:
+        raise ValueError(f"the weight tensor {tuple(shape)} would hold {n} elements, more than the "
+                         f"{_MAX_WEIGHT_ELEMENTS} (2**48) fastlayers supports")
+
+
 class Linear(_Weighted):
     """y = x·Wᵀ + b; W (out, in) as PyTorch; x (..., in)."""
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, init="lecun_uniform", rng=None):
         super().__init__()
-        self.in_features, self.out_features = int(in_features), int(out_features)
-        if self.in_features < 1 or self.out_features < 1:
-            raise ValueError(f"in_features and out_features must be >= 1, got {in_features}, {out_features}")
+        self.in_features = as_size(in_features, "in_features", minimum=1)
+        self.out_features = as_size(out_features, "out_features", minimum=1)
+        bias = as_flag(bias, "bias")
+        _check_weight_size((self.out_features, self.in_features))
         self._config = dict(in_features=self.in_features, out_features=self.out_features, bias=bool(bias))
         self._make_params((self.out_features, self.in_features), self.out_features, bias, init, rng)
 
     def forward(self, x, training=None):
-        if x.shape[-1] != self.in_features:
+        x = as_input(x)
+        if x.ndim < 1 or x.shape[-1] != self.in_features:
             raise ValueError(f"Linear: input's last dimension must be in_features={self.in_features}, "
                              f"got input shape {tuple(x.shape)}")
         self._x = x
@@ -259,23 +303,23 @@ class Conv2d(_Weighted):
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
                  groups: int = 1, bias: bool = True, init="lecun_uniform", rng=None):
         super().__init__()
-        self.in_channels, self.out_channels, self.groups = int(in_channels), int(out_channels), int(groups)
-        if self.groups < 1 or self.in_channels % self.groups or self.out_channels % self.groups:
-            raise ValueError(f"groups={groups} must divide in_channels={in_channels} and "
-                             f"out_channels={out_channels}")
-        self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.stride, self.padding, self.dilation = (_pair(stride, "stride"), _pair(padding, "padding"),
-                                                    _pair(dilation, "dilation"))
+        self.in_channels, self.out_channels, self.groups = _channels(in_channels, out_channels, groups)
+        self.kernel_size = _pair(kernel_size, "kernel_size", minimum=1)
+        self.stride, self.padding, self.dilation = (_pair(stride, "stride", 1), _pair(padding, "padding", 0),
+                                                    _pair(dilation, "dilation", 1))
+        bias = as_flag(bias, "bias")
         self._config = dict(in_channels=self.in_channels, out_channels=self.out_channels,
                             kernel_size=self.kernel_size, stride=self.stride, padding=self.padding,
                             dilation=self.dilation, groups=self.groups, bias=bool(bias))
         shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
+        _check_weight_size(shape)
         self._make_params(shape, self.out_channels, bias, init, rng)
 
     def _geometry(self):
         return dict(stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups)
 
     def forward(self, x, training=None):
+        x = as_input(x)
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"Conv2d: input must be (N, {self.in_channels}, H, W), got {tuple(x.shape)}")
         self._x = x
@@ -299,22 +343,23 @@ class Conv1d(_Weighted):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0,
                  dilation: int = 1, groups: int = 1, bias: bool = True, init="lecun_uniform", rng=None):
         super().__init__()
-        self.in_channels, self.out_channels, self.groups = int(in_channels), int(out_channels), int(groups)
-        if self.groups < 1 or self.in_channels % self.groups or self.out_channels % self.groups:
-            raise ValueError(f"groups={groups} must divide in_channels={in_channels} and "
-                             f"out_channels={out_channels}")
-        self.kernel_size, self.stride, self.padding, self.dilation = (int(kernel_size), int(stride),
-                                                                      int(padding), int(dilation))
+        self.in_channels, self.out_channels, self.groups = _channels(in_channels, out_channels, groups)
+        self.kernel_size, self.stride, self.padding, self.dilation = (
+            _single(kernel_size, "kernel_size", 1), _single(stride, "stride", 1), _single(padding, "padding", 0),
+            _single(dilation, "dilation", 1))
+        bias = as_flag(bias, "bias")
         self._config = dict(in_channels=self.in_channels, out_channels=self.out_channels,
                             kernel_size=self.kernel_size, stride=self.stride, padding=self.padding,
                             dilation=self.dilation, groups=self.groups, bias=bool(bias))
         shape = (self.out_channels, self.in_channels // self.groups, self.kernel_size)
+        _check_weight_size(shape)
         self._make_params(shape, self.out_channels, bias, init, rng)
 
     def _geometry(self):
         return dict(stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups)
 
     def forward(self, x, training=None):
+        x = as_input(x)
         if x.ndim != 3 or x.shape[1] != self.in_channels:
             raise ValueError(f"Conv1d: input must be (N, {self.in_channels}, L), got {tuple(x.shape)}")
         self._x = x
@@ -401,8 +446,14 @@ class Flatten(Layer):
     """(N, ...) -> (N, prod(...))."""
 
     def forward(self, x, training=None):
+        x = as_input(x)
+        if x.ndim < 1:
+            raise ValueError(f"Flatten: x must have a batch dimension (N, ...), got a 0-D array")
         self._shape = tuple(x.shape)
-        return x.reshape(x.shape[0], -1)
+        n = 1
+        for d in x.shape[1:]:
+            n *= int(d)
+        return x.reshape(x.shape[0], n)  # not -1: that fails for N = 0
 
     def backward(self, grad_out):
         return grad_out.reshape(self._shape)
@@ -420,7 +471,7 @@ class ReLU(Layer):
 class LeakyReLU(Layer):
     def __init__(self, negative_slope: float = 0.01):
         super().__init__()
-        self.negative_slope = float(negative_slope)
+        self.negative_slope = as_real(negative_slope, "negative_slope")
         self._config = dict(negative_slope=self.negative_slope)
 
     def forward(self, x, training=None):
@@ -454,7 +505,7 @@ class Softmax(Layer):
 
     def __init__(self, axis: int = -1):
         super().__init__()
-        self.axis = int(axis)
+        self.axis = as_size(axis, "axis", minimum=None)
         self._config = dict(axis=self.axis)
 
     def forward(self, x, training=None):
@@ -474,9 +525,11 @@ class Dropout(Layer):
 
     def __init__(self, p: float = 0.5, seed: int = 0):
         super().__init__()
-        if not 0 <= p < 1:
-            raise ValueError(f"p must be in [0, 1), got {p}")
-        self.p, self.seed = float(p), int(seed)
+        self.p = as_real(p, "p", 0.0, 1.0, hi_open=True)
+        if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**64:
+            raise (ValueError if isinstance(seed, (int, np.integer)) and not isinstance(seed, (bool, np.bool_))
+                   else TypeError)(f"seed must be an int in [0, 2**64), got {type(seed).__name__} {seed!r}")
+        self.seed = int(seed)
         self._config = dict(p=self.p, seed=self.seed)
         self._used_seed = None
 
@@ -484,11 +537,12 @@ class Dropout(Layer):
         return dict(p=self.p, seed=self.seed)  # the current seed, so a reloaded model continues the stream
 
     def forward(self, x, training=None):
+        x = as_input(x)
         if not self._is_training(training) or self.p == 0:
             self._used_seed = None
             return x
         self._used_seed = self.seed
-        self.seed += 1
+        self.seed = (self.seed + 1) % 2**64
         return F.dropout(x, self.p, seed=self._used_seed, training=True)
 
     def backward(self, grad_out):
@@ -507,7 +561,9 @@ class Residual(Layer):
         from .sequential import Sequential  # the body may be a list of layers
 
         self.body = body if isinstance(body, Layer) else Sequential(list(body))
-        stride = _pair(stride, "stride")
+        stride = _pair(stride, "stride", 1)
+        if projection is not None and not isinstance(projection, Layer):
+            raise TypeError(f"projection must be a Layer or None, got {type(projection).__name__}")
         if projection is None and in_channels is not None and out_channels is not None and (
                 in_channels != out_channels or stride != (1, 1)):
             projection = Conv2d(in_channels, out_channels, 1, stride=stride, bias=False, rng=rng)

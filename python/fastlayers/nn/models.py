@@ -36,7 +36,11 @@ def logistic_regression(in_features: int, num_classes: int = 1, seed=None) -> Se
 
 def mlp(sizes, activation=ReLU, seed=None, init="lecun_uniform") -> Sequential:
     """sizes = [in, hidden..., out]; out == 1 -> BCE on one logit, else softmax cross-entropy."""
-    sizes = [int(s) for s in sizes]
+    from ._args import as_size
+
+    if not isinstance(sizes, (list, tuple)):
+        raise TypeError(f"sizes must be a list of layer sizes [in, hidden..., out], got {type(sizes).__name__}")
+    sizes = [as_size(s, f"sizes[{i}]", minimum=1) for i, s in enumerate(sizes)]
     if len(sizes) < 2:
         raise ValueError(f"sizes must list at least the input and output sizes, got {sizes}")
     rng = _init.as_generator(seed)

@@ -4,12 +4,16 @@ summary, save / load, PyTorch state_dict import)."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
+import zipfile
+import zlib
 
 import numpy as np
 
 from .. import _backend
+from . import _args
 from . import layers as _layers
 from . import losses as _losses
 from .callbacks import History
@@ -31,17 +35,21 @@ class Sequential(Layer):
         super().__init__()
         if isinstance(layers, Layer):
             layers = [layers]
+        if not isinstance(layers, (list, tuple)):
+            raise TypeError(f"layers must be a list of fastlayers.nn Layers, got {type(layers).__name__}")
         self.layers: list[Layer] = list(layers)
         for i, layer in enumerate(self.layers):
             if not isinstance(layer, Layer):
                 raise TypeError(f"layers[{i}] must be a fastlayers.nn Layer, got {type(layer).__name__}")
         self.loss = None if loss is None else _losses.get_loss(loss)
         self.optimizer = None
-        self.input_shape = None if input_shape is None else tuple(int(s) for s in input_shape)
+        self.input_shape = None if input_shape is None else _shape_arg(input_shape, "input_shape")
         self.device = "cpu"
         self.stop_training = False
 
     def add(self, layer: Layer):
+        if not isinstance(layer, Layer):
+            raise TypeError(f"layer must be a fastlayers.nn Layer, got {type(layer).__name__}")
         self.layers.append(layer)
         return self
 
@@ -91,7 +99,7 @@ class Sequential(Layer):
         if loss is not None:
             self.loss = _losses.get_loss(loss)
         if optimizer is not None:
-            self.optimizer = optimizer
+            self.optimizer = _args.check_optimizer(optimizer)
         return self
 
     def _require_loss(self):
@@ -110,14 +118,12 @@ class Sequential(Layer):
         return t
 
     def _check_xy(self, x, y):
-        x = np.asarray(_to_numpy(x), dtype=np.float32)
-        if x.ndim < 2:
-            raise ValueError(f"x must have a batch dimension, got shape {x.shape}")
-        if len(x) == 0:
-            raise ValueError("x is empty")
+        x = _args.as_samples(x, "x")
         if y is None:
             return x, None
         y = np.asarray(_to_numpy(y))
+        if y.ndim == 0:
+            raise ValueError(f"y must hold one target per sample (N, ...), got a 0-D array")
         if len(y) != len(x):
             raise ValueError(f"x and y must have the same number of samples, got {len(x)} and {len(y)}")
         out_shape = tuple(self.forward(self._put(x[:1]), training=False).shape[1:])
@@ -129,14 +135,15 @@ class Sequential(Layer):
         """Mini-batch training; returns a History (loss, accuracy, val_loss, val_accuracy per epoch)."""
         from ..optim import SGD
 
+        epochs, batch_size, validation_split, validation_data, shuffle, callbacks, verbose, seed = \
+            _args.check_fit_args(epochs, batch_size, validation_split, validation_data, shuffle, callbacks,
+                                 verbose, seed)
         self.compile(optimizer, loss)
         loss_fn = self._require_loss()
+        if y is None:
+            raise TypeError("y must be an array of targets, got None (fit needs the targets)")
         if self.optimizer is None:
             self.optimizer = SGD(self.parameters(), lr=0.01)
-        if epochs < 1 or batch_size < 1:
-            raise ValueError(f"epochs and batch_size must be >= 1, got {epochs}, {batch_size}")
-        if not 0 <= validation_split < 1:
-            raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
         x, t = self._check_xy(x, y)
         self.input_shape = tuple(x.shape[1:])
         if validation_data is not None:
@@ -215,9 +222,12 @@ class Sequential(Layer):
     def evaluate(self, x, y, batch_size: int = 256, _prepared: bool = False) -> dict:
         """{'loss': mean loss per sample, 'accuracy': fraction correct (None for regression)}."""
         loss_fn = self._require_loss()
+        batch_size = _args.as_size(batch_size, "batch_size", minimum=1)
         if _prepared:
             x, t = np.asarray(x, dtype=np.float32), y
         else:
+            if y is None:
+                raise TypeError("y must be an array of targets, got None (evaluate needs the targets)")
             x, t = self._check_xy(x, y)
         total_loss, total_correct, has_acc = 0.0, 0, True
         for s in range(0, len(x), batch_size):
@@ -234,17 +244,22 @@ class Sequential(Layer):
     def predict(self, x, batch_size: int = 256):
         """The model's outputs (raw logits for classifiers) in eval mode; NumPy in, NumPy out."""
         was_numpy = not _backend.is_cupy_array(x)
-        x = np.asarray(_to_numpy(x), dtype=np.float32)
+        batch_size = _args.as_size(batch_size, "batch_size", minimum=1)
+        x = _args.as_samples(x, "x", allow_empty=True)
         outs = [_to_numpy(self.forward(self._put(x[s:s + batch_size]), training=False))
                 for s in range(0, len(x), batch_size)]
-        out = np.concatenate(outs) if outs else np.zeros((0,), np.float32)
+        if outs:
+            out = np.concatenate(outs)
+        else:  # no samples: the output shape of one (zero) sample, with N = 0
+            one = self.forward(self._put(np.zeros((1,) + x.shape[1:], np.float32)), training=False)
+            out = np.zeros((0,) + tuple(one.shape[1:]), np.float32)
         return out if was_numpy else to_device(out, "cuda")
 
     # --- description ----------------------------------------------------------------------------
     def summary(self, input_shape=None, print_fn=print) -> str:
         """A table of layers, output shapes and parameter counts (needs the per-sample input shape,
         given here, to the constructor, or remembered from fit)."""
-        shape = tuple(input_shape) if input_shape is not None else self.input_shape
+        shape = _shape_arg(input_shape, "input_shape") if input_shape is not None else self.input_shape
         rows = []
         if shape is not None:
             x = self._put(np.zeros((1,) + tuple(shape), np.float32))
@@ -273,6 +288,8 @@ class Sequential(Layer):
     # --- persistence ----------------------------------------------------------------------------
     def save(self, path):
         """One .npz: format version, the architecture (JSON) and every parameter array."""
+        if not isinstance(path, (str, bytes, os.PathLike)):
+            raise TypeError(f"path must be a file name (str or os.PathLike), got {type(path).__name__} {path!r}")
         arrays = {f"param_{i}": _to_numpy(p.data) for i, p in enumerate(self.parameters())}
         buffers = list(self.named_buffers())
         arrays.update({f"buffer_{i}": _to_numpy(owner._buffers[name]) for i, (_, owner, name) in enumerate(buffers)})
@@ -293,7 +310,10 @@ class Sequential(Layer):
     def load_torch_state_dict(self, state_dict, strict: bool = True):
         """Copy weights from a PyTorch state_dict with the same layer order and layouts (conv
         (K, C, R, S), linear (out, in)). Buffers (BatchNorm statistics) are not supported."""
-        items = [(k, v) for k, v in state_dict.items() if not k.endswith("num_batches_tracked")]
+        if not hasattr(state_dict, "items"):
+            raise TypeError(f"state_dict must be a mapping of names to tensors (model.state_dict()), "
+                            f"got {type(state_dict).__name__}")
+        items = [(k, v) for k, v in state_dict.items() if not str(k).endswith("num_batches_tracked")]
         params = self.parameters()
         if strict and len(items) != len(params):
             raise ValueError(f"state_dict has {len(items)} tensors ({', '.join(k for k, _ in items)}) but the "
@@ -301,12 +321,26 @@ class Sequential(Layer):
         for (key, value), p in zip(items, params):
             if hasattr(value, "detach"):
                 value = value.detach().cpu().numpy()
-            value = np.ascontiguousarray(value, dtype=np.float32)
+            try:
+                value = np.ascontiguousarray(value, dtype=np.float32)
+            except (TypeError, ValueError) as e:
+                raise TypeError(f"state_dict[{key!r}] must be a numeric tensor or array, got "
+                                f"{type(value).__name__} ({e})") from None
             if value.shape != p.shape:
                 raise ValueError(f"state_dict[{key!r}] has shape {value.shape}, the model's parameter "
                                  f"{p.name!r} has shape {p.shape}")
             p.data = to_device(value, self.device) if self.device == "cuda" else value
         return self
+
+
+def _shape_arg(shape, name: str) -> tuple:
+    """A per-sample shape: a tuple/list of sizes >= 1."""
+    if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
+        shape = (shape,)
+    if not isinstance(shape, (tuple, list)):
+        raise TypeError(f"{name} must be a tuple of sizes (the shape of one sample), got {type(shape).__name__} "
+                        f"{shape!r}")
+    return tuple(_args.as_size(d, name, minimum=1) for d in shape)
 
 
 def _layer_to_config(layer: Layer) -> dict:
@@ -343,38 +377,61 @@ def _layer_from_config(d: dict) -> Layer:
     return layer
 
 
+class _ModelFileError(ValueError):
+    """A model-file problem load_model already described (passed through unchanged)."""
+
+
 def load_model(path) -> Sequential:
-    """Load a model written by Sequential.save (architecture, weights, loss)."""
+    """Load a model written by Sequential.save (architecture, weights, loss).
+
+    A file that is not one (random bytes, another .npz, a damaged or hand-edited file) is a
+    ValueError saying so and naming the file; file-system errors stay OSErrors (FileNotFoundError,
+    IsADirectoryError, ...), which name the path."""
+    if not (isinstance(path, (str, bytes, os.PathLike)) or hasattr(path, "read")):
+        raise TypeError(f"path must be a file name or an open binary file, got {type(path).__name__} {path!r}")
+    try:
+        return _load_model(path)
+    except (_ModelFileError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError):
+        raise
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, EOFError, RecursionError, UnicodeError,
+            OSError, NotImplementedError, RuntimeError, zipfile.BadZipFile, zlib.error) as e:
+        # (zipfile reports damaged headers as NotImplementedError, RuntimeError or an OSError from a seek)
+        raise ValueError(f"{path}: not a fastlayers model file, or a damaged one ({type(e).__name__}: {e})") from e
+
+
+def _load_model(path) -> Sequential:
     with np.load(path, allow_pickle=False) as z:
-        if "format_version" not in z.files or "config" not in z.files:
-            raise ValueError(f"{path}: not a fastlayers model file (no format_version/config entries)")
+        if not isinstance(z, np.lib.npyio.NpzFile) or "format_version" not in z.files or "config" not in z.files:
+            raise _ModelFileError(f"{path}: not a fastlayers model file (no format_version/config entries)")
         version = int(z["format_version"])
         if version not in _READABLE_VERSIONS:
-            raise ValueError(f"{path}: model format version {version} is not supported "
-                             f"(this fastlayers reads versions {', '.join(map(str, _READABLE_VERSIONS))})")
+            raise _ModelFileError(f"{path}: model format version {version} is not supported "
+                                  f"(this fastlayers reads versions {', '.join(map(str, _READABLE_VERSIONS))})")
         config = json.loads(str(z["config"]))
         model = _layer_from_config(config["model"])
         params = model.parameters()
         n = len([k for k in z.files if k.startswith("param_")])
         if n != len(params):
-            raise ValueError(f"{path}: {n} weight arrays for an architecture with {len(params)} parameters")
+            raise _ModelFileError(f"{path}: {n} weight arrays for an architecture with {len(params)} parameters")
         for i, p in enumerate(params):
             w = z[f"param_{i}"]
             if w.shape != p.shape:
-                raise ValueError(f"{path}: weight {i} has shape {w.shape}, expected {p.shape}")
+                raise _ModelFileError(f"{path}: weight {i} has shape {w.shape}, expected {p.shape}")
             p.data = np.ascontiguousarray(w, dtype=np.float32)
         buffers = list(model.named_buffers())
         n = len([k for k in z.files if k.startswith("buffer_")])
         if n != len(buffers):
-            raise ValueError(f"{path}: {n} buffer arrays for an architecture with {len(buffers)} buffers")
+            raise _ModelFileError(f"{path}: {n} buffer arrays for an architecture with {len(buffers)} buffers")
         for i, (qualified, owner, name) in enumerate(buffers):
             b = z[f"buffer_{i}"]
             if b.shape != tuple(owner._buffers[name].shape):
-                raise ValueError(f"{path}: buffer {qualified!r} has shape {b.shape}, "
+                raise _ModelFileError(f"{path}: buffer {qualified!r} has shape {b.shape}, "
                                  f"expected {tuple(owner._buffers[name].shape)}")
             owner._buffers[name] = np.ascontiguousarray(b, dtype=owner._buffers[name].dtype)
     if config.get("loss"):
-        cls = getattr(_losses, config["loss"]["class"])
+        cls = getattr(_losses, config["loss"]["class"], None)
+        if not (isinstance(cls, type) and issubclass(cls, _losses.Loss)):
+            raise _ModelFileError(f"{path}: unknown loss class {config['loss']['class']!r} in the saved model")
         model.loss = cls(**config["loss"]["config"])
     if config.get("input_shape"):
         model.input_shape = tuple(config["input_shape"])

@@ -83,6 +83,8 @@ def dropout_mask(shape, p, *, seed):
     dims = tuple(int(d) for d in dims)
     if any(d < 0 for d in dims):
         raise ValueError(f"shape must not have negative sizes, got {dims}")
+    if math.prod(dims) > 2**48:  # the kernels' element limit (ops/conv.py MAX_ELEMENTS); far past any memory
+        raise ValueError(f"shape {dims} has {math.prod(dims)} elements, more than the 2**48 fastlayers supports")
     mask = CPU.empty(dims)
     CPU.run("dropout_mask", mask, mask.size, seed, _threshold(p))
     return mask

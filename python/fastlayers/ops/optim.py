@@ -160,8 +160,8 @@ def adam_update(param, grad, m, v, *, step, lr=1e-3, beta1=0.9, beta2=0.999, eps
     """
     be = backend_for(param=param, grad=grad, m=m, v=v)
     step = as_int(step, "step")
-    if step < 1:
-        raise ValueError(f"step must be >= 1 (it counts the updates from 1), got {step}")
+    if not 1 <= step <= 2**63 - 1:
+        raise ValueError(f"step must be >= 1 and <= 2**63 - 1 (it counts the updates from 1), got {step}")
     lr = _in_range(lr, "lr", 0.0, math.inf)
     beta1 = _in_range(beta1, "beta1", 0.0, 1.0)
     beta2 = _in_range(beta2, "beta2", 0.0, 1.0)

@@ -12,19 +12,35 @@ from __future__ import annotations
 import math
 
 from .._backend import array_module
+from ..nn._args import as_flag, as_real, as_size
 from ..nn._ops import F
 
 __all__ = ["Optimizer", "SGD", "Adam", "LRScheduler", "StepLR", "ExponentialLR", "InverseTimeLR"]
 
 
+def _params(params) -> list:
+    from ..nn.layers import Parameter
+
+    if isinstance(params, Parameter):
+        params = [params]
+    try:
+        params = list(params)
+    except TypeError:
+        raise TypeError(f"params must be a list of Parameters (model.parameters()), got {type(params).__name__}") \
+            from None
+    for i, p in enumerate(params):
+        if not isinstance(p, Parameter):
+            raise TypeError(f"params[{i}] must be a fastlayers Parameter (from model.parameters()), "
+                            f"got {type(p).__name__}")
+    if not params:
+        raise ValueError("params is empty: the optimizer has nothing to update")
+    return params
+
+
 class Optimizer:
     def __init__(self, params, lr: float):
-        self.params = list(params)
-        if not self.params:
-            raise ValueError("params is empty: the optimizer has nothing to update")
-        if not lr > 0:
-            raise ValueError(f"lr must be > 0, got {lr}")
-        self.lr = float(lr)
+        self.params = _params(params)
+        self.lr = as_real(lr, "lr", 0.0, math.inf, lo_open=True, hi_open=True)
         self.state: dict[int, dict] = {}
 
     def _active(self):
@@ -54,14 +70,14 @@ class SGD(Optimizer):
     def __init__(self, params, lr: float = 0.01, momentum: float = 0.0, nesterov: bool = False,
                  weight_decay: float = 0.0, l1: float = 0.0):
         super().__init__(params, lr)
-        if not 0 <= momentum < 1:
-            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+        momentum = as_real(momentum, "momentum", 0.0, 1.0, hi_open=True)
+        nesterov = as_flag(nesterov, "nesterov")
         if nesterov and momentum == 0:
             raise ValueError("nesterov=True needs momentum > 0")
-        if weight_decay < 0 or l1 < 0:
-            raise ValueError(f"weight_decay and l1 must be >= 0, got {weight_decay}, {l1}")
-        self.momentum, self.nesterov = float(momentum), bool(nesterov)
-        self.weight_decay, self.l1 = float(weight_decay), float(l1)
+        weight_decay = as_real(weight_decay, "weight_decay", 0.0, math.inf, hi_open=True)
+        l1 = as_real(l1, "l1", 0.0, math.inf, hi_open=True)
+        self.momentum, self.nesterov = momentum, nesterov
+        self.weight_decay, self.l1 = weight_decay, l1
 
     def step(self):
         for p in self._active():
@@ -74,9 +90,10 @@ class Adam(Optimizer):
     def __init__(self, params, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
                  weight_decay: float = 0.0):
         super().__init__(params, lr)
-        if not (0 <= beta1 < 1 and 0 <= beta2 < 1):
-            raise ValueError(f"beta1 and beta2 must be in [0, 1), got {beta1}, {beta2}")
-        self.beta1, self.beta2, self.eps, self.weight_decay = float(beta1), float(beta2), float(eps), float(weight_decay)
+        self.beta1 = as_real(beta1, "beta1", 0.0, 1.0, hi_open=True)
+        self.beta2 = as_real(beta2, "beta2", 0.0, 1.0, hi_open=True)
+        self.eps = as_real(eps, "eps", 0.0, math.inf, lo_open=True, hi_open=True)
+        self.weight_decay = as_real(weight_decay, "weight_decay", 0.0, math.inf, hi_open=True)
 
     def step(self):
         for p in self._active():
@@ -92,6 +109,9 @@ class LRScheduler:
     scheduler also works as a callback)."""
 
     def __init__(self, optimizer: Optimizer):
+        if not isinstance(getattr(optimizer, "lr", None), float):
+            raise TypeError(f"optimizer must be a fastlayers optimizer (with a float lr), got "
+                            f"{type(optimizer).__name__}")
         self.optimizer = optimizer
         self.base_lr = optimizer.lr
         self.t = 0
@@ -120,9 +140,8 @@ class StepLR(LRScheduler):
 
     def __init__(self, optimizer, step_size: int, gamma: float = 0.1):
         super().__init__(optimizer)
-        if step_size < 1:
-            raise ValueError(f"step_size must be >= 1, got {step_size}")
-        self.step_size, self.gamma = int(step_size), float(gamma)
+        self.step_size = as_size(step_size, "step_size", minimum=1)
+        self.gamma = as_real(gamma, "gamma", 0.0, math.inf, lo_open=True, hi_open=True)
 
     def factor(self, t):
         return self.gamma ** (t // self.step_size)
@@ -133,7 +152,7 @@ class ExponentialLR(LRScheduler):
 
     def __init__(self, optimizer, gamma: float):
         super().__init__(optimizer)
-        self.gamma = float(gamma)
+        self.gamma = as_real(gamma, "gamma", 0.0, math.inf, lo_open=True, hi_open=True)
 
     def factor(self, t):
         return self.gamma ** t
@@ -144,9 +163,7 @@ class InverseTimeLR(LRScheduler):
 
     def __init__(self, optimizer, decay: float = 1.0):
         super().__init__(optimizer)
-        if decay < 0 or math.isnan(decay):
-            raise ValueError(f"decay must be >= 0, got {decay}")
-        self.decay = float(decay)
+        self.decay = as_real(decay, "decay", 0.0, math.inf, hi_open=True)
 
     def factor(self, t):
         return 1.0 / (1.0 + self.decay * t)
