@@ -3,6 +3,7 @@ expected and what was given. Checks run once, before any kernel sees a pointer."
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -129,15 +130,30 @@ def check_nonnegative(value, name: str):
         raise ValueError(f"{name} must be non-negative, got {value!r}")
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def as_float(value, name: str) -> float:
-    if type(value) is float:  # fast path
+    """A real scalar argument. The kernels take scalars as float32: a finite value past float32's
+    range (|v| > 3.4e38) would turn into inf there, so it is refused (NaN and inf pass: the op
+    decides)."""
+    if type(value) is not float:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+        try:
+            value = float(value)
+        except OverflowError:  # an int past double's range
+            raise ValueError(f"{name} must be representable as float32 (|{name}| <= 3.4e38), got {value!r}") \
+                from None
+    if -FLOAT32_MAX <= value <= FLOAT32_MAX or value != value or value in (math.inf, -math.inf):
         return value
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
-    return float(value)
+    raise ValueError(f"{name} must be representable as float32 (|{name}| <= 3.4e38, the kernels compute in "
+                     f"float32), got {value!r}")
 
 
 def check_reduction(reduction: str) -> str:
+    if not isinstance(reduction, str):
+        raise TypeError(f"reduction must be 'mean' or 'sum', got {type(reduction).__name__} {reduction!r}")
     if reduction not in ("mean", "sum"):
         raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
     return reduction

@@ -456,7 +456,16 @@ class Flatten(Layer):
         return x.reshape(x.shape[0], n)  # not -1: that fails for N = 0
 
     def backward(self, grad_out):
-        return grad_out.reshape(self._shape)
+        shape = self._shape
+        grad_out = as_input(grad_out, "grad_out")
+        n = 1
+        for d in shape:
+            n *= d
+        if grad_out.size != n or grad_out.ndim < 1 or (len(shape) and grad_out.shape[0] != shape[0]):
+            raise ValueError(f"Flatten.backward: grad_out must have the forward output's shape "
+                             f"({shape[0] if shape else 1}, {n // max(shape[0], 1) if shape else 1}), "
+                             f"got {tuple(grad_out.shape)}")
+        return grad_out.reshape(shape)
 
 
 class ReLU(Layer):
@@ -543,11 +552,16 @@ class Dropout(Layer):
             return x
         self._used_seed = self.seed
         self.seed = (self.seed + 1) % 2**64
+        self._out_shape = tuple(x.shape)
         return F.dropout(x, self.p, seed=self._used_seed, training=True)
 
     def backward(self, grad_out):
         if self._used_seed is None:
             return grad_out
+        grad_out = as_input(grad_out, "grad_out")
+        if tuple(grad_out.shape) != self._out_shape:  # the mask is per element of the forward's output
+            raise ValueError(f"Dropout.backward: grad_out must have the forward output's shape {self._out_shape}, "
+                             f"got {tuple(grad_out.shape)}")
         return F.dropout_backward(grad_out, self.p, seed=self._used_seed)
 
 

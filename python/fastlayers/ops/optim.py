@@ -123,6 +123,11 @@ def sgd_update(param, grad, velocity=None, *, lr, momentum=0.0, weight_decay=0.0
     l1 = _in_range(l1, "l1", 0.0, math.inf)
     if not isinstance(nesterov, bool):
         raise TypeError(f"nesterov must be a bool, got {type(nesterov).__name__} {nesterov!r}")
+    # The kernel runs in float32, where momentum=1e-50 is 0: it would skip the velocity that this
+    # call asks it to update. Refused rather than silently changing meaning.
+    if momentum != 0.0 and np.float32(momentum) == 0:
+        raise ValueError(f"momentum must be 0 or representable in float32 (>= 1.4e-45, the kernels' "
+                         f"precision), got {momentum!r}, which rounds to 0")
     if nesterov and momentum == 0.0:
         raise ValueError("nesterov=True needs momentum > 0, got momentum=0.0")
     param = _inplace(param, "param", be)
@@ -167,6 +172,14 @@ def adam_update(param, grad, m, v, *, step, lr=1e-3, beta1=0.9, beta2=0.999, eps
     beta2 = _in_range(beta2, "beta2", 0.0, 1.0)
     eps = _in_range(eps, "eps", 0.0, math.inf, lo_open=True)
     weight_decay = _in_range(weight_decay, "weight_decay", 0.0, math.inf)
+    # In float32 (the kernel's precision) a beta below 1 may round to 1 (bias correction 1 - 1 = 0)
+    # and a tiny eps to 0 (0/0 for a zero v): refused, as their float64 counterparts are.
+    for name, value in (("beta1", beta1), ("beta2", beta2)):
+        if np.float32(value) >= 1:
+            raise ValueError(f"{name} must be < 1 in float32 (the kernels' precision), got {value!r}, which "
+                             f"rounds to 1")
+    if np.float32(eps) == 0:
+        raise ValueError(f"eps must be > 0 in float32 (the kernels' precision), got {eps!r}, which rounds to 0")
     param = _inplace(param, "param", be)
     m = _inplace(m, "m", be, param.shape)
     v = _inplace(v, "v", be, param.shape)
