@@ -12,6 +12,7 @@
 # the script checks which fastlayers it imported). Options, for a local run:
 #   FASTLAYERS_SANITIZE_DIR  where the build goes (default: a new temporary folder)
 #   SANITIZE_TESTS           what pytest runs (default: tests/ops tests/nn tests/fuzz)
+#   FASTLAYERS_SANITIZE_SKIP_BUILD=1  reuse an earlier build in FASTLAYERS_SANITIZE_DIR
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
@@ -23,12 +24,21 @@ mkdir -p "$site"
 
 CXX_BIN="${CXX:-c++}"
 libasan="$("$CXX_BIN" -print-file-name=libasan.so)"
+libstdcxx="$("$CXX_BIN" -print-file-name=libstdc++.so)"
 [ -f "$libasan" ] || { echo "sanitize: libasan.so not found (compiler $CXX_BIN)"; exit 1; }
+# The Python interpreter links no C++ runtime: libasan must come first (it intercepts malloc) and
+# libstdc++ right after it, or ASan's __cxa_throw interceptor finds no real __cxa_throw and the
+# first C++ exception (a ValueError from a binding) aborts with "CHECK failed".
+preload="$libasan:$libstdcxx"
 
-echo "== sanitize: building the CPU extension with -fsanitize=address,undefined into $site"
-FASTLAYERS_CUDA=OFF python -m pip install --no-deps --force-reinstall --target "$site" \
-  -C build-dir=build/sanitize -C cmake.build-type=Debug \
-  -C cmake.define.FASTLAYERS_SANITIZE=ON -C cmake.define.FASTLAYERS_CUDA=OFF . 2>&1 | tail -3
+if [ "${FASTLAYERS_SANITIZE_SKIP_BUILD:-0}" = 1 ] && [ -d "$site/fastlayers" ]; then
+  echo "== sanitize: reusing the build in $site"
+else
+  echo "== sanitize: building the CPU extension with -fsanitize=address,undefined into $site"
+  FASTLAYERS_CUDA=OFF python -m pip install --no-deps --force-reinstall --target "$site" \
+    -C build-dir=build/sanitize -C cmake.build-type=Debug \
+    -C cmake.define.FASTLAYERS_SANITIZE=ON -C cmake.define.FASTLAYERS_CUDA=OFF . 2>&1 | tail -3
+fi
 built=$(date +%s)
 echo "== sanitize: build took $((built - start)) s"
 
@@ -44,7 +54,7 @@ export FASTLAYERS_FUZZ_TIMEOUT="${FASTLAYERS_FUZZ_TIMEOUT:-180}"
 export FASTLAYERS_FUZZ_EXAMPLES="${FASTLAYERS_FUZZ_EXAMPLES:-150}"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
 
-where=$(LD_PRELOAD="$libasan" python -c "import fastlayers, os; print(os.path.dirname(fastlayers.__file__))")
+where=$(LD_PRELOAD="$preload" python -c "import fastlayers, os; print(os.path.dirname(fastlayers.__file__))")
 case "$where" in
   "$site"/*) echo "== sanitize: testing $where" ;;
   *) echo "sanitize: imported fastlayers from $where, not from $site (an editable install shadows it?)"; exit 1 ;;
@@ -54,7 +64,7 @@ esac
 # sanitizers its reports would fail the log check, so it is left out here until then.
 read -r -a tests <<< "${SANITIZE_TESTS:-tests/ops tests/nn tests/fuzz}"
 set +e
-LD_PRELOAD="$libasan" python -m pytest --capture=sys -q -p no:cacheprovider "${tests[@]}" \
+LD_PRELOAD="$preload" python -m pytest --capture=sys -q -p no:cacheprovider "${tests[@]}" \
   --deselect tests/fuzz/test_fuzz.py::test_fuzz_pool_ops_and_layers 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 set -e

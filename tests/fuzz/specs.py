@@ -367,7 +367,8 @@ def generic_calls(draw, name, fn):
 
 # ---- layers --------------------------------------------------------------------------------------
 
-SIZES = st.one_of(st.integers(1, 6), st.integers(1, 6), st.sampled_from([0, -1, 2.5, 2.0, "3", None, True, 2**63, 2**70]))
+SIZES = st.one_of(st.integers(1, 6), st.integers(1, 6),
+                  st.sampled_from([0, -1, 2.5, 2.0, "3", None, True, 2**63, 2**70]))
 
 
 @st.composite

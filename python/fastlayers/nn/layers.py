@@ -448,7 +448,7 @@ class Flatten(Layer):
     def forward(self, x, training=None):
         x = as_input(x)
         if x.ndim < 1:
-            raise ValueError(f"Flatten: x must have a batch dimension (N, ...), got a 0-D array")
+            raise ValueError("Flatten: x must have a batch dimension (N, ...), got a 0-D array")
         self._shape = tuple(x.shape)
         n = 1
         for d in x.shape[1:]:

@@ -123,7 +123,7 @@ class Sequential(Layer):
             return x, None
         y = np.asarray(_to_numpy(y))
         if y.ndim == 0:
-            raise ValueError(f"y must hold one target per sample (N, ...), got a 0-D array")
+            raise ValueError("y must hold one target per sample (N, ...), got a 0-D array")
         if len(y) != len(x):
             raise ValueError(f"x and y must have the same number of samples, got {len(x)} and {len(y)}")
         out_shape = tuple(self.forward(self._put(x[:1]), training=False).shape[1:])
