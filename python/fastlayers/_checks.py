@@ -92,6 +92,8 @@ INDEX_MAX = 2**63 - 1  # the kernels index with int64
 
 def as_index(value, name: str) -> int:
     """An int that fits the kernels' int64 sizes (a geometry argument: stride, padding, ...)."""
+    if type(value) is int and -INDEX_MAX <= value <= INDEX_MAX:  # fast path
+        return value
     v = as_int(value, name)
     if not -INDEX_MAX <= v <= INDEX_MAX:
         raise ValueError(f"{name} must fit in a 64-bit signed integer (|{name}| <= 2**63 - 1), got {v}")
@@ -100,6 +102,8 @@ def as_index(value, name: str) -> int:
 
 def as_index_pair(value, name: str) -> tuple[int, int]:
     """An int or a pair of ints, as (height, width), each within int64."""
+    if type(value) is int and -INDEX_MAX <= value <= INDEX_MAX:  # fast path
+        return value, value
     if isinstance(value, (tuple, list)):
         if len(value) != 2:
             raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")

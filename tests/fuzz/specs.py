@@ -362,7 +362,13 @@ def generic_calls(draw, name, fn):
             else:
                 args[pname] = draw(st.one_of(st.none(), array(shape))) if d is None else draw(array(shape))
     args = draw(aliased(args, [k for k in args]))
-    return op(name, draw(maybe_hostile(args)))
+    # What the op may update in place (the API says so): an optimizer update's state arrays, batch
+    # norm's running statistics. Every other argument must come back unchanged.
+    if name.endswith("_update"):
+        inplace = [k for k, v in args.items() if not k.startswith("grad") and isinstance(v, dict)]
+    else:
+        inplace = [k for k in args if k.startswith("running_")]
+    return op(name, draw(maybe_hostile(args)), inplace=[k for k in inplace if k in args])
 
 
 # ---- layers --------------------------------------------------------------------------------------

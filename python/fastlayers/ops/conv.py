@@ -68,11 +68,11 @@ def _geometry(x, w, stride, padding, dilation, groups):
     check_nonnegative((ph, pw), "padding")
     check_positive((dh, dw), "dilation")
     check_positive(groups, "groups")
-    N, C, H, W = (int(v) for v in x.shape)
-    K, Cg, R, S = (int(v) for v in w.shape)
-    if min(K, Cg, R, S) <= 0:
+    N, C, H, W = x.shape
+    K, Cg, R, S = w.shape
+    if K <= 0 or Cg <= 0 or R <= 0 or S <= 0:
         raise ValueError(f"w must have positive sizes (K, C/groups, R, S), got {tuple(w.shape)}")
-    if min(C, H, W) <= 0:
+    if C <= 0 or H <= 0 or W <= 0:
         raise ValueError(f"x must have positive sizes C, H and W (only the batch N may be 0), got {tuple(x.shape)}")
     if C % groups:
         raise ValueError(f"x has C={C} channels, which groups={groups} does not divide")
@@ -82,7 +82,7 @@ def _geometry(x, w, stride, padding, dilation, groups):
         raise ValueError(f"w.shape[1] must be C/groups = {C}/{groups} = {C // groups}, got {Cg} "
                          f"(x shape {tuple(x.shape)}, w shape {tuple(w.shape)})")
     Hp, Wp = H + 2 * ph, W + 2 * pw
-    if max(Hp, Wp) > MAX_ELEMENTS:
+    if Hp > MAX_ELEMENTS or Wp > MAX_ELEMENTS:
         raise ValueError(f"padding={(ph, pw)} is too large: the padded input is {Hp}x{Wp} (input {H}x{W}), "
                          f"more than the {MAX_ELEMENTS} (2**48) positions per axis fastlayers supports")
     eh, ew = dh * (R - 1) + 1, dw * (S - 1) + 1
@@ -93,8 +93,22 @@ def _geometry(x, w, stride, padding, dilation, groups):
             f"the output would be empty")
     P, Q = (Hp - eh) // sh + 1, (Wp - ew) // sw + 1
     # One output row (column) when the stride passes the last window start: the stride is unused.
-    sh, sw = min(sh, Hp - eh + 1), min(sw, Wp - ew + 1)
-    dh, dw = (1 if R == 1 else dh), (1 if S == 1 else dw)
+    if sh > Hp - eh:
+        sh = Hp - eh + 1
+    if sw > Wp - ew:
+        sw = Wp - ew + 1
+    if R == 1:
+        dh = 1
+    if S == 1:
+        dw = 1
+    CRS, KPQ = Cg * R * S, K * P * Q
+    if (C if C > K else K) * Hp * Wp > MAX_ELEMENTS or CRS * P * Q > MAX_ELEMENTS or N * KPQ > MAX_ELEMENTS or \
+            N * C * H * W > MAX_ELEMENTS or K * CRS > MAX_ELEMENTS:
+        _too_large(x, w, ph, pw, N, C, H, W, K, Cg, R, S, P, Q, Hp, Wp)
+    return (N, C, H, W, K, R, S, P, Q, sh, sw, ph, pw, dh, dw, groups)
+
+
+def _too_large(x, w, ph, pw, N, C, H, W, K, Cg, R, S, P, Q, Hp, Wp):
     for what, count in (("the padded input planes (max(C, K) x padded H x padded W)", max(C, K) * Hp * Wp),
                         ("one image's im2col matrix (C/groups*R*S x P*Q)", Cg * R * S * P * Q),
                         ("the output (N x K x P x Q)", N * K * P * Q),
@@ -104,7 +118,6 @@ def _geometry(x, w, stride, padding, dilation, groups):
             raise ValueError(f"x shape {tuple(x.shape)}, w shape {tuple(w.shape)}, padding {(ph, pw)}: "
                              f"{what} would hold {count} elements, more than the {MAX_ELEMENTS} (2**48) "
                              f"fastlayers supports")
-    return (N, C, H, W, K, R, S, P, Q, sh, sw, ph, pw, dh, dw, groups)
 
 
 def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
