@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "common/checked.h"
 #include "cpu/gemm.h"
 #include "cpu/parallel.h"
 
@@ -211,9 +212,13 @@ Plan plan(const Problem& p, int threads) {
   return pl;
 }
 
+// Workspace sizes in checked arithmetic: -1 if they overflow int64 (the checked geometry rules it
+// out; a -1 never fits, see too_small).
 index_t needed_floats(const Problem& p, const Plan& pl, int kM) {
-  return u_floats(p, kM) + pl.threads * slice_floats(p, pl.nt, kM);
+  const CheckedSize a2 = alpha2(kM);
+  return (a2 * p.Kout * p.Ig + CheckedSize(pl.threads) * a2 * (CheckedSize(p.Cin) + p.Kout) * pl.nt).value();
 }
+bool too_small(index_t workspace_floats, index_t need) { return need < 0 || need > workspace_floats; }
 
 // U[xi][o][i] for every output channel o and input channel i of o's group.
 template <int kM>
@@ -339,8 +344,8 @@ bool run(const Problem& p, const float* x, const float* w, const float* bias, fl
   constexpr int kAA = (kM + 2) * (kM + 2);
   const int team = omp_in_parallel() ? 1 : max_threads();
   Plan pl = plan(p, team);
-  while (pl.threads > 1 && needed_floats(p, pl, kM) > workspace_floats) pl = plan(p, pl.threads - 1);
-  if (needed_floats(p, pl, kM) > workspace_floats) return false;
+  while (pl.threads > 1 && too_small(workspace_floats, needed_floats(p, pl, kM))) pl = plan(p, pl.threads - 1);
+  if (too_small(workspace_floats, needed_floats(p, pl, kM))) return false;
   if (p.tiles == 0) return true;
   float* U = workspace;
   float* slices = workspace + u_floats(p, kM);
@@ -403,7 +408,7 @@ index_t bw_block_tiles() {
 index_t bw_nt(const Problem& p) { return std::min(bw_block_tiles(), round_up(std::max<index_t>(p.tiles, 1), L)); }
 
 index_t bw_needed_floats(const Problem& p, int kM) {
-  return alpha2(kM) * (p.Kout * p.Ig + (p.Cin + p.Kout) * bw_nt(p));
+  return (CheckedSize(alpha2(kM)) * (CheckedSize(p.Kout) * p.Ig + (CheckedSize(p.Cin) + p.Kout) * bw_nt(p))).value();
 }
 
 // D[xi][k][j] = A dy A^T for output channels [k0, k1) of the block's tiles (slots n..nt-1 zero).
@@ -441,7 +446,7 @@ bool run_backward_weight(const Problem& p, const float* go, const float* x, floa
                          index_t workspace_floats) {
   using T = Tf<kM>;
   constexpr int kA = T::A, kAA = kA * kA;
-  if (bw_needed_floats(p, kM) > workspace_floats) return false;
+  if (too_small(workspace_floats, bw_needed_floats(p, kM))) return false;
   const index_t gw_size = p.Kout * p.Ig * 9;
   if (p.tiles == 0) {
     std::fill(gw, gw + gw_size, 0.0f);

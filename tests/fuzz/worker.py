@@ -66,6 +66,8 @@ def make_array(spec, built):
     if values is not None and dtype.kind in "fiu":  # labels: +-1, or class indices in [lo, hi)
         if values[0] == "pm1":
             data = rng.choice([-1, 1], n)
+        elif values[0] == "abs":  # a running average of squares (Adam's v) is never negative
+            data = np.abs(_values(rng, n, False))
         elif values[0] == "range":
             data = rng.integers(values[1], values[2], n)
         else:  # "probs": rows that sum to 1 over the last axis
@@ -276,8 +278,14 @@ def run_op(spec):
     special = any(isinstance(v, dict) and v.get("special") for v in args.values())
     zero_d = any(np.ndim(_array_like(values[k])) == 0 for k in spec.get("arrays", ()) if values.get(k) is not None)
     ref_dtype = np.float32 if special else np.float64
-    ref_values = {k: _to_ref(_array_like(v) if k in spec.get("arrays", ()) else v, args[k], ref_dtype)
-                  for k, v in values.items()}
+    ref_values, copies = {}, {}
+    for k, v in values.items():  # one copy per array: an array passed twice stays one array
+        ref = copies.get(id(v)) if isinstance(v, np.ndarray) else None
+        if ref is None:
+            ref = _to_ref(_array_like(v) if k in spec.get("arrays", ()) else v, args[k], ref_dtype)
+            if isinstance(v, np.ndarray):
+                copies[id(v)] = ref
+        ref_values[k] = ref
     before = _digests(values)
     pos = [values[k] for k in spec["positional"]]
     kw = {k: values[k] for k in values if k not in spec["positional"]}

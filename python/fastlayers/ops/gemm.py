@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .._backend import CPU, backend_for
@@ -13,6 +15,15 @@ __all__ = ["gemm", "gemm_backward"]
 def _as_bool(value, name: str) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _finite(value, name: str) -> float:
+    """alpha / beta: finite (inf * an empty sum would be 0 by BLAS's rule and NaN by IEEE's; no
+    use of an infinite scale is worth that ambiguity)."""
+    value = as_float(value, name)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
     return value
 
 
@@ -75,8 +86,8 @@ def gemm(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, c=None):
     be = backend_for(a=a, b=b, c=c)
     trans_a = _as_bool(trans_a, "trans_a")
     trans_b = _as_bool(trans_b, "trans_b")
-    alpha = as_float(alpha, "alpha")
-    beta = as_float(beta, "beta")
+    alpha = _finite(alpha, "alpha")
+    beta = _finite(beta, "beta")
     a, b, m, n, _ = _prepare(a, b, trans_a, trans_b, be)
     if beta != 0.0 and c is None:
         raise ValueError(f"c is required when beta != 0 (beta={beta}), got None")
@@ -98,8 +109,8 @@ def gemm_backward(grad_out, a, b, *, trans_a=False, trans_b=False, alpha=1.0, be
     be = backend_for(grad_out=grad_out, a=a, b=b)
     trans_a = _as_bool(trans_a, "trans_a")
     trans_b = _as_bool(trans_b, "trans_b")
-    alpha = as_float(alpha, "alpha")
-    beta = as_float(beta, "beta")
+    alpha = _finite(alpha, "alpha")
+    beta = _finite(beta, "beta")
     a, b, m, n, _ = _prepare(a, b, trans_a, trans_b, be)
     g = as_float32(grad_out, "grad_out", be)
     check_shape(g, (m, n), "grad_out")
