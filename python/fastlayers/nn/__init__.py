@@ -15,4 +15,5 @@ from ._ops import use_ops  # noqa: F401
 from .callbacks import Callback, EarlyStopping, History  # noqa: F401
 from .layers import *  # noqa: F401,F403
 from .losses import *  # noqa: F401,F403
-from .sequential import FORMAT_VERSION, Sequential, load_model  # noqa: F401
+from .sequential import Sequential  # noqa: F401
+from .training import FORMAT_VERSION, TrainableModel, load_model  # noqa: F401
