@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import layers as _layers
+from . import training as _training
 from .layers import Layer
 from .training import FORMAT_VERSION, TrainableModel, load_model
 
@@ -45,8 +46,11 @@ class Sequential(TrainableModel):
     # --- the pass -------------------------------------------------------------------------------
     def forward(self, x, training=None):
         training = self._is_training(training)
+        release = not training and _training.in_inference()  # predict/evaluate: no backward follows
         for layer in self.layers:
             x = layer.forward(x, training)
+            if release:
+                layer.release_cache()
         return x
 
     def backward(self, grad_out, need_input_grad: bool = True):

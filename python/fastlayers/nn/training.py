@@ -4,15 +4,23 @@ summary() plumbing, save / load_model (one versioned .npz: architecture as JSON,
 PyTorch state_dict import and device handling.
 
 A model class derives from TrainableModel and supplies the pass (forward / backward, as every Layer)
-plus two small hooks:
+plus small hooks:
 - `_summary_table(shape)` -> (header line, row lines) for summary();
+- `_ordered_layers()` -> its top-level layers in execution order (get_layer, freeze(up_to=...));
 - for persistence, `_children_to_config(to_config)` -> dict of the extra JSON entries that describe
-  its children, and the classmethod `_from_children_config(d, from_config)` that rebuilds it.
-Subclasses register themselves by class name, so `load_model` finds them without importing upward.
+  its children, and the classmethod `_from_children_config(d, from_config)` that rebuilds it;
+- for several inputs or outputs (the graph Model): `_as_input`, `_set_input_shape`, `_get_loss`,
+  `_put`, `_put_target` (lists of arrays travel as `_Arrays`, which index and slice together).
+Every Layer subclass registers by class name, so `load_model` finds it without importing upward.
+
+Inference passes (predict, evaluate) run inside `inference()`: containers then call each layer's
+release_cache() as soon as its output exists, so that only activations still to be read stay alive.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import sys
 import time
@@ -27,29 +35,105 @@ from .layers import Layer, to_device
 
 __all__ = ["TrainableModel", "load_model", "FORMAT_VERSION"]
 
-# Version 2 added buffers (non-trained state such as batch-norm statistics); version 1 files load.
-FORMAT_VERSION = 2
-_READABLE_VERSIONS = (1, 2)
+# Version 2 added buffers (non-trained state such as batch-norm statistics); version 3 graph models
+# (nn.Model) and layer names. A file carries the lowest version that can read it (a Sequential is
+# still written as version 2); versions 1 and 2 load.
+FORMAT_VERSION = 3
+_READABLE_VERSIONS = (1, 2, 3)
 
-# Model classes by name (filled by TrainableModel.__init_subclass__), for load_model.
-_MODEL_CLASSES: dict[str, type] = {}
+_inference_depth = 0
+
+
+@contextlib.contextmanager
+def inference():
+    """Within the block, eval-mode passes need no backward: containers release each layer's
+    cache as soon as the layer has run (see Layer.release_cache)."""
+    global _inference_depth
+    _inference_depth += 1
+    try:
+        yield
+    finally:
+        _inference_depth -= 1
+
+
+def in_inference() -> bool:
+    return _inference_depth > 0
+
+
+def _inference_pass(method):
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        with inference():
+            return method(self, *args, **kwargs)
+    return run
 
 
 def _to_numpy(a):
     return a.get() if _backend.is_cupy_array(a) else np.asarray(a)
 
 
+class _Arrays:
+    """Several arrays with one row per sample (a multi-input model's inputs, a multi-output
+    model's targets) that index, slice and count samples together."""
+
+    def __init__(self, arrays):
+        self.arrays = list(arrays)
+
+    def __len__(self):
+        return len(self.arrays[0])
+
+    def __getitem__(self, idx):
+        return _Arrays([a[idx] for a in self.arrays])
+
+    @property
+    def ndim(self) -> int:
+        return min(a.ndim for a in self.arrays)
+
+
+class _MultiOutputLoss:
+    """One loss per output of a multi-output model, used by fit/evaluate as one loss: the value is
+    the sum of the per-output losses, backward() the list of per-output gradients, `correct` None
+    (no single accuracy)."""
+
+    def __init__(self, losses):
+        self.losses = list(losses)
+        reductions = {lf.reduction for lf in self.losses}
+        if len(reductions) != 1:
+            raise ValueError(f"the losses of a multi-output model must share one reduction, got {sorted(reductions)}")
+        self.reduction = reductions.pop()
+
+    def __call__(self, outs, targets):
+        total = None
+        for lf, o, t in zip(self.losses, outs, targets):
+            v = lf(o, t)
+            total = v if total is None else total + v
+        return total
+
+    def backward(self):
+        return [lf.backward() for lf in self.losses]
+
+    def correct(self, outs, targets):
+        return None
+
+    def prepare_target(self, ys, out_shapes):
+        return [lf.prepare_target(y, s) for lf, y, s in zip(self.losses, ys, out_shapes)]
+
+
+def _shape_text(shape) -> str:
+    if not shape:
+        return "unknown"
+    if isinstance(shape[0], (tuple, list)):  # several inputs
+        return ", ".join(_shape_text(tuple(s)) for s in shape)
+    return "(N, " + ", ".join(map(str, shape)) + ")"
+
+
 class TrainableModel(Layer):
     """Base of Sequential and the graph Model: a Layer that also trains, evaluates, predicts,
     describes and saves itself. State: loss, optimizer, input_shape (per sample, no batch), device."""
 
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        _MODEL_CLASSES[cls.__name__] = cls
-
     def __init__(self, loss=None, input_shape=None):
         super().__init__()
-        self.loss = None if loss is None else _losses.get_loss(loss)
+        self.loss = None if loss is None else self._get_loss(loss)
         self.optimizer = None
         self.input_shape = None if input_shape is None else tuple(int(s) for s in input_shape)
         self.device = "cpu"
@@ -64,7 +148,7 @@ class TrainableModel(Layer):
     def compile(self, optimizer=None, loss=None):
         """Set the optimizer (default: SGD lr 0.01) and the loss used by fit/evaluate."""
         if loss is not None:
-            self.loss = _losses.get_loss(loss)
+            self.loss = self._get_loss(loss)
         if optimizer is not None:
             self.optimizer = optimizer
         return self
@@ -73,6 +157,17 @@ class TrainableModel(Layer):
         if self.loss is None:
             raise ValueError(f"no loss: pass loss= to {type(self).__name__}(...), compile() or fit()")
         return self.loss
+
+    # --- hooks for models with several inputs or outputs (see the graph Model) ------------------------
+    def _get_loss(self, loss):
+        return _losses.get_loss(loss)
+
+    def _as_input(self, x):
+        """User input -> what the batching below slices (one float32 NumPy array here)."""
+        return np.asarray(_to_numpy(x), dtype=np.float32)
+
+    def _set_input_shape(self, x):
+        self.input_shape = tuple(x.shape[1:])
 
     def _put(self, a):
         return to_device(a, "cuda") if self.device == "cuda" else a
@@ -85,7 +180,7 @@ class TrainableModel(Layer):
         return t
 
     def _check_xy(self, x, y):
-        x = np.asarray(_to_numpy(x), dtype=np.float32)
+        x = self._as_input(x)
         if x.ndim < 2:
             raise ValueError(f"x must have a batch dimension, got shape {x.shape}")
         if len(x) == 0:
@@ -113,7 +208,7 @@ class TrainableModel(Layer):
         if not 0 <= validation_split < 1:
             raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
         x, t = self._check_xy(x, y)
-        self.input_shape = tuple(x.shape[1:])
+        self._set_input_shape(x)
         if validation_data is not None:
             if len(validation_data) != 2:
                 raise ValueError("validation_data must be a pair (x_val, y_val)")
@@ -187,11 +282,12 @@ class TrainableModel(Layer):
             cb.on_train_end(self)
         return history
 
+    @_inference_pass
     def evaluate(self, x, y, batch_size: int = 256, _prepared: bool = False) -> dict:
         """{'loss': mean loss per sample, 'accuracy': fraction correct (None for regression)}."""
         loss_fn = self._require_loss()
         if _prepared:
-            x, t = np.asarray(x, dtype=np.float32), y
+            x, t = self._as_input(x), y
         else:
             x, t = self._check_xy(x, y)
         total_loss, total_correct, has_acc = 0.0, 0, True
@@ -199,17 +295,18 @@ class TrainableModel(Layer):
             xb, tb = self._put(x[s:s + batch_size]), self._put_target(t[s:s + batch_size])
             out = self.forward(xb, training=False)
             lval = float(loss_fn(out, tb))
-            total_loss += lval * (len(xb) if loss_fn.reduction == "mean" else 1)
+            total_loss += lval * (min(batch_size, len(x) - s) if loss_fn.reduction == "mean" else 1)
             c = loss_fn.correct(out, tb)
             has_acc = c is not None
             if has_acc:
                 total_correct += int(c)
         return {"loss": total_loss / len(x), "accuracy": total_correct / len(x) if has_acc else None}
 
+    @_inference_pass
     def predict(self, x, batch_size: int = 256):
         """The model's outputs (raw logits for classifiers) in eval mode; NumPy in, NumPy out."""
         was_numpy = not _backend.is_cupy_array(x)
-        x = np.asarray(_to_numpy(x), dtype=np.float32)
+        x = self._as_input(x)
         outs = [_to_numpy(self.forward(self._put(x[s:s + batch_size]), training=False))
                 for s in range(0, len(x), batch_size)]
         out = np.concatenate(outs) if outs else np.zeros((0,), np.float32)
@@ -224,7 +321,7 @@ class TrainableModel(Layer):
         lines = [head, "-" * len(head)] + rows
         lines.append("-" * len(head))
         total, trainable = self.num_parameters(), self.num_parameters(trainable_only=True)
-        lines.append(f"input shape: {'(N, ' + ', '.join(map(str, shape)) + ')' if shape else 'unknown'}")
+        lines.append(f"input shape: {_shape_text(shape)}")
         lines.append(f"parameters: {total:,} total, {trainable:,} trainable, {total - trainable:,} frozen")
         if self.loss is not None:
             lines.append(f"loss: {self.loss!r}")
@@ -236,6 +333,43 @@ class TrainableModel(Layer):
     def _summary_table(self, shape):
         """(header line, row lines) of summary()'s table for per-sample input shape `shape` (or None)."""
         raise NotImplementedError
+
+    # --- layers by name, freezing -----------------------------------------------------------------
+    def _ordered_layers(self) -> list[Layer]:
+        """The top-level layers in execution order."""
+        return list(self.children())
+
+    def get_layer(self, name: str | None = None, index: int | None = None) -> Layer:
+        """The top-level layer called `name` (see Layer.name), or the one at position `index` in
+        execution order. A nested model's layers: model.get_layer("inner").get_layer("conv2d")."""
+        layers = self._ordered_layers()
+        if (name is None) == (index is None):
+            raise ValueError("get_layer needs exactly one of name= or index=")
+        if index is not None:
+            if not -len(layers) <= index < len(layers):
+                raise ValueError(f"index {index} is out of range for a model with {len(layers)} layers")
+            return layers[index]
+        for layer in layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"no layer named {name!r} in this model; its layers are: "
+                         f"{', '.join(repr(la.name) for la in layers)}")
+
+    def freeze(self, up_to=None):
+        """Freeze the whole model, or, with up_to (a layer name or Layer), every top-level layer up to
+        and including that one in execution order (the rest keep their flags): the transfer-learning
+        step "freeze the body, train the new head"."""
+        if up_to is None:
+            return super().freeze()
+        layers = self._ordered_layers()
+        last = self.get_layer(up_to) if isinstance(up_to, str) else up_to
+        if not any(la is last for la in layers):
+            raise ValueError(f"up_to={getattr(last, 'name', last)!r} is not a top-level layer of this model")
+        for layer in layers:
+            layer.trainable = False
+            if layer is last:
+                break
+        return self
 
     # --- persistence hooks ----------------------------------------------------------------------
     def _children_to_config(self, to_config) -> dict:
@@ -255,14 +389,13 @@ class TrainableModel(Layer):
         buffers = list(self.named_buffers())
         arrays.update({f"buffer_{i}": _to_numpy(owner._buffers[name]) for i, (_, owner, name) in enumerate(buffers)})
         config = {"model": _layer_to_config(self),
-                  "loss": None if self.loss is None else {"class": type(self.loss).__name__,
-                                                          "config": self.loss.get_config()},
+                  "loss": _loss_to_config(self.loss),
                   "input_shape": self.input_shape,
                   "param_names": [n for n, _ in self.named_parameters()],
                   "buffer_names": [n for n, _, _ in buffers]}
         with open(path, "wb") as fh:  # a file object keeps numpy from appending .npz to the name
-            np.savez_compressed(fh, format_version=np.array(FORMAT_VERSION), config=np.array(json.dumps(config)),
-                                **arrays)
+            np.savez_compressed(fh, format_version=np.array(_format_version(self)),
+                                config=np.array(json.dumps(config)), **arrays)
 
     @classmethod
     def load(cls, path) -> TrainableModel:
@@ -287,8 +420,34 @@ class TrainableModel(Layer):
         return self
 
 
+def _loss_to_config(loss):
+    if loss is None:
+        return None
+    if isinstance(loss, (list, tuple)):  # one per output of a multi-output model
+        return [_loss_to_config(lf) for lf in loss]
+    return {"class": type(loss).__name__, "config": loss.get_config()}
+
+
+def _loss_from_config(c):
+    if isinstance(c, list):
+        return [_loss_from_config(lf) for lf in c]
+    return getattr(_losses, c["class"])(**c["config"])
+
+
+def _walk(layer: Layer):
+    yield layer
+    for child in layer.children():
+        yield from _walk(child)
+
+
+def _format_version(model: Layer) -> int:
+    """The lowest format version that can read this model (containers may need a newer one)."""
+    return max([2] + [getattr(la, "_min_format_version", 2) for la in _walk(model)])
+
+
 def _layer_to_config(layer: Layer) -> dict:
-    d = {"class": type(layer).__name__, "config": layer.get_config(), "trainable": layer.trainable}
+    d = {"class": type(layer).__name__, "config": layer.get_config(), "trainable": layer.trainable,
+         "name": layer.name}
     if isinstance(layer, TrainableModel):
         d.update(layer._children_to_config(_layer_to_config))
     elif isinstance(layer, _layers.Residual):
@@ -299,15 +458,15 @@ def _layer_to_config(layer: Layer) -> dict:
 
 def _layer_from_config(d: dict) -> Layer:
     name = d["class"]
-    if name in _MODEL_CLASSES:
-        layer = _MODEL_CLASSES[name]._from_children_config(d, _layer_from_config)
+    cls = getattr(_layers, name, None) or _layers._LAYER_CLASSES.get(name)
+    if isinstance(cls, type) and issubclass(cls, TrainableModel):
+        layer = cls._from_children_config(d, _layer_from_config)
     elif name == "Residual":
         proj = None if d["projection"] is None else _layer_from_config(d["projection"])
         cfg = d["config"]
         layer = _layers.Residual(_layer_from_config(d["body"]), cfg["in_channels"], cfg["out_channels"],
                                  cfg["stride"], projection=proj)
     else:
-        cls = getattr(_layers, name, None)
         if not (isinstance(cls, type) and issubclass(cls, Layer)):
             raise ValueError(f"unknown layer class {name!r} in the saved model")
         cfg = dict(d["config"])
@@ -318,6 +477,8 @@ def _layer_from_config(d: dict) -> Layer:
         layer._trainable = d.get("trainable", True)
     else:
         layer.trainable = d.get("trainable", True)
+    if d.get("name"):
+        layer.name = _layers._check_name(d["name"])
     return layer
 
 
@@ -352,8 +513,7 @@ def load_model(path) -> TrainableModel:
                                  f"expected {tuple(owner._buffers[name].shape)}")
             owner._buffers[name] = np.ascontiguousarray(b, dtype=owner._buffers[name].dtype)
     if config.get("loss"):
-        cls = getattr(_losses, config["loss"]["class"])
-        model.loss = cls(**config["loss"]["config"])
+        model.loss = _loss_from_config(config["loss"])
     if config.get("input_shape"):
         model.input_shape = tuple(config["input_shape"])
     return model
