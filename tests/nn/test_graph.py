@@ -401,6 +401,18 @@ def test_save_load_round_trip(tmp_path, rng):
         assert int(z["format_version"]) == 2
 
 
+def test_multi_io_model_round_trips(tmp_path, rng):
+    model = _two_in_two_out(rng)
+    model.compile(loss=["cross_entropy", "mse"])
+    model.save(tmp_path / "m.fl")
+    loaded = nn.load_model(tmp_path / "m.fl")
+    xs = [rng.standard_normal((3, 2, 6, 6)).astype(np.float32), rng.standard_normal((3, 3)).astype(np.float32)]
+    for a, b in zip(loaded.predict(xs), model.predict(xs)):
+        np.testing.assert_array_equal(a, b)
+    assert loaded.input_shape == [(2, 6, 6), (3,)] and [t.name for t in loaded.inputs] == ["image", "meta"]
+    assert isinstance(loaded.loss[1], nn.MSELoss)
+
+
 def test_sequential_containing_a_model_round_trips(tmp_path, rng):
     inp = nn.Input(3)
     inner = nn.Model(inp, nn.Tanh()(nn.Linear(3, 3, rng=rng)(inp)))
@@ -550,11 +562,14 @@ def test_inference_passes_release_layer_caches(rng):
     model = nn.Model(inp, nn.Tanh()(seq(inp)))
     x = rng.standard_normal((5, 3)).astype(np.float32)
     model.predict(x)
-    assert all(la.__dict__.get("_x") is None for la in seq.layers)
+    assert all(la.__dict__.get("_x") is None and la.__dict__.get("_y") is None for la in seq.layers)
     assert model.layers[-1].__dict__.get("_y") is None
     model.forward(x, training=False)       # a plain forward keeps them: backward may follow
-    assert seq.layers[1]._x is not None
+    assert seq.layers[1]._y is not None
     model.backward(np.ones((5, 2), np.float32))
+    assert seq.layers[1]._y is None        # backward released them, as it went (like PyTorch's saved tensors)
+    with pytest.raises(RuntimeError, match="second backward after one forward"):
+        model.backward(np.ones((5, 2), np.float32))
     model.predict(x)
     with pytest.raises((RuntimeError, ValueError, TypeError, AttributeError)):
         model.backward(np.ones((5, 2), np.float32))
@@ -602,6 +617,8 @@ def test_graph_errors(rng):
         nn.Concatenate(axis=0)
     with pytest.raises(TypeError, match="input 1 is a ndarray"):
         nn.Add()([a, np.zeros((1, 3))])
+    with pytest.raises(TypeError, match="input 0 is a ndarray"):
+        nn.Add()([np.zeros((1, 3)), a])
     with pytest.raises(TypeError, match="must be symbolic tensors"):
         nn.Model(np.zeros(3), y)
     model = nn.Model(b, y)

@@ -40,9 +40,11 @@ layer.release_cache() after each node, so that only the live frontier of activat
 
 backward: grads[slot] from the output gradients; for each node in reverse it takes (and drops) its
 output gradients, calls layer.backward and adds the results into its input slots' gradients with
-fl.add (a new array): a tensor that feeds several layers gets the sum of their gradients. With
-need_input_grad=False (fit) nodes that read only model inputs skip their input gradient (a first
-convolution skips its backward-data pass) and None is returned.
+fl.add (a new array): a tensor that feeds several layers gets the sum of their gradients. Then it
+releases that layer's cache, as PyTorch frees a graph's saved tensors during backward: the large
+activations of the first layers are gone before their large gradients are made. So one forward
+allows one backward. With need_input_grad=False (fit) nodes that read only model inputs skip their
+input gradient (a first convolution skips its backward-data pass) and None is returned.
 
 Shared layers: a layer caches one call's state on itself, so a layer run at two nodes would see
 its second call's cache in the first call's backward. For nodes marked shared the executor
@@ -243,10 +245,11 @@ class _RunState:
     """What one forward leaves for its backward: the shared nodes' snapshots and the shapes of
     multi-output nodes' outputs (a missing gradient there is zeros)."""
 
-    __slots__ = ("snapshots", "meta", "inference")
+    __slots__ = ("snapshots", "meta", "inference", "used")
 
     def __init__(self, snapshots, meta, inference):
         self.snapshots, self.meta, self.inference = snapshots, meta, inference
+        self.used = False
 
 
 class Graph:
@@ -425,6 +428,10 @@ class Graph:
         if state.inference:
             raise RuntimeError("backward after an inference pass (predict/evaluate release what backward needs); "
                                "run forward first")
+        if state.used:
+            raise RuntimeError("a second backward after one forward: backward releases what the forward kept "
+                               "for it; run forward again")
+        state.used = True
         grads = [None] * self.n_slots
         for s, g in zip(self.outputs, out_grads):
             if g is not None:
@@ -440,6 +447,8 @@ class Graph:
                 for p in (self.tree_params[i] or _unique_params(self.trees[i])):
                     if id(p) not in acc:
                         p.grad = None
+                state.snapshots.pop(i, None)
+                node.layer.release_cache()
                 continue
             if any(g is None for g in gouts):
                 gouts = [g if g is not None else state.meta[s][2].zeros(state.meta[s][0], state.meta[s][1])
@@ -447,7 +456,7 @@ class Graph:
             g = gouts if node.multi_output else gouts[0]
             skip_dx = not need_input_grad and all(s in input_slots for s in node.inputs)
             if self.shared[i]:
-                _restore(state.snapshots[i])
+                _restore(state.snapshots.pop(i))
             if skip_dx and _takes_need_input_grad(node.layer):
                 gin = node.layer.backward(g, need_input_grad=False)
             else:
@@ -458,6 +467,7 @@ class Graph:
                         if id(p) in acc:
                             p.grad = F.add(acc[id(p)], p.grad)
                         acc[id(p)] = p.grad
+            node.layer.release_cache()
             if skip_dx:
                 continue
             gins = gin if node.multi_input else (gin,)
@@ -646,7 +656,8 @@ class Model(TrainableModel):
     def backward(self, grad_out, need_input_grad: bool = True):
         """Input gradient(s) from the output gradient(s) (a list for a list of outputs; None entries
         count as zeros). need_input_grad=False (training): the input gradients are not computed and
-        None is returned."""
+        None is returned. Each layer's cache is released once its backward ran (as PyTorch frees
+        saved tensors), so one forward allows one backward."""
         if self._run is None:
             raise RuntimeError(f"model {self.name!r}: backward before forward")
         gs = list(grad_out) if self._outputs_as_list else [grad_out]

@@ -164,9 +164,10 @@ class Layer:
         raise NotImplementedError
 
     def __call__(self, x, training: bool | None = None):
-        first = x[0] if isinstance(x, (list, tuple)) and x else x
-        if hasattr(first, "_apply_layer"):  # a symbolic tensor: record a graph node (nn.graph)
-            return first._apply_layer(self, x)
+        sym = next((t for t in x if hasattr(t, "_apply_layer")), None) if isinstance(x, (list, tuple)) else (
+            x if hasattr(x, "_apply_layer") else None)
+        if sym is not None:  # a symbolic tensor: record a graph node (nn.graph)
+            return sym._apply_layer(self, x)
         return self.forward(x, training)
 
     def release_cache(self):
@@ -519,12 +520,14 @@ class Flatten(Layer):
 
 
 class ReLU(Layer):
+    # Keeps its output, not its input: y > 0 exactly where x > 0, so the gradient is the same, and
+    # the next layer (a conv) usually keeps y anyway; the input can then be freed after forward.
     def forward(self, x, training=None):
-        self._x = x
-        return F.relu(x)
+        self._y = F.relu(x)
+        return self._y
 
     def backward(self, grad_out):
-        return F.relu_backward(grad_out, self._x)
+        return F.relu_backward(grad_out, self._y)
 
 
 class LeakyReLU(Layer):

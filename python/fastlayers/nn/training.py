@@ -23,6 +23,7 @@ import contextlib
 import functools
 import json
 import sys
+import threading
 import time
 
 import numpy as np
@@ -41,23 +42,22 @@ __all__ = ["TrainableModel", "load_model", "FORMAT_VERSION"]
 FORMAT_VERSION = 3
 _READABLE_VERSIONS = (1, 2, 3)
 
-_inference_depth = 0
+_local = threading.local()  # per thread: how many inference() blocks are open
 
 
 @contextlib.contextmanager
 def inference():
-    """Within the block, eval-mode passes need no backward: containers release each layer's
-    cache as soon as the layer has run (see Layer.release_cache)."""
-    global _inference_depth
-    _inference_depth += 1
+    """Within the block (in this thread), eval-mode passes need no backward: containers release each
+    layer's cache as soon as the layer has run (see Layer.release_cache)."""
+    _local.depth = getattr(_local, "depth", 0) + 1
     try:
         yield
     finally:
-        _inference_depth -= 1
+        _local.depth -= 1
 
 
 def in_inference() -> bool:
-    return _inference_depth > 0
+    return getattr(_local, "depth", 0) > 0
 
 
 def _inference_pass(method):
