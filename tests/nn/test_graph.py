@@ -467,8 +467,13 @@ def test_auto_names_are_unique_and_explicit_names_reserved():
     assert nn.LeakyReLU().name.startswith("leaky_relu")
     nn.Linear(2, 2, name="linear_900")
     assert nn.Linear(2, 2).name == "linear_901"
-    with pytest.raises(ValueError, match="without '.'"):
-        nn.ReLU(name="a.b")
+    with pytest.raises(ValueError, match="non-empty"):
+        nn.ReLU(name="")
+    with pytest.raises(TypeError, match="name must be a str"):
+        nn.ReLU(name=3)
+    inp = nn.Input(3)
+    dotted = nn.Model(inp, nn.Linear(3, 2, name="fc.0")(inp))  # dotted names give PyTorch-style keys
+    assert [n for n, _ in dotted.named_parameters()] == ["fc.0.weight", "fc.0.bias"]
     inp = nn.Input(2)
     with pytest.raises(ValueError, match="two different layers are named 'twin'"):
         nn.Model(inp, nn.Linear(2, 2, name="twin")(nn.Linear(2, 2, name="twin")(inp)))

@@ -134,6 +134,24 @@ def _probe_device_xp(layer):
     return np
 
 
+def _probe(layer, shapes, multi_input, batch):
+    xp = _probe_device_xp(layer)
+    xs = [xp.zeros((batch,) + s, dtype=np.float32) for s in shapes]
+    try:
+        with inference():
+            y = layer.forward(xs if multi_input else xs[0], training=False)
+    except ValueError:
+        if batch == 1:  # a layer that needs two samples (batch statistics without running ones)
+            try:
+                return _probe(layer, shapes, multi_input, 2)
+            except (ValueError, TypeError):
+                pass
+        raise
+    finally:
+        layer.release_cache()
+    return [tuple(o.shape[1:]) for o in y] if isinstance(y, (list, tuple)) else tuple(y.shape[1:])
+
+
 def _infer_shapes(layer, shapes, multi_input):
     """Per-sample output shapes of `layer` for inputs of per-sample `shapes`, and whether it returns
     a list. A layer (or model) with compute_output_shape answers directly; any other runs forward
@@ -143,12 +161,7 @@ def _infer_shapes(layer, shapes, multi_input):
         if fn is not None:
             out = fn(list(shapes) if multi_input else shapes[0])
         else:
-            xp = _probe_device_xp(layer)
-            xs = [xp.zeros((1,) + s, dtype=np.float32) for s in shapes]
-            with inference():
-                y = layer.forward(xs if multi_input else xs[0], training=False)
-            layer.release_cache()
-            out = [tuple(o.shape[1:]) for o in y] if isinstance(y, (list, tuple)) else tuple(y.shape[1:])
+            out = _probe(layer, shapes, multi_input, 1)
     except (ValueError, TypeError) as e:
         got = ", ".join(_shape_text(s) for s in shapes)
         raise ValueError(f"layer {layer.name!r} ({type(layer).__name__}) cannot take input{'s' if multi_input else ''} "

@@ -100,10 +100,13 @@ def _reserve_name(name: str):
 
 
 def _check_name(name) -> str:
+    """Any non-empty string. Dotted names are fine: a graph Model names its parameters
+    "<layer name>.<parameter>", so layers named like a PyTorch module's attributes ("layer1.0.conv1")
+    give PyTorch's state_dict keys."""
     if not isinstance(name, str):
         raise TypeError(f"name must be a str, got {type(name).__name__}")
-    if not name or "." in name:
-        raise ValueError(f"name must be a non-empty string without '.', got {name!r}")
+    if not name:
+        raise ValueError("name must be a non-empty string, got ''")
     _reserve_name(name)
     return name
 
