@@ -726,6 +726,9 @@ class Model(TrainableModel):
     def _set_input_shape(self, x):
         pass  # fixed by the model's inputs
 
+    def _output_shape(self, x):
+        return self._graph.slot_shapes[self._graph.outputs[0]]  # known: no probe (single output here)
+
     def _put(self, a):
         if isinstance(a, _Arrays):
             return [super(Model, self)._put(v) for v in a.arrays]

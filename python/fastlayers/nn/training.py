@@ -190,8 +190,12 @@ class TrainableModel(Layer):
         y = np.asarray(_to_numpy(y))
         if len(y) != len(x):
             raise ValueError(f"x and y must have the same number of samples, got {len(x)} and {len(y)}")
-        out_shape = tuple(self.forward(self._put(x[:1]), training=False).shape[1:])
+        out_shape = self._output_shape(x)
         return x, self._require_loss().prepare_target(y, out_shape)
+
+    def _output_shape(self, x):
+        """The per-sample output shape for inputs like x (a probe on its first sample here)."""
+        return tuple(self.forward(self._put(x[:1]), training=False).shape[1:])
 
     def fit(self, x, y, epochs: int = 1, batch_size: int = 32, validation_split: float = 0.0,
             validation_data=None, shuffle: bool = True, callbacks=(), verbose: int = 1, seed=None,
