@@ -2,9 +2,10 @@
 list of symbolic tensors: `nn.Add()([x, y])`) and its backward returns the list of their gradients.
 
 Add runs on fl.add / fl.add_backward. Concatenate and Multiply go through the small functions below,
-which use the ops fl.cat / fl.split and fl.mul when this fastlayers has them (they are being added)
-and the array module's concatenate / split / multiply (NumPy or CuPy) otherwise. Either way they
-go through the op namespace (nn.use_ops), so nn.use_ops(fastlayers.reference) runs them in float64.
+which use the ops fl.cat / fl.cat_backward (or fl.split) and fl.mul / fl.mul_backward when this
+fastlayers has them (they are being added on other branches) and the array module's concatenate /
+split / multiply (NumPy or CuPy) otherwise. Either way they look the ops up in the op namespace
+(nn.use_ops), so nn.use_ops(fastlayers.reference) runs them in float64.
 """
 
 from __future__ import annotations
@@ -24,7 +25,10 @@ def _cat(arrays, axis: int):
     return array_module(arrays[0]).concatenate(arrays, axis=axis)
 
 
-def _split(a, sizes, axis: int):
+def _cat_backward(a, sizes, axis: int):
+    """a cut along axis into pieces of the given sizes (the gradients of _cat's inputs)."""
+    if hasattr(F, "cat_backward"):
+        return list(F.cat_backward(a, list(sizes), axis))
     if hasattr(F, "split"):
         return list(F.split(a, list(sizes), axis))
     bounds = list(itertools.accumulate(int(s) for s in sizes))[:-1]
@@ -101,6 +105,8 @@ class Multiply(_Merge):
     def backward(self, grad_out):
         xs = self._xs
         n = len(xs)
+        if n == 2 and hasattr(F, "mul_backward"):
+            return list(F.mul_backward(grad_out, xs[0], xs[1]))
         # d/dx_i = grad * prod_{j != i} x_j, from prefix and suffix products (no division)
         prefix = [None] * n
         for i in range(1, n):
@@ -167,4 +173,4 @@ class Concatenate(_Merge):
 
     def backward(self, grad_out):
         ax = self._sample_axis(grad_out.ndim - 1) + 1
-        return list(_split(grad_out, self._sizes, ax))
+        return _cat_backward(grad_out, self._sizes, ax)
