@@ -318,6 +318,17 @@ def test_multi_io_fit_evaluate_predict(rng):
         model.compile(loss=["mse"] * 3)
 
 
+def test_output_list_of_one(rng):
+    x, y = _digits(rng, n=20)
+    inp = nn.Input((1, 12, 12))
+    model = nn.Model([inp], [nn.Linear(144, 3, rng=rng)(nn.Flatten()(inp))], loss="cross_entropy")
+    h = model.fit(x, [y], epochs=2, batch_size=10, verbose=0)
+    assert h.accuracy[-1] is not None
+    (logits,) = model.predict([x])
+    np.testing.assert_array_equal(logits, model.predict(x)[0])
+    assert model.evaluate(x, [y])["accuracy"] == pytest.approx(float(np.mean(logits.argmax(1) == y)))
+
+
 def test_fit_callbacks_and_progress_on_a_graph(rng, capsys, monkeypatch):
     x, y = _digits(rng, n=40)
     inp = nn.Input((1, 12, 12))

@@ -514,7 +514,7 @@ class Model(TrainableModel):
       predict return a list and fit/evaluate take y as a list (one array per output); with a list
       of inputs, x is a list. A single tensor means a single array.
     - Several outputs: `loss` is one loss (used for every output) or a list with one per output; the
-      training loss is their sum (History's "loss"); accuracy is reported for one output only.
+      training loss is their sum (History's "loss"); accuracy is None with several outputs.
     - Sub-models share layers: nn.Model(base.input, base.get_layer("conv2d_3").output) computes that
       layer's output with the base's own layer objects (and weights).
     - A layer used at several nodes shares its weights; its gradient is the sum over the uses.

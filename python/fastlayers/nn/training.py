@@ -93,7 +93,7 @@ class _Arrays:
 class _MultiOutputLoss:
     """One loss per output of a multi-output model, used by fit/evaluate as one loss: the value is
     the sum of the per-output losses, backward() the list of per-output gradients, `correct` None
-    (no single accuracy)."""
+    for several outputs (no single accuracy) and the loss's own for a list of one."""
 
     def __init__(self, losses):
         self.losses = list(losses)
@@ -113,7 +113,7 @@ class _MultiOutputLoss:
         return [lf.backward() for lf in self.losses]
 
     def correct(self, outs, targets):
-        return None
+        return self.losses[0].correct(outs[0], targets[0]) if len(self.losses) == 1 else None
 
     def prepare_target(self, ys, out_shapes):
         return [lf.prepare_target(y, s) for lf, y, s in zip(self.losses, ys, out_shapes)]
