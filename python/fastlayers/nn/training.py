@@ -38,7 +38,7 @@ __all__ = ["TrainableModel", "load_model", "FORMAT_VERSION"]
 
 # Version 2 added buffers (non-trained state such as batch-norm statistics); version 3 graph models
 # (nn.Model) and layer names. A file carries the lowest version that can read it (a Sequential is
-# still written as version 2); versions 1 and 2 load.
+# still written as version 2); versions 1, 2 and 3 load.
 FORMAT_VERSION = 3
 _READABLE_VERSIONS = (1, 2, 3)
 
