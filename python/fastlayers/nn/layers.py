@@ -4,9 +4,24 @@ on the CPU kernels, CuPy arrays on the CUDA kernels, through the public ops (see
 
 A layer with `trainable = False` keeps its weights (its parameters get no gradient and optimizers
 skip them) but still passes the gradient on to its input, as transfer learning needs.
+
+Every layer has a `name`: unique per class within the process, as Keras makes them ("conv2d",
+"conv2d_1", ...), unless given as `name=` to any layer's constructor. Calling a layer on a symbolic
+tensor (nn.Input, or another layer's symbolic output) records a node of a functional graph instead
+of computing (see nn.graph); `layer.output` / `layer.input` are then that call's symbolic tensors.
+
+State a layer keeps from one forward for its backward (the input or output it caches) lives in
+private attributes (`self._x`); persistent state lives in public attributes, `_params` and
+`_buffers`. The graph executor relies on that split when one layer object is called at several
+nodes (it keeps each call's private state apart), and `release_cache()` drops the attributes named
+in `_cache_attrs` when no backward will follow (predict, evaluate).
 """
 
 from __future__ import annotations
+
+import functools
+import inspect
+import re
 
 import numpy as np
 
@@ -59,6 +74,44 @@ def to_device(a, device: str):
     raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
 
 
+# Every Layer subclass by class name (load_model's lookup), and the auto-name counters per prefix.
+_LAYER_CLASSES: dict[str, type] = {}
+_NAME_COUNTS: dict[str, int] = {}
+
+
+def _snake_case(class_name: str) -> str:
+    """Conv2d -> conv2d, GlobalAvgPool2d -> global_avg_pool2d, LeakyReLU -> leaky_relu."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z][a-z])", "_", class_name.lstrip("_")).lower() or "layer"
+
+
+def unique_name(prefix: str) -> str:
+    """prefix, then prefix_1, prefix_2, ... (a counter per prefix for the whole process, as Keras)."""
+    n = _NAME_COUNTS.get(prefix, 0)
+    _NAME_COUNTS[prefix] = n + 1
+    return prefix if n == 0 else f"{prefix}_{n}"
+
+
+def _reserve_name(name: str):
+    """An explicit (or loaded) name such as 'conv2d_7': later auto names of that prefix skip past it,
+    so that a loaded model and freshly made layers do not collide."""
+    m = re.fullmatch(r"(.*?)(?:_(\d+))?", name)
+    prefix, n = m.group(1), int(m.group(2) or 0)
+    if prefix:
+        _NAME_COUNTS[prefix] = max(_NAME_COUNTS.get(prefix, 0), n + 1)
+
+
+def _check_name(name) -> str:
+    """Any non-empty string. Dotted names are fine: a graph Model names its parameters
+    "<layer name>.<parameter>", so layers named like a PyTorch module's attributes ("layer1.0.conv1")
+    give PyTorch's state_dict keys."""
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str, got {type(name).__name__}")
+    if not name:
+        raise ValueError("name must be a non-empty string, got ''")
+    _reserve_name(name)
+    return name
+
+
 def _pair(v, name, minimum=0):
     """An int or a pair of ints (floats, bools and strings refused: no silent truncation)."""
     return as_size_pair(v, name, minimum)
@@ -76,15 +129,41 @@ class BackwardBeforeForward(ValueError, AttributeError):
 class Layer:
     """Base class. Subclasses set self._params (name -> Parameter), self._config (constructor args)
     and, for state that is not trained but belongs to the model (batch-norm running statistics),
-    self._buffers (name -> array): saved, loaded and moved by .to() like the parameters."""
+    self._buffers (name -> array): saved, loaded and moved by .to() like the parameters.
 
-    def __init__(self):
+    Every constructor takes `name=` (keyword), also those of subclasses that do not declare it."""
+
+    # Attributes holding per-call state that only backward reads; release_cache() drops them.
+    _cache_attrs: tuple = ("_x", "_y")
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        _LAYER_CLASSES[cls.__name__] = cls
+        init = cls.__dict__.get("__init__")
+        if init is not None and "name" not in inspect.signature(init).parameters:
+            @functools.wraps(init)
+            def __init__(self, *args, name=None, **kw):
+                if name is not None:  # set first, so that Layer.__init__ does not make an auto name
+                    self.name = _check_name(name)
+                init(self, *args, **kw)
+
+            sig = inspect.signature(init)
+            params = list(sig.parameters.values())
+            at = next((i for i, p in enumerate(params) if p.kind is p.VAR_KEYWORD), len(params))
+            params.insert(at, inspect.Parameter("name", inspect.Parameter.KEYWORD_ONLY, default=None))
+            __init__.__signature__ = sig.replace(parameters=params)
+            cls.__init__ = __init__
+
+    def __init__(self, name: str | None = None):
         self._params: dict[str, Parameter] = {}
         self._buffers: dict = {}
         self._config: dict = {}
         self.training = True
         self._trainable = True
-        self.name = type(self).__name__
+        if name is not None:
+            self.name = _check_name(name)
+        elif not self.__dict__.get("name"):
+            self.name = unique_name(_snake_case(type(self).__name__))
 
     # What forward caches for backward; reading one before any forward is BackwardBeforeForward.
     _CACHED = frozenset({"_x", "_y", "_shape"})
@@ -103,7 +182,42 @@ class Layer:
         raise NotImplementedError
 
     def __call__(self, x, training: bool | None = None):
+        sym = next((t for t in x if hasattr(t, "_apply_layer")), None) if isinstance(x, (list, tuple)) else (
+            x if hasattr(x, "_apply_layer") else None)
+        if sym is not None:  # a symbolic tensor: record a graph node (nn.graph)
+            return sym._apply_layer(self, x)
         return self.forward(x, training)
+
+    def release_cache(self):
+        """Drop what forward kept for backward (the attributes in _cache_attrs, in this layer and
+        its children): an inference pass calls it once a layer's output has been computed."""
+        for attr in self._cache_attrs:
+            if attr in self.__dict__:
+                self.__dict__[attr] = None
+        for child in self.children():
+            child.release_cache()
+
+    # --- the functional graph -----------------------------------------------------------------
+    def _only_node(self, what: str):
+        nodes = self.__dict__.get("_inbound_nodes") or []
+        if len(nodes) != 1:
+            raise ValueError(f"layer {self.name!r} has been called on symbolic tensors {len(nodes)} times, so "
+                             f"it has no single {what}" + ("; use the tensor each call returned" if nodes else
+                                                           " (call it on nn.Input or a layer's output first)"))
+        return nodes[0]
+
+    @property
+    def output(self):
+        """The symbolic output of this layer's one call in a functional graph (a list for a layer
+        with several outputs); an error if it was called on symbolic tensors never or more than once."""
+        outs = self._only_node("output").outputs
+        return outs[0] if len(outs) == 1 else list(outs)
+
+    @property
+    def input(self):
+        """The symbolic input(s) of this layer's one call in a functional graph."""
+        node = self._only_node("input")
+        return list(node.inputs) if node.multi_input else node.inputs[0]
 
     def _is_training(self, training):
         return self.training if training is None else bool(training)
@@ -469,12 +583,14 @@ class Flatten(Layer):
 
 
 class ReLU(Layer):
+    # Keeps its output, not its input: y > 0 exactly where x > 0, so the gradient is the same, and
+    # the next layer (a conv) usually keeps y anyway; the input can then be freed after forward.
     def forward(self, x, training=None):
-        self._x = x
-        return F.relu(x)
+        self._y = F.relu(x)
+        return self._y
 
     def backward(self, grad_out):
-        return F.relu_backward(grad_out, self._x)
+        return F.relu_backward(grad_out, self._y)
 
 
 class LeakyReLU(Layer):
