@@ -4,13 +4,19 @@
 
 namespace fastlayers::cuda::detail {
 
-// y[r, c] += b[c]: blocks stride over rows (grid y) and column chunks (grid x), no division per
-// element.
+// y[r, c] += b[c] over the flat index i, grid-stride: the column i % cols is computed once per
+// thread and then advanced by the stride (mod cols), no division per element.
 __global__ void bias_add_rows_kernel(float* __restrict__ y, const float* __restrict__ b, index_t rows, index_t cols) {
-  for (index_t r = blockIdx.y; r < rows; r += gridDim.y)
-    for (index_t c = blockIdx.x * static_cast<index_t>(blockDim.x) + threadIdx.x; c < cols;
-         c += static_cast<index_t>(gridDim.x) * blockDim.x)
-      y[r * cols + c] += b[c];
+  const index_t total = rows * cols, stride = static_cast<index_t>(gridDim.x) * blockDim.x;
+  index_t i = blockIdx.x * static_cast<index_t>(blockDim.x) + threadIdx.x;
+  if (i >= total) return;
+  index_t c = i % cols;
+  const index_t step = stride % cols;
+  for (; i < total; i += stride) {
+    y[i] += b[c];
+    c += step;
+    if (c >= cols) c -= cols;
+  }
 }
 
 // grad_b[c] = sum over r of g[r, c]. A block covers 32 columns (one per lane: a warp reads 128

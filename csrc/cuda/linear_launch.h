@@ -23,9 +23,7 @@ inline index_t bias_workspace_floats(index_t rows, index_t cols) {
 template <class L>
 void bias_add(L& launch, float* y, const float* b, index_t rows, index_t cols) {
   if (rows <= 0 || cols <= 0) return;
-  const index_t bx = (cols + kThreadsPerBlock - 1) / kThreadsPerBlock;
-  const Grid grid{static_cast<unsigned>(bx < 65535 ? bx : 65535), static_cast<unsigned>(rows < 65535 ? rows : 65535), 1};
-  launch("linear (bias)", grid, kThreadsPerBlock, &bias_add_rows_kernel, y, b, rows, cols);
+  launch("linear (bias)", Grid{grid_for(rows * cols), 1, 1}, kThreadsPerBlock, &bias_add_rows_kernel, y, b, rows, cols);
 }
 
 // With less workspace than bias_workspace_floats: one chunk.
