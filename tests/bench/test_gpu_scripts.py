@@ -342,3 +342,59 @@ def test_budget_for_the_quick_and_budget_options():
     b = timing.budget_for(True, 0.5)
     assert b.seconds == 0.5 and (b.min_reps, b.max_reps, b.warmup) == (timing.QUICK.min_reps, timing.QUICK.max_reps,
                                                                         timing.QUICK.warmup)
+
+
+# ------------------------------------------------------------------------------ gpu_smoke.py
+def test_gpu_smoke_op_checks_run_on_the_host():
+    """gpu_smoke.py's op family checks with NumPy standing in for CuPy (both sides then run the CPU
+    kernels, so every check must pass): the script's calls match the op API."""
+    spec = importlib.util.spec_from_file_location("_gpu_smoke", BENCH / "gpu_smoke.py")
+    smoke = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(smoke)
+    checks = smoke.Checks()
+    smoke.op_checks(types.SimpleNamespace(asarray=np.array), checks, tiny=False)
+    assert len(checks.rows) >= 30
+    assert all(c["ok"] and c["max_rel_err"] == 0.0 for c in checks.rows), [c for c in checks.rows if not c["ok"]]
+    assert smoke.rel_err([1.0, np.nan], [1.0, 2.0]) == float("inf")  # a NaN where a number belongs fails
+
+
+# ----------------------------------------------------------------------------- gpu_session.sh
+SESSION = BENCH / "gpu_session.sh"
+
+
+def _session(tmp_path, *args, **env):
+    import os
+
+    return subprocess.run(["bash", str(SESSION), *args], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "OUT": str(tmp_path / "out"), **env})
+
+
+def test_gpu_session_dry_run_lists_every_step_and_runs_nothing(tmp_path):
+    done = _session(tmp_path, "--dry-run")
+    assert done.returncode == 0, done.stderr
+    steps = [line for line in done.stdout.splitlines() if line.startswith("would run: ")]
+    names = [line.split()[2] for line in steps]
+    assert names == ["versions", "build", "plan", "smoke", "memcheck", "racecheck", "tests", "gemm", "conv", "memory",
+                     "cnn"]
+    text = "\n".join(steps)
+    for needle in ("pip install --no-build-isolation --no-deps --no-index", "CUDA_LAUNCH_BLOCKING=1",
+                   "compute-sanitizer --tool memcheck", "compute-sanitizer --tool racecheck", "--junitxml=",
+                   "PER_TEST_TIMEOUT=", "not host_emulation", "cuda_bench.py --only sgemm",
+                   "cuda_conv_bench.py --only conv", "cuda_bench.py --only memory", "cuda_conv_bench.py --only cnn"):
+        assert needle in text, needle
+    assert "CUDAARCHS=90" in done.stdout
+    assert not (tmp_path / "out").exists()  # nothing written
+
+
+def test_gpu_session_skips_what_the_time_budget_cannot_hold(tmp_path):
+    """With no time left every step is skipped (and counted), none is started: the session never
+    runs past its budget."""
+    done = _session(tmp_path, BUDGET="0")
+    assert done.returncode == 11, done.stdout + done.stderr
+    log = (tmp_path / "out" / "steps.txt").read_text()
+    assert log.count(": skipped,") == 11 and "failed or skipped steps: 11" in log
+    assert not list((tmp_path / "out").glob("*.log"))
+
+
+def test_gpu_session_refuses_unknown_arguments(tmp_path):
+    assert _session(tmp_path, "--gpu").returncode == 2
