@@ -245,3 +245,79 @@ def test_loss_reduction_is_deterministic():
     assert outs[0] == outs[1] == outs[2]
     want = float(np.mean((p.get().astype(np.float64) - t.get()) ** 2))
     assert abs(outs[0] - want) <= 1e-6 * want
+
+
+def _training_ops(fl_, xs):
+    """A conv -> relu -> pool -> dense -> softmax step, forward and backward, on arrays xs (dict)."""
+    y = fl_.conv2d(xs["x"], xs["w"], xs["b"], 1, 1)
+    a = fl_.relu(y)
+    p = fl_.max_pool2d(a, 2, 2)
+    f = p.reshape(p.shape[0], -1)
+    z = fl_.linear(f, xs["wd"], xs["bd"])
+    s = fl_.log_softmax(z)
+    gz = fl_.log_softmax_backward(xs["gs"], s)
+    gf, gwd, gbd = fl_.linear_backward(gz, f, xs["wd"])
+    gx, gw, gb = fl_.conv2d_backward(xs["gy"], xs["x"], xs["w"], 1, 1)
+    d = fl_.dropout(z, 0.25, seed=3)
+    return {"y": y, "z": z, "s": s, "gz": gz, "gf": gf, "gwd": gwd, "gbd": gbd, "gx": gx, "gw": gw, "gb": gb, "d": d}
+
+
+def _training_inputs(rng):
+    # N*P*Q = 8*16*16 = 2048 > 1024: the weight gradient splits its reduction (workspace from the pool).
+    return {"x": rng.standard_normal((8, 3, 16, 16)).astype(np.float32),
+            "w": rng.standard_normal((5, 3, 3, 3)).astype(np.float32),
+            "b": rng.standard_normal(5).astype(np.float32),
+            "wd": rng.standard_normal((10, 5 * 8 * 8)).astype(np.float32),
+            "bd": rng.standard_normal(10).astype(np.float32),
+            "gs": rng.standard_normal((8, 10)).astype(np.float32),
+            "gy": rng.standard_normal((8, 5, 16, 16)).astype(np.float32)}
+
+
+@needs_gpu
+def test_kernels_run_on_the_current_stream_captured_in_a_cuda_graph():
+    """Every kernel of a training step goes to CuPy's current stream: captured on a non-blocking
+    stream into a CUDA graph, then replayed on new inputs, the graph must reproduce the CPU results
+    for those inputs. A kernel launched on the legacy default stream (or any other) would run once,
+    eagerly, during the capture instead of being recorded (or break the capture), and the replay
+    would leave its output stale."""
+    import cupy as cp
+
+    rng = np.random.default_rng(11)
+    first, second = _training_inputs(rng), _training_inputs(rng)
+    stream = cp.cuda.Stream(non_blocking=True)
+    with stream:
+        dev = {k: cp.asarray(v) for k, v in first.items()}
+        _training_ops(fl, dev)  # warm-up on this stream: the pool has blocks for the capture
+        stream.synchronize()
+        stream.begin_capture(cp.cuda.runtime.streamCaptureModeGlobal)
+        out = _training_ops(fl, dev)
+        graph = stream.end_capture()
+        for inputs in (second, first):
+            for k, v in inputs.items():
+                dev[k].set(v, stream=stream)  # in place: the graph reads these buffers
+            graph.launch(stream=stream)
+            stream.synchronize()
+            want = _training_ops(fl, inputs)
+            for k, v in want.items():
+                k_red = 27 if k in ("y", "gx") else 320 if k in ("z", "gf") else 2048
+                assert_close(out[k].get(), v, reduction_tol(k_red) * 4, f"graph replay: {k}")
+
+
+@needs_gpu
+@pytest.mark.skipif(not fl.cuda.is_available() or fl.cuda.device_count() < 2, reason="needs two GPUs")
+def test_arrays_on_another_device_are_refused_and_each_device_gets_its_own_workspace():
+    import cupy as cp
+
+    rng = np.random.default_rng(12)
+    inputs = _training_inputs(rng)
+    with cp.cuda.Device(1):
+        dev1 = {k: cp.asarray(v) for k, v in inputs.items()}
+    with cp.cuda.Device(0):
+        with pytest.raises(ValueError, match=r"x is on GPU 1 but the current device is GPU 0"):
+            fl.conv2d(dev1["x"], dev1["w"])
+    with cp.cuda.Device(1):
+        out = _training_ops(fl, dev1)  # conv weight-gradient and GEMM workspaces come from device 1's pool
+        want = _training_ops(fl, inputs)
+        for k in ("gw", "gwd", "z"):
+            assert out[k].device.id == 1
+            assert_close(out[k].get(), want[k], reduction_tol(2048) * 4, k)
