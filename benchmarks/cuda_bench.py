@@ -5,11 +5,14 @@ arrays past the L2 cache. Needs a CUDA build of fastlayers, a GPU and CuPy.
 the elementwise, softmax and loss ops on 6.4M-element (25 MB) inputs with % of the copy bandwidth.
 This script adds only what the suite cannot do:
 
-- SGEMM at 1024^3, 4096^3 and the dense-layer training shapes (every transpose the layers use),
-  once per forced kernel path of `_cuda.sgemm_path` (auto, tile128, tile64, tile16, reference),
-  against cupy.matmul with CUPY_TF32=0 (cuBLAS in plain FP32). Before timing, each path's result
-  is checked against cuBLAS and against the one-thread-per-output reference kernel; a wrong kernel
-  stops the run (exit status 1) instead of being timed.
+- SGEMM at 1024^3, 4096^3 and the dense-layer training shapes (every transpose the layers use:
+  the MLP 784-256-10 at batch 256 and 1024, the course CNN's 1024-200-10 at batch 100), once per
+  forced kernel path of `_cuda.sgemm_path` (auto, tile128, tile64, tile32, tile16x64, tile16x8,
+  narrow, reference; each with the split-K count its plan picks, csrc/cuda/gemm_plan.h), against
+  cupy.matmul with CUPY_TF32=0 (cuBLAS in plain FP32). Before timing, each path's result is checked
+  against cuBLAS and against the one-thread-per-output reference kernel; a wrong kernel stops the
+  run (exit status 1) instead of being timed. The slow paths run only where they are meant to:
+  reference and tile16x8 up to 1024^3, narrow where one side is at most 64.
 - Memory-bound kernels called directly (no output allocation by the op layer) on 256 MiB arrays,
   well past an H100's 50 MB L2, where the suite's 25 MB inputs may partly stay in L2: relu,
   sigmoid, add, softmax in three layouts, MSE, softmax cross-entropy, SGD momentum, in GB/s and %
@@ -43,7 +46,9 @@ from fastlayers.bench.suite import require_gpu, write_checked_results  # noqa: E
 
 NAME = "cuda_bench"
 RESULTS = Path(__file__).resolve().parent / "results"
-SGEMM_PATHS = {"auto": 0, "tile128": 1, "tile64": 2, "tile16": 3, "reference": 4}  # _cuda.sgemm_path ids
+# _cuda.sgemm_path ids (csrc/cuda/gemm_plan.h: Path)
+SGEMM_PATHS = {"auto": 0, "tile128": 1, "tile64": 2, "tile32": 3, "reference": 4, "tile16x64": 5, "tile16x8": 6,
+               "narrow": 7}
 MEMORY_FLOATS = 1 << 26  # 256 MiB per float32 array
 
 
@@ -75,21 +80,42 @@ class Gemm:
         return 2.0 * self.M * self.N * self.K
 
 
+def dense_shapes(batch: int, sizes: tuple) -> list[Gemm]:
+    """The three GEMMs of each dense layer of an MLP with these layer sizes: forward x w^T, grad_x =
+    g w, grad_w = g^T x (also used by benchmarks/cuda_plan.py)."""
+    cases = []
+    for fin, fout in zip(sizes[:-1], sizes[1:]):
+        cases += [Gemm(f"dense fwd b{batch} {fin}->{fout}", batch, fout, fin, tb=True),
+                  Gemm(f"dense grad_x b{batch} {fin}->{fout}", batch, fin, fout),
+                  Gemm(f"dense grad_w b{batch} {fin}->{fout}", fout, fin, batch, ta=True)]
+    return cases
+
+
+DENSE_TRAINING = ((256, (784, 256, 10)), (100, (1024, 200, 10)))  # MLP at batch 256, the course CNN's head
+
+
 def sgemm_cases() -> list[Gemm]:
-    """Square cases, then an MLP 784-256-10 training step at batch 256 and 1024 (forward x w^T,
-    grad_x = g w, grad_w = g^T x)."""
+    """Square cases, then the dense training shapes: the MLP 784-256-10 at batch 256 and 1024, the
+    course CNN's 1024-200-10 head at batch 100."""
     cases = [Gemm("square", 1024, 1024, 1024), Gemm("square", 4096, 4096, 4096)]
-    for b in (256, 1024):
-        cases += [Gemm(f"dense fwd b{b} 784->256", b, 256, 784, tb=True),
-                  Gemm(f"dense grad_x b{b} 256->784", b, 784, 256),
-                  Gemm(f"dense grad_w b{b} 256x784", 256, 784, b, ta=True),
-                  Gemm(f"dense fwd b{b} 256->10", b, 10, 256, tb=True)]
+    for batch, sizes in ((256, (784, 256, 10)), (1024, (784, 256, 10)), (100, (1024, 200, 10))):
+        cases += dense_shapes(batch, sizes)
     return cases
 
 
 def sgemm_paths(case: Gemm) -> list[str]:
-    """The paths timed: the slow reference kernel only up to 1024^3 (it is still checked above that)."""
-    return [p for p in SGEMM_PATHS if p != "reference" or case.flops <= 2.0 * 1024**3]
+    """The paths timed: reference and tile16x8 only up to 1024^3, narrow only where a side is at
+    most 64 (they are made for small problems; above that they would take most of the time budget)."""
+    small = case.flops <= 2.0 * 1024**3
+    return [p for p in SGEMM_PATHS
+            if (p not in ("reference", "tile16x8") or small) and (p != "narrow" or min(case.M, case.N) <= 64)]
+
+
+def path_workspace_floats(cu, case: Gemm, path: str, sms: int) -> int:
+    """Floats of split-K workspace the path's plan wants on a device with `sms` multiprocessors."""
+    if path == "reference":
+        return 0
+    return int(cu.sgemm_plan(case.M, case.N, case.K, sms, SGEMM_PATHS[path], 0)["workspace_floats"])
 
 
 def sgemm_tolerance(k: int) -> float:
@@ -127,6 +153,7 @@ def run_sgemm(cp, budget: timing.Budget, peaks: dict) -> list[dict]:
     cu = _backend._cuda
     rng = np.random.default_rng(0)
     records = []
+    sms = int(cp.cuda.Device().attributes["MultiProcessorCount"])
     for case in sgemm_cases():
         M, N, K, ta, tb = case.M, case.N, case.K, case.ta, case.tb
         A = cp.asarray(rng.standard_normal((K, M) if ta else (M, K), dtype=np.float32))
@@ -135,8 +162,10 @@ def run_sgemm(cp, budget: timing.Budget, peaks: dict) -> list[dict]:
         opA, opB = (A.T if ta else A), (B.T if tb else B)
 
         def ours(path, out=C):
-            return lambda: cu.sgemm_path(SGEMM_PATHS[path], ta, tb, M, N, K, 1.0, A.data.ptr, A.shape[1],
-                                         B.data.ptr, B.shape[1], 0.0, out.data.ptr, N,
+            floats = path_workspace_floats(cu, case, path, sms)
+            ws = cp.empty((max(floats, 1),), cp.float32)
+            return lambda: cu.sgemm_path(SGEMM_PATHS[path], 0, ta, tb, M, N, K, 1.0, A.data.ptr, A.shape[1],
+                                         B.data.ptr, B.shape[1], 0.0, out.data.ptr, N, ws.data.ptr, floats,
                                          cp.cuda.get_current_stream().ptr)
 
         times = {"cupy": timing.time_gpu(lambda: cp.matmul(opA, opB, out=C), budget)}

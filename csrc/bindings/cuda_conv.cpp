@@ -7,6 +7,7 @@
 #include "bindings/conv_args.h"
 #include "bindings/pointers.h"
 #include "cuda/conv.h"
+#include "cuda/conv_plan.h"
 
 namespace py = pybind11;
 
@@ -22,6 +23,38 @@ void bind_cuda_conv(py::module_& m) {
     if (n < 0) throw py::value_error("conv2d: the workspace size overflows int64 for this geometry");
     return n;
   });
+  // The tile the launcher would choose for `pass` on a device with `sms` multiprocessors (sm_90
+  // limits otherwise): host-only, for benchmarks/cuda_plan.py.
+  m.def("conv2d_plan", [](const Conv2dShapeArgs& shape, int pass, int sms) {
+    if (pass < 0 || pass > 2) throw py::value_error("pass must be 0, 1 or 2");
+    if (sms <= 0) throw py::value_error("sms must be positive");
+    namespace cp = cuda::conv_plan;
+    cuda::DeviceProfile dev;
+    dev.sms = sms;
+    const auto cpass = static_cast<cuda::ConvPass>(pass);
+    const cp::Plan p = cp::choose(to_conv2d_shape(shape), cpass, dev);
+    const cp::Tile& t = cp::tile_of(cpass, p.tile);
+    py::dict d;
+    d["pass"] = cp::pass_name(cpass);
+    d["tile_id"] = p.tile;
+    d["tile"] = cp::tile_name(cpass, p.tile);
+    d["bm"] = t.bm, d["bn"] = t.bn, d["tm"] = t.tm, d["tn"] = t.tn, d["bk"] = t.bk;
+    d["threads"] = t.threads();
+    d["min_blocks"] = t.min_blocks;
+    d["smem_bytes"] = t.smem_bytes();
+    d["M"] = p.M, d["N"] = p.N, d["z_count"] = p.z_count;
+    d["grid"] = py::make_tuple(p.grid_x, p.grid_y, p.grid_z);
+    d["blocks"] = p.blocks;
+    d["splits"] = p.splits;
+    d["bias_splits"] = p.bias_splits;
+    d["useful_flops"] = p.useful_flops;
+    d["issued_flops"] = p.issued_flops;
+    d["efficiency"] = p.efficiency();
+    d["blocks_per_sm"] = p.blocks_per_sm;
+    d["waves"] = p.waves;
+    d["model_seconds"] = p.model_seconds;
+    return d;
+  }, py::arg("shape"), py::arg("pass_"), py::arg("sms") = 132);
   // The GPU kernels never run short of workspace (backward_weight splits fewer ways), so they
   // always return true; the result is ignored.
   m.def("conv2d_forward", [](Address x, Address w, Address b, Address y,

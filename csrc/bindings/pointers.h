@@ -3,8 +3,11 @@
 // (CPU) and CuPy arrays (CUDA). See python/fastlayers/_backend.py.
 //
 // An Address argument accepts a Python int (a raw address: CuPy's data.ptr, a stream, or 0 for
-// "none") or a NumPy array, whose data pointer is read here in C++ — about 1 µs cheaper per array
-// than asking NumPy for it from Python, which matters for the many small calls of batch-1 work.
+// "none"). In the CPU module it also accepts a NumPy array, whose data pointer is read here in
+// C++ — about 1 µs cheaper per array than asking NumPy for it from Python, which matters for the
+// many small calls of batch-1 work. The CUDA module (compiled with FASTLAYERS_DEVICE_ADDRESSES)
+// refuses a NumPy array with a TypeError: its host pointer handed to a kernel as a device pointer
+// would be an illegal-address fault at best.
 #pragma once
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
@@ -14,22 +17,43 @@
 namespace fastlayers::bindings {
 
 // Address 0 (a Python 0 or None-meaning-0) converts to nullptr: optional buffers such as a bias.
-struct Address {
+// kHostArrays: NumPy arrays are accepted (the CPU module).
+template <bool kHostArrays>
+struct AddressOf {
   std::uintptr_t value = 0;
 };
 
-inline const float* in(Address a) { return reinterpret_cast<const float*>(a.value); }
-inline float* out(Address a) { return reinterpret_cast<float*>(a.value); }
-inline const std::int64_t* in_i64(Address a) { return reinterpret_cast<const std::int64_t*>(a.value); }
-inline std::int64_t* out_i64(Address a) { return reinterpret_cast<std::int64_t*>(a.value); }
+#ifdef FASTLAYERS_DEVICE_ADDRESSES
+using Address = AddressOf<false>;
+#else
+using Address = AddressOf<true>;
+#endif
+
+template <bool H>
+inline const float* in(AddressOf<H> a) {
+  return reinterpret_cast<const float*>(a.value);
+}
+template <bool H>
+inline float* out(AddressOf<H> a) {
+  return reinterpret_cast<float*>(a.value);
+}
+template <bool H>
+inline const std::int64_t* in_i64(AddressOf<H> a) {
+  return reinterpret_cast<const std::int64_t*>(a.value);
+}
+template <bool H>
+inline std::int64_t* out_i64(AddressOf<H> a) {
+  return reinterpret_cast<std::int64_t*>(a.value);
+}
 
 }  // namespace fastlayers::bindings
 
 namespace pybind11::detail {
 
-template <>
-struct type_caster<fastlayers::bindings::Address> {
-  PYBIND11_TYPE_CASTER(fastlayers::bindings::Address, const_name("int | numpy.ndarray"));
+template <bool kHostArrays>
+struct type_caster<fastlayers::bindings::AddressOf<kHostArrays>> {
+  PYBIND11_TYPE_CASTER(fastlayers::bindings::AddressOf<kHostArrays>,
+                       const_name<kHostArrays>("int | numpy.ndarray", "int"));
 
   bool load(handle src, bool /*convert*/) {
     PyObject* obj = src.ptr();
@@ -43,13 +67,16 @@ struct type_caster<fastlayers::bindings::Address> {
       return true;
     }
     if (isinstance<array>(src)) {
+      if (!kHostArrays)
+        throw type_error("fastlayers CUDA kernel: got a NumPy (host) array where a device pointer is expected; "
+                         "pass a CuPy array's .data.ptr (the fastlayers ops do this for CuPy arrays)");
       value.value = reinterpret_cast<std::uintptr_t>(reinterpret_borrow<array>(src).data());
       return true;
     }
     return false;
   }
 
-  static handle cast(fastlayers::bindings::Address src, return_value_policy, handle) {
+  static handle cast(fastlayers::bindings::AddressOf<kHostArrays> src, return_value_policy, handle) {
     return PyLong_FromUnsignedLongLong(src.value);
   }
 };

@@ -1,54 +1,11 @@
-// Activation kernels: each is a functor run by the shared elementwise map (map_kernels.cuh),
-// with the same formulas as csrc/cpu/activation.cpp (full-precision expf/tanhf, no fast math).
+// Activation launchers: each runs a functor of activation_kernels.cuh through the shared
+// elementwise map (map.h).
 #include "cuda/activation.h"
+#include "cuda/activation_kernels.cuh"
 #include "cuda/map.h"
 
 namespace fastlayers::cuda {
-namespace {
-
-struct Relu {
-  __device__ float operator()(float v) const { return v > 0.0f ? v : (v != v ? v : 0.0f); }  // NaN stays
-};
-struct ReluGrad {
-  __device__ float operator()(float g, float x) const { return x > 0.0f ? g : 0.0f; }
-};
-struct LeakyRelu {
-  float slope;
-  __device__ float operator()(float v) const { return v > 0.0f ? v : v * slope; }  // NaN * s = NaN
-};
-struct LeakyReluGrad {  // at x == 0 the slope side, as PyTorch
-  float slope;
-  __device__ float operator()(float g, float x) const { return x > 0.0f ? g : g * slope; }
-};
-struct Sigmoid {  // exp(-|x|) never overflows; both branches are the same function
-  __device__ float operator()(float v) const {
-    const float e = expf(-fabsf(v));
-    const float r = 1.0f / (1.0f + e);
-    return v >= 0.0f ? r : (v != v ? v : e * r);
-  }
-};
-struct SigmoidGrad {
-  __device__ float operator()(float g, float y) const { return g * (y * (1.0f - y)); }
-};
-struct Tanh {
-  __device__ float operator()(float v) const { return tanhf(v); }
-};
-struct TanhGrad {
-  __device__ float operator()(float g, float y) const { return g * (1.0f - y * y); }
-};
-struct Sign {
-  __device__ float operator()(float v) const {
-    return v > 0.0f ? 1.0f : (v < 0.0f ? -1.0f : (v == 0.0f ? 0.0f : v));
-  }
-};
-struct Heaviside {
-  float at_zero;
-  __device__ float operator()(float v) const {
-    return v > 0.0f ? 1.0f : (v < 0.0f ? 0.0f : (v == 0.0f ? at_zero : v));
-  }
-};
-
-}  // namespace
+using namespace detail;
 
 void relu_forward(const float* x, float* y, index_t n, cudaStream_t stream) {
   map1(x, y, n, Relu{}, stream, "relu");

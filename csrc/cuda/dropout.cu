@@ -1,3 +1,5 @@
+#include <cstdint>
+
 #include "cuda/check.h"
 #include "cuda/dropout.h"
 #include "cuda/dropout_kernels.cuh"
@@ -8,8 +10,8 @@ namespace {
 void launch(const float* x, float* y, index_t n, std::uint64_t seed, std::uint32_t threshold,
             float on, cudaStream_t stream, const char* op) {
   if (n <= 0) return;
-  detail::dropout_kernel<<<grid_for((n + 3) / 4), kThreadsPerBlock, 0, stream>>>(x, y, n, seed,
-                                                                                threshold, on);
+  const bool vec = reinterpret_cast<std::uintptr_t>(x) % 16 == 0 && reinterpret_cast<std::uintptr_t>(y) % 16 == 0;
+  detail::dropout_kernel<<<grid_for((n + 3) / 4), kThreadsPerBlock, 0, stream>>>(x, y, n, seed, threshold, on, vec);
   check_launch(op);
 }
 }  // namespace

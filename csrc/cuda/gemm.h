@@ -11,19 +11,23 @@
 
 namespace fastlayers::cuda {
 
+// The workspace (device floats, caller-owned: the Python layer takes it from CuPy's pool) holds
+// the partial sums of a split-K plan; with less than sgemm_workspace_floats asks for, fewer splits
+// run (none without one). Results do not depend on alignment or leading dimensions; the split
+// count (and so the summation order) depends on the shape and on the device's SM count.
 void sgemm(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, float alpha,
            const float* A, index_t lda, const float* B, index_t ldb, float beta, float* C,
-           index_t ldc, cudaStream_t stream);
+           index_t ldc, float* workspace, index_t workspace_floats, cudaStream_t stream);
 
-// Which kernel runs: Auto picks by problem size (what sgemm does). The others force one path,
-// for tests and the benchmark's cross-checks: Tile128 / Tile64 are the register-blocked,
-// double-buffered kernels (float4 loads when lda/ldb and alignment allow, else their scalar-load
-// variant), Tile16 the simple shared-memory kernel for small or thin problems, Reference one
-// thread per output with a plain loop over K.
-enum class SgemmPath : int { Auto = 0, Tile128 = 1, Tile64 = 2, Tile16 = 3, Reference = 4 };
+// Floats of workspace sgemm's plan wants on the current device (0: no split).
+index_t sgemm_workspace_floats(bool trans_a, bool trans_b, index_t M, index_t N, index_t K);
 
-void sgemm_path(SgemmPath path, bool trans_a, bool trans_b, index_t M, index_t N, index_t K,
+// One kernel path forced (for tests and the benchmark's cross-checks): the ids of gemm_plan.h
+// (0 auto, 1 tile128, 2 tile64, 3 tile32, 4 reference, 5 tile16x64, 6 tile16x8, 7 narrow), and
+// `splits` K splits (0: the plan's choice for that path; needs splits * M * N floats of
+// workspace, else fewer run). Throws std::invalid_argument for an unknown path or splits > 32.
+void sgemm_path(int path, index_t splits, bool trans_a, bool trans_b, index_t M, index_t N, index_t K,
                 float alpha, const float* A, index_t lda, const float* B, index_t ldb, float beta,
-                float* C, index_t ldc, cudaStream_t stream);
+                float* C, index_t ldc, float* workspace, index_t workspace_floats, cudaStream_t stream);
 
 }  // namespace fastlayers::cuda

@@ -43,6 +43,11 @@ class Backend:
     def has_kernel(self, kernel: str) -> bool:
         return hasattr(self._module, kernel)
 
+    def workspace(self, query: str, *args) -> tuple:
+        """Extra (workspace, floats) arguments for a kernel that can use scratch memory, as the
+        query kernel sizes it for these arguments: () on the CPU, whose kernels take none."""
+        return ()
+
     def run(self, kernel: str, *args):
         """Call a compiled kernel. Arrays in args reach C++ as buffer addresses (see
         csrc/bindings/pointers.h); on the GPU the current stream is appended."""
@@ -69,6 +74,26 @@ class CudaBackend(Backend):
 
         super().__init__("cuda", cupy, _cuda)
         self._cupy = cupy
+        self._ws_floats: dict = {}
+
+    def current_device(self) -> int:
+        return self._cupy.cuda.runtime.getDevice()
+
+    def workspace(self, query: str, *args) -> tuple:
+        """(workspace, floats) for a CUDA kernel with optional scratch memory: `query(*args)` floats
+        (cached per device and arguments), taken from CuPy's memory pool for this one call, or (0, 0)
+        when the kernel wants none. CuPy's pool is stream-ordered: the block returns to the pool when
+        the call's array is freed and is handed out again only to later work on the same stream, so
+        no two streams or devices ever share a workspace."""
+        key = (query, self.current_device(), args)
+        floats = self._ws_floats.get(key)
+        if floats is None:
+            if len(self._ws_floats) > 4096:
+                self._ws_floats.clear()
+            floats = self._ws_floats[key] = int(getattr(self._module, query)(*args, 0))
+        if floats <= 0:
+            return (0, 0)
+        return (self._cupy.empty((floats,), dtype=self._cupy.float32), floats)
 
     def _kernel_args(self, args) -> tuple:
         ndarray = self._cupy.ndarray
@@ -93,7 +118,9 @@ def cuda_backend() -> CudaBackend:
 
 
 def backend_for(**arrays) -> Backend:
-    """The backend of the named arrays (None values are ignored); mixing devices is a TypeError."""
+    """The backend of the named arrays (None values are ignored). Mixing NumPy and CuPy is a
+    TypeError; a CuPy array on another GPU than the current device is a ValueError (its pointer
+    would be handed to kernels running on the current device)."""
     on_gpu = {name: is_cupy_array(a) for name, a in arrays.items() if a is not None}
     if any(on_gpu.values()):
         if not all(on_gpu.values()):
@@ -103,7 +130,14 @@ def backend_for(**arrays) -> Backend:
                 f"arrays on different devices: {', '.join(gpu)} on the GPU (CuPy) but "
                 f"{', '.join(cpu)} on the CPU (NumPy); move them to one device"
             )
-        return cuda_backend()
+        be = cuda_backend()
+        current = be.current_device()
+        for name, a in arrays.items():
+            if a is not None and a.device.id != current:
+                raise ValueError(
+                    f"{name} is on GPU {a.device.id} but the current device is GPU {current}; "
+                    f"run the call under `with cupy.cuda.Device({a.device.id}):` or copy {name} to GPU {current}")
+        return be
     return CPU
 
 

@@ -90,9 +90,12 @@ def test_sgemm_records_validate_and_link_every_path_to_cublas(gemm_script, tmp_p
         p = r["params"]
         assert r["gflops"] == pytest.approx(2.0 * p["M"] * p["N"] * p["K"] / r["median_s"] * 1e-9)
         assert r["pct_peak"] is not None and r["device"] == "cuda:0"
-    # The slow reference kernel is timed up to 1024^3 only.
+    # The slow reference and 16x8 kernels are timed up to 1024^3 only, the narrow kernel only where a
+    # side is at most 64.
     paths_4096 = {r["params"]["path"] for r in ours if r["params"]["M"] == 4096}
-    assert paths_4096 == set(s.SGEMM_PATHS) - {"reference"}
+    assert paths_4096 == set(s.SGEMM_PATHS) - {"reference", "tile16x8", "narrow"}
+    narrow = {r["case"] for r in ours if r["params"]["path"] == "narrow"}
+    assert narrow and all(min(r["params"]["M"], r["params"]["N"]) <= 64 for r in ours if r["case"] in narrow)
     # Written and read back through the shared format.
     paths = R.write_results(tmp_path, "gpu", R.machine_info(), PEAKS, records, [], {"CUPY_TF32": "0"})
     assert R.validate(R.load(paths["json"])) == []
@@ -103,6 +106,11 @@ def test_sgemm_cases_cover_every_transpose_the_layers_use(gemm_script):
     cases = gemm_script.sgemm_cases()
     assert {(c.ta, c.tb) for c in cases} == {(False, False), (False, True), (True, False)}
     assert len({c.label for c in cases}) == len(cases)  # labels are the record keys
+    # The dense training shapes: both MLP batch sizes and the CNN head at batch 100, 3 GEMMs a layer.
+    dense = [c for c in cases if c.name.startswith("dense")]
+    assert len(dense) == 3 * (2 + 2 + 2)
+    assert {(c.M, c.N, c.K) for c in dense} >= {(100, 200, 1024), (100, 1024, 200), (200, 1024, 100),
+                                                (100, 10, 200), (100, 200, 10), (10, 200, 100)}
 
 
 def test_sgemm_check_stops_on_a_wrong_kernel(gemm_script):
@@ -156,7 +164,13 @@ FAKE_CUPY = types.SimpleNamespace(
     asarray=lambda a: _host(np.asarray(a)), empty=lambda shape, dtype=np.float32: _host(np.empty(shape, dtype)),
     float32=np.float32, nan=np.nan, abs=np.abs,
     matmul=lambda a, b, out=None: np.matmul(a, b, out=out) if out is not None else _host(np.matmul(a, b)),
-    cuda=types.SimpleNamespace(get_current_stream=lambda: types.SimpleNamespace(ptr=0)))
+    cuda=types.SimpleNamespace(get_current_stream=lambda: types.SimpleNamespace(ptr=0),
+                               Device=lambda: types.SimpleNamespace(attributes={"MultiProcessorCount": 132})))
+
+
+def _fake_plan(M, N, K, sms, path, splits):
+    """_cuda.sgemm_plan's workspace answer, without a CUDA build: 2 splits for the tiled paths."""
+    return {"workspace_floats": 0 if path in (4, 7) else 2 * M * N}
 
 
 @pytest.fixture
@@ -168,8 +182,9 @@ def on_host(monkeypatch, gemm_script):
 
     calls = []
 
-    def sgemm_path(path, ta, tb, M, N, K, alpha, a, lda, b, ldb, beta, c, ldc, stream):
+    def sgemm_path(path, splits, ta, tb, M, N, K, alpha, a, lda, b, ldb, beta, c, ldc, ws, ws_floats, stream):
         calls.append(path)
+        assert splits == 0 and ws != 0 and ws_floats == _fake_plan(M, N, K, 132, path, 0)["workspace_floats"]
         _cpu.sgemm(ta, tb, M, N, K, alpha, a, lda, b, ldb, beta, c, ldc)
 
     class HostBackend:
@@ -180,7 +195,7 @@ def on_host(monkeypatch, gemm_script):
             return getattr(_cpu, kernel)(*[a.data.ptr if isinstance(a, _HostArray) else a for a in args])
 
     s = gemm_script
-    monkeypatch.setattr(_backend, "_cuda", types.SimpleNamespace(sgemm_path=sgemm_path))
+    monkeypatch.setattr(_backend, "_cuda", types.SimpleNamespace(sgemm_path=sgemm_path, sgemm_plan=_fake_plan))
     monkeypatch.setattr(_backend, "cuda_backend", HostBackend)
     monkeypatch.setattr(timing, "time_gpu", lambda fn, budget, events="cupy": timing.time_cpu(fn, budget))
     monkeypatch.setattr(s, "sgemm_cases", lambda: [s.Gemm("sq", 64, 48, 80), s.Gemm("fwd", 32, 24, 40, tb=True),
@@ -210,10 +225,10 @@ def test_gpu_loop_stops_before_timing_a_wrong_path(gemm_script, on_host, monkeyp
     def tile64_off_by_one(path, *args):
         good(path, *args)
         if path == gemm_script.SGEMM_PATHS["tile64"]:  # corrupt one output element
-            c = args[11]
+            c = args[12]
             np.frombuffer((ctypes.c_float * 1).from_address(c), np.float32)[0] += 1.0
 
-    monkeypatch.setattr(_backend, "_cuda", types.SimpleNamespace(sgemm_path=tile64_off_by_one))
+    monkeypatch.setattr(_backend, "_cuda", types.SimpleNamespace(sgemm_path=tile64_off_by_one, sgemm_plan=_fake_plan))
     with pytest.raises(SystemExit) as exc:
         gemm_script.run_sgemm(FAKE_CUPY, TINY, PEAKS)
     assert exc.value.code == 1
@@ -327,3 +342,59 @@ def test_budget_for_the_quick_and_budget_options():
     b = timing.budget_for(True, 0.5)
     assert b.seconds == 0.5 and (b.min_reps, b.max_reps, b.warmup) == (timing.QUICK.min_reps, timing.QUICK.max_reps,
                                                                         timing.QUICK.warmup)
+
+
+# ------------------------------------------------------------------------------ gpu_smoke.py
+def test_gpu_smoke_op_checks_run_on_the_host():
+    """gpu_smoke.py's op family checks with NumPy standing in for CuPy (both sides then run the CPU
+    kernels, so every check must pass): the script's calls match the op API."""
+    spec = importlib.util.spec_from_file_location("_gpu_smoke", BENCH / "gpu_smoke.py")
+    smoke = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(smoke)
+    checks = smoke.Checks()
+    smoke.op_checks(types.SimpleNamespace(asarray=np.array), checks, tiny=False)
+    assert len(checks.rows) >= 30
+    assert all(c["ok"] and c["max_rel_err"] == 0.0 for c in checks.rows), [c for c in checks.rows if not c["ok"]]
+    assert smoke.rel_err([1.0, np.nan], [1.0, 2.0]) == float("inf")  # a NaN where a number belongs fails
+
+
+# ----------------------------------------------------------------------------- gpu_session.sh
+SESSION = BENCH / "gpu_session.sh"
+
+
+def _session(tmp_path, *args, **env):
+    import os
+
+    return subprocess.run(["bash", str(SESSION), *args], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "OUT": str(tmp_path / "out"), **env})
+
+
+def test_gpu_session_dry_run_lists_every_step_and_runs_nothing(tmp_path):
+    done = _session(tmp_path, "--dry-run")
+    assert done.returncode == 0, done.stderr
+    steps = [line for line in done.stdout.splitlines() if line.startswith("would run: ")]
+    names = [line.split()[2] for line in steps]
+    assert names == ["versions", "build", "plan", "smoke", "memcheck", "racecheck", "tests", "gemm", "conv", "memory",
+                     "cnn"]
+    text = "\n".join(steps)
+    for needle in ("pip install --no-build-isolation --no-deps --no-index", "CUDA_LAUNCH_BLOCKING=1",
+                   "compute-sanitizer --tool memcheck", "compute-sanitizer --tool racecheck", "--junitxml=",
+                   "PER_TEST_TIMEOUT=", "not host_emulation", "cuda_bench.py --only sgemm",
+                   "cuda_conv_bench.py --only conv", "cuda_bench.py --only memory", "cuda_conv_bench.py --only cnn"):
+        assert needle in text, needle
+    assert "CUDAARCHS=90" in done.stdout
+    assert not (tmp_path / "out").exists()  # nothing written
+
+
+def test_gpu_session_skips_what_the_time_budget_cannot_hold(tmp_path):
+    """With no time left every step is skipped (and counted), none is started: the session never
+    runs past its budget."""
+    done = _session(tmp_path, BUDGET="0")
+    assert done.returncode == 11, done.stdout + done.stderr
+    log = (tmp_path / "out" / "steps.txt").read_text()
+    assert log.count(": skipped,") == 11 and "failed or skipped steps: 11" in log
+    assert not list((tmp_path / "out").glob("*.log"))
+
+
+def test_gpu_session_refuses_unknown_arguments(tmp_path):
+    assert _session(tmp_path, "--gpu").returncode == 2

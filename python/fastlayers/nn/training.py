@@ -35,6 +35,7 @@ from .. import _backend
 from . import _args
 from . import layers as _layers
 from . import losses as _losses
+from ._device_metrics import Batches, Totals
 from .callbacks import History
 from .layers import Layer, to_device
 
@@ -246,10 +247,14 @@ class TrainableModel(Layer):
         n = len(x)
         n_batches = (n + batch_size - 1) // batch_size
         use_bar = verbose == 1 and sys.stderr.isatty()
+        # On the GPU: the training set is copied to the device once, a batch is a device gather,
+        # and the epoch's loss and accuracy are summed on the device and read once per epoch
+        # (nn/_device_metrics.py): no host synchronisation inside the batch loop.
+        batches = Batches(x, t, self._put, self._put_target, self.device)
         for epoch in range(epochs):
             t0 = time.perf_counter()
-            order = rng.permutation(n) if shuffle else np.arange(n)
-            total_loss, total_correct, seen, has_acc = 0.0, 0, 0, False
+            batches.epoch(rng.permutation(n) if shuffle else np.arange(n))
+            totals = Totals()
             bar = None
             if use_bar:
                 from tqdm.auto import tqdm
@@ -257,27 +262,24 @@ class TrainableModel(Layer):
                 bar = tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{epochs}", unit="batch", leave=True,
                            file=sys.stderr, dynamic_ncols=True)
             for b in range(n_batches):
-                idx = order[b * batch_size:(b + 1) * batch_size]
-                xb, tb = self._put(x[idx]), self._put_target(t[idx])
+                start, stop = b * batch_size, min((b + 1) * batch_size, n)
+                xb, tb = batches.batch(start, stop)
                 out = self.forward(xb, training=True)
                 lval = loss_fn(out, tb)
                 self.backward(loss_fn.backward(), need_input_grad=False)
                 self.optimizer.step()
-                nb = len(idx)
-                total_loss += float(lval) * (nb if loss_fn.reduction == "mean" else 1)
-                c = loss_fn.correct(out, tb)
-                has_acc = c is not None
-                if has_acc:
-                    total_correct += int(c)
-                seen += nb
+                totals.add(lval, stop - start, loss_fn.reduction, loss_fn.correct(out, tb))
                 if bar is not None:
-                    post = {"loss": f"{total_loss / seen:.4f}"}
-                    if c is not None:
-                        post["acc"] = f"{total_correct / seen:.4f}"
-                    bar.set_postfix(post, refresh=False)
+                    if self.device != "cuda":  # on the GPU the running figures wait for the epoch's end
+                        loss_sum, correct = totals.result()
+                        post = {"loss": f"{loss_sum / totals.seen:.4f}"}
+                        if totals.has_accuracy:
+                            post["acc"] = f"{correct / totals.seen:.4f}"
+                        bar.set_postfix(post, refresh=False)
                     bar.update(1)
-            logs = {"loss": total_loss / seen,
-                    "accuracy": total_correct / seen if has_acc else None}
+            loss_sum, correct = totals.result()
+            logs = {"loss": loss_sum / totals.seen,
+                    "accuracy": correct / totals.seen if totals.has_accuracy else None}
             if x_val is not None:
                 val = self.evaluate(x_val, y_val, batch_size=max(batch_size, 256), _prepared=validation_data is None)
                 logs["val_loss"], logs["val_accuracy"] = val["loss"], val["accuracy"]
@@ -307,17 +309,13 @@ class TrainableModel(Layer):
             if y is None:
                 raise TypeError("y must be an array of targets, got None (evaluate needs the targets)")
             x, t = self._check_xy(x, y)
-        total_loss, total_correct, has_acc = 0.0, 0, True
+        totals = Totals()  # summed on the device for CuPy outputs, read once below
         for s in range(0, len(x), batch_size):
             xb, tb = self._put(x[s:s + batch_size]), self._put_target(t[s:s + batch_size])
             out = self.forward(xb, training=False)
-            lval = float(loss_fn(out, tb))
-            total_loss += lval * (min(batch_size, len(x) - s) if loss_fn.reduction == "mean" else 1)
-            c = loss_fn.correct(out, tb)
-            has_acc = c is not None
-            if has_acc:
-                total_correct += int(c)
-        return {"loss": total_loss / len(x), "accuracy": total_correct / len(x) if has_acc else None}
+            totals.add(loss_fn(out, tb), min(batch_size, len(x) - s), loss_fn.reduction, loss_fn.correct(out, tb))
+        loss_sum, correct = totals.result()
+        return {"loss": loss_sum / len(x), "accuracy": correct / len(x) if totals.has_accuracy else None}
 
     @_inference_pass
     def predict(self, x, batch_size: int = 256):

@@ -22,7 +22,12 @@ _workspaces = threading.local()
 
 
 def _workspace(be, pass_, shape):
-    """A float32 buffer of at least the size the kernel asks for (grow-only, reused across calls)."""
+    """A float32 buffer of at least the size the kernel asks for. CPU: grow-only, reused across calls
+    (per Python thread). GPU: taken from CuPy's stream-ordered pool for this call (Backend.workspace),
+    so devices and streams never share one."""
+    if be.name != "cpu":
+        ws = be.workspace("conv2d_workspace_floats", shape, pass_, 1)
+        return ws if ws[1] else (0, 0)
     threads = _threads(be)
     need = int(be.run("conv2d_workspace_floats", shape, pass_, threads)) if be.has_kernel("conv2d_workspace_floats") else 0
     cache = getattr(_workspaces, "by_backend", None)

@@ -35,12 +35,13 @@ def _op_shape(x, trans: bool) -> tuple[int, int]:
 def sgemm_into(be, out, a, b, trans_a: bool, trans_b: bool, alpha: float, beta: float):
     """out = alpha * op(a) * op(b) + beta * out on contiguous float32 2-D arrays (no checks).
 
-    Shared by the ops built on GEMM; `be.run("sgemm", ...)` has the same arguments on both backends.
+    Shared by the ops built on GEMM; `be.run("sgemm", ...)` has the same arguments on both backends,
+    plus, on the GPU, the split-K workspace its plan asks for (Backend.workspace).
     """
     m, k = _op_shape(a, trans_a)
     n = out.shape[1]
     be.run("sgemm", trans_a, trans_b, m, n, k, alpha, a, a.shape[1], b, b.shape[1], beta, out,
-           out.shape[1])
+           out.shape[1], *be.workspace("sgemm_workspace_floats", trans_a, trans_b, m, n, k))
     return out
 
 

@@ -69,7 +69,8 @@ def linear_backward(grad_out, x, w, *, with_bias=True):
     grad_b = None
     if with_bias:
         grad_b = be.empty((out_features,))
-        be.run("bias_grad_rows", g2, grad_b, rows, out_features)
+        be.run("bias_grad_rows", g2, grad_b, rows, out_features,
+               *be.workspace("bias_grad_rows_workspace_floats", rows, out_features))
     return grad_x, grad_w, grad_b
 
 
