@@ -18,9 +18,9 @@ def as_float32(x, name: str, backend):
     Float16/float64 and integer input is converted, non-contiguous input made contiguous;
     the caller's array is never modified. bool, complex and object arrays are rejected.
     """
-    # Fast path (batch-1 work is many tiny calls): already a C-contiguous float32 NumPy array.
-    # (0-D input takes the slow path: ascontiguousarray makes it 1-D, and callers rely on that.)
-    if type(x) is np.ndarray and x.dtype is _F32 and x.ndim and x.flags.c_contiguous and backend.name == "cpu":
+    # Fast path (batch-1 work is many tiny calls): already a C-contiguous float32 NumPy array
+    # (0-D included: its shape is kept).
+    if type(x) is np.ndarray and x.dtype is _F32 and x.flags.c_contiguous and backend.name == "cpu":
         return x
     if x is None:
         raise TypeError(f"{name} must be an array, got None")
@@ -36,7 +36,8 @@ def as_float32(x, name: str, backend):
     kind = x.dtype.kind
     if kind not in "fiu":
         raise TypeError(f"{name} must have a real numeric dtype (float32 preferred), got {x.dtype}")
-    return xp.ascontiguousarray(x, dtype=xp.float32)
+    # asarray(order="C"), not ascontiguousarray: the latter makes a 0-D array 1-D.
+    return xp.asarray(x, dtype=xp.float32, order="C")
 
 
 def as_labels(labels, name: str, backend, *, batch: int, num_classes: int):

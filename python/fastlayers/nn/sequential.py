@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from .. import _backend
+from .. import _backend, _device_errors
 from . import layers as _layers
 from . import losses as _losses
 from .callbacks import History
@@ -182,7 +182,7 @@ class Sequential(Layer):
                 c = loss_fn.correct(out, tb)
                 has_acc = c is not None
                 if has_acc:
-                    total_correct += int(c)
+                    total_correct += float(c)  # a count, or N x pixel accuracy (per-pixel targets)
                 seen += nb
                 if bar is not None:
                     post = {"loss": f"{total_loss / seen:.4f}"}
@@ -190,6 +190,8 @@ class Sequential(Layer):
                         post["acc"] = f"{total_correct / seen:.4f}"
                     bar.set_postfix(post, refresh=False)
                     bar.update(1)
+            if self.device == "cuda":  # bad labels met by the CUDA loss kernels this epoch (one sync)
+                _device_errors.check()
             logs = {"loss": total_loss / seen,
                     "accuracy": total_correct / seen if has_acc else None}
             if x_val is not None:
@@ -226,7 +228,9 @@ class Sequential(Layer):
             c = loss_fn.correct(out, tb)
             has_acc = c is not None
             if has_acc:
-                total_correct += int(c)
+                total_correct += float(c)  # a count, or N x pixel accuracy (per-pixel targets)
+        if self.device == "cuda":
+            _device_errors.check()
         return {"loss": total_loss / len(x), "accuracy": total_correct / len(x) if has_acc else None}
 
     def predict(self, x, batch_size: int = 256):
