@@ -199,7 +199,8 @@ def test_loss_reduction_is_deterministic():
     outs = []
     for _ in range(3):
         loss = cp.empty((), cp.float32)
-        be.run("mse_loss_forward", p, t, loss, p.size, 1.0 / p.size)
+        ws = cp.empty(be._module.loss_workspace_doubles, cp.float64)  # reduction 2 = "mean"
+        be.run("mse_loss_forward", p, t, loss, p.size, 0.0, 2, ws, 0)
         outs.append(float(loss))
     assert outs[0] == outs[1] == outs[2]
     want = float(np.mean((p.get().astype(np.float64) - t.get()) ** 2))

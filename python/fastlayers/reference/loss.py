@@ -58,8 +58,8 @@ def _upstream(reduction, loss_shape, grad_out, dtype, denom):
     """The factor d loss_reduced / d term: grad_out (shaped like the loss; ones if None), divided
     by denom for "mean"."""
     _check_reduction(reduction)
-    g = np.ones((), dtype) if grad_out is None else np.asarray(grad_out, dtype)
     want = tuple(loss_shape) if reduction == "none" else ()
+    g = np.ones(want, dtype) if grad_out is None else np.asarray(grad_out, dtype)
     if g.shape != want:
         raise ValueError(f"grad_out must have the loss's shape {want}, got {g.shape}")
     if reduction == "mean":
