@@ -373,7 +373,11 @@ void for_each_sample(index_t n, index_t c, index_t d, RowFn row, LanesFn lanes) 
   if (n <= 0 || c <= 0 || d <= 0) return;
   const bool parallel = n * c * d > kTranscendentalGrain;
   if (d == 1) {
-#pragma omp parallel for schedule(static) if (parallel)
+    if (!parallel) {  // no OpenMP region for small batches (batch-1 work)
+      for (index_t i = 0; i < n; ++i) row(i);
+      return;
+    }
+#pragma omp parallel for schedule(static)
     for (index_t i = 0; i < n; ++i) row(i);
   } else {
     const index_t blocks = (d + kLanes - 1) / kLanes;

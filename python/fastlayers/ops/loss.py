@@ -24,7 +24,7 @@ import math
 import numpy as np
 
 from .. import _device_errors
-from .._backend import backend_for
+from .._backend import CPU, backend_for
 from .._checks import as_float, as_float32, as_int
 
 __all__ = [
@@ -47,6 +47,18 @@ _REDUCTIONS = {"none": 0, "sum": 1, "mean": 2}
 _NONE = 0
 
 
+_ND = np.ndarray
+_I64 = np.dtype(np.int64)
+
+
+def _backend(names, a, b, **others):
+    """The backend of a (named names[0]), b (names[1]) and the optional others; two NumPy arrays
+    and no others is the CPU without further checks (the batch-1 fast path)."""
+    if type(a) is _ND and type(b) is _ND and all(v is None for v in others.values()):
+        return CPU
+    return backend_for(**{names[0]: a, names[1]: b}, **others)
+
+
 def _reduction(reduction) -> int:
     code = _REDUCTIONS.get(reduction) if type(reduction) is str else None
     if code is None:
@@ -60,6 +72,10 @@ def _aux(be):
     if be.name == "cpu":
         return 0, 0
     return be.empty((be._module.loss_workspace_doubles,), np.float64), _device_errors.status_word()
+
+
+def _status(be):
+    return 0 if be.name == "cpu" else _device_errors.status_word()
 
 
 def _out(be, red: int, loss_shape):
@@ -94,7 +110,7 @@ def _expand(be, x, shape):
 
 def _pair(input, target, grad_out=None, names=("input", "target"), broadcast=True):
     """(backend, a, b, input's own shape) with a, b float32 of the broadcast shape."""
-    be = backend_for(**{names[0]: input, names[1]: target}, grad_out=grad_out)
+    be = _backend(names, input, target, grad_out=grad_out)
     a = as_float32(input, names[0], be)
     b = as_float32(target, names[1], be)
     shape = a.shape
@@ -120,7 +136,7 @@ def _backward(kernel, input, target, reduction, grad_out, param=0.0, **kw):
     be, a, b, in_shape = _pair(input, target, grad_out, **kw)
     g = _grad_out(be, grad_out, red, a.shape)
     grad = be.empty(a.shape)
-    _, st = _aux(be) if be.name != "cpu" else (0, 0)
+    st = _status(be)
     be.run(kernel + "_backward", a, b, g, grad, a.size, param, red, st)
     if tuple(a.shape) != in_shape:  # input was broadcast: sum the gradient back to its shape
         from .elementwise import sum_to_shape
@@ -225,7 +241,7 @@ def _bce_args(input, target, weight, pos_weight, reduction, grad_out=None):
     if isinstance(weight, str):  # the historical positional form (logits, target, reduction)
         weight, reduction = None, weight
     red = _reduction(reduction)
-    be = backend_for(input=input, target=target, weight=weight, pos_weight=pos_weight, grad_out=grad_out)
+    be = _backend(("input", "target"), input, target, weight=weight, pos_weight=pos_weight, grad_out=grad_out)
     x = as_float32(input, "input", be)
     t = as_float32(target, "target", be)
     if t.shape != x.shape:
@@ -272,6 +288,10 @@ def binary_cross_entropy_with_logits_backward(input, target, weight=None, reduct
 
 def _class_layout(x, name):
     """(n, c, d, loss_shape) of input (C,) or (N, C, d1, ..., dK)."""
+    if x.ndim == 2:  # the common (N, C)
+        n, c = x.shape
+        if c:
+            return n, c, 1, (n,)
     if x.ndim == 0:
         raise ValueError(f"{name} must have a class dimension: (C,) or (N, C, d1, ..., dK), got a 0-D array")
     if x.ndim == 1:
@@ -290,7 +310,8 @@ def _class_labels(be, labels, name, loss_shape, c, ignore_index):
     if labels.shape != loss_shape:
         raise ValueError(f"{name} must have shape {loss_shape} (the input's shape without the class "
                          f"dimension), got {tuple(labels.shape)}")
-    labels = be.xp.asarray(labels, dtype=np.int64, order="C")
+    if labels.dtype is not _I64 or not labels.flags.c_contiguous:
+        labels = be.xp.asarray(labels, dtype=np.int64, order="C")
     if be.name == "cpu" and labels.size:
         lo, hi = int(labels.min()), int(labels.max())
         if lo < 0 or hi >= c:  # the rare path: ignore_index may explain it
@@ -319,7 +340,7 @@ def _ce_args(input, target, weight, ignore_index, label_smoothing, reduction, gr
         raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing!r}")
     if target is None:
         raise TypeError(f"{t_name} must be an array, got None")
-    be = backend_for(**{in_name: input, t_name: target}, weight=weight, grad_out=grad_out)
+    be = _backend(names, input, target, weight=weight, grad_out=grad_out)
     x = as_float32(input, in_name, be)
     n, c, d, loss_shape = _class_layout(x, in_name)
     if not hasattr(target, "dtype"):  # a list of labels
@@ -417,7 +438,7 @@ def _nll_args(input, target, weight, ignore_index, reduction, grad_out):
     ignore_index = as_int(ignore_index, "ignore_index")
     if target is None:
         raise TypeError("target must be an array, got None")
-    be = backend_for(input=input, target=target, weight=weight, grad_out=grad_out)
+    be = _backend(("input", "target"), input, target, weight=weight, grad_out=grad_out)
     x = as_float32(input, "input", be)
     n, c, d, loss_shape = _class_layout(x, "input")
     if not hasattr(target, "dtype"):
@@ -475,7 +496,7 @@ def _pm1_backward(kernel, scores, labels, reduction, grad_out, param=0.0):
     be, s, y = _pm1_pair(scores, labels, grad_out)
     g = _grad_out(be, grad_out, red, s.shape)
     grad = be.empty(s.shape)
-    _, st = _aux(be) if be.name != "cpu" else (0, 0)
+    st = _status(be)
     be.run(kernel + "_backward", s, y, g, grad, s.size, param, red, st)
     return grad
 
