@@ -1,6 +1,7 @@
 // Elementwise losses on the CPU (cross-entropy and nll_loss are in loss_ce.cpp). The default calls
-// (reduction sum/mean, no grad_out, no weights) keep their vectorised loops (vmath, float math,
-// double sums); every other option runs the formulas of common/loss_terms.h in double.
+// (reduction sum/mean, no weights) keep their vectorised loops (vmath, float math, double sums); so
+// do the binary cross-entropy / logistic options (per-ISA vmath loops); the other losses' options
+// run the formulas of common/loss_terms.h in double (no transcendentals there).
 #include <algorithm>
 #include <cmath>
 
@@ -119,7 +120,13 @@ void hinge_loss_backward(const float* scores, const float* labels, const float* 
 namespace {
 
 void soft_margin_forward(const float* s, const float* y, float* out, index_t n, int reduction) {
-  if (reduction == kNone) return forward(loss::SoftMargin{}, s, y, out, n, reduction);
+  if (reduction == kNone) {
+    const VmathKernels& k = vmath_kernels();
+    parallel_ranges(n, kTranscendentalGrain, [&](index_t lo, index_t hi) {
+      k.logistic_terms(s + lo, y + lo, out + lo, hi - lo);
+    });
+    return;
+  }
   const VmathKernels& k = vmath_kernels();
   const double sum = ordered_chunk_sum(n, 1, kTranscendentalGrain, [&](index_t lo, index_t hi) {
     return k.logistic_sum(s + lo, y + lo, hi - lo);
@@ -129,7 +136,14 @@ void soft_margin_forward(const float* s, const float* y, float* out, index_t n, 
 
 void soft_margin_backward(const float* s, const float* y, const float* grad_out, float* grad,
                           index_t n, int reduction) {
-  if (reduction == kNone) return backward(loss::SoftMargin{}, s, y, grad_out, grad, n, reduction);
+  if (reduction == kNone) {
+    const VmathKernels& k = vmath_kernels();
+    parallel_ranges(n, kTranscendentalGrain, [&](index_t lo, index_t hi) {
+      if (grad_out) k.logistic_grad_g(s + lo, y + lo, grad_out + lo, grad + lo, hi - lo, 1.0f);
+      else k.logistic_grad(s + lo, y + lo, grad + lo, hi - lo, 1.0f);
+    });
+    return;
+  }
   const VmathKernels& k = vmath_kernels();
   const float a = static_cast<float>(reduced_upstream(grad_out, n, reduction));
   parallel_ranges(n, kTranscendentalGrain, [&](index_t lo, index_t hi) {
@@ -159,26 +173,27 @@ void logistic_loss_backward(const float* s, const float* y, const float* grad_ou
 void bce_with_logits_forward(const float* logits, const float* target, const float* weight,
                              const float* pos_weight, float* out, index_t n, int reduction,
                              double*) {
-  const double scale = reduction == kMean ? mean_scale(n) : 1.0;
-  if (!weight && !pos_weight && reduction != kNone) {
+  if (!weight && !pos_weight && reduction != kNone) {  // the default: vmath's loop, as before
     const VmathKernels& k = vmath_kernels();
     const double s = ordered_chunk_sum(n, 1, kTranscendentalGrain, [&](index_t lo, index_t hi) {
       return k.bce_sum(logits + lo, target + lo, hi - lo);
     });
-    out[0] = static_cast<float>(s * scale);
+    out[0] = static_cast<float>(s * (reduction == kMean ? mean_scale(n) : 1.0));
     return;
   }
-  auto term = [=](index_t i) {
-    const double v = loss::bce_value(logits[i], target[i], pos_weight ? pos_weight[i] : 1.0);
-    return weight ? v * weight[i] : v;
-  };
+  const VmathKernels& k = vmath_kernels();
   if (reduction == kNone) {
     parallel_ranges(n, kTranscendentalGrain, [&](index_t lo, index_t hi) {
-      for (index_t i = lo; i < hi; ++i) out[i] = static_cast<float>(term(i));
+      k.bce_w_terms(logits + lo, target + lo, weight ? weight + lo : nullptr,
+                    pos_weight ? pos_weight + lo : nullptr, out + lo, hi - lo);
     });
     return;
   }
-  out[0] = static_cast<float>(ordered_sum(n, 1, term) * scale);
+  const double s = ordered_chunk_sum(n, 1, kTranscendentalGrain, [&](index_t lo, index_t hi) {
+    return k.bce_w_sum(logits + lo, target + lo, weight ? weight + lo : nullptr,
+                       pos_weight ? pos_weight + lo : nullptr, hi - lo);
+  });
+  out[0] = static_cast<float>(s * (reduction == kMean ? mean_scale(n) : 1.0));
 }
 
 void bce_with_logits_backward(const float* logits, const float* target, const float* weight,
@@ -192,16 +207,12 @@ void bce_with_logits_backward(const float* logits, const float* target, const fl
     });
     return;
   }
-  const double k = reduction == kNone ? 1.0 : reduced_upstream(grad_out, n, reduction);
+  const VmathKernels& k = vmath_kernels();
   const float* per = reduction == kNone ? grad_out : nullptr;
+  const float a = static_cast<float>(reduction == kNone ? 1.0 : reduced_upstream(grad_out, n, reduction));
   parallel_ranges(n, kTranscendentalGrain, [&](index_t lo, index_t hi) {
-    for (index_t i = lo; i < hi; ++i) {
-      const double x = logits[i], t = target[i];
-      double g = pos_weight ? loss::bce_grad(x, t, pos_weight[i]) : loss::sigmoid(x) - t;
-      if (weight) g *= weight[i];
-      if (per) g *= per[i];
-      grad[i] = static_cast<float>(k * g);
-    }
+    k.bce_w_grad(logits + lo, target + lo, weight ? weight + lo : nullptr,
+                 pos_weight ? pos_weight + lo : nullptr, per ? per + lo : nullptr, grad + lo, hi - lo, a);
   });
 }
 
