@@ -483,7 +483,9 @@ void nll_loss_forward(const float* input, const std::int64_t* labels, const floa
                       int reduction, double*, std::int64_t*) {
   const ClassOpts o = class_opts(labels, weight, c, ignore_index, 0.0);
   const index_t rows = n * d;
-  const Sum2 s = ordered_chunk_sum<Sum2>(rows, 1, kParallelGrain, [&](index_t lo, index_t hi) {
+  // each row is a gather from anywhere in the input (a cache miss, not one element's work)
+  constexpr index_t kGatherWork = 16;
+  const Sum2 s = ordered_chunk_sum<Sum2>(rows, kGatherWork, kParallelGrain, [&](index_t lo, index_t hi) {
     Sum2 r;
     for (index_t i = lo; i < hi; ++i) {
       const std::int64_t y = labels[i];
