@@ -27,7 +27,8 @@ double reduced_upstream(const float* grad_out, index_t n, int reduction) {
 template <class Term>
 void forward(Term term, const float* a, const float* b, float* out, index_t n, int reduction) {
   if (reduction == kNone) {
-    parallel_ranges(n, kTranscendentalGrain, [&](index_t lo, index_t hi) {
+    parallel_ranges(n, kParallelGrain, [&](index_t lo, index_t hi) {
+#pragma omp simd
       for (index_t i = lo; i < hi; ++i) out[i] = static_cast<float>(term.value(a[i], b[i]));
     });
     return;
@@ -40,16 +41,20 @@ template <class Term>
 void backward(Term term, const float* a, const float* b, const float* grad_out, float* grad,
               index_t n, int reduction) {
   if (reduction == kNone) {
-    parallel_ranges(n, kTranscendentalGrain, [&](index_t lo, index_t hi) {
-      for (index_t i = lo; i < hi; ++i) {
-        const double g = grad_out ? static_cast<double>(grad_out[i]) : 1.0;
-        grad[i] = static_cast<float>(g * term.grad(a[i], b[i]));
+    parallel_ranges(n, kParallelGrain, [&](index_t lo, index_t hi) {
+      if (grad_out) {
+#pragma omp simd
+        for (index_t i = lo; i < hi; ++i) grad[i] = static_cast<float>(grad_out[i] * term.grad(a[i], b[i]));
+      } else {
+#pragma omp simd
+        for (index_t i = lo; i < hi; ++i) grad[i] = static_cast<float>(term.grad(a[i], b[i]));
       }
     });
     return;
   }
   const double k = reduced_upstream(grad_out, n, reduction);
-  parallel_ranges(n, kTranscendentalGrain, [&](index_t lo, index_t hi) {
+  parallel_ranges(n, kParallelGrain, [&](index_t lo, index_t hi) {
+#pragma omp simd
     for (index_t i = lo; i < hi; ++i) grad[i] = static_cast<float>(k * term.grad(a[i], b[i]));
   });
 }
