@@ -7,12 +7,14 @@
 namespace fastlayers::cpu {
 namespace {
 
-// Products this small run side by side, one per thread (sgemm called inside a parallel region runs
-// on the calling thread), instead of one after another on the whole team: always below
-// kAloneFlops (sgemm would use one thread for them anyway), and below kSmallProduct when there are
-// at least as many products as threads.
+// Products run side by side, one per thread (sgemm called inside a parallel region runs on the
+// calling thread), instead of one after another on the whole team: always below kAloneFlops
+// (sgemm would use one thread for them anyway), and below kSmallProduct when there are at least as
+// many products as threads — one parallel region instead of one per product, whose barriers cost
+// the most on a loaded machine (32 products of 128x256x128: 249 ms one after another on 2 threads
+// of a shared 2-core machine, against PyTorch's 16 ms).
 constexpr index_t kAloneFlops = index_t{1} << 18;
-constexpr index_t kSmallProduct = index_t{1} << 21;
+constexpr index_t kSmallProduct = index_t{1} << 27;
 
 struct Offsets {
   index_t a, b, c;
