@@ -103,3 +103,17 @@ def test_bad_options():
     with pytest.raises(ValueError, match="reduction"):
         nn.L1Loss(reduction="avg")
     assert isinstance(nn.get_loss("nll"), nn.NLLLoss) and isinstance(nn.get_loss("huber"), nn.HuberLoss)
+
+
+def test_log_softmax_layer_with_nll_equals_cross_entropy(rng):
+    x = rng.standard_normal((6, 4)).astype(np.float32)
+    y = rng.integers(0, 4, 6)
+    layer = nn.LogSoftmax(axis=1)
+    nll = nn.NLLLoss(weight=W3.tolist() + [1.5], ignore_index=2)
+    ce = nn.CrossEntropyLoss(weight=W3.tolist() + [1.5], ignore_index=2)
+    logp = layer.forward(x)
+    np.testing.assert_allclose(float(nll(logp, y)), float(ce(x, y)), rtol=1e-6)
+    np.testing.assert_allclose(layer.backward(nll.backward()), ce.backward(), atol=1e-6)
+    model = nn.Sequential([nn.Linear(4, 4, rng=0), nn.LogSoftmax(axis=1)], loss=nn.NLLLoss(), input_shape=(4,))
+    hist = model.fit(x, y, epochs=2, batch_size=3, verbose=0, seed=0)
+    assert len(hist["loss"]) == 2 and 0.0 <= hist["accuracy"][-1] <= 1.0
