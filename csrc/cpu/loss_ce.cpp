@@ -53,14 +53,13 @@ double weight_sum(const float* weight, index_t c) {
   return s;
 }
 
-// Summed weight of the non-ignored targets (the divisor of "mean"); a bad label makes it NaN.
+// Summed weight of the non-ignored targets (the divisor of "mean"). A bad label adds nothing: its
+// own row is NaN, the others keep finite gradients.
 double target_weight(const ClassOpts& o, index_t rows) {
   const Sum2 s = ordered_chunk_sum<Sum2>(rows, 1, kParallelGrain, [&](index_t lo, index_t hi) {
     Sum2 r;
     for (index_t i = lo; i < hi; ++i) {
-      const int k = o.classify(o.labels[i]);
-      if (k > 0) r.a += o.w(o.labels[i]);
-      else if (k < 0) r.a = kNaN;
+      if (o.classify(o.labels[i]) > 0) r.a += o.w(o.labels[i]);
     }
     return r;
   });
@@ -81,7 +80,7 @@ Sum2 class_row_forward(const VmathKernels& k, const ClassOpts& o, const float* z
   const std::int64_t y = o.labels[i];
   const int kind = o.classify(y);
   if (kind == 0) return {};
-  if (kind < 0) return {kNaN, kNaN};
+  if (kind < 0) return {kNaN, 0.0};  // the loss shows it; the mean's divisor does not
   const index_t c = o.c;
   const float m = k.max(z, c);
   const double lse = static_cast<double>(m) + std::log(static_cast<double>(k.exp_shift_sum(z, c, m)));
@@ -150,7 +149,7 @@ Sum2 class_lanes_forward(const ClassOpts& o, const float* z, const std::int64_t*
       wy = o.w(y);
       v = class_row_loss(o, wy, lse[i], z[y * d + i], a[i]);
     } else if (kind < 0) {
-      v = wy = kNaN;
+      v = kNaN;
     }
     if (out) out[i] = static_cast<float>(v);
     total.a += v;
@@ -495,7 +494,7 @@ void nll_loss_forward(const float* input, const std::int64_t* labels, const floa
         wy = o.w(y);
         v = -wy * input[(i / d) * c * d + y * d + i % d];
       } else if (kind < 0) {
-        v = wy = kNaN;
+        v = kNaN;
       }
       if (reduction == kNone) out[i] = static_cast<float>(v);
       r.a += v;

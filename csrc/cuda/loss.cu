@@ -1,6 +1,7 @@
 // Loss launchers (kernels in loss_kernels.cuh). Reductions use the caller's workspace for their
 // partial sums (no allocation per call); grids are functions of the sizes only (deterministic).
 #include <algorithm>
+#include <limits>
 
 #include "cuda/check.h"
 #include "cuda/launch.h"
@@ -22,7 +23,10 @@ unsigned partial_blocks(index_t items, index_t work_per_item, index_t items_per_
   return static_cast<unsigned>(std::clamp<index_t>(blocks, 1, kMaxPartials));
 }
 
-double mean_scale(index_t n) { return n > 0 ? 1.0 / static_cast<double>(n) : 1.0 / 0.0; }
+// 1 / n for "mean"; an empty mean is 0 * inf = NaN, as on the CPU
+double mean_scale(index_t n) {
+  return n > 0 ? 1.0 / static_cast<double>(n) : std::numeric_limits<double>::infinity();
+}
 
 // Runs pass 1 (launch(blocks, fin)) and, when it used more than one block, pass 2.
 template <class Launch>

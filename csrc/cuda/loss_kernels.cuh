@@ -342,7 +342,7 @@ __global__ void ce_rows_forward_kernel(ClassArgs A, Finish fin, float* out_none)
       wy = A.w(y);
       v = class_sample_loss(A, static_cast<float>(wy), st.m, log(static_cast<double>(st.s)), z[y], a);
     } else if (kind < 0) {
-      v = wy = NAN;
+      v = NAN;  // the loss shows it; the mean's divisor does not
     }
     if (TeamT::rank() == 0) {
       if (out_none) out_none[row] = static_cast<float>(v);
@@ -379,7 +379,7 @@ __global__ void ce_positions_forward_kernel(ClassArgs A, Finish fin, float* out_
       v = class_sample_loss(A, static_cast<float>(wy), st.m, log(static_cast<double>(st.s)),
                             z[y * A.d], a);
     } else if (kind < 0) {
-      v = wy = NAN;
+      v = NAN;  // the loss shows it; the mean's divisor does not
     }
     if (out_none) out_none[p] = static_cast<float>(v);
     acc += v;
@@ -402,7 +402,7 @@ __global__ void target_weight_kernel(ClassArgs A, double* partial) {
   FL_GRID_STRIDE(p, positions) {
     const std::int64_t y = A.labels[p];
     if (y == A.ignore) continue;
-    s += (y >= 0 && y < A.c) ? static_cast<double>(A.w(y)) : NAN;  // the grad kernel reports it
+    if (y >= 0 && y < A.c) s += A.w(y);  // a bad label adds nothing (the grad kernel reports it)
   }
   s = block_sum(s, red);
   if (threadIdx.x == 0) partial[blockIdx.x] = s;
@@ -605,7 +605,7 @@ __global__ void nll_forward_kernel(ClassArgs A, Finish fin, float* out_none) {
       wy = A.w(y);
       v = -wy * A.z[(p / A.d) * A.c * A.d + y * A.d + p % A.d];
     } else if (kind < 0) {
-      v = wy = NAN;
+      v = NAN;  // the loss shows it; the mean's divisor does not
     }
     if (out_none) out_none[p] = static_cast<float>(v);
     acc += v;

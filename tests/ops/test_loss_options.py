@@ -444,3 +444,37 @@ def test_cuda_bad_labels_reported_without_a_host_copy():
     with pytest.raises(ValueError, match=r"logistic_loss \(CUDA\): labels must be -1 or \+1, got a label 0.5"):
         fl.cuda.check_errors()
     assert isinstance(g, cupy.ndarray)
+
+
+def test_cuda_branch_of_the_ops_on_the_host(monkeypatch, rng):
+    """The ops' CuPy code path (no host label check, a workspace and the status word passed to the
+    kernels) run on the host: a backend named "cuda" whose kernels are the CPU ones (same argument
+    lists, no stream). Where CI has no GPU this still checks the arguments the CUDA kernels get."""
+    from fastlayers import _backend, _device_errors
+    from fastlayers.ops import loss as L
+
+    class HostAsCuda(_backend.Backend):
+        def __init__(self):
+            super().__init__("cuda", np, _backend._cpu)
+
+        def _kernel_args(self, args):
+            return args
+
+    fake = HostAsCuda()
+    monkeypatch.setattr(L, "_backend", lambda names, a, b, **others: fake)
+    monkeypatch.setattr(_device_errors, "status_word", lambda: np.zeros(4, np.int64))
+    x, y, c = _ce_case(rng, (5, 4, 3))
+    w = np.asarray(rng.random(4), np.float32)
+    for red in REDUCTIONS:
+        kw = dict(weight=w, ignore_index=1, reduction=red, label_smoothing=0.1)
+        assert_close(fl.cross_entropy(x, y, **kw), ref.cross_entropy(_64(x), y, **{**kw, "weight": _64(w)}),
+                     _ce_tol(c), f"cuda branch {red}")
+        assert_close(fl.nll_loss_backward(x, y, w, 1, red), ref.nll_loss_backward(_64(x), y, _64(w), 1, red),
+                     reduction_tol(1), f"cuda branch nll {red}")
+    bad = y.copy()
+    bad[2, 1] = 9  # not checked on the host in this path: the kernels make that sample NaN
+    assert math.isnan(float(fl.cross_entropy(x, bad)))
+    g = fl.cross_entropy_backward(x, bad)
+    assert np.isnan(g[2, :, 1]).all() and not np.isnan(g[0]).any()
+    s = np.asarray(rng.standard_normal(4), np.float32)
+    fl.logistic_loss(s, np.array([1.0, 0.5, -1.0, 1.0], np.float32))  # no host check, no raise

@@ -316,7 +316,11 @@ static void check_bad_class_label(std::mt19937& rng) {
       else ce_positions_forward_kernel(A, fin, nullptr);
     });
     std::vector<float> g(k.n * k.c * d);
-    const Upstream up{nullptr, nullptr, false, 1.0};
+    // "mean": the bad label adds nothing to the divisor, so the other samples' gradients stay finite
+    std::vector<double> ws(loss::kWorkspaceDoubles, 0.0);
+    emulate_launch(1, kReduceThreads, [&] { target_weight_kernel(A, ws.data()); });
+    emulate_launch(1, kReduceThreads, [&] { inverse_weight_kernel(ws.data(), 1, &ws[kWorkspaceWeight]); });
+    const Upstream up{nullptr, &ws[kWorkspaceWeight], false, 1.0};
     emulate_launch_warps(1, 64, [&] {
       if (d == 1) ce_rows_backward_kernel<32>(A, up, g.data());
       else ce_positions_backward_kernel(A, up, g.data());
