@@ -1,6 +1,7 @@
 #include "cpu/elementwise.h"
 
 #include <algorithm>
+#include <vector>
 
 #include "cpu/parallel.h"
 
@@ -149,6 +150,22 @@ void for_each_reduced(const Dims& r, F f) {
 }
 
 constexpr index_t kColumns = 256;  // output columns summed together when the last dim is kept
+constexpr int kFlush = 16;         // rows summed in float before their sum joins the double total
+constexpr index_t kPiece = 1024;   // a contiguous run is summed in float pieces of this length
+
+// Row chunks (sum_broadcast with few outputs): at most kRowChunkOutputs outputs, chunks of at least
+// kRowChunkWork elements, at most kMaxRowChunks chunks and kRowChunkDoubles partial sums in all.
+constexpr index_t kRowChunkOutputs = index_t{1} << 15;
+constexpr index_t kRowChunkWork = index_t{1} << 15;
+constexpr index_t kMaxRowChunks = 64;
+constexpr index_t kRowChunkDoubles = index_t{1} << 20;
+
+// The calling thread's grow-only scratch for the row chunks' partial sums (at most 8 MiB).
+double* row_chunk_workspace(index_t n) {
+  thread_local std::vector<double> buffer;
+  if (static_cast<index_t>(buffer.size()) < n) buffer.resize(static_cast<size_t>(n));
+  return buffer.data();
+}
 
 }  // namespace
 
@@ -186,12 +203,52 @@ void sum_broadcast(const float* g, float* out, int ndim, const index_t* shape,
       double s = 0.0;
       for_each_reduced(red, [&](index_t gr) {
         const float* p = g + g0 + gr;
-        double run_sum = 0.0;
-#pragma omp simd reduction(+ : run_sum)
-        for (index_t j = 0; j < inner; ++j) run_sum += p[j];
-        s += run_sum;
+        for (index_t j0 = 0; j0 < inner; j0 += kPiece) {  // float sums of pieces, added in double
+          const index_t j1 = std::min(inner, j0 + kPiece);
+          float piece = 0.0f;
+#pragma omp simd reduction(+ : piece)
+          for (index_t j = j0; j < j1; ++j) piece += p[j];
+          s += piece;
+        }
       });
       out[o0] = static_cast<float>(alpha * s);
+    }
+    return;
+  }
+  const index_t reduced = total / outputs;
+  if (outputs <= kRowChunkOutputs && reduced > 1) {
+    // Few outputs, many reduced rows (a bias's gradient): fixed chunks of the reduced combinations,
+    // each summed over all outputs into its own row of double partials (every read contiguous,
+    // each page of g visited once), then the chunks' partials added in chunk order.
+    index_t chunks = std::min<index_t>(std::max<index_t>(total / kRowChunkWork, 1), kMaxRowChunks);
+    chunks = std::min({chunks, reduced, std::max<index_t>(1, kRowChunkDoubles / outputs)});
+    const index_t per = (reduced + chunks - 1) / chunks;
+    chunks = (reduced + per - 1) / per;
+    double* part = row_chunk_workspace(chunks * outputs);
+    const index_t kept_count = kept.count();
+#pragma omp parallel for schedule(static) if (total > kParallelGrain && chunks > 1)
+    for (index_t ch = 0; ch < chunks; ++ch) {
+      double* ps = part + ch * outputs;
+      for (index_t o = 0; o < outputs; ++o) ps[o] = 0.0;
+      const index_t r1 = std::min(reduced, (ch + 1) * per);
+      for (index_t r = ch * per; r < r1; ++r) {
+        index_t gr, unused;
+        red.offsets(r, gr, unused);
+        for (index_t k = 0; k < kept_count; ++k) {
+          index_t g0, o0;
+          kept.offsets(k, g0, o0);
+          const float* __restrict p = g + gr + g0;
+          double* __restrict q = ps + o0;
+#pragma omp simd
+          for (index_t j = 0; j < inner; ++j) q[j] += p[j];
+        }
+      }
+    }
+#pragma omp parallel for schedule(static) if (total > kParallelGrain && outputs > 4096)
+    for (index_t o = 0; o < outputs; ++o) {
+      double sum = 0.0;
+      for (index_t ch = 0; ch < chunks; ++ch) sum += part[ch * outputs + o];
+      out[o] = static_cast<float>(alpha * sum);
     }
     return;
   }
@@ -204,15 +261,23 @@ void sum_broadcast(const float* g, float* out, int ndim, const index_t* shape,
     const index_t kidx = t / blocks, j0 = (t % blocks) * kColumns, w = std::min(kColumns, inner - j0);
     index_t g0, o0;
     kept.offsets(kidx, g0, o0);
+    // float partial sums over kFlush rows at a time (vectorised), each run added into double
     double s[kColumns];
-    for (index_t j = 0; j < w; ++j) s[j] = 0.0;
+    float f[kColumns];
+    for (index_t j = 0; j < w; ++j) s[j] = 0.0, f[j] = 0.0f;
+    int pending = 0;
     for_each_reduced(red, [&](index_t gr) {
-      const float* p = g + g0 + gr + j0;
+      const float* __restrict p = g + g0 + gr + j0;
 #pragma omp simd
-      for (index_t j = 0; j < w; ++j) s[j] += p[j];
+      for (index_t j = 0; j < w; ++j) f[j] += p[j];
+      if (++pending == kFlush) {
+#pragma omp simd
+        for (index_t j = 0; j < w; ++j) s[j] += f[j], f[j] = 0.0f;
+        pending = 0;
+      }
     });
     float* dst = out + o0 + j0;
-    for (index_t j = 0; j < w; ++j) dst[j] = static_cast<float>(alpha * s[j]);
+    for (index_t j = 0; j < w; ++j) dst[j] = static_cast<float>(alpha * (s[j] + f[j]));
   }
 }
 

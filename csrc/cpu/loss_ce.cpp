@@ -24,7 +24,6 @@ using loss::kMean;
 using loss::kNone;
 
 constexpr index_t kLanes = 64;
-constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 // The class-index options of one call.
@@ -105,20 +104,7 @@ struct LaneStats {
 };
 
 void lane_stats(const float* z, index_t c, index_t d, index_t w, LaneStats& st) {
-  for (index_t i = 0; i < w; ++i) {
-    st.mx[i] = kNegInf;
-    st.sum[i] = 0.0f;
-  }
-  for (index_t j = 0; j < c; ++j) {
-    const float* r = z + j * d;
-#pragma omp simd
-    for (index_t i = 0; i < w; ++i) st.mx[i] = std::max(st.mx[i], r[i]);  // NaN skipped here...
-  }
-  for (index_t j = 0; j < c; ++j) {
-    const float* r = z + j * d;
-#pragma omp simd
-    for (index_t i = 0; i < w; ++i) st.sum[i] += vmath::fast_exp(r[i] - st.mx[i]);  // ...poisons here
-  }
+  vmath_kernels().lanes_max_expsum(z, c, d, w, st.mx, st.sum);  // the per-ISA loop
 }
 
 // Loss (or per-position losses into out) of the lanes; returns their sum and target weight.
@@ -232,13 +218,7 @@ void class_lanes_backward(const ClassOpts& o, const float* z, float* g, const st
     coef[i] = kind[i] > 0 ? static_cast<float>(up[i] * q / st.sum[i]) : 0.0f;
     smooth[i] = kind[i] > 0 ? static_cast<float>(up[i] * o.eps * cinv) : 0.0f;
   }
-  for (index_t j = 0; j < c; ++j) {
-    const float* r = z + j * d;
-    float* gr = g + j * d;
-    const float wj = static_cast<float>(o.w(j));
-#pragma omp simd
-    for (index_t i = 0; i < w; ++i) gr[i] = coef[i] * vmath::fast_exp(r[i] - st.mx[i]) - smooth[i] * wj;
-  }
+  vmath_kernels().lanes_exp_grad(z, g, c, d, w, st.mx, coef, smooth, o.weight);
   for (index_t i = 0; i < w; ++i) {
     if (kind[i] > 0) {
       const std::int64_t y = labels[i];

@@ -155,6 +155,12 @@ struct VmathKernels {
   // out[i] = softplus(-y[i] s[i]); out[i] = -a g[i] y[i] sigmoid(-y[i] s[i])
   void (*logistic_terms)(const float* s, const float* y, float* out, index_t n);
   void (*logistic_grad_g)(const float* s, const float* y, const float* g, float* out, index_t n, float a);
+  // Softmax over classes at stride d for w <= 64 neighbouring positions (per-pixel cross-entropy):
+  // mx[i] = max_j z[j*d+i], sum[i] = sum_j exp(z[j*d+i] - mx[i]); and its gradient form
+  // g[j*d+i] = coef[i] exp(z[j*d+i] - mx[i]) - smooth[i] weight[j] (weight may be null: 1).
+  void (*lanes_max_expsum)(const float* z, index_t c, index_t d, index_t w, float* mx, float* sum);
+  void (*lanes_exp_grad)(const float* z, float* g, index_t c, index_t d, index_t w, const float* mx,
+                         const float* coef, const float* smooth, const float* weight);
   // Dropout over whole Philox blocks b0 .. b0+nb-1 (elements 4*b0 .. 4*(b0+nb)-1):
   // y[i] = x[i] * (keep(i) ? on : 0); with x == nullptr, y[i] = keep(i) ? on : 0 (the mask).
   void (*dropout_blocks)(const float* x, float* y, index_t b0, index_t nb, std::uint64_t seed,

@@ -189,6 +189,38 @@ void logistic_grad_g_loop(const float* sc, const float* y, const float* g, float
   for (index_t i = 0; i < n; ++i) out[i] = -a * g[i] * y[i] * fast_sigmoid(-y[i] * sc[i]);
 }
 
+// Per-position softmax over classes at stride d (cross-entropy on (N, C, d1, ...) logits): w <= 64
+// neighbouring positions walked together, every access a contiguous run of w floats.
+// mx[i] = max_j z[j*d + i] (NaN skipped), sum[i] = sum_j exp(z[j*d + i] - mx[i]) (NaN poisons it).
+void lanes_max_expsum_loop(const float* z, index_t c, index_t d, index_t w, float* mx, float* sum) {
+  for (index_t i = 0; i < w; ++i) {
+    mx[i] = -__builtin_inff();
+    sum[i] = 0.0f;
+  }
+  for (index_t j = 0; j < c; ++j) {
+    const float* r = z + j * d;
+#pragma omp simd
+    for (index_t i = 0; i < w; ++i) mx[i] = r[i] > mx[i] ? r[i] : mx[i];
+  }
+  for (index_t j = 0; j < c; ++j) {
+    const float* r = z + j * d;
+#pragma omp simd
+    for (index_t i = 0; i < w; ++i) sum[i] += fast_exp(r[i] - mx[i]);
+  }
+}
+
+// g[j*d + i] = coef[i] * exp(z[j*d + i] - mx[i]) - smooth[i] * weight[j] (weight null: 1)
+void lanes_exp_grad_loop(const float* z, float* g, index_t c, index_t d, index_t w, const float* mx,
+                         const float* coef, const float* smooth, const float* weight) {
+  for (index_t j = 0; j < c; ++j) {
+    const float* r = z + j * d;
+    float* gr = g + j * d;
+    const float wj = weight ? weight[j] : 1.0f;
+#pragma omp simd
+    for (index_t i = 0; i < w; ++i) gr[i] = coef[i] * fast_exp(r[i] - mx[i]) - smooth[i] * wj;
+  }
+}
+
 // Philox is evaluated for many blocks side by side (the block loop vectorises: 32x32->64-bit
 // multiplies on every lane). The philox.h helpers must inline here (they do: the simd loop would
 // not vectorise otherwise), so no ISA-flagged out-of-line copy of them exists.
@@ -244,6 +276,8 @@ VmathKernels make_vmath_kernels() {
   k.bce_w_grad = bce_w_grad_loop;
   k.logistic_terms = logistic_terms_loop;
   k.logistic_grad_g = logistic_grad_g_loop;
+  k.lanes_max_expsum = lanes_max_expsum_loop;
+  k.lanes_exp_grad = lanes_exp_grad_loop;
   k.dropout_blocks = dropout_blocks_loop;
   return k;
 }
