@@ -1,5 +1,5 @@
-// Host emulation of the CUDA convolution and pooling kernels (csrc/cuda/conv_kernels.cuh,
-// pool_kernels.cuh) against plain double-precision loops. See cuda_shim.h for what this proves
+// Host emulation of the CUDA convolution kernels (csrc/cuda/conv_kernels.cuh) against plain
+// double-precision loops (the pooling kernels: test_pool.cpp). See cuda_shim.h for what this proves
 // (index arithmetic, bounds guards, barrier placement) and what it does not (anything about a GPU).
 // Build and run: csrc/cuda/host_emulation/run.sh
 #include <cmath>
@@ -9,11 +9,9 @@
 
 #include "cuda_shim.h"
 #include "cuda/conv_kernels.cuh"
-#include "cuda/pool_kernels.cuh"
 
 using fastlayers::index_t;
 namespace cd = fastlayers::cuda::conv_detail;
-namespace pd = fastlayers::cuda::pool_detail;
 
 // A 3-D grid of 1-D blocks, one block at a time (the shim's emulate_launch is 1-D only).
 template <class F>
@@ -136,79 +134,6 @@ void check_conv(const Shape& s, index_t splits, std::mt19937& rng) {
   expect_close(gb, gb_ref, 1e-4, "bias", s);
 }
 
-// ------------------------------------------------------------------------------------- pooling
-
-struct PoolGeo {
-  index_t planes, h, w, kh, kw, sh, sw, ph, pw;
-  index_t oh() const { return (h + 2 * ph - kh) / sh + 1; }
-  index_t ow() const { return (w + 2 * pw - kw) / sw + 1; }
-};
-
-template <class I>
-void check_pool(const PoolGeo& pg, std::mt19937& rng) {
-  const index_t oh = pg.oh(), ow = pg.ow(), n_in = pg.planes * pg.h * pg.w, n_out = pg.planes * oh * ow;
-  std::uniform_int_distribution<int> small(-2, 2);  // ties on purpose
-  std::uniform_real_distribution<float> u(-1, 1);
-  std::vector<float> x(n_in), go(n_out);
-  for (auto& e : x) e = float(small(rng));
-  for (auto& e : go) e = u(rng);
-  std::vector<double> ymax(n_out), yavg(n_out), yavg_n(n_out), ylp(n_out), gmax(n_in, 0), gavg(n_in, 0),
-      gavg_n(n_in, 0), glp(n_in, 0);
-  const double p = 3.0;
-  for (index_t pl = 0; pl < pg.planes; ++pl)
-    for (index_t i = 0; i < oh; ++i)
-      for (index_t j = 0; j < ow; ++j) {
-        const index_t oi = (pl * oh + i) * ow + j;
-        double best = -INFINITY, sum = 0, lp = 0;
-        index_t at = -1, cells = 0;
-        for (index_t r = i * pg.sh - pg.ph; r < i * pg.sh - pg.ph + pg.kh; ++r)
-          for (index_t c = j * pg.sw - pg.pw; c < j * pg.sw - pg.pw + pg.kw; ++c) {
-            if (r < 0 || r >= pg.h || c < 0 || c >= pg.w) continue;
-            const index_t xi = (pl * pg.h + r) * pg.w + c;
-            if (x[xi] > best) best = x[xi], at = xi;  // first maximum wins
-            sum += x[xi], lp += std::pow(std::fabs(x[xi]), p), ++cells;
-          }
-        ymax[oi] = best, yavg[oi] = sum / double(pg.kh * pg.kw), yavg_n[oi] = sum / double(cells);
-        ylp[oi] = std::pow(lp, 1 / p);
-        gmax[at] += go[oi];
-        for (index_t r = i * pg.sh - pg.ph; r < i * pg.sh - pg.ph + pg.kh; ++r)
-          for (index_t c = j * pg.sw - pg.pw; c < j * pg.sw - pg.pw + pg.kw; ++c) {
-            if (r < 0 || r >= pg.h || c < 0 || c >= pg.w) continue;
-            const index_t xi = (pl * pg.h + r) * pg.w + c;
-            gavg[xi] += go[oi] / double(pg.kh * pg.kw), gavg_n[xi] += go[oi] / double(cells);
-            if (x[xi] != 0 && ylp[oi] != 0)
-              glp[xi] += go[oi] * (x[xi] > 0 ? 1 : -1) * std::pow(std::fabs(x[xi]) / ylp[oi], p - 1);
-          }
-      }
-  const auto g = pd::narrow<I>(pg);
-  const float full = float(pg.kh * pg.kw);
-  Shape s{pg.planes, 1, pg.h, pg.w, 1, pg.kh, pg.kw, oh, ow, pg.sh, pg.sw, pg.ph, pg.pw, 1, 1, 1};  // for messages
-  std::vector<float> out(n_out, NAN), gin(n_in, NAN);
-  emulate_launch(2, 32, [&] { pd::max_forward_kernel<I>(x.data(), out.data(), g, I(n_out)); });
-  expect_close(out, ymax, 0, "max_pool", s);
-  emulate_launch(2, 32, [&] { pd::max_backward_kernel<I>(go.data(), x.data(), gin.data(), g, I(n_in)); });
-  expect_close(gin, gmax, 1e-5, "max_pool_backward", s);
-  emulate_launch(2, 32, [&] { pd::avg_forward_kernel<I>(x.data(), out.data(), g, I(n_out), full, true); });
-  expect_close(out, yavg, 1e-5, "avg_pool", s);
-  emulate_launch(2, 32, [&] { pd::avg_forward_kernel<I>(x.data(), out.data(), g, I(n_out), full, false); });
-  expect_close(out, yavg_n, 1e-5, "avg_pool (exclude pad)", s);
-  emulate_launch(2, 32, [&] { pd::avg_backward_kernel<I>(go.data(), gin.data(), g, I(n_in), full, true); });
-  expect_close(gin, gavg, 1e-5, "avg_pool_backward", s);
-  emulate_launch(2, 32, [&] { pd::avg_backward_kernel<I>(go.data(), gin.data(), g, I(n_in), full, false); });
-  expect_close(gin, gavg_n, 1e-5, "avg_pool_backward (exclude pad)", s);
-  emulate_launch(2, 32, [&] { pd::lp_forward_kernel<I>(x.data(), out.data(), g, I(n_out), p); });
-  expect_close(out, ylp, 1e-5, "lp_pool", s);
-  emulate_launch(2, 32, [&] { pd::lp_backward_kernel<I>(go.data(), x.data(), gin.data(), g, I(n_in), p); });
-  expect_close(gin, glp, 1e-4, "lp_pool_backward", s);
-  // global average backward over the same planes
-  std::vector<float> gg(pg.planes);
-  std::vector<double> gg_ref(n_in);
-  for (index_t i = 0; i < pg.planes; ++i) gg[i] = u(rng);
-  for (index_t i = 0; i < n_in; ++i) gg_ref[i] = gg[i / (pg.h * pg.w)] / double(pg.h * pg.w);
-  emulate_launch(2, 32, [&] { pd::global_avg_backward_kernel<I>(gg.data(), gin.data(), I(pg.h * pg.w), I(n_in)); });
-  expect_close(gin, gg_ref, 1e-6, "global_avg_pool_backward", s);
-}
-
 int main() {
   std::mt19937 rng(7);
   // N, C, H, W, K, R, S, stride, pad, dil, groups
@@ -227,16 +152,6 @@ int main() {
     check_conv<std::int32_t>(s, 1, rng);
     check_conv<std::int64_t>(s, 1, rng);
     if (s.N * s.P * s.Q > 32) check_conv<std::int32_t>(s, 3, rng);  // split reduction, some splits short
-  }
-  const PoolGeo pools[] = {
-      {2, 8, 8, 2, 2, 2, 2, 0, 0},  {1, 7, 9, 2, 2, 2, 2, 0, 0}, {2, 9, 9, 3, 3, 2, 2, 1, 1},
-      {1, 10, 11, 3, 3, 3, 3, 0, 0}, {2, 7, 7, 3, 3, 1, 1, 1, 1}, {1, 6, 9, 2, 3, 1, 2, 1, 1},
-      {2, 11, 5, 3, 2, 2, 3, 1, 0},  {1, 9, 8, 2, 2, 3, 3, 0, 0}, {1, 5, 13, 5, 4, 2, 4, 2, 2},
-      {3, 1, 1, 1, 1, 1, 1, 0, 0},
-  };
-  for (const PoolGeo& g : pools) {
-    check_pool<std::int32_t>(g, rng);
-    check_pool<std::int64_t>(g, rng);
   }
   std::printf("%d failures\n", failures);
   return failures != 0;
