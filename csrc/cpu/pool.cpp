@@ -226,6 +226,76 @@ void row_argmax(const float* plane, const Pool2dGeometry& g, const Interior& in,
   for (index_t jj = 0; jj < n; ++jj) out[jj] = first + jj * sw + off[l[jj]];
 }
 
+// The winners of a whole plane, a row of windows at a time, with no edge cases: the plane is copied
+// once into rows padded with -inf (padding never beats a real cell) and the AVX2 argmax runs over
+// every window of a row. The one case the padding could get wrong, a window whose real cells are all
+// -inf with a padded cell scanned first, shows as a winner in the padding and is redone by first_max.
+// Portable ISA, strides other than 1 and 2, rows of fewer than 8 windows or a geometry too wide for
+// the copy: row_argmax. One object per thread; call plane() once per plane, then row() per row.
+class PlaneArgmax {
+ public:
+  PlaneArgmax(const Pool2dGeometry& g, const Interior& in)
+      : g_(g), in_(in), scratch_(g, in), len_(vh_scratch(g)), loc_(g.ow) {
+    active_ = active_isa() != Isa::generic && (g.sw == 1 || g.sw == 2) && g.ow >= 8 && len_ > 0 &&
+              std::min(g.kh, (g.h + g.dh - 1) / g.dh) <= std::numeric_limits<std::int32_t>::max() / g.kw;
+    if (!active_) return;
+    buf_.resize(g.h * len_ + 16);  // + the last overlapping AVX2 load
+    const index_t rows = std::min(g.kh, (g.h + g.dh - 1) / g.dh);
+    row_off_.resize(rows * g.kw);
+    col_off_.resize(rows * g.kw);
+    for (index_t rr = 0; rr < rows; ++rr)
+      for (index_t b = 0; b < g.kw; ++b) row_off_[rr * g.kw + b] = rr * g.dh, col_off_[rr * g.kw + b] = b * g.dw;
+  }
+
+  void plane(const float* plane) {
+    plane_ = plane;
+    if (!active_) return;
+    for (index_t r = 0; r < g_.h; ++r) {
+      float* dst = buf_.data() + r * len_;
+      std::fill(dst, dst + g_.pw, kNegInf);
+      std::copy(plane + r * g_.w, plane + (r + 1) * g_.w, dst + g_.pw);
+      std::fill(dst + g_.pw + g_.w, dst + len_, kNegInf);
+    }
+  }
+
+  // at[j] = the in-plane index of window (i, j)'s winner, -1 for a window with no cell.
+  void row(index_t i, index_t* at) {
+    if (!active_) return row_argmax(plane_, g_, in_, i, scratch_, at);
+    const Span rows = rows_of(g_, i);
+    if (rows.empty()) return std::fill(at, at + g_.ow, index_t{-1});
+    avx2::max_pool_row_argmax(buf_.data() + rows.lo * len_, len_, count(rows, g_.dh), g_.dh, g_.sw, g_.dw, g_.kw,
+                              g_.ow, loc_.data());
+    const index_t* __restrict ro = row_off_.data();
+    const index_t* __restrict co = col_off_.data();
+    const std::int32_t* __restrict loc = loc_.data();
+    const index_t ow = g_.ow, sw = g_.sw, pw = g_.pw, w = g_.w, r0 = rows.lo;
+    bool redo = false;
+    for (index_t j = 0; j < ow; ++j) {
+      const index_t c = j * sw - pw + co[loc[j]];
+      const bool real = static_cast<std::uint64_t>(c) < static_cast<std::uint64_t>(w);
+      redo |= !real;
+      at[j] = (r0 + ro[loc[j]]) * w + c;
+    }
+    if (redo)  // a window whose winner is a padded cell: its real cells are all -inf
+      for (index_t j = 0; j < ow; ++j) {
+        const index_t c = j * sw - pw + co[loc[j]];
+        if (static_cast<std::uint64_t>(c) >= static_cast<std::uint64_t>(w))
+          at[j] = first_max(plane_, g_, rows, cols_of(g_, j));
+      }
+  }
+
+ private:
+  const Pool2dGeometry& g_;
+  const Interior& in_;
+  ArgmaxScratch scratch_;
+  index_t len_;
+  bool active_ = false;
+  const float* plane_ = nullptr;
+  std::vector<float> buf_;
+  std::vector<std::int32_t> loc_;
+  std::vector<index_t> row_off_, col_off_;
+};
+
 inline float window_sum(const float* plane, index_t w, const Span& rows, const Span& cols) {
   float s = 0.0f;
   for (index_t r = rows.lo; r < rows.hi; ++r)
@@ -370,19 +440,22 @@ void max_pool2d_forward(const float* x, float* y, std::int64_t* indices, const P
     }
     return;
   }
-  // With indices: the winners' positions, then their values (a row's inputs are still in L1).
+  // With indices: the winners' positions, then their values (the plane is still in cache). A thread
+  // per plane.
 #pragma omp parallel if (parallel_worth_it(g))
   {
-    ArgmaxScratch scratch(g, in);
-#pragma omp for collapse(2) schedule(static)
-    for (index_t p = 0; p < g.planes; ++p)
+    PlaneArgmax argmax(g, in);
+#pragma omp for schedule(static)
+    for (index_t p = 0; p < g.planes; ++p) {
+      const float* plane = x + p * hw;
+      argmax.plane(plane);
       for (index_t i = 0; i < oh; ++i) {
-        const float* plane = x + p * hw;
         const index_t o = (p * oh + i) * ow;
         index_t* at = indices + o;  // index_t is std::int64_t
-        row_argmax(plane, g, in, i, scratch, at);
+        argmax.row(i, at);
         for (index_t j = 0; j < ow; ++j) y[o + j] = at[j] < 0 ? kNegInf : plane[at[j]];
       }
+    }
   }
 }
 
@@ -461,13 +534,15 @@ void max_pool2d_backward(const float* grad_out, const float* x, float* grad_in, 
     } else {
       // Overlapping windows, gaps or padding: zero the plane, then scatter-add in window order
       // (row-major, as the reference) so accumulated cells round the same way; a thread per plane.
+      PlaneArgmax argmax(g, in);
 #pragma omp for schedule(static)
       for (index_t p = 0; p < g.planes; ++p) {
         const float* plane = x + p * hw;
         float* gi = grad_in + p * hw;
         std::fill(gi, gi + hw, 0.0f);
+        argmax.plane(plane);
         for (index_t i = 0; i < oh; ++i) {
-          row_argmax(plane, g, in, i, scratch, at.data());
+          argmax.row(i, at.data());
           const float* gout = grad_out + (p * oh + i) * ow;
           for (index_t j = 0; j < ow; ++j)
             if (at[j] >= 0) gi[at[j]] += gout[j];

@@ -100,10 +100,8 @@ def _like_x(shape4, unbatched: bool) -> tuple:
 def _out_axis(n, k, s, p, d, ceil_mode):
     """PyTorch's pooling_output_shape for one axis, in Python ints: (output size, effective kernel)."""
     ek = d * (k - 1) + 1
-    span = n + 2 * p - ek
-    if span < 0:
-        return 0, ek
-    if ceil_mode:
+    span = n + 2 * p - ek  # < 0: the window is larger than the padded input
+    if ceil_mode:  # (ceil_mode accepts a window up to stride-1 cells larger, as PyTorch)
         o = -(-span // s) + 1
         if (o - 1) * s >= n + p:  # the last window must start inside the input or its left padding
             o -= 1
