@@ -89,7 +89,6 @@ def main():
           f"rounds={args.rounds}")
 
     # ---------------------------------------------------------------- 1. default paths, A/B
-    print("\n1. default paths: this build vs baseline (vs torch), medians [min-max] over interleaved rounds")
     cases = {
         "max 2x2 fwd": lambda m: lambda: m.max_pool2d(x, 2),
         "max 2x2 bwd": lambda m: lambda: m.max_pool2d_backward(g2, x, 2),
@@ -134,6 +133,7 @@ def main():
 
 
 def default_paths(args, base, torch, cases, small, torch_cases):
+    print("\n1. default paths: this build vs baseline (vs torch), medians [min-max] over interleaved rounds")
     print(f"{'case':18} {'this build':>30} {'baseline':>30} {'new/base':>9} {'torch':>30}")
     ctx = torch.no_grad() if torch is not None else _Null()
     with ctx:

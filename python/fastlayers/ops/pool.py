@@ -109,9 +109,28 @@ def _out_axis(n, k, s, p, d, ceil_mode):
     return span // s + 1, ek
 
 
+# Checked geometries of recent calls with plain-int arguments (batch-1 inference makes many small
+# calls with the same arguments: the checks below cost more than the kernel there).
+_GEOMETRY_CACHE: dict = {}
+
+
 def _geometry(shape4, kernel_size, stride, padding, dilation, ceil_mode):
     """Checked kernel arguments (planes, h, w, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow) and the
     (N, C, oh, ow) output shape."""
+    if (type(kernel_size) is int and (stride is None or type(stride) is int) and type(padding) is int
+            and type(dilation) is int):
+        key = (tuple(shape4), kernel_size, stride, padding, dilation, ceil_mode)
+        hit = _GEOMETRY_CACHE.get(key)
+        if hit is None:
+            hit = _check_geometry(shape4, kernel_size, stride, padding, dilation, ceil_mode)
+            if len(_GEOMETRY_CACHE) >= 256:
+                _GEOMETRY_CACHE.clear()
+            _GEOMETRY_CACHE[key] = hit
+        return hit
+    return _check_geometry(shape4, kernel_size, stride, padding, dilation, ceil_mode)
+
+
+def _check_geometry(shape4, kernel_size, stride, padding, dilation, ceil_mode):
     n, c, h, w = (int(s) for s in shape4)
     kh, kw = _size2(kernel_size, "kernel_size")
     if kh <= 0 or kw <= 0:
