@@ -163,7 +163,7 @@ def new_paths(args, rng, x):
     print(f"\n2. new paths vs the STREAM triad ({triad:.1f} GB/s, {args.threads} threads, this run)")
     xo = rng.standard_normal((n, c, 55, 55)).astype(np.float32)  # odd: ceil_mode adds a window per axis
     y_c, i_c = fl.max_pool2d(xo, 2, ceil_mode=True, return_indices=True)
-    y_3c = fl.max_pool2d(xo, 3, 2, 0, ceil_mode=True)
+    y_3c, i_3c = fl.max_pool2d(xo, 3, 2, 0, ceil_mode=True, return_indices=True)
     y_d, i_d = fl.max_pool2d(x, 3, 1, 1, 2, return_indices=True)
     y_2, i_2 = fl.max_pool2d(x, 2, return_indices=True)
     y_a, i_a = fl.adaptive_max_pool2d(xo, 7, return_indices=True)
@@ -180,11 +180,13 @@ def new_paths(args, rng, x):
                                     nb(y_3c, xo, xo), True),
         "max 3x3 d2 p1 fwd": (lambda: fl.max_pool2d(x, 3, 1, 1, 2), nb(x, y_d), True),
         "max 3x3 d2 p1 bwd": (lambda: fl.max_pool2d_backward(y_d, x, 3, 1, 1, 2), nb(y_d, x, x), True),
+        "max 3x3/2 ceil bwd(indices)": (lambda: fl.max_pool2d_backward(y_3c, xo, 3, 2, ceil_mode=True, indices=i_3c),
+                                        nb(y_3c, xo, idx=(i_3c,)), True),
+        "max 3x3 d2 p1 bwd(indices)": (lambda: fl.max_pool2d_backward(y_d, x, 3, 1, 1, 2, indices=i_d),
+                                       nb(y_d, x, idx=(i_d,)), True),
         "max 2x2 +indices fwd": (lambda: fl.max_pool2d(x, 2, return_indices=True), nb(x, y_2, idx=(i_2,)), False),
         "max 2x2 bwd(indices)": (lambda: fl.max_pool2d_backward(y_2, x, 2, indices=i_2), nb(y_2, x, idx=(i_2,)),
                                  False),
-        "max 3x3 d2 bwd(indices)": (lambda: fl.max_pool2d_backward(y_d, x, 3, 1, 1, 2, indices=i_d),
-                                    nb(y_d, x, idx=(i_d,)), False),
         "avg 2x2 ceil fwd (55)": (lambda: fl.avg_pool2d(xo, 2, ceil_mode=True), nb(xo, y_c), False),
         "avg 3x3/2p1 ceil div fwd": (lambda: fl.avg_pool2d(xo, 3, 2, 1, True, False, 7), nb(xo, y_c), False),
         "adaptive avg 55->7": (lambda: fl.adaptive_avg_pool2d(xo, 7), nb(xo, y_a), False),

@@ -239,7 +239,7 @@ class PlaneArgmax {
     active_ = active_isa() != Isa::generic && (g.sw == 1 || g.sw == 2) && g.ow >= 8 && len_ > 0 &&
               std::min(g.kh, (g.h + g.dh - 1) / g.dh) <= std::numeric_limits<std::int32_t>::max() / g.kw;
     if (!active_) return;
-    buf_.resize(g.h * len_ + 16);  // + the last overlapping AVX2 load
+    buf_.assign(g.h * len_ + 16, kNegInf);  // + the last overlapping AVX2 load; the padding stays -inf
     const index_t rows = std::min(g.kh, (g.h + g.dh - 1) / g.dh);
     row_off_.resize(rows * g.kw);
     col_off_.resize(rows * g.kw);
@@ -250,12 +250,8 @@ class PlaneArgmax {
   void plane(const float* plane) {
     plane_ = plane;
     if (!active_) return;
-    for (index_t r = 0; r < g_.h; ++r) {
-      float* dst = buf_.data() + r * len_;
-      std::fill(dst, dst + g_.pw, kNegInf);
-      std::copy(plane + r * g_.w, plane + (r + 1) * g_.w, dst + g_.pw);
-      std::fill(dst + g_.pw + g_.w, dst + len_, kNegInf);
-    }
+    for (index_t r = 0; r < g_.h; ++r)
+      std::copy(plane + r * g_.w, plane + (r + 1) * g_.w, buf_.data() + r * len_ + g_.pw);
   }
 
   // at[j] = the in-plane index of window (i, j)'s winner, -1 for a window with no cell.

@@ -292,3 +292,17 @@ def test_max_unpool_layer_and_indices(rng):
 def test_pool_layer_constructor_errors(make, match):
     with pytest.raises((TypeError, ValueError), match=match):
         make()
+
+
+def test_max_pool_layer_backward_path(rng):
+    """Tiling windows recompute the winners from x; other geometries keep the training forward's
+    indices (and give the same gradient as the recomputing op)."""
+    x = rng.standard_normal((2, 3, 9, 9)).astype(np.float32)
+    tiled, overlapping = nn.MaxPool2d(2), nn.MaxPool2d(3, 2, 1, ceil_mode=True)
+    for layer, keeps in ((tiled, False), (overlapping, True)):
+        y = layer.forward(x, training=True)
+        assert (layer._indices is not None) == keeps
+        g = rng.standard_normal(y.shape).astype(np.float32)
+        np.testing.assert_array_equal(layer.backward(g), fl.max_pool2d_backward(g, x, *layer._geometry()))
+        layer.forward(x, training=False)
+        assert layer._indices is None  # inference keeps nothing

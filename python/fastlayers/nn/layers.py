@@ -348,9 +348,11 @@ class MaxPool2d(Layer):
     """torch.nn.MaxPool2d: max over each window; (N, C, H, W) or unbatched (C, H, W).
 
     With return_indices=True the layer returns (y, indices) as PyTorch (for MaxUnpool2d in a graph);
-    in a Sequential keep it False. Backward: on the CPU the winners are recomputed from the saved
-    input (one fast pass; saving int64 indices costs the forward more than it saves), on the GPU the
-    training forward keeps the indices and the backward is one gather with no argmax."""
+    in a Sequential keep it False. Backward: when the windows tile the input (stride == kernel_size,
+    no padding or dilation: the 2x2/2 of most CNNs) the winners are recomputed from the saved input,
+    one pass that costs less than writing and reading int64 indices; for any other geometry the
+    training forward keeps the indices and the backward is a scatter (CPU) or gather (GPU) with no
+    argmax (measured: benchmarks/pool_tune.py)."""
 
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices: bool = False,
                  ceil_mode: bool = False):
@@ -368,9 +370,12 @@ class MaxPool2d(Layer):
     def _geometry(self):
         return (self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
 
+    def _tiled(self) -> bool:
+        return (self.stride == self.kernel_size and self.padding == (0, 0) and self.dilation == (1, 1))
+
     def forward(self, x, training=None):
         self._x = x
-        keep = self.return_indices or (self._is_training(training) and _backend.is_cupy_array(x))
+        keep = self.return_indices or (self._is_training(training) and not self._tiled())
         if not keep:
             self._indices = None
             return F.max_pool2d(x, *self._geometry())
@@ -476,7 +481,8 @@ class AdaptiveAvgPool2d(Layer):
 
 
 class AdaptiveMaxPool2d(Layer):
-    """torch.nn.AdaptiveMaxPool2d; return_indices as MaxPool2d (and the same backward path choice)."""
+    """torch.nn.AdaptiveMaxPool2d; return_indices as MaxPool2d. The training forward keeps the indices
+    (adaptive windows may overlap; the backward is then a scatter/gather with no argmax)."""
 
     def __init__(self, output_size, return_indices: bool = False):
         super().__init__()
@@ -487,7 +493,7 @@ class AdaptiveMaxPool2d(Layer):
 
     def forward(self, x, training=None):
         self._x = x
-        keep = self.return_indices or (self._is_training(training) and _backend.is_cupy_array(x))
+        keep = self.return_indices or self._is_training(training)
         if not keep:
             self._indices = None
             return F.adaptive_max_pool2d(x, self.output_size)
