@@ -236,7 +236,9 @@ class PlaneArgmax {
  public:
   PlaneArgmax(const Pool2dGeometry& g, const Interior& in)
       : g_(g), in_(in), scratch_(g, in), len_(vh_scratch(g)), loc_(g.ow) {
+    // (the padded copy of one plane stays below 16 MB a thread; taller planes use row_argmax)
     active_ = active_isa() != Isa::generic && (g.sw == 1 || g.sw == 2) && g.ow >= 8 && len_ > 0 &&
+              g.h <= (index_t{1} << 22) / len_ &&
               std::min(g.kh, (g.h + g.dh - 1) / g.dh) <= std::numeric_limits<std::int32_t>::max() / g.kw;
     if (!active_) return;
     buf_.assign(g.h * len_ + 16, kNegInf);  // + the last overlapping AVX2 load; the padding stays -inf

@@ -126,16 +126,21 @@ def test_adaptive_pools_match_torch(device, seed):
 @pytest.mark.parametrize("seed", range(N_CASES // 2))
 def test_max_unpool_matches_torch(device, seed):
     rng = np.random.default_rng(3000 + seed)
-    shape, k, s, p, _, ceil = _draw(rng)
-    if len(shape) == 3:
-        shape = (1,) + shape  # PyTorch's unbatched unpool is covered by test_pool.py against the reference
+    # stride >= kernel: windows do not overlap, so every index is distinct (PyTorch's unpool leaves the
+    # winner among duplicates unspecified)
+    k = tuple(int(v) for v in rng.integers(1, 5, 2))
+    s = tuple(int(kk + rng.integers(0, 2)) for kk in k)
+    p = tuple(int(rng.integers(0, kk // 2 + 1)) for kk in k)
+    ceil = bool(rng.integers(0, 2))
+    shape = (int(rng.integers(1, 3)), int(rng.integers(1, 4))) + tuple(int(v) for v in rng.integers(4, 12, 2))
     try:
         _, ti = F.max_pool2d(torch.tensor(rng.standard_normal(shape)), k, s, p, 1, ceil, True)
     except RuntimeError:
         pytest.skip("no output without dilation")
     y = rng.standard_normal(tuple(ti.shape)).astype(np.float32)
     # every index distinct (PyTorch's unpool leaves the winner among duplicates unspecified)
-    if torch.unique(ti.reshape(ti.shape[0], ti.shape[1], -1), dim=2).shape[2] != ti[0, 0].numel():
+    planes = ti.numpy().reshape(-1, ti[0, 0].numel())
+    if any(len(np.unique(plane)) != plane.size for plane in planes):
         pytest.skip("duplicate indices (overlapping windows)")
     out = F.max_unpool2d(torch.tensor(y), ti, k, s, p, shape)
     g = rng.standard_normal(tuple(out.shape)).astype(np.float32)
