@@ -39,6 +39,17 @@ inline Span cols_of(const Pool2dGeometry& g, index_t j) {
   return {first_real(ws, g.dw), std::min(ws + g.ekw(), g.w)};
 }
 
+// The same for the undilated windows of the average and Lp pools (no division, no branch).
+inline Span rows_of1(const Pool2dGeometry& g, index_t i) {
+  const index_t hs = i * g.sh - g.ph;
+  return {std::max<index_t>(hs, 0), std::min(hs + g.kh, g.h)};
+}
+
+inline Span cols_of1(const Pool2dGeometry& g, index_t j) {
+  const index_t ws = j * g.sw - g.pw;
+  return {std::max<index_t>(ws, 0), std::min(ws + g.kw, g.w)};
+}
+
 inline index_t count(const Span& s, index_t step) { return s.empty() ? 0 : (s.hi - s.lo + step - 1) / step; }
 
 // PyTorch's count_include_pad extent of window i along one axis: clipped to the padded input only.
@@ -317,11 +328,11 @@ struct AvgDivisor {
 // pools have no dilation: dh = dw = 1.)
 void row_avg(const float* plane, const Pool2dGeometry& g, const Interior& in, index_t i, float* y,
              const AvgDivisor& divisor) {
-  const Span rows = rows_of(g, i);
+  const Span rows = rows_of1(g, i);
   const double ph_ext = pool_extent(i, g.sh, g.ph, g.kh, g.h);
   const index_t nrows = count(rows, 1);
   auto edge = [&](index_t j) {
-    const Span cols = cols_of(g, j);
+    const Span cols = cols_of1(g, j);
     y[j] = window_sum(plane, g.w, rows, cols) /
            divisor(ph_ext, pool_extent(j, g.sw, g.pw, g.kw, g.w), nrows, count(cols, 1));
   };
@@ -605,10 +616,10 @@ void avg_pool2d_backward(const float* grad_out, float* grad_in, const Pool2dGeom
     float* gi = grad_in + p * hw;
     std::fill(gi, gi + hw, 0.0f);
     for (index_t i = 0; i < oh; ++i) {
-      const Span rows = rows_of(g, i);
+      const Span rows = rows_of1(g, i);
       const double ph_ext = pool_extent(i, g.sh, g.ph, g.kh, g.h);
       for (index_t j = 0; j < ow; ++j) {
-        const Span cols = cols_of(g, j);
+        const Span cols = cols_of1(g, j);
         const float v = gp[i * ow + j] /
                         divisor(ph_ext, pool_extent(j, g.sw, g.pw, g.kw, g.w), count(rows, 1), count(cols, 1));
         for (index_t r = rows.lo; r < rows.hi; ++r)
@@ -643,16 +654,23 @@ inline double lp_factor(const Pool2dGeometry& g, index_t i, index_t j) {
   return (eh == kh && ew == kw) ? 1.0 : (kh * kw) / (eh * ew);
 }
 
+// Whether any window runs past the padded input (only ceil_mode's last ones can): else F = 1.
+inline bool lp_scaled(const Pool2dGeometry& g) {
+  return (g.oh - 1) * g.sh - g.ph + g.kh > g.h + g.ph || (g.ow - 1) * g.sw - g.pw + g.kw > g.w + g.pw;
+}
+
 }  // namespace
 
 void lp_pool2d_forward(const float* x, float* y, const Pool2dGeometry& g, double p) {
   const index_t oh = g.oh, ow = g.ow, hw = g.h * g.w;
+  const bool scaled = lp_scaled(g);
 #pragma omp parallel for collapse(2) schedule(static) if (parallel_worth_it(g))
   for (index_t pl = 0; pl < g.planes; ++pl)
     for (index_t i = 0; i < oh; ++i) {
-      const Span rows = rows_of(g, i);
+      const Span rows = rows_of1(g, i);
       for (index_t j = 0; j < ow; ++j) {
-        const double s = lp_sum(x + pl * hw, g.w, rows, cols_of(g, j), p) * lp_factor(g, i, j);
+        double s = lp_sum(x + pl * hw, g.w, rows, cols_of1(g, j), p);
+        if (scaled) s *= lp_factor(g, i, j);
         y[(pl * oh + i) * ow + j] = static_cast<float>(root(s, p));
       }
     }
@@ -661,6 +679,7 @@ void lp_pool2d_forward(const float* x, float* y, const Pool2dGeometry& g, double
 void lp_pool2d_backward(const float* grad_out, const float* x, float* grad_in, const Pool2dGeometry& g,
                         double p) {
   const index_t oh = g.oh, ow = g.ow, hw = g.h * g.w;
+  const bool scaled = lp_scaled(g);
   // Scatter per plane (the window norm is computed once per window), one thread per plane.
 #pragma omp parallel for schedule(static) if (parallel_worth_it(g))
   for (index_t pl = 0; pl < g.planes; ++pl) {
@@ -668,10 +687,10 @@ void lp_pool2d_backward(const float* grad_out, const float* x, float* grad_in, c
     float* gi = grad_in + pl * hw;
     std::fill(gi, gi + hw, 0.0f);
     for (index_t i = 0; i < oh; ++i) {
-      const Span rows = rows_of(g, i);
+      const Span rows = rows_of1(g, i);
       for (index_t j = 0; j < ow; ++j) {
-        const Span cols = cols_of(g, j);
-        const double f = lp_factor(g, i, j);
+        const Span cols = cols_of1(g, j);
+        const double f = scaled ? lp_factor(g, i, j) : 1.0;
         const double yv = root(lp_sum(plane, g.w, rows, cols, p) * f, p);
         const double gv = grad_out[(pl * oh + i) * ow + j] * f;
         if (yv == 0.0) continue;  // every cell is 0: the gradient is defined as 0 (no 0/0)
