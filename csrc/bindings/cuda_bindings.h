@@ -19,6 +19,8 @@ void bind_cuda_conv(pybind11::module_& m);
 void bind_cuda_gemm(pybind11::module_& m);
 void bind_cuda_elementwise(pybind11::module_& m);
 void bind_cuda_pad(pybind11::module_& m);
+void bind_cuda_concat(pybind11::module_& m);
+void bind_cuda_interpolate(pybind11::module_& m);
 void bind_cuda_loss(pybind11::module_& m);
 void bind_cuda_optim(pybind11::module_& m);
 void bind_cuda_dropout(pybind11::module_& m);

@@ -58,6 +58,23 @@ def to_device(a, device: str):
     raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
 
 
+_PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
+
+def _conv_padding(padding, stride, padding_mode, as_tuple):
+    """A conv layer's padding (an int/tuple via as_tuple, or 'same'/'valid') and padding_mode, checked as
+    torch.nn.Conv2d checks them at construction."""
+    if not isinstance(padding_mode, str) or padding_mode not in _PADDING_MODES:
+        raise ValueError(f"padding_mode must be one of {list(_PADDING_MODES)}, got padding_mode={padding_mode!r}")
+    if isinstance(padding, str):
+        if padding not in ("same", "valid"):
+            raise ValueError(f"Invalid padding string {padding!r}, should be one of 'valid', 'same'")
+        if padding == "same" and any(s != 1 for s in (stride if isinstance(stride, tuple) else (stride,))):
+            raise ValueError(f"padding='same' is not supported for strided convolutions, got stride={stride}")
+        return padding
+    return as_tuple(padding)
+
+
 def _pair(v, name):
     if isinstance(v, (int, np.integer)):
         return (int(v), int(v))
@@ -197,7 +214,7 @@ class _Weighted(Layer):
         c = self.get_config()
         ins, outs = (c["in_features"], c["out_features"]) if "in_features" in c else (c["in_channels"], c["out_channels"])
         parts = [f"{ins}->{outs}"]
-        for key in ("kernel_size", "stride", "padding", "dilation", "groups"):
+        for key in ("kernel_size", "stride", "padding", "dilation", "groups", "padding_mode"):
             if key in c:
                 v = c[key]
                 v = "x".join(map(str, v)) if isinstance(v, tuple) and len(set(v)) > 1 else (v[0] if isinstance(v, tuple) else v)
@@ -244,27 +261,32 @@ class Conv2d(_Weighted):
     need_input_grad = True
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
-                 groups: int = 1, bias: bool = True, init="lecun_uniform", rng=None):
+                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", init="lecun_uniform", rng=None):
         super().__init__()
         self.in_channels, self.out_channels, self.groups = int(in_channels), int(out_channels), int(groups)
         if self.groups < 1 or self.in_channels % self.groups or self.out_channels % self.groups:
             raise ValueError(f"groups={groups} must divide in_channels={in_channels} and "
                              f"out_channels={out_channels}")
         self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.stride, self.padding, self.dilation = (_pair(stride, "stride"), _pair(padding, "padding"),
-                                                    _pair(dilation, "dilation"))
+        self.stride, self.dilation = _pair(stride, "stride"), _pair(dilation, "dilation")
+        self.padding = _conv_padding(padding, self.stride, padding_mode, lambda v: _pair(v, "padding"))
+        self.padding_mode = padding_mode
         self._config = dict(in_channels=self.in_channels, out_channels=self.out_channels,
                             kernel_size=self.kernel_size, stride=self.stride, padding=self.padding,
                             dilation=self.dilation, groups=self.groups, bias=bool(bias))
+        if padding_mode != "zeros":
+            self._config["padding_mode"] = padding_mode
         shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
         self._make_params(shape, self.out_channels, bias, init, rng)
 
     def _geometry(self):
-        return dict(stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups)
+        return dict(stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups,
+                    padding_mode=self.padding_mode)
 
     def forward(self, x, training=None):
-        if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"Conv2d: input must be (N, {self.in_channels}, H, W), got {tuple(x.shape)}")
+        if x.ndim not in (3, 4) or x.shape[-3] != self.in_channels:
+            raise ValueError(f"Conv2d: input must be (N, {self.in_channels}, H, W) or ({self.in_channels}, H, W), "
+                             f"got {tuple(x.shape)}")
         self._x = x
         return F.conv2d(x, self.weight.data, self._b(), **self._geometry())
 
@@ -283,27 +305,33 @@ class Conv1d(_Weighted):
 
     need_input_grad = True
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0,
-                 dilation: int = 1, groups: int = 1, bias: bool = True, init="lecun_uniform", rng=None):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding=0,
+                 dilation: int = 1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
+                 init="lecun_uniform", rng=None):
         super().__init__()
         self.in_channels, self.out_channels, self.groups = int(in_channels), int(out_channels), int(groups)
         if self.groups < 1 or self.in_channels % self.groups or self.out_channels % self.groups:
             raise ValueError(f"groups={groups} must divide in_channels={in_channels} and "
                              f"out_channels={out_channels}")
-        self.kernel_size, self.stride, self.padding, self.dilation = (int(kernel_size), int(stride),
-                                                                      int(padding), int(dilation))
+        self.kernel_size, self.stride, self.dilation = int(kernel_size), int(stride), int(dilation)
+        self.padding = _conv_padding(padding, self.stride, padding_mode, int)
+        self.padding_mode = padding_mode
         self._config = dict(in_channels=self.in_channels, out_channels=self.out_channels,
                             kernel_size=self.kernel_size, stride=self.stride, padding=self.padding,
                             dilation=self.dilation, groups=self.groups, bias=bool(bias))
+        if padding_mode != "zeros":
+            self._config["padding_mode"] = padding_mode
         shape = (self.out_channels, self.in_channels // self.groups, self.kernel_size)
         self._make_params(shape, self.out_channels, bias, init, rng)
 
     def _geometry(self):
-        return dict(stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups)
+        return dict(stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups,
+                    padding_mode=self.padding_mode)
 
     def forward(self, x, training=None):
-        if x.ndim != 3 or x.shape[1] != self.in_channels:
-            raise ValueError(f"Conv1d: input must be (N, {self.in_channels}, L), got {tuple(x.shape)}")
+        if x.ndim not in (2, 3) or x.shape[-2] != self.in_channels:
+            raise ValueError(f"Conv1d: input must be (N, {self.in_channels}, L) or ({self.in_channels}, L), "
+                             f"got {tuple(x.shape)}")
         self._x = x
         return F.conv1d(x, self.weight.data, self._b(), **self._geometry())
 
