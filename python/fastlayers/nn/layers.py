@@ -16,7 +16,7 @@ from ._ops import F
 
 __all__ = ["Parameter", "Layer", "Linear", "Conv2d", "Conv1d", "MaxPool2d", "AvgPool2d", "LpPool2d",
            "GlobalAvgPool2d", "Flatten", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "Dropout",
-           "Residual", "to_device"]
+           "Residual", "to_device", "Upsample"]
 
 
 class Parameter:
@@ -552,3 +552,39 @@ class Residual(Layer):
         if self.projection is not None:
             g_skip = self.projection.backward(g_skip)
         return F.add(gx, g_skip)
+
+
+class Upsample(Layer):
+    """torch.nn.Upsample: interpolate (N, C, H, W) or (N, C, L) input to `size` or by `scale_factor`,
+    mode "nearest", "bilinear" (4-D) or "linear" (3-D); align_corners as fastlayers.interpolate."""
+
+    def __init__(self, size=None, scale_factor=None, mode: str = "nearest", align_corners=None,
+                 recompute_scale_factor=None):
+        super().__init__()
+        if mode not in ("nearest", "linear", "bilinear"):
+            raise ValueError(f"mode must be 'nearest', 'linear' or 'bilinear', got {mode!r}")
+        if mode == "nearest" and align_corners is not None:
+            raise ValueError("align_corners option can only be set with the interpolating modes: linear | bilinear "
+                             f"(mode='nearest' takes align_corners=None), got align_corners={align_corners!r}")
+        if (size is None) == (scale_factor is None):
+            raise ValueError(f"give exactly one of size and scale_factor, got size={size!r}, "
+                             f"scale_factor={scale_factor!r}")
+        self.size = tuple(size) if isinstance(size, (list, tuple)) else size
+        self.scale_factor = tuple(scale_factor) if isinstance(scale_factor, (list, tuple)) else scale_factor
+        self.mode, self.align_corners, self.recompute_scale_factor = mode, align_corners, recompute_scale_factor
+        self._config = dict(size=self.size, scale_factor=self.scale_factor, mode=mode)
+        if align_corners is not None:
+            self._config["align_corners"] = align_corners
+        if recompute_scale_factor is not None:
+            self._config["recompute_scale_factor"] = recompute_scale_factor
+
+    def _args(self):
+        return dict(size=self.size, scale_factor=self.scale_factor, mode=self.mode, align_corners=self.align_corners,
+                    recompute_scale_factor=self.recompute_scale_factor)
+
+    def forward(self, x, training=None):
+        self._x = x
+        return F.interpolate(x, **self._args())
+
+    def backward(self, grad_out):
+        return F.interpolate_backward(grad_out, self._x, **self._args())
