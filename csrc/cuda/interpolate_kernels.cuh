@@ -63,8 +63,10 @@ __global__ void interpolate_backward_kernel(const float* __restrict__ grad_out, 
       const float wh = axis_weight<I>(g.mode, oh, h, g.in_h, g.out_h, g.scale_h, g.align);
       if (wh == 0.0f) continue;
       float s = 0.0f;
-      for (I ow = ow0; ow < ow1; ++ow)
-        s += axis_weight<I>(g.mode, ow, w, g.in_w, g.out_w, g.scale_w, g.align) * plane[oh * g.out_w + ow];
+      for (I ow = ow0; ow < ow1; ++ow) {
+        const float ww = axis_weight<I>(g.mode, ow, w, g.in_w, g.out_w, g.scale_w, g.align);
+        if (ww != 0.0f) s += ww * plane[oh * g.out_w + ow];  // as the CPU: weight-0 taps add nothing
+      }
       sum += wh * s;
     }
     grad_in[e] = sum;

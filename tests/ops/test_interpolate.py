@@ -34,6 +34,12 @@ MORE = [
     ((3, 4, 200), dict(scale_factor=0.31, mode="linear")),
     ((3, 4, 200), dict(scale_factor=3, mode="linear", align_corners=True)),
     ((0, 2, 5, 5), dict(scale_factor=2)),                                      # empty batch
+    ((1, 2, 9, 10), dict(scale_factor=3, mode="bilinear")),                    # periodic interior, f = 3
+    ((1, 2, 8, 9), dict(size=(40, 45), mode="bilinear")),                      # f = 5 (generic period)
+    ((1, 2, 8, 9), dict(size=(32, 36))),                                       # nearest f = 4
+    ((2, 2, 12, 10), dict(scale_factor=2, mode="bilinear", align_corners=True)),  # no periodic interior
+    ((1, 2, 100, 100), dict(scale_factor=2, mode="bilinear")),                 # few planes: row-gather backward
+    ((1, 2, 100, 100), dict(scale_factor=0.5, mode="bilinear")),
 ]
 
 
