@@ -4,7 +4,7 @@
 #include <cstring>
 #include <vector>
 
-#include "cpu/parallel.h"
+#include "cpu/row_blocks.h"
 
 namespace fastlayers::cpu {
 
@@ -44,8 +44,10 @@ void for_each_run(const index_t* widths, index_t count, index_t outer, Copy copy
     total += widths[p];
   }
   if (total == 0 || outer == 0) return;
-  parallel_ranges(outer * total, kParallelGrain, [&](index_t lo, index_t hi) {
-    walk(widths, offsets.data(), count, total, lo, hi, copy);
+  // Blocks of 16 floats (a cache line) as "rows": each dynamic block is a 256 KiB range of the output.
+  const index_t n = outer * total, lines = (n + 15) / 16;
+  for_row_blocks(lines, 16, [&](index_t l0, index_t l1) {
+    walk(widths, offsets.data(), count, total, l0 * 16, std::min(n, l1 * 16), copy);
   });
 }
 

@@ -6,7 +6,7 @@
 #include <cstring>
 #include <vector>
 
-#include "cpu/parallel.h"
+#include "cpu/row_blocks.h"
 
 namespace fastlayers::cpu {
 
@@ -181,21 +181,6 @@ void gather_row(const Axis& x, const float* src, float* dst) {
   gather_range(x, src, dst, hi, x.in);
 }
 
-template <class F>
-void for_row_ranges(index_t rows, index_t row_len, F f) {
-  if (rows <= 0) return;
-  if (rows * std::max<index_t>(row_len, 1) <= kParallelGrain || rows == 1 || omp_get_max_threads() == 1) {
-    f(index_t{0}, rows);
-    return;
-  }
-#pragma omp parallel
-  {
-    const index_t nt = omp_get_num_threads(), t = omp_get_thread_num();
-    const index_t r0 = rows * t / nt, r1 = rows * (t + 1) / nt;
-    if (r0 < r1) f(r0, r1);
-  }
-}
-
 }  // namespace
 
 void interpolate_forward(const float* x, float* y, const InterpGeometry& g) {
@@ -204,7 +189,7 @@ void interpolate_forward(const float* x, float* y, const InterpGeometry& g) {
   const Axis ah = make_axis(g.mode, g.in_h, g.out_h, g.scale_h, g.align_corners, false);
   const Axis aw = make_axis(g.mode, g.in_w, g.out_w, g.scale_w, g.align_corners, false);
   const bool nearest = g.mode != kInterpLinear;
-  for_row_ranges(rows, ow, [&](index_t r0, index_t r1) {
+  for_row_blocks(rows, ow, [&](index_t r0, index_t r1) {
     if (nearest) {
       for (index_t row = r0; row < r1; ++row) {
         const index_t p = row / g.out_h, oh = row % g.out_h;
@@ -256,7 +241,7 @@ void backward_by_planes(const float* grad_out, float* grad_in, const InterpGeome
 #pragma omp parallel if (parallel)
   {
     std::vector<float> buf(rows_first ? ih * ow : iw);
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 1)
     for (index_t p = 0; p < g.planes; ++p) {
       float* gi = grad_in + p * plane_in;
       const float* gp = grad_out + p * plane_out;
@@ -307,7 +292,7 @@ void interpolate_backward(const float* grad_out, float* grad_in, const InterpGeo
   // Nearest (every output row feeds one input row), or few planes: split the input rows over the
   // threads; each gathers the output rows that read it, the first written straight into grad_in.
   const Axis ah = make_axis(g.mode, g.in_h, g.out_h, g.scale_h, g.align_corners, true);
-  for_row_ranges(rows, iw, [&](index_t r0, index_t r1) {
+  for_row_blocks(rows, iw, [&](index_t r0, index_t r1) {
     std::vector<float> t(iw);
     for (index_t row = r0; row < r1; ++row) {
       const index_t p = row / g.in_h, h = row % g.in_h;

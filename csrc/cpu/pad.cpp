@@ -1,32 +1,13 @@
 #include "cpu/pad.h"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cstring>
 
-#include "cpu/parallel.h"
+#include "cpu/row_blocks.h"
 
 namespace fastlayers::cpu {
 
 namespace {
-
-// Runs f(r0, r1) on contiguous row ranges, one per thread, or once when the work (rows x row_len
-// floats) is too small to wake the team.
-template <class F>
-void for_row_ranges(index_t rows, index_t row_len, F f) {
-  if (rows <= 0) return;
-  if (rows * std::max<index_t>(row_len, 1) <= kParallelGrain || rows == 1 || omp_get_max_threads() == 1) {
-    f(index_t{0}, rows);
-    return;
-  }
-#pragma omp parallel
-  {
-    const index_t nt = omp_get_num_threads(), t = omp_get_thread_num();
-    const index_t r0 = rows * t / nt, r1 = rows * (t + 1) / nt;
-    if (r0 < r1) f(r0, r1);
-  }
-}
 
 // Multi-index of flat row `row` over dims [0, r - 1) of `sizes`.
 inline void unflatten(index_t row, const index_t* sizes, int r, index_t* idx) {
@@ -97,7 +78,7 @@ void pad_forward(const float* x, float* y, const PadGeometry& g, float value) {
   direct_cols(g, j0, j1);
   const bool constant = g.mode == kPadConstant;
 
-  for_row_ranges(rows, W, [&](index_t r0, index_t r1) {
+  for_row_blocks(rows, W, [&](index_t r0, index_t r1) {
     index_t idx[kPadMaxRank] = {};
     unflatten(r0, g.out, r, idx);
     for (index_t row = r0; row < r1; ++row, advance(g.out, r, idx)) {
@@ -149,7 +130,7 @@ void pad_backward(const float* grad_out, float* grad_in, const PadGeometry& g) {
   if (rows == 0 || Wn == 0) return;
   index_t j0, j1;
   direct_cols(g, j0, j1);
-  for_row_ranges(rows, Wn, [&](index_t r0, index_t r1) {
+  for_row_blocks(rows, Wn, [&](index_t r0, index_t r1) {
     index_t idx[kPadMaxRank] = {};
     unflatten(r0, g.in, r, idx);
     for (index_t row = r0; row < r1; ++row, advance(g.in, r, idx)) {
