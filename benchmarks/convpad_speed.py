@@ -15,7 +15,8 @@ a group once per round, in rotating order; medians with min-max), 2 threads by d
    np.empty + fill of 102 MB takes ~4x a fill of an existing one); PyTorch pays the same.
 4. the default conv path A/B: fastlayers.conv2d of this checkout against the conv2d wrapper of
    another checkout (default /work/main) loaded into the same process over the same compiled
-   kernels, on a batch-1 LeNet layer (where Python overhead shows) and on layer c.
+   kernels, on a batch-1 LeNet layer (where Python overhead shows) and on layer c; and the same with
+   this checkout's own wrapper loaded twice (A/A), which shows the spread of a comparison of equals.
 
     python benchmarks/convpad_speed.py [--threads 2] [--rounds 15] [--main /work/main] [--out DIR]
 
@@ -228,32 +229,40 @@ def main():
                 line += f", torch {tt * 1e3:6.2f} ms ({tt / m:.2f}x)"
             summary.append(line)
 
-    # 4. the default conv path, A/B against the other checkout's wrapper ----------------------------
-    other = pathlib.Path(args.main)
-    if "ab" not in skip and (other / "python" / "fastlayers" / "ops" / "conv.py").exists():
-        base = load_other_conv(other)
+    # 4. the default conv path, A/B against the other checkout's wrapper, and an A/A control (this
+    #    checkout's own conv.py loaded a second time: the spread a no-change comparison shows here).
+    here = pathlib.Path(__file__).resolve().parents[1]
+    if "ab" not in skip:
         lx = rng.standard_normal((1, 6, 14, 14)).astype(np.float32)
         lw = rng.standard_normal((16, 6, 5, 5)).astype(np.float32)
         lb = rng.standard_normal(16).astype(np.float32)
         lg = rng.standard_normal((1, 16, 10, 10)).astype(np.float32)
         cx = rng.standard_normal((32, 64, 56, 56)).astype(np.float32)
         cw_ = (rng.standard_normal((64, 64, 3, 3)) * 0.05).astype(np.float32)
-        for label, fa, fb, reps in (
-                ("LeNet conv2 batch 1 forward", lambda: base.conv2d(lx, lw, lb), lambda: fl.conv2d(lx, lw, lb), 2000),
-                ("LeNet conv2 batch 1 backward", lambda: base.conv2d_backward(lg, lx, lw),
-                 lambda: fl.conv2d_backward(lg, lx, lw), 1000),
-                ("layer c forward", lambda: base.conv2d(cx, cw_, padding=1), lambda: fl.conv2d(cx, cw_, padding=1), 1)):
-            def many(f, k=reps):
-                for _ in range(k):
-                    f()
-            t = interleaved({"base": lambda: many(fa), "this": lambda: many(fb)}, max(9, args.rounds))
-            per = {k: [v / reps for v in vals] for k, vals in t.items()}
-            a = add(per["base"], "conv2d default path", f"{label} (wrapper of {other})", "cpu", anchor_order=())
-            b = add(per["this"], "conv2d default path", f"{label} (this checkout)", "cpu", anchor_order=())
-            ratios = sorted(x_ / y_ for x_, y_ in zip(t["base"], t["this"]))
-            summary.append(f"default path A/B {label}: base {a * 1e6:.1f} us, this {b * 1e6:.1f} us, "
-                           f"base/this per-round median {statistics.median(ratios):.3f} "
-                           f"[{ratios[0]:.3f}-{ratios[-1]:.3f}]")
+        for kind, other in (("A/B", pathlib.Path(args.main)), ("A/A control", here)):
+            if not (other / "python" / "fastlayers" / "ops" / "conv.py").exists():
+                summary.append(f"default path {kind}: {other} has no python/fastlayers/ops/conv.py, skipped")
+                continue
+            base = load_other_conv(other)
+            for label, fa, fb, reps in (
+                    ("LeNet conv2 batch 1 forward", lambda: base.conv2d(lx, lw, lb), lambda: fl.conv2d(lx, lw, lb), 2000),
+                    ("LeNet conv2 batch 1 backward", lambda: base.conv2d_backward(lg, lx, lw),
+                     lambda: fl.conv2d_backward(lg, lx, lw), 1000),
+                    ("layer c forward", lambda: base.conv2d(cx, cw_, padding=1), lambda: fl.conv2d(cx, cw_, padding=1),
+                     1)):
+                def many(f, k=reps):
+                    for _ in range(k):
+                        f()
+                t = interleaved({"base": lambda: many(fa), "this": lambda: many(fb)}, max(9, args.rounds))
+                per = {k: [v / reps for v in vals] for k, vals in t.items()}
+                tag = "A/B" if kind == "A/B" else "A/A"
+                a = add(per["base"], "conv2d default path", f"{label} ({tag}: wrapper of {other})", "cpu",
+                        anchor_order=())
+                b = add(per["this"], "conv2d default path", f"{label} ({tag}: this checkout)", "cpu", anchor_order=())
+                ratios = sorted(x_ / y_ for x_, y_ in zip(t["base"], t["this"]))
+                summary.append(f"default path {kind} {label}: base {a * 1e6:.1f} us, this {b * 1e6:.1f} us, "
+                               f"base/this per-round median {statistics.median(ratios):.3f} "
+                               f"[{ratios[0]:.3f}-{ratios[-1]:.3f}]")
 
     records.add_ratios(recs)
     stem = f"cpu-{th}t"

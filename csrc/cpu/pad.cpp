@@ -58,6 +58,10 @@ void gather_outer(const PadGeometry& g, const index_t* idx, int d, index_t go_of
     gather_row(g, grad_out + go_off * g.out[r - 1], acc, j0, j1);
     return;
   }
+  if (g.lo[d] == 0 && g.out[d] == g.in[d]) {  // an unpadded dimension (the planes): read straight through
+    gather_outer(g, idx, d + 1, go_off * g.out[d] + idx[d], grad_out, acc, j0, j1);
+    return;
+  }
   index_t a[3], b[3];
   const int k = pad_sources_of<index_t>(g.mode, idx[d], g.in[d], g.lo[d], g.out[d], a, b);
   for (int q = 0; q < k; ++q)
