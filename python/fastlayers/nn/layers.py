@@ -16,7 +16,7 @@ from ._ops import F
 
 __all__ = ["Parameter", "Layer", "Linear", "Conv2d", "Conv1d", "MaxPool2d", "AvgPool2d", "LpPool2d",
            "GlobalAvgPool2d", "Flatten", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "Dropout",
-           "Residual", "to_device"]
+           "Residual", "to_device", "ConvTranspose2d", "Conv3d", "MaxPool3d", "AvgPool3d"]
 
 
 class Parameter:
@@ -524,3 +524,176 @@ class Residual(Layer):
         if self.projection is not None:
             g_skip = self.projection.backward(g_skip)
         return F.add(gx, g_skip)
+
+
+# ---- transposed and 3-D convolution, 3-D pooling (PyTorch's constructor arguments) -----------------
+
+def _ntuple(v, n, name):
+    if isinstance(v, (int, np.integer)):
+        return (int(v),) * n
+    v = tuple(int(i) for i in v)
+    if len(v) != n:
+        raise ValueError(f"{name} must be an int or a sequence of {n} ints, got {v}")
+    return v
+
+
+def _zeros_padding_only(padding_mode):
+    if padding_mode != "zeros":
+        raise ValueError(f"padding_mode must be 'zeros' (the only mode of this layer), got {padding_mode!r}")
+
+
+class ConvTranspose2d(_Weighted):
+    """Transposed 2-D convolution over NCHW (or unbatched CHW) input; weight (C_in, C_out/groups, R, S)
+    as PyTorch. `need_input_grad` as Conv2d."""
+
+    need_input_grad = True
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0,
+                 groups: int = 1, bias: bool = True, dilation=1, padding_mode: str = "zeros", init="lecun_uniform",
+                 rng=None):
+        super().__init__()
+        _zeros_padding_only(padding_mode)
+        self.in_channels, self.out_channels, self.groups = int(in_channels), int(out_channels), int(groups)
+        if self.groups < 1 or self.in_channels % self.groups or self.out_channels % self.groups:
+            raise ValueError(f"groups={groups} must divide in_channels={in_channels} and "
+                             f"out_channels={out_channels}")
+        self.kernel_size = _pair(kernel_size, "kernel_size")
+        self.stride, self.padding = _pair(stride, "stride"), _pair(padding, "padding")
+        self.output_padding, self.dilation = _pair(output_padding, "output_padding"), _pair(dilation, "dilation")
+        if any(op >= max(st, d) for op, st, d in zip(self.output_padding, self.stride, self.dilation)):
+            raise ValueError(f"output_padding must be smaller than either stride or dilation, got "
+                             f"output_padding={self.output_padding}, stride={self.stride}, dilation={self.dilation}")
+        self._config = dict(in_channels=self.in_channels, out_channels=self.out_channels,
+                            kernel_size=self.kernel_size, stride=self.stride, padding=self.padding,
+                            output_padding=self.output_padding, groups=self.groups, bias=bool(bias),
+                            dilation=self.dilation)
+        shape = (self.in_channels, self.out_channels // self.groups) + self.kernel_size
+        self._make_params(shape, self.out_channels, bias, init, rng)
+
+    def _geometry(self):
+        return dict(stride=self.stride, padding=self.padding, output_padding=self.output_padding, groups=self.groups,
+                    dilation=self.dilation)
+
+    def describe(self, width: int = 44) -> str:
+        # Short keys: the class name is long and output_padding matters (it sets the output size).
+        def fmt(v):
+            return str(v[0]) if len(set(v)) == 1 else "x".join(map(str, v))
+        parts = [f"{self.in_channels}->{self.out_channels}", f"k={fmt(self.kernel_size)}"]
+        for key, v, default in (("s", self.stride, 1), ("p", self.padding, 0), ("op", self.output_padding, 0),
+                                ("d", self.dilation, 1)):
+            if v != (default, default):
+                parts.append(f"{key}={fmt(v)}")
+        if self.groups != 1:
+            parts.append(f"g={self.groups}")
+        if self.bias is None:
+            parts.append("no bias")
+        return f"ConvTranspose2d({', '.join(parts)})"[:width]
+
+    def forward(self, x, training=None):
+        if x.ndim not in (3, 4) or x.shape[-3] != self.in_channels:
+            raise ValueError(f"ConvTranspose2d: input must be (N, {self.in_channels}, H, W) or unbatched "
+                             f"({self.in_channels}, H, W), got {tuple(x.shape)}")
+        self._x = x
+        return F.conv_transpose2d(x, self.weight.data, self._b(), **self._geometry())
+
+    def backward(self, grad_out, need_input_grad=None):
+        need = self.need_input_grad if need_input_grad is None else need_input_grad
+        gx, gw, gb = F.conv_transpose2d_backward(grad_out, self._x, self.weight.data, **self._geometry(),
+                                                 need_grad_x=need)
+        self._set_grad("weight", gw)
+        if self.bias is not None:
+            self._set_grad("bias", gb)
+        return gx
+
+
+class Conv3d(_Weighted):
+    """3-D convolution over NCDHW (or unbatched CDHW) input; weight (K, C/groups, T, R, S).
+    `need_input_grad` as Conv2d."""
+
+    need_input_grad = True
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", init="lecun_uniform", rng=None):
+        super().__init__()
+        _zeros_padding_only(padding_mode)
+        self.in_channels, self.out_channels, self.groups = int(in_channels), int(out_channels), int(groups)
+        if self.groups < 1 or self.in_channels % self.groups or self.out_channels % self.groups:
+            raise ValueError(f"groups={groups} must divide in_channels={in_channels} and "
+                             f"out_channels={out_channels}")
+        self.kernel_size = _ntuple(kernel_size, 3, "kernel_size")
+        self.stride, self.padding = _ntuple(stride, 3, "stride"), _ntuple(padding, 3, "padding")
+        self.dilation = _ntuple(dilation, 3, "dilation")
+        self._config = dict(in_channels=self.in_channels, out_channels=self.out_channels,
+                            kernel_size=self.kernel_size, stride=self.stride, padding=self.padding,
+                            dilation=self.dilation, groups=self.groups, bias=bool(bias))
+        shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
+        self._make_params(shape, self.out_channels, bias, init, rng)
+
+    def _geometry(self):
+        return dict(stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups)
+
+    def forward(self, x, training=None):
+        if x.ndim not in (4, 5) or x.shape[-4] != self.in_channels:
+            raise ValueError(f"Conv3d: input must be (N, {self.in_channels}, D, H, W) or unbatched "
+                             f"({self.in_channels}, D, H, W), got {tuple(x.shape)}")
+        self._x = x
+        return F.conv3d(x, self.weight.data, self._b(), **self._geometry())
+
+    def backward(self, grad_out, need_input_grad=None):
+        need = self.need_input_grad if need_input_grad is None else need_input_grad
+        gx, gw, gb = F.conv3d_backward(grad_out, self._x, self.weight.data, **self._geometry(), need_grad_x=need)
+        self._set_grad("weight", gw)
+        if self.bias is not None:
+            self._set_grad("bias", gb)
+        return gx
+
+
+class MaxPool3d(Layer):
+    """Max over 3-D windows. With return_indices=True, forward returns (y, indices) as PyTorch's
+    layer does, and backward takes the gradient of y."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices: bool = False,
+                 ceil_mode: bool = False):
+        super().__init__()
+        self.kernel_size = _ntuple(kernel_size, 3, "kernel_size")
+        self.stride = self.kernel_size if stride is None else _ntuple(stride, 3, "stride")
+        self.padding, self.dilation = _ntuple(padding, 3, "padding"), _ntuple(dilation, 3, "dilation")
+        self.return_indices, self.ceil_mode = bool(return_indices), bool(ceil_mode)
+        self._config = dict(kernel_size=self.kernel_size, stride=self.stride, padding=self.padding,
+                            dilation=self.dilation, return_indices=self.return_indices, ceil_mode=self.ceil_mode)
+
+    def _args(self):
+        return dict(kernel_size=self.kernel_size, stride=self.stride, padding=self.padding, dilation=self.dilation,
+                    ceil_mode=self.ceil_mode)
+
+    def forward(self, x, training=None):
+        self._x = x
+        return F.max_pool3d(x, **self._args(), return_indices=self.return_indices)
+
+    def backward(self, grad_out):
+        return F.max_pool3d_backward(grad_out, self._x, **self._args())
+
+
+class AvgPool3d(Layer):
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True,
+                 divisor_override=None):
+        super().__init__()
+        self.kernel_size = _ntuple(kernel_size, 3, "kernel_size")
+        self.stride = self.kernel_size if stride is None else _ntuple(stride, 3, "stride")
+        self.padding = _ntuple(padding, 3, "padding")
+        self.ceil_mode, self.count_include_pad = bool(ceil_mode), bool(count_include_pad)
+        self.divisor_override = None if divisor_override is None else int(divisor_override)
+        self._config = dict(kernel_size=self.kernel_size, stride=self.stride, padding=self.padding,
+                            ceil_mode=self.ceil_mode, count_include_pad=self.count_include_pad,
+                            divisor_override=self.divisor_override)
+
+    def _args(self):
+        return dict(kernel_size=self.kernel_size, stride=self.stride, padding=self.padding, ceil_mode=self.ceil_mode,
+                    count_include_pad=self.count_include_pad, divisor_override=self.divisor_override)
+
+    def forward(self, x, training=None):
+        self._x = x
+        return F.avg_pool3d(x, **self._args())
+
+    def backward(self, grad_out):
+        return F.avg_pool3d_backward(grad_out, self._x, **self._args())

@@ -65,8 +65,9 @@ def conv3d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
     return y[0] if unbatched else y
 
 
-def conv3d_backward(grad_out, x, w, stride=1, padding=0, dilation=1, groups=1):
-    """(grad_x, grad_w, grad_b): each tap's window adjoint summed back onto the padded input."""
+def conv3d_backward(grad_out, x, w, stride=1, padding=0, dilation=1, groups=1, *, need_grad_x=True):
+    """(grad_x, grad_w, grad_b): each tap's window adjoint summed back onto the padded input.
+    grad_x is None when need_grad_x=False (the op's contract; the reference still computes it)."""
     dt = _dtype(grad_out, x, w)
     x, unbatched = _batched(np.asarray(x, dt))
     go = np.asarray(grad_out, dt)
@@ -92,4 +93,8 @@ def conv3d_backward(grad_out, x, w, stride=1, padding=0, dilation=1, groups=1):
     D, H, W = x.shape[2:]
     gx = gxp[:, :, pad[0]:pad[0] + D, pad[1]:pad[1] + H, pad[2]:pad[2] + W].copy()
     gb = go.sum(axis=(0, 2, 3, 4))
-    return (gx[0] if unbatched else gx), gw, gb
+    if not need_grad_x:
+        gx = None
+    elif unbatched:
+        gx = gx[0]
+    return gx, gw, gb

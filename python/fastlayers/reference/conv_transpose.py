@@ -67,9 +67,10 @@ def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, groups
     return y[0] if unbatched else y
 
 
-def conv_transpose2d_backward(grad_out, x, w, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+def conv_transpose2d_backward(grad_out, x, w, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *,
+                              need_grad_x=True):
     """(grad_x, grad_w, grad_b): grad_out placed back into the uncropped output, then gathered by
-    every tap; grad_b is grad_out summed over N, H, W."""
+    every tap; grad_b is grad_out summed over N, H, W. grad_x is None when need_grad_x=False."""
     dt = _dtype(grad_out, x, w)
     x, unbatched = _batched(np.asarray(x, dt))
     go = np.asarray(grad_out, dt)
@@ -92,4 +93,8 @@ def conv_transpose2d_backward(grad_out, x, w, stride=1, padding=0, output_paddin
                 gx[:, ins] += np.einsum("nopq,io->nipq", patch, w[ins, :, r, s])
                 gw[ins, :, r, s] = np.einsum("nopq,nipq->io", patch, x[:, ins])
     gb = go.sum(axis=(0, 2, 3))
-    return (gx[0] if unbatched else gx), gw, gb
+    if not need_grad_x:
+        gx = None
+    elif unbatched:
+        gx = gx[0]
+    return gx, gw, gb
