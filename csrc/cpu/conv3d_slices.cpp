@@ -13,8 +13,16 @@ namespace fastlayers::cpu {
 
 namespace {
 
-// Slices per conv2d call: their unfolded input and output about 64K floats (256 KiB, in L2).
-constexpr index_t kChunkFloats = index_t{1} << 16;
+// Slices per conv2d call: their unfolded input and output about 64K floats (256 KiB, in L2), or
+// FASTLAYERS_CONV3D_CHUNK floats (development knob, read once).
+index_t chunk_floats() {
+  static const index_t v = [] {
+    const char* e = std::getenv("FASTLAYERS_CONV3D_CHUNK");
+    const long n = e != nullptr ? std::atol(e) : 0;
+    return n > 0 ? static_cast<index_t>(n) : index_t{1} << 16;
+  }();
+  return v;
+}
 constexpr index_t kAlign = 16;
 
 index_t round_up(index_t a, index_t b) { return (a + b - 1) / b * b; }
@@ -35,7 +43,7 @@ Conv2dShape slice_shape(const Conv3dShape& s, index_t n) {
 Plan make_plan(const Conv3dShape& s, ConvPass pass, int threads) {
   Plan pl{};
   const index_t per = s.C * s.T * s.H * s.W + s.K * s.P * s.Q;
-  pl.chunk = std::max<index_t>(1, std::min(s.OD, kChunkFloats / per));
+  pl.chunk = std::max<index_t>(1, std::min(s.OD, chunk_floats() / per));
   pl.chunks = (s.OD + pl.chunk - 1) / pl.chunk;
   pl.chunk = (s.OD + pl.chunks - 1) / pl.chunks;  // balanced
   pl.s2 = slice_shape(s, pl.chunk);
@@ -124,6 +132,51 @@ int forced_mode() {
 
 }  // namespace
 
+// Forward where conv2d's direct kernel takes the slices: the kernel itself per (image, slice), its
+// filters packed once per call, and its output written straight into the NCDHW output (channel
+// planes OD*P*Q apart: no staging and copy-out); with one input channel, unit depth dilation and the
+// slice's taps inside the volume, the T input planes are contiguous and read in place (no unfold).
+// 1->32 5x5x5 32^3, 1 thread, CPU time: 8.2 -> 6.8 ms (PyTorch 7.9).
+struct DirectPlan {
+  Conv2dShape s1;        // one slice
+  index_t shared, xs, sl;  // floats: packed filters and tap offsets (once), per thread unfold and kernel scratch
+};
+
+DirectPlan direct_plan(const Conv3dShape& s) {
+  DirectPlan dp{};
+  dp.s1 = slice_shape(s, 1);
+  dp.shared = round_up(smallc_shared_floats(dp.s1, ConvPass::forward), kAlign);
+  dp.xs = round_up(s.C * s.T * s.H * s.W, kAlign);
+  dp.sl = round_up(smallc_slice_floats(dp.s1, ConvPass::forward), kAlign);
+  return dp;
+}
+
+bool direct_forward_applies(const Conv3dShape& s) { return smallc_applies(slice_shape(s, 1), ConvPass::forward); }
+
+bool direct_forward(const Conv3dShape& s, const float* x, const float* w, const float* b, float* y, float* workspace,
+                    index_t workspace_floats) {
+  const DirectPlan dp = direct_plan(s);
+  const index_t items = s.N * s.OD, per = dp.xs + dp.sl;
+  int T = static_cast<int>(std::max<index_t>(1, std::min<index_t>(omp_in_parallel() ? 1 : omp_get_max_threads(),
+                                                                    items)));
+  while (T > 1 && dp.shared + T * per > workspace_floats) --T;
+  if (dp.shared + per > workspace_floats) return false;
+  smallc_prepare_forward(dp.s1, w, workspace);
+  const index_t HW = s.H * s.W, ODPQ = s.OD * s.P * s.Q, Cg = s.C / s.groups, Kg = s.K / s.groups;
+  for_items(items, T, per, workspace + dp.shared, [&](index_t item, int, float* ws) {
+    const index_t n = item / s.OD, od = item % s.OD, id0 = od * s.stride_d - s.pad_d;
+    const float* xin = x + (n * s.D + id0) * HW;  // used only when in place
+    if (!(s.C == 1 && s.dil_d == 1 && id0 >= 0 && id0 + s.T <= s.D)) {
+      unfold(s, x, n, od, 1, ws);
+      xin = ws;
+    }
+    for (index_t grp = 0; grp < s.groups; ++grp)
+      smallc_forward_image(dp.s1, xin + grp * Cg * s.T * HW, workspace, grp, b != nullptr ? b + grp * Kg : nullptr,
+                           y + (n * s.K + grp * Kg) * ODPQ + od * s.P * s.Q, ws + dp.xs, false, ODPQ);
+  });
+  return true;
+}
+
 // Measured per pass at 1 thread (CPU time, FASTLAYERS_CONV3D_SLICES=0/1), against conv3d.cpp's
 // implicit GEMM / im2col paths:
 //   forward: faster wherever conv2d's direct kernel takes the slices (32->64 3x3x3 16^3 58 -> 38 ms,
@@ -145,6 +198,10 @@ bool slices_applies(const Conv3dShape& s, ConvPass pass) {
 }
 
 index_t slices_workspace_floats(const Conv3dShape& s, ConvPass pass, int threads) {
+  if (pass == ConvPass::forward && direct_forward_applies(s)) {
+    const DirectPlan dp = direct_plan(s);
+    return dp.shared + std::max<index_t>(1, std::min<index_t>(threads, s.N * s.OD)) * (dp.xs + dp.sl);
+  }
   // Each thread runs conv2d single-threaded; backward-data with fewer images than threads runs one
   // thread with conv2d parallel inside, whose workspace is sized for `threads`.
   const int inner = pass == ConvPass::backward_data && s.N < threads ? threads : 1;
@@ -156,6 +213,7 @@ index_t slices_workspace_floats(const Conv3dShape& s, ConvPass pass, int threads
 
 bool slices_forward(const Conv3dShape& s, const float* x, const float* w, const float* b, float* y, float* workspace,
                     index_t workspace_floats) {
+  if (direct_forward_applies(s)) return direct_forward(s, x, w, b, y, workspace, workspace_floats);
   const Plan pl = make_plan(s, ConvPass::forward, 1);
   const index_t items = s.N * pl.chunks;
   const int T = plan_threads(pl, items, workspace_floats);

@@ -342,11 +342,26 @@ bool run(const Problem& p, const float* x, const float* w, const float* bias, fl
 
 // ---- Backward-weight: per block, V = the input patches transformed (as the forward), D = A dy A^T
 // for the block's output tiles, then Mw[xi][o][t][i] += D[xi][o][:] * V[xi][i][t*dil*ntp : ...]^T
-// over the block's columns. All threads transform a block's channels, then split the positions xi;
-// each (xi, g, t) product is one fixed call, blocks in order: the same sums for any thread count.
+// over the block's columns. Blocks are split statically over the threads, each with its own V, D and
+// partial Mw (no barriers: on this shared machine a team that met twice per block stalled whenever
+// one thread lost its core, 0.78x PyTorch at 2 threads against 1.3x at 1); the partial sums are
+// added in thread order, so results are deterministic for a given thread count.
 
-index_t bw_needed_floats(const Problem& p, const Plan& pl, int kM) {
-  return round_up(alpha2(kM) * p.Kout * p.T * p.Ig, kAlign) + alpha2(kM) * (p.Cin * pl.ldv + p.Kout * pl.ldm);
+index_t mw_floats(const Problem& p, int kM) { return round_up(alpha2(kM) * p.Kout * p.T * p.Ig, kAlign); }
+index_t bw_slice_floats(const Problem& p, const Plan& pl, int kM) {
+  return mw_floats(p, kM) + round_up(alpha2(kM) * (p.Cin * pl.ldv + p.Kout * pl.ldm), kAlign);
+}
+
+// Blocks of about bw_cols() columns, but at least two per thread where the problem allows.
+Plan bw_plan(const Problem& p, int threads) {
+  const index_t total = p.N * p.OD * p.tpp;
+  const index_t target = std::max<index_t>(L, std::min(bw_cols(), total / std::max(1, 2 * threads)));
+  return make_plan(p, target, threads);
+}
+
+index_t bw_needed_floats(const Problem& p, int threads, int kM) {
+  const Plan pl = bw_plan(p, threads);
+  return pl.threads * bw_slice_floats(p, pl, kM);
 }
 
 // D[xi][k][j] = A dy A^T for output channels [k0, k1) of the block's columns (up to ldm: zero).
@@ -384,50 +399,52 @@ bool run_backward_weight(const Problem& p, const float* go, const float* x, floa
                          index_t workspace_floats) {
   using Tr = Tf<kM>;
   constexpr int kA = Tr::A, kAA = kA * kA;
-  const Plan pl = make_plan(p, bw_cols(), 1);
-  if (bw_needed_floats(p, pl, kM) > workspace_floats) return false;
-  const index_t gw_size = p.Kout * p.Ig * p.T * 9;
+  Plan pl = bw_plan(p, omp_in_parallel() ? 1 : omp_get_max_threads());
+  while (pl.threads > 1 && pl.threads * bw_slice_floats(p, pl, kM) > workspace_floats) --pl.threads;
+  if (bw_slice_floats(p, pl, kM) > workspace_floats) return false;
+  const index_t gw_size = p.Kout * p.Ig * p.T * 9, slice = bw_slice_floats(p, pl, kM), ms = p.Kout * p.T * p.Ig;
   if (pl.blocks == 0) {
     std::fill(gw, gw + gw_size, 0.0f);
     return true;
   }
-  float* Mw = workspace;  // [xi][o][t][i]
-  float* V = Mw + round_up(kAA * p.Kout * p.T * p.Ig, kAlign);
-  float* D = V + kAA * p.Cin * pl.ldv;
-  const int TT = omp_in_parallel() ? 1 : std::min(omp_get_max_threads(), kAA);
+  const int TT = pl.threads;
 
-  auto body = [&](int t, int nthreads) {
+  auto chunk = [&](int t) {  // blocks [blocks*t/TT, blocks*(t+1)/TT) into thread t's partial Mw
+    float* Mw = workspace + t * slice;  // [xi][o][t][i]
+    float* V = Mw + mw_floats(p, kM);
+    float* D = V + kAA * p.Cin * pl.ldv;
     InCols ic(pl.ldv);
     OutCols oc(pl.ldm);
-    const index_t chans = p.Cin + p.Kout, c0 = chans * t / nthreads, c1 = chans * (t + 1) / nthreads;
-    for (index_t b = 0; b < pl.blocks; ++b) {
+    const index_t b0 = pl.blocks * t / TT, b1 = pl.blocks * (t + 1) / TT;
+    if (b0 == b1) std::fill(Mw, Mw + kAA * ms, 0.0f);
+    for (index_t b = b0; b < b1; ++b) {
       const Block k = block_at(p, pl, b);
       const index_t vc = v_cols(p, k), ldv = round_up(vc, L), cols = k.cols(), ldm = round_up(cols, L);
       in_cols<kM>(p, k, ic);
       out_cols<kM>(p, k, oc);
-      if (c0 < p.Cin) transform_input<kM>(p, x, ic, vc, ldv, V, c0, std::min(c1, p.Cin));
-      if (c1 > p.Cin) transform_grad_out<kM>(p, go, oc, cols, ldm, D, std::max(c0, p.Cin) - p.Cin, c1 - p.Cin);
-      if (nthreads > 1) {
-#pragma omp barrier
-      }
-      for (int xi = t; xi < kAA; xi += nthreads)
+      transform_input<kM>(p, x, ic, vc, ldv, V, 0, p.Cin);
+      transform_grad_out<kM>(p, go, oc, cols, ldm, D, 0, p.Kout);
+      for (int xi = 0; xi < kAA; ++xi)
         for (index_t g = 0; g < p.groups; ++g)
           for (index_t tap = 0; tap < p.T; ++tap)
             sgemm(false, true, p.Og, p.Ig, cols, 1.0f, D + (xi * p.Kout + g * p.Og) * ldm, ldm,
-                  V + (xi * p.Cin + g * p.Ig) * ldv + tap * p.dil * k.ntp, ldv, b == 0 ? 0.0f : 1.0f,
+                  V + (xi * p.Cin + g * p.Ig) * ldv + tap * p.dil * k.ntp, ldv, b == b0 ? 0.0f : 1.0f,
                   Mw + ((xi * p.Kout + g * p.Og) * p.T + tap) * p.Ig, p.T * p.Ig);
-      if (nthreads > 1) {
-#pragma omp barrier
-      }
     }
-    // grad_w[o][i][t] = G^T Mw[.][o][t][i] G, output channels split over the team.
-    const index_t ms = p.Kout * p.T * p.Ig;
-    for (index_t o = p.Kout * t / nthreads; o < p.Kout * (t + 1) / nthreads; ++o)
+  };
+  // grad_w[o][i][t] = G^T (sum over threads, in order, of Mw[.][o][t][i]) G for outputs [o0, o1).
+  auto finish = [&](index_t o0, index_t o1) {
+    for (index_t o = o0; o < o1; ++o)
       for (index_t tap = 0; tap < p.T; ++tap)
         for (index_t i = 0; i < p.Ig; ++i) {
           double m[kA][kA], tmp[3][kA], g[3][3];
           for (int a = 0; a < kA; ++a)
-            for (int bb = 0; bb < kA; ++bb) m[a][bb] = Mw[(a * kA + bb) * ms + (o * p.T + tap) * p.Ig + i];
+            for (int bb = 0; bb < kA; ++bb) {
+              const index_t at = (a * kA + bb) * ms + (o * p.T + tap) * p.Ig + i;
+              float acc = workspace[at];
+              for (int t = 1; t < TT; ++t) acc += workspace[t * slice + at];
+              m[a][bb] = acc;
+            }
           for (int bb = 0; bb < kA; ++bb) {  // G^T m, by column
             double col[kA], out[3];
             for (int a = 0; a < kA; ++a) col[a] = m[a][bb];
@@ -442,9 +459,15 @@ bool run_backward_weight(const Problem& p, const float* go, const float* x, floa
   };
   if (TT > 1) {
 #pragma omp parallel num_threads(TT)
-    body(omp_get_thread_num(), omp_get_num_threads());
+    {
+      for (int t = omp_get_thread_num(); t < TT; t += omp_get_num_threads()) chunk(t);
+#pragma omp barrier
+      const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+      finish(p.Kout * t / nt, p.Kout * (t + 1) / nt);
+    }
   } else {
-    body(0, 1);
+    chunk(0);
+    finish(0, p.Kout);
   }
   return true;
 }
@@ -486,7 +509,7 @@ index_t winograd3d_workspace_floats(const Conv3dShape& s, ConvPass pass, int thr
   const int m = tile_size(s, pass);
   if (pass == ConvPass::backward_weight) {
     const Problem p = make_problem(s, ConvPass::forward, m);
-    return bw_needed_floats(p, make_plan(p, bw_cols(), 1), m);
+    return bw_needed_floats(p, threads, m);
   }
   const Problem p = make_problem(s, pass, m);
   return needed_floats(p, make_plan(p, fwd_cols(), threads), m);

@@ -33,8 +33,8 @@ bool winograd3d_forward(const Conv3dShape& s, const float* x, const float* w, co
 bool winograd3d_backward_data(const Conv3dShape& s, const float* grad_out, const float* w, float* grad_x,
                               float* workspace, index_t workspace_floats);
 
-// grad_w only (the caller computes grad_b). One shared accumulator, each (position, group, tap)
-// GEMM a fixed call on one thread: the same bits for any thread count.
+// grad_w only (the caller computes grad_b). Per-thread partial sums added in thread order:
+// deterministic for a given thread count.
 bool winograd3d_backward_weight(const Conv3dShape& s, const float* grad_out, const float* x, float* grad_w,
                                 float* workspace, index_t workspace_floats);
 

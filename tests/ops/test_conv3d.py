@@ -36,6 +36,8 @@ CASES = [
     (1, 3, 2, 2, 2, 2, 3, 3, 3, 2, 3, 1, 1),                       # padding larger than the input
     (1, 2, 3, 3, 3, 1, 3, 3, 3, 1, 0, 1, 1),                       # kernel = input: one output, K = 1
     (5, 2, 3, 4, 4, 3, 2, 2, 2, 1, 0, 1, 1),                       # N > threads
+    (2, 4, 5, 6, 7, 32, 3, 3, 3, (2, 1, 1), (1, 0, 1), 1, 2),      # groups on the direct slices kernel
+    (2, 1, 7, 6, 9, 16, 3, 5, 3, 1, 0, (2, 1, 1), 1),             # C = 1, depth dilation: unfolded
 ]
 IDS = [str(c) for c in CASES]
 
