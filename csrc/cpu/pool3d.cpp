@@ -42,9 +42,50 @@ inline void interior(const Pool3dGeometry& g, index_t& lo, index_t& hi) {
 
 inline bool parallel_worth_it(const Pool3dGeometry& g) { return g.planes * g.d * g.h * g.w > kParallelGrain; }
 
-// Row (od, oh) of a volume's max pool: best[j] and at[j] (flat in-volume index, -1: no real cell).
+// The interior inner loops: one window cell against n outputs `stride` input columns apart. Stride 1
+// and 2 (nearly every pool) as compile-time constants, so the strided loads vectorise (as pool.cpp).
+template <int kStride>
+void max_step(const float* src, float* acc, index_t n, index_t stride) {
+  const index_t s = kStride ? kStride : stride;
+  for (index_t jj = 0; jj < n; ++jj) {
+    const float v = src[jj * s];
+    acc[jj] = (v > acc[jj] || v != v) ? v : acc[jj];
+  }
+}
+
+template <int kStride>
+void argmax_step(const float* src, float* best, std::int32_t* loc, std::int32_t cell, index_t n, index_t stride) {
+  const index_t s = kStride ? kStride : stride;
+  for (index_t jj = 0; jj < n; ++jj) {
+    const float v = src[jj * s];
+    const bool wins = v > best[jj] || v != v;
+    best[jj] = wins ? v : best[jj];
+    loc[jj] = wins ? cell : loc[jj];
+  }
+}
+
+template <int kStride>
+void copy_step(const float* src, float* acc, index_t n, index_t stride) {
+  const index_t s = kStride ? kStride : stride;
+  for (index_t jj = 0; jj < n; ++jj) acc[jj] = src[jj * s];
+}
+
+template <int kStride>
+void sum_step(const float* src, float* acc, index_t n, index_t stride) {
+  const index_t s = kStride ? kStride : stride;
+  for (index_t jj = 0; jj < n; ++jj) acc[jj] += src[jj * s];
+}
+
+template <class F>
+F by_stride(index_t stride, F one, F two, F any) {
+  return stride == 1 ? one : stride == 2 ? two : any;
+}
+
+// Row (od, oh) of a volume's max pool: best[j] and, when `at` is not null, at[j] (flat in-volume
+// index, -1: no real cell). loc: scratch of ow int32 (the winner's cell number within its window,
+// the width of a float so the interior select vectorises; turned into the index at the end).
 void row_argmax(const float* vol, const Pool3dGeometry& g, index_t od, index_t oh, index_t lo, index_t hi,
-                float* best, index_t* at) {
+                float* best, index_t* at, std::int32_t* loc) {
   const index_t HW = g.h * g.w;
   index_t d0, d1, h0, h1;
   taps(od, g.d, g.kd, g.sd, g.pd, g.dd, d0, d1);
@@ -53,7 +94,7 @@ void row_argmax(const float* vol, const Pool3dGeometry& g, index_t od, index_t o
   const float ninf = -std::numeric_limits<float>::infinity();
   if (d0 == d1 || h0 == h1) {
     std::fill(best, best + g.ow, ninf);
-    std::fill(at, at + g.ow, index_t{-1});
+    if (at != nullptr) std::fill(at, at + g.ow, index_t{-1});
     return;
   }
   auto window = [&](index_t j) {
@@ -74,44 +115,44 @@ void row_argmax(const float* vol, const Pool3dGeometry& g, index_t od, index_t o
         }
       }
     best[j] = b;
-    at[j] = a;
+    if (at != nullptr) at[j] = a;
   };
   for (index_t j = 0; j < lo; ++j) window(j);
   for (index_t j = hi; j < g.ow; ++j) window(j);
   if (lo >= hi) return;
-  // Interior: every cell of the window grid in order, across the run of columns. The winner's
-  // cell number within the window is tracked (a width the select vectorises) and turned into the
-  // flat index at the end.
-  const index_t n = hi - lo, c0 = lo * g.sw - g.pw, sw = g.sw;
+  // Interior: every cell of the window grid in order, across the run of columns.
+  const index_t n = hi - lo, c0 = lo * g.sw - g.pw, sw = g.sw, nh = h1 - h0;
   float* b = best + lo;
-  index_t* l = at + lo;
-  bool first = true;
+  std::int32_t* l = loc + lo;
+  const bool track = at != nullptr && (d1 - d0) * nh * g.kw <= std::numeric_limits<std::int32_t>::max();
+  const auto first = by_stride(sw, &copy_step<1>, &copy_step<2>, &copy_step<0>);
+  const auto step = by_stride(sw, &max_step<1>, &max_step<2>, &max_step<0>);
+  const auto astep = by_stride(sw, &argmax_step<1>, &argmax_step<2>, &argmax_step<0>);
+  if (at != nullptr && !track) {  // (a window of 2^31 cells) keep 64-bit: window by window
+    for (index_t j = lo; j < hi; ++j) window(j);
+    return;
+  }
+  bool start = true;
   for (index_t t = d0; t < d1; ++t)
     for (index_t r = h0; r < h1; ++r) {
       const float* src = vol + (ds + t * g.dd) * HW + (hs + r * g.dh) * g.w + c0;
       for (index_t c = 0; c < g.kw; ++c) {
         const float* sc = src + c * g.dw;
-        const index_t cell = ((t - d0) * (h1 - h0) + (r - h0)) * g.kw + c;
-        if (first) {
-          for (index_t jj = 0; jj < n; ++jj) {
-            b[jj] = sc[jj * sw];
-            l[jj] = 0;
-          }
-          first = false;
-          continue;
-        }
-        for (index_t jj = 0; jj < n; ++jj) {
-          const float v = sc[jj * sw];
-          const bool wins = v > b[jj] || v != v;
-          b[jj] = wins ? v : b[jj];
-          l[jj] = wins ? cell : l[jj];
+        if (start) {
+          first(sc, b, n, sw);
+          if (track) std::fill(l, l + n, 0);
+          start = false;
+        } else if (track) {
+          astep(sc, b, l, static_cast<std::int32_t>(((t - d0) * nh + (r - h0)) * g.kw + c), n, sw);
+        } else {
+          step(sc, b, n, sw);
         }
       }
     }
-  const index_t nh = h1 - h0;
+  if (!track) return;
   for (index_t jj = 0; jj < n; ++jj) {
     const index_t cell = l[jj], c = cell % g.kw, r = h0 + (cell / g.kw) % nh, t = d0 + cell / (g.kw * nh);
-    l[jj] = (ds + t * g.dd) * HW + (hs + r * g.dh) * g.w + c0 + jj * sw + c * g.dw;
+    at[lo + jj] = (ds + t * g.dd) * HW + (hs + r * g.dh) * g.w + c0 + jj * sw + c * g.dw;
   }
 }
 
@@ -136,15 +177,14 @@ void max_pool3d_forward(const float* x, float* y, std::int64_t* indices, const P
   interior(g, lo, hi);
 #pragma omp parallel if (parallel_worth_it(g))
   {
-    std::vector<index_t> at(g.ow);  // per thread, once per call
+    std::vector<std::int32_t> loc(g.ow);  // per thread, once per call
 #pragma omp for collapse(3) schedule(static)
     for (index_t p = 0; p < g.planes; ++p)
       for (index_t od = 0; od < g.od; ++od)
         for (index_t oh = 0; oh < g.oh; ++oh) {
           const index_t o = p * vol_out + (od * g.oh + oh) * g.ow;
-          row_argmax(x + p * vol_in, g, od, oh, lo, hi, y + o, at.data());
-          if (indices != nullptr)
-            for (index_t j = 0; j < g.ow; ++j) indices[o + j] = at[j];
+          row_argmax(x + p * vol_in, g, od, oh, lo, hi, y + o, indices != nullptr ? indices + o : nullptr,
+                     loc.data());
         }
   }
 }
@@ -157,13 +197,14 @@ void max_pool3d_backward(const float* grad_out, const float* x, float* grad_in, 
   {
     std::vector<float> best(g.ow);
     std::vector<index_t> at(g.ow);
+    std::vector<std::int32_t> loc(g.ow);
 #pragma omp for schedule(static)
     for (index_t p = 0; p < g.planes; ++p) {
       float* gi = grad_in + p * vol_in;
       std::fill(gi, gi + vol_in, 0.0f);
       for (index_t od = 0; od < g.od; ++od)
         for (index_t oh = 0; oh < g.oh; ++oh) {
-          row_argmax(x + p * vol_in, g, od, oh, lo, hi, best.data(), at.data());
+          row_argmax(x + p * vol_in, g, od, oh, lo, hi, best.data(), at.data(), loc.data());
           const float* go = grad_out + p * vol_out + (od * g.oh + oh) * g.ow;
           for (index_t j = 0; j < g.ow; ++j)
             if (at[j] >= 0) gi[at[j]] += go[j];
@@ -205,11 +246,11 @@ void avg_pool3d_forward(const float* x, float* y, const Pool3dGeometry& g, bool 
           const index_t n = hi - lo, c0 = lo * g.sw - g.pw, sw = g.sw;
           float* acc = yr + lo;
           std::fill(acc, acc + n, 0.0f);
+          const auto step = by_stride(sw, &sum_step<1>, &sum_step<2>, &sum_step<0>);
           for (index_t t = d0; t < d1; ++t)
             for (index_t r = h0; r < h1; ++r) {
               const float* src = vol + (ds + t) * HW + (hs + r) * g.w + c0;
-              for (index_t c = 0; c < g.kw; ++c)
-                for (index_t jj = 0; jj < n; ++jj) acc[jj] += src[jj * sw + c];
+              for (index_t c = 0; c < g.kw; ++c) step(src + c, acc, n, sw);
             }
         }
         for (index_t j = 0; j < g.ow; ++j)
