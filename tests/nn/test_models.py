@@ -286,3 +286,52 @@ def test_training_backward_skips_only_the_first_convs_input_gradient():
     for p, expected in zip(model.parameters(), full):
         np.testing.assert_array_equal(p.grad, expected)
     assert model.layers[0].need_input_grad  # the layer's own default is untouched
+
+
+# --- buffers (non-trained state saved with the model) ---------------------------------------------
+
+class _Counter(nn.Layer):
+    """A layer with a buffer: counts the training batches it has seen (like num_batches_tracked)."""
+
+    def __init__(self):
+        super().__init__()
+        self._buffers["seen"] = np.zeros(2, np.float32)
+
+    def forward(self, x, training=None):
+        if self._is_training(training):
+            self._buffers["seen"] = self._buffers["seen"] + 1
+        return x
+
+    def backward(self, grad_out):
+        return grad_out
+
+
+def test_buffers_are_listed_saved_and_loaded(tmp_path, monkeypatch):
+    monkeypatch.setattr(nn, "_Counter", _Counter, raising=False)
+    monkeypatch.setattr(nn.layers, "_Counter", _Counter, raising=False)
+    model = nn.Sequential([nn.Linear(3, 2, rng=0), _Counter()])
+    model.forward(np.ones((1, 3), np.float32), training=True)
+    assert [(q, n) for q, _, n in model.named_buffers()] == [("1.seen", "seen")]
+    path = tmp_path / "m.npz"
+    model.save(path)
+    loaded = nn.load_model(path)
+    np.testing.assert_array_equal(loaded[1]._buffers["seen"], [1, 1])
+    # A file whose buffer has the wrong shape is refused, naming the buffer.
+    with np.load(path) as z:
+        entries = dict(z)
+    entries["buffer_0"] = np.zeros(3, np.float32)
+    np.savez(tmp_path / "bad.npz", **entries)
+    with pytest.raises(ValueError, match="buffer '1.seen' has shape"):
+        nn.load_model(tmp_path / "bad.npz")
+
+
+def test_version_1_files_still_load(tmp_path):
+    model = nn.models.mlp([3, 2], seed=0)
+    path = tmp_path / "m.npz"
+    model.save(path)
+    with np.load(path) as z:
+        entries = dict(z)
+    entries["format_version"] = np.array(1)
+    np.savez(tmp_path / "v1.npz", **entries)
+    loaded = nn.load_model(tmp_path / "v1.npz")
+    np.testing.assert_array_equal(loaded.parameters()[0].data, model.parameters()[0].data)

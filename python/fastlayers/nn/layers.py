@@ -68,10 +68,13 @@ def _pair(v, name):
 
 
 class Layer:
-    """Base class. Subclasses set self._params (name -> Parameter) and self._config (constructor args)."""
+    """Base class. Subclasses set self._params (name -> Parameter), self._config (constructor args)
+    and, for state that is not trained but belongs to the model (batch-norm running statistics),
+    self._buffers (name -> array): saved, loaded and moved by .to() like the parameters."""
 
     def __init__(self):
         self._params: dict[str, Parameter] = {}
+        self._buffers: dict = {}
         self._config: dict = {}
         self.training = True
         self._trainable = True
@@ -102,6 +105,14 @@ class Layer:
 
     def parameters(self) -> list[Parameter]:
         return [p for _, p in self.named_parameters()]
+
+    def named_buffers(self, prefix: str = ""):
+        """(qualified name, owning layer, buffer name) for every buffer, children included, in a
+        fixed order (the owner is returned so that loading can replace the array)."""
+        for name in self._buffers:
+            yield prefix + name, self, name
+        for i, child in enumerate(self.children()):
+            yield from child.named_buffers(f"{prefix}{i}.")
 
     def num_parameters(self, trainable_only: bool = False) -> int:
         return sum(p.size for p in self.parameters() if p.trainable or not trainable_only)
@@ -148,6 +159,8 @@ class Layer:
         for p in self.parameters():
             p.data = to_device(p.data, device)
             p.grad = None
+        for _, owner, name in self.named_buffers():
+            owner._buffers[name] = to_device(owner._buffers[name], device)
         return self
 
     # --- description ----------------------------------------------------------------------------

@@ -17,7 +17,9 @@ from .layers import Layer, to_device
 
 __all__ = ["Sequential", "load_model", "FORMAT_VERSION"]
 
-FORMAT_VERSION = 1
+# Version 2 added buffers (non-trained state such as batch-norm statistics); version 1 files load.
+FORMAT_VERSION = 2
+_READABLE_VERSIONS = (1, 2)
 
 
 def _to_numpy(a):
@@ -272,11 +274,14 @@ class Sequential(Layer):
     def save(self, path):
         """One .npz: format version, the architecture (JSON) and every parameter array."""
         arrays = {f"param_{i}": _to_numpy(p.data) for i, p in enumerate(self.parameters())}
+        buffers = list(self.named_buffers())
+        arrays.update({f"buffer_{i}": _to_numpy(owner._buffers[name]) for i, (_, owner, name) in enumerate(buffers)})
         config = {"model": _layer_to_config(self),
                   "loss": None if self.loss is None else {"class": type(self.loss).__name__,
                                                           "config": self.loss.get_config()},
                   "input_shape": self.input_shape,
-                  "param_names": [n for n, _ in self.named_parameters()]}
+                  "param_names": [n for n, _ in self.named_parameters()],
+                  "buffer_names": [n for n, _, _ in buffers]}
         with open(path, "wb") as fh:  # a file object keeps numpy from appending .npz to the name
             np.savez_compressed(fh, format_version=np.array(FORMAT_VERSION), config=np.array(json.dumps(config)),
                                 **arrays)
@@ -344,9 +349,9 @@ def load_model(path) -> Sequential:
         if "format_version" not in z.files or "config" not in z.files:
             raise ValueError(f"{path}: not a fastlayers model file (no format_version/config entries)")
         version = int(z["format_version"])
-        if version != FORMAT_VERSION:
+        if version not in _READABLE_VERSIONS:
             raise ValueError(f"{path}: model format version {version} is not supported "
-                             f"(this fastlayers reads version {FORMAT_VERSION})")
+                             f"(this fastlayers reads versions {', '.join(map(str, _READABLE_VERSIONS))})")
         config = json.loads(str(z["config"]))
         model = _layer_from_config(config["model"])
         params = model.parameters()
@@ -358,6 +363,16 @@ def load_model(path) -> Sequential:
             if w.shape != p.shape:
                 raise ValueError(f"{path}: weight {i} has shape {w.shape}, expected {p.shape}")
             p.data = np.ascontiguousarray(w, dtype=np.float32)
+        buffers = list(model.named_buffers())
+        n = len([k for k in z.files if k.startswith("buffer_")])
+        if n != len(buffers):
+            raise ValueError(f"{path}: {n} buffer arrays for an architecture with {len(buffers)} buffers")
+        for i, (qualified, owner, name) in enumerate(buffers):
+            b = z[f"buffer_{i}"]
+            if b.shape != tuple(owner._buffers[name].shape):
+                raise ValueError(f"{path}: buffer {qualified!r} has shape {b.shape}, "
+                                 f"expected {tuple(owner._buffers[name].shape)}")
+            owner._buffers[name] = np.ascontiguousarray(b, dtype=owner._buffers[name].dtype)
     if config.get("loss"):
         cls = getattr(_losses, config["loss"]["class"])
         model.loss = cls(**config["loss"]["config"])
