@@ -20,6 +20,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <vector>
 
 #include "cpu/channel_bias.h"
 #include "cpu/conv3d_slices.h"
@@ -320,6 +321,66 @@ void pack_implicit_b(const void* ctx, index_t k0, index_t kc, index_t j0, index_
     pack_implicit_b_t<false>(ib, k0, kc, j0, n, nr, dst);
 }
 
+// One input channel and few output channels per group (depthwise layers): each output channel is a
+// 3-D stencil over one input volume, computed directly a row at a time - bias, then per tap one
+// multiply-add across the row, vectorised over the columns whose taps are all inside the row - with
+// no GEMM: sgemm's 14-row register tile would hold one useful row there (64 channels depthwise 3x3x3
+// 16^3, 1 thread: 17.9 ms on the implicit GEMM, 4.7 here, PyTorch 4.9-11.5). Parallel over (image,
+// channel, output slice); each output is summed over the taps in (t, r, s) order.
+bool depthwise_applies(const Conv3dShape& s) { return s.C == s.groups && s.K / s.groups < 8; }
+
+// Output plane (n, k, od) += tap (t, r, u) of its filter, over the rows and columns that tap reaches
+// inside the input: one broadcast weight, rows of the plane in turn. Column stride 1 and 2 known at
+// compile time (the strided loads vectorise).
+template <int kStride>
+void depthwise_forward_t(const Conv3dShape& s, const float* x, const float* w, const float* b, float* y) {
+  const index_t Kg = s.K / s.groups, HW = s.H * s.W, DHW = s.D * HW, PQ = s.P * s.Q, ODPQ = s.OD * PQ;
+  const index_t TRS = s.T * s.R * s.S, Q = s.Q, sw = kStride ? kStride : s.stride_w;
+  // Each tap's valid output rows and columns, once per call (no divisions in the loops).
+  std::vector<index_t> q_lo(s.S), q_hi(s.S), p_lo(s.R), p_hi(s.R);
+  for (index_t u = 0; u < s.S; ++u) valid_q(s, u * s.dil_w - s.pad_w, q_lo[u], q_hi[u]);
+  for (index_t r = 0; r < s.R; ++r) {
+    const index_t off = r * s.dil_h - s.pad_h;
+    p_lo[r] = off >= 0 ? 0 : std::min(s.P, ceil_div(-off, s.stride_h));
+    p_hi[r] = (s.H - 1 - off) < 0 ? 0 : std::min(s.P, (s.H - 1 - off) / s.stride_h + 1);
+    p_hi[r] = std::max(p_hi[r], p_lo[r]);
+  }
+#pragma omp parallel for collapse(3) schedule(static) if (s.N * s.K * ODPQ * TRS > 16 * kParallelGrain)
+  for (index_t n = 0; n < s.N; ++n)
+    for (index_t k = 0; k < s.K; ++k)
+      for (index_t od = 0; od < s.OD; ++od) {
+        const float* xc = x + (n * s.C + k / Kg) * DHW;
+        const float* wk = w + k * TRS;
+        float* yp = y + (n * s.K + k) * ODPQ + od * PQ;
+        const float bias = b != nullptr ? b[k] : 0.0f;
+        for (index_t i = 0; i < PQ; ++i) yp[i] = bias;
+        for (index_t t = 0; t < s.T; ++t) {
+          const index_t id = od * s.stride_d - s.pad_d + t * s.dil_d;
+          if (id < 0 || id >= s.D) continue;
+          for (index_t r = 0; r < s.R; ++r)
+            for (index_t u = 0; u < s.S; ++u) {
+              const float wv = wk[(t * s.R + r) * s.S + u];
+              const index_t n_q = q_hi[u] - q_lo[u];
+              if (n_q <= 0) continue;
+              const float* xr = xc + id * HW + (p_lo[r] * s.stride_h + r * s.dil_h - s.pad_h) * s.W +
+                                (q_lo[u] * sw + u * s.dil_w - s.pad_w);
+              for (index_t p = p_lo[r]; p < p_hi[r]; ++p, xr += s.stride_h * s.W) {
+                float* __restrict dst = yp + p * Q + q_lo[u];
+                const float* __restrict src = xr;
+#pragma omp simd
+                for (index_t l = 0; l < n_q; ++l) dst[l] += wv * src[l * sw];
+              }
+            }
+        }
+      }
+}
+
+void depthwise_forward(const Conv3dShape& s, const float* x, const float* w, const float* b, float* y) {
+  if (s.stride_w == 1) return depthwise_forward_t<1>(s, x, w, b, y);
+  if (s.stride_w == 2) return depthwise_forward_t<2>(s, x, w, b, y);
+  depthwise_forward_t<0>(s, x, w, b, y);
+}
+
 // Winograd mixes a whole patch into every output of its tile, so one inf or NaN would reach outputs
 // that do not depend on it: such inputs take the GEMM path (conv.cpp's winograd_safe). One read.
 bool all_finite(const float* p, index_t n) {
@@ -348,6 +409,10 @@ bool conv3d_forward(const Conv3dShape& s, const float* x, const float* w, const 
   if (winograd3d_applies(s, ConvPass::forward) && all_finite(w, w_size(s)) && all_finite(x, x_size(s)) &&
       winograd3d_forward(s, x, w, b, y, workspace, workspace_floats))
     return true;
+  if (depthwise_applies(s) && !(s.T * s.R * s.S == 1 && is_plain(s))) {
+    depthwise_forward(s, x, w, b, y);
+    return true;
+  }
   if (slices_applies(s, ConvPass::forward) && slices_forward(s, x, w, b, y, workspace, workspace_floats)) return true;
   const Geometry g = geometry(s);
   const int T = plan_threads(s, g, ConvPass::forward, workspace_floats);

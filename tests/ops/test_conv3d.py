@@ -38,6 +38,7 @@ CASES = [
     (5, 2, 3, 4, 4, 3, 2, 2, 2, 1, 0, 1, 1),                       # N > threads
     (2, 4, 5, 6, 7, 32, 3, 3, 3, (2, 1, 1), (1, 0, 1), 1, 2),      # groups on the direct slices kernel
     (2, 1, 7, 6, 9, 16, 3, 5, 3, 1, 0, (2, 1, 1), 1),             # C = 1, depth dilation: unfolded
+    (2, 4, 5, 7, 6, 8, 3, 3, 2, (1, 2, 2), (1, 1, 0), (1, 1, 2), 4),  # depthwise x2 multiplier, strides 2
 ]
 IDS = [str(c) for c in CASES]
 
