@@ -1,19 +1,25 @@
 #include "cpu/conv3d.h"
 
-// Which path runs where (conv2d's structure, conv.cpp, carried to a depth axis):
-//   winograd  3x3 in-plane taps, unit strides, enough channels (conv3d_winograd.h); any T, depth
-//             dilation and padding. The 3x3x3 layers of 3-D CNNs.
-//   GEMM      everything else, on our sgemm:
-//             forward          implicit GEMM: y[n] (K/groups x OD*P*Q) = W (K/groups x C/groups*T*R*S)
-//                              times the im2col matrix, whose B panels sgemm packs straight from x
-//                              through pack_implicit_b (never materialised); 1x1x1 unit-stride
-//                              unpadded layers multiply x itself.
-//             backward-data    per image and tile of output columns, cols = W^T grad_out (sgemm),
-//                              added back into grad_x (col2im_add).
-//             backward-weight  per image and tile, im2col then grad_w (+)= grad_out cols^T (or its
-//                              transpose, whichever orientation fills sgemm's register tile better:
-//                              with K/groups = 32 or 64, CTRS x K/groups rows of 14 waste less than
-//                              K/groups ones), per-thread partial sums added in thread order.
+// Which path runs where (conv2d's structure, conv.cpp, carried to a depth axis), tried in order:
+//   winograd   3x3 in-plane taps, unit strides, enough channels (conv3d_winograd.h); any T, depth
+//              dilation and padding: the 3x3x3 layers of 3-D CNNs.
+//   depthwise  one input channel and < 8 outputs per group: a direct stencil (depthwise_forward;
+//              forward only, the backward passes take the paths below).
+//   slices     output slices as conv2d's of depth-unfolded input (conv3d_slices.h), where conv2d's
+//              direct AVX-512 kernels take them (few channels per group, e.g. 1->32 5x5x5) and, for
+//              backward-data, most shapes; rules and figures in conv3d_slices.cpp.
+//   GEMM       the rest, on our sgemm:
+//              forward          implicit GEMM: y[n] (K/groups x OD*P*Q) = W (K/groups x C/groups*T*R*S)
+//                               times the im2col matrix, whose B panels sgemm packs straight from x
+//                               through pack_implicit_b (never materialised), in L2-sized column tiles;
+//                               1x1x1 unit-stride unpadded layers multiply x itself.
+//              backward-data    per image and tile of output columns, cols = W^T grad_out (sgemm),
+//                               added back into grad_x (col2im_add).
+//              backward-weight  per image and tile, im2col then grad_w (+)= grad_out cols^T (or its
+//                               transpose, whichever orientation fills sgemm's register tile better),
+//                               per-thread partial sums added in thread order.
+// 1 thread, CPU time, PyTorch 2.13 / ours (benchmarks/conv3d_tune.py --clock cpu): 32->64 3x3x3 16^3
+// (winograd) forward 1.51, backward 1.33; 1->32 5x5x5 32^3 (slices) forward 1.17, backward 6.4.
 // Threads: over images when N >= threads (one workspace slice each, sgemm single-threaded inside
 // the region), otherwise one image at a time with sgemm, im2col and col2im parallel inside.
 
