@@ -9,5 +9,6 @@ from .elementwise import *  # noqa: F401,F403
 from .gemm import *  # noqa: F401,F403
 from .linear import *  # noqa: F401,F403
 from .loss import *  # noqa: F401,F403
+from .norm import *  # noqa: F401,F403
 from .optim import *  # noqa: F401,F403
 from .pool import *  # noqa: F401,F403
