@@ -136,7 +136,8 @@ int main() {
                   bw = std::max(bw, std::fabs(gx[i] - want) / std::max(1.0, std::fabs(wc * inv)));
                 }
             }
-            expect(bw < 5e-4, "batch_norm backward", N * 100 + C, S * 10 + st, affine * 10000 + grid * 1000 + block, bw);
+            expect(bw < 5e-4, "batch_norm backward", N * 100 + C, S * 10 + st,
+                   affine * 10000 + grid * 1000 + block, bw);
           }
       }
 
@@ -172,7 +173,8 @@ int main() {
       for (int step = 0; step < 4; ++step) {
         auto g = randn(n, rng);
         emulate_launch(2, 32, [&] {
-          rmsprop_kernel(p.data(), g.data(), sa.data(), mom > 0 ? buf.data() : nullptr, centered ? ga.data() : nullptr, n,
+          rmsprop_kernel(p.data(), g.data(), sa.data(), mom > 0 ? buf.data() : nullptr,
+                         centered ? ga.data() : nullptr, n,
                          lr, alpha, e, wd, mom, centered);
         });
         for (index_t i = 0; i < n; ++i) {
