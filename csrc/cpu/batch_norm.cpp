@@ -93,19 +93,32 @@ inline void split_mean(double mean, Coeff& k) {
 }
 
 // ---- the runs path (S >= kLongRun): channel c's values m = n*S + s in [m0, m1), in pieces.
-template <class F>
+// REVERSE walks them last to first: the apply pass that follows the moments then starts with the
+// runs the moments read last, the ones most likely still in L2.
+template <bool REVERSE = false, class F>
 void for_pieces(const Problem& p, index_t c, index_t m0, index_t m1, F f) {
   const index_t S = p.S, CS = p.C * p.S;
-  for (index_t m = m0; m < m1;) {
-    const index_t n = m / S, s = m - n * S;
-    const index_t len = std::min(m1, (n + 1) * S) - m;
-    const index_t base = n * CS + c * S + s;
+  auto run = [&](index_t m, index_t len) {
+    const index_t n = m / S, base = n * CS + c * S + (m - n * S);
     const index_t np = (len + kPiece - 1) / kPiece;
     for (index_t q = 0; q < np; ++q) {
-      const index_t lo = len * q / np, hi = len * (q + 1) / np;
+      const index_t i = REVERSE ? np - 1 - q : q;
+      const index_t lo = len * i / np, hi = len * (i + 1) / np;
       f(base + lo, hi - lo);
     }
-    m += len;
+  };
+  if (!REVERSE) {
+    for (index_t m = m0; m < m1;) {
+      const index_t len = std::min(m1, (m / S + 1) * S) - m;
+      run(m, len);
+      m += len;
+    }
+  } else {
+    for (index_t m = m1; m > m0;) {
+      const index_t start = std::max(m0, (m - 1) / S * S);
+      run(start, m - start);
+      m = start;
+    }
   }
 }
 
@@ -119,16 +132,19 @@ Moments run_moments(const Problem& p, index_t c, index_t m0, index_t m1) {
   return acc;
 }
 
+// One contiguous run [off, off + len) of one channel.
+inline void apply_run(const Problem& p, index_t off, index_t len, const Coeff& k) {
+  switch (p.apply) {
+    case Apply::normalise: p.k->normalise_run(p.x + off, p.out + off, len, k.mh, k.ml, k.a, k.b); break;
+    case Apply::backward:
+      p.k->backward_run(p.dy + off, p.x + off, p.out + off, len, k.a, k.b, k.mh, k.ml, k.c);
+      break;
+    case Apply::scale: p.k->scale_run(p.dy + off, p.out + off, len, k.a); break;
+  }
+}
+
 void run_apply(const Problem& p, index_t c, index_t m0, index_t m1, const Coeff& k) {
-  for_pieces(p, c, m0, m1, [&](index_t off, index_t len) {
-    switch (p.apply) {
-      case Apply::normalise: p.k->normalise_run(p.x + off, p.out + off, len, k.mh, k.ml, k.a, k.b); break;
-      case Apply::backward:
-        p.k->backward_run(p.dy + off, p.x + off, p.out + off, len, k.a, k.b, k.mh, k.ml, k.c);
-        break;
-      case Apply::scale: p.k->scale_run(p.dy + off, p.out + off, len, k.a); break;
-    }
-  });
+  for_pieces<true>(p, c, m0, m1, [&](index_t off, index_t len) { apply_run(p, off, len, k); });
 }
 
 // ---- the column path (S < kLongRun): channels [c0, c1) (at most kColWidth columns) over rows
@@ -164,7 +180,7 @@ void col_apply(const Problem& p, index_t c0, index_t c1, index_t n0, index_t n1,
     mh[j] = kc.mh, ml[j] = kc.ml, a[j] = kc.a, b[j] = kc.b, c[j] = kc.c;
   }
   const ColCoeffs cc{mh, ml, a, b, c};
-  for (index_t n = n0; n < n1; ++n) {
+  for (index_t n = n1 - 1; n >= n0; --n) {  // last rows first: they are the ones still in cache
     const index_t off = n * ld + c0 * S;
     switch (p.apply) {
       case Apply::normalise: p.k->normalise_cols(p.x + off, p.out + off, W, &cc); break;
@@ -196,6 +212,26 @@ void drive(const Problem& p, CoeffFn coeff) {
     }
   }
   const index_t units = (C + G - 1) / G;
+  if (!p.need_moments) {
+    // Nothing to reduce (eval): coefficients once, then the data in memory order, a contiguous
+    // share per thread (planes of S values, or rows of C*S for the column path).
+    std::vector<Coeff> k(static_cast<size_t>(C));
+    for (index_t c = 0; c < C; ++c) k[c] = coeff(c, nullptr);
+    if (!cols) {
+#pragma omp parallel for schedule(static) num_threads(T) if (T > 1)
+      for (index_t q = 0; q < N * C; ++q) apply_run(p, q * S, S, k[q % C]);
+    } else {
+#pragma omp parallel num_threads(T)
+      {
+        const index_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+        for (index_t u = 0; u < units; ++u) {
+          const index_t c0 = u * G, c1 = std::min(C, c0 + G);
+          col_apply(p, c0, c1, N * t / nt, N * (t + 1) / nt, &k[c0]);
+        }
+      }
+    }
+    return;
+  }
   if (T == 1 || units >= 2 * T) {
 #pragma omp parallel for schedule(static) num_threads(T) if (T > 1)
     for (index_t u = 0; u < units; ++u) {
