@@ -1,12 +1,20 @@
-// Batch-norm kernels over x viewed as (N, C, S). Same formulas as csrc/cpu/batch_norm.cpp:
-//   statistics: every thread sums blocks of kBnChunk values in float about a shift (its running
-//   mean so far), folds each block into double (count, mean, M2, sum dy, sum dy*(x - mean)) with
-//   Chan's formula, and the block merges its threads the same way, so a large mean with a small
-//   variance is not lost to cancellation;
-//   normalise: y = ((x - mh) - ml) * a + b, the mean split into two floats.
-// One block per channel (grid-stride over channels) for everything that reduces; elementwise
-// kernels for the eval forward and the eval backward without affine gradients. blockDim.x must be
-// a power of two <= kBnThreads. No launches here, so csrc/cuda/host_emulation/ can compile it.
+// Batch-norm kernels over x viewed as (N, C, S). Same formulas as csrc/cpu/batch_norm.cpp.
+//
+// Training (and any backward that needs sums over the batch) takes three launches, so that a few
+// channels still spread over the whole GPU:
+//   bn_partial_kernel:  block u = (channel c, split k) reduces a contiguous share of channel c's
+//     M = N*S values. Every thread sums blocks of kBnChunk values in float about a shift (its running
+//     mean so far) and folds each into double (count, mean, M2, sum dy, sum dy*(x - mean)) with
+//     Chan's formula; the block merges its threads the same way. A large mean with a small variance
+//     is not lost to cancellation.
+//   bn_finalize_kernel: a thread per channel merges its splits in order (the result depends only on
+//     the problem size, not on the device), updates the running statistics or writes the affine
+//     gradients, and stores the channel's coefficients (mh, ml, a, b, c).
+//   bn_apply_kernel:    elementwise, y = ((x - mh) - ml)*a + b, or dx = a*dy + b*((x - mh) - ml) + c,
+//     or dx = a*dy, with the mean split into two floats.
+// The eval forward and the eval backward without affine gradients are single elementwise kernels.
+// blockDim.x must be a power of two <= kBnThreads. No launches here, so
+// csrc/cuda/host_emulation/ can compile it.
 #pragma once
 #include <cmath>
 
@@ -81,60 +89,125 @@ __device__ inline BnMoments bn_block_reduce(const BnMoments& v, BnMoments* red) 
   return r;
 }
 
-// f(i) for every index i of channel c, spread over the block's threads: row by row when a row of
-// S values keeps the threads busy, else over the flattened (n, s) with a division.
-template <class F>
-__device__ inline void bn_for_channel(index_t N, index_t C, index_t S, index_t c, F f) {
-  if (S >= static_cast<index_t>(blockDim.x)) {
-    for (index_t n = 0; n < N; ++n) {
-      const index_t base = (n * C + c) * S;
-      for (index_t s = threadIdx.x; s < S; s += blockDim.x) f(base + s);
+// Splits of each channel's M values: enough blocks in all to fill a large GPU (about 1024), each
+// with at least 2048 values. A function of the problem size only.
+inline index_t bn_splits(index_t N, index_t C, index_t S) {
+  const index_t M = N * S;
+  const index_t want = (1024 + C - 1) / C, most = (M + 2047) / 2048;
+  const index_t s = want < most ? want : most;
+  return s < 1 ? 1 : s;
+}
+
+// Block u = c * splits + k reduces values m in [M*k/splits, M*(k+1)/splits) of channel c
+// (m = n*S + s); dy may be null. part[u] gets the block's moments.
+__global__ void bn_partial_kernel(const float* x, const float* dy, index_t N, index_t C, index_t S,
+                                  index_t splits, BnMoments* part) {
+  __shared__ BnMoments red[kBnThreads];
+  const index_t M = N * S, units = C * splits;
+  for (index_t u = blockIdx.x; u < units; u += gridDim.x) {
+    const index_t c = u / splits, k = u - c * splits;
+    const index_t m0 = M * k / splits, m1 = M * (k + 1) / splits;
+    BnAccum acc;
+    if (S >= static_cast<index_t>(blockDim.x)) {
+      // run by run: neighbouring threads read neighbouring values of a row of S
+      for (index_t n = m0 / S; n * S < m1; ++n) {
+        const index_t lo = n * S > m0 ? n * S : m0, hi = (n + 1) * S < m1 ? (n + 1) * S : m1;
+        const index_t base = (n * C + c) * S - n * S;  // + m is the address of value m
+        for (index_t m = lo + threadIdx.x; m < hi; m += blockDim.x)
+          acc.add(x[base + m], dy ? dy[base + m] : 0.0f);
+      }
+    } else {
+      for (index_t m = m0 + threadIdx.x; m < m1; m += blockDim.x) {
+        const index_t n = m / S, i = (n * C + c) * S + (m - n * S);
+        acc.add(x[i], dy ? dy[i] : 0.0f);
+      }
     }
-  } else {
-    for (index_t m = threadIdx.x; m < N * S; m += blockDim.x) {
-      const index_t n = m / S;
-      f((n * C + c) * S + (m - n * S));
-    }
+    acc.flush();
+    const BnMoments tot = bn_block_reduce(acc.m, red);
+    if (threadIdx.x == 0) part[u] = tot;
   }
 }
+
+// What bn_finalize_kernel computes from a channel's moments (modes as cpu::BnStats, plus the forward).
+enum BnMode : int { kBnForward = -1, kBnBatch = 0, kBnSaved = 1, kBnRunning = 2 };
 
 __device__ inline void bn_split_mean(double mean, float& mh, float& ml) {
   mh = static_cast<float>(mean);
   ml = static_cast<float>(mean - static_cast<double>(mh));
 }
 
-// Training forward: batch statistics, running statistics updated (when not null), normalise.
-__global__ void bn_forward_train_kernel(const float* x, float* y, const float* weight,
-                                        const float* bias, float* running_mean, float* running_var,
-                                        index_t N, index_t C, index_t S, float momentum, float eps) {
-  __shared__ BnMoments red[kBnThreads];
-  __shared__ float coef[4];
-  for (index_t c = blockIdx.x; c < C; c += gridDim.x) {
-    BnAccum acc;
-    bn_for_channel(N, C, S, c, [&](index_t i) { acc.add(x[i], 0.0f); });
-    acc.flush();
-    const BnMoments tot = bn_block_reduce(acc.m, red);
-    if (threadIdx.x == 0) {
-      const double var = (tot.m2 > 0 ? tot.m2 : 0.0) / tot.n;
+// A thread per channel: merges the channel's splits in order and writes coef[5c .. 5c+4] =
+// (mh, ml, a, b, c) for bn_apply_kernel. kBnForward: the batch statistics normalise, the running
+// statistics (when not null) are updated. Backward modes: mean_in / var_or_invstd as
+// cpu::batch_norm_backward; gw / gb written when not null.
+__global__ void bn_finalize_kernel(const BnMoments* part, index_t splits, index_t C, int mode,
+                                   const float* weight, const float* bias, float* running_mean,
+                                   float* running_var, const float* mean_in, const float* var_or_invstd,
+                                   float* gw, float* gb, float momentum, float eps, float* coef) {
+  for (index_t c = blockIdx.x * static_cast<index_t>(blockDim.x) + threadIdx.x; c < C;
+       c += static_cast<index_t>(gridDim.x) * blockDim.x) {
+    BnMoments tot = {0, 0, 0, 0, 0};
+    for (index_t k = 0; k < splits; ++k) bn_merge(tot, part[c * splits + k]);
+    const double w = weight ? static_cast<double>(weight[c]) : 1.0;
+    const double var_b = (tot.m2 > 0 ? tot.m2 : 0.0) / tot.n;
+    double mu, invstd;
+    if (mode == kBnForward || mode == kBnBatch) {
+      mu = tot.mean;
+      invstd = 1.0 / sqrt(var_b + static_cast<double>(eps));
+    } else if (mode == kBnSaved) {
+      mu = mean_in[c];
+      invstd = var_or_invstd[c];
+    } else {
+      mu = mean_in[c];
+      invstd = 1.0 / sqrt(static_cast<double>(var_or_invstd[c]) + static_cast<double>(eps));
+    }
+    float* k = coef + 5 * c;
+    bn_split_mean(mu, k[0], k[1]);
+    k[2] = static_cast<float>(w * invstd);
+    if (mode == kBnForward) {
       if (running_mean != nullptr) {
         const double mom = momentum;
-        const double unbiased = tot.n > 1 ? var * (tot.n / (tot.n - 1)) : var;
+        const double unbiased = tot.n > 1 ? var_b * (tot.n / (tot.n - 1)) : var_b;
         running_mean[c] = static_cast<float>((1.0 - mom) * running_mean[c] + mom * tot.mean);
         running_var[c] = static_cast<float>((1.0 - mom) * running_var[c] + mom * unbiased);
       }
-      const double invstd = 1.0 / sqrt(var + static_cast<double>(eps));
-      bn_split_mean(tot.mean, coef[0], coef[1]);
-      coef[2] = static_cast<float>((weight ? static_cast<double>(weight[c]) : 1.0) * invstd);
-      coef[3] = bias ? bias[c] : 0.0f;
+      k[3] = bias ? bias[c] : 0.0f;
+      k[4] = 0.0f;
+    } else {
+      const double cxy = tot.cxy + (tot.mean - mu) * tot.sdy;  // sum dy * (x - mu)
+      if (gw) gw[c] = static_cast<float>(cxy * invstd);
+      if (gb) gb[c] = static_cast<float>(tot.sdy);
+      const bool train = mode != kBnRunning;
+      k[3] = train ? static_cast<float>(-w * invstd * invstd * invstd * cxy / tot.n) : 0.0f;
+      k[4] = train ? static_cast<float>(-w * invstd * tot.sdy / tot.n) : 0.0f;
     }
-    __syncthreads();
-    const float mh = coef[0], ml = coef[1], a = coef[2], b = coef[3];
-    bn_for_channel(N, C, S, c, [&](index_t i) { y[i] = ((x[i] - mh) - ml) * a + b; });
-    __syncthreads();  // coef is rewritten for the next channel
   }
 }
 
-// Eval forward, elementwise: y = ((x - rm) * invstd) * w + b per channel (c = (i / S) % C).
+// Elementwise with the coefficients of bn_finalize_kernel. apply: 0 normalise (out = y),
+// 1 training backward (out = dx), 2 eval backward (out = a*dy). Planes of S values per block
+// iteration when S is long (one division per plane), else flat indices.
+__global__ void bn_apply_kernel(int apply, const float* x, const float* dy, float* out, const float* coef,
+                                index_t N, index_t C, index_t S) {
+  auto one = [&](index_t i, const float* k) {
+    if (apply == 0) out[i] = ((x[i] - k[0]) - k[1]) * k[2] + k[3];
+    else if (apply == 1) out[i] = k[2] * dy[i] + k[3] * ((x[i] - k[0]) - k[1]) + k[4];
+    else out[i] = k[2] * dy[i];
+  };
+  if (S >= static_cast<index_t>(blockDim.x)) {
+    for (index_t q = blockIdx.x; q < N * C; q += gridDim.x) {
+      const float* k = coef + 5 * (q % C);
+      for (index_t s = threadIdx.x; s < S; s += blockDim.x) one(q * S + s, k);
+    }
+  } else {
+    const index_t total = N * C * S;
+    for (index_t i = blockIdx.x * static_cast<index_t>(blockDim.x) + threadIdx.x; i < total;
+         i += static_cast<index_t>(gridDim.x) * blockDim.x)
+      one(i, coef + 5 * ((i / S) % C));
+  }
+}
+
+// Eval forward, elementwise: y = (x - rm) * (w / sqrt(rv + eps)) + b per channel (c = (i / S) % C).
 __global__ void bn_forward_eval_kernel(const float* x, float* y, const float* weight, const float* bias,
                                        const float* running_mean, const float* running_var,
                                        index_t N, index_t C, index_t S, float eps) {
@@ -144,52 +217,6 @@ __global__ void bn_forward_eval_kernel(const float* x, float* y, const float* we
     const index_t c = (i / S) % C;
     const float a = (weight ? weight[c] : 1.0f) / sqrtf(running_var[c] + eps);
     y[i] = (x[i] - running_mean[c]) * a + (bias ? bias[c] : 0.0f);
-  }
-}
-
-// stats: 0 batch (recomputed), 1 saved (mean, invstd), 2 running (mean, var) — as cpu::BnStats.
-// Sums dy and dy * (x - mean) per channel, writes the affine gradients (when not null) and
-// grad_x (training: a*dy + b*(x - mean) + c; eval: a*dy).
-__global__ void bn_backward_kernel(const float* dy, const float* x, const float* weight,
-                                   const float* mean, const float* var_or_invstd, int stats,
-                                   float* gx, float* gw, float* gb, index_t N, index_t C, index_t S,
-                                   float eps) {
-  __shared__ BnMoments red[kBnThreads];
-  __shared__ float coef[5];
-  for (index_t c = blockIdx.x; c < C; c += gridDim.x) {
-    BnAccum acc;
-    bn_for_channel(N, C, S, c, [&](index_t i) { acc.add(x[i], dy[i]); });
-    acc.flush();
-    const BnMoments tot = bn_block_reduce(acc.m, red);
-    if (threadIdx.x == 0) {
-      const double w = weight ? static_cast<double>(weight[c]) : 1.0;
-      double mu, invstd;
-      if (stats == 0) {
-        mu = tot.mean;
-        invstd = 1.0 / sqrt((tot.m2 > 0 ? tot.m2 : 0.0) / tot.n + static_cast<double>(eps));
-      } else if (stats == 1) {
-        mu = mean[c];
-        invstd = var_or_invstd[c];
-      } else {
-        mu = mean[c];
-        invstd = 1.0 / sqrt(static_cast<double>(var_or_invstd[c]) + static_cast<double>(eps));
-      }
-      const double cxy = tot.cxy + (tot.mean - mu) * tot.sdy;
-      if (gw) gw[c] = static_cast<float>(cxy * invstd);
-      if (gb) gb[c] = static_cast<float>(tot.sdy);
-      bn_split_mean(mu, coef[0], coef[1]);
-      coef[2] = static_cast<float>(w * invstd);
-      coef[3] = stats == 2 ? 0.0f : static_cast<float>(-w * invstd * invstd * invstd * cxy / tot.n);
-      coef[4] = stats == 2 ? 0.0f : static_cast<float>(-w * invstd * tot.sdy / tot.n);
-    }
-    __syncthreads();
-    const float mh = coef[0], ml = coef[1], a = coef[2], b = coef[3], k = coef[4];
-    if (stats == 2) {
-      bn_for_channel(N, C, S, c, [&](index_t i) { gx[i] = a * dy[i]; });
-    } else {
-      bn_for_channel(N, C, S, c, [&](index_t i) { gx[i] = a * dy[i] + b * ((x[i] - mh) - ml) + k; });
-    }
-    __syncthreads();
   }
 }
 

@@ -47,11 +47,27 @@ static void stats(const std::vector<float>& x, index_t N, index_t C, index_t S, 
   }
 }
 
+// The launcher's three stages (batch_norm.cu: reduce_and_apply) with an explicit split count.
+static void reduce_and_apply(const float* x, const float* dy, float* out, int mode, int apply, const float* w,
+                             const float* b, float* rm, float* rv, const float* mean_in, const float* var_in,
+                             float* gw, float* gb, index_t N, index_t C, index_t S, float momentum, float eps,
+                             index_t splits, unsigned grid, unsigned block) {
+  std::vector<BnMoments> part(C * splits);
+  std::vector<float> coef(5 * C);
+  emulate_launch(grid, block, [&] { bn_partial_kernel(x, dy, N, C, S, splits, part.data()); });
+  emulate_launch(grid, block, [&] {
+    bn_finalize_kernel(part.data(), splits, C, mode, w, b, rm, rv, mean_in, var_in, gw, gb, momentum, eps,
+                       coef.data());
+  });
+  emulate_launch(grid, block, [&] { bn_apply_kernel(apply, x, dy, out, coef.data(), N, C, S); });
+}
+
 int main() {
   std::mt19937 rng(7);
   const float eps = 1e-5f, momentum = 0.1f;
   // (N, C, S, mean of x, scale of x): S below and above blockDim, one value per row, several
-  // channels per block (grid < C), and a large mean with a small spread.
+  // channels per block (grid < C), channels split over several blocks, a large mean with a small
+  // spread. bn_splits (the launcher's choice) is checked separately below.
   const struct {
     index_t N, C, S;
     float mean, scale;
@@ -60,15 +76,14 @@ int main() {
   for (const auto& k : cases)
     for (unsigned grid : {1u, 2u})
       for (unsigned block : {32u, 64u}) {
+        const index_t splits = grid == 1 ? 1 : std::min<index_t>(block == 32 ? 3 : 7, k.N * k.S);
         const index_t N = k.N, C = k.C, S = k.S, total = N * C * S;
         auto x = randn(total, rng, k.mean, k.scale), g = randn(total, rng), w = randn(C, rng), b = randn(C, rng);
         std::vector<float> rm(C), rv(C), y(total + 4, -7.0f), ye(total + 4, -7.0f);
         for (index_t c = 0; c < C; ++c) rm[c] = 0.3f * c, rv[c] = 1.0f + 0.5f * c;
         const auto rm0 = rm, rv0 = rv;
-        emulate_launch(grid, block, [&] {
-          bn_forward_train_kernel(x.data(), y.data(), w.data(), b.data(), rm.data(), rv.data(), N, C, S,
-                                  momentum, eps);
-        });
+        reduce_and_apply(x.data(), nullptr, y.data(), kBnForward, 0, w.data(), b.data(), rm.data(), rv.data(),
+                         nullptr, nullptr, nullptr, nullptr, N, C, S, momentum, eps, splits, grid, block);
         emulate_launch(grid, block, [&] {
           bn_forward_eval_kernel(x.data(), ye.data(), w.data(), b.data(), rm0.data(), rv0.data(), N, C, S, eps);
         });
@@ -105,10 +120,9 @@ int main() {
                 bn_backward_scale_kernel(g.data(), wptr, rv0.data(), gx.data(), N, C, S, eps);
               });
             else
-              emulate_launch(grid, block, [&] {
-                bn_backward_kernel(g.data(), x.data(), wptr, mptr, vptr, st, gx.data(), affine ? gw.data() : nullptr,
-                                   affine ? gb.data() : nullptr, N, C, S, eps);
-              });
+              reduce_and_apply(x.data(), g.data(), gx.data(), st, st == 2 ? 2 : 1, wptr, nullptr, nullptr, nullptr,
+                               mptr, vptr, affine ? gw.data() : nullptr, affine ? gb.data() : nullptr, N, C, S,
+                               0.0f, eps, splits, grid, block);
             double bw = (gx[total] == -7.0f && gw[C] == -7.0f && gb[C] == -7.0f) ? 0.0 : 1.0;
             if (!affine) bw = std::max(bw, gw[0] == -7.0f && gb[0] == -7.0f ? 0.0 : 1.0);
             for (index_t c = 0; c < C; ++c) {
@@ -140,6 +154,12 @@ int main() {
                    affine * 10000 + grid * 1000 + block, bw);
           }
       }
+
+  // The launcher's split count: every channel gets at least one block, no split under 2048 values
+  // unless the channel is shorter, about 1024 blocks in all when channels are long.
+  expect(bn_splits(2, 3, 1) == 1 && bn_splits(32, 64, 3136) == 16 && bn_splits(1, 1, 1 << 24) == 1024 &&
+             bn_splits(1, 5000, 10) == 1,
+         "bn_splits", 0, 0, 0, 0);
 
   // fold_batch_norm: with and without the optional vectors, per_k = 0 included.
   for (index_t K : {1, 3, 70})
