@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <vector>
 
 #include "cpu/batch_norm_loops.h"
@@ -36,7 +37,7 @@ namespace {
 constexpr index_t kPiece = 4096;     // floats per piece of a run: 16 KiB, its second pass hits L1
 constexpr index_t kLongRun = 64;     // S >= kLongRun: per-run pieces; below: the column path
 constexpr index_t kColWidth = 256;   // columns (channels x S) per group in the column path
-constexpr index_t kColBlock = 4096;  // floats per row block of the column path (L1)
+constexpr index_t kColBlock = 32768;  // floats per row block of a column group (128 KiB: L2)
 
 // Count, mean, sum of squared deviations; with dy also sum dy and sum dy * (x - mean).
 struct Moments {
@@ -69,10 +70,12 @@ inline Moments from_piece(const PieceSums& p, index_t len) {
   return r;
 }
 
-// What the apply pass does with a channel: forward y = ((x - mh) - ml) * a + b; training
-// backward dx = a*dy + b*((x - mh) - ml) + c; eval backward dx = a*dy.
+// What the apply pass does with a channel: forward y = (x - m)*a + b; training backward
+// dx = a*dy + b*(x - m) + c; eval backward dx = a*dy. m is the mean rounded to float; the rounding
+// error e = mean - m (tiny next to m) is folded into the constant term in double (b - e*a, c - e*b),
+// so x - m cancels a large mean exactly and nothing is lost.
 struct Coeff {
-  float mh = 0, ml = 0, a = 0, b = 0, c = 0;
+  float m = 0, a = 0, b = 0, c = 0;
 };
 
 enum class Apply { normalise, backward, scale };
@@ -87,100 +90,46 @@ struct Problem {
   const BatchNormKernels* k;
 };
 
-inline void split_mean(double mean, Coeff& k) {
-  k.mh = static_cast<float>(mean);
-  k.ml = static_cast<float>(mean - static_cast<double>(k.mh));
-}
-
-// ---- the runs path (S >= kLongRun): channel c's values m = n*S + s in [m0, m1), in pieces.
-// REVERSE walks them last to first: the apply pass that follows the moments then starts with the
-// runs the moments read last, the ones most likely still in L2.
-template <bool REVERSE = false, class F>
-void for_pieces(const Problem& p, index_t c, index_t m0, index_t m1, F f) {
-  const index_t S = p.S, CS = p.C * p.S;
-  auto run = [&](index_t m, index_t len) {
-    const index_t n = m / S, base = n * CS + c * S + (m - n * S);
-    const index_t np = (len + kPiece - 1) / kPiece;
-    for (index_t q = 0; q < np; ++q) {
-      const index_t i = REVERSE ? np - 1 - q : q;
-      const index_t lo = len * i / np, hi = len * (i + 1) / np;
-      f(base + lo, hi - lo);
-    }
-  };
-  if (!REVERSE) {
-    for (index_t m = m0; m < m1;) {
-      const index_t len = std::min(m1, (m / S + 1) * S) - m;
-      run(m, len);
-      m += len;
-    }
-  } else {
-    for (index_t m = m1; m > m0;) {
-      const index_t start = std::max(m0, (m - 1) / S * S);
-      run(start, m - start);
-      m = start;
-    }
-  }
-}
-
-Moments run_moments(const Problem& p, index_t c, index_t m0, index_t m1) {
-  Moments acc;
-  for_pieces(p, c, m0, m1, [&](index_t off, index_t len) {
-    PieceSums ps;
-    p.k->run_moments(p.x + off, p.dy ? p.dy + off : nullptr, len, &ps);
-    merge(acc, from_piece(ps, len));
-  });
-  return acc;
-}
 
 // One contiguous run [off, off + len) of one channel.
 inline void apply_run(const Problem& p, index_t off, index_t len, const Coeff& k) {
   switch (p.apply) {
-    case Apply::normalise: p.k->normalise_run(p.x + off, p.out + off, len, k.mh, k.ml, k.a, k.b); break;
-    case Apply::backward:
-      p.k->backward_run(p.dy + off, p.x + off, p.out + off, len, k.a, k.b, k.mh, k.ml, k.c);
-      break;
+    case Apply::normalise: p.k->normalise_run(p.x + off, p.out + off, len, k.m, k.a, k.b); break;
+    case Apply::backward: p.k->backward_run(p.dy + off, p.x + off, p.out + off, len, k.a, k.b, k.m, k.c); break;
     case Apply::scale: p.k->scale_run(p.dy + off, p.out + off, len, k.a); break;
   }
 }
 
-void run_apply(const Problem& p, index_t c, index_t m0, index_t m1, const Coeff& k) {
-  for_pieces<true>(p, c, m0, m1, [&](index_t off, index_t len) { apply_run(p, off, len, k); });
-}
-
-// ---- the column path (S < kLongRun): channels [c0, c1) (at most kColWidth columns) over rows
-// [n0, n1). Each row holds the group's (c1 - c0) * S values contiguously; blocks of rows give every
-// column a piece, merged per column over the blocks and then per channel over its S columns.
-void col_moments(const Problem& p, index_t c0, index_t c1, index_t n0, index_t n1, Moments* out) {
-  const index_t S = p.S, ld = p.C * S, W = (c1 - c0) * S;
-  const index_t R = std::max<index_t>(8, kColBlock / W);
+// ---- the column path (S < kLongRun): a group of channels [c0, c1) (at most kColWidth columns)
+// over one block of rows [r0, r1): each row holds the group's (c1 - c0) * S values contiguously.
+// Every column gets its piece's moments from two passes over the block (in L1 / L2), then each
+// channel merges its S columns into out[c - c0].
+void col_moments(const Problem& p, index_t c0, index_t c1, index_t r0, index_t r1, Moments* out) {
+  const index_t S = p.S, ld = p.C * S, W = (c1 - c0) * S, rows = r1 - r0;
   float m[kColWidth], d1[kColWidth], d2[kColWidth], sdy[kColWidth], sdyx[kColWidth];
-  Moments col[kColWidth];
-  for (index_t r0 = n0; r0 < n1; r0 += R) {
-    const index_t rows = std::min(R, n1 - r0);
-    const float* xb = p.x + r0 * ld + c0 * S;
-    const float* gb = p.dy ? p.dy + r0 * ld + c0 * S : nullptr;
-    p.k->col_sums(xb, rows, ld, W, m);
-    const float inv = 1.0f / static_cast<float>(rows);
-    for (index_t j = 0; j < W; ++j) m[j] *= inv;
-    p.k->col_moments(xb, gb, rows, ld, W, m, d1, d2, sdy, sdyx);
-    for (index_t j = 0; j < W; ++j) merge(col[j], from_piece(PieceSums{m[j], d1[j], d2[j], sdy[j], sdyx[j]}, rows));
-  }
+  const float* xb = p.x + r0 * ld + c0 * S;
+  const float* gb = p.dy ? p.dy + r0 * ld + c0 * S : nullptr;
+  p.k->col_sums(xb, rows, ld, W, m);
+  const float inv = 1.0f / static_cast<float>(rows);
+  for (index_t j = 0; j < W; ++j) m[j] *= inv;
+  p.k->col_moments(xb, gb, rows, ld, W, m, d1, d2, sdy, sdyx);
   for (index_t ch = 0; ch < c1 - c0; ++ch) {
     Moments acc;
-    for (index_t s = 0; s < S; ++s) merge(acc, col[ch * S + s]);
+    for (index_t j = ch * S; j < (ch + 1) * S; ++j)
+      merge(acc, from_piece(PieceSums{m[j], d1[j], d2[j], sdy[j], sdyx[j]}, rows));
     out[ch] = acc;
   }
 }
 
 void col_apply(const Problem& p, index_t c0, index_t c1, index_t n0, index_t n1, const Coeff* k) {
   const index_t S = p.S, ld = p.C * S, W = (c1 - c0) * S;
-  float mh[kColWidth], ml[kColWidth], a[kColWidth], b[kColWidth], c[kColWidth];
+  float m[kColWidth], a[kColWidth], b[kColWidth], c[kColWidth];
   for (index_t j = 0; j < W; ++j) {
     const Coeff& kc = k[j / S];
-    mh[j] = kc.mh, ml[j] = kc.ml, a[j] = kc.a, b[j] = kc.b, c[j] = kc.c;
+    m[j] = kc.m, a[j] = kc.a, b[j] = kc.b, c[j] = kc.c;
   }
-  const ColCoeffs cc{mh, ml, a, b, c};
-  for (index_t n = n1 - 1; n >= n0; --n) {  // last rows first: they are the ones still in cache
+  const ColCoeffs cc{m, a, b, c};
+  for (index_t n = n0; n < n1; ++n) {
     const index_t off = n * ld + c0 * S;
     switch (p.apply) {
       case Apply::normalise: p.k->normalise_cols(p.x + off, p.out + off, W, &cc); break;
@@ -190,90 +139,72 @@ void col_apply(const Problem& p, index_t c0, index_t c1, index_t n0, index_t n1,
   }
 }
 
-// Runs the moments (when needed), coeff(c, moments or null) -> Coeff per channel (called once per
-// channel; it may write per-channel outputs such as running statistics), and the apply pass.
-//   Whole channels per thread (the usual case): a thread takes a unit of channels, gathers its
-//   moments, then applies them while the unit's data is still in L2.
-//   Too few channels for the threads: every thread takes a slice of each channel's values (runs
-//   path) or of the rows (column path); partial moments are merged in thread order in between.
+// Runs the moments (when needed), coeff(c, moments or null) -> Coeff once per channel (it may write
+// per-channel outputs: running statistics, affine gradients), and the apply pass. Both passes
+// stream through memory in order, each thread over a contiguous share (this measured faster than
+// reducing whole channels per thread and re-reading them from L2: a channel's runs are N strided
+// pieces, which the prefetchers follow less well). The moments are kept per piece (a run of at most
+// kPiece values, or a block of rows of a group of channels) and merged per channel in a fixed
+// order, so the results do not depend on the thread count.
 template <class CoeffFn>
 void drive(const Problem& p, CoeffFn coeff) {
   const index_t N = p.N, C = p.C, S = p.S;
   int T = get_num_threads();
   if (N * C * S <= kParallelGrain) T = 1;
   const bool cols = S < kLongRun;
-  index_t G = 1;  // channels per unit
-  if (cols) {
-    G = std::max<index_t>(1, kColWidth / S);
-    if (T > 1 && (C + G - 1) / G < 2 * T) {
-      // Narrower units so that every thread gets some, if a unit's row stays >= one cache line.
-      const index_t g2 = std::max<index_t>(1, C / (2 * T));
-      if (g2 * S >= 16) G = std::min(G, g2);
-    }
-  }
-  const index_t units = (C + G - 1) / G;
+  const index_t G = cols ? std::max<index_t>(1, kColWidth / S) : 1;  // channels per column group
+  const index_t groups = (C + G - 1) / G;
+  std::vector<Coeff> k(static_cast<size_t>(C));
   if (!p.need_moments) {
-    // Nothing to reduce (eval): coefficients once, then the data in memory order, a contiguous
-    // share per thread (planes of S values, or rows of C*S for the column path).
-    std::vector<Coeff> k(static_cast<size_t>(C));
     for (index_t c = 0; c < C; ++c) k[c] = coeff(c, nullptr);
-    if (!cols) {
+  } else if (!cols) {
+    // Pieces: q per plane of S values, plane (n, c) at (n*C + c)*S.
+    const index_t P = N * C, q = (S + kPiece - 1) / kPiece, U = P * q;
+    std::unique_ptr<PieceSums[]> ps(new PieceSums[static_cast<size_t>(U)]);
 #pragma omp parallel for schedule(static) num_threads(T) if (T > 1)
-      for (index_t q = 0; q < N * C; ++q) apply_run(p, q * S, S, k[q % C]);
-    } else {
-#pragma omp parallel num_threads(T)
-      {
-        const index_t t = omp_get_thread_num(), nt = omp_get_num_threads();
-        for (index_t u = 0; u < units; ++u) {
-          const index_t c0 = u * G, c1 = std::min(C, c0 + G);
-          col_apply(p, c0, c1, N * t / nt, N * (t + 1) / nt, &k[c0]);
-        }
-      }
+    for (index_t u = 0; u < U; ++u) {
+      const index_t plane = u / q, i = u - plane * q, lo = S * i / q, hi = S * (i + 1) / q;
+      const index_t off = plane * S + lo;
+      p.k->run_moments(p.x + off, p.dy ? p.dy + off : nullptr, hi - lo, &ps[u]);
     }
-    return;
-  }
-  if (T == 1 || units >= 2 * T) {
-#pragma omp parallel for schedule(static) num_threads(T) if (T > 1)
-    for (index_t u = 0; u < units; ++u) {
-      const index_t c0 = u * G, c1 = std::min(C, c0 + G);
-      Moments mo[kColWidth];
-      Coeff k[kColWidth];
-      if (p.need_moments) {
-        if (cols) col_moments(p, c0, c1, 0, N, mo);
-        else mo[0] = run_moments(p, c0, 0, N * S);
-      }
-      for (index_t c = c0; c < c1; ++c) k[c - c0] = coeff(c, p.need_moments ? &mo[c - c0] : nullptr);
-      if (cols) col_apply(p, c0, c1, 0, N, k);
-      else run_apply(p, c0, 0, N * S, k[0]);
-    }
-    return;
-  }
-  std::vector<Moments> part(p.need_moments ? static_cast<size_t>(T * C) : 0);
-  std::vector<Coeff> coeffs(static_cast<size_t>(C));
-  const index_t extent = cols ? N : N * S;
-#pragma omp parallel num_threads(T)
-  {
-    const index_t t = omp_get_thread_num(), nt = omp_get_num_threads();
-    const index_t lo = extent * t / nt, hi = extent * (t + 1) / nt;
-    if (p.need_moments) {
-      for (index_t u = 0; u < units; ++u) {
-        const index_t c0 = u * G, c1 = std::min(C, c0 + G);
-        if (cols) col_moments(p, c0, c1, lo, hi, &part[t * C + c0]);
-        else part[t * C + c0] = run_moments(p, c0, lo, hi);
-      }
-    }
-#pragma omp barrier
-#pragma omp single
+#pragma omp parallel for schedule(static) num_threads(T) if (T > 1 && U >= 1024)
     for (index_t c = 0; c < C; ++c) {
-      Moments m;
-      if (p.need_moments)
-        for (index_t q = 0; q < nt; ++q) merge(m, part[q * C + c]);
-      coeffs[c] = coeff(c, p.need_moments ? &m : nullptr);
+      Moments acc;
+      for (index_t n = 0; n < N; ++n)
+        for (index_t i = 0; i < q; ++i)
+          merge(acc, from_piece(ps[(n * C + c) * q + i], S * (i + 1) / q - S * i / q));
+      k[c] = coeff(c, &acc);
     }
-    for (index_t u = 0; u < units; ++u) {
-      const index_t c0 = u * G, c1 = std::min(C, c0 + G);
-      if (cols) col_apply(p, c0, c1, lo, hi, &coeffs[c0]);
-      else run_apply(p, c0, lo, hi, coeffs[c0]);
+  } else {
+    // Blocks of R rows (a group's block fits in L2 for the second pass; at most 4096 rows, so no
+    // float column sum runs longer), moments per (block, channel).
+    const index_t R = std::clamp<index_t>(kColBlock / std::min(C * S, G * S), 8, 4096);
+    const index_t nb = (N + R - 1) / R;
+    std::unique_ptr<Moments[]> mo(new Moments[static_cast<size_t>(nb * C)]);
+#pragma omp parallel for schedule(static) num_threads(T) if (T > 1)
+    for (index_t blk = 0; blk < nb; ++blk)
+      for (index_t g = 0; g < groups; ++g) {
+        const index_t c0 = g * G, c1 = std::min(C, c0 + G);
+        col_moments(p, c0, c1, blk * R, std::min(N, (blk + 1) * R), &mo[blk * C + c0]);
+      }
+#pragma omp parallel for schedule(static) num_threads(T) if (T > 1 && nb * C >= 1024)
+    for (index_t c = 0; c < C; ++c) {
+      Moments acc;
+      for (index_t blk = 0; blk < nb; ++blk) merge(acc, mo[blk * C + c]);
+      k[c] = coeff(c, &acc);
+    }
+  }
+  if (!cols) {
+#pragma omp parallel for schedule(static) num_threads(T) if (T > 1)
+    for (index_t plane = 0; plane < N * C; ++plane) apply_run(p, plane * S, S, k[plane % C]);
+  } else {
+#pragma omp parallel num_threads(T) if (T > 1)
+    {
+      const index_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+      for (index_t g = 0; g < groups; ++g) {
+        const index_t c0 = g * G, c1 = std::min(C, c0 + G);
+        col_apply(p, c0, c1, N * t / nt, N * (t + 1) / nt, &k[c0]);
+      }
     }
   }
 }
@@ -301,10 +232,11 @@ void batch_norm_forward(const float* x, float* y, const float* weight, const flo
       var = running_var[c];
     }
     const double invstd = 1.0 / std::sqrt(var + static_cast<double>(eps));
+    const double a = (weight ? static_cast<double>(weight[c]) : 1.0) * invstd;
     Coeff k;
-    split_mean(mean, k);
-    k.a = static_cast<float>((weight ? static_cast<double>(weight[c]) : 1.0) * invstd);
-    k.b = bias ? bias[c] : 0.0f;
+    k.m = static_cast<float>(mean);
+    k.a = static_cast<float>(a);
+    k.b = static_cast<float>((bias ? static_cast<double>(bias[c]) : 0.0) - (mean - k.m) * a);
     return k;
   });
 }
@@ -345,7 +277,7 @@ void batch_norm_backward(const float* grad_out, const float* x, const float* wei
         break;
     }
     Coeff k;
-    split_mean(mu, k);
+    k.m = static_cast<float>(mu);
     k.a = static_cast<float>(w * invstd);
     if (mo != nullptr) {
       const double sdy = mo->sdy;
@@ -353,8 +285,9 @@ void batch_norm_backward(const float* grad_out, const float* x, const float* wei
       if (grad_weight) grad_weight[c] = static_cast<float>(cxy * invstd);
       if (grad_bias) grad_bias[c] = static_cast<float>(sdy);
       if (training) {
-        k.b = static_cast<float>(-w * invstd * invstd * invstd * cxy / mo->n);
-        k.c = static_cast<float>(-w * invstd * sdy / mo->n);
+        const double b = -w * invstd * invstd * invstd * cxy / mo->n;
+        k.b = static_cast<float>(b);
+        k.c = static_cast<float>(-w * invstd * sdy / mo->n - (mu - k.m) * b);
       }
     }
     return k;

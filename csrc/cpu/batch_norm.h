@@ -2,13 +2,13 @@
 // (1 for (N, C) input). Same kernel names as csrc/cuda/batch_norm.h. The op layer
 // (python/fastlayers/ops/norm.py) has validated shapes and values; N * S >= 2 in training.
 //
-// Statistics: one pass over x from memory. Each contiguous piece (a run of S floats, cut to at
-// most 16 KiB; or, for S < 64, a block of rows of a group of channels, per column) gets its mean
-// and its sum of squared deviations from two passes over the piece while it is in L1, and the
-// pieces are merged in double with Chan's formula, so a mean of 1e4 with a variance of 1e-4 loses
-// nothing to cancellation. When there are enough channels, each thread owns whole channels and
-// normalises a channel right after its statistics, while it is still in L2 (one trip to memory).
-// Results do not depend on the thread count in that case (the merge order is fixed).
+// Statistics: one pass over x from memory, in memory order. Each contiguous piece (a run of S
+// floats, cut to at most 16 KiB; or, for S < 64, a block of rows of a group of channels, per
+// column) gets its mean and its sum of squared deviations from two passes over the piece while it
+// is in cache, and the pieces are merged per channel in double with Chan's formula, so a mean of
+// 1e4 with a variance of 1e-4 loses nothing to cancellation. Then one fused pass (normalise and
+// affine map, or the gradient) streams through memory again. The pieces and the merge order are a
+// function of the shape only: results do not depend on the thread count.
 #pragma once
 #include "common/types.h"
 
@@ -57,7 +57,7 @@ struct PieceSums {
 // Per-column coefficients for the column paths (S < 64): column j of a group belongs to channel
 // c0 + j / S.
 struct ColCoeffs {
-  const float *mh, *ml, *a, *b, *c;
+  const float *m, *a, *b, *c;
 };
 
 struct BatchNormKernels {
@@ -65,10 +65,10 @@ struct BatchNormKernels {
   void (*col_sums)(const float* x, index_t rows, index_t ld, index_t W, float* s);
   void (*col_moments)(const float* x, const float* dy, index_t rows, index_t ld, index_t W,
                       const float* m, float* d1, float* d2, float* sdy, float* sdyx);
-  void (*normalise_run)(const float* x, float* y, index_t L, float mh, float ml, float a, float b);
+  void (*normalise_run)(const float* x, float* y, index_t L, float m, float a, float b);
   void (*normalise_cols)(const float* x, float* y, index_t W, const ColCoeffs* k);
-  void (*backward_run)(const float* dy, const float* x, float* dx, index_t L, float a, float b,
-                       float mh, float ml, float c);
+  void (*backward_run)(const float* dy, const float* x, float* dx, index_t L, float a, float b, float m,
+                       float c);
   void (*backward_cols)(const float* dy, const float* x, float* dx, index_t W, const ColCoeffs* k);
   void (*scale_run)(const float* dy, float* dx, index_t L, float a);
   void (*scale_cols)(const float* dy, float* dx, index_t W, const ColCoeffs* k);

@@ -108,29 +108,29 @@ void col_moments_loop(const float* x, const float* dy, index_t rows, index_t ld,
   }
 }
 
-// y = ((x - mh) - ml) * a + b: the mean in two floats (mh + ml), so a large mean is subtracted
-// exactly (x - mh is exact when x is near mh) and only then scaled.
-void normalise_run_loop(const float* x, float* y, index_t L, float mh, float ml, float a, float b) {
+// y = (x - m) * a + b: the mean subtracted before scaling, so a large mean cancels exactly (x - m
+// is exact when x is near m); the driver folds the float mean's rounding error into b.
+void normalise_run_loop(const float* x, float* y, index_t L, float m, float a, float b) {
 #pragma omp simd
-  for (index_t i = 0; i < L; ++i) y[i] = ((x[i] - mh) - ml) * a + b;
+  for (index_t i = 0; i < L; ++i) y[i] = (x[i] - m) * a + b;
 }
 
 void normalise_cols_loop(const float* x, float* y, index_t W, const ColCoeffs* k) {
 #pragma omp simd
-  for (index_t j = 0; j < W; ++j) y[j] = ((x[j] - k->mh[j]) - k->ml[j]) * k->a[j] + k->b[j];
+  for (index_t j = 0; j < W; ++j) y[j] = (x[j] - k->m[j]) * k->a[j] + k->b[j];
 }
 
-// dx = a*dy + b*((x - mh) - ml) + c   (training-mode backward)
-void backward_run_loop(const float* dy, const float* x, float* dx, index_t L, float a, float b,
-                       float mh, float ml, float c) {
+// dx = a*dy + b*(x - m) + c   (training-mode backward)
+void backward_run_loop(const float* dy, const float* x, float* dx, index_t L, float a, float b, float m,
+                       float c) {
 #pragma omp simd
-  for (index_t i = 0; i < L; ++i) dx[i] = a * dy[i] + b * ((x[i] - mh) - ml) + c;
+  for (index_t i = 0; i < L; ++i) dx[i] = a * dy[i] + (b * (x[i] - m) + c);
 }
 
 void backward_cols_loop(const float* dy, const float* x, float* dx, index_t W, const ColCoeffs* k) {
 #pragma omp simd
   for (index_t j = 0; j < W; ++j)
-    dx[j] = k->a[j] * dy[j] + k->b[j] * ((x[j] - k->mh[j]) - k->ml[j]) + k->c[j];
+    dx[j] = k->a[j] * dy[j] + (k->b[j] * (x[j] - k->m[j]) + k->c[j]);
 }
 
 // dx = a*dy   (eval-mode backward: the statistics are constants)

@@ -1,6 +1,6 @@
 // Launchers for the batch-norm kernels (batch_norm_kernels.cuh). The reductions run as partial
 // moments per (channel, split) block, a per-channel merge and an elementwise pass; their workspace
-// (the partial moments and 5 coefficients per channel) is a stream-ordered allocation
+// (the partial moments and 4 coefficients per channel) is a stream-ordered allocation
 // (cudaMallocAsync, freed with cudaFreeAsync on the same stream), as the loss reductions do.
 #include <algorithm>
 
@@ -25,7 +25,7 @@ void reduce_and_apply(const float* x, const float* dy, float* out, int mode, int
   const index_t splits = bn_splits(N, C, S);
   const size_t part_bytes = static_cast<size_t>(C * splits) * sizeof(BnMoments);
   void* work = nullptr;
-  check(cudaMallocAsync(&work, part_bytes + static_cast<size_t>(5 * C) * sizeof(float), stream), op);
+  check(cudaMallocAsync(&work, part_bytes + static_cast<size_t>(4 * C) * sizeof(float), stream), op);
   auto* part = static_cast<BnMoments*>(work);
   auto* coef = reinterpret_cast<float*>(static_cast<char*>(work) + part_bytes);
   bn_partial_kernel<<<blocks_for(C * splits), kBnThreads, 0, stream>>>(x, dy, N, C, S, splits, part);

@@ -9,9 +9,9 @@
 //     is not lost to cancellation.
 //   bn_finalize_kernel: a thread per channel merges its splits in order (the result depends only on
 //     the problem size, not on the device), updates the running statistics or writes the affine
-//     gradients, and stores the channel's coefficients (mh, ml, a, b, c).
-//   bn_apply_kernel:    elementwise, y = ((x - mh) - ml)*a + b, or dx = a*dy + b*((x - mh) - ml) + c,
-//     or dx = a*dy, with the mean split into two floats.
+//     gradients, and stores the channel's coefficients (m, a, b, c): m the mean rounded to float,
+//     its rounding error folded into the constant term in double.
+//   bn_apply_kernel:    elementwise, y = (x - m)*a + b, or dx = a*dy + b*(x - m) + c, or dx = a*dy.
 // The eval forward and the eval backward without affine gradients are single elementwise kernels.
 // blockDim.x must be a power of two <= kBnThreads. No launches here, so
 // csrc/cuda/host_emulation/ can compile it.
@@ -131,13 +131,8 @@ __global__ void bn_partial_kernel(const float* x, const float* dy, index_t N, in
 // What bn_finalize_kernel computes from a channel's moments (modes as cpu::BnStats, plus the forward).
 enum BnMode : int { kBnForward = -1, kBnBatch = 0, kBnSaved = 1, kBnRunning = 2 };
 
-__device__ inline void bn_split_mean(double mean, float& mh, float& ml) {
-  mh = static_cast<float>(mean);
-  ml = static_cast<float>(mean - static_cast<double>(mh));
-}
-
-// A thread per channel: merges the channel's splits in order and writes coef[5c .. 5c+4] =
-// (mh, ml, a, b, c) for bn_apply_kernel. kBnForward: the batch statistics normalise, the running
+// A thread per channel: merges the channel's splits in order and writes coef[4c .. 4c+3] =
+// (m, a, b, c) for bn_apply_kernel. kBnForward: the batch statistics normalise, the running
 // statistics (when not null) are updated. Backward modes: mean_in / var_or_invstd as
 // cpu::batch_norm_backward; gw / gb written when not null.
 __global__ void bn_finalize_kernel(const BnMoments* part, index_t splits, index_t C, int mode,
@@ -161,9 +156,10 @@ __global__ void bn_finalize_kernel(const BnMoments* part, index_t splits, index_
       mu = mean_in[c];
       invstd = 1.0 / sqrt(static_cast<double>(var_or_invstd[c]) + static_cast<double>(eps));
     }
-    float* k = coef + 5 * c;
-    bn_split_mean(mu, k[0], k[1]);
-    k[2] = static_cast<float>(w * invstd);
+    float* k = coef + 4 * c;
+    k[0] = static_cast<float>(mu);
+    const double err = mu - static_cast<double>(k[0]);  // the float mean's rounding error
+    k[1] = static_cast<float>(w * invstd);
     if (mode == kBnForward) {
       if (running_mean != nullptr) {
         const double mom = momentum;
@@ -171,15 +167,16 @@ __global__ void bn_finalize_kernel(const BnMoments* part, index_t splits, index_
         running_mean[c] = static_cast<float>((1.0 - mom) * running_mean[c] + mom * tot.mean);
         running_var[c] = static_cast<float>((1.0 - mom) * running_var[c] + mom * unbiased);
       }
-      k[3] = bias ? bias[c] : 0.0f;
-      k[4] = 0.0f;
+      k[2] = static_cast<float>((bias ? static_cast<double>(bias[c]) : 0.0) - err * w * invstd);
+      k[3] = 0.0f;
     } else {
       const double cxy = tot.cxy + (tot.mean - mu) * tot.sdy;  // sum dy * (x - mu)
       if (gw) gw[c] = static_cast<float>(cxy * invstd);
       if (gb) gb[c] = static_cast<float>(tot.sdy);
       const bool train = mode != kBnRunning;
-      k[3] = train ? static_cast<float>(-w * invstd * invstd * invstd * cxy / tot.n) : 0.0f;
-      k[4] = train ? static_cast<float>(-w * invstd * tot.sdy / tot.n) : 0.0f;
+      const double b = train ? -w * invstd * invstd * invstd * cxy / tot.n : 0.0;
+      k[2] = static_cast<float>(b);
+      k[3] = train ? static_cast<float>(-w * invstd * tot.sdy / tot.n - err * b) : 0.0f;
     }
   }
 }
@@ -190,20 +187,20 @@ __global__ void bn_finalize_kernel(const BnMoments* part, index_t splits, index_
 __global__ void bn_apply_kernel(int apply, const float* x, const float* dy, float* out, const float* coef,
                                 index_t N, index_t C, index_t S) {
   auto one = [&](index_t i, const float* k) {
-    if (apply == 0) out[i] = ((x[i] - k[0]) - k[1]) * k[2] + k[3];
-    else if (apply == 1) out[i] = k[2] * dy[i] + k[3] * ((x[i] - k[0]) - k[1]) + k[4];
-    else out[i] = k[2] * dy[i];
+    if (apply == 0) out[i] = (x[i] - k[0]) * k[1] + k[2];
+    else if (apply == 1) out[i] = k[1] * dy[i] + (k[2] * (x[i] - k[0]) + k[3]);
+    else out[i] = k[1] * dy[i];
   };
   if (S >= static_cast<index_t>(blockDim.x)) {
     for (index_t q = blockIdx.x; q < N * C; q += gridDim.x) {
-      const float* k = coef + 5 * (q % C);
+      const float* k = coef + 4 * (q % C);
       for (index_t s = threadIdx.x; s < S; s += blockDim.x) one(q * S + s, k);
     }
   } else {
     const index_t total = N * C * S;
     for (index_t i = blockIdx.x * static_cast<index_t>(blockDim.x) + threadIdx.x; i < total;
          i += static_cast<index_t>(gridDim.x) * blockDim.x)
-      one(i, coef + 5 * ((i / S) % C));
+      one(i, coef + 4 * ((i / S) % C));
   }
 }
 

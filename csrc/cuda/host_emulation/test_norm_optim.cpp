@@ -53,7 +53,7 @@ static void reduce_and_apply(const float* x, const float* dy, float* out, int mo
                              float* gw, float* gb, index_t N, index_t C, index_t S, float momentum, float eps,
                              index_t splits, unsigned grid, unsigned block) {
   std::vector<BnMoments> part(C * splits);
-  std::vector<float> coef(5 * C);
+  std::vector<float> coef(4 * C);
   emulate_launch(grid, block, [&] { bn_partial_kernel(x, dy, N, C, S, splits, part.data()); });
   emulate_launch(grid, block, [&] {
     bn_finalize_kernel(part.data(), splits, C, mode, w, b, rm, rv, mean_in, var_in, gw, gb, momentum, eps,
