@@ -123,8 +123,9 @@ def test_backward_without_affine(device, rng, shape, stats):
 
 @pytest.mark.parametrize("threads", [1, 2, 3])
 @pytest.mark.parametrize("shape", [(5000, 3), (40, 1000), (2, 1, 70000), (64, 3, 32, 32), (16, 64, 7, 7),
-                                   (4, 8, 5000)], ids=str)
+                                   (4, 8, 5000), (70, 64, 8, 8), (9000, 600)], ids=str)
 def test_thread_counts(rng, threads, shape):
+    # (70, 64, 8, 8) and (9000, 600) have over 4096 pieces: their per-channel merge is shared out.
     old = fl.get_num_threads()
     fl.set_num_threads(threads)
     try:
@@ -135,7 +136,8 @@ def test_thread_counts(rng, threads, shape):
         fl.set_num_threads(old)
 
 
-@pytest.mark.parametrize("shape", [(4, 8, 40, 40), (2, 1, 70000), (5000, 3), (40, 1000), (16, 64, 7, 7)], ids=str)
+@pytest.mark.parametrize("shape", [(4, 8, 40, 40), (2, 1, 70000), (5000, 3), (40, 1000), (16, 64, 7, 7),
+                                   (70, 64, 8, 8), (9000, 600)], ids=str)
 def test_results_do_not_depend_on_threads(rng, shape):
     # The pieces and their merge order are a function of the shape only.
     x, w, b, _, _, g = _data(rng, shape)
