@@ -60,6 +60,24 @@ def test_layer_matches_torch_train_then_eval(rng, cls, shape, kw):
         assert layer.num_batches_tracked == 3
 
 
+def test_layer_on_every_backend(device, rng):
+    # The same layer on the backend under test (after .to()) and on the CPU: outputs, gradients,
+    # running statistics and the batch count (momentum=None reads it back each training step).
+    x = rng.standard_normal((4, 3, 5, 5)).astype(np.float32)
+    g = rng.standard_normal(x.shape).astype(np.float32)
+    cpu, dev = nn.BatchNorm2d(3, momentum=None), nn.BatchNorm2d(3, momentum=None).to(device.name)
+    tol = reduction_tol(100)
+    for training in (True, True, False):
+        y0, y1 = cpu.forward(x, training=training), dev.forward(device.put(x), training=training)
+        gx0, gx1 = cpu.backward(g), dev.backward(device.put(g))
+        assert_close(y1, y0, tol, f"y training={training}")
+        assert_close(gx1, gx0, tol, f"grad_x training={training}")
+        assert_close(dev.weight.grad, cpu.weight.grad, tol, "grad weight")
+    assert_close(dev.running_mean, cpu.running_mean, tol, "running_mean")
+    assert_close(dev.running_var, cpu.running_var, tol, "running_var")
+    assert dev.num_batches_tracked == cpu.num_batches_tracked == 2
+
+
 def test_parameters_buffers_and_bad_input():
     layer = nn.BatchNorm2d(4)
     assert [n for n, _ in layer.named_parameters()] == ["weight", "bias"]
