@@ -90,7 +90,6 @@ struct Problem {
   const BatchNormKernels* k;
 };
 
-
 // One contiguous run [off, off + len) of one channel.
 inline void apply_run(const Problem& p, index_t off, index_t len, const Coeff& k) {
   switch (p.apply) {
