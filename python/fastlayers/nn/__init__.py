@@ -12,7 +12,8 @@ after model.to("cuda"), on CuPy arrays (CUDA kernels).
 
 from . import init, models  # noqa: F401
 from ._ops import use_ops  # noqa: F401
-from .callbacks import Callback, EarlyStopping, History  # noqa: F401
+from .callbacks import (Callback, CSVLogger, EarlyStopping, History, LearningRateScheduler,  # noqa: F401
+                        ModelCheckpoint, ReduceLROnPlateau)
 from .layers import *  # noqa: F401,F403
 from .losses import *  # noqa: F401,F403
 from .sequential import FORMAT_VERSION, Sequential, load_model  # noqa: F401

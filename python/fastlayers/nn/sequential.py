@@ -170,6 +170,9 @@ class Sequential(Layer):
         n_batches = (n + batch_size - 1) // batch_size
         use_bar = verbose == 1 and sys.stderr.isatty()
         for epoch in range(epochs):
+            for cb in callbacks:  # optional hook (LearningRateScheduler sets the epoch's lr here)
+                if callable(getattr(cb, "on_epoch_begin", None)):
+                    cb.on_epoch_begin(self, epoch, {})
             t0 = time.perf_counter()
             order = rng.permutation(n) if shuffle else np.arange(n)
             total_loss, total_correct, seen, has_acc = 0.0, 0, 0, False
