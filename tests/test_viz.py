@@ -81,7 +81,7 @@ def test_a_model_can_supply_its_own_training_figure(tmp_path):
     from matplotlib.figure import Figure
 
     class Segmenter(nn.Sequential):
-        def plot_training(self, history, samples):
+        def plot_training(self, history, samples, **options):
             fig = Figure()
             fig.subplots(1, len(samples[0]))
             return fig

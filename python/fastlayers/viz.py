@@ -83,10 +83,11 @@ def _series(history, key):
     return values
 
 
-def plot_history(history, path=None, metrics=None, title: str | None = None):
+def plot_history(history, path=None, metrics=None, title: str | None = None, val_label: str = "validation"):
     """One panel per metric (default: 'loss', and 'accuracy' when there is one), each with the
-    training curve and, when the fit had validation data, the validation curve (val_<metric>), over
-    epochs counted from 1. Writes the figure to path when given; returns the matplotlib Figure."""
+    training curve and, when the fit had validation data, the validation curve (val_<metric>,
+    labelled val_label), over epochs counted from 1. Writes the figure to path when given; returns
+    the matplotlib Figure."""
     from .nn.callbacks import History
 
     if not isinstance(history, History):
@@ -109,7 +110,7 @@ def plot_history(history, path=None, metrics=None, title: str | None = None):
         path = _path_arg(path)
     fig, axes = _new_figure(len(metrics), 5.0 * len(metrics), 3.6, interactive=path is None)
     for ax, m in zip(axes, metrics):
-        for key, label, style in ((m, "train", "-o"), ("val_" + m, "validation", "--s")):
+        for key, label, style in ((m, "train", "-o"), ("val_" + m, str(val_label), "--s")):
             ys = _series(history, key)
             if ys is None:
                 continue
@@ -131,15 +132,15 @@ def plot_history(history, path=None, metrics=None, title: str | None = None):
     return fig
 
 
-def training_figure(history, model=None, samples=None, path=None):
-    """The figure of a finished fit, written to path when given: model.plot_training(history, samples)
-    when the model's class defines one (it returns a Figure, best a matplotlib.figure.Figure made
-    without pyplot), else plot_history(history). samples: a few held-out (x, y) for models that show
-    examples."""
+def training_figure(history, model=None, samples=None, path=None, **options):
+    """The figure of a finished fit, written to path when given: model.plot_training(history, samples,
+    **options) when the model's class defines one (it returns a Figure, best a matplotlib.figure.Figure
+    made without pyplot), else plot_history(history, **options) (options: title, val_label).
+    samples: a few held-out (x, y) for models that show examples."""
     own = getattr(model, "plot_training", None)
     if not callable(own):
-        return plot_history(history, path=path)
-    fig = own(history, samples)
+        return plot_history(history, path=path, **options)
+    fig = own(history, samples, **options)
     if not hasattr(fig, "savefig"):
         raise TypeError(f"{type(model).__name__}.plot_training must return a matplotlib Figure, "
                         f"got {type(fig).__name__}")
