@@ -97,3 +97,69 @@ def test_import_does_not_load_matplotlib():
     code = "import sys, fastlayers; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "False", out.stderr
+
+
+def _masks(n=3, h=12, w=10):
+    y = np.zeros((n, h, w), np.int64)
+    for i in range(n):
+        y[i, 2:6, 1 + i:5 + i] = 1
+        y[i, 8:11, 3:8] = 2
+    x = (y[:, None] + np.random.default_rng(1).normal(0, 0.2, (n, 1, h, w))).astype(np.float32)
+    return x, y
+
+
+def test_mean_iou():
+    t = np.array([[0, 0, 1, 1], [0, 0, 1, 1]])
+    p = np.array([[0, 1, 1, 1], [0, 0, 1, 1]])
+    # class 0: 3 / 4, class 1: 4 / 5
+    assert viz.mean_iou(t, p, 2) == pytest.approx((3 / 4 + 4 / 5) / 2)
+    assert viz.mean_iou(t, t, 2) == 1.0
+    ignored = np.where(t == 1, 255, t)  # an ignore label counts nowhere
+    assert viz.mean_iou(ignored, p, 2) == pytest.approx((3 / 4 + 0) / 2)  # class 0: 3 of 4; class 1: 0 of 1
+
+
+def test_segmentation_rows_show_input_true_and_predicted(tmp_path):
+    x, y = _masks()
+    scores = np.eye(3, dtype=np.float32)[y].transpose(0, 3, 1, 2)  # (N, C, H, W), argmax = y
+    scores[1, :, 0, 0] = [0, 0, 5]  # one wrong pixel in image 1
+    fig = viz.plot_segmentation(x, y, scores, path=tmp_path / "seg.png", max_rows=2)
+    assert (tmp_path / "seg.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    axes = fig.axes
+    assert len(axes) == 6  # 2 rows of input, true, predicted
+    assert [ax.get_title() for ax in axes[:3]] == ["input", "true mask", "predicted (mean IoU 1.000)"]
+    np.testing.assert_array_equal(axes[0].images[0].get_array(), x[0, 0])
+    np.testing.assert_array_equal(axes[4].images[0].get_array(), y[1])
+    pred1 = axes[5].images[0].get_array()
+    assert pred1[0, 0] == 2 and np.array_equal(pred1.ravel()[1:], y[1].ravel()[1:])
+    want = viz.mean_iou(y[1], pred1, 3)
+    assert want < 1 and axes[5].get_title() == f"predicted (mean IoU {want:.3f})"
+    # the class colours are fixed: the same class has the same colour in both masks
+    assert axes[1].images[0].get_clim() == axes[2].images[0].get_clim() == (0, 2)
+
+
+def test_segmentation_under_the_curves_and_binary_logits(tmp_path):
+    x, y = _masks(n=2)
+    yb = (y > 0).astype(np.int64)
+    logits = np.where(yb[:, None] > 0, 3.0, -3.0).astype(np.float32)  # (N, 1, H, W): score > 0 is class 1
+    rgb = np.repeat(x, 3, axis=1)  # colour input
+    fig = viz.plot_segmentation(rgb, yb, logits, path=tmp_path / "b.png", history=_history())
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[:2] == ["loss", "accuracy"] and titles[2:5] == ["input", "true mask", "predicted (mean IoU 1.000)"]
+    assert fig.axes[2].images[0].get_array().shape == (12, 10, 3)
+    with pytest.raises(ValueError, match=r"true_masks must be class indices \(N, H, W\) = \(2, 12, 10\)"):
+        viz.plot_segmentation(x, y[:, :5], logits)
+    with pytest.raises(ValueError, match="whole class indices"):
+        viz.plot_segmentation(x, y + 0.5, y)
+    with pytest.raises(ValueError, match="max_rows must be an int >= 1, got 0"):
+        viz.plot_segmentation(x, y, y, max_rows=0)
+
+
+def test_training_figure_of_a_per_pixel_model_shows_its_predictions(tmp_path):
+    # what `fastlayers train --plot` draws for a segmentation model: predictions of the trained model
+    x, y = _masks(n=2)
+    model = nn.Sequential([nn.Conv2d(1, 3, 3, padding=1)])
+    fig = viz.training_figure(_history(), model, samples=(x, y), path=tmp_path / "t.png", val_label="test set")
+    assert (tmp_path / "t.png").exists()
+    pred = model.predict(x).argmax(axis=1)
+    np.testing.assert_array_equal(fig.axes[-1].images[0].get_array(), pred[1])
+    assert "test set" in fig.axes[0].get_legend().get_texts()[1].get_text()
