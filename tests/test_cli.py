@@ -60,6 +60,9 @@ def test_unknown_model_is_rejected():
     (("--seed", "-1"), "--seed must be >= 0, got -1"),
     (("--threads", "0"), "--threads must be in [1, "),
     (("--save", "/nonexistent-folder/m.npz"), "--save /nonexistent-folder/m.npz: not a file in an existing folder"),
+    (("--plot", "/nonexistent-folder/h.png"), "--plot /nonexistent-folder/h.png: not a file in an existing folder"),
+    (("--validation-split", "1"), "--validation-split must be in [0, 1), got 1.0"),
+    (("--dataset", "cifar100"), "argument --dataset: invalid choice: 'cifar100'"),
     (("--epochs", "1.5"), "argument --epochs: invalid int value: '1.5'"),
 ])
 def test_bad_options_are_rejected_before_training(argv, message, capsys):
@@ -120,3 +123,69 @@ def test_train_from_idx_folder(tmp_path):
     assert re.fullmatch(r"test_accuracy=\d\.\d{4}", r.stdout.strip().splitlines()[-1])
     r = _run("train", "--data", str(tmp_path / "empty"), "--no-download")
     assert r.returncode == 2 and "is missing" in r.stderr
+
+
+def test_train_plot_draws_the_curves(tmp_path):
+    pytest.importorskip("matplotlib", reason="matplotlib is a dependency of fastlayers; this installation lacks it")
+    path = tmp_path / "curves.png"
+    r = _run("train", "--model", "logreg", "--epochs", "2", "--limit", "200", "--test-limit", "100",
+             "--plot", str(path), "--validation-split", "0.25")
+    assert r.returncode == 0, r.stderr
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"wrote the training figure to {path}" in r.stdout and "val_accuracy=" in r.stdout
+    assert r.stdout.strip().splitlines()[-1].startswith("test_accuracy=")
+
+
+def _train_in_process(capsys, *argv):
+    from fastlayers import cli
+
+    rc = cli.main(["train", "--epochs", "1", "--batch-size", "8", "-q", *argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_train_on_fashion_mnist_files(tmp_path, capsys):
+    import numpy as np
+
+    from .data.formats import idx_set
+
+    _, blobs, _ = idx_set(np.random.default_rng(0), n_train=24, n_test=10)
+    for name, blob in blobs.items():
+        (tmp_path / name).write_bytes(blob)
+    rc, out, err = _train_in_process(capsys, "--dataset", "fashion-mnist", "--data", str(tmp_path), "--no-download",
+                                     "--model", "lenet5")
+    assert rc == 0, err
+    assert re.fullmatch(r"test_accuracy=\d\.\d{4}", out.strip())
+    rc, out, err = _train_in_process(capsys, "--dataset", "fashion-mnist", "--data", str(tmp_path / "none"),
+                                     "--no-download")
+    assert rc == 2 and "train-images-idx3-ubyte.gz is missing" in err
+
+
+def test_train_on_cifar10_downloads_and_the_cnn_adapts(tmp_path, capsys, monkeypatch):
+    import numpy as np
+
+    from fastlayers.data import cifar
+
+    from .data.formats import cifar_archive, md5, serve
+
+    *_, blob = cifar_archive(np.random.default_rng(0), n_per_batch=4, n_test=5)
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "cifar-10-python.tar.gz").write_bytes(blob)
+    monkeypatch.setattr(cifar, "CIFAR10_ARCHIVE", ("cifar-10-python.tar.gz", md5(blob)))
+    with serve(www) as url:
+        monkeypatch.setattr(cifar, "CIFAR10_URL", url)
+        rc, out, err = _train_in_process(capsys, "--dataset", "cifar10", "--data", str(tmp_path / "c10"),
+                                         "--save", str(tmp_path / "m.npz"))
+    assert rc == 0, err
+    assert (tmp_path / "c10" / "cifar-10-python.tar.gz").is_file()
+    from fastlayers import nn
+
+    model = nn.load_model(tmp_path / "m.npz")
+    assert model.input_shape == (3, 32, 32) and model[0].weight.shape == (32, 3, 5, 5)
+    monkeypatch.setattr(cifar, "CIFAR10_ARCHIVE", ("cifar-10-python.tar.gz", "0" * 32))
+    with serve(www) as url:  # a corrupt download: a clear error, nothing left in the folder
+        monkeypatch.setattr(cifar, "CIFAR10_URL", url)
+        rc, out, err = _train_in_process(capsys, "--dataset", "cifar10", "--data", str(tmp_path / "bad"))
+    assert rc == 2 and "MD5 mismatch" in err and "Traceback" not in err
+    assert not list((tmp_path / "bad").iterdir())

@@ -1,12 +1,15 @@
 """The `fastlayers` command line.
 
     fastlayers train [--model cnn|mlp|lenet5|resnet|perceptron|logreg] [--epochs N] [--batch-size B]
-                     [--lr LR] [--device cpu|cuda] [--data DIR] [--save PATH] [--seed S] [--limit N]
+                     [--lr LR] [--device cpu|cuda] [--dataset mnist|fashion-mnist|cifar10] [--data DIR]
+                     [--save PATH] [--plot PATH] [--validation-split F] [--seed S] [--limit N]
     fastlayers bench [...]          # the benchmark suite (fastlayers.bench)
 
 `train` trains on the MNIST subset embedded in the package (4,000 train / 1,000 held-out test images)
-or, with --data DIR, on the full MNIST read from (or downloaded into) DIR. Progress goes to stderr
-(a progress bar on a terminal) and stdout; the last line of stdout is exactly `test_accuracy=<fraction>`.
+or, with --data DIR, on the full dataset read from (or downloaded into) DIR: MNIST, Fashion-MNIST or
+CIFAR-10 (--dataset). Progress goes to stderr (a progress bar on a terminal) and stdout; the last line
+of stdout is exactly `test_accuracy=<fraction>`. --plot PATH writes the training figure (loss and
+accuracy per epoch; a model type may supply its own, see fastlayers.viz.training_figure).
 """
 
 from __future__ import annotations
@@ -32,8 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fastlayers", description="fastlayers: train models, run benchmarks")
     sub = p.add_subparsers(dest="command", metavar="{train,bench}")
     sub.required = True
-    t = sub.add_parser("train", help="train a model on MNIST (the embedded subset by default)",
-                       description="Train a model on MNIST; the last line of stdout is test_accuracy=<fraction>.")
+    t = sub.add_parser("train", help="train a model on MNIST (the embedded subset by default), Fashion-MNIST or CIFAR-10",
+                       description="Train a model on MNIST, Fashion-MNIST or CIFAR-10; the last line of stdout is "
+                                   "test_accuracy=<fraction>.")
     t.add_argument("--model", default="cnn", choices=sorted(DEFAULTS), help="which model (default: cnn)")
     t.add_argument("--epochs", type=int, help="epochs (default per model; cnn: 5)")
     t.add_argument("--batch-size", type=int, help="mini-batch size (default per model; cnn: 64)")
@@ -41,9 +45,17 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
     t.add_argument("--lr-decay", type=float, help="multiply the learning rate by this after each epoch (default per model; cnn: 0.7)")
     t.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="cpu (default) or cuda")
-    t.add_argument("--data", metavar="DIR", help="train on the full MNIST IDX files in DIR (downloaded when missing)")
-    t.add_argument("--no-download", action="store_true", help="with --data: never download")
+    t.add_argument("--dataset", default="mnist", choices=sorted(DATASETS),
+                   help="mnist (default), fashion-mnist or cifar10 (3x32x32 colour images; the models adapt)")
+    t.add_argument("--data", metavar="DIR", help="the dataset's standard files in DIR, downloaded (checksum-checked) "
+                   "when missing; one folder per dataset. Without it: MNIST's embedded subset, or the "
+                   "other datasets in ~/.cache/fastlayers/<dataset>")
+    t.add_argument("--no-download", action="store_true", help="never download: fail when files are missing")
     t.add_argument("--save", metavar="PATH", help="save the trained model (architecture + weights) to PATH")
+    t.add_argument("--plot", metavar="PATH", help="write the training figure to PATH (PNG; loss and accuracy per "
+                   "epoch, on the training data and on the validation split, or else on the test set)")
+    t.add_argument("--validation-split", type=float, default=0.0, metavar="F",
+                   help="hold out this fraction of the training images for validation (default 0)")
     t.add_argument("--seed", type=int, default=0, help="seed for the initial weights and the shuffling (default 0)")
     t.add_argument("--limit", type=int, help="use only the first N training images (smoke runs)")
     t.add_argument("--test-limit", type=int, help="evaluate on only the first N test images")
@@ -53,14 +65,21 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+# --dataset NAME -> (title, loader name in fastlayers.data)
+DATASETS = {"mnist": ("MNIST", "load_mnist"), "fashion-mnist": ("Fashion-MNIST", "load_fashion_mnist"),
+            "cifar10": ("CIFAR-10", "load_cifar10")}
+
+
 def _load_data(args):
     import numpy as np
 
     from . import data
 
-    if args.data:
-        (xtr, ytr), (xte, yte) = data.load_mnist(args.data, download=not args.no_download)
-        source = f"MNIST from {args.data}"
+    title, loader = DATASETS[args.dataset]
+    if args.data or args.dataset != "mnist":
+        root = args.data or data.default_cache_dir(args.dataset)
+        (xtr, ytr), (xte, yte) = getattr(data, loader)(root, download=not args.no_download)
+        source = f"{title} from {root}"
     else:
         (xtr, ytr), (xte, yte) = data.load_mnist_embedded()
         source = "the embedded MNIST subset"
@@ -73,7 +92,9 @@ def _load_data(args):
             raise ValueError(f"--test-limit must be >= 1, got {args.test_limit}")
         xte, yte = xte[:args.test_limit], yte[:args.test_limit]
     xtr, xte = data.standardize(xtr, xte)
-    return (xtr[:, None], np.asarray(ytr)), (xte[:, None], np.asarray(yte)), source
+    if xtr.ndim == 3:  # grey images (N, H, W) -> (N, 1, H, W)
+        xtr, xte = xtr[:, None], xte[:, None]
+    return (xtr, np.asarray(ytr)), (xte, np.asarray(yte)), source
 
 
 def _check_options(args, epochs, batch_size, lr, gamma):
@@ -98,11 +119,18 @@ def _check_options(args, epochs, batch_size, lr, gamma):
 
         if not 1 <= args.threads <= MAX_THREADS:
             raise ValueError(f"--threads must be in [1, {MAX_THREADS}], got {args.threads}")
-    if args.save:
-        folder = os.path.dirname(os.path.abspath(args.save))
-        if os.path.isdir(args.save) or not os.path.isdir(folder):
-            raise ValueError(f"--save {args.save}: not a file in an existing folder (the model is saved there "
-                             f"after training)")
+    if not (0 <= args.validation_split < 1):
+        raise ValueError(f"--validation-split must be in [0, 1), got {args.validation_split}")
+    for option, path, what in (("--save", args.save, "the model is saved"), ("--plot", args.plot, "the figure is written")):
+        if path:
+            folder = os.path.dirname(os.path.abspath(path))
+            if os.path.isdir(path) or not os.path.isdir(folder):
+                raise ValueError(f"{option} {path}: not a file in an existing folder ({what} there after training)")
+    if args.plot:
+        from .viz import have_matplotlib
+
+        if not have_matplotlib():
+            raise ValueError("--plot needs matplotlib, which this installation lacks (pip install matplotlib)")
 
 
 def train(args) -> int:
@@ -129,15 +157,33 @@ def train(args) -> int:
         f"{len(xtr)} train / {len(xte)} test images; device {args.device}")
     say(f"SGD lr={lr} momentum={args.momentum} lr x{gamma}/epoch, {epochs} epochs, batch size {batch_size}, "
         f"seed {args.seed}")
+    # Validation curves for --plot: the --validation-split when given, else the test set, evaluated
+    # after each epoch (training is unchanged; the figure says which one it shows).
+    validation = {}
+    if args.validation_split > 0:
+        validation["validation_split"] = args.validation_split
+    elif args.plot:
+        validation["validation_data"] = (xte, yte)
+        say("for --plot, the test set is evaluated after each epoch (val_* below; --validation-split F holds "
+            "out training images instead)")
     t0 = time.perf_counter()
-    model.fit(xtr, ytr, epochs=epochs, batch_size=batch_size, optimizer=opt, callbacks=callbacks,
-              seed=args.seed, verbose=0 if args.quiet else 1)
+    history = model.fit(xtr, ytr, epochs=epochs, batch_size=batch_size, optimizer=opt, callbacks=callbacks,
+                        seed=args.seed, verbose=0 if args.quiet else 1, **validation)
     train_s = time.perf_counter() - t0
     result = model.evaluate(xte, yte)
     say(f"trained in {train_s:.1f} s; test_loss={result['loss']:.4f}")
-    if args.save:
+    from ._primary import is_primary
+
+    if args.save and is_primary():
         model.to("cpu").save(args.save)
         say(f"saved the model to {args.save}")
+    if args.plot:
+        from .viz import training_figure
+
+        val = "test set" if "validation_data" in validation else "validation"
+        title = f"{args.model} on {source}"
+        training_figure(history, model, samples=(xte[:8], yte[:8]), path=args.plot, val_label=val, title=title)
+        say(f"wrote the training figure to {args.plot}")
     print(f"test_accuracy={result['accuracy']:.4f}", flush=True)
     return 0
 

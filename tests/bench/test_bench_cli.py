@@ -40,7 +40,8 @@ def test_quick_filter_writes_results(tmp_path, capsys):
     md = (tmp_path / "t.md").read_text()
     out = capsys.readouterr().out
     assert "| relu |" in md and "| relu |" in out and "wrote" in out
-    assert (tmp_path / "t.png").exists() == have_matplotlib()
+    assert (tmp_path / "t.png").exists() == have_matplotlib()  # the ratios against numpy
+    assert (tmp_path / "t-throughput.png").exists() == have_matplotlib()
     if not have_matplotlib():
         assert "matplotlib not installed" in md
 

@@ -3,13 +3,10 @@ http.server on 127.0.0.1, no outside network), standardisation, batching, the Ro
 
 from __future__ import annotations
 
-import functools
 import gzip
 import hashlib
-import http.server
 import socket
 import struct
-import threading
 
 import numpy as np
 import pytest
@@ -85,25 +82,6 @@ def test_load_mnist_from_folder_uncompressed(tmp_path, rng):
 def test_load_mnist_missing_without_download(tmp_path):
     with pytest.raises(FileNotFoundError, match="train-images-idx3-ubyte.gz is missing"):
         data.load_mnist(tmp_path, download=False)
-
-
-@pytest.fixture
-def served(tmp_path):
-    """A loopback HTTP server on 127.0.0.1 serving tmp_path/'www' from a thread."""
-    www = tmp_path / "www"
-    www.mkdir()
-    handler = functools.partial(_QuietHandler, directory=str(www))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield www, f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
 
 
 def test_download_checks_sha256_and_caches(served, tmp_path, rng):

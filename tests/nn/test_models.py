@@ -358,3 +358,23 @@ def test_version_1_files_still_load(tmp_path):
     np.savez(tmp_path / "v1.npz", **entries)
     loaded = nn.load_model(tmp_path / "v1.npz")
     np.testing.assert_array_equal(loaded.parameters()[0].data, model.parameters()[0].data)
+
+
+@pytest.mark.parametrize("name", ["cnn", "lenet5", "resnet", "mlp", "logreg", "perceptron"])
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32), (2, 20, 24)])
+def test_builders_adapt_to_the_input_shape(name, shape):
+    model = nn.models.build(name, seed=0, num_classes=10, input_shape=shape)
+    x = np.random.default_rng(0).standard_normal((2,) + shape).astype(np.float32)
+    assert model.predict(x).shape == (2, 10)
+    assert tuple(model.input_shape) == shape
+
+
+def test_cnn_for_mnist_is_unchanged_and_bad_shapes_are_named():
+    a, b = nn.models.mnist_cnn(seed=3), nn.models.build("cnn", seed=3, input_shape=(1, 28, 28))
+    for p, q in zip(a.parameters(), b.parameters()):
+        np.testing.assert_array_equal(p.data, q.data)
+    assert a[7].weight.shape == (200, 1024) and nn.models.mnist_cnn(input_shape=(3, 32, 32))[7].weight.shape == (200, 1600)
+    with pytest.raises(ValueError, match=r"mnist_cnn needs images of at least 16x16, got input_shape \(1, 8, 8\)"):
+        nn.models.mnist_cnn(input_shape=(1, 8, 8))
+    with pytest.raises(ValueError, match=r"lenet5 takes images: input_shape must be \(channels, height, width\)"):
+        nn.models.lenet5(input_shape=(784,))

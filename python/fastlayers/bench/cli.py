@@ -13,7 +13,9 @@ from . import timing
 
 DESCRIPTION = """Benchmark fastlayers (NumPy reference, CPU kernels, CUDA kernels) against NumPy, PyTorch
 and CuPy, with the machine's measured peak FLOP/s and memory bandwidth. Writes DIR/STEM.json (every
-figure), DIR/STEM.md (the table, also printed) and PNG plots (with matplotlib)."""
+figure), DIR/STEM.md (the table, also printed) and PNG plots: DIR/STEM.png, our speed against each
+anchor (anchor time / our time per case), STEM-throughput.png, STEM-roofline.png and, with a GPU,
+STEM-speedup.png."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -119,12 +121,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_plots:
         pass
     elif not plots.have_matplotlib():
-        notes.append("plots skipped: matplotlib not installed (pip install 'fastlayers[bench]')")
+        notes.append("plots skipped: matplotlib not installed (a dependency of fastlayers: pip install matplotlib)")
     else:
         try:
             plot_files = plots.write_plots(out, stem, records, peaks)
         except Exception as exc:  # a plot must never cost the figures
             notes.append(f"plots failed: {type(exc).__name__}: {exc}")
+        if plot_files and out / f"{stem}.png" not in plot_files:
+            notes.append(f"{stem}.png (speed against the anchors) skipped: no anchor "
+                         f"({', '.join(a for v in R.DEFAULT_ANCHORS.values() for a in v)}) was measured")
     settings["elapsed_s"] = round(time.perf_counter() - started, 1)
     paths = R.write_results(out, stem, machine, peaks, records, notes, settings)
     print(R.markdown_report(machine, peaks, records, notes, settings))

@@ -6,29 +6,32 @@
   and Christopher J.C. Burges (http://yann.lecun.com/exdb/mnist/), which is made available under the
   Creative Commons Attribution-Share Alike 3.0 licence (CC BY-SA 3.0). This derived subset carries the
   same licence; see README.md next to this file and _make_embedded.py for how it was made.
-- `load_mnist(root)`: the full MNIST from the standard IDX files (gzip or not) in a cache folder,
-  downloaded (SHA-256 checked) when missing.
+- `load_mnist(root)`, `load_fashion_mnist(root)`: the full MNIST / Fashion-MNIST from their standard IDX
+  files (gzip or not) in a folder, downloaded (checked against the published SHA-256 / MD5 sums) when
+  missing. The two sets use the same file names: give each its own folder.
+- `load_cifar10(root)`: CIFAR-10 from the python version's archive (cifar-10-python.tar.gz) or its
+  extracted cifar-10-batches-py folder, downloaded (MD5-checked) when missing (fastlayers.data.cifar).
 - `standardize`, `batches`, and the course's synthetic Rosenbrock sets.
 """
 
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
-import shutil
 import struct
-import tempfile
-import urllib.error
-import urllib.request
 import zlib
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["load_mnist_embedded", "load_mnist", "read_idx", "MNIST_FILES", "MNIST_URL", "default_cache_dir",
-           "Standardizer", "standardize", "batches", "rosenbrock", "rosenbrock_classification",
-           "rosenbrock_regression"]
+from ._download import default_cache_dir
+from ._download import download as _download_file
+from .cifar import CIFAR10_ARCHIVE, CIFAR10_CLASSES, CIFAR10_FOLDER, CIFAR10_URL, load_cifar10  # noqa: F401
+
+__all__ = ["load_mnist_embedded", "load_mnist", "load_fashion_mnist", "load_cifar10", "read_idx", "MNIST_FILES",
+           "MNIST_URL", "FASHION_MNIST_FILES", "FASHION_MNIST_URL", "FASHION_MNIST_CLASSES", "CIFAR10_URL",
+           "CIFAR10_ARCHIVE", "CIFAR10_CLASSES", "default_cache_dir", "Standardizer", "standardize", "batches",
+           "rosenbrock", "rosenbrock_classification", "rosenbrock_regression"]
 
 EMBEDDED = Path(__file__).with_name("mnist_5k.npz")
 
@@ -41,6 +44,18 @@ MNIST_FILES = {
 }
 MNIST_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"  # the mirror torchvision uses
 
+# Fashion-MNIST (Zalando Research): the same IDX format and file names as MNIST; 10 clothing classes.
+# The MD5 sums are the ones published with the dataset (github.com/zalandoresearch/fashion-mnist).
+FASHION_MNIST_FILES = {
+    "train_images": ("train-images-idx3-ubyte.gz", "8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
+    "train_labels": ("train-labels-idx1-ubyte.gz", "25c81989df183df01b3e8a0aad5dffbe"),
+    "test_images": ("t10k-images-idx3-ubyte.gz", "bef4ecab320f06d8554ea6380940ec79"),
+    "test_labels": ("t10k-labels-idx1-ubyte.gz", "bb300cfdad3c16e7a12a480ee83cd310"),
+}
+FASHION_MNIST_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"  # the publishers' own host
+FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
+                         "Bag", "Ankle boot")
+
 
 def load_mnist_embedded():
     """((x_train, y_train), (x_test, y_test)): uint8 images (N, 28, 28) and int64 labels; 4,000 / 1,000."""
@@ -48,7 +63,7 @@ def load_mnist_embedded():
         return ((z["x_train"], z["y_train"].astype(np.int64)), (z["x_test"], z["y_test"].astype(np.int64)))
 
 
-# --- IDX files and the full MNIST -----------------------------------------------------------------
+# --- IDX files: MNIST and Fashion-MNIST -----------------------------------------------------------
 
 _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
@@ -93,42 +108,6 @@ def _count(n, name: str, minimum: int = 0) -> int:
     return int(n)
 
 
-def default_cache_dir() -> Path:
-    """$FASTLAYERS_DATA, else $XDG_CACHE_HOME/fastlayers/mnist, else ~/.cache/fastlayers/mnist."""
-    if os.environ.get("FASTLAYERS_DATA"):
-        return Path(os.environ["FASTLAYERS_DATA"])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "fastlayers" / "mnist"
-
-
-def _sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _download(url: str, dest: Path, sha256: str | None, timeout: float):
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=dest.name, suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
-            shutil.copyfileobj(resp, out)
-        if sha256 is not None:
-            got = _sha256(tmp)
-            if got != sha256:
-                raise ValueError(f"{url}: SHA-256 mismatch (expected {sha256}, got {got}); the download is "
-                                 f"corrupt or the mirror changed; file discarded")
-        os.replace(tmp, dest)
-    except (urllib.error.URLError, OSError) as e:
-        raise RuntimeError(f"could not download {url} ({e}); without network access put the MNIST IDX files "
-                           f"into {dest.parent} yourself, or use the embedded subset (load_mnist_embedded)") from e
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def _find(root: Path, gz_name: str):
     """The file as named (.gz), or uncompressed, or with the '.' spelling some mirrors use."""
     plain = gz_name[:-3]
@@ -138,29 +117,50 @@ def _find(root: Path, gz_name: str):
     return None
 
 
-def load_mnist(root=None, download: bool = True, url: str = MNIST_URL, files: dict | None = None,
-               timeout: float = 30.0):
-    """((x_train, y_train), (x_test, y_test)) from the MNIST IDX files in root (default
-    default_cache_dir()): uint8 images (N, 28, 28) and int64 labels. Missing files are downloaded from
-    url (when download=True) and checked against their SHA-256 sums. `files` overrides MNIST_FILES
-    (key -> (file name, sha256 or None))."""
-    root = Path(_path_arg(root, "root")) if root is not None else default_cache_dir()
-    files = MNIST_FILES if files is None else files
+def _load_idx_set(title: str, root: Path, download: bool, url: str, files: dict, timeout: float, hint: str = ""):
+    if not isinstance(download, (bool, np.bool_)):
+        raise TypeError(f"download must be a bool, got {type(download).__name__} {download!r}")
     arrays = {}
-    for key, (name, sha) in files.items():
+    for key, (name, checksum) in files.items():
         path = _find(root, name)
         if path is None:
             if not download:
                 raise FileNotFoundError(f"{root / name} is missing (and download=False)")
             path = root / name
-            _download(url.rstrip("/") + "/" + name, path, sha, timeout)
+            _download_file(url.rstrip("/") + "/" + name, path, checksum, timeout, what=f"the {title} IDX",
+                           offline_hint=hint)
         arrays[key] = read_idx(path)
     for part in ("train", "test"):
         x, y = arrays[f"{part}_images"], arrays[f"{part}_labels"]
         if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
-            raise ValueError(f"MNIST {part} files disagree: images {x.shape}, labels {y.shape}")
+            raise ValueError(f"{title} {part} files in {root} disagree: images {x.shape}, labels {y.shape}")
     return ((arrays["train_images"], arrays["train_labels"].astype(np.int64)),
             (arrays["test_images"], arrays["test_labels"].astype(np.int64)))
+
+
+def load_mnist(root=None, download: bool = True, url: str | None = None, files: dict | None = None,
+               timeout: float = 30.0):
+    """((x_train, y_train), (x_test, y_test)) from the MNIST IDX files in root (default
+    default_cache_dir('mnist')): uint8 images (N, 28, 28) and int64 labels. Missing files are downloaded
+    from url (default MNIST_URL; when download=True) and checked against their SHA-256 sums. `files`
+    overrides MNIST_FILES (key -> (file name, SHA-256 or MD5 sum, or None))."""
+    root = Path(_path_arg(root, "root")) if root is not None else default_cache_dir("mnist")
+    return _load_idx_set("MNIST", root, download, MNIST_URL if url is None else url,
+                         MNIST_FILES if files is None else files, timeout,
+                         hint="or use the embedded subset (load_mnist_embedded)")
+
+
+def load_fashion_mnist(root=None, download: bool = True, url: str | None = None, files: dict | None = None,
+                       timeout: float = 30.0):
+    """((x_train, y_train), (x_test, y_test)) from the Fashion-MNIST IDX files in root (default
+    default_cache_dir('fashion-mnist')): uint8 images (N, 28, 28), int64 labels 0-9 naming
+    FASHION_MNIST_CLASSES; 60,000 / 10,000. Missing files are downloaded from url (default
+    FASHION_MNIST_URL; when download=True) and checked against the published MD5 sums. The files
+    have the same names as MNIST's, so keep the two in separate folders. `files` overrides
+    FASHION_MNIST_FILES (key -> (file name, MD5 or SHA-256 sum, or None))."""
+    root = Path(_path_arg(root, "root")) if root is not None else default_cache_dir("fashion-mnist")
+    return _load_idx_set("Fashion-MNIST", root, download, FASHION_MNIST_URL if url is None else url,
+                         FASHION_MNIST_FILES if files is None else files, timeout)
 
 
 # --- preprocessing and batching -------------------------------------------------------------------

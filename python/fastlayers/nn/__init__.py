@@ -19,7 +19,8 @@ after model.to("cuda"), on CuPy arrays (CUDA kernels).
 
 from . import init, models  # noqa: F401
 from ._ops import use_ops  # noqa: F401
-from .callbacks import Callback, EarlyStopping, History  # noqa: F401
+from .callbacks import (Callback, CSVLogger, EarlyStopping, History, LearningRateScheduler,  # noqa: F401
+                        ModelCheckpoint, ReduceLROnPlateau)
 from .layers import *  # noqa: F401,F403
 from .losses import *  # noqa: F401,F403
 from .sequential import Sequential  # noqa: F401

@@ -5,8 +5,10 @@
 - logistic_regression(in_features, num_classes=1): binary (BCE on one logit) or multinomial (softmax CE).
 - mlp(sizes): Flatten, then Linear layers of the given sizes with ReLU between.
 - mnist_cnn(): 1x28x28 -> conv 32@5x5 -> max-pool 2 -> ReLU -> conv 64@5x5 -> max-pool 2 -> ReLU ->
-  flatten 1024 -> dense 200 -> ReLU -> dense 10; softmax cross-entropy.
-- lenet5(): LeNet-5 for 1x28x28 (conv 6@5x5 pad 2, avg-pool, conv 16@5x5, avg-pool, 120, 84, 10), with ReLU.
+  flatten 1024 -> dense 200 -> ReLU -> dense 10; softmax cross-entropy. Other input shapes (CIFAR-10's
+  3x32x32: flatten 64x5x5 = 1600) change the first convolution's channels and the flatten size.
+- lenet5(): LeNet-5 (conv 6@5x5, avg-pool, conv 16@5x5, avg-pool, 120, 84, 10), with ReLU; a 28x28
+  input is padded by 2 to LeNet's 32x32, a 32x32 one (CIFAR-10) is not.
 - small_resnet(): a 3x3 stem and three residual stages (16, 32, 64 channels; stride 2 with 1x1 projections),
   global average pooling and a dense classifier; no batch norm.
 """
@@ -53,23 +55,40 @@ def mlp(sizes, activation=ReLU, seed=None, init="lecun_uniform") -> Sequential:
     return Sequential(layers, loss=loss, input_shape=(sizes[0],))
 
 
-def mnist_cnn(num_classes: int = 10, seed=None) -> Sequential:
+def _image_shape(input_shape, name: str, smallest: int) -> tuple[int, int, int]:
+    """(C, H, W) of an image input, each side at least `smallest` (what the model's layers need)."""
+    from ._args import as_size
+
+    if not isinstance(input_shape, (tuple, list)) or len(input_shape) != 3:
+        raise ValueError(f"{name} takes images: input_shape must be (channels, height, width), got {input_shape!r}")
+    c, h, w = (as_size(d, "input_shape", minimum=1) for d in input_shape)
+    if h < smallest or w < smallest:
+        raise ValueError(f"{name} needs images of at least {smallest}x{smallest}, got input_shape {input_shape!r}")
+    return c, h, w
+
+
+def mnist_cnn(num_classes: int = 10, seed=None, input_shape=(1, 28, 28)) -> Sequential:
+    c, h, w = _image_shape(input_shape, "mnist_cnn", 16)
+    side = lambda n: ((n - 4) // 2 - 4) // 2  # noqa: E731  (two 5x5 valid convolutions, each pooled by 2)
     rng = _init.as_generator(seed)
     return Sequential([
-        Conv2d(1, 32, 5, rng=rng), MaxPool2d(2), ReLU(),
+        Conv2d(c, 32, 5, rng=rng), MaxPool2d(2), ReLU(),
         Conv2d(32, 64, 5, rng=rng), MaxPool2d(2), ReLU(),
-        Flatten(), Linear(1024, 200, rng=rng), ReLU(), Linear(200, num_classes, rng=rng),
-    ], loss=SoftmaxCrossEntropyLoss(), input_shape=(1, 28, 28))
+        Flatten(), Linear(64 * side(h) * side(w), 200, rng=rng), ReLU(), Linear(200, num_classes, rng=rng),
+    ], loss=SoftmaxCrossEntropyLoss(), input_shape=(c, h, w))
 
 
-def lenet5(num_classes: int = 10, seed=None) -> Sequential:
+def lenet5(num_classes: int = 10, seed=None, input_shape=(1, 28, 28)) -> Sequential:
+    c, h, w = _image_shape(input_shape, "lenet5", 12)
+    pad = 2 if min(h, w) < 32 else 0  # MNIST's 28x28 padded to LeNet's 32x32
+    side = lambda n: ((n + 2 * pad - 4) // 2 - 4) // 2  # noqa: E731
     rng = _init.as_generator(seed)
     return Sequential([
-        Conv2d(1, 6, 5, padding=2, rng=rng), ReLU(), AvgPool2d(2),
+        Conv2d(c, 6, 5, padding=pad, rng=rng), ReLU(), AvgPool2d(2),
         Conv2d(6, 16, 5, rng=rng), ReLU(), AvgPool2d(2),
-        Flatten(), Linear(400, 120, rng=rng), ReLU(), Linear(120, 84, rng=rng), ReLU(),
+        Flatten(), Linear(16 * side(h) * side(w), 120, rng=rng), ReLU(), Linear(120, 84, rng=rng), ReLU(),
         Linear(84, num_classes, rng=rng),
-    ], loss=SoftmaxCrossEntropyLoss(), input_shape=(1, 28, 28))
+    ], loss=SoftmaxCrossEntropyLoss(), input_shape=(c, h, w))
 
 
 def _block(c_in, c_out, stride, rng):
@@ -101,9 +120,9 @@ def build(name: str, seed=None, num_classes: int = 10, input_shape=(1, 28, 28)) 
 
     n_in = math.prod(input_shape)
     if name == "cnn":
-        return mnist_cnn(num_classes, seed=seed)
+        return mnist_cnn(num_classes, seed=seed, input_shape=tuple(input_shape))
     if name == "lenet5":
-        return lenet5(num_classes, seed=seed)
+        return lenet5(num_classes, seed=seed, input_shape=tuple(input_shape))
     if name == "resnet":
         return small_resnet(input_shape[0], num_classes, seed=seed, input_shape=input_shape)
     if name == "mlp":

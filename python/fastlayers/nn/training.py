@@ -252,6 +252,9 @@ class TrainableModel(Layer):
         # (nn/_device_metrics.py): no host synchronisation inside the batch loop.
         batches = Batches(x, t, self._put, self._put_target, self.device)
         for epoch in range(epochs):
+            for cb in callbacks:  # optional hook (LearningRateScheduler sets the epoch's lr here)
+                if callable(getattr(cb, "on_epoch_begin", None)):
+                    cb.on_epoch_begin(self, epoch, {})
             t0 = time.perf_counter()
             batches.epoch(rng.permutation(n) if shuffle else np.arange(n))
             totals = Totals()

@@ -38,10 +38,24 @@ def _params(params) -> list:
 
 
 class Optimizer:
+    """Base of the optimizers. Every one has `lr` (also readable and settable as `learning_rate`, the
+    Keras name): the rate the next step() uses, which schedules and callbacks change between steps
+    (a finite float >= 0; the constructor asks for > 0)."""
+
     def __init__(self, params, lr: float):
         self.params = _params(params)
         self.lr = as_real(lr, "lr", 0.0, math.inf, lo_open=True, hi_open=True)
         self.state: dict[int, dict] = {}
+
+    @property
+    def lr(self) -> float:
+        return self._lr
+
+    @lr.setter
+    def lr(self, value):
+        self._lr = as_real(value, "lr", 0.0, math.inf, hi_open=True)
+
+    learning_rate = lr
 
     def _active(self):
         for p in self.params:
@@ -163,7 +177,10 @@ class Adagrad(Optimizer):
 
 class LRScheduler:
     """Sets optimizer.lr = base_lr · factor(t) where t counts step() calls (one per epoch in fit, where a
-    scheduler also works as a callback)."""
+    scheduler also works as a callback). When something else changed the rate since the last step
+    (a ReduceLROnPlateau or LearningRateScheduler callback, or a second schedule), the schedule
+    continues from that rate: base_lr is rescaled by new / old, so the schedules chain as PyTorch's
+    do."""
 
     def __init__(self, optimizer: Optimizer):
         if not isinstance(getattr(optimizer, "lr", None), float):
@@ -171,14 +188,19 @@ class LRScheduler:
                             f"{type(optimizer).__name__}")
         self.optimizer = optimizer
         self.base_lr = optimizer.lr
+        self._last_lr = optimizer.lr
         self.t = 0
 
     def factor(self, t: int) -> float:
         raise NotImplementedError
 
     def step(self):
+        lr = self.optimizer.lr
+        if lr != self._last_lr:  # changed by someone else: continue from there
+            self.base_lr = lr / self.factor(self.t) if self.factor(self.t) else lr
         self.t += 1
         self.optimizer.lr = self.base_lr * self.factor(self.t)
+        self._last_lr = self.optimizer.lr
         return self.optimizer.lr
 
     # callback interface (see fastlayers.nn.callbacks)
