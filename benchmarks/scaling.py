@@ -11,8 +11,9 @@ variables are set for it):
    `comm.Allreduce` of one buffer of the same size, interleaved round by round in one job; medians
    (min-max) of per-call times; bus bandwidth 2(n-1)/n x bytes / time.
 2. The course CNN (nn.models.mnist_cnn) for `--epochs` epochs on the embedded MNIST subset
-   (`--limit` images, global batch 64): 1 rank x 2 threads against 2 ranks x 1 thread, A/B
-   alternated over `--rounds` launches. Reported per configuration: median seconds per epoch, the
+   (`--limit` images, global batch 64): 1 rank x 2 threads, 1 rank x 1 thread, and 2 ranks x 1
+   thread with and without overlap (`--bucket-mb` buckets; the gradients are 1 MB), one launch each
+   per round, the order rotated over `--rounds` rounds. Reported per configuration: median seconds per epoch, the
    time the optimizer step waited for communication (Reducer.wait_s), and, measured in the same
    job right after, one step's gradients all-reduced alone (blocking, same buckets): when the wait
    is shorter than that, communication overlapped backward.
@@ -96,7 +97,7 @@ def worker_allreduce(out, reps):
             json.dump({"world": comm.size, "res": res}, fh)
 
 
-def worker_cnn(out, limit, epochs, seed=0):
+def worker_cnn(out, limit, epochs, bucket_mb, overlap, seed=0):
     from mpi4py import MPI
 
     import fastlayers as fl
@@ -108,7 +109,7 @@ def worker_cnn(out, limit, epochs, seed=0):
     x, y = x[:limit, None].astype(np.float32) / 255.0, np.asarray(y[:limit])
     model = fl.nn.models.mnist_cnn(seed=seed)
     opt = fl.optim.SGD(model.parameters(), lr=0.02, momentum=0.9)
-    dp = dist.DataParallel(model, bucket_cap_mb=4.0)
+    dp = dist.DataParallel(model, bucket_cap_mb=bucket_mb, overlap=overlap)
     dp.fit(x[:256], y[:256], epochs=1, batch_size=64, optimizer=opt, seed=seed, verbose=0)  # warm-up
     epoch_s, wait_s, steps = [], 0.0, 0
     for e in range(epochs):
@@ -121,7 +122,7 @@ def worker_cnn(out, limit, epochs, seed=0):
     # one step's gradients, all-reduced alone (blocking), in the same buckets
     from fastlayers.distributed.reducer import Reducer
 
-    red = Reducer(model.parameters(), bucket_cap_mb=4.0)
+    red = Reducer(model.parameters(), bucket_cap_mb=bucket_mb)
     red.detach()
     alone = []
     for _ in range(30):
@@ -147,6 +148,7 @@ def main():
     ap.add_argument("--limit", type=int, default=2000)
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--reps", type=int, default=30)
+    ap.add_argument("--bucket-mb", type=float, default=0.25, help="bucket size for the CNN (its gradients are 1 MB)")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(HERE), "results"))
     ap.add_argument("--worker", nargs="*")
     a = ap.parse_args()
@@ -155,7 +157,7 @@ def main():
         if kind == "allreduce":
             worker_allreduce(out, int(a.worker[2]))
         else:
-            worker_cnn(out, int(a.worker[2]), int(a.worker[3]))
+            worker_cnn(out, int(a.worker[2]), int(a.worker[3]), float(a.worker[4]), a.worker[5] == "1")
         return
 
     from fastlayers.bench import records as R
@@ -181,25 +183,34 @@ def main():
                      f"{mr * 1e3:.3f} ({min(r['raw']) * 1e3:.3f}-{max(r['raw']) * 1e3:.3f}) | {mr / mo:.2f} |")
     print("\n".join(lines), flush=True)
 
-    runs = {"1x2": [], "2x1": []}
-    for rnd in range(a.rounds):  # A/B alternated
-        for key, (n, t) in (("1x2", (1, 2)), ("2x1", (2, 1))) if rnd % 2 == 0 else (("2x1", (2, 1)), ("1x2", (1, 2))):
-            print(f"CNN round {rnd + 1}/{a.rounds}: {n} rank(s) x {t} thread(s) ...", flush=True)
-            launch(n, t, ["cnn", f"{tmp}/cnn.json", str(a.limit), str(a.epochs)])
+    configs = {"1x2": (1, 2, "1", "1 rank x 2 threads"), "1x1": (1, 1, "1", "1 rank x 1 thread"),
+               "2x1": (2, 1, "1", f"2 ranks x 1 thread, overlap ({a.bucket_mb} MB buckets)"),
+               "2x1-no-overlap": (2, 1, "0", f"2 ranks x 1 thread, reduce after backward ({a.bucket_mb} MB buckets)")}
+    runs = {k: [] for k in configs}
+    keys = list(configs)
+    for rnd in range(a.rounds):  # interleaved, the order rotated each round
+        for key in keys[rnd % len(keys):] + keys[:rnd % len(keys)]:
+            n, t, ov, label = configs[key]
+            print(f"CNN round {rnd + 1}/{a.rounds}: {label} ...", flush=True)
+            launch(n, t, ["cnn", f"{tmp}/cnn.json", str(a.limit), str(a.epochs), str(a.bucket_mb), ov])
             runs[key].append(json.load(open(f"{tmp}/cnn.json")))
-    cnn_lines = ["| configuration | s / epoch median (min-max) | steps | wait / step ms | all-reduce alone / step ms |"
-                 " wait / epoch |", "|---|---:|---:|---:|---:|---:|"]
-    for key, label in (("1x2", "1 rank x 2 threads"), ("2x1", "2 ranks x 1 thread")):
+    cnn_lines = ["| configuration | s / epoch median (min-max) | steps / epoch | wait / step ms median (min-max) | "
+                 "all-reduce alone / step ms | wait share of epoch |", "|---|---:|---:|---:|---:|---:|"]
+    for key, (n, t, ov, label) in configs.items():
         ep = [s for r in runs[key] for s in r["epoch_s"]]
-        wait = statistics.median(r["wait_per_step_s"] for r in runs[key])
+        waits = [r["wait_per_step_s"] for r in runs[key]]
         alone = statistics.median(r["alone_per_step_s"] for r in runs[key])
         steps = runs[key][0]["steps_per_epoch"]
-        recs.append(R.make_record("train_epoch", f"mnist_cnn, {a.limit} images, batch 64", "cpu", ep,
-                                  params={"ranks": int(key[0]), "threads": int(key[2]), "limit": a.limit},
-                                  threads=int(key[2]), note=label))
+        recs.append(R.make_record("train_epoch", f"mnist_cnn, {a.limit} images, global batch 64, {key}", "cpu", ep,
+                                  params={"ranks": n, "threads": t, "limit": a.limit, "overlap": ov == "1",
+                                          "bucket_mb": a.bucket_mb, "wait_per_step_s": statistics.median(waits),
+                                          "allreduce_alone_per_step_s": alone},
+                                  threads=t, note=label))
         med = statistics.median(ep)
-        cnn_lines.append(f"| {label} | {med:.2f} ({min(ep):.2f}-{max(ep):.2f}) | {steps} | {wait * 1e3:.2f} | "
-                         f"{alone * 1e3:.2f} | {100 * wait * steps / med:.1f}% |")
+        wait = statistics.median(waits)
+        cnn_lines.append(f"| {label} | {med:.2f} ({min(ep):.2f}-{max(ep):.2f}) | {steps} | {wait * 1e3:.2f} "
+                         f"({min(waits) * 1e3:.2f}-{max(waits) * 1e3:.2f}) | {alone * 1e3:.2f} | "
+                         f"{100 * wait * steps / med:.1f}% |")
     s1 = statistics.median(s for r in runs["1x2"] for s in r["epoch_s"])
     s2 = statistics.median(s for r in runs["2x1"] for s in r["epoch_s"])
     cnn_lines.append(f"\nspeed-up of 2 ranks x 1 thread over 1 rank x 2 threads: {s1 / s2:.2f}x; gradient bytes per "

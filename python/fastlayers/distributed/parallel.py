@@ -96,12 +96,13 @@ class DataParallel:
     fastlayers.distributed (see the module's docstring for the semantics). Attributes not defined
     here (evaluate's metrics aside: predict, summary, layers, ...) are the model's."""
 
-    def __init__(self, model, bucket_cap_mb: float = 4.0, sync_batchnorm: bool = False):
+    def __init__(self, model, bucket_cap_mb: float = 4.0, sync_batchnorm: bool = False, overlap: bool = True):
         from ..nn.training import TrainableModel
 
         if not isinstance(model, TrainableModel):
             raise TypeError(f"model must be a fastlayers model (Sequential or nn.Model), got {type(model).__name__}")
         self.bucket_cap_mb = _args.as_real(bucket_cap_mb, "bucket_cap_mb", 0.0, 1e6, lo_open=True)
+        self.overlap = _args.as_flag(overlap, "overlap")  # False: reduce after backward (for comparison)
         _comm.ensure_init()
         self.sync_batchnorm = _args.as_flag(sync_batchnorm, "sync_batchnorm")
         if self.sync_batchnorm:
@@ -211,6 +212,7 @@ class DataParallel:
 
             sbn.convert_sync_batchnorm(model)  # for this fit; reverted below
         reducer = Reducer(model.parameters(), self.bucket_cap_mb)
+        reducer.overlap = self.overlap
         weight_mean = loss_fn.reduction == "mean"
         step_s = 0.0
         try:

@@ -114,6 +114,7 @@ class Reducer:
         for b in self.buckets:
             for i, p in enumerate(b.params):
                 self.where[id(p)] = (b, i)
+        self.overlap = True   # False: every bucket starts in finish() (for measuring what overlap saves)
         self.expected = None  # id(param) -> assignments per backward (learned on the first step)
         self.counts = {}
         self.weight = 1.0
@@ -158,7 +159,7 @@ class Reducer:
         b, i = loc
         n = self.counts.get(id(p), 0) + 1
         self.counts[id(p)] = n
-        if self.expected is None:  # first step: learn the counts, everything starts in finish()
+        if self.expected is None or not self.overlap:  # first step: learn the counts; all starts in finish()
             return
         if b.handle is not None:  # assigned again after its bucket left: redo it in finish()
             b.late = True
