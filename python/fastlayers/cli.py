@@ -108,6 +108,12 @@ def _check_options(args, epochs, batch_size, lr, gamma):
 
         if not 1 <= args.threads <= MAX_THREADS:
             raise ValueError(f"--threads must be in [1, {MAX_THREADS}], got {args.threads}")
+    if args.resume and not os.path.isfile(args.resume):
+        raise ValueError(f"--resume {args.resume}: no such file (a checkpoint written with --checkpoint)")
+    if args.checkpoint:
+        folder = os.path.dirname(os.path.abspath(args.checkpoint))
+        if os.path.isdir(args.checkpoint) or not os.path.isdir(folder):
+            raise ValueError(f"--checkpoint {args.checkpoint}: not a file in an existing folder")
     if args.save:
         folder = os.path.dirname(os.path.abspath(args.save))
         if os.path.isdir(args.save) or not os.path.isdir(folder):

@@ -40,6 +40,22 @@ def build():
     return model, opt
 
 
+def bn_model():
+    """A small CNN with batch norm (for SyncBatchNorm), or None where batch norm is missing."""
+    if not hasattr(fl.nn, "BatchNorm2d"):
+        return None
+    rng = np.random.default_rng(11)
+    return fl.nn.Sequential([fl.nn.Conv2d(1, 4, 5, stride=3, rng=rng), fl.nn.BatchNorm2d(4), fl.nn.ReLU(),
+                             fl.nn.Flatten(), fl.nn.Linear(64, 16, rng=rng), fl.nn.BatchNorm1d(16), fl.nn.ReLU(),
+                             fl.nn.Linear(16, 10, rng=rng)], loss="cross_entropy")
+
+
+def bn_state(model):
+    out = {f"p{i}": p.data for i, p in enumerate(model.parameters())}
+    out.update({f"b{i}": owner._buffers[name] for i, (_, owner, name) in enumerate(model.named_buffers())})
+    return out
+
+
 def save_params(outdir, model, history=None):
     arrays = {f"p{i}": p.data for i, p in enumerate(model.parameters())}
     np.savez(os.path.join(outdir, f"rank{dist.rank()}.npz"), **arrays)
@@ -77,6 +93,13 @@ def main():
         h = dist.DataParallel(model, bucket_cap_mb=0.05).fit(
             x, y, epochs=1, batch_size=BATCH, optimizer=opt, callbacks=[sched, ckpt], seed=SEED, verbose=0)
         save_params(outdir, model, h)
+        bn = bn_model()
+        if bn is not None:  # SyncBatchNorm: the statistics of the global batch
+            opt = fl.optim.SGD(bn.parameters(), lr=0.05, momentum=0.9)
+            dist.DataParallel(bn, sync_batchnorm=True).fit(x, y, epochs=1, batch_size=BATCH, optimizer=opt,
+                                                           seed=SEED, verbose=0)
+            assert type(bn.layers[1]) is fl.nn.BatchNorm2d  # reverted after fit
+            np.savez(os.path.join(outdir, f"bn_rank{rank}.npz"), **bn_state(bn))
     elif mode == "resume":
         state = dist.load_checkpoint(sys.argv[3])
         sched = fl.optim.ExponentialLR(state.optimizer, GAMMA)

@@ -107,17 +107,25 @@ def _assert_ranks_identical(outdir, n):
     return ps[0]
 
 
-def test_two_and_three_ranks_match_one_process_and_resume_elsewhere(tmp_path):
-    d2, d3, d3r = (tmp_path / "n2", tmp_path / "n3", tmp_path / "n3resume")
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """The launches shared by the tests below: 'train' on 2 and on 3 ranks, then the 2-rank run's
+    checkpoint (after epoch 1) continued on 3 ranks for epoch 2."""
+    root = tmp_path_factory.mktemp("mpi")
+    d2, d3, d3r = (root / "n2", root / "n3", root / "n3resume")
     for d in (d2, d3, d3r):
         d.mkdir()
     p, _ = launch(2, [sys.executable, WORKER, "train", str(d2)])
     assert p.returncode == 0, p.stdout + p.stderr
     p, _ = launch(3, [sys.executable, WORKER, "train", str(d3)])
     assert p.returncode == 0, p.stdout + p.stderr
-    # the checkpoint of the 2-rank run (after epoch 1), continued on 3 ranks for epoch 2
     p, _ = launch(3, [sys.executable, WORKER, "resume", str(d3r), str(d2 / "ckpt.npz")])
     assert p.returncode == 0, p.stdout + p.stderr
+    return d2, d3, d3r
+
+
+def test_two_and_three_ranks_match_one_process_and_resume_elsewhere(runs):
+    d2, d3, d3r = runs
 
     ref1, h1 = _single_process(1)
     for n, d in ((2, d2), (3, d3)):
@@ -132,6 +140,35 @@ def test_two_and_three_ranks_match_one_process_and_resume_elsewhere(tmp_path):
     _assert_close_params(got, ref2, "2 ranks for epoch 1, then resumed on 3 ranks for epoch 2")
     # and it moved on from the checkpoint (the test is not vacuous)
     assert max(float(np.abs(a - b).max()) for a, b in zip(ref1, ref2)) > 1e-4
+
+
+def test_sync_batchnorm_matches_one_process_batch_norm(runs):
+    """SyncBatchNorm trains inside the 'train' launches when batch norm exists (checked here)."""
+    import fastlayers as fl
+
+    if not hasattr(fl.nn, "BatchNorm2d"):
+        pytest.skip("this fastlayers has no BatchNorm2d (SyncBatchNorm needs the batch-norm branch)")
+    sys.path.insert(0, HERE)
+    try:
+        import mpi_worker as w
+    finally:
+        sys.path.remove(HERE)
+    x, y = w.data()
+    ref = w.bn_model()
+    ref.fit(x, y, epochs=1, batch_size=w.BATCH, optimizer=fl.optim.SGD(ref.parameters(), lr=0.05, momentum=0.9),
+            seed=w.SEED, verbose=0)
+    want = w.bn_state(ref)
+    for n, d in ((2, runs[0]), (3, runs[1])):
+        files = [np.load(d / f"bn_rank{r}.npz") for r in range(n)]
+        for k in want:
+            for r in range(1, n):
+                assert np.array_equal(files[0][k], files[r][k]), f"{k} differs between ranks 0 and {r}"
+            if k.startswith("b") and want[k].dtype.kind == "i":
+                assert np.array_equal(files[0][k], want[k]), k  # num_batches_tracked
+                continue
+            e, g = want[k].astype(np.float64), files[0][k].astype(np.float64)
+            err = np.abs(g - e).max() / max(np.abs(e).max(), 1e-3)
+            assert err <= 1e-5, f"{n} ranks: {k} differs from one-process batch norm by {err:.2e} (relative)"
 
 
 @pytest.mark.parametrize("how", ["raise", "kill"])

@@ -204,3 +204,20 @@ def test_reducer_hooks_buckets_frozen_and_shared_parameters():
     red.detach()
     assert all(type(p) is Parameter for p in model.parameters())
     assert shared.weight.grad is not None
+
+
+def test_cli_checkpoint_and_resume_equal_an_uninterrupted_run(tmp_path, capsys):
+    from fastlayers.cli import main
+
+    base = ["train", "--model", "mlp", "--limit", "200", "--test-limit", "100", "--batch-size", "32", "-q"]
+    a, b, c = (str(tmp_path / n) for n in ("a.npz", "b.npz", "c.ckpt"))
+    assert main(base + ["--epochs", "3", "--save", a]) == 0
+    assert main(base + ["--epochs", "1", "--checkpoint", c]) == 0
+    assert main(base + ["--epochs", "3", "--resume", c, "--save", b]) == 0
+    ma, mb = fl.nn.load_model(a), fl.nn.load_model(b)
+    for p, q in zip(ma.parameters(), mb.parameters()):
+        assert np.array_equal(p.data, q.data)
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[-1] == out[0] and out[0].startswith("test_accuracy=")
+    assert main(base + ["--resume", str(tmp_path / "missing.ckpt")]) == 2
+    assert "--resume" in capsys.readouterr().err
