@@ -60,13 +60,12 @@ def launch(n, threads, args, timeout=1800):
 
 # --- workers (run under mpiexec) -------------------------------------------------------------------
 def worker_allreduce(out, reps):
-    from mpi4py import MPI
-
     from fastlayers import distributed as dist
     from fastlayers.distributed.reducer import Reducer
     from fastlayers.nn.layers import Parameter
 
-    dist.init()
+    dist.init()  # before mpi4py's import: init picks libnbc's ring schedule (see distributed/_comm.py)
+    from mpi4py import MPI
     comm = MPI.COMM_WORLD
     res = {}
     for nbytes in SIZES:
@@ -77,7 +76,7 @@ def worker_allreduce(out, reps):
         red = Reducer(params, bucket_cap_mb=4.0)
         flat = np.random.default_rng(9).standard_normal(n).astype(np.float32)
         k = max(3, min(reps, int(2e8 // max(nbytes, 1))))
-        t_ours, t_raw = [], []
+        t_ours, t_raw, t_nb = [], [], []
         for _ in range(k):  # interleaved A/B
             comm.Barrier()
             t0 = time.perf_counter()
@@ -90,20 +89,24 @@ def worker_allreduce(out, reps):
             t0 = time.perf_counter()
             comm.Allreduce(MPI.IN_PLACE, flat, op=MPI.SUM)
             t_raw.append(time.perf_counter() - t0)
+            comm.Barrier()
+            t0 = time.perf_counter()
+            comm.Iallreduce(MPI.IN_PLACE, flat, op=MPI.SUM).Wait()
+            t_nb.append(time.perf_counter() - t0)
         red.detach()
-        res[nbytes] = {"ours": t_ours, "raw": t_raw}
+        res[nbytes] = {"ours": t_ours, "raw": t_raw, "raw_nb": t_nb}
     if comm.rank == 0:
         with open(out, "w") as fh:
-            json.dump({"world": comm.size, "res": res}, fh)
+            json.dump({"world": comm.size, "res": res,
+                       "nbc_alg": os.environ.get("OMPI_MCA_coll_libnbc_iallreduce_algorithm")}, fh)
 
 
 def worker_cnn(out, limit, epochs, bucket_mb, overlap, seed=0):
-    from mpi4py import MPI
-
     import fastlayers as fl
     from fastlayers import distributed as dist
 
     dist.init()
+    from mpi4py import MPI
     comm = MPI.COMM_WORLD
     (x, y), _ = fl.data.load_mnist_embedded()
     x, y = x[:limit, None].astype(np.float32) / 255.0, np.asarray(y[:limit])
@@ -150,6 +153,7 @@ def main():
     ap.add_argument("--reps", type=int, default=30)
     ap.add_argument("--bucket-mb", type=float, default=0.25, help="bucket size for the CNN (its gradients are 1 MB)")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(HERE), "results"))
+    ap.add_argument("--only", choices=["allreduce", "cnn"], help="run one of the two measurements")
     ap.add_argument("--worker", nargs="*")
     a = ap.parse_args()
     if a.worker is not None:
@@ -164,12 +168,36 @@ def main():
 
     tmp = tempfile.mkdtemp()
     recs, notes = [], []
+    lines, cnn_lines = [], []
+    if a.only != "cnn":
+        lines = allreduce_part(a, tmp, R, recs)
+    if a.only != "allreduce":
+        cnn_lines = cnn_part(a, tmp, R, recs)
+    notes += ["2-core machine shared with other jobs (loaded): timings are noisy; medians (min-max) of interleaved "
+              "rounds", "all-reduce: 2 ranks on one machine (shared memory); gbps is bus bandwidth 2(n-1)/n x bytes / s"]
+    R.add_ratios(recs)
+    machine = R.machine_info(threads=2)
+    stem = "scaling-" + R.cpu_model().split()[0].lower() + "-2core" + (f"-{a.only}" if a.only else "")
+    paths = R.write_results(a.out, stem, machine, {}, recs, notes=notes,
+                            settings={"rounds": a.rounds, "limit": a.limit, "epochs": a.epochs, "reps": a.reps,
+                                      "bucket_mb": a.bucket_mb,
+                                      "command": "python benchmarks/scaling.py " + " ".join(sys.argv[1:])})
+    with open(paths["md"], "a") as fh:
+        if lines:
+            fh.write("\n## All-reduce (2 ranks)\n\n" + "\n".join(lines) + "\n")
+        if cnn_lines:
+            fh.write("\n## Course CNN epoch\n\n" + "\n".join(cnn_lines) + "\n")
+    print("wrote", paths)
+
+
+def allreduce_part(a, tmp, R, recs):
     print("all-reduce bandwidth, 2 ranks ...", flush=True)
     launch(2, 1, ["allreduce", f"{tmp}/ar.json", str(a.reps)])
     ar = json.load(open(f"{tmp}/ar.json"))
     bus = 2 * (ar["world"] - 1) / ar["world"]
-    lines = ["| buffer | ours median ms (min-max) | raw Allreduce median ms (min-max) | ours / raw bandwidth |",
-             "|---:|---:|---:|---:|"]
+    lines = [f"OMPI_MCA_coll_libnbc_iallreduce_algorithm={ar.get('nbc_alg')}", "",
+             "| buffer | ours median ms (min-max) | raw Allreduce median ms (min-max) | raw Iallreduce+Wait median ms | "
+             "ours / raw bandwidth (medians) | (minima) |", "|---:|---:|---:|---:|---:|---:|"]
     for nbytes in SIZES:
         r = ar["res"][str(nbytes)]
         case = f"{nbytes // 1024} KB float32, 2 ranks"
@@ -178,11 +206,17 @@ def main():
                                   note="bucketed Reducer (4 MB buckets, Iallreduce)"))
         recs.append(R.make_record("allreduce", case, "mpi-allreduce", r["raw"], params={"bytes": nbytes, "ranks": 2},
                                   nbytes=bus * nbytes))
+        recs.append(R.make_record("allreduce", case, "mpi-iallreduce", r["raw_nb"],
+                                  params={"bytes": nbytes, "ranks": 2}, nbytes=bus * nbytes))
         mo, mr = statistics.median(r["ours"]), statistics.median(r["raw"])
         lines.append(f"| {nbytes // 1024} KB | {mo * 1e3:.3f} ({min(r['ours']) * 1e3:.3f}-{max(r['ours']) * 1e3:.3f}) | "
-                     f"{mr * 1e3:.3f} ({min(r['raw']) * 1e3:.3f}-{max(r['raw']) * 1e3:.3f}) | {mr / mo:.2f} |")
+                     f"{mr * 1e3:.3f} ({min(r['raw']) * 1e3:.3f}-{max(r['raw']) * 1e3:.3f}) | "
+                     f"{statistics.median(r['raw_nb']) * 1e3:.3f} | {mr / mo:.2f} | {min(r['raw']) / min(r['ours']):.2f} |")
     print("\n".join(lines), flush=True)
+    return lines
 
+
+def cnn_part(a, tmp, R, recs):
     configs = {"1x2": (1, 2, "1", "1 rank x 2 threads"), "1x1": (1, 1, "1", "1 rank x 1 thread"),
                "2x1": (2, 1, "1", f"2 ranks x 1 thread, overlap ({a.bucket_mb} MB buckets)"),
                "2x1-no-overlap": (2, 1, "0", f"2 ranks x 1 thread, reduce after backward ({a.bucket_mb} MB buckets)")}
@@ -216,18 +250,7 @@ def main():
     cnn_lines.append(f"\nspeed-up of 2 ranks x 1 thread over 1 rank x 2 threads: {s1 / s2:.2f}x; gradient bytes per "
                      f"step {runs['2x1'][0]['grad_bytes']:,} in {runs['2x1'][0]['buckets']} bucket(s)")
     print("\n".join(cnn_lines), flush=True)
-    notes += ["2-core machine shared with other jobs (loaded): timings are noisy; medians (min-max) of interleaved "
-              "rounds", "all-reduce: 2 ranks on one machine (shared memory); gbps is bus bandwidth 2(n-1)/n x bytes / s"]
-    R.add_ratios(recs)
-    machine = R.machine_info(threads=2)
-    stem = "scaling-" + R.cpu_model().split()[0].lower() + "-2core"
-    paths = R.write_results(a.out, stem, machine, {}, recs, notes=notes,
-                            settings={"rounds": a.rounds, "limit": a.limit, "epochs": a.epochs,
-                                      "command": "python benchmarks/scaling.py " + " ".join(sys.argv[1:])})
-    with open(paths["md"], "a") as fh:
-        fh.write("\n## All-reduce (2 ranks)\n\n" + "\n".join(lines) + "\n\n## Course CNN epoch\n\n"
-                 + "\n".join(cnn_lines) + "\n")
-    print("wrote", paths)
+    return cnn_lines
 
 
 if __name__ == "__main__":

@@ -71,6 +71,12 @@ def init(comm=None, quiet: bool = False):
                           "(mpiexec -n N ...); it runs as a single rank (rank 0 of 1)", RuntimeWarning, stacklevel=2)
         S.initialized = True
         return S.rank, S.world_size
+    if S.launcher == "OMPI_COMM_WORLD_SIZE":
+        # Open MPI's non-blocking all-reduce (libnbc) picks binomial/recursive-doubling schedules by
+        # default, which reach about half of the blocking all-reduce's bandwidth at 1-4 MB here; the
+        # ring schedule matches it (benchmarks/scaling.py). Gradient buckets are MBs. A value the user
+        # set wins. (Read by MPI_Init, so it must be set before mpi4py is imported.)
+        os.environ.setdefault("OMPI_MCA_coll_libnbc_iallreduce_algorithm", "1")
     MPI = import_mpi(f"this process was started by a launcher ({S.launcher}={launched}) and data-parallel "
                      f"training" if comm is None else "init(comm=...)")
     S.MPI = MPI
