@@ -113,14 +113,16 @@ def worker_cnn(out, limit, epochs, bucket_mb, overlap, seed=0):
     model = fl.nn.models.mnist_cnn(seed=seed)
     opt = fl.optim.SGD(model.parameters(), lr=0.02, momentum=0.9)
     dp = dist.DataParallel(model, bucket_cap_mb=bucket_mb, overlap=overlap)
+    dp._skew_barrier = True  # a barrier before the final wait: rank skew apart from communication
     dp.fit(x[:256], y[:256], epochs=1, batch_size=64, optimizer=opt, seed=seed, verbose=0)  # warm-up
-    epoch_s, wait_s, steps = [], 0.0, 0
+    epoch_s, wait_s, skew_s, steps = [], 0.0, 0.0, 0
     for e in range(epochs):
         comm.Barrier()
         t0 = time.perf_counter()
         dp.fit(x, y, epochs=1, batch_size=64, optimizer=opt, seed=seed + e, verbose=0)
         epoch_s.append(time.perf_counter() - t0)
         wait_s += dp.stats["wait_s"]
+        skew_s += dp.stats["skew_s"]
         steps += dp.stats["steps"]
     # one step's gradients, all-reduced alone (blocking), in the same buckets
     from fastlayers.distributed.reducer import Reducer
@@ -135,11 +137,12 @@ def worker_cnn(out, limit, epochs, bucket_mb, overlap, seed=0):
             comm.Allreduce(MPI.IN_PLACE, b.buffer, op=MPI.SUM)
         alone.append(time.perf_counter() - t0)
     waits = comm.gather(wait_s / max(steps, 1), root=0)
+    skews = comm.gather(skew_s / max(steps, 1), root=0)
     epochs_all = comm.gather(epoch_s, root=0)
     if comm.rank == 0:
         with open(out, "w") as fh:
             json.dump({"world": comm.size, "threads": fl.get_num_threads(), "limit": len(x),
-                       "epoch_s": [max(v) for v in zip(*epochs_all)], "wait_per_step_s": max(waits),
+                       "epoch_s": [max(v) for v in zip(*epochs_all)], "wait_per_step_s": max(waits), "skew_per_step_s": max(skews),
                        "steps_per_epoch": steps // epochs, "alone_per_step_s": statistics.median(alone),
                        "grad_bytes": red.bytes_per_step, "buckets": len(red.buckets)}, fh)
 
@@ -228,8 +231,9 @@ def cnn_part(a, tmp, R, recs):
             print(f"CNN round {rnd + 1}/{a.rounds}: {label} ...", flush=True)
             launch(n, t, ["cnn", f"{tmp}/cnn.json", str(a.limit), str(a.epochs), str(a.bucket_mb), ov])
             runs[key].append(json.load(open(f"{tmp}/cnn.json")))
-    cnn_lines = ["| configuration | s / epoch median (min-max) | steps / epoch | wait / step ms median (min-max) | "
-                 "all-reduce alone / step ms | wait share of epoch |", "|---|---:|---:|---:|---:|---:|"]
+    cnn_lines = ["| configuration | s / epoch median (min-max) | steps / epoch | communication wait / step ms median "
+                 "(min-max) | waiting for the slower rank / step ms | all-reduce alone / step ms | communication wait "
+                 "share of epoch |", "|---|---:|---:|---:|---:|---:|---:|"]
     for key, (n, t, ov, label) in configs.items():
         ep = [s for r in runs[key] for s in r["epoch_s"]]
         waits = [r["wait_per_step_s"] for r in runs[key]]
@@ -238,12 +242,14 @@ def cnn_part(a, tmp, R, recs):
         recs.append(R.make_record("train_epoch", f"mnist_cnn, {a.limit} images, global batch 64, {key}", "cpu", ep,
                                   params={"ranks": n, "threads": t, "limit": a.limit, "overlap": ov == "1",
                                           "bucket_mb": a.bucket_mb, "wait_per_step_s": statistics.median(waits),
+                                          "skew_per_step_s": statistics.median(r["skew_per_step_s"] for r in runs[key]),
                                           "allreduce_alone_per_step_s": alone},
                                   threads=t, note=label))
         med = statistics.median(ep)
         wait = statistics.median(waits)
+        skew = statistics.median(r["skew_per_step_s"] for r in runs[key])
         cnn_lines.append(f"| {label} | {med:.2f} ({min(ep):.2f}-{max(ep):.2f}) | {steps} | {wait * 1e3:.2f} "
-                         f"({min(waits) * 1e3:.2f}-{max(waits) * 1e3:.2f}) | {alone * 1e3:.2f} | "
+                         f"({min(waits) * 1e3:.2f}-{max(waits) * 1e3:.2f}) | {skew * 1e3:.2f} | {alone * 1e3:.2f} | "
                          f"{100 * wait * steps / med:.1f}% |")
     s1 = statistics.median(s for r in runs["1x2"] for s in r["epoch_s"])
     s2 = statistics.median(s for r in runs["2x1"] for s in r["epoch_s"])

@@ -213,6 +213,7 @@ class DataParallel:
             sbn.convert_sync_batchnorm(model)  # for this fit; reverted below
         reducer = Reducer(model.parameters(), self.bucket_cap_mb)
         reducer.overlap = self.overlap
+        reducer.skew_barrier = bool(getattr(self, "_skew_barrier", False))  # benchmarks/scaling.py
         weight_mean = loss_fn.reduction == "mean"
         step_s = 0.0
         try:
@@ -277,7 +278,7 @@ class DataParallel:
             reducer.detach()
             if sbn is not None:
                 sbn.revert_sync_batchnorm(model)
-            self.stats = {"steps": reducer.steps, "step_s": step_s, "wait_s": reducer.wait_s,
+            self.stats = {"steps": reducer.steps, "step_s": step_s, "wait_s": reducer.wait_s, "skew_s": reducer.skew_s,
                           "buckets": len(reducer.buckets), "bytes_per_step": reducer.bytes_per_step}
         return history
 

@@ -121,6 +121,10 @@ class Reducer:
         self.next_launch = 0
         self.active = False
         self.wait_s = 0.0      # time finish() spent blocked on communication, summed over steps
+        # Benchmarks only: a barrier at the start of finish() separates the time spent waiting for a
+        # slower rank (skew_s) from the time the communication itself still needs (wait_s).
+        self.skew_barrier = False
+        self.skew_s = 0.0
         self.steps = 0
         self.bytes_per_step = sum(b.nbytes for b in self.buckets)
         hook_parameters(self.params, self._on_grad)
@@ -210,6 +214,10 @@ class Reducer:
                         self._pack(b, i, p)
                     b.filled.add(i)
         self._launch_ready()
+        if self.skew_barrier and S.world_size > 1 and not self.is_cupy:
+            t0 = time.perf_counter()
+            S.comm.Barrier()
+            self.skew_s += time.perf_counter() - t0
         t0 = time.perf_counter()
         for b in self.buckets:
             self._wait(b)

@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from ..nn._args import as_flag, as_size, check_seed
+from ..nn._args import as_flag, as_size
 
 __all__ = ["DistributedSampler", "shard"]
 
@@ -57,9 +57,10 @@ class DistributedSampler:
         if self.rank >= self.num_replicas:
             raise ValueError(f"rank must be in [0, num_replicas={self.num_replicas}), got {self.rank}")
         self.shuffle = as_flag(shuffle, "shuffle")
-        self.seed = check_seed(seed)
-        if self.seed is None:
-            raise ValueError("seed must be an int (every rank must draw the same permutation), got None")
+        if seed is None or isinstance(seed, np.random.Generator):
+            raise TypeError(f"seed must be an int (every rank must draw the same permutation), got "
+                            f"{type(seed).__name__}")
+        self.seed = as_size(seed, "seed", minimum=0)
         self.drop_last = as_flag(drop_last, "drop_last")
         self.epoch = 0
         n, r = self.dataset_size, self.num_replicas
