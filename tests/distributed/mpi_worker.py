@@ -46,7 +46,7 @@ def bn_model():
         return None
     rng = np.random.default_rng(11)
     return fl.nn.Sequential([fl.nn.Conv2d(1, 4, 5, stride=3, rng=rng), fl.nn.BatchNorm2d(4), fl.nn.ReLU(),
-                             fl.nn.Flatten(), fl.nn.Linear(64, 16, rng=rng), fl.nn.BatchNorm1d(16), fl.nn.ReLU(),
+                             fl.nn.Flatten(), fl.nn.Linear(256, 16, rng=rng), fl.nn.BatchNorm1d(16), fl.nn.ReLU(),
                              fl.nn.Linear(16, 10, rng=rng)], loss="cross_entropy")
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -60,13 +61,17 @@ def launch(n, args, timeout=90, cwd=None):
     env.pop("OMPI_COMM_WORLD_SIZE", None)
     cmd = [MPIEXEC, "-n", str(n), "--oversubscribe", "--bind-to", "none"] + args
     t0 = time.perf_counter()
+    # A session of its own: when a job aborts, mpiexec may signal its whole process group, which
+    # must not include pytest; on a timeout the whole group (mpiexec and the ranks) is killed.
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd,
+                            start_new_session=True)
     try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd)
-    except subprocess.TimeoutExpired as e:
-        out = (e.stdout or b"").decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
-        err = (e.stderr or b"").decode() if isinstance(e.stderr, bytes) else (e.stderr or "")
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
         pytest.fail(f"mpiexec -n {n} {' '.join(args)} did not end within {timeout} s (a hang)\n{out}\n{err}")
-    return p, time.perf_counter() - t0
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err), time.perf_counter() - t0
 
 
 def _params(path):
