@@ -10,5 +10,6 @@ from . import cuda, ops, reference  # noqa: F401
 from ._threads import get_num_threads, set_num_threads  # noqa: F401
 from .ops import *  # noqa: F401,F403
 from . import data, nn, optim  # noqa: F401,E402  (fl.nn.Sequential, fl.optim.SGD; after the ops they call)
+from . import distributed  # noqa: F401,E402  (loads no MPI until fl.distributed.init())
 
 __version__ = "0.1.0"

@@ -3,6 +3,8 @@
     fastlayers train [--model cnn|mlp|lenet5|resnet|perceptron|logreg] [--epochs N] [--batch-size B]
                      [--lr LR] [--device cpu|cuda] [--dataset mnist|fashion-mnist|cifar10] [--data DIR]
                      [--save PATH] [--plot PATH] [--validation-split F] [--seed S] [--limit N]
+                     [--distributed] [--checkpoint PATH] [--resume PATH]
+    mpiexec -n 4 fastlayers train --distributed   # data-parallel over 4 ranks (same result as one)
     fastlayers bench [...]          # the benchmark suite (fastlayers.bench)
 
 `train` trains on the MNIST subset embedded in the package (4,000 train / 1,000 held-out test images)
@@ -61,6 +63,14 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--test-limit", type=int, help="evaluate on only the first N test images")
     t.add_argument("--threads", type=int, help="CPU threads for the kernels (default: OMP_NUM_THREADS or all)")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress output, only the result line")
+    t.add_argument("--distributed", action="store_true",
+                   help="data-parallel over the ranks of an MPI job (mpiexec -n N fastlayers train --distributed); "
+                        "--batch-size is the global batch, so the result matches a single-process run; "
+                        "rank 0 prints and saves")
+    t.add_argument("--checkpoint", metavar="PATH", help="write a checkpoint (model, optimizer, epoch) to PATH "
+                   "after every epoch (rank 0)")
+    t.add_argument("--resume", metavar="PATH", help="continue the run saved in checkpoint PATH (on any number "
+                   "of ranks)")
     sub.add_parser("bench", help="run the benchmark suite (fastlayers bench --help for its options)", add_help=False)
     return p
 
@@ -131,9 +141,17 @@ def _check_options(args, epochs, batch_size, lr, gamma):
 
         if not have_matplotlib():
             raise ValueError("--plot needs matplotlib, which this installation lacks (pip install matplotlib)")
+    if args.resume and not os.path.isfile(args.resume):
+        raise ValueError(f"--resume {args.resume}: no such file (a checkpoint written with --checkpoint)")
+    if args.checkpoint:
+        folder = os.path.dirname(os.path.abspath(args.checkpoint))
+        if os.path.isdir(args.checkpoint) or not os.path.isdir(folder):
+            raise ValueError(f"--checkpoint {args.checkpoint}: not a file in an existing folder")
 
 
 def train(args) -> int:
+    import os
+
     from . import nn, optim
 
     d = DEFAULTS[args.model]
@@ -147,16 +165,49 @@ def train(args) -> int:
 
         set_num_threads(args.threads)
 
+    primary, world = True, 1
+    if args.distributed:
+        from . import distributed
+
+        _, world = distributed.init()
+        primary = distributed.is_primary()
+        if args.threads is None and "OMP_NUM_THREADS" not in os.environ:
+            from . import set_num_threads
+
+            set_num_threads(_threads_per_rank())  # ranks on one machine share its cores
     (xtr, ytr), (xte, yte), source = _load_data(args)
-    model = nn.models.build(args.model, seed=args.seed, num_classes=10, input_shape=xtr.shape[1:])
+    initial_epoch = 0
+    if args.resume:
+        from .distributed import load_checkpoint
+
+        state = load_checkpoint(args.resume)
+        model, opt, initial_epoch = state.model, state.optimizer, state.epoch
+        if opt is None:
+            raise ValueError(f"--resume {args.resume}: the checkpoint holds no optimizer state")
+        if initial_epoch >= epochs:
+            raise ValueError(f"--resume {args.resume}: the checkpoint has {initial_epoch} epochs done, "
+                             f"--epochs is {epochs}")
+    else:
+        model = nn.models.build(args.model, seed=args.seed, num_classes=10, input_shape=xtr.shape[1:])
     model.to(args.device)  # a clear RuntimeError when CUDA is not usable
-    opt = optim.SGD(model.parameters(), lr=lr, momentum=args.momentum)
-    callbacks = [optim.ExponentialLR(opt, gamma)] if gamma != 1.0 else []
-    say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
+    if not args.resume:
+        opt = optim.SGD(model.parameters(), lr=lr, momentum=args.momentum)
+    scheds = [optim.ExponentialLR(opt, gamma)] if gamma != 1.0 else []
+    if args.resume:
+        state.restore(*scheds)
+    callbacks = list(scheds)
+    if args.checkpoint:
+        from .distributed import Checkpoint
+
+        callbacks.append(Checkpoint(args.checkpoint, schedulers=scheds))
+    quiet = args.quiet or not primary
+    say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
     say(f"model {args.model}: {model.num_parameters():,} parameters; data: {source}, "
-        f"{len(xtr)} train / {len(xte)} test images; device {args.device}")
-    say(f"SGD lr={lr} momentum={args.momentum} lr x{gamma}/epoch, {epochs} epochs, batch size {batch_size}, "
-        f"seed {args.seed}")
+        f"{len(xtr)} train / {len(xte)} test images; device {args.device}"
+        + (f"; {world} ranks" if args.distributed else ""))
+    say(f"SGD lr={lr} momentum={args.momentum} lr x{gamma}/epoch, {epochs} epochs, batch size {batch_size}"
+        + (" (global)" if args.distributed else "") + f", seed {args.seed}"
+        + (f", resumed after epoch {initial_epoch}" if args.resume else ""))
     # Validation curves for --plot: the --validation-split when given, else the test set, evaluated
     # after each epoch (training is unchanged; the figure says which one it shows).
     validation = {}
@@ -166,26 +217,47 @@ def train(args) -> int:
         validation["validation_data"] = (xte, yte)
         say("for --plot, the test set is evaluated after each epoch (val_* below; --validation-split F holds "
             "out training images instead)")
+    fit_args = dict(epochs=epochs, batch_size=batch_size, optimizer=opt, callbacks=callbacks, seed=args.seed,
+                    verbose=0 if quiet else 1, **validation)
     t0 = time.perf_counter()
-    history = model.fit(xtr, ytr, epochs=epochs, batch_size=batch_size, optimizer=opt, callbacks=callbacks,
-                        seed=args.seed, verbose=0 if args.quiet else 1, **validation)
-    train_s = time.perf_counter() - t0
-    result = model.evaluate(xte, yte)
-    say(f"trained in {train_s:.1f} s; test_loss={result['loss']:.4f}")
-    from ._primary import is_primary
+    if args.distributed or initial_epoch:
+        from .distributed import DataParallel  # on one rank: the same loop, resumable
 
-    if args.save and is_primary():
+        dp = DataParallel(model)
+        history = dp.fit(xtr, ytr, initial_epoch=initial_epoch, **fit_args)
+        train_s = time.perf_counter() - t0
+        result = dp.evaluate(xte, yte) if args.distributed else model.evaluate(xte, yte)
+    else:
+        history = model.fit(xtr, ytr, **fit_args)
+        train_s = time.perf_counter() - t0
+        result = model.evaluate(xte, yte)
+    say(f"trained in {train_s:.1f} s; test_loss={result['loss']:.4f}")
+    if args.save and primary:
         model.to("cpu").save(args.save)
         say(f"saved the model to {args.save}")
-    if args.plot:
+    if args.plot and primary:
         from .viz import training_figure
 
         val = "test set" if "validation_data" in validation else "validation"
         title = f"{args.model} on {source}"
         training_figure(history, model, samples=(xte[:8], yte[:8]), path=args.plot, val_label=val, title=title)
         say(f"wrote the training figure to {args.plot}")
-    print(f"test_accuracy={result['accuracy']:.4f}", flush=True)
+    if primary:
+        print(f"test_accuracy={result['accuracy']:.4f}", flush=True)
     return 0
+
+
+def _threads_per_rank() -> int:
+    """The machine's cores shared among the ranks started on it (at least 1)."""
+    import os
+
+    local = 1
+    for var in ("OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "MV2_COMM_WORLD_LOCAL_SIZE"):
+        if os.environ.get(var, "").isdigit():
+            local = max(1, int(os.environ[var]))
+            break
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // local)
 
 
 def bench(argv) -> int:
@@ -208,6 +280,11 @@ def main(argv=None) -> int:
         return train(args)
     except (ValueError, TypeError, RuntimeError, OSError) as e:
         print(f"fastlayers train: error: {e}", file=sys.stderr)
+        if args.distributed:  # the other ranks may be waiting in a collective: end the whole job
+            from .distributed import _comm
+
+            if _comm.S.world_size > 1:
+                _comm.abort(2)
         return 2
 
 

@@ -209,9 +209,19 @@ class TrainableModel(Layer):
 
     def fit(self, x, y, epochs: int = 1, batch_size: int = 32, validation_split: float = 0.0,
             validation_data=None, shuffle: bool = True, callbacks=(), verbose: int = 1, seed=None,
-            optimizer=None, loss=None) -> History:
-        """Mini-batch training; returns a History (loss, accuracy, val_loss, val_accuracy per epoch)."""
+            optimizer=None, loss=None, distributed: bool = False) -> History:
+        """Mini-batch training; returns a History (loss, accuracy, val_loss, val_accuracy per epoch).
+        distributed=True trains data-parallel over the ranks of an MPI job, batch_size being the
+        global batch (fastlayers.distributed.DataParallel)."""
         from ..optim import SGD
+
+        if distributed:
+            from ..distributed import DataParallel
+
+            return DataParallel(self).fit(x, y, epochs=epochs, batch_size=batch_size,
+                                          validation_split=validation_split, validation_data=validation_data,
+                                          shuffle=shuffle, callbacks=callbacks, verbose=verbose, seed=seed,
+                                          optimizer=optimizer, loss=loss)
 
         epochs, batch_size, validation_split, validation_data, shuffle, callbacks, verbose, seed = \
             _args.check_fit_args(epochs, batch_size, validation_split, validation_data, shuffle, callbacks,
