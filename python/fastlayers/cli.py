@@ -3,6 +3,7 @@
     fastlayers train [--model cnn|mlp|lenet5|resnet|perceptron|logreg] [--epochs N] [--batch-size B]
                      [--lr LR] [--device cpu|cuda] [--data DIR] [--save PATH] [--seed S] [--limit N]
     fastlayers bench [...]          # the benchmark suite (fastlayers.bench)
+    fastlayers run MODEL.onnx [--input x.npy] [--output y.npy]   # an ONNX model on our kernels
 
 `train` trains on the MNIST subset embedded in the package (4,000 train / 1,000 held-out test images)
 or, with --data DIR, on the full MNIST read from (or downloaded into) DIR. Progress goes to stderr
@@ -30,7 +31,7 @@ DEFAULTS = {
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fastlayers", description="fastlayers: train models, run benchmarks")
-    sub = p.add_subparsers(dest="command", metavar="{train,bench}")
+    sub = p.add_subparsers(dest="command", metavar="{train,bench,run}")
     sub.required = True
     t = sub.add_parser("train", help="train a model on MNIST (the embedded subset by default)",
                        description="Train a model on MNIST; the last line of stdout is test_accuracy=<fraction>.")
@@ -50,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--threads", type=int, help="CPU threads for the kernels (default: OMP_NUM_THREADS or all)")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress output, only the result line")
     sub.add_parser("bench", help="run the benchmark suite (fastlayers bench --help for its options)", add_help=False)
+    from .onnx import _run
+
+    _run.add_parser(sub)
     return p
 
 
@@ -158,6 +162,10 @@ def main(argv=None) -> int:
     if argv and argv[0] == "bench":  # bench parses its own options
         return bench(argv[1:])
     args = _parser().parse_args(argv)
+    if args.command == "run":
+        from .onnx import _run
+
+        return _run.main(args)
     try:
         return train(args)
     except (ValueError, TypeError, RuntimeError, OSError) as e:

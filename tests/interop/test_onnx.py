@@ -1,0 +1,269 @@
+"""fastlayers.onnx: export (checked by onnx.checker and run by ONNX Runtime), import of files that
+torch.onnx.export writes (outputs equal ONNX Runtime's within 1e-4), clear errors, `fastlayers run`."""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx", reason="the onnx package is not installed: ONNX import/export is not exercised")
+ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed: nothing to compare ONNX models with")
+
+import fastlayers as fl  # noqa: E402
+import fastlayers.onnx as flx  # noqa: E402
+from fastlayers import nn  # noqa: E402
+
+TOL = 1e-4
+
+
+def ort_run(proto, x):
+    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    return sess.run(None, {sess.get_inputs()[0].name: x})
+
+
+def rng_x(*shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+def assert_matches_ort(model, proto, x):
+    ours = model.predict(x)
+    ours = ours if isinstance(ours, list) else [ours]
+    theirs = ort_run(proto, x)
+    assert len(ours) == len(theirs)
+    for a, b in zip(ours, theirs):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(a, b, atol=TOL, rtol=TOL)
+
+
+# --- export ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("build", [
+    lambda: nn.models.mnist_cnn(seed=0), lambda: nn.models.lenet5(seed=0),
+    lambda: nn.models.small_resnet(seed=0, width=4), lambda: nn.models.mlp([784, 32, 10], seed=0)],
+    ids=["cnn", "lenet5", "small_resnet", "mlp"])
+def test_export_sequential_runs_in_onnxruntime(build, tmp_path):
+    model = build()
+    path = tmp_path / "m.onnx"
+    model.export_onnx(str(path))
+    proto = onnx.load(str(path))
+    onnx.checker.check_model(proto, full_check=True)
+    x = rng_x(3, *model.input_shape)
+    assert_matches_ort(model, proto, x)
+    # and back: the exported file imports into a model that computes the same
+    assert_matches_ort(flx.load(str(path)), proto, x)
+
+
+def test_export_graph_model_with_merges():
+    inp = nn.Input((3, 8, 8))
+    a = nn.ReLU()(nn.Conv2d(3, 4, 3, padding=1, rng=0)(inp))
+    b = nn.Conv2d(3, 4, 1, rng=1)(inp)
+    s = nn.Add()([a, b])
+    m = nn.Multiply()([s, nn.Sigmoid()(b)])
+    c = nn.Concatenate()([s, m])
+    out = nn.Linear(8, 5, rng=2)(nn.GlobalAvgPool2d()(nn.MaxPool2d(2)(c)))
+    side = nn.Softmax()(nn.LeakyReLU(0.1)(out))
+    model = nn.Model(inp, [out, side])
+    proto = flx.export(model)
+    onnx.checker.check_model(proto, full_check=True)
+    x = rng_x(2, 3, 8, 8)
+    assert_matches_ort(model, proto, x)
+    again = flx.load(proto)
+    assert_matches_ort(again, proto, x)
+
+
+def test_export_needs_an_input_shape():
+    model = nn.Sequential([nn.Linear(4, 2)])
+    with pytest.raises(ValueError, match="input_shape"):
+        flx.export(model)
+    proto = flx.export(model, input_shape=(4,))
+    assert_matches_ort(model, proto, rng_x(5, 4))
+
+
+# --- import of torch.onnx.export files ------------------------------------------------------------------
+
+torch = pytest.importorskip("torch", reason="PyTorch is not installed: no torch.onnx.export files to import")
+tnn = torch.nn
+
+
+def torch_export(module, shape):
+    module.eval()
+    f = io.BytesIO()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter: fast, and what CI has
+        torch.onnx.export(module, (torch.zeros(2, *shape),), f, dynamo=False, input_names=["x"], output_names=["y"],
+                          dynamic_axes={"x": {0: "N"}, "y": {0: "N"}}, opset_version=17)
+    return onnx.load_from_string(f.getvalue())
+
+
+def course_cnn():
+    return tnn.Sequential(tnn.Conv2d(1, 32, 5), tnn.MaxPool2d(2), tnn.ReLU(), tnn.Conv2d(32, 64, 5), tnn.MaxPool2d(2),
+                          tnn.ReLU(), tnn.Flatten(), tnn.Linear(1024, 200), tnn.ReLU(), tnn.Linear(200, 10))
+
+
+def lenet5():
+    return tnn.Sequential(tnn.Conv2d(1, 6, 5, padding=2), tnn.ReLU(), tnn.AvgPool2d(2), tnn.Conv2d(6, 16, 5), tnn.ReLU(),
+                          tnn.AvgPool2d(2), tnn.Flatten(), tnn.Linear(400, 120), tnn.ReLU(), tnn.Linear(120, 84),
+                          tnn.ReLU(), tnn.Linear(84, 10))
+
+
+class BasicBlock(tnn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = tnn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = tnn.BatchNorm2d(cout)
+        self.conv2 = tnn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = tnn.BatchNorm2d(cout)
+        self.down = None
+        if stride != 1 or cin != cout:
+            self.down = tnn.Sequential(tnn.Conv2d(cin, cout, 1, stride, bias=False), tnn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        y = torch.relu(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        return torch.relu(y + (x if self.down is None else self.down(x)))
+
+
+class ResNet18(tnn.Module):
+    """torchvision's resnet18 layer for layer (BasicBlock x [2, 2, 2, 2]), at a given width."""
+
+    def __init__(self, width=64, classes=10):
+        super().__init__()
+        w = width
+        self.stem = tnn.Sequential(tnn.Conv2d(3, w, 7, 2, 3, bias=False), tnn.BatchNorm2d(w), tnn.ReLU(),
+                                   tnn.MaxPool2d(3, 2, 1))
+        blocks, cin = [], w
+        for i, cout in enumerate((w, 2 * w, 4 * w, 8 * w)):
+            blocks += [BasicBlock(cin, cout, 1 if i == 0 else 2), BasicBlock(cout, cout, 1)]
+            cin = cout
+        self.blocks = tnn.Sequential(*blocks)
+        self.pool = tnn.AdaptiveAvgPool2d(1)
+        self.fc = tnn.Linear(cin, classes)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.pool(self.blocks(self.stem(x))), 1))
+
+
+class TinyDense(tnn.Module):
+    """DenseNet's pattern: BN-ReLU-conv layers whose outputs are concatenated, a transition."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv0 = tnn.Conv2d(3, 8, 3, padding=1)
+        self.layers = tnn.ModuleList([tnn.Sequential(tnn.BatchNorm2d(8 + 4 * i), tnn.ReLU(),
+                                                     tnn.Conv2d(8 + 4 * i, 4, 3, padding=1)) for i in range(3)])
+        self.trans = tnn.Sequential(tnn.BatchNorm2d(20), tnn.ReLU(), tnn.Conv2d(20, 10, 1), tnn.AvgPool2d(2))
+        self.fc = tnn.Linear(10 * 8 * 8, 5)
+
+    def forward(self, x):
+        x = self.conv0(x)
+        for layer in self.layers:
+            x = torch.cat([x, layer(x)], 1)
+        x = self.trans(x)
+        return self.fc(x.view(x.size(0), -1))
+
+
+def _randomize_bn(module):
+    g = torch.Generator().manual_seed(0)
+    for m in module.modules():
+        if isinstance(m, tnn.BatchNorm2d):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+    return module
+
+
+@pytest.mark.parametrize("make,shape", [
+    (course_cnn, (1, 28, 28)), (lenet5, (1, 28, 28)), (lambda: ResNet18(width=16), (3, 64, 64)),
+    (TinyDense, (3, 16, 16))], ids=["course_cnn", "lenet5", "resnet18_w16", "dense"])
+def test_import_torch_export_matches_onnxruntime(make, shape):
+    torch.manual_seed(0)
+    module = _randomize_bn(make())
+    proto = torch_export(module, shape)
+    model = flx.load(proto)
+    x = rng_x(2, *shape)
+    assert_matches_ort(model, proto, x)
+    with torch.no_grad():
+        np.testing.assert_allclose(model.predict(x), module(torch.from_numpy(x)).numpy(), atol=TOL, rtol=TOL)
+
+
+def test_import_dynamo_style_reshape_and_constants():
+    """MatMul + Add (bias), Sub/Div by constants, Reshape with a constant shape, Dropout."""
+    nodes = [
+        onnx.helper.make_node("Sub", ["x", "mu"], ["a"], name="center"),
+        onnx.helper.make_node("Div", ["a", "sd"], ["b"], name="scale"),
+        onnx.helper.make_node("Reshape", ["b", "shape"], ["c"], name="flat"),
+        onnx.helper.make_node("MatMul", ["c", "w"], ["d"], name="mm"),
+        onnx.helper.make_node("Add", ["d", "bias"], ["e"], name="bias_add"),
+        onnx.helper.make_node("Dropout", ["e"], ["y"], name="drop"),
+    ]
+    r = np.random.default_rng(1)
+    inits = [onnx.numpy_helper.from_array(v, n) for n, v in (
+        ("mu", r.standard_normal((1, 2, 1, 1)).astype(np.float32)), ("sd", np.full((1,), 2.0, np.float32)),
+        ("shape", np.array([-1, 18], np.int64)), ("w", r.standard_normal((18, 4)).astype(np.float32)),
+        ("bias", r.standard_normal(4).astype(np.float32)))]
+    graph = onnx.helper.make_graph(nodes, "g", [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT,
+                                                                                   ["N", 2, 3, 3])],
+                                   [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["N", 4])], inits)
+    proto = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)])
+    proto.ir_version = 8
+    assert_matches_ort(flx.load(proto), proto, rng_x(3, 2, 3, 3))
+
+
+def _single_node_model(op, attrs=None, inits=(), name="the_node", x_shape=("N", 2, 5, 5), extra_inputs=()):
+    node = onnx.helper.make_node(op, ["x", *extra_inputs], ["y"], name=name, **(attrs or {}))
+    graph = onnx.helper.make_graph([node], "g", [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT,
+                                                                                    list(x_shape))],
+                                   [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["N", "C", "H", "W"])],
+                                   list(inits))
+    proto = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)])
+    proto.ir_version = 8
+    return proto
+
+
+def test_unsupported_operator_names_node_and_op():
+    with pytest.raises(flx.UnsupportedOnnxError, match=r"'the_node' \(op Erf\).*not supported"):
+        flx.load(_single_node_model("Erf"))
+
+
+def test_unsupported_attribute_names_node_and_op():
+    w = onnx.numpy_helper.from_array(np.ones((3, 2, 3, 3), np.float32), "w")
+    proto = _single_node_model("Conv", {"pads": [0, 0, 1, 1]}, [w], extra_inputs=["w"])
+    with pytest.raises(flx.UnsupportedOnnxError, match=r"'the_node' \(op Conv\).*asymmetric pads"):
+        flx.load(proto)
+    proto = _single_node_model("MaxPool", {"kernel_shape": [2, 2], "storage_order": 1})
+    with pytest.raises(flx.UnsupportedOnnxError, match=r"'the_node' \(op MaxPool\).*storage_order"):
+        flx.load(proto)
+
+
+def test_symbolic_input_shape_needs_input_shape():
+    proto = _single_node_model("Relu", x_shape=("N", 2, "H", "W"))
+    with pytest.raises(ValueError, match="input_shape"):
+        flx.load(proto)
+    model = flx.load(proto, input_shape=(2, 4, 4))
+    assert_matches_ort(model, proto, rng_x(1, 2, 4, 4))
+
+
+# --- the CLI ------------------------------------------------------------------------------------------
+
+def test_cli_run_on_npy_and_random(tmp_path, capsys):
+    from fastlayers.cli import main
+
+    torch.manual_seed(0)
+    proto = torch_export(lenet5(), (1, 28, 28))
+    path = tmp_path / "lenet.onnx"
+    onnx.save(proto, str(path))
+    x = rng_x(4, 1, 28, 28)
+    np.save(tmp_path / "x.npy", x)
+    out = tmp_path / "y.npy"
+    assert main(["run", str(path), "--input", str(tmp_path / "x.npy"), "--output", str(out), "--repeat", "2"]) == 0
+    text = capsys.readouterr().out
+    assert "top 5 classes" in text and "onnxruntime" in text and "ratio" in text
+    np.testing.assert_allclose(np.load(out), ort_run(proto, x)[0], atol=TOL, rtol=TOL)
+    assert main(["run", str(path), "--batch", "2", "--repeat", "1", "--no-compare"]) == 0
+    assert np.load(tmp_path / "lenet.output.npy").shape == (2, 10)
+    assert main(["run", str(tmp_path / "missing.onnx")]) == 2
+    assert "no such file" in capsys.readouterr().err

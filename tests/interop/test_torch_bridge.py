@@ -1,0 +1,337 @@
+"""fastlayers.torch: zero-copy exchange, autograd Functions (gradcheck in float64 through the
+reference; float32 parity with torch's own ops), drop-in modules, convert, model conversion."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="PyTorch is not installed: the torch bridge is not exercised")
+
+import fastlayers as fl  # noqa: E402
+import fastlayers.torch as flt  # noqa: E402
+from fastlayers import nn  # noqa: E402
+from fastlayers.torch import functional as FF  # noqa: E402
+from tests.helpers import reduction_tol  # noqa: E402
+
+TF = torch.nn.functional
+
+
+def needs(*ops):
+    missing = [o for o in ops if not hasattr(fl, o)]
+    return pytest.mark.skipif(bool(missing), reason=f"this fastlayers build has no {', '.join(missing)} op yet")
+
+
+def rand(*shape, dtype=torch.float64, seed=0, grad=True):
+    g = torch.Generator().manual_seed(seed + sum(shape))
+    return torch.randn(*shape, generator=g, dtype=dtype).requires_grad_(grad)
+
+
+# --- zero copy ------------------------------------------------------------------------------------
+
+def test_to_array_and_back_share_memory():
+    t = torch.arange(12, dtype=torch.float32).reshape(3, 4)
+    a = flt.to_array(t)
+    assert isinstance(a, np.ndarray) and flt.shares_memory(t, a)
+    a[0, 0] = 42.0  # one buffer: the tensor sees the write
+    assert t[0, 0].item() == 42.0
+    y = fl.relu(a)
+    ty = flt.to_tensor(y)
+    assert flt.shares_memory(ty, y)
+    assert torch.equal(ty, torch.relu(t))
+
+
+def test_to_array_copies_only_non_contiguous_input():
+    t = torch.randn(4, 6).t()
+    a = flt.to_array(t)
+    assert a.flags.c_contiguous and not flt.shares_memory(t, a)
+    np.testing.assert_array_equal(a, t.numpy())
+
+
+def test_functional_forward_does_not_copy_input_or_output():
+    x = torch.randn(2, 3, 8, 8)
+    w = torch.randn(4, 3, 3, 3)
+    seen = {}
+    real = fl.conv2d
+
+    def spy(xa, wa, *args, **kw):
+        seen["x"], seen["w"] = xa, wa
+        seen["y"] = real(xa, wa, *args, **kw)
+        return seen["y"]
+
+    fl.conv2d, orig = spy, fl.conv2d
+    try:
+        y = FF.conv2d(x, w, None, 1, 1)
+    finally:
+        fl.conv2d = orig
+    assert flt.shares_memory(x, seen["x"]) and flt.shares_memory(w, seen["w"])
+    assert flt.shares_memory(y, seen["y"])
+
+
+def test_core_ops_accept_cpu_tensors_without_a_copy():
+    t = torch.randn(5, 7)
+    y = fl.relu(t)  # __array__ / __array_interface__ objects go in as NumPy views
+    np.testing.assert_array_equal(y, np.maximum(t.numpy(), 0))
+
+
+def test_wrong_dtypes_are_type_errors():
+    with pytest.raises(TypeError, match="float16"):
+        FF.relu(torch.randn(3, dtype=torch.float16))
+    with pytest.raises(TypeError, match="float32.*float64|float64.*float32"):
+        FF.linear(torch.randn(2, 3), torch.randn(4, 3, dtype=torch.float64))
+    with pytest.raises(TypeError, match="input must be a torch.Tensor"):
+        FF.relu(np.zeros(3))
+
+
+def test_inplace_change_after_forward_is_caught():
+    x = torch.randn(4, 5, requires_grad=True)
+    y = FF.sigmoid(x)
+    y.add_(1)  # sigmoid's backward reads y
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.sum().backward()
+
+
+# --- gradcheck in float64 (the reference path) ------------------------------------------------------
+
+GRADCHECK = [
+    ("conv2d", lambda: (rand(2, 3, 6, 5), rand(4, 3, 3, 2), rand(4)), dict(stride=(2, 1), padding=1)),
+    ("conv2d", lambda: (rand(1, 4, 5, 5), rand(4, 2, 3, 3), None), dict(padding=2, dilation=2, groups=2)),
+    ("conv1d", lambda: (rand(2, 3, 9), rand(2, 3, 3), rand(2)), dict(stride=2, padding=1)),
+    ("linear", lambda: (rand(3, 5), rand(4, 5), rand(4)), {}),
+    ("linear", lambda: (rand(2, 3, 5), rand(4, 5), None), {}),
+    ("max_pool2d", lambda: (rand(2, 2, 6, 7),), dict(kernel_size=3, stride=2, padding=1)),
+    ("avg_pool2d", lambda: (rand(2, 2, 6, 7),), dict(kernel_size=2, padding=1, count_include_pad=False)),
+    ("relu", lambda: (rand(3, 7),), {}),
+    ("leaky_relu", lambda: (rand(3, 7),), dict(negative_slope=0.2)),
+    ("sigmoid", lambda: (rand(3, 7),), {}),
+    ("tanh", lambda: (rand(3, 7),), {}),
+    ("softmax", lambda: (rand(3, 4, 5),), dict(dim=1)),
+    ("log_softmax", lambda: (rand(3, 7),), dict(dim=-1)),
+]
+
+
+@pytest.mark.parametrize("name,make,kw", GRADCHECK, ids=[f"{g[0]}-{i}" for i, g in enumerate(GRADCHECK)])
+def test_gradcheck_float64(name, make, kw):
+    args = make()
+    fn = getattr(FF, name)
+    torch.autograd.gradcheck(lambda *a: fn(*a, **kw), tuple(a for a in args if a is not None) if name in
+                             ("relu", "leaky_relu", "sigmoid", "tanh", "softmax", "log_softmax", "max_pool2d",
+                              "avg_pool2d") else args, eps=1e-6, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["mse_loss", "cross_entropy", "binary_cross_entropy_with_logits"])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_gradcheck_losses_float64(name, reduction):
+    x = rand(4, 5)
+    if name == "cross_entropy":
+        target = torch.tensor([0, 4, 2, 1])
+    elif name == "mse_loss":
+        target = rand(4, 5, seed=1, grad=False)
+    else:
+        target = torch.rand(4, 5, dtype=torch.float64)
+    torch.autograd.gradcheck(lambda a: getattr(FF, name)(a, target, reduction=reduction), (x,), eps=1e-6, atol=1e-5)
+
+
+@needs("batch_norm", "batch_norm_backward")
+@pytest.mark.skipif(not hasattr(fl.reference, "batch_norm"), reason="no reference batch_norm in this build")
+@pytest.mark.parametrize("training", [True, False])
+def test_gradcheck_batch_norm_float64(training):
+    x, w, b = rand(4, 3, 2, 2), rand(3), rand(3)
+    rm, rv = torch.zeros(3, dtype=torch.float64), torch.ones(3, dtype=torch.float64)
+    torch.autograd.gradcheck(lambda x, w, b: FF.batch_norm(x, rm.clone(), rv.clone(), w, b, training, 0.1, 1e-5),
+                             (x, w, b), eps=1e-6, atol=1e-5)
+
+
+# --- float32 parity with torch's own ops --------------------------------------------------------------
+
+def _parity(ours, theirs, inputs, tol):
+    a = [t.detach().clone().requires_grad_(t.requires_grad) if isinstance(t, torch.Tensor) else t for t in inputs]
+    b = [t.detach().clone().requires_grad_(t.requires_grad) if isinstance(t, torch.Tensor) else t for t in inputs]
+    ya, yb = ours(*a), theirs(*b)
+    g = torch.randn_like(yb)
+    (ya * g).sum().backward()
+    (yb * g).sum().backward()
+    scale = max(1.0, yb.abs().max().item())
+    assert (ya - yb).abs().max().item() <= tol * scale
+    for ta, tb in zip(a, b):
+        if isinstance(ta, torch.Tensor) and ta.requires_grad:
+            gs = max(1.0, tb.grad.abs().max().item())
+            assert (ta.grad - tb.grad).abs().max().item() <= tol * gs
+
+
+def r32(*shape, seed=0, grad=True):
+    return rand(*shape, dtype=torch.float32, seed=seed, grad=grad)
+
+
+PARITY = [
+    ("conv2d", (r32(2, 3, 9, 8), r32(5, 3, 3, 3), r32(5)), dict(stride=2, padding=1), 27),
+    ("conv1d", (r32(2, 3, 11), r32(4, 3, 5), r32(4)), dict(padding=2), 15),
+    ("linear", (r32(6, 20), r32(7, 20), r32(7)), {}, 20),
+    ("max_pool2d", (r32(2, 3, 7, 7),), dict(kernel_size=3, stride=2, padding=1), 1),
+    ("avg_pool2d", (r32(2, 3, 7, 7),), dict(kernel_size=2, stride=2), 4),
+    ("relu", (r32(4, 9),), {}, 1),
+    ("sigmoid", (r32(4, 9),), {}, 1),
+    ("tanh", (r32(4, 9),), {}, 1),
+    ("softmax", (r32(4, 9),), dict(dim=1), 9),
+    ("log_softmax", (r32(4, 9),), dict(dim=1), 9),
+]
+
+
+@pytest.mark.parametrize("name,inputs,kw,k", PARITY, ids=[p[0] for p in PARITY])
+def test_float32_parity_with_torch(name, inputs, kw, k):
+    _parity(lambda *a: getattr(FF, name)(*a, **kw), lambda *a: getattr(TF, name)(*a, **kw), inputs,
+            reduction_tol(k * 16))
+
+
+@pytest.mark.parametrize("name", ["mse_loss", "cross_entropy", "binary_cross_entropy_with_logits"])
+def test_float32_loss_parity(name):
+    x = r32(8, 6)
+    t = {"mse_loss": r32(8, 6, seed=3, grad=False), "cross_entropy": torch.arange(8) % 6,
+         "binary_cross_entropy_with_logits": torch.rand(8, 6)}[name]
+    xa, xb = x.detach().clone().requires_grad_(), x.detach().clone().requires_grad_()
+    la, lb = getattr(FF, name)(xa, t), getattr(TF, name)(xb, t)
+    la.backward()
+    lb.backward()
+    assert abs(la.item() - lb.item()) <= reduction_tol(48) * max(1, abs(lb.item()))
+    assert (xa.grad - xb.grad).abs().max().item() <= reduction_tol(48)
+
+
+def test_target_with_grad_is_refused():
+    with pytest.raises(ValueError, match="target"):
+        FF.mse_loss(r32(3, 3), r32(3, 3))
+
+
+# --- drop-in modules and convert -----------------------------------------------------------------------
+
+def _course_cnn():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(1, 8, 5), torch.nn.MaxPool2d(2), torch.nn.ReLU(),
+        torch.nn.Conv2d(8, 16, 5), torch.nn.MaxPool2d(2), torch.nn.ReLU(),
+        torch.nn.Flatten(), torch.nn.Linear(256, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10))
+
+
+def test_dropin_module_has_torch_names_and_matches():
+    torch.manual_seed(0)
+    ref = torch.nn.Conv2d(3, 4, 3, stride=2, padding=1)
+    ours = flt.Conv2d(3, 4, 3, stride=2, padding=1)
+    ours.load_state_dict(ref.state_dict())
+    assert list(ours.state_dict()) == ["weight", "bias"] and isinstance(ours, torch.nn.Conv2d)
+    x = torch.randn(2, 3, 9, 9)
+    assert torch.allclose(ours(x), ref(x), atol=1e-5)
+
+
+def test_convert_swaps_in_place_and_training_matches_torch():
+    base = _course_cnn()
+    ref, model = _course_cnn(), _course_cnn()
+    model.load_state_dict(base.state_dict())
+    ref.load_state_dict(base.state_dict())
+    params_before = list(model.parameters())
+    flt.convert(model)
+    assert type(model[0]) is flt.Conv2d and type(model[1]) is flt.MaxPool2d and type(model[7]) is flt.Linear
+    assert type(model[6]) is torch.nn.Flatten  # torch's own: nothing to swap
+    assert all(a is b for a, b in zip(params_before, model.parameters()))
+    x, y = torch.randn(16, 1, 28, 28), torch.arange(16) % 10
+    opt_a = torch.optim.SGD(model.parameters(), lr=0.05)
+    opt_b = torch.optim.SGD(ref.parameters(), lr=0.05)
+    for _ in range(3):
+        for m, opt, loss_fn in ((model, opt_a, flt.CrossEntropyLoss()), (ref, opt_b, torch.nn.CrossEntropyLoss())):
+            opt.zero_grad()
+            loss_fn(m(x), y).backward()
+            opt.step()
+    for pa, pb in zip(model.parameters(), ref.parameters()):
+        assert torch.allclose(pa, pb, atol=2e-4), (pa - pb).abs().max()
+
+
+def test_convert_keeps_unsupported_options_native_and_says_why():
+    model = torch.nn.Sequential(torch.nn.GELU(), torch.nn.Linear(3, 3), torch.nn.Upsample(scale_factor=2, mode="bicubic"))
+    with pytest.warns(UserWarning, match=r"2: Upsample\(mode='bicubic'\)"):
+        flt.convert(model)
+    assert type(model[1]) is flt.Linear and type(model[0]) is torch.nn.GELU and type(model[2]) is torch.nn.Upsample
+    assert "no fastlayers version" in flt.why_not(torch.nn.GELU())
+
+
+@needs("batch_norm")
+def test_batchnorm_module_updates_running_stats_like_torch():
+    torch.manual_seed(1)
+    ref, ours = torch.nn.BatchNorm2d(3), flt.BatchNorm2d(3)
+    x = torch.randn(4, 3, 5, 5) * 2 + 1
+    ya, yb = ours(x), ref(x)
+    assert torch.allclose(ya, yb, atol=1e-5)
+    assert torch.allclose(ours.running_mean, ref.running_mean, atol=1e-6)
+    assert torch.allclose(ours.running_var, ref.running_var, atol=1e-5)
+    assert int(ours.num_batches_tracked) == 1
+    ours.eval(), ref.eval()
+    assert torch.allclose(ours(x), ref(x), atol=1e-5)
+
+
+# --- whole models ------------------------------------------------------------------------------------
+
+def test_sequential_to_fastlayers_and_back():
+    tm = _course_cnn().eval()
+    fm = flt.to_fastlayers(tm, input_shape=(1, 28, 28))
+    assert [k for k, _ in fm.named_parameters()] == [k for k in tm.state_dict()]
+    x = torch.randn(3, 1, 28, 28)
+    np.testing.assert_allclose(fm.predict(x.numpy()), tm(x).detach().numpy(), atol=1e-4)
+    back = flt.to_torch(fm)
+    assert list(back.state_dict()) == list(tm.state_dict())
+    assert torch.allclose(back(x), tm(x), atol=1e-5)
+
+
+def test_fastlayers_models_to_torch():
+    model = nn.models.small_resnet(seed=0, width=4)
+    tm = flt.to_torch(model).eval()
+    assert [k for k, _ in model.named_parameters()] == list(tm.state_dict())
+    x = np.random.default_rng(0).standard_normal((2, 1, 28, 28)).astype(np.float32)
+    np.testing.assert_allclose(tm(torch.from_numpy(x)).detach().numpy(), model.predict(x), atol=1e-4)
+
+
+def test_graph_model_roundtrip_through_fx():
+    class Block(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = torch.nn.Conv2d(4, 4, 3, padding=1)
+            self.conv2 = torch.nn.Conv2d(4, 4, 3, padding=1)
+            self.head = torch.nn.Linear(4, 3)
+
+        def forward(self, x):
+            y = torch.relu(self.conv1(x))
+            y = self.conv2(y) + x
+            return self.head(y.mean((2, 3)))
+
+    class Simple(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = torch.nn.Conv2d(4, 4, 3, padding=1)
+            self.conv2 = torch.nn.Conv2d(4, 4, 3, padding=1)
+            self.pool = torch.nn.AvgPool2d(6)
+            self.head = torch.nn.Linear(4, 3)
+
+        def forward(self, x):
+            y = torch.relu(self.conv1(x))
+            y = self.conv2(y) + x
+            return self.head(torch.flatten(self.pool(y), 1))
+
+    with pytest.raises(ValueError, match="mean"):
+        flt.to_fastlayers(Block(), input_shape=(4, 6, 6))
+    tm = Simple().eval()
+    fm = flt.to_fastlayers(tm, input_shape=(4, 6, 6))
+    assert isinstance(fm, nn.Model)
+    assert sorted(k for k, _ in fm.named_parameters()) == sorted(tm.state_dict())
+    x = torch.randn(2, 4, 6, 6)
+    np.testing.assert_allclose(fm.predict(x.numpy()), tm(x).detach().numpy(), atol=1e-5)
+    back = flt.to_torch(fm)
+    assert sorted(back.state_dict()) == sorted(tm.state_dict())
+    assert torch.allclose(back(x), tm(x), atol=1e-5)
+
+
+def test_unsupported_modules_and_keys_are_clear_errors():
+    with pytest.raises(ValueError, match=r"0 \(GELU\).*no fastlayers layer"):
+        flt.to_fastlayers(torch.nn.Sequential(torch.nn.GELU()))
+    with pytest.raises(ValueError, match=r"1 \(Flatten\).*start_dim"):
+        flt.to_fastlayers(torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Flatten(2)))
+    fm = flt.to_fastlayers(torch.nn.Sequential(torch.nn.Linear(3, 2)))
+    with pytest.raises(ValueError, match="missing.*0.bias"):
+        flt.copy_weights(fm, {"0.weight": torch.zeros(2, 3)})
+    with pytest.raises(ValueError, match="shape"):
+        flt.copy_weights(fm, {"0.weight": torch.zeros(3, 3), "0.bias": torch.zeros(2)})
