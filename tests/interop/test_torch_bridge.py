@@ -335,3 +335,38 @@ def test_unsupported_modules_and_keys_are_clear_errors():
         flt.copy_weights(fm, {"0.weight": torch.zeros(2, 3)})
     with pytest.raises(ValueError, match="shape"):
         flt.copy_weights(fm, {"0.weight": torch.zeros(3, 3), "0.bias": torch.zeros(2)})
+
+
+# --- ops of the losses branch: broadcasting add/mul, matmul, the torch loss options -------------------
+
+@needs("mul", "matmul")
+@pytest.mark.parametrize("name,a,b", [("add", (2, 3, 4), (3, 1)), ("mul", (2, 3, 4), (4,)), ("mul", (3, 4), (3, 4)),
+                                      ("matmul", (2, 3, 4), (4, 5)), ("matmul", (4,), (2, 4, 3))])
+def test_gradcheck_broadcasting_binary_ops(name, a, b):
+    torch.autograd.gradcheck(getattr(FF, name), (rand(*a), rand(*b, seed=1)), eps=1e-6, atol=1e-5)
+    x, y = r32(*a), r32(*b, seed=1)
+    _parity(getattr(FF, name), getattr(torch, name), (x, y), reduction_tol(64))
+
+
+@needs("l1_loss", "nll_loss", "huber_loss")
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("name,kw", [
+    ("smooth_l1_loss", dict(beta=0.5)), ("huber_loss", dict(delta=0.7)), ("l1_loss", {}), ("soft_margin_loss", {}),
+    ("nll_loss", dict(ignore_index=2)), ("cross_entropy", dict(label_smoothing=0.1)),
+    ("cross_entropy", dict(weight=torch.tensor([1.0, 2.0, 0.5, 1.0, 3.0], dtype=torch.float64))),
+    ("binary_cross_entropy_with_logits", dict(pos_weight=torch.tensor([2.0] * 5, dtype=torch.float64)))],
+    ids=lambda v: v if isinstance(v, str) else "-".join(v) if isinstance(v, dict) else str(v))
+def test_loss_options_gradcheck_and_parity(name, kw, reduction):
+    x = rand(6, 5)
+    target = {"nll_loss": torch.tensor([0, 2, 4, 1, 2, 3]), "cross_entropy": torch.tensor([0, 2, 4, 1, 2, 3]),
+              "soft_margin_loss": torch.tensor([1.0, -1.0] * 15, dtype=torch.float64).reshape(6, 5),
+              "binary_cross_entropy_with_logits": torch.rand(6, 5, dtype=torch.float64)}.get(name)
+    if target is None:
+        target = rand(6, 5, seed=4, grad=False)
+    torch.autograd.gradcheck(lambda a: getattr(FF, name)(a, target, reduction=reduction, **kw), (x,), eps=1e-6,
+                             atol=1e-5)
+    kw32 = {k: v.float() if isinstance(v, torch.Tensor) else v for k, v in kw.items()}
+    t32 = target.float() if target.is_floating_point() else target
+    _parity(lambda a: getattr(FF, name)(a, t32, reduction=reduction, **kw32),
+            lambda a: getattr(TF, name)(a, t32, reduction=reduction, **kw32), (x.float().detach().requires_grad_(),),
+            reduction_tol(64))
