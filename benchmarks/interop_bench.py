@@ -79,7 +79,7 @@ def _step(model, opt, loss_fn, x, y):
     loss = loss_fn(model(x), y)
     loss.backward()
     opt.step()
-    return float(loss)
+    return float(loss.detach())
 
 
 def bench_training(name, make, x, y, rounds, threads, recs, notes):

@@ -122,6 +122,12 @@ def _param_state(model):
     return state
 
 
+def _same_shape(a, b) -> bool:
+    """Equal shapes, or two one-element shapes (torch's 0-d num_batches_tracked, our (1,))."""
+    a, b = tuple(a), tuple(b)
+    return a == b or (int(np.prod(a)) == 1 and int(np.prod(b)) == 1)
+
+
 def copy_weights(fl_model, state_dict, *, strict: bool = True):
     """Copy a torch state_dict into a fastlayers model by key (float32 copies). strict: the key sets
     must match (num_batches_tracked may be missing on our side) and every shape too."""
@@ -149,10 +155,10 @@ def copy_weights(fl_model, state_dict, *, strict: bool = True):
         else:
             _, owner, name = entry
             old = owner._buffers[name]
-            if hasattr(old, "shape") and tuple(np.shape(old)) != tuple(arr.shape):
+            if not _same_shape(np.shape(old), arr.shape):
                 raise ValueError(f"state_dict[{key!r}] has shape {tuple(arr.shape)}, the fastlayers buffer "
                                  f"has shape {tuple(np.shape(old))}")
-            owner._buffers[name] = np.array(arr, dtype=getattr(old, "dtype", np.float32), copy=True)
+            owner._buffers[name] = np.array(arr, dtype=getattr(old, "dtype", np.float32)).reshape(np.shape(old))
     return fl_model
 
 
@@ -424,9 +430,9 @@ def to_torch(model, *, strict: bool = True):
                 raise ValueError(f"fastlayers key {key!r} has no place in the torch module (its keys: "
                                  f"{list(state)})")
             continue
-        if tuple(state[key].shape) != tuple(value.shape):
+        if not _same_shape(state[key].shape, value.shape):
             raise ValueError(f"{key!r}: fastlayers shape {tuple(value.shape)}, torch shape {tuple(state[key].shape)}")
-        new[key] = torch.tensor(np.ascontiguousarray(value), dtype=state[key].dtype)
+        new[key] = torch.tensor(np.ascontiguousarray(value), dtype=state[key].dtype).reshape(state[key].shape)
     missing = [k for k in state if k not in new and not k.endswith("num_batches_tracked")]
     if missing and strict:
         raise ValueError(f"torch keys {missing} have no fastlayers value")
