@@ -267,3 +267,18 @@ def test_cli_run_on_npy_and_random(tmp_path, capsys):
     assert np.load(tmp_path / "lenet.output.npy").shape == (2, 10)
     assert main(["run", str(tmp_path / "missing.onnx")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not hasattr(nn, "AdaptiveAvgPool2d"), reason="this fastlayers build has no adaptive pools")
+def test_export_pool_options():
+    model = nn.Sequential([nn.Conv2d(2, 4, 3, rng=0), nn.MaxPool2d(3, 2, 1, ceil_mode=True),
+                           nn.AvgPool2d(2, count_include_pad=False, padding=1), nn.AdaptiveMaxPool2d((2, 2)),
+                           nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3, rng=1)], input_shape=(2, 13, 13))
+    proto = flx.export(model)
+    assert [n.op_type for n in proto.graph.node][:5] == ["Conv", "MaxPool", "AveragePool", "MaxPool",
+                                                          "GlobalAveragePool"]
+    x = rng_x(2, 2, 13, 13)
+    assert_matches_ort(model, proto, x)
+    assert_matches_ort(flx.load(proto), proto, x)
+    with pytest.raises(ValueError, match=r"adaptive_avg_pool2d.*\(AdaptiveAvgPool2d\).*does not divide"):
+        flx.export(nn.Sequential([nn.AdaptiveAvgPool2d(3, name="adaptive_avg_pool2d_x")], input_shape=(1, 7, 7)))

@@ -370,3 +370,41 @@ def test_loss_options_gradcheck_and_parity(name, kw, reduction):
     _parity(lambda a: getattr(FF, name)(a, t32, reduction=reduction, **kw32),
             lambda a: getattr(TF, name)(a, t32, reduction=reduction, **kw32), (x.float().detach().requires_grad_(),),
             reduction_tol(64))
+
+
+# --- ops of the pool branch -------------------------------------------------------------------------
+
+POOLS = [
+    ("max_pool2d", dict(kernel_size=3, stride=2, padding=1, dilation=2, ceil_mode=True)),
+    ("max_pool2d", dict(kernel_size=2, return_indices=True)),
+    ("avg_pool2d", dict(kernel_size=3, stride=2, padding=1, ceil_mode=True, divisor_override=4)),
+    ("lp_pool2d", dict(norm_type=2.0, kernel_size=2)),
+    ("adaptive_avg_pool2d", dict(output_size=(3, 2))),
+    ("adaptive_max_pool2d", dict(output_size=3)),
+    ("adaptive_max_pool2d", dict(output_size=(2, 3), return_indices=True)),
+]
+
+
+@needs("adaptive_avg_pool2d", "adaptive_max_pool2d")
+@pytest.mark.parametrize("name,kw", POOLS, ids=[f"{p[0]}-{i}" for i, p in enumerate(POOLS)])
+def test_pool_options_gradcheck_and_parity(name, kw):
+    first = (lambda y: y[0]) if kw.get("return_indices") else (lambda y: y)
+    torch.autograd.gradcheck(lambda a: first(getattr(FF, name)(a, **kw)), (rand(2, 3, 7, 8),), eps=1e-6, atol=1e-5)
+    x = r32(2, 3, 7, 8)
+    _parity(lambda a: first(getattr(FF, name)(a, **kw)), lambda a: first(getattr(TF, name)(a, **kw)), (x,),
+            reduction_tol(16))
+    if kw.get("return_indices"):
+        assert torch.equal(getattr(FF, name)(x, **kw)[1], getattr(TF, name)(x, **kw)[1])
+
+
+@needs("adaptive_avg_pool2d")
+def test_pool_modules_convert_both_ways():
+    tm = torch.nn.Sequential(torch.nn.Conv2d(2, 4, 3), torch.nn.MaxPool2d(3, 2, 1, ceil_mode=True),
+                             torch.nn.AvgPool2d(2, count_include_pad=False), torch.nn.AdaptiveAvgPool2d((2, 1)),
+                             torch.nn.Flatten(), torch.nn.Linear(8, 3)).eval()
+    fm = flt.to_fastlayers(tm, input_shape=(2, 12, 12))
+    x = torch.randn(2, 2, 12, 12)
+    np.testing.assert_allclose(fm.predict(x.numpy()), tm(x).detach().numpy(), atol=1e-5)
+    back = flt.to_torch(fm)
+    assert torch.allclose(back(x), tm(x), atol=1e-5)
+    assert type(back[1]) is torch.nn.MaxPool2d and back[1].ceil_mode and back[2].count_include_pad is False
