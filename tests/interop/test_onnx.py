@@ -165,6 +165,22 @@ class TinyDense(tnn.Module):
         return self.fc(x.view(x.size(0), -1))
 
 
+def vgg11(div=16, classes=10):
+    """torchvision's vgg11 layer for layer (features, AdaptiveAvgPool2d(7), classifier), channels / div."""
+    layers, cin = [], 3
+    for v in (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"):
+        if v == "M":
+            layers.append(tnn.MaxPool2d(2, 2))
+        else:
+            layers += [tnn.Conv2d(cin, v // div, 3, padding=1), tnn.ReLU(inplace=True)]
+            cin = v // div
+    hidden = 4096 // div
+    return tnn.Sequential(tnn.Sequential(*layers), tnn.AdaptiveAvgPool2d(7), tnn.Flatten(),
+                          tnn.Sequential(tnn.Linear(cin * 49, hidden), tnn.ReLU(True), tnn.Dropout(),
+                                         tnn.Linear(hidden, hidden), tnn.ReLU(True), tnn.Dropout(),
+                                         tnn.Linear(hidden, classes)))
+
+
 def _randomize_bn(module):
     g = torch.Generator().manual_seed(0)
     for m in module.modules():
@@ -178,7 +194,7 @@ def _randomize_bn(module):
 
 @pytest.mark.parametrize("make,shape", [
     (course_cnn, (1, 28, 28)), (lenet5, (1, 28, 28)), (lambda: ResNet18(width=16), (3, 64, 64)),
-    (TinyDense, (3, 16, 16))], ids=["course_cnn", "lenet5", "resnet18_w16", "dense"])
+    (TinyDense, (3, 16, 16)), (vgg11, (3, 224, 224))], ids=["course_cnn", "lenet5", "resnet18_w16", "dense", "vgg11_div16"])
 def test_import_torch_export_matches_onnxruntime(make, shape):
     torch.manual_seed(0)
     module = _randomize_bn(make())
@@ -282,3 +298,22 @@ def test_export_pool_options():
     assert_matches_ort(flx.load(proto), proto, x)
     with pytest.raises(ValueError, match=r"adaptive_avg_pool2d.*\(AdaptiveAvgPool2d\).*does not divide"):
         flx.export(nn.Sequential([nn.AdaptiveAvgPool2d(3, name="adaptive_avg_pool2d_x")], input_shape=(1, 7, 7)))
+
+
+@pytest.mark.parametrize("keepdims", [1, 0])
+def test_reduce_mean_over_hw_is_global_pooling(keepdims):
+    """What torch's dynamo exporter writes for AdaptiveAvgPool2d(1) (opset 18+: axes as an input)."""
+    node = onnx.helper.make_node("ReduceMean", ["x", "axes"], ["y"], name="mean", keepdims=keepdims)
+    out_shape = ["N", 2, 1, 1] if keepdims else ["N", 2]
+    graph = onnx.helper.make_graph([node], "g", [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT,
+                                                                                    ["N", 2, 5, 4])],
+                                   [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, out_shape)],
+                                   [onnx.numpy_helper.from_array(np.array([-2, -1], np.int64), "axes")])
+    proto = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 18)])
+    proto.ir_version = 8
+    assert_matches_ort(flx.load(proto), proto, rng_x(3, 2, 5, 4))
+    bad = onnx.helper.make_model(onnx.helper.make_graph(
+        [onnx.helper.make_node("ReduceMean", ["x"], ["y"], name="m1", axes=[1])], "g", graph.input, graph.output),
+        opset_imports=[onnx.helper.make_opsetid("", 17)])
+    with pytest.raises(flx.UnsupportedOnnxError, match=r"'m1' \(op ReduceMean\).*axes \[1\]"):
+        flx.load(bad, check=False)

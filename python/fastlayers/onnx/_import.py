@@ -278,6 +278,26 @@ def _global_pool(kind):
     return handler
 
 
+def _reduce_mean(ctx, node, a, name):
+    """ReduceMean over the spatial axes of (N, C, H, W): what torch's dynamo exporter writes for
+    AdaptiveAvgPool2d(1) / x.mean((2, 3)). Other axes are not supported."""
+    x = _tensor(ctx, node, 0)
+    rank = len(x.shape) + 1
+    if "axes" in a:
+        axes = list(a["axes"])
+    elif len(node.input) > 1 and node.input[1]:
+        axes = [int(v) for v in np.atleast_1d(_const(ctx, node, 1, "axes"))]
+    else:
+        axes = list(range(rank))
+    axes = sorted(v + rank if v < 0 else v for v in axes)
+    if rank != 4 or axes != [2, 3]:
+        raise _err(node, f"a mean over axes {axes} of per-sample shape {x.shape} is not supported (only over H, W "
+                         f"of (N, C, H, W): global average pooling)")
+    if not a.get("keepdims", 1):
+        return _call(node, fnn.GlobalAvgPool2d(name=name), x)
+    return _global_pool("avg")(ctx, node, a, name)
+
+
 def _batchnorm(ctx, node, a, name):
     x = _tensor(ctx, node, 0)
     scale, bias, mean, var = (_const(ctx, node, i, w) for i, w in
@@ -408,7 +428,7 @@ _HANDLERS = {
     "LeakyRelu": _unary(fnn.LeakyReLU, negative_slope=lambda a: float(a.get("alpha", 0.01))),
     "Softmax": _softmax(fnn.Softmax), "LogSoftmax": _softmax(getattr(fnn, "LogSoftmax", None)),
     "MaxPool": _pool("max"), "AveragePool": _pool("avg"), "LpPool": _pool("lp"),
-    "GlobalAveragePool": _global_pool("avg"), "GlobalMaxPool": _global_pool("max"),
+    "GlobalAveragePool": _global_pool("avg"), "GlobalMaxPool": _global_pool("max"), "ReduceMean": _reduce_mean,
     "BatchNormalization": _batchnorm, "Flatten": _flatten, "Reshape": _reshape, "Concat": _concat,
     "Dropout": _identity, "Identity": _identity, "Pad": _pad, "Resize": _resize, "Upsample": _resize,
 }
