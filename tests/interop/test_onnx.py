@@ -317,3 +317,21 @@ def test_reduce_mean_over_hw_is_global_pooling(keepdims):
         opset_imports=[onnx.helper.make_opsetid("", 17)])
     with pytest.raises(flx.UnsupportedOnnxError, match=r"'m1' \(op ReduceMean\).*axes \[1\]"):
         flx.load(bad, check=False)
+
+
+@pytest.mark.skipif(not all(hasattr(nn, c) for c in ("BatchNorm2d", "ConvTranspose2d", "Upsample")) or
+                    not hasattr(fl, "pad"), reason="this fastlayers build lacks BatchNorm2d, ConvTranspose2d, "
+                                                   "Upsample or pad")
+def test_export_new_layers():
+    bn = nn.BatchNorm2d(4)
+    r = np.random.default_rng(3)
+    bn._buffers["running_mean"][:] = r.standard_normal(4)
+    bn._buffers["running_var"][:] = r.random(4) + 0.5
+    model = nn.Sequential([nn.Conv2d(2, 4, 3, padding=1, padding_mode="reflect", rng=0), bn, nn.ReLU(),
+                           nn.ConvTranspose2d(4, 3, 3, stride=2, padding=1, output_padding=1, rng=1),
+                           nn.Upsample(scale_factor=0.5, mode="bilinear"), nn.Pad([1, 1, 0, 2], "replicate"),
+                           nn.Upsample(size=(9, 8), mode="nearest"), nn.Flatten()], input_shape=(2, 5, 5))
+    proto = flx.export(model)
+    x = rng_x(2, 2, 5, 5)
+    assert_matches_ort(model, proto, x)
+    assert_matches_ort(flx.load(proto), proto, x)

@@ -408,3 +408,73 @@ def test_pool_modules_convert_both_ways():
     back = flt.to_torch(fm)
     assert torch.allclose(back(x), tm(x), atol=1e-5)
     assert type(back[1]) is torch.nn.MaxPool2d and back[1].ceil_mode and back[2].count_include_pad is False
+
+
+# --- ops of the convpad, conv3d and batchnorm branches (skipped until this build has them) -----------
+
+def needs_ref(*ops):
+    missing = [o for o in ops if not hasattr(fl, o) or not hasattr(fl.reference, o)]
+    return pytest.mark.skipif(bool(missing), reason=f"this fastlayers build has no {', '.join(missing)} "
+                                                    f"(op and reference) yet")
+
+
+NEW_OPS = [
+    ("conv_transpose2d", lambda d: (rand(2, 4, 5, 4, dtype=d), rand(4, 3, 3, 3, dtype=d), rand(3, dtype=d)),
+     dict(stride=2, padding=1, output_padding=1)),
+    ("conv3d", lambda d: (rand(1, 2, 5, 4, 5, dtype=d), rand(3, 2, 3, 2, 3, dtype=d), rand(3, dtype=d)),
+     dict(stride=(1, 2, 1), padding=1)),
+    ("pad", lambda d: (rand(2, 3, 4, 5, dtype=d),), dict(pad=[1, 2, 2, 0], mode="reflect")),
+    ("pad", lambda d: (rand(2, 3, 4, 5, dtype=d),), dict(pad=[1, -1, 2, 1], mode="constant", value=0.5)),
+    ("interpolate", lambda d: (rand(2, 3, 4, 5, dtype=d),), dict(scale_factor=2, mode="nearest")),
+    ("interpolate", lambda d: (rand(2, 3, 4, 5, dtype=d),), dict(size=(7, 3), mode="bilinear", align_corners=False)),
+    ("cat", lambda d: ([rand(2, 3, 4, dtype=d), rand(2, 1, 4, dtype=d, seed=5)],), dict(dim=1)),
+]
+
+
+@pytest.mark.parametrize("name,make,kw", NEW_OPS, ids=[f"{o[0]}-{i}" for i, o in enumerate(NEW_OPS)])
+def test_new_ops_gradcheck_and_parity(name, make, kw):
+    if not hasattr(fl, name) or not hasattr(fl.reference, name):
+        pytest.skip(f"this fastlayers build has no {name} (op and reference) yet")
+    args64 = make(torch.float64)
+    fn, tfn = getattr(FF, name), (torch.cat if name == "cat" else getattr(TF, name))
+    if name == "cat":
+        torch.autograd.gradcheck(lambda *ts: fn(list(ts), **kw), tuple(args64[0]), eps=1e-6, atol=1e-5)
+        a32 = [t.detach().float().requires_grad_() for t in args64[0]]
+        _parity(lambda *ts: fn(list(ts), **kw), lambda *ts: tfn(list(ts), **kw), a32, reduction_tol(1))
+        return
+    torch.autograd.gradcheck(lambda *ts: fn(*ts, **kw), args64, eps=1e-6, atol=1e-5)
+    a32 = [t.detach().float().requires_grad_() for t in args64]
+    _parity(lambda *ts: fn(*ts, **kw), lambda *ts: tfn(*ts, **kw), a32, reduction_tol(64))
+
+
+@pytest.mark.skipif(not all(hasattr(fl, o) for o in ("batch_norm", "conv_transpose2d", "interpolate", "pad")),
+                    reason="this fastlayers build lacks batch_norm, conv_transpose2d, interpolate or pad")
+def test_new_layers_convert_both_ways_and_train_like_torch():
+    torch.manual_seed(0)
+    tm = torch.nn.Sequential(torch.nn.Conv2d(2, 4, 3, padding=1, padding_mode="reflect"), torch.nn.BatchNorm2d(4),
+                             torch.nn.ReLU(), torch.nn.ConvTranspose2d(4, 3, 3, stride=2, padding=1, output_padding=1),
+                             torch.nn.Upsample(scale_factor=0.5, mode="bilinear"), torch.nn.Flatten(),
+                             torch.nn.Linear(3 * 6 * 6, 5))
+    x = torch.randn(4, 2, 6, 6)
+    tm(x)  # running statistics move off their initial values
+    tm.eval()
+    fm = flt.to_fastlayers(tm, input_shape=(2, 6, 6))
+    assert sorted(k for k, _ in fm.named_parameters()) == sorted(k for k, _ in tm.named_parameters())
+    np.testing.assert_allclose(fm.predict(x.numpy()), tm(x).detach().numpy(), atol=1e-4)
+    back = flt.to_torch(fm).eval()
+    assert torch.allclose(back(x), tm(x), atol=1e-4)
+    assert torch.equal(back[1].running_mean, tm[1].running_mean)
+    ours = flt.convert(copy_module(tm).train())
+    ref = copy_module(tm).train()
+    assert type(ours[1]) is flt.BatchNorm2d and type(ours[3]) is flt.ConvTranspose2d
+    for m in (ours, ref):
+        m(x).square().mean().backward()
+    for (ka, pa), (kb, pb) in zip(ours.named_parameters(), ref.named_parameters()):
+        assert torch.allclose(pa.grad, pb.grad, atol=1e-4), ka
+    assert torch.allclose(ours[1].running_var, ref[1].running_var, atol=1e-5)
+
+
+def copy_module(m):
+    import copy
+
+    return copy.deepcopy(m)

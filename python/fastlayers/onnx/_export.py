@@ -213,7 +213,9 @@ def _emit(b, layer, ins, shapes):
             scales = None
             sizes = b.const(f"{name}.sizes", [1, shape[0]] + size, np.int64)
         else:
-            scales = b.const(f"{name}.scales", [1.0, 1.0] + [float(v) for v in _t(cfg["scale_factor"], len(shape) - 1)])
+            sf = cfg["scale_factor"]
+            sf = list(sf) if isinstance(sf, (tuple, list)) else [sf] * (len(shape) - 1)
+            scales = b.const(f"{name}.scales", [1.0, 1.0] + [float(v) for v in sf])
             sizes = None
         if mode == "nearest":
             attrs = dict(mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="floor")
