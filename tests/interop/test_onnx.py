@@ -335,3 +335,20 @@ def test_export_new_layers():
     x = rng_x(2, 2, 5, 5)
     assert_matches_ort(model, proto, x)
     assert_matches_ort(flx.load(proto), proto, x)
+
+
+def test_cli_run_on_an_image(tmp_path, capsys):
+    Image = pytest.importorskip("PIL.Image", reason="Pillow is not installed: image input is not exercised")
+    from fastlayers.cli import main
+
+    model = nn.models.lenet5(seed=0)
+    path = tmp_path / "lenet.onnx"
+    model.export_onnx(str(path))
+    img = (np.random.default_rng(0).random((40, 30)) * 255).astype(np.uint8)
+    Image.fromarray(img).save(tmp_path / "digit.png")
+    assert main(["run", str(path), "--input", str(tmp_path / "digit.png"), "--repeat", "1", "--no-compare",
+                 "--top", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "input (1, 1, 28, 28)" in out and "top 3 classes" in out
+    x = np.asarray(Image.fromarray(img).resize((28, 28)), np.float32)[None, None] / 255
+    np.testing.assert_allclose(np.load(tmp_path / "lenet.output.npy"), model.predict(x), atol=1e-5)
