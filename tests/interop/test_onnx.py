@@ -352,3 +352,19 @@ def test_cli_run_on_an_image(tmp_path, capsys):
     assert "input (1, 1, 28, 28)" in out and "top 3 classes" in out
     x = np.asarray(Image.fromarray(img).resize((28, 28)), np.float32)[None, None] / 255
     np.testing.assert_allclose(np.load(tmp_path / "lenet.output.npy"), model.predict(x), atol=1e-5)
+
+
+def test_imported_model_goes_to_torch_and_back_to_onnx():
+    import fastlayers.torch as flt
+
+    torch.manual_seed(0)
+    module = _randomize_bn(ResNet18(width=4)).eval()
+    proto = torch_export(module, (3, 32, 32))
+    fm = flx.load(proto)
+    x = rng_x(2, 3, 32, 32)
+    with torch.no_grad():
+        want = module(torch.from_numpy(x)).numpy()
+        got = flt.to_torch(fm).eval()(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, want, atol=TOL, rtol=TOL)
+    again = flx.export(fm)
+    np.testing.assert_allclose(ort_run(again, x)[0], want, atol=TOL, rtol=TOL)

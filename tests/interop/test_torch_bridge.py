@@ -478,3 +478,23 @@ def copy_module(m):
     import copy
 
     return copy.deepcopy(m)
+
+
+def test_sequential_with_a_custom_block_is_traced():
+    class Block(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(4, 4, 3, padding=1)
+            self.act = torch.nn.ReLU()
+
+        def forward(self, x):
+            return self.act(self.conv(x) + x)
+
+    tm = torch.nn.Sequential(torch.nn.Conv2d(2, 4, 1), Block(), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                             torch.nn.Linear(4, 3)).eval()
+    with pytest.raises(ValueError, match=r"1 \(Block\).*input_shape"):
+        flt.to_fastlayers(tm)
+    fm = flt.to_fastlayers(tm, input_shape=(2, 5, 5))
+    assert isinstance(fm, nn.Model) and sorted(k for k, _ in fm.named_parameters()) == sorted(tm.state_dict())
+    x = torch.randn(3, 2, 5, 5)
+    np.testing.assert_allclose(fm.predict(x.numpy()), tm(x).detach().numpy(), atol=1e-5)

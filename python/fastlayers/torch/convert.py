@@ -107,9 +107,18 @@ def _sequential_from_torch(seq, path):
     layers = []
     for name, child in seq.named_children():
         sub = f"{path}.{name}" if path else name
+        if type(child) is not tnn.Sequential and any(True for _ in child.children()):
+            raise UnsupportedModuleError(f"{sub} ({type(child).__name__}): a block with its own forward; pass "
+                                         f"input_shape= so that the model is traced with torch.fx into a graph Model")
         layers.append(_sequential_from_torch(child, sub) if type(child) is tnn.Sequential
                       else _layer_from_torch(child, sub))
     return fnn.Sequential(layers)
+
+
+def _pure_sequential(seq) -> bool:
+    """Only nested Sequentials and leaf modules (no custom blocks, which need torch.fx)."""
+    return all(_pure_sequential(c) if type(c) is tnn.Sequential else not any(True for _ in c.children())
+               for c in seq.children())
 
 
 def _param_state(model):
@@ -166,7 +175,7 @@ def to_fastlayers(module, input_shape=None, *, strict: bool = True):
     """A fastlayers model with `module`'s structure and weights (see the module docstring)."""
     if not isinstance(module, tnn.Module):
         raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
-    if type(module) is tnn.Sequential:
+    if type(module) is tnn.Sequential and (_pure_sequential(module) or input_shape is None):
         model = _sequential_from_torch(module, "")
         if input_shape is not None:
             model.input_shape = tuple(input_shape)
