@@ -92,7 +92,7 @@ def torch_export(module, shape):
     module.eval()
     f = io.BytesIO()
     with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter: fast, and what CI has
+        warnings.simplefilter("ignore")  # the TorchScript exporter (fast here) warns about itself and its folding
         torch.onnx.export(module, (torch.zeros(2, *shape),), f, dynamo=False, input_names=["x"], output_names=["y"],
                           dynamic_axes={"x": {0: "N"}, "y": {0: "N"}}, opset_version=17)
     return onnx.load_from_string(f.getvalue())
@@ -330,7 +330,8 @@ def test_export_new_layers():
     model = nn.Sequential([nn.Conv2d(2, 4, 3, padding=1, padding_mode="reflect", rng=0), bn, nn.ReLU(),
                            nn.ConvTranspose2d(4, 3, 3, stride=2, padding=1, output_padding=1, rng=1),
                            nn.Upsample(scale_factor=0.5, mode="bilinear"), nn.Pad([1, 1, 0, 2], "replicate"),
-                           nn.Upsample(size=(9, 8), mode="nearest"), nn.Flatten()], input_shape=(2, 5, 5))
+                           nn.Upsample(size=(9, 8), mode="nearest"),
+                           nn.Conv2d(3, 2, 3, padding="same", dilation=2, rng=2), nn.Flatten()], input_shape=(2, 5, 5))
     proto = flx.export(model)
     x = rng_x(2, 2, 5, 5)
     assert_matches_ort(model, proto, x)
@@ -368,3 +369,23 @@ def test_imported_model_goes_to_torch_and_back_to_onnx():
     np.testing.assert_allclose(got, want, atol=TOL, rtol=TOL)
     again = flx.export(fm)
     np.testing.assert_allclose(ort_run(again, x)[0], want, atol=TOL, rtol=TOL)
+
+
+@pytest.mark.skipif(not hasattr(nn, "Upsample") or not hasattr(fl, "pad"), reason="this build has no Upsample / pad")
+def test_pad_resize_and_padding_modes_both_ways():
+    model = nn.Sequential([nn.Conv2d(2, 3, 3, padding=1, padding_mode="circular", rng=0),
+                           nn.Upsample(scale_factor=2, mode="nearest"), nn.Pad([1, 0, 2, 1], "constant", 0.5),
+                           nn.Upsample(size=(5, 7), mode="bilinear", align_corners=True),
+                           nn.Conv2d(3, 2, 3, padding="same", dilation=2, padding_mode="replicate", rng=1),
+                           nn.Upsample(scale_factor=1.5, mode="bilinear"), nn.Flatten()], input_shape=(2, 4, 3))
+    proto = flx.export(model)
+    x = rng_x(2, 2, 4, 3)
+    assert_matches_ort(model, proto, x)
+    assert_matches_ort(flx.load(proto), proto, x)
+    torch.manual_seed(0)
+    tm = tnn.Sequential(tnn.ReflectionPad2d((1, 2, 0, 1)), tnn.Conv2d(2, 3, 3, padding=1, padding_mode="reflect"),
+                        tnn.Upsample(scale_factor=2, mode="nearest"), tnn.ReplicationPad2d(1),
+                        tnn.Upsample(scale_factor=0.5, mode="bilinear"), tnn.Flatten())
+    proto = torch_export(tm, (2, 6, 5))
+    x = rng_x(2, 2, 6, 5)
+    assert_matches_ort(flx.load(proto), proto, x)

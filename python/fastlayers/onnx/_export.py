@@ -211,7 +211,10 @@ def _emit(b, layer, ins, shapes):
         if cfg.get("size") is not None:
             size = _t(cfg["size"], len(shape) - 1)
             scales = None
-            sizes = b.const(f"{name}.sizes", [1, shape[0]] + size, np.int64)
+            # sizes is the whole output shape: (N, C) from the input's shape, then the spatial size
+            nc = b.node("Slice", [b.node("Shape", [x], name + "_shape"), b.const(f"{name}.start", [0], np.int64),
+                                  b.const(f"{name}.end", [2], np.int64)], name + "_nc")
+            sizes = b.node("Concat", [nc, b.const(f"{name}.size", size, np.int64)], name + "_sizes", axis=0)
         else:
             sf = cfg["scale_factor"]
             sf = list(sf) if isinstance(sf, (tuple, list)) else [sf] * (len(shape) - 1)

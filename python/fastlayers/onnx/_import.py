@@ -2,8 +2,8 @@
 
 Nodes are visited in the file's (topological) order. Initializers and Constant nodes are constants;
 a node whose inputs are all constants is evaluated here with NumPy when it is one of the shape ops
-exporters use to compute a Reshape target (Shape, Gather, Unsqueeze, Squeeze, Concat, Cast,
-Identity, Reshape, Transpose and the arithmetic ones). Shape(x) of a model tensor gives 0 for the
+exporters use to compute a Reshape target or Pad widths (Shape, Gather, Unsqueeze, Squeeze, Concat,
+Cast, Identity, Reshape, Transpose, Slice, ConstantOfShape and the arithmetic ones). Shape(x) of a model tensor gives 0 for the
 batch dimension, which a Reshape reads as ONNX's "copy this dimension": that is what
 `x.view(x.size(0), -1)` exports to. Every other node becomes a fastlayers layer named after the node.
 """
@@ -480,6 +480,17 @@ def _fold(ctx, node, a):
         return [np.concatenate([np.atleast_1d(v) for v in vals], axis=a["axis"])]
     if op == "Reshape":
         return [vals[0].reshape([int(s) if s != 0 else vals[0].shape[i] for i, s in enumerate(vals[1])])]
+    if op == "ConstantOfShape":
+        fill = onnx.numpy_helper.to_array(a["value"]) if "value" in a else np.zeros(1, np.float32)
+        return [np.full([int(v) for v in vals[0]], fill.reshape(-1)[0], dtype=fill.dtype)]
+    if op == "Slice":
+        data, starts, ends = vals[0], vals[1], vals[2]
+        axes = vals[3] if len(vals) > 3 and vals[3] is not None else range(len(starts))
+        steps = vals[4] if len(vals) > 4 and vals[4] is not None else [1] * len(starts)
+        index = [slice(None)] * data.ndim
+        for ax, st, en, sp in zip(axes, starts, ends, steps):
+            index[int(ax)] = slice(int(st), int(en), int(sp))
+        return [data[tuple(index)]]
     if op == "Transpose":
         return [np.transpose(vals[0], a.get("perm"))]
     if op in ("Add", "Sub", "Mul", "Div"):
