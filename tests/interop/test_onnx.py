@@ -389,3 +389,23 @@ def test_pad_resize_and_padding_modes_both_ways():
     proto = torch_export(tm, (2, 6, 5))
     x = rng_x(2, 2, 6, 5)
     assert_matches_ort(flx.load(proto), proto, x)
+
+
+@pytest.mark.skipif(not all(hasattr(nn, c) for c in ("ConvTranspose2d", "Conv3d", "MaxPool3d")),
+                    reason="this fastlayers build has no ConvTranspose2d / Conv3d / MaxPool3d")
+def test_transposed_and_3d_convolutions_all_ways():
+    import fastlayers.torch as flt
+
+    torch.manual_seed(0)
+    for tm, shape in ((tnn.Sequential(tnn.Conv2d(2, 4, 3, padding=1), tnn.ReLU(),
+                                      tnn.ConvTranspose2d(4, 3, 3, stride=2, padding=1, output_padding=1), tnn.Flatten(),
+                                      tnn.Linear(3 * 12 * 12, 5)), (2, 6, 6)),
+                      (tnn.Sequential(tnn.Conv3d(1, 2, 3, padding=1), tnn.MaxPool3d(2), tnn.Flatten()), (1, 4, 4, 4))):
+        tm.eval()
+        x = rng_x(2, *shape)
+        with torch.no_grad():
+            want = tm(torch.from_numpy(x)).numpy()
+        fm = flt.to_fastlayers(tm, input_shape=shape)
+        np.testing.assert_allclose(fm.predict(x), want, atol=TOL, rtol=TOL)
+        np.testing.assert_allclose(ort_run(flx.export(fm), x)[0], want, atol=TOL, rtol=TOL)
+        np.testing.assert_allclose(flx.load(torch_export(tm, shape)).predict(x), want, atol=TOL, rtol=TOL)
