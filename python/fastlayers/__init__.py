@@ -13,3 +13,12 @@ from . import data, nn, optim  # noqa: F401,E402  (fl.nn.Sequential, fl.optim.SG
 from . import distributed  # noqa: F401,E402  (loads no MPI until fl.distributed.init())
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # fastlayers.torch and fastlayers.onnx need optional packages: imported on first use only
+    if name in ("torch", "onnx"):
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

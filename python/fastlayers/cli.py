@@ -6,6 +6,7 @@
                      [--distributed] [--checkpoint PATH] [--resume PATH]
     mpiexec -n 4 fastlayers train --distributed   # data-parallel over 4 ranks (same result as one)
     fastlayers bench [...]          # the benchmark suite (fastlayers.bench)
+    fastlayers run MODEL.onnx [--input x.npy] [--output y.npy]   # an ONNX model on our kernels
 
 `train` trains on the MNIST subset embedded in the package (4,000 train / 1,000 held-out test images)
 or, with --data DIR, on the full dataset read from (or downloaded into) DIR: MNIST, Fashion-MNIST or
@@ -35,7 +36,7 @@ DEFAULTS = {
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fastlayers", description="fastlayers: train models, run benchmarks")
-    sub = p.add_subparsers(dest="command", metavar="{train,bench}")
+    sub = p.add_subparsers(dest="command", metavar="{train,bench,run}")
     sub.required = True
     t = sub.add_parser("train", help="train a model on MNIST (the embedded subset by default), Fashion-MNIST or CIFAR-10",
                        description="Train a model on MNIST, Fashion-MNIST or CIFAR-10; the last line of stdout is "
@@ -72,6 +73,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", metavar="PATH", help="continue the run saved in checkpoint PATH (on any number "
                    "of ranks)")
     sub.add_parser("bench", help="run the benchmark suite (fastlayers bench --help for its options)", add_help=False)
+    from .onnx import _run
+
+    _run.add_parser(sub)
     return p
 
 
@@ -276,6 +280,10 @@ def main(argv=None) -> int:
     if argv and argv[0] == "bench":  # bench parses its own options
         return bench(argv[1:])
     args = _parser().parse_args(argv)
+    if args.command == "run":
+        from .onnx import _run
+
+        return _run.main(args)
     try:
         return train(args)
     except (ValueError, TypeError, RuntimeError, OSError) as e:

@@ -27,4 +27,5 @@ from .sequential import Sequential  # noqa: F401
 from .training import FORMAT_VERSION, TrainableModel, load_model  # noqa: F401
 from .merge import Add, Concatenate, Multiply  # noqa: F401
 from .graph import Input, Model, SymbolicTensor  # noqa: F401
+from .shape import Constant, Identity, Pad, Reshape  # noqa: F401
 from . import graph  # noqa: F401

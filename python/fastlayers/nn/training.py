@@ -442,6 +442,12 @@ class TrainableModel(Layer):
     def load(cls, path) -> TrainableModel:
         return load_model(path)
 
+    def export_onnx(self, path, input_shape=None, **kwargs):
+        """Write this model as ONNX (fastlayers.onnx.export; needs the onnx package)."""
+        from ..onnx import export
+
+        return export(self, path, input_shape, **kwargs)
+
     def load_torch_state_dict(self, state_dict, strict: bool = True):
         """Copy weights from a PyTorch state_dict with the same layer order and layouts (conv
         (K, C, R, S), linear (out, in)). Buffers (BatchNorm statistics) are not supported."""
