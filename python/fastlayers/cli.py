@@ -2,11 +2,18 @@
 
     fastlayers train [--model cnn|mlp|lenet5|resnet|perceptron|logreg] [--epochs N] [--batch-size B]
                      [--lr LR] [--device cpu|cuda] [--data DIR] [--save PATH] [--seed S] [--limit N]
+    fastlayers train --model transfer|unet|voxels [--epochs N] [--lr LR] [--seed S] [--plot PATH]
     fastlayers bench [...]          # the benchmark suite (fastlayers.bench)
 
 `train` trains on the MNIST subset embedded in the package (4,000 train / 1,000 held-out test images)
 or, with --data DIR, on the full MNIST read from (or downloaded into) DIR. Progress goes to stderr
 (a progress bar on a terminal) and stdout; the last line of stdout is exactly `test_accuracy=<fraction>`.
+
+The demos (fastlayers.demos) train on data the package carries or generates: `transfer` (a CNN
+pre-trained on digits 0-4, a new head for 5-9 from 50 examples per class, frozen then fine-tuned;
+last line test_accuracy=<fine-tuned>), `unet` (U-Net segmentation of synthetic shapes; last line
+test_miou=<f>; --plot PATH saves inputs, true and predicted masks) and `voxels` (a Conv3d classifier
+of synthetic voxel shapes; last line test_accuracy=<f>).
 """
 
 from __future__ import annotations
@@ -14,6 +21,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+
+from .demos import DEMOS
 
 # Per-model training defaults (SGD with momentum 0.9, learning rate × gamma after every epoch). The
 # CNN's were chosen so that it reaches >= 0.97 on the 1,000 held-out images of the embedded subset
@@ -34,7 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     sub.required = True
     t = sub.add_parser("train", help="train a model on MNIST (the embedded subset by default)",
                        description="Train a model on MNIST; the last line of stdout is test_accuracy=<fraction>.")
-    t.add_argument("--model", default="cnn", choices=sorted(DEFAULTS), help="which model (default: cnn)")
+    t.add_argument("--model", default="cnn", choices=sorted(DEFAULTS) + list(DEMOS),
+                   help="which model (default: cnn), or one of the demos transfer, unet, voxels")
     t.add_argument("--epochs", type=int, help="epochs (default per model; cnn: 5)")
     t.add_argument("--batch-size", type=int, help="mini-batch size (default per model; cnn: 64)")
     t.add_argument("--lr", type=float, help="initial learning rate (default per model; cnn: 0.04)")
@@ -48,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--limit", type=int, help="use only the first N training images (smoke runs)")
     t.add_argument("--test-limit", type=int, help="evaluate on only the first N test images")
     t.add_argument("--threads", type=int, help="CPU threads for the kernels (default: OMP_NUM_THREADS or all)")
+    t.add_argument("--plot", metavar="PATH", help="unet demo: save a PNG of inputs, true and predicted masks")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress output, only the result line")
     sub.add_parser("bench", help="run the benchmark suite (fastlayers bench --help for its options)", add_help=False)
     return p
@@ -105,9 +116,60 @@ def _check_options(args, epochs, batch_size, lr, gamma):
                              f"after training)")
 
 
+def _demo(args) -> int:
+    from . import demos
+
+    for opt, val in (("--data", args.data), ("--save", args.save), ("--limit", args.limit),
+                     ("--test-limit", args.test_limit), ("--lr-decay", args.lr_decay)):
+        if val is not None:
+            raise ValueError(f"{opt} does not apply to the {args.model} demo")
+    if args.plot is not None and args.model != "unet":
+        raise ValueError("--plot applies to the unet demo only")
+    if args.device != "cpu":
+        raise ValueError(f"the {args.model} demo runs on the CPU (--device cpu)")
+    kw = {"seed": args.seed, "quiet": args.quiet}
+    if args.epochs is not None:
+        if args.epochs < 1:
+            raise ValueError(f"--epochs must be >= 1, got {args.epochs}")
+        kw.update({"epochs": args.epochs} if args.model != "transfer" else
+                  {"head_epochs": args.epochs, "finetune_epochs": args.epochs})
+    if args.batch_size is not None:
+        if args.batch_size < 1:
+            raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+        kw["batch_size"] = args.batch_size
+    if args.lr is not None:
+        if not args.lr > 0:
+            raise ValueError(f"--lr must be a finite number > 0, got {args.lr}")
+        kw["lr"] = args.lr
+    if args.seed < 0:
+        raise ValueError(f"--seed must be >= 0, got {args.seed}")
+    if args.plot:
+        import os
+
+        folder = os.path.dirname(os.path.abspath(args.plot))
+        if not os.path.isdir(folder):
+            raise ValueError(f"--plot {args.plot}: the folder does not exist")
+        kw["plot"] = args.plot
+    if args.threads is not None:
+        from . import set_num_threads
+
+        set_num_threads(args.threads)
+    result = demos.run(args.model, **kw)
+    if args.model == "unet":
+        print(f"test_miou={result['test_miou']:.4f}", flush=True)
+    else:
+        if args.model == "transfer" and not args.quiet:
+            print(f"frozen_accuracy={result['frozen_accuracy']:.4f} scratch_accuracy={result['scratch_accuracy']:.4f}",
+                  flush=True)
+        print(f"test_accuracy={result['test_accuracy']:.4f}", flush=True)
+    return 0
+
+
 def train(args) -> int:
     from . import nn, optim
 
+    if args.model in DEMOS:
+        return _demo(args)
     d = DEFAULTS[args.model]
     epochs = d["epochs"] if args.epochs is None else args.epochs
     batch_size = d["batch_size"] if args.batch_size is None else args.batch_size
