@@ -155,7 +155,7 @@ def test_multiprocessing_fork_pool_workers():
 # Owned by other branches at the time of writing (pool: csrc/*/pool*, losses: csrc/*/loss*): their
 # regions still follow the calling thread's OpenMP setting (the forking thread's is set to 1 in a
 # child, so fork is safe from the main thread). Add num_threads(max_threads()) there.
-_ELSEWHERE = {"pool.cpp": "pool", "loss.cpp": "losses"}
+_ELSEWHERE = {"pool.cpp": "pool"}
 
 
 def _regions_without_clause(path: Path):

@@ -32,7 +32,7 @@ from ._ops import F
 
 __all__ = ["Parameter", "Layer", "Linear", "Conv2d", "Conv1d", "MaxPool2d", "AvgPool2d", "LpPool2d",
            "GlobalAvgPool2d", "Flatten", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "Dropout",
-           "Residual", "to_device", "BackwardBeforeForward"]
+           "Residual", "to_device", "BackwardBeforeForward", "LogSoftmax"]
 
 
 class Parameter:
@@ -723,3 +723,20 @@ class Residual(Layer):
         if self.projection is not None:
             g_skip = self.projection.backward(g_skip)
         return F.add(gx, g_skip)
+
+
+class LogSoftmax(Layer):
+    """log_softmax along `axis` (torch.nn.LogSoftmax(dim)): the log-probabilities that NLLLoss takes.
+    For training a classifier, raw logits + CrossEntropyLoss is the same loss, fused."""
+
+    def __init__(self, axis: int = -1):
+        super().__init__()
+        self.axis = as_size(axis, "axis", minimum=None)
+        self._config = dict(axis=self.axis)
+
+    def forward(self, x, training=None):
+        self._y = F.log_softmax(x, self.axis)
+        return self._y
+
+    def backward(self, grad_out):
+        return F.log_softmax_backward(grad_out, self._y, self.axis)
