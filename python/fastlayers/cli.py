@@ -119,10 +119,12 @@ def _check_options(args, epochs, batch_size, lr, gamma):
 def _demo(args) -> int:
     from . import demos
 
-    for opt, val in (("--data", args.data), ("--save", args.save), ("--limit", args.limit),
-                     ("--test-limit", args.test_limit), ("--lr-decay", args.lr_decay)):
+    for opt, val in (("--data", args.data), ("--save", args.save), ("--lr-decay", args.lr_decay)):
         if val is not None:
             raise ValueError(f"{opt} does not apply to the {args.model} demo")
+    if args.model == "transfer" and (args.limit is not None or args.test_limit is not None):
+        raise ValueError("--limit / --test-limit do not apply to the transfer demo (it uses all of the embedded "
+                         "subset's 0-4 digits and 50 examples of each of 5-9)")
     if args.plot is not None and args.model != "unet":
         raise ValueError("--plot applies to the unet demo only")
     if args.device != "cpu":
@@ -143,6 +145,11 @@ def _demo(args) -> int:
         kw["lr"] = args.lr
     if args.seed < 0:
         raise ValueError(f"--seed must be >= 0, got {args.seed}")
+    for opt, val, key in (("--limit", args.limit, "n_train"), ("--test-limit", args.test_limit, "n_test")):
+        if val is not None:
+            if val < 1:
+                raise ValueError(f"{opt} must be >= 1, got {val}")
+            kw[key] = val  # unet / voxels: the number of generated training / held-out samples
     if args.plot:
         import os
 

@@ -62,10 +62,14 @@ def _randomize(torch, tmodel, seed):
 
 
 def _build_pair(name, tv_kwargs, size, seed=0):
+    """torchvision's model built on the meta device (its own initialisation costs seconds for VGG's
+    120M classifier weights and is overwritten anyway) and filled by _randomize; ours with zero
+    weights, since the state_dict replaces them."""
     torch, models = _tv()
-    torch.manual_seed(seed)
-    tmodel = _randomize(torch, getattr(models, name)(weights=None, num_classes=NUM_CLASSES, **tv_kwargs), seed)
-    model = zoo.build(name, num_classes=NUM_CLASSES, input_size=size, seed=seed)
+    with torch.device("meta"):
+        tmodel = getattr(models, name)(weights=None, num_classes=NUM_CLASSES, **tv_kwargs)
+    tmodel = _randomize(torch, tmodel.to_empty(device="cpu"), seed)
+    model = zoo.build(name, num_classes=NUM_CLASSES, input_size=size, seed=seed, init="zeros")
     return torch, tmodel, model
 
 

@@ -40,7 +40,7 @@ def run(seed: int = 0, n_train: int = 1200, n_test: int = 200, size: int = 32, e
         f"{size}x{size}, {n_train} train / {n_test} held-out images, classes {', '.join(SHAPE_CLASSES)}")
     opt = optim.Adam(model.parameters(), lr=lr)
     sched = optim.ExponentialLR(opt, 0.8)
-    model.fit(xtr, ytr, epochs=epochs, batch_size=batch_size, optimizer=opt, callbacks=[sched], seed=seed,
+    history = model.fit(xtr, ytr, epochs=epochs, batch_size=batch_size, optimizer=opt, callbacks=[sched], seed=seed,
               verbose=0 if quiet else 1)
     train_s = time.perf_counter() - t0
     pred = model.predict(xte).argmax(axis=1)
@@ -50,7 +50,8 @@ def run(seed: int = 0, n_train: int = 1200, n_test: int = 200, size: int = 32, e
     if plot:
         save_plot(plot, xte[:6], yte[:6], pred[:6])
         say(f"saved inputs, true and predicted masks to {plot}")
-    return {"test_miou": miou, "per_class_iou": ious, "seconds": time.perf_counter() - t0, "model": model}
+    return {"test_miou": miou, "per_class_iou": ious, "seconds": time.perf_counter() - t0, "model": model,
+            "history": history.history}
 
 
 def save_plot(path, images, masks, preds):

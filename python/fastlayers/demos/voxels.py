@@ -33,8 +33,8 @@ def run(seed: int = 0, n_train: int = 900, n_test: int = 300, size: int = 16, ep
     say(f"Conv3d net: {model.num_parameters():,} parameters; synthetic voxels {size}^3 "
         f"({', '.join(VOXEL_CLASSES)}), {n_train} train / {n_test} held-out")
     opt = optim.Adam(model.parameters(), lr=lr)
-    model.fit(xtr, ytr, epochs=epochs, batch_size=batch_size, optimizer=opt, seed=seed, verbose=0 if quiet else 1)
+    history = model.fit(xtr, ytr, epochs=epochs, batch_size=batch_size, optimizer=opt, seed=seed, verbose=0 if quiet else 1)
     acc = model.evaluate(xte, yte)["accuracy"]
     seconds = time.perf_counter() - t0
     say(f"trained in {seconds:.1f} s")
-    return {"test_accuracy": acc, "seconds": seconds, "model": model}
+    return {"test_accuracy": acc, "seconds": seconds, "model": model, "history": history.history}

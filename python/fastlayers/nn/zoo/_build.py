@@ -55,17 +55,22 @@ def check_input(in_channels, input_size, min_size, name):
 class Builder:
     """Makes named layers with one random generator (seeded) and applies them to symbolic tensors."""
 
-    def __init__(self, seed=None):
+    def __init__(self, seed=None, init: str = "he_normal"):
         self.rng = _init.as_generator(seed)
+        if init not in ("he_normal", "zeros"):
+            raise ValueError(f"init must be 'he_normal' (random weights) or 'zeros' (for weights that will be "
+                             f"loaded: skips drawing them), got {init!r}")
+        self.conv_init = init
+        self.linear_init = "lecun_uniform" if init == "he_normal" else "zeros"
 
     # layers (not yet applied)
     def conv(self, name, cin, cout, k, stride=1, padding=0, groups=1, bias=True):
         # He (Kaiming) normal like torchvision's convolution initialisation
         return L.Conv2d(cin, cout, k, stride=stride, padding=padding, groups=groups, bias=bias,
-                        init="he_normal", rng=self.rng, name=name)
+                        init=self.conv_init, rng=self.rng, name=name)
 
     def linear(self, name, fin, fout):
-        return L.Linear(fin, fout, rng=self.rng, name=name)
+        return L.Linear(fin, fout, init=self.linear_init, rng=self.rng, name=name)
 
     @staticmethod
     def bn(name, c, eps=1e-5):

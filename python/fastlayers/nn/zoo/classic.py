@@ -10,11 +10,12 @@ from ._build import Builder, check_input
 __all__ = ["alexnet", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn"]
 
 
-def alexnet(num_classes: int = 1000, in_channels: int = 3, input_size=224, dropout: float = 0.5, seed=None) -> Model:
+def alexnet(num_classes: int = 1000, in_channels: int = 3, input_size=224, dropout: float = 0.5, seed=None,
+            init: str = "he_normal") -> Model:
     """torchvision.models.alexnet: five convolutions (features.0/3/6/8/10), adaptive average pooling
     to 6x6 and three linear layers (classifier.1/4/6) with dropout before the first two."""
     cin, size = check_input(in_channels, input_size, 63, "alexnet")
-    b = Builder(seed)
+    b = Builder(seed, init)
     inp = Input((cin,) + size, name="input")
     x = inp
     spec = [("conv", cin, 64, 11, 4, 2), ("relu",), ("pool",), ("conv", 64, 192, 5, 1, 2), ("relu",), ("pool",),
@@ -48,9 +49,9 @@ _CFGS = {
 }
 
 
-def _vgg(cfg, batch_norm, num_classes, in_channels, input_size, dropout, seed) -> Model:
+def _vgg(cfg, batch_norm, num_classes, in_channels, input_size, dropout, seed, init) -> Model:
     cin, size = check_input(in_channels, input_size, 32, "vgg")
-    b = Builder(seed)
+    b = Builder(seed, init)
     inp = Input((cin,) + size, name="input")
     x, i, c = inp, 0, cin
     for v in _CFGS[cfg]:
@@ -80,8 +81,8 @@ def _vgg(cfg, batch_norm, num_classes, in_channels, input_size, dropout, seed) -
 
 def _make_vgg(cfg, batch_norm):
     def build(num_classes: int = 1000, in_channels: int = 3, input_size=224, dropout: float = 0.5,
-              seed=None) -> Model:
-        return _vgg(cfg, batch_norm, num_classes, in_channels, input_size, dropout, seed)
+              seed=None, init: str = "he_normal") -> Model:
+        return _vgg(cfg, batch_norm, num_classes, in_channels, input_size, dropout, seed, init)
 
     name = cfg + ("_bn" if batch_norm else "")
     build.__name__ = build.__qualname__ = name

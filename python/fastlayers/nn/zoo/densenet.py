@@ -16,9 +16,10 @@ from ._build import Builder, check_input
 __all__ = ["densenet121", "densenet161", "densenet169", "densenet201"]
 
 
-def _densenet(growth, blocks, init_features, num_classes, in_channels, input_size, bn_size, drop_rate, seed):
+def _densenet(growth, blocks, init_features, num_classes, in_channels, input_size, bn_size, drop_rate, seed,
+              init):
     cin, size = check_input(in_channels, input_size, 32, "densenet")
-    b = Builder(seed)
+    b = Builder(seed, init)
     inp = Input((cin,) + size, name="input")
     x = b.conv("features.conv0", cin, init_features, 7, 2, 3, bias=False)(inp)
     x = b.relu("features.relu0", b.bn("features.norm0", init_features)(x))
@@ -51,9 +52,9 @@ def _densenet(growth, blocks, init_features, num_classes, in_channels, input_siz
 
 def _make(name, growth, blocks, init_features):
     def build(num_classes: int = 1000, in_channels: int = 3, input_size=224, bn_size: int = 4,
-              drop_rate: float = 0.0, seed=None) -> Model:
+              drop_rate: float = 0.0, seed=None, init: str = "he_normal") -> Model:
         return _densenet(growth, blocks, init_features, num_classes, in_channels, input_size, bn_size,
-                         drop_rate, seed)
+                         drop_rate, seed, init)
 
     build.__name__ = build.__qualname__ = name
     build.__doc__ = f"torchvision.models.{name}: growth rate {growth}, blocks {list(blocks)}, {init_features} initial features."

@@ -34,10 +34,10 @@ _BLOCKS = [("inception3a", 64, 96, 128, 16, 32, 32), ("inception3b", 128, 128, 1
 
 
 def googlenet(num_classes: int = 1000, in_channels: int = 3, input_size=224, dropout: float = 0.2,
-              seed=None) -> Model:
+              seed=None, init: str = "he_normal") -> Model:
     """torchvision.models.googlenet(aux_logits=False, transform_input=False)."""
     cin, size = check_input(in_channels, input_size, 32, "googlenet")
-    b = Builder(seed)
+    b = Builder(seed, init)
     inp = Input((cin,) + size, name="input")
     x = _basic(b, inp, "conv1", cin, 64, 7, 2, 3)
     x = L.MaxPool2d(3, 2, ceil_mode=True, name="maxpool1")(x)

@@ -27,10 +27,10 @@ def _cna(b, x, p, cin, cout, k=3, stride=1, groups=1):
 
 
 def mobilenet_v2(num_classes: int = 1000, in_channels: int = 3, input_size=224, width_mult: float = 1.0,
-                 round_nearest: int = 8, dropout: float = 0.2, seed=None) -> Model:
+                 round_nearest: int = 8, dropout: float = 0.2, seed=None, init: str = "he_normal") -> Model:
     """torchvision.models.mobilenet_v2 (width_mult, round_nearest as torchvision)."""
-    cin, size = check_input(in_channels, input_size, 32, "mobilenet_v2")
-    b = Builder(seed)
+    cin, size = check_input(in_channels, input_size, 16, "mobilenet_v2")
+    b = Builder(seed, init)
     inp = Input((cin,) + size, name="input")
     c = _make_divisible(32 * width_mult, round_nearest)
     last = _make_divisible(1280 * max(1.0, width_mult), round_nearest)

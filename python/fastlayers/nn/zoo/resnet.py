@@ -30,10 +30,10 @@ def _bottleneck(b, x, p, cin, planes, stride):
     return out, planes * 4
 
 
-def _resnet(block, layers, num_classes, in_channels, input_size, seed) -> Model:
-    cin, size = check_input(in_channels, input_size, 32, "resnet")
+def _resnet(block, layers, num_classes, in_channels, input_size, seed, init) -> Model:
+    cin, size = check_input(in_channels, input_size, 16, "resnet")
     expansion = 4 if block is _bottleneck else 1
-    b = Builder(seed)
+    b = Builder(seed, init)
     inp = Input((cin,) + size, name="input")
     x = b.conv("conv1", cin, 64, 7, 2, 3, bias=False)(inp)
     x = b.relu("relu", b.bn("bn1", 64)(x))
@@ -57,26 +57,31 @@ def _resnet(block, layers, num_classes, in_channels, input_size, seed) -> Model:
     return Model(inp, x, loss="cross_entropy")
 
 
-def resnet18(num_classes: int = 1000, in_channels: int = 3, input_size=224, seed=None) -> Model:
+def resnet18(num_classes: int = 1000, in_channels: int = 3, input_size=224, seed=None,
+             init: str = "he_normal") -> Model:
     """torchvision.models.resnet18: BasicBlocks [2, 2, 2, 2]."""
-    return _resnet(_basic, (2, 2, 2, 2), num_classes, in_channels, input_size, seed)
+    return _resnet(_basic, (2, 2, 2, 2), num_classes, in_channels, input_size, seed, init)
 
 
-def resnet34(num_classes: int = 1000, in_channels: int = 3, input_size=224, seed=None) -> Model:
+def resnet34(num_classes: int = 1000, in_channels: int = 3, input_size=224, seed=None,
+             init: str = "he_normal") -> Model:
     """torchvision.models.resnet34: BasicBlocks [3, 4, 6, 3]."""
-    return _resnet(_basic, (3, 4, 6, 3), num_classes, in_channels, input_size, seed)
+    return _resnet(_basic, (3, 4, 6, 3), num_classes, in_channels, input_size, seed, init)
 
 
-def resnet50(num_classes: int = 1000, in_channels: int = 3, input_size=224, seed=None) -> Model:
+def resnet50(num_classes: int = 1000, in_channels: int = 3, input_size=224, seed=None,
+             init: str = "he_normal") -> Model:
     """torchvision.models.resnet50: Bottlenecks [3, 4, 6, 3]."""
-    return _resnet(_bottleneck, (3, 4, 6, 3), num_classes, in_channels, input_size, seed)
+    return _resnet(_bottleneck, (3, 4, 6, 3), num_classes, in_channels, input_size, seed, init)
 
 
-def resnet101(num_classes: int = 1000, in_channels: int = 3, input_size=224, seed=None) -> Model:
+def resnet101(num_classes: int = 1000, in_channels: int = 3, input_size=224, seed=None,
+             init: str = "he_normal") -> Model:
     """torchvision.models.resnet101: Bottlenecks [3, 4, 23, 3]."""
-    return _resnet(_bottleneck, (3, 4, 23, 3), num_classes, in_channels, input_size, seed)
+    return _resnet(_bottleneck, (3, 4, 23, 3), num_classes, in_channels, input_size, seed, init)
 
 
-def resnet152(num_classes: int = 1000, in_channels: int = 3, input_size=224, seed=None) -> Model:
+def resnet152(num_classes: int = 1000, in_channels: int = 3, input_size=224, seed=None,
+             init: str = "he_normal") -> Model:
     """torchvision.models.resnet152: Bottlenecks [3, 8, 36, 3]."""
-    return _resnet(_bottleneck, (3, 8, 36, 3), num_classes, in_channels, input_size, seed)
+    return _resnet(_bottleneck, (3, 8, 36, 3), num_classes, in_channels, input_size, seed, init)

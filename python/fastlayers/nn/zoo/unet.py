@@ -31,7 +31,7 @@ def _double(b, x, p, cin, cout, batch_norm):
 
 
 def unet(num_classes: int = 2, in_channels: int = 1, input_size=(256, 256), depth: int = 4, width: int = 64,
-         batch_norm: bool = False, seed=None) -> Model:
+         batch_norm: bool = False, seed=None, init: str = "he_normal") -> Model:
     """U-Net whose output is (N, num_classes, H, W) per-pixel class scores (train it with the
     per-pixel cross-entropy, the default loss)."""
     depth = as_size(depth, "depth", minimum=1)
@@ -40,7 +40,7 @@ def unet(num_classes: int = 2, in_channels: int = 1, input_size=(256, 256), dept
     cin, size = check_input(in_channels, input_size, 2 ** depth, "unet")
     if size[0] % 2 ** depth or size[1] % 2 ** depth:
         raise ValueError(f"unet with depth={depth} needs input_size divisible by {2 ** depth}, got {size}")
-    b = Builder(seed)
+    b = Builder(seed, init)
     inp = Input((cin,) + size, name="input")
     x, c, skips = inp, cin, []
     for lvl in range(1, depth + 1):
@@ -53,7 +53,7 @@ def unet(num_classes: int = 2, in_channels: int = 1, input_size=(256, 256), dept
     c = width * 2 ** depth
     for lvl in range(depth, 0, -1):
         skip, w = skips[lvl - 1]
-        x = L.ConvTranspose2d(c, w, 2, stride=2, init="he_normal", rng=b.rng, name=f"up{lvl}.upconv")(x)
+        x = L.ConvTranspose2d(c, w, 2, stride=2, init=b.conv_init, rng=b.rng, name=f"up{lvl}.upconv")(x)
         x = b.cat(f"up{lvl}.cat", [skip, x])
         x = _double(b, x, f"up{lvl}", 2 * w, w, batch_norm)
         c = w
