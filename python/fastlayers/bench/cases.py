@@ -252,7 +252,7 @@ def pool_cases() -> list[Case]:
         return _on(xp, {"x": _rand(xs), "g": _rand(ys), "gg": _rand((n, c))})
 
     fwd_bytes, bwd_bytes = _f32(xs, ys), _f32(ys, xs, xs)
-    return window_pool_cases(2, 2, 0) + [
+    return window_pool_cases(2, 2, 0) + pool_option_cases() + [
         Case("lp_pool2d", label + " p=2", {**params, "p": 2}, setup,
              ours=lambda o, s: lambda: o.lp_pool2d(s["x"], 2, 2), needs=("lp_pool2d",),
              torch_anchor=lambda torch, s: lambda: torch.nn.functional.lp_pool2d(s["x"], 2, 2), nbytes=fwd_bytes),
@@ -269,6 +269,163 @@ def pool_cases() -> list[Case]:
              torch_anchor=lambda torch, s: lambda: (s["gg"][:, :, None, None] / (h * w)).expand(xs).contiguous(),
              nbytes=_f32((n, c), xs)),
     ]
+
+
+def pool_option_cases() -> list[Case]:
+    """The pooling options of issue #12 against PyTorch: ceil_mode on an odd input (55x55, GoogLeNet's
+    3x3/2 ceil pool), dilation, return_indices and the backward from saved indices, avg_pool2d's
+    divisor options, adaptive pools (AlexNet's 13x13 -> 6x6) and max_unpool2d. The reference is slow on
+    these shapes: heavy (skipped in --quick)."""
+    n, c = POOL_SHAPE[:2]
+    odd = (n, c, 55, 55)
+    i8 = 8.0  # bytes of an int64 index
+
+    def out(h, k, s, p, d=1, ceil=False):
+        span = h + 2 * p - d * (k - 1) - 1
+        o = -(-span // s) + 1 if ceil else span // s + 1
+        return o - 1 if ceil and (o - 1) * s >= h + p else o
+
+    def setup_for(shape, yshape):
+        def setup(xp):
+            return _on(xp, {"x": _rand(shape), "g": _rand(yshape)})
+        return setup
+
+    cases = []
+    # max_pool2d: (label, x shape, kernel, stride, padding, dilation, ceil_mode)
+    for tag, xs, k, st, pad, dil, ceil in [("3x3/2 ceil", odd, 3, 2, 0, 1, True),
+                                           ("2x2/2 ceil", odd, 2, 2, 0, 1, True),
+                                           ("3x3/1 p1 dilation 2", POOL_SHAPE, 3, 1, 1, 2, False)]:
+        o = out(xs[2], k, st, pad, dil, ceil)
+        ys = (n, c, o, o)
+        label = f"N={n} C={c} {xs[2]}x{xs[3]} {tag}"
+        params = {"family": "pool", "N": n, "C": c, "H": xs[2], "W": xs[3], "kernel": k, "stride": st,
+                  "padding": pad, "dilation": dil, "ceil_mode": ceil}
+        setup = setup_for(xs, ys)
+
+        def t_bwd(torch, s, k=k, st=st, pad=pad, dil=dil, ceil=ceil):
+            _, idx = torch.nn.functional.max_pool2d(s["x"], k, st, pad, dil, ceil, True)
+            return lambda: torch.ops.aten.max_pool2d_with_indices_backward(
+                s["g"], s["x"], [k, k], [st, st], [pad, pad], [dil, dil], ceil, idx)
+
+        cases += [
+            Case("max_pool2d", label, params, setup, heavy=True, needs=("max_pool2d",),
+                 ours=lambda o_, s, k=k, st=st, pad=pad, dil=dil, ceil=ceil: lambda: o_.max_pool2d(
+                     s["x"], k, st, pad, dil, ceil),
+                 torch_anchor=lambda torch, s, k=k, st=st, pad=pad, dil=dil, ceil=ceil: lambda: (
+                     torch.nn.functional.max_pool2d(s["x"], k, st, pad, dil, ceil)),
+                 nbytes=_f32(xs, ys)),
+            Case("max_pool2d_backward", label, params, setup, heavy=True, needs=("max_pool2d_backward",),
+                 ours=lambda o_, s, k=k, st=st, pad=pad, dil=dil, ceil=ceil: lambda: o_.max_pool2d_backward(
+                     s["g"], s["x"], k, st, pad, dil, ceil),
+                 torch_anchor=t_bwd, nbytes=_f32(ys, xs, xs)),
+        ]
+
+    # return_indices and the backward from them, 3x3/2 pad 1 (the ResNet stem's pool)
+    o = out(POOL_SHAPE[2], 3, 2, 1)
+    ys = (n, c, o, o)
+    label = f"N={n} C={c} 56x56 3x3/2 p1 indices"
+    params = {"family": "pool", "N": n, "C": c, "H": 56, "W": 56, "kernel": 3, "stride": 2, "padding": 1,
+              "return_indices": True}
+    setup = setup_for(POOL_SHAPE, ys)
+
+    def ours_bwd_idx(o_, s):
+        _, idx = o_.max_pool2d(s["x"], 3, 2, 1, return_indices=True)
+        return lambda: o_.max_pool2d_backward(s["g"], s["x"], 3, 2, 1, indices=idx)
+
+    def torch_bwd_idx(torch, s):
+        _, idx = torch.nn.functional.max_pool2d(s["x"], 3, 2, 1, return_indices=True)
+        return lambda: torch.ops.aten.max_pool2d_with_indices_backward(s["g"], s["x"], [3, 3], [2, 2], [1, 1],
+                                                                       [1, 1], False, idx)
+
+    cases += [
+        Case("max_pool2d", label, params, setup, heavy=True, needs=("max_pool2d",),
+             ours=lambda o_, s: lambda: o_.max_pool2d(s["x"], 3, 2, 1, return_indices=True),
+             torch_anchor=lambda torch, s: lambda: torch.nn.functional.max_pool2d(s["x"], 3, 2, 1, return_indices=True),
+             nbytes=_f32(POOL_SHAPE, ys) + i8 * np.prod(ys)),
+        Case("max_pool2d_backward", label, params, setup, heavy=True, needs=("max_pool2d_backward",),
+             ours=ours_bwd_idx, torch_anchor=torch_bwd_idx, nbytes=_f32(ys, POOL_SHAPE) + i8 * np.prod(ys)),
+    ]
+
+    # avg_pool2d: ceil_mode, count_include_pad=False, divisor_override, on the odd input
+    o = out(55, 3, 2, 1, 1, True)
+    ys = (n, c, o, o)
+    for tag, include, div in [("ceil exclude-pad", False, None), ("ceil divisor 7", True, 7)]:
+        label = f"N={n} C={c} 55x55 3x3/2 p1 {tag}"
+        params = {"family": "pool", "N": n, "C": c, "H": 55, "W": 55, "kernel": 3, "stride": 2, "padding": 1,
+                  "ceil_mode": True, "count_include_pad": include, "divisor_override": div}
+        setup = setup_for(odd, ys)
+        cases += [
+            Case("avg_pool2d", label, params, setup, heavy=True, needs=("avg_pool2d",),
+                 ours=lambda o_, s, inc=include, dv=div: lambda: o_.avg_pool2d(s["x"], 3, 2, 1, True, inc, dv),
+                 torch_anchor=lambda torch, s, inc=include, dv=div: lambda: torch.nn.functional.avg_pool2d(
+                     s["x"], 3, 2, 1, True, inc, dv),
+                 nbytes=_f32(odd, ys)),
+            Case("avg_pool2d_backward", label, params, setup, heavy=True, needs=("avg_pool2d_backward",),
+                 ours=lambda o_, s, inc=include, dv=div: lambda: o_.avg_pool2d_backward(s["g"], s["x"], 3, 2, 1, True,
+                                                                                        inc, dv),
+                 torch_anchor=lambda torch, s, inc=include, dv=div: lambda: torch.ops.aten.avg_pool2d_backward(
+                     s["g"], s["x"], [3, 3], [2, 2], [1, 1], True, inc, dv),
+                 nbytes=_f32(ys, odd)),
+        ]
+
+    # adaptive pools: AlexNet's 256x13x13 -> 6x6 (overlapping windows) at batch 128
+    xs, ys = (128, 256, 13, 13), (128, 256, 6, 6)
+    label = "N=128 C=256 13x13 -> 6x6"
+    params = {"family": "pool", "N": 128, "C": 256, "H": 13, "W": 13, "output_size": 6}
+    setup = setup_for(xs, ys)
+
+    def ours_amax_bwd(o_, s):
+        _, idx = o_.adaptive_max_pool2d(s["x"], 6, return_indices=True)
+        return lambda: o_.adaptive_max_pool2d_backward(s["g"], s["x"], 6, indices=idx)
+
+    def torch_amax_bwd(torch, s):
+        _, idx = torch.nn.functional.adaptive_max_pool2d(s["x"], 6, return_indices=True)
+        return lambda: torch.ops.aten.adaptive_max_pool2d_backward(s["g"], s["x"], idx)
+
+    cases += [
+        Case("adaptive_avg_pool2d", label, params, setup, heavy=True, needs=("adaptive_avg_pool2d",),
+             ours=lambda o_, s: lambda: o_.adaptive_avg_pool2d(s["x"], 6),
+             torch_anchor=lambda torch, s: lambda: torch.nn.functional.adaptive_avg_pool2d(s["x"], 6),
+             nbytes=_f32(xs, ys)),
+        Case("adaptive_avg_pool2d_backward", label, params, setup, heavy=True,
+             needs=("adaptive_avg_pool2d_backward",),
+             ours=lambda o_, s: lambda: o_.adaptive_avg_pool2d_backward(s["g"], s["x"], 6),
+             torch_anchor=lambda torch, s: lambda: torch.ops.aten._adaptive_avg_pool2d_backward(s["g"], s["x"]),
+             nbytes=_f32(ys, xs)),
+        Case("adaptive_max_pool2d", label, params, setup, heavy=True, needs=("adaptive_max_pool2d",),
+             ours=lambda o_, s: lambda: o_.adaptive_max_pool2d(s["x"], 6),
+             torch_anchor=lambda torch, s: lambda: torch.nn.functional.adaptive_max_pool2d(s["x"], 6),
+             nbytes=_f32(xs, ys)),
+        Case("adaptive_max_pool2d_backward", label + " indices", params, setup, heavy=True,
+             needs=("adaptive_max_pool2d_backward",), ours=ours_amax_bwd, torch_anchor=torch_amax_bwd,
+             nbytes=_f32(ys, xs) + i8 * np.prod(ys)),
+    ]
+
+    # max_unpool2d of a 2x2/2 pool's output back to 56x56
+    ys = (n, c, 28, 28)
+    label = f"N={n} C={c} 28x28 -> 56x56 2x2/2"
+    params = {"family": "pool", "N": n, "C": c, "H": 28, "W": 28, "kernel": 2, "stride": 2}
+    setup = setup_for(POOL_SHAPE, POOL_SHAPE)
+
+    def ours_unpool(o_, s):
+        y, idx = o_.max_pool2d(s["x"], 2, return_indices=True)
+        return lambda: o_.max_unpool2d(y, idx, 2)
+
+    def torch_unpool(torch, s):
+        y, idx = torch.nn.functional.max_pool2d(s["x"], 2, return_indices=True)
+        return lambda: torch.nn.functional.max_unpool2d(y, idx, 2)
+
+    def ours_unpool_bwd(o_, s):
+        y, idx = o_.max_pool2d(s["x"], 2, return_indices=True)
+        return lambda: o_.max_unpool2d_backward(s["g"], y, idx, 2)
+
+    cases += [
+        Case("max_unpool2d", label, params, setup, heavy=True, needs=("max_unpool2d",), ours=ours_unpool,
+             torch_anchor=torch_unpool, nbytes=_f32(ys, POOL_SHAPE) + i8 * np.prod(ys)),
+        Case("max_unpool2d_backward", label, params, setup, heavy=True, needs=("max_unpool2d_backward",),
+             ours=ours_unpool_bwd, nbytes=_f32(ys, ys) + i8 * np.prod(ys)),
+    ]
+    return cases
 
 
 # ---------------------------------------------------------------------------------- activations

@@ -188,8 +188,8 @@ def _matmul_operands(a, b, be):
     a = as_float32(a, "a", be)
     b = as_float32(b, "b", be)
     if a.ndim == 0 or b.ndim == 0:
-        raise ValueError(f"matmul needs arguments of at least 1 dimension, got shapes {tuple(a.shape)} "
-                         f"and {tuple(b.shape)}")
+        raise ValueError(f"matmul needs a and b of at least 1 dimension each, got a of shape {tuple(a.shape)} "
+                         f"and b of shape {tuple(b.shape)}")
     a2 = a.reshape(1, -1) if a.ndim == 1 else a  # (K,) -> (1, K)
     b2 = b.reshape(-1, 1) if b.ndim == 1 else b  # (K,) -> (K, 1)
     if a2.shape[-1] != b2.shape[-2]:

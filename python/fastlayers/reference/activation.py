@@ -1,5 +1,8 @@
 """NumPy reference for the activations. Works in the dtype it is given (float32 or float64)."""
 
+import functools
+import inspect
+
 import numpy as np
 
 __all__ = [
@@ -52,18 +55,22 @@ def tanh_backward(grad_out, y):
 
 
 def _rows_of_0d(n_arrays):
-    """A 0-D input is one row of one element (axis 0 or -1, as PyTorch); the result stays 0-D."""
+    """A 0-D input is one row of one element (axis 0 or -1, as PyTorch); the result stays 0-D.
+    The wrapper keeps fn's signature: its arguments may be passed by keyword."""
     def wrap(fn):
-        def wrapper(*args, axis=-1):
-            arrays, rest = args[:n_arrays], args[n_arrays:]
-            if rest:
-                (axis,) = rest
+        sig = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            bound = sig.bind(*args, **kwargs)
+            bound.apply_defaults()
+            values = list(bound.arguments.values())
+            arrays, axis = values[:n_arrays], values[n_arrays]
             if np.ndim(arrays[-1]) == 0:
                 if axis not in (-1, 0):
                     raise ValueError(f"axis must be in [-1, 0] for a 0-D input, got {axis}")
                 return np.asarray(fn(*(np.reshape(a, (1,)) for a in arrays), axis=-1)).reshape(())
             return fn(*arrays, axis=axis)
-        wrapper.__name__, wrapper.__doc__ = fn.__name__, fn.__doc__
         return wrapper
     return wrap
 
