@@ -32,7 +32,17 @@ def test_synthetic_data_is_deterministic_and_labelled():
         voxel_shapes(0)
 
 
-def test_transfer_demo_short():
+@pytest.fixture
+def one_thread():
+    import fastlayers as fl
+
+    old = fl.get_num_threads()
+    fl.set_num_threads(1)  # short runs of small kernels: one thread is faster on a loaded machine
+    yield
+    fl.set_num_threads(old)
+
+
+def test_transfer_demo_short(one_thread):
     from fastlayers.demos import transfer
 
     r = transfer.run(seed=0, shots=10, pretrain_epochs=1, head_epochs=2, finetune_epochs=2, quiet=True)
@@ -45,7 +55,7 @@ def test_transfer_demo_short():
 
 
 def _cli(*args, timeout=300):
-    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))
+    env = dict(os.environ, OMP_NUM_THREADS="1")
     return subprocess.run([sys.executable, "-m", "fastlayers.cli", *args], capture_output=True, text=True,
                           timeout=timeout, env=env)
 
@@ -61,7 +71,7 @@ def test_unet_demo_cli_short_with_plot(tmp_path):
     assert png.stat().st_size > 1000 and png.read_bytes()[:4] == b"\x89PNG"
 
 
-def test_voxels_demo_short():
+def test_voxels_demo_short(one_thread):
     from fastlayers.demos import voxels
 
     r = voxels.run(seed=0, n_train=96, n_test=48, epochs=3, quiet=True)

@@ -43,7 +43,8 @@ def _fit(model, x, y, epochs, lr, batch_size, seed, momentum=0.9):
 
 
 def run(seed: int = 0, shots: int = 50, pretrain_epochs: int = 4, head_epochs: int = 30, finetune_epochs: int = 30,
-        batch_size: int = 25, lr: float = 0.03, quiet: bool = False, **_ignored) -> dict:
+        batch_size: int = 25, lr: float = 0.03, finetune_lr: float | None = None, quiet: bool = False,
+        **_ignored) -> dict:
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
     t0 = time.perf_counter()
     (xtr, ytr), (xte, yte) = data.load_mnist_embedded()
@@ -73,9 +74,10 @@ def run(seed: int = 0, shots: int = 50, pretrain_epochs: int = 4, head_epochs: i
     frozen = model.evaluate(x_test, y_test)["accuracy"]
     say(f"frozen body + new head ({head_epochs} epochs): test accuracy {frozen:.4f}")
     model.unfreeze()
-    _fit(model, x_few, y_few, finetune_epochs, lr / 3, batch_size, seed + 1)
+    ft_lr = lr / 3 if finetune_lr is None else finetune_lr
+    _fit(model, x_few, y_few, finetune_epochs, ft_lr, batch_size, seed + 1)
     finetuned = model.evaluate(x_test, y_test)["accuracy"]
-    say(f"fine-tuned ({finetune_epochs} more epochs, lr {lr / 3:.3g}): test accuracy {finetuned:.4f}")
+    say(f"fine-tuned ({finetune_epochs} more epochs, lr {ft_lr:.3g}): test accuracy {finetuned:.4f}")
 
     scratch_model = cnn(5, seed + 2)
     _fit(scratch_model, x_few, y_few, head_epochs + finetune_epochs, lr, batch_size, seed)

@@ -430,8 +430,8 @@ class TrainableModel(Layer):
         return load_model(path)
 
     def torch_state_dict_keys(self) -> list[str]:
-        """The keys a PyTorch state_dict of this model has (parameters, then buffers; num_batches_tracked
-        included), in the names load_torch_state_dict matches: "<layer name>.<parameter>" in a graph
+        """The keys a PyTorch state_dict of this model has (parameters, then buffers, num_batches_tracked
+        included; as a set, PyTorch's order interleaves them by module), in the names load_torch_state_dict matches: "<layer name>.<parameter>" in a graph
         Model (the zoo names its layers after torchvision's modules), "<index>.<parameter>" in a
         Sequential (torch.nn.Sequential's keys)."""
         return [n for n, _ in self.named_parameters()] + [n for n, _, _ in self.named_buffers()]
