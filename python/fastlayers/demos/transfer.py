@@ -4,10 +4,11 @@
    digits 0-4 of the embedded training set (about 2,000 images).
 2. Target task: the digits 5-9 with only `shots` labelled examples per class (50: 250 images).
    Keras's recipe, in fastlayers' functional API:
-       x = base.get_layer("fc1_relu").output          # the body's features
-       out = nn.Linear(200, 5, name="new_head")(x)     # a new head
+       x = base.get_layer("flatten").output            # the convolutional body's features
+       x = nn.ReLU()(nn.Linear(1024, 200)(x))          # a new head: Dense(200, activation='relu')
+       out = nn.Linear(200, 5, name="new_head")(x)     #   and Dense(5)
        model = nn.Model(base.input, out)
-       model.freeze(up_to="fc1_relu")                  # train the head only ("frozen transfer")
+       model.freeze(up_to="flatten")                   # train the head only ("frozen transfer")
    then unfreeze and fine-tune the whole net at a lower learning rate ("fine-tuned").
 3. Baseline: the same network trained from scratch on the same few examples ("from scratch").
 Accuracies on the held-out 5-9 digits of the embedded test set (about 500 images).
@@ -66,10 +67,12 @@ def run(seed: int = 0, shots: int = 50, pretrain_epochs: int = 4, head_epochs: i
     say(f"pre-trained on 0-4 ({pretrain_epochs} epochs): accuracy on held-out 0-4 {src_acc:.4f}")
 
     # the course's Keras recipe: base.output of the body, a new head, freeze, train; then fine-tune
-    x = base.get_layer("fc1_relu").output
-    out = nn.Linear(200, 5, rng=nn.init.as_generator(seed + 1), name="new_head")(x)
+    rng = nn.init.as_generator(seed + 1)
+    x = base.get_layer("flatten").output  # the convolutional body's features
+    x = nn.ReLU(name="new_fc_relu")(nn.Linear(1024, 200, rng=rng, name="new_fc")(x))
+    out = nn.Linear(200, 5, rng=rng, name="new_head")(x)
     model = nn.Model(base.input, out, loss="cross_entropy")
-    model.freeze(up_to="fc1_relu")
+    model.freeze(up_to="flatten")
     _fit(model, x_few, y_few, head_epochs, lr, batch_size, seed)
     frozen = model.evaluate(x_test, y_test)["accuracy"]
     say(f"frozen body + new head ({head_epochs} epochs): test accuracy {frozen:.4f}")
