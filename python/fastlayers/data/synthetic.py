@@ -39,7 +39,7 @@ def shapes_segmentation(n: int, size: int = 32, max_shapes: int = 3, noise: floa
         m = masks[i]
         for _ in range(rng.integers(1, max_shapes + 1)):
             cls = int(rng.integers(1, 4))
-            r = rng.uniform(0.12, 0.22) * size
+            r = rng.uniform(0.15, 0.25) * size
             cy, cx = rng.uniform(r * 0.8, size - r * 0.8, 2)
             th = rng.uniform(0, 2 * np.pi)
             dy, dx = yy - cy, xx - cx

@@ -26,12 +26,12 @@ def mean_iou(pred, target, num_classes: int):
     return float(np.nanmean(ious)), ious
 
 
-def run(seed: int = 0, n_train: int = 1200, n_test: int = 200, size: int = 32, epochs: int = 12,
+def run(seed: int = 0, n_train: int = 1200, n_test: int = 200, size: int = 32, epochs: int = 10,
         batch_size: int = 16, lr: float = 3e-3, depth: int = 3, width: int = 16, plot: str | None = None,
         quiet: bool = False, **_ignored) -> dict:
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
     t0 = time.perf_counter()
-    x, y = shapes_segmentation(n_train + n_test, size=size, seed=seed)
+    x, y = shapes_segmentation(n_train + n_test, size=size, max_shapes=2, seed=seed)
     xtr, ytr, xte, yte = x[:n_train], y[:n_train], x[n_train:], y[n_train:]
     k = len(SHAPE_CLASSES)
     model = nn.zoo.unet(num_classes=k, in_channels=1, input_size=(size, size), depth=depth, width=width,
@@ -39,7 +39,7 @@ def run(seed: int = 0, n_train: int = 1200, n_test: int = 200, size: int = 32, e
     say(f"U-Net depth {depth}, width {width}: {model.num_parameters():,} parameters; synthetic shapes "
         f"{size}x{size}, {n_train} train / {n_test} held-out images, classes {', '.join(SHAPE_CLASSES)}")
     opt = optim.Adam(model.parameters(), lr=lr)
-    sched = optim.ExponentialLR(opt, 0.8)
+    sched = optim.ExponentialLR(opt, 0.75)
     history = model.fit(xtr, ytr, epochs=epochs, batch_size=batch_size, optimizer=opt, callbacks=[sched], seed=seed,
               verbose=0 if quiet else 1)
     train_s = time.perf_counter() - t0
