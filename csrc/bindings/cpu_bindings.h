@@ -7,7 +7,9 @@ namespace fastlayers::bindings {
 void bind_cpu_runtime(pybind11::module_& m);
 void bind_cpu_gemm(pybind11::module_& m);
 void bind_cpu_conv(pybind11::module_& m);
+void bind_cpu_conv3d(pybind11::module_& m);  // conv3d and conv_transpose2d
 void bind_cpu_pool(pybind11::module_& m);
+void bind_cpu_pool3d(pybind11::module_& m);
 void bind_cpu_activation(pybind11::module_& m);
 void bind_cpu_loss(pybind11::module_& m);
 void bind_cpu_dropout(pybind11::module_& m);

@@ -7,6 +7,7 @@ PYBIND11_MODULE(_cuda, m) {
   bind_cuda_activation(m);
   bind_cuda_pool(m);
   bind_cuda_conv(m);
+  bind_cuda_conv3d(m);
   bind_cuda_gemm(m);
   bind_cuda_elementwise(m);
   bind_cuda_matmul(m);

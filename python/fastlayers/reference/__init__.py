@@ -5,6 +5,8 @@ and float64 (the backward passes are checked against finite differences in float
 from .activation import *  # noqa: F401,F403
 from .concat import *  # noqa: F401,F403
 from .conv import *  # noqa: F401,F403
+from .conv3d import *  # noqa: F401,F403
+from .conv_transpose import *  # noqa: F401,F403
 from .dropout import *  # noqa: F401,F403
 from .elementwise import *  # noqa: F401,F403
 from .gemm import *  # noqa: F401,F403
@@ -14,3 +16,4 @@ from .loss import *  # noqa: F401,F403
 from .optim import *  # noqa: F401,F403
 from .pad import *  # noqa: F401,F403
 from .pool import *  # noqa: F401,F403
+from .pool3d import *  # noqa: F401,F403
