@@ -61,6 +61,10 @@ def _cli(*args, timeout=300):
 
 
 def test_unet_demo_cli_short_with_plot(tmp_path):
+    from fastlayers import nn
+
+    if not hasattr(nn, "BatchNorm2d"):
+        pytest.skip("this fastlayers has no nn.BatchNorm2d yet (the batch-norm work is merged separately)")
     png = tmp_path / "masks.png"
     r = _cli("train", "--model", "unet", "--epochs", "3", "--limit", "160", "--test-limit", "24", "--plot", str(png))
     assert r.returncode == 0, r.stderr
@@ -72,6 +76,10 @@ def test_unet_demo_cli_short_with_plot(tmp_path):
 
 
 def test_voxels_demo_short(one_thread):
+    from fastlayers import nn
+
+    if not hasattr(nn, "BatchNorm3d"):
+        pytest.skip("this fastlayers has no nn.BatchNorm3d yet (the batch-norm work is merged separately)")
     from fastlayers.demos import voxels
 
     r = voxels.run(seed=0, n_train=96, n_test=48, epochs=3, quiet=True)
