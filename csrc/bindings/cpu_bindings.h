@@ -14,6 +14,7 @@ void bind_cpu_activation(pybind11::module_& m);
 void bind_cpu_loss(pybind11::module_& m);
 void bind_cpu_dropout(pybind11::module_& m);
 void bind_cpu_optim(pybind11::module_& m);
+void bind_cpu_norm(pybind11::module_& m);
 void bind_cpu_elementwise(pybind11::module_& m);
 void bind_cpu_matmul(pybind11::module_& m);
 void bind_cpu_pad(pybind11::module_& m);

@@ -13,6 +13,7 @@ PYBIND11_MODULE(_cpu, m) {
   bind_cpu_loss(m);
   bind_cpu_dropout(m);
   bind_cpu_optim(m);
+  bind_cpu_norm(m);
   bind_cpu_elementwise(m);
   bind_cpu_matmul(m);
   bind_cpu_pad(m);

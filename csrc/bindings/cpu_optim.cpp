@@ -22,6 +22,17 @@ void bind_cpu_optim(py::module_& m) {
     cpu::adam_update(out(param), in(grad), out(mom), out(vel), n, lr, beta1, beta2, eps,
                      weight_decay, step);
   }, nogil);
+  // momentum_buffer / grad_avg == 0 when momentum is 0 / centered is false.
+  m.def("rmsprop_update", [](P param, P grad, P square_avg, P momentum_buffer, P grad_avg, index_t n,
+                             float lr, float alpha, float eps, float weight_decay, float momentum,
+                             bool centered) {
+    cpu::rmsprop_update(out(param), in(grad), out(square_avg), out(momentum_buffer), out(grad_avg), n, lr,
+                        alpha, eps, weight_decay, momentum, centered);
+  }, nogil);
+  m.def("adagrad_update", [](P param, P grad, P state_sum, index_t n, float lr, float lr_decay,
+                             float weight_decay, float eps, index_t step) {
+    cpu::adagrad_update(out(param), in(grad), out(state_sum), n, lr, lr_decay, weight_decay, eps, step);
+  }, nogil);
 }
 
 }  // namespace fastlayers::bindings

@@ -25,6 +25,7 @@ void bind_cuda_concat(pybind11::module_& m);
 void bind_cuda_interpolate(pybind11::module_& m);
 void bind_cuda_loss(pybind11::module_& m);
 void bind_cuda_optim(pybind11::module_& m);
+void bind_cuda_norm(pybind11::module_& m);
 void bind_cuda_dropout(pybind11::module_& m);
 
 }  // namespace fastlayers::bindings

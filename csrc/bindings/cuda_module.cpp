@@ -16,5 +16,6 @@ PYBIND11_MODULE(_cuda, m) {
   bind_cuda_interpolate(m);
   bind_cuda_loss(m);
   bind_cuda_optim(m);
+  bind_cuda_norm(m);
   bind_cuda_dropout(m);
 }

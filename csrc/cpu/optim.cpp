@@ -57,4 +57,57 @@ void adam_update(float* param, const float* grad, float* m, float* v, index_t n,
   }
 }
 
+namespace {
+
+// torch.lerp's two-sided form (a + w*(b - a) for w < 0.5, else b - (b - a)*(1 - w)), so the
+// centered average rounds as PyTorch's grad_avg.lerp_(grad, 1 - alpha) does.
+inline float lerp(float a, float b, float w) {
+  const float d = b - a;
+  return w < 0.5f ? a + w * d : b - d * (1.0f - w);
+}
+
+}  // namespace
+
+void rmsprop_update(float* param, const float* grad, float* square_avg, float* momentum_buffer,
+                    float* grad_avg, index_t n, float lr, float alpha, float eps, float weight_decay,
+                    float momentum, bool centered) {
+  const float one_minus_alpha = 1.0f - alpha;
+  const bool use_buf = momentum > 0.0f;
+#pragma omp parallel for schedule(static) if (n > kParallelGrain) num_threads(max_threads())
+  for (index_t i = 0; i < n; ++i) {
+    const float g = regularised(grad[i], param[i], weight_decay, 0.0f);
+    const float sa = alpha * square_avg[i] + one_minus_alpha * (g * g);
+    square_avg[i] = sa;
+    float avg;
+    if (centered) {
+      const float ga = lerp(grad_avg[i], g, one_minus_alpha);
+      grad_avg[i] = ga;
+      avg = std::sqrt(sa - ga * ga) + eps;
+    } else {
+      avg = std::sqrt(sa) + eps;
+    }
+    if (use_buf) {
+      const float b = momentum * momentum_buffer[i] + g / avg;
+      momentum_buffer[i] = b;
+      param[i] -= lr * b;
+    } else {
+      param[i] -= lr * (g / avg);
+    }
+  }
+}
+
+void adagrad_update(float* param, const float* grad, float* state_sum, index_t n, float lr,
+                    float lr_decay, float weight_decay, float eps, index_t step) {
+  // The decayed rate once per call, in double, as PyTorch computes it in Python floats.
+  const float clr = static_cast<float>(static_cast<double>(lr) /
+                                       (1.0 + static_cast<double>(step - 1) * static_cast<double>(lr_decay)));
+#pragma omp parallel for schedule(static) if (n > kParallelGrain) num_threads(max_threads())
+  for (index_t i = 0; i < n; ++i) {
+    const float g = regularised(grad[i], param[i], weight_decay, 0.0f);
+    const float s = state_sum[i] + g * g;
+    state_sum[i] = s;
+    param[i] -= clr * (g / (std::sqrt(s) + eps));
+  }
+}
+
 }  // namespace fastlayers::cpu

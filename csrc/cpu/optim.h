@@ -16,4 +16,17 @@ void sgd_update(float* param, const float* grad, float* velocity, index_t n, flo
 void adam_update(float* param, const float* grad, float* m, float* v, index_t n, float lr,
                  float beta1, float beta2, float eps, float weight_decay, index_t step);
 
+// As torch.optim.RMSprop: g = grad + weight_decay*param; sa = alpha*sa + (1-alpha)*g^2;
+// centered: ga = lerp(ga, g, 1-alpha), avg = sqrt(sa - ga^2) + eps, else avg = sqrt(sa) + eps;
+// momentum > 0: buf = momentum*buf + g/avg, param -= lr*buf; else param -= lr*g/avg.
+// momentum_buffer is used only when momentum > 0, grad_avg only when centered (else may be null).
+void rmsprop_update(float* param, const float* grad, float* square_avg, float* momentum_buffer,
+                    float* grad_avg, index_t n, float lr, float alpha, float eps, float weight_decay,
+                    float momentum, bool centered);
+
+// As torch.optim.Adagrad (dense): g = grad + weight_decay*param; state_sum += g^2;
+// param -= clr * g / (sqrt(state_sum) + eps) with clr = lr / (1 + (step-1)*lr_decay), step >= 1.
+void adagrad_update(float* param, const float* grad, float* state_sum, index_t n, float lr,
+                    float lr_decay, float weight_decay, float eps, index_t step);
+
 }  // namespace fastlayers::cpu

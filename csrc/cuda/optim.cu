@@ -41,4 +41,25 @@ void adam_update(float* param, const float* grad, float* m, float* v, index_t n,
   check_launch("adam_update");
 }
 
+void rmsprop_update(float* param, const float* grad, float* square_avg, float* momentum_buffer,
+                    float* grad_avg, index_t n, float lr, float alpha, float eps, float weight_decay,
+                    float momentum, bool centered, cudaStream_t stream) {
+  if (n <= 0) return;
+  if ((momentum > 0.0f && momentum_buffer == nullptr) || (centered && grad_avg == nullptr))
+    throw std::invalid_argument("fastlayers.rmsprop_update: momentum_buffer / grad_avg missing");
+  detail::rmsprop_kernel<<<grid_for(n), kThreadsPerBlock, 0, stream>>>(
+      param, grad, square_avg, momentum_buffer, grad_avg, n, lr, alpha, eps, weight_decay, momentum, centered);
+  check_launch("rmsprop_update");
+}
+
+void adagrad_update(float* param, const float* grad, float* state_sum, index_t n, float lr,
+                    float lr_decay, float weight_decay, float eps, index_t step, cudaStream_t stream) {
+  if (n <= 0) return;
+  const float clr = static_cast<float>(static_cast<double>(lr) /
+                                       (1.0 + static_cast<double>(step - 1) * static_cast<double>(lr_decay)));
+  detail::adagrad_kernel<<<grid_for(n), kThreadsPerBlock, 0, stream>>>(param, grad, state_sum, n, clr,
+                                                                        weight_decay, eps);
+  check_launch("adagrad_update");
+}
+
 }  // namespace fastlayers::cuda

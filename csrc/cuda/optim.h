@@ -15,4 +15,12 @@ void adam_update(float* param, const float* grad, float* m, float* v, index_t n,
                  float beta1, float beta2, float eps, float weight_decay, index_t step,
                  cudaStream_t stream);
 
+// momentum_buffer may be null when momentum == 0, grad_avg when centered is false.
+void rmsprop_update(float* param, const float* grad, float* square_avg, float* momentum_buffer,
+                    float* grad_avg, index_t n, float lr, float alpha, float eps, float weight_decay,
+                    float momentum, bool centered, cudaStream_t stream);
+
+void adagrad_update(float* param, const float* grad, float* state_sum, index_t n, float lr,
+                    float lr_decay, float weight_decay, float eps, index_t step, cudaStream_t stream);
+
 }  // namespace fastlayers::cuda

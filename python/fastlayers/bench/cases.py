@@ -896,6 +896,89 @@ def optim_cases() -> list[Case]:
     ]
 
 
+# ------------------------------------------------------------------------------- batch norm
+BN_SHAPE = (32, 64, 56, 56)  # issue 13's target shape (training mode)
+
+
+def norm_cases() -> list[Case]:
+    n, c, h, w = BN_SHAPE
+    p = {"family": "norm", "N": n, "C": c, "H": h, "W": w}
+    label = f"N={n} C={c} {h}x{w}"
+
+    def setup(xp):
+        return _on(xp, {"x": _rand(BN_SHAPE, 2.0) + 1.0, "g": _rand(BN_SHAPE), "w": _rand((c,)) + 1.0,
+                        "b": _rand((c,)), "rm": np.zeros(c, np.float32), "rv": np.ones(c, np.float32),
+                        "cw": _rand((c, c, 3, 3), 0.05), "cb": _rand((c,))})
+
+    def t_fwd(training):
+        def build(t, s):
+            rm, rv = s["rm"].clone(), s["rv"].clone()
+            return lambda: t.nn.functional.batch_norm(s["x"], rm, rv, s["w"], s["b"], training=training)
+        return build
+
+    def t_bwd(training):
+        def build(t, s):
+            rm, rv = s["rm"].clone(), s["rv"].clone()
+            _, mean, invstd = t.ops.aten.native_batch_norm(s["x"], s["w"], s["b"], rm, rv, True, 0.1, 1e-5)
+            return lambda: t.ops.aten.native_batch_norm_backward(s["g"], s["x"], s["w"], rm, rv, mean, invstd,
+                                                                  training, 1e-5, [True, True, True])
+        return build
+
+    def t_fold(t, s):
+        from torch.nn.utils.fusion import fuse_conv_bn_weights
+
+        return lambda: fuse_conv_bn_weights(s["cw"], s["cb"], s["rm"], s["rv"], 1e-5, s["w"], s["b"])
+
+    two, three = _f32(BN_SHAPE, BN_SHAPE), _f32(BN_SHAPE, BN_SHAPE, BN_SHAPE)
+    return [
+        Case("batch_norm", label + " training", {**p, "training": True}, setup,
+             ours=lambda o, s: lambda: o.batch_norm(s["x"], s["rm"], s["rv"], s["w"], s["b"], training=True),
+             needs=("batch_norm",), torch_anchor=t_fwd(True), nbytes=two),
+        Case("batch_norm_backward", label + " training", {**p, "training": True}, setup,
+             ours=lambda o, s: lambda: o.batch_norm_backward(s["g"], s["x"], s["w"]),
+             needs=("batch_norm_backward",), torch_anchor=t_bwd(True), nbytes=three),
+        Case("batch_norm", label + " eval", {**p, "training": False}, setup,
+             ours=lambda o, s: lambda: o.batch_norm(s["x"], s["rm"], s["rv"], s["w"], s["b"], training=False),
+             needs=("batch_norm",), torch_anchor=t_fwd(False), nbytes=two),
+        Case("batch_norm_backward", label + " eval", {**p, "training": False}, setup,
+             ours=lambda o, s: lambda: o.batch_norm_backward(s["g"], s["x"], s["w"], training=False,
+                                                             running_mean=s["rm"], running_var=s["rv"]),
+             needs=("batch_norm_backward",), torch_anchor=t_bwd(False), nbytes=three),
+        Case("fold_batch_norm", f"conv {c}x{c}x3x3", {"family": "norm", "K": c, "C": c, "R": 3, "S": 3}, setup,
+             ours=lambda o, s: lambda: o.fold_batch_norm(s["cw"], s["cb"], s["rm"], s["rv"], s["w"], s["b"]),
+             needs=("fold_batch_norm",), torch_anchor=t_fold, nbytes=_f32((c, c, 3, 3), (c, c, 3, 3))),
+    ]
+
+
+def more_optim_cases() -> list[Case]:
+    """RMSprop (centered, momentum) and Adagrad on OPTIM_SIZE parameters, against torch.optim."""
+    n = OPTIM_SIZE
+    p = {"family": "optim", "params": n}
+
+    def setup(xp):
+        z = np.zeros(n, np.float32)
+        return _on(xp, {"p": _rand((n,)), "g": _rand((n,), 0.01), "sa": z, "mb": z.copy(), "ga": z.copy(),
+                        "ss": z.copy()})
+
+    def t_opt(name, **kw):
+        def build(t, s):
+            param = s["p"].clone().requires_grad_()
+            param.grad = s["g"].clone()
+            return getattr(t.optim, name)([param], **kw).step
+        return build
+
+    return [
+        Case("rmsprop_update", f"{n} params centered momentum=0.9", {**p, "centered": True, "momentum": 0.9}, setup,
+             ours=lambda o, s: lambda: o.rmsprop_update(s["p"], s["g"], s["sa"], lr=1e-3, momentum=0.9,
+                                                        momentum_buffer=s["mb"], centered=True, grad_avg=s["ga"]),
+             needs=("rmsprop_update",), torch_anchor=t_opt("RMSprop", lr=1e-3, momentum=0.9, centered=True),
+             nbytes=9 * 4.0 * n),
+        Case("adagrad_update", f"{n} params", p, setup,
+             ours=lambda o, s: lambda: o.adagrad_update(s["p"], s["g"], s["ss"], step=10, lr=1e-2),
+             needs=("adagrad_update",), torch_anchor=t_opt("Adagrad", lr=1e-2), nbytes=5 * 4.0 * n),
+    ]
+
+
 # ---------------------------------------------------------------------------------- train steps
 CNN_NEEDS = ("conv2d", "conv2d_backward", "max_pool2d", "max_pool2d_backward", "relu", "relu_backward",
              "linear", "linear_backward", "softmax_cross_entropy", "softmax_cross_entropy_backward", "sgd_update")
@@ -1021,6 +1104,115 @@ def _torch_res(t, s):
     return step
 
 
+RES_BN_NEEDS = ("conv2d", "conv2d_backward", "batch_norm", "batch_norm_backward", "relu", "relu_backward", "add",
+                "mse_loss", "mse_loss_backward", "sgd_update")
+RES_BN_SHAPE = (16, 64, 56, 56)  # a ResNet-18 stage-1 basic block, issue 13's target
+
+
+def _res_bn_setup(xp):
+    n, c, h, w = RES_BN_SHAPE
+    arrays = {"x": _rand(RES_BN_SHAPE), "t": _rand(RES_BN_SHAPE), "w1": _rand((c, c, 3, 3), 0.04),
+              "w2": _rand((c, c, 3, 3), 0.04)}
+    for i in ("1", "2"):
+        arrays["g" + i] = np.ones(c, np.float32) + _rand((c,), 0.1)
+        arrays["be" + i] = _rand((c,), 0.1)
+        arrays["rm" + i] = np.zeros(c, np.float32)
+        arrays["rv" + i] = np.ones(c, np.float32)
+    for k in ("w1", "g1", "be1", "w2", "g2", "be2"):
+        arrays["v_" + k] = np.zeros_like(arrays[k])
+    return _on(xp, arrays)
+
+
+def resblock_bn_train_step(o, s):
+    """ResNet-18's basic block, y = relu(bn2(conv2(relu(bn1(conv1(x))))) + x) (3x3, padding 1, no conv
+    bias, batch norm in training mode), an MSE loss against a target, backward with the input's
+    gradient, and SGD-momentum updates of the convs and the batch norms' weight and bias. The skip's
+    backward is the identity: gz feeds both branches (add_backward would only copy it)."""
+    x, t = s["x"], s["t"]
+    names = ("w1", "g1", "be1", "w2", "g2", "be2")
+
+    def step():
+        c1 = o.conv2d(x, s["w1"], padding=1)
+        b1 = o.batch_norm(c1, s["rm1"], s["rv1"], s["g1"], s["be1"], training=True)
+        r1 = o.relu(b1)
+        c2 = o.conv2d(r1, s["w2"], padding=1)
+        b2 = o.batch_norm(c2, s["rm2"], s["rv2"], s["g2"], s["be2"], training=True)
+        z = o.add(b2, x)
+        y = o.relu(z)
+        loss = o.mse_loss(y, t)
+        gz = o.relu_backward(o.mse_loss_backward(y, t), z)
+        gc2, gg2, gbe2 = o.batch_norm_backward(gz, c2, s["g2"])
+        gr1, gw2, _ = o.conv2d_backward(gc2, r1, s["w2"], padding=1)
+        gc1, gg1, gbe1 = o.batch_norm_backward(o.relu_backward(gr1, b1), c1, s["g1"])
+        gx, gw1, _ = o.conv2d_backward(gc1, x, s["w1"], padding=1)
+        o.add(gx, gz)  # the block's input gradient, as a network would pass it on
+        for name, grad in zip(names, (gw1, gg1, gbe1, gw2, gg2, gbe2)):
+            o.sgd_update(s[name], grad, s["v_" + name], lr=0.01, momentum=0.9)
+        return loss
+    return step
+
+
+def _torch_res_bn_block(t, s):
+    nn = t.nn
+    c = RES_BN_SHAPE[1]
+    mods = nn.ModuleDict({"conv1": nn.Conv2d(c, c, 3, padding=1, bias=False), "bn1": nn.BatchNorm2d(c),
+                          "conv2": nn.Conv2d(c, c, 3, padding=1, bias=False), "bn2": nn.BatchNorm2d(c)})
+    with t.no_grad():
+        mods["conv1"].weight.copy_(s["w1"])
+        mods["conv2"].weight.copy_(s["w2"])
+        for i in ("1", "2"):
+            mods["bn" + i].weight.copy_(s["g" + i])
+            mods["bn" + i].bias.copy_(s["be" + i])
+            mods["bn" + i].running_mean.copy_(s["rm" + i])
+            mods["bn" + i].running_var.copy_(s["rv" + i])
+    mods.to(s["x"].device)
+
+    def block(x):
+        out = t.relu(mods["bn1"](mods["conv1"](x)))
+        return t.relu(mods["bn2"](mods["conv2"](out)) + x)
+    return mods, block
+
+
+def _torch_res_bn_train(t, s):
+    mods, block = _torch_res_bn_block(t, s)
+    mods.train()
+    opt = t.optim.SGD(mods.parameters(), lr=0.01, momentum=0.9)
+    x = s["x"].clone().requires_grad_()
+
+    def step():
+        opt.zero_grad(set_to_none=False)
+        x.grad = None
+        loss = t.nn.functional.mse_loss(block(x), s["t"])
+        loss.backward()
+        opt.step()
+        return loss
+    return step
+
+
+def resblock_bn_folded_inference(o, s):
+    """The same block in inference with each batch norm folded into its conv (fold_batch_norm, once,
+    outside the timed call): relu(conv2'(relu(conv1'(x))) + x)."""
+    fw1, fb1 = o.fold_batch_norm(s["w1"], None, s["rm1"], s["rv1"], s["g1"], s["be1"])
+    fw2, fb2 = o.fold_batch_norm(s["w2"], None, s["rm2"], s["rv2"], s["g2"], s["be2"])
+    x = s["x"]
+
+    def infer():
+        r1 = o.relu(o.conv2d(x, fw1, fb1, padding=1))
+        return o.relu(o.add(o.conv2d(r1, fw2, fb2, padding=1), x))
+    return infer
+
+
+def _torch_res_bn_eval(t, s):
+    """PyTorch eager in eval mode, batch norms as separate ops (what the target compares against)."""
+    mods, block = _torch_res_bn_block(t, s)
+    mods.eval()
+
+    def infer():
+        with t.no_grad():
+            return block(s["x"])
+    return infer
+
+
 def cnn_train_case(batch: int = 100) -> Case:
     """The course-CNN training step (cnn_train_step, PyTorch's _torch_cnn as the anchor) at `batch`;
     flops count 3x the forward's conv and dense flops."""
@@ -1041,6 +1233,21 @@ def train_cases() -> list[Case]:
         Case("train_step_resblock", f"N={n} C={c} {h}x{w} 3x3 p1, SGD momentum",
              {"family": "train", "N": n, "C": c, "H": h, "W": w}, setup=_res_setup, ours=resblock_train_step,
              needs=RES_NEEDS, torch_anchor=_torch_res, flops=res_flops, heavy=True),
+    ] + resblock_bn_cases()
+
+
+def resblock_bn_cases() -> list[Case]:
+    n, c, h, w = RES_BN_SHAPE
+    conv = 2 * conv_flops(n, c, c, 3, 3, h, w)
+    params = {"family": "train", "N": n, "C": c, "H": h, "W": w, "block": "conv-bn-relu-conv-bn+skip-relu"}
+    return [
+        Case("train_step_resblock_bn", f"N={n} C={c} {h}x{w} conv-BN-ReLU-conv-BN+skip, SGD momentum", params,
+             setup=_res_bn_setup, ours=resblock_bn_train_step, needs=RES_BN_NEEDS,
+             torch_anchor=_torch_res_bn_train, flops=3 * conv, heavy=True),
+        Case("infer_resblock_bn", f"N={n} C={c} {h}x{w} BN folded (torch: eager eval)", params,
+             setup=_res_bn_setup, ours=resblock_bn_folded_inference,
+             needs=("conv2d", "relu", "add", "fold_batch_norm"), torch_anchor=_torch_res_bn_eval, flops=conv,
+             heavy=True),
     ]
 
 
@@ -1158,4 +1365,5 @@ def convpad_cases() -> list[Case]:
 def all_cases() -> list[Case]:
     return (gemm_cases() + matmul_cases() + linear_cases() + conv_cases() + conv3d_cases() + pool_cases()
             + pool3d_cases() + activation_cases() + elementwise_cases() + broadcast_cases() + loss_cases()
-            + loss_option_cases() + dropout_cases() + optim_cases() + train_cases() + convpad_cases())
+            + loss_option_cases() + dropout_cases() + optim_cases() + norm_cases() + more_optim_cases()
+            + train_cases() + convpad_cases())

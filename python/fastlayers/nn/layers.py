@@ -20,6 +20,7 @@ in `_cache_attrs` when no backward will follow (predict, evaluate).
 from __future__ import annotations
 
 import functools
+import math
 import inspect
 import re
 
@@ -36,6 +37,7 @@ __all__ = ["Parameter", "Layer", "Linear", "Conv2d", "Conv1d", "MaxPool2d", "Avg
 __all__ += ["LPPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "MaxUnpool2d"]
 __all__ += ["Upsample"]
 __all__ += ["ConvTranspose2d", "Conv3d", "MaxPool3d", "AvgPool3d"]
+__all__ += ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d"]
 
 
 class Parameter:
@@ -1141,3 +1143,131 @@ class AvgPool3d(Layer):
 
     def backward(self, grad_out):
         return F.avg_pool3d_backward(grad_out, self._x, **self._args())
+
+
+class _BatchNorm(Layer):
+    """Batch normalisation over axis 1 (torch.nn.BatchNorm*d's behaviour and argument names).
+
+    Training (and trainable): normalises with the batch's statistics and, with track_running_stats,
+    updates the buffers running_mean / running_var in place (momentum: running = (1 - momentum) *
+    running + momentum * batch value, unbiased variance; momentum=None: a cumulative average, factor
+    1 / num_batches_tracked) and counts num_batches_tracked. Eval: normalises with the running
+    statistics (with track_running_stats=False, with the batch's, as PyTorch).
+
+    trainable = False puts the layer in eval mode whatever the model's mode: fit / forward(training=
+    True) then normalise with the running statistics and leave them (and num_batches_tracked)
+    untouched, weight and bias get no gradient, and backward is the eval-mode gradient. That is
+    Keras's behaviour for a frozen BatchNormalization, the one fine-tuning wants; without running
+    statistics (track_running_stats=False) only the affine parameters freeze.
+
+    Parameters weight (ones) and bias (zeros) when affine; buffers running_mean (zeros), running_var
+    (ones), num_batches_tracked (int64, shape (1,)) when track_running_stats.
+    """
+
+    _input_ndims: tuple = ()
+    _layout = ""
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
+                 track_running_stats: bool = True):
+        super().__init__()
+        num_features = as_size(num_features, "num_features", minimum=1)
+        eps = as_real(eps, "eps", 0.0, math.inf, lo_open=True, finite=True)
+        if momentum is not None:
+            momentum = as_real(momentum, "momentum", 0.0, 1.0)
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.affine, self.track_running_stats = as_flag(affine, "affine"), as_flag(track_running_stats, "track_running_stats")
+        self._config = dict(num_features=self.num_features, eps=self.eps, momentum=self.momentum,
+                            affine=self.affine, track_running_stats=self.track_running_stats)
+        c = self.num_features
+        if self.affine:
+            self._params["weight"] = Parameter(np.ones(c, np.float32), "weight")
+            self._params["bias"] = Parameter(np.zeros(c, np.float32), "bias")
+        if self.track_running_stats:
+            self._buffers["running_mean"] = np.zeros(c, np.float32)
+            self._buffers["running_var"] = np.ones(c, np.float32)
+            self._buffers["num_batches_tracked"] = np.zeros(1, np.int64)
+        self._batch_stats = True
+
+    @property
+    def weight(self) -> Parameter | None:
+        return self._params.get("weight")
+
+    @property
+    def bias(self) -> Parameter | None:
+        return self._params.get("bias")
+
+    @property
+    def running_mean(self):
+        return self._buffers.get("running_mean")
+
+    @property
+    def running_var(self):
+        return self._buffers.get("running_var")
+
+    @property
+    def num_batches_tracked(self) -> int:
+        return int(self._buffers["num_batches_tracked"][0]) if self.track_running_stats else 0
+
+    def describe(self, width: int = 44) -> str:
+        parts = [str(self.num_features)]
+        if self.eps != 1e-5:
+            parts.append(f"eps={self.eps:g}")
+        if self.momentum != 0.1:
+            parts.append(f"momentum={self.momentum}")
+        if not self.affine:
+            parts.append("affine=False")
+        if not self.track_running_stats:
+            parts.append("track_running_stats=False")
+        return f"{type(self).__name__}({', '.join(parts)})"[:width]
+
+    def forward(self, x, training=None):
+        x = as_input(x)
+        if x.ndim not in self._input_ndims or x.shape[1] != self.num_features:
+            raise ValueError(f"{type(self).__name__}: input must be {self._layout} with C = num_features = "
+                             f"{self.num_features}, got {tuple(x.shape)}")
+        tracking = self.track_running_stats
+        # Batch statistics in (trainable) training, and always without running statistics.
+        batch = (self._is_training(training) and self.trainable) or not tracking
+        factor = 0.0
+        if batch and tracking:
+            count = self._buffers["num_batches_tracked"]
+            count += 1
+            factor = 1.0 / float(count[0]) if self.momentum is None else self.momentum
+        self._x, self._batch_stats = x, batch
+        w, b = self.weight, self.bias
+        return F.batch_norm(x, self.running_mean if tracking else None, self.running_var if tracking else None,
+                            None if w is None else w.data, None if b is None else b.data, training=batch,
+                            momentum=factor, eps=self.eps)
+
+    def backward(self, grad_out):
+        w = None if self.weight is None else self.weight.data
+        if self._batch_stats:
+            gx, gw, gb = F.batch_norm_backward(grad_out, self._x, w, self.eps, training=True)
+        else:
+            gx, gw, gb = F.batch_norm_backward(grad_out, self._x, w, self.eps, training=False,
+                                               running_mean=self.running_mean, running_var=self.running_var)
+        if self.affine:
+            self._set_grad("weight", gw)
+            self._set_grad("bias", gb)
+        return gx
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch norm over (N, C) or (N, C, L) input (after a Linear or a Conv1d); see _BatchNorm."""
+
+    _input_ndims = (2, 3)
+    _layout = "(N, C) or (N, C, L)"
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch norm over (N, C, H, W) input (after a Conv2d); see _BatchNorm."""
+
+    _input_ndims = (4,)
+    _layout = "(N, C, H, W)"
+
+
+class BatchNorm3d(_BatchNorm):
+    """Batch norm over (N, C, D, H, W) input; see _BatchNorm."""
+
+    _input_ndims = (5,)
+    _layout = "(N, C, D, H, W)"

@@ -16,6 +16,7 @@ from .gemm import *  # noqa: F401,F403
 from .interpolate import *  # noqa: F401,F403
 from .linear import *  # noqa: F401,F403
 from .loss import *  # noqa: F401,F403
+from .norm import *  # noqa: F401,F403
 from .optim import *  # noqa: F401,F403
 from .pad import *  # noqa: F401,F403
 from .pool import *  # noqa: F401,F403
@@ -25,5 +26,5 @@ import sys as _sys
 # Looked up in sys.modules: `from . import dropout` would give the function dropout (and
 # `linear` the function linear), which the star imports above bind over the submodule names.
 _FAMILIES = ("activation", "concat", "conv", "conv3d", "conv_transpose", "dropout", "elementwise", "gemm",
-             "interpolate", "linear", "loss", "optim", "pad", "pool", "pool3d")
+             "interpolate", "linear", "loss", "norm", "optim", "pad", "pool", "pool3d")
 __all__ = [name for fam in _FAMILIES for name in _sys.modules[f"{__name__}.{fam}"].__all__]

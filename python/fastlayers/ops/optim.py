@@ -1,4 +1,5 @@
-"""Optimizer updates, in place: sgd_update (momentum, Nesterov, L2 and L1 decay) and adam_update.
+"""Optimizer updates, in place: sgd_update (momentum, Nesterov, L2 and L1 decay), adam_update,
+rmsprop_update and adagrad_update.
 
 param and the state arrays (velocity, m, v) are updated where they are, so they must already be
 C-contiguous float32 arrays of param's shape on the same device: a converted copy would take the
@@ -22,7 +23,7 @@ import numpy as np
 from .._backend import backend_for, is_cupy_array
 from .._checks import as_float, as_float32, as_int, check_shape
 
-__all__ = ["sgd_update", "adam_update"]
+__all__ = ["sgd_update", "adam_update", "rmsprop_update", "adagrad_update"]
 
 _TooHardError = getattr(np, "exceptions", np).TooHardError  # NumPy 2 moved it
 
@@ -195,3 +196,87 @@ def adam_update(param, grad, m, v, *, step, lr=1e-3, beta1=0.9, beta2=0.999, eps
     be.run("adam_update", used[0], grad, used[1], used[2], param.size, lr, beta1, beta2, eps, weight_decay, step)
     for original, u in zip((param, m, v), used):
         _write_back(original, u)
+
+
+def _as_bool(value, name: str) -> bool:
+    if isinstance(value, bool) or type(value).__name__ == "bool_":
+        return bool(value)
+    raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
+
+
+def rmsprop_update(param, grad, square_avg, *, lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
+                   momentum_buffer=None, centered=False, grad_avg=None):
+    """One RMSprop step, in place, as torch.optim.RMSprop:
+
+        g = grad + weight_decay * param
+        square_avg = alpha * square_avg + (1 - alpha) * g^2
+        centered:  grad_avg = grad_avg + (1 - alpha) * (g - grad_avg)
+                   avg = sqrt(square_avg - grad_avg^2) + eps
+        else:      avg = sqrt(square_avg) + eps
+        momentum > 0:  momentum_buffer = momentum * momentum_buffer + g / avg;  param -= lr * momentum_buffer
+        else:          param -= lr * g / avg
+
+    square_avg, momentum_buffer (required when momentum > 0, else ignored) and grad_avg (required when
+    centered, else ignored) start at zeros; they and param are C-contiguous float32 arrays of param's
+    shape, updated in place, sharing memory with no other argument. grad: any array of param's shape
+    (read only). lr, alpha, eps, weight_decay, momentum >= 0 (torch.optim's checks). Returns None.
+    """
+    be = backend_for(param=param, grad=grad, square_avg=square_avg, momentum_buffer=momentum_buffer,
+                     grad_avg=grad_avg)
+    lr = _in_range(lr, "lr", 0.0, math.inf)
+    alpha = _in_range(alpha, "alpha", 0.0, math.inf)
+    eps = _in_range(eps, "eps", 0.0, math.inf)
+    weight_decay = _in_range(weight_decay, "weight_decay", 0.0, math.inf)
+    momentum = _in_range(momentum, "momentum", 0.0, math.inf)
+    centered = _as_bool(centered, "centered")
+    param = _inplace(param, "param", be)
+    states = {"param": param, "square_avg": _inplace(square_avg, "square_avg", be, param.shape)}
+    if momentum > 0:
+        if momentum_buffer is None:
+            raise ValueError(f"momentum_buffer is required when momentum > 0 (momentum={momentum}); pass "
+                             f"zeros of shape {tuple(param.shape)} before the first step")
+        states["momentum_buffer"] = _inplace(momentum_buffer, "momentum_buffer", be, param.shape)
+    if centered:
+        if grad_avg is None:
+            raise ValueError(f"grad_avg is required when centered=True; pass zeros of shape "
+                             f"{tuple(param.shape)} before the first step")
+        states["grad_avg"] = _inplace(grad_avg, "grad_avg", be, param.shape)
+    _no_overlap(be, states, {"grad": grad})
+    grad = as_float32(grad, "grad", be)
+    check_shape(grad, param.shape, "grad")
+    used = {k: _kernel_view(a) for k, a in states.items()}
+    be.run("rmsprop_update", used["param"], grad, used["square_avg"], used.get("momentum_buffer", 0),
+           used.get("grad_avg", 0), param.size, lr, alpha, eps, weight_decay, momentum, centered)
+    for k, a in states.items():
+        _write_back(a, used[k])
+
+
+def adagrad_update(param, grad, state_sum, *, step, lr=0.01, lr_decay=0.0, weight_decay=0.0, eps=1e-10):
+    """One Adagrad step, in place, as torch.optim.Adagrad (dense gradients):
+
+        g = grad + weight_decay * param
+        state_sum += g^2
+        param -= lr / (1 + (step - 1) * lr_decay) * g / (sqrt(state_sum) + eps)
+
+    step counts the updates from 1. state_sum starts at torch's initial_accumulator_value (0 by
+    default). param and state_sum: C-contiguous float32 arrays of the same shape, distinct, updated
+    in place; grad: any array of param's shape (read only). lr, lr_decay, weight_decay, eps >= 0.
+    Returns None.
+    """
+    be = backend_for(param=param, grad=grad, state_sum=state_sum)
+    step = as_int(step, "step")
+    if not 1 <= step <= 2**63 - 1:
+        raise ValueError(f"step must be >= 1 and <= 2**63 - 1 (it counts the updates from 1), got {step}")
+    lr = _in_range(lr, "lr", 0.0, math.inf)
+    lr_decay = _in_range(lr_decay, "lr_decay", 0.0, math.inf)
+    weight_decay = _in_range(weight_decay, "weight_decay", 0.0, math.inf)
+    eps = _in_range(eps, "eps", 0.0, math.inf)
+    param = _inplace(param, "param", be)
+    state_sum = _inplace(state_sum, "state_sum", be, param.shape)
+    _no_overlap(be, {"param": param, "state_sum": state_sum}, {"grad": grad})
+    grad = as_float32(grad, "grad", be)
+    check_shape(grad, param.shape, "grad")
+    p, ss = _kernel_view(param), _kernel_view(state_sum)
+    be.run("adagrad_update", p, grad, ss, param.size, lr, lr_decay, weight_decay, eps, step)
+    _write_back(param, p)
+    _write_back(state_sum, ss)

@@ -1,5 +1,5 @@
-"""Optimizers on the fused in-place update ops (fastlayers.sgd_update, fastlayers.adam_update), and
-learning-rate schedules.
+"""Optimizers on the fused in-place update ops (fastlayers.sgd_update, adam_update, rmsprop_update,
+adagrad_update), and learning-rate schedules.
 
     opt = fl.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     sched = fl.optim.StepLR(opt, step_size=5, gamma=0.5)   # sched.step() once per epoch
@@ -15,7 +15,7 @@ from .._backend import array_module
 from ..nn._args import as_flag, as_real, as_size
 from ..nn._ops import F
 
-__all__ = ["Optimizer", "SGD", "Adam", "LRScheduler", "StepLR", "ExponentialLR", "InverseTimeLR"]
+__all__ = ["Optimizer", "SGD", "Adam", "RMSprop", "Adagrad", "LRScheduler", "StepLR", "ExponentialLR", "InverseTimeLR"]
 
 
 def _params(params) -> list:
@@ -102,6 +102,63 @@ class Adam(Optimizer):
             st["step"] = st.get("step", 0) + 1
             F.adam_update(p.data, p.grad, m, v, step=st["step"], lr=self.lr, beta1=self.beta1, beta2=self.beta2,
                           eps=self.eps, weight_decay=self.weight_decay)
+
+
+def _at_least(value, name: str, lo: float = 0.0) -> float:
+    value = float(value)
+    if not value >= lo:  # also rejects NaN
+        raise ValueError(f"{name} must be >= {lo}, got {value}")
+    return value
+
+
+class RMSprop(Optimizer):
+    """torch.optim.RMSprop: g = grad + weight_decay·w; square_avg = alpha·square_avg + (1 - alpha)·g²;
+    centered: grad_avg = alpha·grad_avg + (1 - alpha)·g, avg = sqrt(square_avg - grad_avg²) + eps, else
+    avg = sqrt(square_avg) + eps; momentum > 0: buf = momentum·buf + g/avg, w -= lr·buf; else w -= lr·g/avg.
+    State per parameter (self.state[id(p)], as the other optimizers): square_avg, momentum_buffer,
+    grad_avg (zeros when first needed) and step."""
+
+    def __init__(self, params, lr: float = 0.01, alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0.0,
+                 momentum: float = 0.0, centered: bool = False):
+        super().__init__(params, lr)
+        self.alpha, self.eps = _at_least(alpha, "alpha"), _at_least(eps, "eps")
+        self.weight_decay, self.momentum = _at_least(weight_decay, "weight_decay"), _at_least(momentum, "momentum")
+        self.centered = bool(centered)
+
+    def step(self):
+        for p in self._active():
+            st = self.state.setdefault(id(p), {})
+            square_avg = self._buffer(p, "square_avg")
+            buf = self._buffer(p, "momentum_buffer") if self.momentum > 0 else None
+            grad_avg = self._buffer(p, "grad_avg") if self.centered else None
+            st["step"] = st.get("step", 0) + 1
+            F.rmsprop_update(p.data, p.grad, square_avg, lr=self.lr, alpha=self.alpha, eps=self.eps,
+                             weight_decay=self.weight_decay, momentum=self.momentum, momentum_buffer=buf,
+                             centered=self.centered, grad_avg=grad_avg)
+
+
+class Adagrad(Optimizer):
+    """torch.optim.Adagrad (dense gradients): g = grad + weight_decay·w; sum += g²;
+    w -= lr / (1 + (step - 1)·lr_decay) · g / (sqrt(sum) + eps). State per parameter: sum (starting at
+    initial_accumulator_value) and step."""
+
+    def __init__(self, params, lr: float = 0.01, lr_decay: float = 0.0, weight_decay: float = 0.0,
+                 initial_accumulator_value: float = 0.0, eps: float = 1e-10):
+        super().__init__(params, lr)
+        self.lr_decay, self.weight_decay = _at_least(lr_decay, "lr_decay"), _at_least(weight_decay, "weight_decay")
+        self.initial_accumulator_value = _at_least(initial_accumulator_value, "initial_accumulator_value")
+        self.eps = _at_least(eps, "eps")
+
+    def step(self):
+        for p in self._active():
+            st = self.state.setdefault(id(p), {})
+            s = st.get("sum")
+            if s is None or type(s) is not type(p.data) or s.shape != p.data.shape:
+                s = st["sum"] = array_module(p.data).full(p.data.shape, self.initial_accumulator_value,
+                                                          dtype=p.data.dtype)
+            st["step"] = st.get("step", 0) + 1
+            F.adagrad_update(p.data, p.grad, s, step=st["step"], lr=self.lr, lr_decay=self.lr_decay,
+                             weight_decay=self.weight_decay, eps=self.eps)
 
 
 class LRScheduler:

@@ -13,6 +13,7 @@ from .gemm import *  # noqa: F401,F403
 from .interpolate import *  # noqa: F401,F403
 from .linear import *  # noqa: F401,F403
 from .loss import *  # noqa: F401,F403
+from .norm import *  # noqa: F401,F403
 from .optim import *  # noqa: F401,F403
 from .pad import *  # noqa: F401,F403
 from .pool import *  # noqa: F401,F403
