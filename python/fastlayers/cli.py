@@ -5,6 +5,7 @@
                      [--save PATH] [--plot PATH] [--validation-split F] [--seed S] [--limit N]
                      [--distributed] [--checkpoint PATH] [--resume PATH]
     mpiexec -n 4 fastlayers train --distributed   # data-parallel over 4 ranks (same result as one)
+    fastlayers train --model transfer|unet|voxels [--epochs N] [--lr LR] [--seed S] [--plot PATH]
     fastlayers bench [...]          # the benchmark suite (fastlayers.bench)
     fastlayers run MODEL.onnx [--input x.npy] [--output y.npy]   # an ONNX model on our kernels
 
@@ -13,6 +14,12 @@ or, with --data DIR, on the full dataset read from (or downloaded into) DIR: MNI
 CIFAR-10 (--dataset). Progress goes to stderr (a progress bar on a terminal) and stdout; the last line
 of stdout is exactly `test_accuracy=<fraction>`. --plot PATH writes the training figure (loss and
 accuracy per epoch; a model type may supply its own, see fastlayers.viz.training_figure).
+
+The demos (fastlayers.demos) train on data the package carries or generates: `transfer` (a CNN
+pre-trained on digits 0-4, a new head for 5-9 from a few examples per class, frozen then fine-tuned;
+last line test_accuracy=<fine-tuned>), `unet` (U-Net segmentation of synthetic shapes; last line
+test_miou=<f>; --plot PATH saves inputs, true and predicted masks) and `voxels` (a Conv3d classifier
+of synthetic voxel shapes; last line test_accuracy=<f>).
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+
+from .demos import DEMOS
 
 # Per-model training defaults (SGD with momentum 0.9, learning rate × gamma after every epoch). The
 # CNN's were chosen so that it reaches >= 0.97 on the 1,000 held-out images of the embedded subset
@@ -41,7 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model on MNIST (the embedded subset by default), Fashion-MNIST or CIFAR-10",
                        description="Train a model on MNIST, Fashion-MNIST or CIFAR-10; the last line of stdout is "
                                    "test_accuracy=<fraction>.")
-    t.add_argument("--model", default="cnn", choices=sorted(DEFAULTS), help="which model (default: cnn)")
+    t.add_argument("--model", default="cnn", choices=sorted(DEFAULTS) + list(DEMOS),
+                   help="which model (default: cnn), or one of the demos transfer, unet, voxels")
     t.add_argument("--epochs", type=int, help="epochs (default per model; cnn: 5)")
     t.add_argument("--batch-size", type=int, help="mini-batch size (default per model; cnn: 64)")
     t.add_argument("--lr", type=float, help="initial learning rate (default per model; cnn: 0.04)")
@@ -153,11 +163,69 @@ def _check_options(args, epochs, batch_size, lr, gamma):
             raise ValueError(f"--checkpoint {args.checkpoint}: not a file in an existing folder")
 
 
+def _demo(args) -> int:
+    from . import demos
+
+    for opt, val in (("--data", args.data), ("--save", args.save), ("--lr-decay", args.lr_decay)):
+        if val is not None:
+            raise ValueError(f"{opt} does not apply to the {args.model} demo")
+    if args.model == "transfer" and (args.limit is not None or args.test_limit is not None):
+        raise ValueError("--limit / --test-limit do not apply to the transfer demo (it uses all of the embedded "
+                         "subset's 0-4 digits and 50 examples of each of 5-9)")
+    if args.plot is not None and args.model != "unet":
+        raise ValueError("--plot applies to the unet demo only")
+    if args.device != "cpu":
+        raise ValueError(f"the {args.model} demo runs on the CPU (--device cpu)")
+    kw = {"seed": args.seed, "quiet": args.quiet}
+    if args.epochs is not None:
+        if args.epochs < 1:
+            raise ValueError(f"--epochs must be >= 1, got {args.epochs}")
+        kw.update({"epochs": args.epochs} if args.model != "transfer" else
+                  {"head_epochs": args.epochs, "finetune_epochs": args.epochs})
+    if args.batch_size is not None:
+        if args.batch_size < 1:
+            raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+        kw["batch_size"] = args.batch_size
+    if args.lr is not None:
+        if not args.lr > 0:
+            raise ValueError(f"--lr must be a finite number > 0, got {args.lr}")
+        kw["lr"] = args.lr
+    if args.seed < 0:
+        raise ValueError(f"--seed must be >= 0, got {args.seed}")
+    for opt, val, key in (("--limit", args.limit, "n_train"), ("--test-limit", args.test_limit, "n_test")):
+        if val is not None:
+            if val < 1:
+                raise ValueError(f"{opt} must be >= 1, got {val}")
+            kw[key] = val  # unet / voxels: the number of generated training / held-out samples
+    if args.plot:
+        import os
+
+        folder = os.path.dirname(os.path.abspath(args.plot))
+        if not os.path.isdir(folder):
+            raise ValueError(f"--plot {args.plot}: the folder does not exist")
+        kw["plot"] = args.plot
+    if args.threads is not None:
+        from . import set_num_threads
+
+        set_num_threads(args.threads)
+    result = demos.run(args.model, **kw)
+    if args.model == "unet":
+        print(f"test_miou={result['test_miou']:.4f}", flush=True)
+    else:
+        if args.model == "transfer" and not args.quiet:
+            print(f"frozen_accuracy={result['frozen_accuracy']:.4f} scratch_accuracy={result['scratch_accuracy']:.4f}",
+                  flush=True)
+        print(f"test_accuracy={result['test_accuracy']:.4f}", flush=True)
+    return 0
+
+
 def train(args) -> int:
     import os
 
     from . import nn, optim
 
+    if args.model in DEMOS:
+        return _demo(args)
     d = DEFAULTS[args.model]
     epochs = d["epochs"] if args.epochs is None else args.epochs
     batch_size = d["batch_size"] if args.batch_size is None else args.batch_size

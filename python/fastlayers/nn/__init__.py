@@ -29,3 +29,5 @@ from .merge import Add, Concatenate, Multiply  # noqa: F401
 from .graph import Input, Model, SymbolicTensor  # noqa: F401
 from .shape import Constant, Identity, Pad, Reshape  # noqa: F401
 from . import graph  # noqa: F401
+from .torch_import import from_torch  # noqa: F401
+from . import zoo  # noqa: F401

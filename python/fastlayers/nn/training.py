@@ -448,29 +448,81 @@ class TrainableModel(Layer):
 
         return export(self, path, input_shape, **kwargs)
 
+    def torch_state_dict_keys(self) -> list[str]:
+        """The keys a PyTorch state_dict of this model has (parameters, then buffers, num_batches_tracked
+        included; as a set, PyTorch's order interleaves them by module), in the names load_torch_state_dict matches: "<layer name>.<parameter>" in a graph
+        Model (the zoo names its layers after torchvision's modules), "<index>.<parameter>" in a
+        Sequential (torch.nn.Sequential's keys)."""
+        return [n for n, _ in self.named_parameters()] + [n for n, _, _ in self.named_buffers()]
+
     def load_torch_state_dict(self, state_dict, strict: bool = True):
-        """Copy weights from a PyTorch state_dict with the same layer order and layouts (conv
-        (K, C, R, S), linear (out, in)). Buffers (BatchNorm statistics) are not supported."""
+        """Copy parameters and buffers (batch-norm running statistics) from a PyTorch state_dict, matched
+        by key (see torch_state_dict_keys): conv weights (K, C/groups, R, S), linear (out, in) and
+        transposed-conv (C, K/groups, R, S) have PyTorch's layouts, so values are copied as they are.
+
+        strict=True (PyTorch's default): a key the model lacks (unexpected), a key of the model the
+        state_dict lacks (missing) or a tensor of another shape is a ValueError that names them all,
+        and nothing is copied. strict=False copies the keys both have and ignores the others (a shape
+        mismatch is still an error, as in PyTorch). `num_batches_tracked` is never required (copied
+        when both sides have it). Returns the model."""
         if not hasattr(state_dict, "items"):
             raise TypeError(f"state_dict must be a mapping of names to tensors (model.state_dict()), "
                             f"got {type(state_dict).__name__}")
-        items = [(k, v) for k, v in state_dict.items() if not str(k).endswith("num_batches_tracked")]
-        params = self.parameters()
-        if strict and len(items) != len(params):
-            raise ValueError(f"state_dict has {len(items)} tensors ({', '.join(k for k, _ in items)}) but the "
-                             f"model has {len(params)} parameters")
-        for (key, value), p in zip(items, params):
+        targets = {}
+        for name, p in self.named_parameters():
+            targets[name] = ("param", p, p.shape)
+        for name, owner, bname in self.named_buffers():
+            targets[name] = ("buffer", (owner, bname), tuple(owner._buffers[bname].shape))
+        given = {}
+        for key, value in state_dict.items():
+            key = str(key)
             if hasattr(value, "detach"):
                 value = value.detach().cpu().numpy()
             try:
-                value = np.ascontiguousarray(value, dtype=np.float32)
+                value = np.asarray(value)
+                if value.dtype.kind not in "fiub":
+                    raise TypeError(f"dtype {value.dtype}")
             except (TypeError, ValueError) as e:
                 raise TypeError(f"state_dict[{key!r}] must be a numeric tensor or array, got "
                                 f"{type(value).__name__} ({e})") from None
-            if value.shape != p.shape:
-                raise ValueError(f"state_dict[{key!r}] has shape {value.shape}, the model's parameter "
-                                 f"{p.name!r} has shape {p.shape}")
-            p.data = to_device(value, self.device) if self.device == "cuda" else value
+            given[key] = value
+        optional = lambda k: k.endswith("num_batches_tracked")  # noqa: E731
+        missing = [k for k in targets if k not in given and not optional(k)]
+        unexpected = [k for k in given if k not in targets and not optional(k)]
+        mismatched = []
+        for key, value in given.items():
+            if key not in targets:
+                continue
+            want = targets[key][2]
+            got = tuple(value.shape)
+            if optional(key):
+                if value.size != 1:
+                    mismatched.append(f"{key} has shape {got}, the model's {want}")
+            elif got != want:
+                mismatched.append(f"{key} has shape {got}, the model's {want}")
+        problems = []
+        if mismatched:
+            problems.append("tensors of another shape: " + "; ".join(mismatched))
+        if strict and missing:
+            problems.append(f"missing keys (in the model, not in the state_dict): {', '.join(missing)}")
+        if strict and unexpected:
+            problems.append(f"unexpected keys (in the state_dict, not in the model): {', '.join(unexpected)}")
+        if problems:
+            raise ValueError(f"load_torch_state_dict: the state_dict does not match model {self.name!r} "
+                             f"({len(given)} tensors given, {len(targets)} in the model): " + " | ".join(problems) +
+                             ("" if mismatched else "; the model's keys are listed by torch_state_dict_keys()"))
+        for key, (kind, target, want) in targets.items():
+            if key not in given:
+                continue
+            if kind == "param":
+                value = np.ascontiguousarray(given[key], dtype=np.float32)
+                target.data = to_device(value, "cuda") if self.device == "cuda" else value
+                target.grad = None
+            else:
+                owner, bname = target
+                old = owner._buffers[bname]
+                value = np.ascontiguousarray(given[key].reshape(want), dtype=old.dtype)
+                owner._buffers[bname] = _backend.array_module(old).asarray(value)
         return self
 
 
