@@ -13,4 +13,5 @@ PYBIND11_MODULE(_cpu, m) {
   bind_cpu_optim(m);
   bind_cpu_elementwise(m);
   bind_cpu_probe(m);
+  bind_cpu_plan(m);
 }

@@ -205,7 +205,10 @@ class TrainableModel(Layer):
         """The per-sample output shape for inputs like x (a probe on its first sample here, or on
         one zero sample when x has none)."""
         probe = x[:1] if len(x) else np.zeros((1,) + tuple(x.shape[1:]), np.float32)
-        return tuple(self.forward(self._put(probe), training=False).shape[1:])
+        from . import plan as _plan
+
+        with _plan.disabled():  # a one-sample probe: not worth compiling a plan for
+            return tuple(self.forward(self._put(probe), training=False).shape[1:])
 
     def fit(self, x, y, epochs: int = 1, batch_size: int = 32, validation_split: float = 0.0,
             validation_data=None, shuffle: bool = True, callbacks=(), verbose: int = 1, seed=None,
