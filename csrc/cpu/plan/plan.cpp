@@ -43,9 +43,6 @@ bool smallc_possible(const Conv2dShape& s) {
   return !direct && smallc_applies(s, ConvPass::forward);
 }
 
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
 
 }  // namespace
 
@@ -190,35 +187,23 @@ void Plan::finalize(index_t arena_floats, int threads) {
   choose_conv_paths();
 }
 
-// Where conv2d_forward would take Winograd but the direct kernel also applies, time both on zeros
-// (one warm-up, best of three; one thread for batches of at most 4, which the builder usually runs
-// on one thread) and keep the faster. Winograd loses on small images: at batch 1, 64 -> 64 3x3 on
-// 7x7 took 460-930 us against 57-76 us direct (its per-call weight transform and blocks of 32
-// tiles for 4 real ones); it wins on large ones (layer c).
+// The one place where the plan overrides conv2d_forward's choice of algorithm: conv.cpp tries
+// Winograd first, but on small images the direct kernel with packed filters was faster here (one
+// thread, interleaved medians, Winograd / direct): 3x3 p1 C=K=64 on 7x7 at batch 1 466 / 57-76 us
+// (Winograd's per-call filter transform and blocks of 32 tiles for 4 real ones), C=K=32 14x14
+// 143-277 / 48-63 us, C=K=16 28x28 97-149 / 48-64 us; batch 64: 11.7 / 7.4, 8.4 / 6.9, 17.6 / 11.1 ms;
+// C=K=128 28x28 batch 4 23.3 / 21.1 ms. On 56x56 (layer c, batch 8) the two tied (47.7 / 50.6 ms),
+// so larger images keep conv2d_forward's choice. A rule rather than a timing at build, so that a
+// plan gives the same bits on every run. Revisit when the conv dispatch changes (new 3x3 kernels).
+static bool prefer_direct_over_winograd(const Conv2dShape& s) { return s.P * s.Q <= 28 * 28; }
+
 void Plan::choose_conv_paths() {
   for (Step& s : steps_) {
-    if (s.kind != StepKind::conv || !s.smallc || !winograd_applies(s.conv, ConvPass::forward)) continue;
-    const Conv2dShape& c = s.conv;
-    std::unique_ptr<float, Free> x(alloc_floats(conv_in_floats(c))), y(alloc_floats(conv_out_floats(c)));
-    std::fill_n(x.get(), conv_in_floats(c), 0.0f);
-    ThreadCap cap(c.N <= 4 ? 1 : 0);
-    Step probe;
-    probe.kind = StepKind::conv;
-    probe.conv = c;
-    probe.w = s.w;
-    probe.b = s.b;
-    probe.HW = s.HW;
-    double best[2] = {1e30, 1e30};
-    for (int rep = 0; rep < 4; ++rep)
-      for (int direct = 0; direct < 2; ++direct) {
-        probe.smallc = direct == 1;
-        if (direct) probe.packed = s.packed;
-        const auto t0 = std::chrono::steady_clock::now();
-        conv_into(probe, x.get(), y.get());
-        if (rep > 0) best[direct] = std::min(best[direct], seconds_since(t0));
-      }
-    s.smallc = best[1] <= best[0];
-    if (!s.smallc) std::vector<float>().swap(s.packed);
+    if (s.kind != StepKind::conv || !s.smallc) continue;
+    if (winograd_applies(s.conv, ConvPass::forward) && !prefer_direct_over_winograd(s.conv)) {
+      s.smallc = false;
+      std::vector<float>().swap(s.packed);
+    }
   }
 }
 

@@ -1,7 +1,8 @@
 """The inference plan: an eval-mode model compiled, per input shape, into one C++ call.
 
 When a Sequential or a graph Model runs in eval mode on a NumPy float32 input (model(x) with
-training off, predict, evaluate), `run(model, x)` looks up, or builds and caches, a plan for that
+training off, predict, evaluate; a plain model.forward(x, training=False) still runs layer by layer
+and keeps the layers' caches for a backward), `run(model, x)` looks up, or builds and caches, a plan for that
 input shape, and the whole forward pass is one call into csrc/cpu/plan/ with the GIL released: no
 Python between layers. Building a plan:
 
@@ -405,9 +406,11 @@ class Plan:
 
 
 def _describe(nd: _Node) -> str:
+    if nd.kind == "act":
+        return nd.attrs["act"]
     extra = []
     if nd.residual is not None:
-        extra.append("+residual")
+        extra.append("residual")
     if nd.act != "none" and (nd.act_first or nd.pool == "none"):
         extra.append(nd.act)
     if nd.pool != "none":
@@ -460,8 +463,8 @@ def build(model, input_shape, threads: str | int = "auto") -> Plan:
             c.add_global_avg_pool(v(nd.ins[0]), v(nd.out), a["planes"], a["hw"], act)
         elif nd.kind == "add":
             c.add_add(v(nd.ins[0]), v(nd.ins[1]), v(nd.out), int(np.prod(lw.shape(nd.out))), act)
-        elif nd.kind == "act":
-            c.add_act(v(nd.ins[0]), v(nd.out), int(np.prod(lw.shape(nd.out))), act)
+        elif nd.kind == "act":  # an activation no step before it could take
+            c.add_act(v(nd.ins[0]), v(nd.out), int(np.prod(lw.shape(nd.out))), _ACT[a["act"]])
         elif nd.kind == "affine":
             s = lw.shape(nd.ins[0])
             c.add_affine(v(nd.ins[0]), v(nd.out), s[0], a["C"], a["HW"], a["scale"].astype(np.float32),
@@ -509,6 +512,25 @@ def disabled():
         yield
     finally:
         _local.off -= 1
+
+
+@contextlib.contextmanager
+def allowed():
+    """Within the block (in this thread), eval-mode model passes may run their plan: model(x)
+    (TrainableModel.__call__) opens it; predict and evaluate run inside training.inference(), which
+    allows it too. A plain model.forward(x, training=False) keeps running layer by layer, so that
+    the layers keep what a backward() after it needs."""
+    _local.allowed = getattr(_local, "allowed", 0) + 1
+    try:
+        yield
+    finally:
+        _local.allowed -= 1
+
+
+def _wanted() -> bool:
+    from .training import in_inference
+
+    return getattr(_local, "allowed", 0) > 0 or in_inference()
 
 
 def check_backward(model) -> None:
@@ -561,7 +583,8 @@ def _lookup(model, shape):
 def run(model, x):
     """The model's eval-mode output for x through its plan, or None when there is none (the caller
     then runs layer by layer)."""
-    if type(x) is not np.ndarray or x.dtype != np.float32 or x.ndim < 2 or x.shape[0] == 0 or not _enabled(model):
+    if type(x) is not np.ndarray or x.dtype != np.float32 or x.ndim < 2 or x.shape[0] == 0 or not _wanted() \
+            or not _enabled(model):
         return None
     plan = _lookup(model, x.shape)
     if isinstance(plan, Exception):

@@ -51,6 +51,7 @@ class Sequential(TrainableModel):
     # --- the pass -------------------------------------------------------------------------------
     def forward(self, x, training=None):
         training = self._is_training(training)
+        self._planned = False
         if training:
             _plan.invalidate(self)  # the weights are about to change
         else:  # eval mode on a NumPy array: the whole model in one C++ call where it has a plan (nn/plan.py)

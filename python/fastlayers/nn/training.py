@@ -149,6 +149,16 @@ class TrainableModel(Layer):
         self.device = device
         return self
 
+    def __call__(self, x, training=None):
+        """model(x): forward; in eval mode on a NumPy float32 array through the model's inference
+        plan where it has one (nn/plan.py: the whole model in one C++ call)."""
+        if self._is_training(training) or hasattr(x, "_apply_layer") or isinstance(x, (list, tuple)):
+            return super().__call__(x, training)
+        from . import plan as _plan
+
+        with _plan.allowed():
+            return super().__call__(x, training)
+
     # --- training -------------------------------------------------------------------------------
     def compile(self, optimizer=None, loss=None):
         """Set the optimizer (default: SGD lr 0.01) and the loss used by fit/evaluate."""
