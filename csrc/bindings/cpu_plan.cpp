@@ -98,7 +98,9 @@ void bind_cpu_plan(py::module_& m) {
         Step s;
         s.kind = StepKind::pool;
         s.in = in, s.out = out;
-        s.pool = {g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8]};
+        // (planes, h, w, kh, kw, sh, sw, ph, pw): dilation 1, floor mode (add_step checks the rest)
+        const index_t oh = g[5] > 0 ? (g[1] + 2 * g[7] - g[3]) / g[5] + 1 : 0, ow = g[6] > 0 ? (g[2] + 2 * g[8] - g[4]) / g[6] + 1 : 0;
+        s.pool = {g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], 1, 1, oh, ow};
         s.pool_kind = to_pool(kind);
         s.count_include_pad = count_include_pad;
         s.epi.act = to_act(act);

@@ -129,7 +129,9 @@ int Plan::add_step(Step s) {
       need(g.ph >= 0 && g.pw >= 0 && 2 * g.ph <= g.kh && 2 * g.pw <= g.kw, "pool padding");
       need(g.h + 2 * g.ph >= g.kh && g.w + 2 * g.pw >= g.kw, "pool window larger than the input");
       need(s.pool_kind == PoolKind::max || s.pool_kind == PoolKind::avg, "pool kind");
-      need(floats(s.in) == g.planes * g.h * g.w && floats(s.out) == g.planes * g.oh() * g.ow(), "pool sizes");
+      need(g.dh == 1 && g.dw == 1 && g.oh == (g.h + 2 * g.ph - g.kh) / g.sh + 1 && g.ow == (g.w + 2 * g.pw - g.kw) / g.sw + 1,
+           "pool: dilation 1, floor-mode output size");
+      need(floats(s.in) == g.planes * g.h * g.w && floats(s.out) == g.planes * g.oh * g.ow, "pool sizes");
       need(!pooled && s.epi.residual == -1, "a pool step fuses an activation only");
       break;
     }
@@ -381,11 +383,11 @@ bool Plan::run_step(const Step& s, const float* x, float* y) {
     }
     case StepKind::pool:
       if (s.pool_kind == PoolKind::max)
-        max_pool2d_forward(in, out, s.pool);
+        max_pool2d_forward(in, out, nullptr, s.pool);
       else
-        avg_pool2d_forward(in, out, s.pool, s.count_include_pad);
+        avg_pool2d_forward(in, out, s.pool, s.count_include_pad, 0.0);
       if (s.epi.act != Act::none) {
-        const index_t n = s.pool.planes * s.pool.oh() * s.pool.ow();
+        const index_t n = s.pool.planes * s.pool.oh * s.pool.ow;
 #pragma omp simd
         for (index_t i = 0; i < n; ++i) out[i] = act(s.epi.act, out[i]);
       }
