@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="model cases: glibc heap setting, each in a child process (tuned: "
                    "MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=68719476736; both: one run "
                    "each); current: this process as started (default)")
+    p.add_argument("--compile-inference", action="store_true",
+                   help="model cases: time torch.compile on the inference cases too (compiling each takes minutes "
+                   "on 2 cores; training cases always include it)")
     p.add_argument("--rounds", type=int, default=15, metavar="N", help="model cases: interleaved rounds (default 15)")
     p.add_argument("--list", action="store_true", help="list the op names and exit")
     return p
@@ -134,10 +137,12 @@ def main(argv: list[str] | None = None) -> int:
         rounds, round_s = (3, 0.1) if args.quick else (args.rounds, budget.seconds / 4)
         show = (lambda m: print(f"  {m}", file=log, flush=True)) if not args.no_progress else None
         if args.heap == "current":
-            mrec, mnotes = M.run_cases(mcases, threads, rounds, round_s, progress=show)
+            mrec, mnotes = M.run_cases(mcases, threads, rounds, round_s, progress=show,
+                                       compile_inference=args.compile_inference)
         else:
             heaps = ("default", "tuned") if args.heap == "both" else (args.heap,)
-            mrec, mnotes = M.run_heaps(mcases, threads, heaps, rounds, round_s, progress=show)
+            mrec, mnotes = M.run_heaps(mcases, threads, heaps, rounds, round_s, progress=show,
+                                       compile_inference=args.compile_inference)
         records += mrec
         notes += mnotes
 

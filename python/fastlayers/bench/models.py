@@ -2,7 +2,7 @@
 
 Inference (eval mode): fastlayers' `model(x)` (the inference plan, nn/plan.py) and, for reading the
 plan's effect, the same model layer by layer (backend `cpu-layers`), against PyTorch eager
-(`torch-cpu`, under no_grad), `torch-compile` (inductor, default mode) and ONNX Runtime
+(`torch-cpu`, under no_grad), optionally `torch-compile` (inductor, default mode; --compile-inference) and ONNX Runtime
 (`onnxruntime`: the PyTorch model exported to ONNX, CPUExecutionProvider, all graph optimisations).
 Training: one SGD-momentum step with softmax cross-entropy, fastlayers (forward, loss, backward,
 update) against PyTorch eager and torch.compile. Every anchor runs the same weights as ours (copied),
@@ -144,10 +144,18 @@ def _data(case: ModelCase):
     return x, y
 
 
-def build_backends(case: ModelCase, threads: int, notes: list, want=("cpu", "cpu-layers", "torch-cpu",
-                                                                     "torch-compile", "onnxruntime")) -> dict:
+# The anchors of the targets: ONNX Runtime for inference, torch.compile for training. torch.compile
+# for inference is optional (compile_inference): compiling every inference case took minutes on the
+# loaded 2-core machine.
+INFER_BACKENDS = ("cpu", "cpu-layers", "torch-cpu", "onnxruntime")
+TRAIN_BACKENDS = ("cpu", "torch-cpu", "torch-compile")
+
+
+def build_backends(case: ModelCase, threads: int, notes: list, want=None) -> dict:
     """backend name -> zero-argument callable, for the backends that can run here (the others get
-    a note saying why)."""
+    a note saying why). want: the backends to build (default INFER_BACKENDS / TRAIN_BACKENDS)."""
+    if want is None:
+        want = TRAIN_BACKENDS if case.train else INFER_BACKENDS
     import fastlayers as fl
     from fastlayers import nn
     from fastlayers.nn import plan as _plan
@@ -330,7 +338,7 @@ def _flops(case: ModelCase) -> float:
 
 
 def run_cases(cases: list[ModelCase], threads: int, rounds: int = 15, round_s: float = 0.25, heap: str = "current",
-              progress=None) -> tuple[list[dict], list]:
+              progress=None, compile_inference: bool = False) -> tuple[list[dict], list]:
     """Records (the results format of records.py, plus `ratios`) and notes for the model cases."""
     from . import records as R
 
@@ -338,7 +346,8 @@ def run_cases(cases: list[ModelCase], threads: int, rounds: int = 15, round_s: f
     for case in cases:
         if progress:
             progress(f"{case.op} {case.case}")
-        fns = build_backends(case, threads, notes)
+        want = None if case.train or not compile_inference else INFER_BACKENDS + ("torch-compile",)
+        fns = build_backends(case, threads, notes, want)
         if not fns:
             continue
         times = interleaved(fns, rounds, round_s)
@@ -371,7 +380,7 @@ def run_cases(cases: list[ModelCase], threads: int, rounds: int = 15, round_s: f
 
 
 def run_heaps(cases: list[ModelCase], threads: int, heaps=("default", "tuned"), rounds: int = 15,
-              round_s: float = 0.25, progress=None) -> tuple[list[dict], list]:
+              round_s: float = 0.25, progress=None, compile_inference: bool = False) -> tuple[list[dict], list]:
     """run_cases once per glibc heap setting, each in a child process started with that environment."""
     records, notes = [], []
     for heap in heaps:
@@ -380,7 +389,8 @@ def run_heaps(cases: list[ModelCase], threads: int, heaps=("default", "tuned"), 
         with tempfile.TemporaryDirectory() as tmp:
             out = os.path.join(tmp, "out.json")
             spec = {"ops": [[c.op, c.model, c.batch, c.train] for c in cases], "threads": threads,
-                    "rounds": rounds, "round_s": round_s, "heap": heap, "out": out}
+                    "rounds": rounds, "round_s": round_s, "heap": heap, "out": out,
+                    "compile_inference": compile_inference}
             if progress:
                 progress(f"heap {heap}: child process")
             subprocess.run([sys.executable, "-m", "fastlayers.bench.models", json.dumps(spec)], env=env, check=True)
@@ -403,7 +413,8 @@ def _child(spec: dict) -> None:
         pass
     cases = [ModelCase(*c) for c in spec["ops"]]
     records, notes = run_cases(cases, spec["threads"], spec["rounds"], spec["round_s"], spec["heap"],
-                               progress=lambda s: print(f"  [{spec['heap']}] {s}", file=sys.stderr, flush=True))
+                               progress=lambda s: print(f"  [{spec['heap']}] {s}", file=sys.stderr, flush=True),
+                               compile_inference=spec.get("compile_inference", False))
     with open(spec["out"], "w") as fh:
         json.dump({"records": records, "notes": notes}, fh)
 

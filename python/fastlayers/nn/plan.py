@@ -38,7 +38,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+import fastlayers as _fastlayers
+
+from . import _ops
 from . import layers as _layers
+from . import training as _training
 
 __all__ = ["run", "build", "explain", "invalidate", "Plan", "Unsupported"]
 
@@ -528,9 +532,7 @@ def allowed():
 
 
 def _wanted() -> bool:
-    from .training import in_inference
-
-    return getattr(_local, "allowed", 0) > 0 or in_inference()
+    return getattr(_local, "allowed", 0) > 0 or _training.in_inference()
 
 
 def check_backward(model) -> None:
@@ -545,32 +547,36 @@ def check_backward(model) -> None:
 def _enabled(model) -> bool:
     if getattr(_local, "off", 0) or os.environ.get("FASTLAYERS_PLAN", "1") == "0" or not getattr(model, "use_plan", True):
         return False
-    from ._ops import F
-    import fastlayers
-
-    return F.target is fastlayers and getattr(model, "device", "cpu") == "cpu"
+    return _ops.F.target is _fastlayers and getattr(model, "device", "cpu") == "cpu"
 
 
-def _token(model):
+def _token(cache) -> tuple:
     """What the cached plans were built from: the parameter and buffer arrays (by identity)."""
-    ids = [id(p.data) for p in model.parameters()]
-    ids += [id(owner._buffers[name]) for _, owner, name in model.named_buffers()]
-    return tuple(ids)
+    return tuple([id(p.data) for p in cache["params"]] + [id(owner._buffers[name]) for owner, name in cache["buffers"]])
 
 
 def invalidate(model) -> None:
-    """Drop the model's cached plans (needed only after editing a weight array in place)."""
+    """Drop the model's cached plans: needed after editing a weight array in place, or after changing
+    the model's layers (Sequential.add does it)."""
     model.__dict__.pop("_plans", None)
 
 
 def _lookup(model, shape):
     cache = model.__dict__.get("_plans")
-    token = _token(model)
-    if cache is None or cache["token"] != token:
-        cache = model.__dict__["_plans"] = {"token": token, "plans": {}}
+    if cache is None:
+        # The parameters and buffers are listed once (walking the model costs tens of microseconds);
+        # their arrays' identities are checked on every call.
+        cache = {"params": model.parameters(), "buffers": [(o, n) for _, o, n in model.named_buffers()], "plans": {}}
+        cache["token"] = _token(cache)
+        model.__dict__["_plans"] = cache
+    else:
+        token = _token(cache)
+        if token != cache["token"]:
+            cache["token"], cache["plans"] = token, {}
     plans = cache["plans"]
-    if shape in plans:
-        return plans[shape]
+    plan = plans.get(shape)
+    if plan is not None:
+        return plan
     if len(plans) >= MAX_CACHED_SHAPES:
         plans.pop(next(iter(plans)))
     try:

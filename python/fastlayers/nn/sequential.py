@@ -30,6 +30,7 @@ class Sequential(TrainableModel):
         if not isinstance(layer, Layer):
             raise TypeError(f"layer must be a fastlayers.nn Layer, got {type(layer).__name__}")
         self.layers.append(layer)
+        _plan.invalidate(self)
         return self
 
     def children(self):
