@@ -35,7 +35,7 @@ def test_inference_case_with_onnxruntime_records_paired_ratios():
 def test_run_cases_and_ratio_table(monkeypatch):
     pytest.importorskip("torch")
     real = M.build_backends
-    monkeypatch.setattr(M, "build_backends", lambda case, threads, notes: real(case, threads, notes,
+    monkeypatch.setattr(M, "build_backends", lambda case, threads, notes, want=None: real(case, threads, notes,
                                                                               want=("cpu", "torch-cpu")))
     cases = [M.ModelCase("infer_cnn", "cnn", 1, False), M.ModelCase("train_lenet5", "lenet5", 4, True)]
     records, notes = M.run_cases(cases, 1, rounds=2, round_s=0.02)
