@@ -360,6 +360,15 @@ def run_cases(cases: list[ModelCase], threads: int, rounds: int = 15, round_s: f
                                 params=params, flops=flops, threads=threads)
             rec["per_image_ms"] = rec["median_s"] * 1e3 / case.batch
             recs[name] = rec
+        if "cpu" in recs and not case.train:  # what the plan did, and its memory (the peak of a run)
+            from fastlayers import nn
+            from fastlayers.nn import plan as _plan
+
+            pl = _plan.get(nn.models.build(case.model, seed=0).eval(), (case.batch, 1, 28, 28))
+            if pl is not None:
+                recs["cpu"]["plan"] = {"steps": pl.steps, "threads": "one" if pl.threads == 1 else "all",
+                                       "arena_bytes": pl.arena_bytes, "workspace_bytes": pl.workspace_bytes,
+                                       "peak_bytes": pl.peak_bytes, "weight_bytes": pl.weight_bytes}
         if "cpu" in recs:
             ours = np.array(times["cpu"])
             ratios = {}
