@@ -231,35 +231,33 @@ void Plan::epilogue(const Step& s, const float* z, float* out, const float* res,
     }
     return;
   }
+  // With a 2x2 pool: residual and act (when it comes first) in place on z, then the pool kernels
+  // (csrc/cpu/pool.h, vectorised), then act on the pooled planes (when it comes after). A single
+  // scalar pass computing all of it per output measured 15-20x slower than these three vector
+  // passes (LeNet conv1 at batch 64: 14.3 ms against 0.7 ms for the conv itself).
   const index_t P = s.conv.P, Q = s.conv.Q, P2 = P / 2, Q2 = Q / 2;
-  const bool mx = s.epi.pool == PoolKind::max, first = s.epi.act_first;
-  for (index_t p = p0; p < p1; ++p) {
-    const float* zp = z + p * HW;
-    const float* rp = res != nullptr ? res + p * HW : nullptr;
-    float* op = out + p * P2 * Q2;
-    for (index_t i = 0; i < P2; ++i) {
-      const float* r0 = zp + 2 * i * Q;
-      const float* r1 = r0 + Q;
-      const float* s0 = rp != nullptr ? rp + 2 * i * Q : nullptr;
-      float* o = op + i * Q2;
-      for (index_t j = 0; j < Q2; ++j) {
-        float v[4] = {r0[2 * j], r0[2 * j + 1], r1[2 * j], r1[2 * j + 1]};
-        if (s0 != nullptr) {
-          v[0] += s0[2 * j], v[1] += s0[2 * j + 1], v[2] += s0[Q + 2 * j], v[3] += s0[Q + 2 * j + 1];
-        }
-        if (first)
-          for (float& e : v) e = act(a, e);
-        float r;
-        if (mx) {
-          r = v[0];
-          for (int k = 1; k < 4; ++k)
-            if (pool_beats(v[k], r)) r = v[k];
-        } else {
-          r = ((v[0] + v[1]) + (v[2] + v[3])) * 0.25f;
-        }
-        o[j] = first ? r : act(a, r);
-      }
+  float* zp = const_cast<float*>(z);  // the step's own scratch (tmp): rewriting it is fine
+  if (res != nullptr || (a != Act::none && s.epi.act_first)) {
+    const index_t i0 = p0 * HW, i1 = p1 * HW;
+    const Act pre = s.epi.act_first ? a : Act::none;
+    if (res != nullptr) {
+#pragma omp simd
+      for (index_t i = i0; i < i1; ++i) zp[i] = act(pre, zp[i] + res[i]);
+    } else {
+#pragma omp simd
+      for (index_t i = i0; i < i1; ++i) zp[i] = act(pre, zp[i]);
     }
+  }
+  const Pool2dGeometry g{p1 - p0, P, Q, 2, 2, 2, 2, 0, 0, 1, 1, P2, Q2};
+  float* o = out + p0 * P2 * Q2;
+  if (s.epi.pool == PoolKind::max)
+    max_pool2d_forward(z + p0 * HW, o, nullptr, g);
+  else
+    avg_pool2d_forward(z + p0 * HW, o, g, true, 0.0);
+  if (a != Act::none && !s.epi.act_first) {
+    const index_t n = (p1 - p0) * P2 * Q2;
+#pragma omp simd
+    for (index_t i = 0; i < n; ++i) o[i] = act(a, o[i]);
   }
 }
 
