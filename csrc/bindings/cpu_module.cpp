@@ -13,6 +13,9 @@ PYBIND11_MODULE(_cpu, m) {
   bind_cpu_optim(m);
   bind_cpu_elementwise(m);
   bind_cpu_matmul(m);
+  bind_cpu_pad(m);
+  bind_cpu_concat(m);
+  bind_cpu_interpolate(m);
   bind_cpu_probe(m);
   bind_cpu_plan(m);
 }

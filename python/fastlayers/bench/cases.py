@@ -942,7 +942,118 @@ def train_cases() -> list[Case]:
     ]
 
 
+# ------------------------------------------------------------------ pad, interpolate, cat, conv options
+def convpad_cases() -> list[Case]:
+    """pad (every mode) and its backward, interpolate x2 (nearest, bilinear) and its backward, cat /
+    cat_backward / split on POOL_SHAPE, and conv2d with padding_mode="reflect" (the pad op, then the
+    kernel) on layer (c), each against PyTorch in the same run."""
+    n, c, h, w = POOL_SHAPE
+    xs = POOL_SHAPE
+    pads = (1, 1, 1, 1)
+    ps = (n, c, h + 2, w + 2)
+    cases = []
+
+    def pad_setup(xp):
+        return _on(xp, {"x": _rand(xs), "g": _rand(ps)})
+
+    torch_pad_bwd = {
+        "constant": lambda t, s: lambda: t.ops.aten.constant_pad_nd(s["g"], [-1, -1, -1, -1], 0.0),
+        "reflect": lambda t, s: lambda: t.ops.aten.reflection_pad2d_backward(s["g"], s["x"], [1, 1, 1, 1]),
+        "replicate": lambda t, s: lambda: t.ops.aten.replication_pad2d_backward(s["g"], s["x"], [1, 1, 1, 1]),
+    }
+    for mode in ("constant", "reflect", "replicate", "circular"):
+        label = f"N={n} C={c} {h}x{w} pad 1 {mode}"
+        params = {"family": "pad", "shape": list(xs), "pad": list(pads), "mode": mode}
+        cases.append(Case("pad", label, params, pad_setup,
+                          ours=lambda o, s, m=mode: lambda: o.pad(s["x"], pads, m), needs=("pad",),
+                          torch_anchor=lambda t, s, m=mode: lambda: t.nn.functional.pad(s["x"], pads, mode=m),
+                          nbytes=_f32(xs, ps)))
+        cases.append(Case("pad_backward", label, params, pad_setup,
+                          ours=lambda o, s, m=mode: lambda: o.pad_backward(s["g"], s["x"], pads, m),
+                          needs=("pad_backward",), torch_anchor=torch_pad_bwd.get(mode), nbytes=_f32(ps, xs)))
+
+    ys = (n, c, 2 * h, 2 * w)
+
+    def up_setup(xp):
+        return _on(xp, {"x": _rand(xs), "g": _rand(ys)})
+
+    for mode in ("nearest", "bilinear"):
+        label = f"N={n} C={c} {h}x{w} x2 {mode}"
+        params = {"family": "interpolate", "shape": list(xs), "scale_factor": 2, "mode": mode}
+        if mode == "nearest":
+            t_bwd = lambda t, s: lambda: t.ops.aten.upsample_nearest2d_backward(s["g"], [2 * h, 2 * w], list(xs), 2.0, 2.0)
+        else:
+            t_bwd = lambda t, s: lambda: t.ops.aten.upsample_bilinear2d_backward(
+                s["g"], [2 * h, 2 * w], list(xs), False, 2.0, 2.0)
+        cases.append(Case("interpolate", label, params, up_setup,
+                          ours=lambda o, s, m=mode: lambda: o.interpolate(s["x"], scale_factor=2, mode=m),
+                          needs=("interpolate",),
+                          torch_anchor=lambda t, s, m=mode: lambda: t.nn.functional.interpolate(s["x"], scale_factor=2, mode=m),
+                          nbytes=_f32(xs, ys), heavy=True))
+        cases.append(Case("interpolate_backward", label, params, up_setup,
+                          ours=lambda o, s, m=mode: lambda: o.interpolate_backward(s["g"], s["x"], scale_factor=2, mode=m),
+                          needs=("interpolate_backward",), torch_anchor=t_bwd, nbytes=_f32(ys, xs), heavy=True))
+
+    cs = (n, 2 * c, h, w)
+    label = f"2 x N={n} C={c} {h}x{w} axis 1"
+    params = {"family": "cat", "shapes": [list(xs), list(xs)], "axis": 1}
+
+    def cat_setup(xp):
+        return _on(xp, {"a": _rand(xs), "b": _rand(xs), "g": _rand(cs)})
+
+    cases += [
+        Case("cat", label, params, cat_setup, ours=lambda o, s: lambda: o.cat([s["a"], s["b"]], 1), needs=("cat",),
+             xp_anchor=lambda xp, s: lambda: xp.concatenate([s["a"], s["b"]], 1),
+             torch_anchor=lambda t, s: lambda: t.cat([s["a"], s["b"]], 1), nbytes=_f32(xs, xs, cs)),
+        Case("cat_backward", label, params, cat_setup, ours=lambda o, s: lambda: o.cat_backward(s["g"], [c, c], 1),
+             needs=("cat_backward",),
+             torch_anchor=lambda t, s: lambda: [p.contiguous() for p in t.split(s["g"], c, 1)],
+             nbytes=_f32(cs, xs, xs)),
+        Case("split", f"N={n} C={2 * c} {h}x{w} into chunks of {c // 2} along axis 1",
+             {"family": "cat", "shape": list(cs), "split_size": c // 2, "axis": 1}, cat_setup,
+             ours=lambda o, s: lambda: o.split(s["g"], c // 2, 1), needs=("split",),
+             torch_anchor=lambda t, s: lambda: [p.contiguous() for p in t.split(s["g"], c // 2, 1)],
+             nbytes=_f32(cs, cs)),
+    ]
+
+    # conv2d with padding_mode="reflect" on layer (c): PyTorch's nn.Conv2d does F.pad then conv2d too.
+    name, cn, cc, ch, cw, ck, r, s_, stride, pad = CONV_LAYERS[2]
+    label = f"{name}: N={cn} {cc}->{ck} {ch}x{cw} {r}x{s_} p{pad} reflect"
+    params = {"family": "conv", "layer": name, "N": cn, "C": cc, "H": ch, "W": cw, "K": ck, "R": r, "S": s_,
+              "padding": pad, "padding_mode": "reflect"}
+    cxs, cws, cys = (cn, cc, ch, cw), (ck, cc, r, s_), (cn, ck, ch, cw)
+
+    def conv_setup(xp):
+        return _on(xp, {"x": _rand(cxs), "w": _rand(cws, 0.1), "b": _rand((ck,)), "g": _rand(cys)})
+
+    def t_conv_bwd(t, s):
+        x = s["x"].detach().requires_grad_()
+        wt = s["w"].detach().requires_grad_()
+        bt = s["b"].detach().requires_grad_()
+
+        def run():
+            x.grad = wt.grad = bt.grad = None
+            y = t.nn.functional.conv2d(t.nn.functional.pad(x, (pad,) * 4, mode="reflect"), wt, bt)
+            y.backward(s["g"])
+        return run
+
+    fl_ = conv_flops(cn, cc, ck, r, s_, ch, cw)
+    cases += [
+        Case("conv2d", label, params, conv_setup,
+             ours=lambda o, s: lambda: o.conv2d(s["x"], s["w"], s["b"], padding=pad, padding_mode="reflect"),
+             needs=("conv2d", "pad"),
+             torch_anchor=lambda t, s: lambda: t.nn.functional.conv2d(
+                 t.nn.functional.pad(s["x"], (pad,) * 4, mode="reflect"), s["w"], s["b"]),
+             flops=fl_, nbytes=_f32(cxs, cws, cys), heavy=True),
+        Case("conv2d_backward", label, {**params, "returns": "grad_x, grad_w, grad_b"}, conv_setup,
+             ours=lambda o, s: lambda: o.conv2d_backward(s["g"], s["x"], s["w"], padding=pad, padding_mode="reflect"),
+             needs=("conv2d_backward", "pad", "pad_backward"), torch_anchor=t_conv_bwd,
+             flops=2 * fl_, nbytes=_f32(cys, cxs, cws, cxs, cws), heavy=True),
+    ]
+    return cases
+
+
 def all_cases() -> list[Case]:
     return (gemm_cases() + matmul_cases() + linear_cases() + conv_cases() + pool_cases() + activation_cases()
             + elementwise_cases() + broadcast_cases() + loss_cases() + loss_option_cases() + dropout_cases()
-            + optim_cases() + train_cases())
+            + optim_cases() + train_cases() + convpad_cases())

@@ -34,6 +34,7 @@ __all__ = ["Parameter", "Layer", "Linear", "Conv2d", "Conv1d", "MaxPool2d", "Avg
            "GlobalAvgPool2d", "Flatten", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "Dropout",
            "Residual", "to_device", "BackwardBeforeForward", "LogSoftmax"]
 __all__ += ["LPPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "MaxUnpool2d"]
+__all__ += ["Upsample"]
 
 
 class Parameter:
@@ -125,6 +126,23 @@ _MAX_WEIGHT_ELEMENTS = 2**48
 class BackwardBeforeForward(ValueError, AttributeError):
     """Layer.backward called with no forward pass cached. A ValueError (bad call order: nothing to
     differentiate) and, so that hasattr() and copy keep working, an AttributeError."""
+
+
+_PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
+
+def _conv_padding(padding, stride, padding_mode, as_tuple):
+    """A conv layer's padding (an int/tuple via as_tuple, or 'same'/'valid') and padding_mode, checked as
+    torch.nn.Conv2d checks them at construction."""
+    if not isinstance(padding_mode, str) or padding_mode not in _PADDING_MODES:
+        raise ValueError(f"padding_mode must be one of {list(_PADDING_MODES)}, got padding_mode={padding_mode!r}")
+    if isinstance(padding, str):
+        if padding not in ("same", "valid"):
+            raise ValueError(f"Invalid padding string {padding!r}, should be one of 'valid', 'same'")
+        if padding == "same" and any(s != 1 for s in (stride if isinstance(stride, tuple) else (stride,))):
+            raise ValueError(f"padding='same' is not supported for strided convolutions, got stride={stride}")
+        return padding
+    return as_tuple(padding)
 
 
 class Layer:
@@ -340,7 +358,7 @@ class _Weighted(Layer):
         c = self.get_config()
         ins, outs = (c["in_features"], c["out_features"]) if "in_features" in c else (c["in_channels"], c["out_channels"])
         parts = [f"{ins}->{outs}"]
-        for key in ("kernel_size", "stride", "padding", "dilation", "groups"):
+        for key in ("kernel_size", "stride", "padding", "dilation", "groups", "padding_mode"):
             if key in c:
                 v = c[key]
                 v = "x".join(map(str, v)) if isinstance(v, tuple) and len(set(v)) > 1 else (v[0] if isinstance(v, tuple) else v)
@@ -416,27 +434,32 @@ class Conv2d(_Weighted):
     need_input_grad = True
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
-                 groups: int = 1, bias: bool = True, init="lecun_uniform", rng=None):
+                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", init="lecun_uniform", rng=None):
         super().__init__()
         self.in_channels, self.out_channels, self.groups = _channels(in_channels, out_channels, groups)
         self.kernel_size = _pair(kernel_size, "kernel_size", minimum=1)
-        self.stride, self.padding, self.dilation = (_pair(stride, "stride", 1), _pair(padding, "padding", 0),
-                                                    _pair(dilation, "dilation", 1))
+        self.stride, self.dilation = _pair(stride, "stride", 1), _pair(dilation, "dilation", 1)
+        self.padding = _conv_padding(padding, self.stride, padding_mode, lambda v: _pair(v, "padding", 0))
+        self.padding_mode = padding_mode
         bias = as_flag(bias, "bias")
         self._config = dict(in_channels=self.in_channels, out_channels=self.out_channels,
                             kernel_size=self.kernel_size, stride=self.stride, padding=self.padding,
                             dilation=self.dilation, groups=self.groups, bias=bool(bias))
+        if padding_mode != "zeros":
+            self._config["padding_mode"] = padding_mode
         shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
         _check_weight_size(shape)
         self._make_params(shape, self.out_channels, bias, init, rng)
 
     def _geometry(self):
-        return dict(stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups)
+        return dict(stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups,
+                    padding_mode=self.padding_mode)
 
     def forward(self, x, training=None):
         x = as_input(x)
-        if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"Conv2d: input must be (N, {self.in_channels}, H, W), got {tuple(x.shape)}")
+        if x.ndim not in (3, 4) or x.shape[-3] != self.in_channels:
+            raise ValueError(f"Conv2d: input must be (N, {self.in_channels}, H, W) or ({self.in_channels}, H, W), "
+                             f"got {tuple(x.shape)}")
         self._x = x
         return F.conv2d(x, self.weight.data, self._b(), **self._geometry())
 
@@ -455,28 +478,34 @@ class Conv1d(_Weighted):
 
     need_input_grad = True
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0,
-                 dilation: int = 1, groups: int = 1, bias: bool = True, init="lecun_uniform", rng=None):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding=0,
+                 dilation: int = 1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
+                 init="lecun_uniform", rng=None):
         super().__init__()
         self.in_channels, self.out_channels, self.groups = _channels(in_channels, out_channels, groups)
-        self.kernel_size, self.stride, self.padding, self.dilation = (
-            _single(kernel_size, "kernel_size", 1), _single(stride, "stride", 1), _single(padding, "padding", 0),
-            _single(dilation, "dilation", 1))
+        self.kernel_size, self.stride, self.dilation = (
+            _single(kernel_size, "kernel_size", 1), _single(stride, "stride", 1), _single(dilation, "dilation", 1))
+        self.padding = _conv_padding(padding, self.stride, padding_mode, lambda v: _single(v, "padding", 0))
+        self.padding_mode = padding_mode
         bias = as_flag(bias, "bias")
         self._config = dict(in_channels=self.in_channels, out_channels=self.out_channels,
                             kernel_size=self.kernel_size, stride=self.stride, padding=self.padding,
                             dilation=self.dilation, groups=self.groups, bias=bool(bias))
+        if padding_mode != "zeros":
+            self._config["padding_mode"] = padding_mode
         shape = (self.out_channels, self.in_channels // self.groups, self.kernel_size)
         _check_weight_size(shape)
         self._make_params(shape, self.out_channels, bias, init, rng)
 
     def _geometry(self):
-        return dict(stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups)
+        return dict(stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups,
+                    padding_mode=self.padding_mode)
 
     def forward(self, x, training=None):
         x = as_input(x)
-        if x.ndim != 3 or x.shape[1] != self.in_channels:
-            raise ValueError(f"Conv1d: input must be (N, {self.in_channels}, L), got {tuple(x.shape)}")
+        if x.ndim not in (2, 3) or x.shape[-2] != self.in_channels:
+            raise ValueError(f"Conv1d: input must be (N, {self.in_channels}, L) or ({self.in_channels}, L), "
+                             f"got {tuple(x.shape)}")
         self._x = x
         return F.conv1d(x, self.weight.data, self._b(), **self._geometry())
 
@@ -899,3 +928,39 @@ class LogSoftmax(Layer):
 
     def backward(self, grad_out):
         return F.log_softmax_backward(grad_out, self._y, self.axis)
+
+
+class Upsample(Layer):
+    """torch.nn.Upsample: interpolate (N, C, H, W) or (N, C, L) input to `size` or by `scale_factor`,
+    mode "nearest", "bilinear" (4-D) or "linear" (3-D); align_corners as fastlayers.interpolate."""
+
+    def __init__(self, size=None, scale_factor=None, mode: str = "nearest", align_corners=None,
+                 recompute_scale_factor=None):
+        super().__init__()
+        if mode not in ("nearest", "linear", "bilinear"):
+            raise ValueError(f"mode must be 'nearest', 'linear' or 'bilinear', got {mode!r}")
+        if mode == "nearest" and align_corners is not None:
+            raise ValueError("align_corners option can only be set with the interpolating modes: linear | bilinear "
+                             f"(mode='nearest' takes align_corners=None), got align_corners={align_corners!r}")
+        if (size is None) == (scale_factor is None):
+            raise ValueError(f"give exactly one of size and scale_factor, got size={size!r}, "
+                             f"scale_factor={scale_factor!r}")
+        self.size = tuple(size) if isinstance(size, (list, tuple)) else size
+        self.scale_factor = tuple(scale_factor) if isinstance(scale_factor, (list, tuple)) else scale_factor
+        self.mode, self.align_corners, self.recompute_scale_factor = mode, align_corners, recompute_scale_factor
+        self._config = dict(size=self.size, scale_factor=self.scale_factor, mode=mode)
+        if align_corners is not None:
+            self._config["align_corners"] = align_corners
+        if recompute_scale_factor is not None:
+            self._config["recompute_scale_factor"] = recompute_scale_factor
+
+    def _args(self):
+        return dict(size=self.size, scale_factor=self.scale_factor, mode=self.mode, align_corners=self.align_corners,
+                    recompute_scale_factor=self.recompute_scale_factor)
+
+    def forward(self, x, training=None):
+        self._x = x
+        return F.interpolate(x, **self._args())
+
+    def backward(self, grad_out):
+        return F.interpolate_backward(grad_out, self._x, **self._args())
