@@ -21,5 +21,6 @@ void bind_cpu_pad(pybind11::module_& m);
 void bind_cpu_concat(pybind11::module_& m);
 void bind_cpu_interpolate(pybind11::module_& m);
 void bind_cpu_probe(pybind11::module_& m);  // peak FLOP/s and bandwidth probes for the benchmarks
+void bind_cpu_plan(pybind11::module_& m);   // the inference plan (csrc/cpu/plan/)
 
 }  // namespace fastlayers::bindings

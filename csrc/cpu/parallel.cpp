@@ -12,6 +12,7 @@ namespace {
 
 std::atomic<int> g_threads{0};  // 0: not read yet
 std::atomic<bool> g_forked{false};
+thread_local int t_cap = 0;  // ThreadCap: 0 = none
 
 void after_fork_in_child() {
   g_forked.store(true, std::memory_order_relaxed);
@@ -28,9 +29,16 @@ void after_fork_in_child() {
 
 int max_threads() {
   if (g_forked.load(std::memory_order_relaxed)) return 1;
-  const int n = g_threads.load(std::memory_order_relaxed);
+  int n = g_threads.load(std::memory_order_relaxed);
+  if (t_cap > 0 && t_cap < n) n = t_cap;
   return n > 0 ? n : 1;
 }
+
+ThreadCap::ThreadCap(int n) : prev_(t_cap) {
+  if (n > 0 && (t_cap == 0 || n < t_cap)) t_cap = n;
+}
+
+ThreadCap::~ThreadCap() { t_cap = prev_; }
 
 void set_max_threads(int n) {
   g_threads.store(n > 0 ? n : 1, std::memory_order_relaxed);

@@ -20,6 +20,20 @@ int max_threads();
 void set_max_threads(int n);  // n >= 1
 bool in_forked_child();
 
+// Caps max_threads() for the calling thread while alive (nests; the tighter cap wins). The
+// inference plan (cpu/plan/plan.h) runs batch-1 models on one thread where that measured faster,
+// without touching the process-wide count that other Python threads read.
+class ThreadCap {
+ public:
+  explicit ThreadCap(int n);
+  ~ThreadCap();
+  ThreadCap(const ThreadCap&) = delete;
+  ThreadCap& operator=(const ThreadCap&) = delete;
+
+ private:
+  int prev_;
+};
+
 // Below this many elements an elementwise loop runs on one thread: waking the team costs more
 // than the work (a few microseconds).
 constexpr index_t kParallelGrain = 1 << 15;

@@ -34,6 +34,18 @@ def build_parser() -> argparse.ArgumentParser:
                    f"(default {timing.FULL.seconds}, {timing.QUICK.seconds} with --quick)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--models", action="store_true",
+                   help="run the model-level cases only (CNN / LeNet-5 / small ResNet inference and training "
+                   "steps, CNN batch scaling) against PyTorch eager, torch.compile and ONNX Runtime, in "
+                   "interleaved rounds; --filter narrows them (e.g. 'infer_')")
+    p.add_argument("--heap", default="current", choices=("current", "default", "tuned", "both"),
+                   help="model cases: glibc heap setting, each in a child process (tuned: "
+                   "MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=68719476736; both: one run "
+                   "each); current: this process as started (default)")
+    p.add_argument("--compile-inference", action="store_true",
+                   help="model cases: time torch.compile on the inference cases too (compiling each takes minutes "
+                   "on 2 cores; training cases always include it)")
+    p.add_argument("--rounds", type=int, default=15, metavar="N", help="model cases: interleaved rounds (default 15)")
     p.add_argument("--list", action="store_true", help="list the op names and exit")
     return p
 
@@ -64,16 +76,27 @@ def main(argv: list[str] | None = None) -> int:
     from .cases import all_cases
     from .suite import BACKENDS, Environment, Runner, op_names, select, set_threads
 
+    from . import models as M
+
     cases = all_cases()
     if args.list:
-        print("\n".join(op_names(cases)))
+        print("\n".join(op_names(cases) + M.model_op_names()))
         return 0
     try:
-        chosen = select(cases, args.filter)
-    except ValueError as exc:
-        print(f"fastlayers bench: {exc}", file=sys.stderr)
+        chosen = [] if args.models else select(cases, args.filter)
+        mcases = M.model_cases()
+        if args.models or args.filter:
+            rx = re.compile(args.filter) if args.filter else None
+            mcases = [c for c in mcases if rx is None or rx.search(c.op)]
+        else:
+            mcases = []
+    except (ValueError, re.error) as exc:
+        print(f"fastlayers bench: --filter: {exc}", file=sys.stderr)
         return 2
-    if not chosen:
+    if args.rounds < 1:
+        print(f"fastlayers bench: --rounds must be at least 1, got {args.rounds}", file=sys.stderr)
+        return 2
+    if not chosen and not mcases:
         print(f"fastlayers bench: no benchmark op matches --filter {args.filter!r}; the ops are:\n  "
               + ", ".join(op_names(cases)), file=sys.stderr)
         return 2
@@ -109,7 +132,21 @@ def main(argv: list[str] | None = None) -> int:
     print(f"fastlayers bench: {len(chosen)} case(s) on {', '.join(backends)}", file=log, flush=True)
     runner = Runner(env=env, threads=threads, budget=budget, quick=args.quick, peaks=peaks, backends=backends,
                     progress=not args.no_progress)
-    records, notes = runner.run(chosen)
+    records, notes = runner.run(chosen) if chosen else ([], [])
+    if mcases:
+        print(f"fastlayers bench: {len(mcases)} model case(s), {args.rounds} interleaved rounds, heap {args.heap}",
+              file=log, flush=True)
+        rounds, round_s = (3, 0.1) if args.quick else (args.rounds, budget.seconds / 4)
+        show = (lambda m: print(f"  {m}", file=log, flush=True)) if not args.no_progress else None
+        if args.heap == "current":
+            mrec, mnotes = M.run_cases(mcases, threads, rounds, round_s, progress=show,
+                                       compile_inference=args.compile_inference)
+        else:
+            heaps = ("default", "tuned") if args.heap == "both" else (args.heap,)
+            mrec, mnotes = M.run_heaps(mcases, threads, heaps, rounds, round_s, progress=show,
+                                       compile_inference=args.compile_inference)
+        records += mrec
+        notes += mnotes
 
     settings = {"quick": args.quick, "filter": args.filter, "threads": threads, "numpy_threads": numpy_threads,
                 "budget_s": budget.seconds, "min_reps": budget.min_reps, "max_reps": budget.max_reps,
@@ -131,8 +168,15 @@ def main(argv: list[str] | None = None) -> int:
             notes.append(f"{stem}.png (speed against the anchors) skipped: no anchor "
                          f"({', '.join(a for v in R.DEFAULT_ANCHORS.values() for a in v)}) was measured")
     settings["elapsed_s"] = round(time.perf_counter() - started, 1)
+    settings["heap"] = args.heap if mcases else None
     paths = R.write_results(out, stem, machine, peaks, records, notes, settings)
     print(R.markdown_report(machine, peaks, records, notes, settings))
-    for p in [paths["json"], paths["md"], *plot_files]:
+    if mcases:
+        table = M.ratio_table(records)
+        paths["ratios"] = out / f"{stem}-model-ratios.md"
+        paths["ratios"].write_text("# Model cases: ours vs each anchor (paired ratio median (min–max) over "
+                                   "interleaved rounds; > 1: fastlayers faster)\n\n" + table)
+        print(table)
+    for p in [*paths.values(), *plot_files]:
         print(f"wrote {p}")
     return 0

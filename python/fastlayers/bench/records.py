@@ -79,7 +79,7 @@ def machine_info(threads: int | None = None) -> dict:
         "gpu": None,
         "gpu_driver": None,
         "cuda_runtime": fl.cuda.runtime_version(),
-        "versions": {name: _version(name) for name in ("numpy", "torch", "cupy")},
+        "versions": {name: _version(name) for name in ("numpy", "torch", "cupy", "onnxruntime", "onnx")},
         "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
     }
     info["versions"]["fastlayers"] = fl.__version__

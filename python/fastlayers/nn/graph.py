@@ -65,6 +65,7 @@ import numpy as np
 from .. import _backend
 from . import layers as _layers
 from . import losses as _losses
+from . import plan as _plan
 from ._ops import F
 from .layers import Layer, to_device
 from .training import (TrainableModel, _Arrays, _inference_pass, _MultiOutputLoss, _shape_text, _to_numpy,
@@ -663,6 +664,15 @@ class Model(TrainableModel):
 
     def forward(self, x, training=None):
         training = self._is_training(training)
+        if training:
+            _plan.invalidate(self)  # the weights are about to change
+        elif not isinstance(x, (list, tuple)):  # eval mode: the whole model in one C++ call (nn/plan.py)
+            y = _plan.run(self, x)
+            self._planned = y is not None
+            if y is not None:
+                self._run = None
+                return [y] if self._outputs_as_list else y
+        self._planned = False
         outs, self._run = self._graph.forward(self._input_list(x), training)
         return outs if self._outputs_as_list else outs[0]
 
@@ -671,6 +681,7 @@ class Model(TrainableModel):
         count as zeros). need_input_grad=False (training): the input gradients are not computed and
         None is returned. Each layer's cache is released once its backward ran (as PyTorch frees
         saved tensors), so one forward allows one backward."""
+        _plan.check_backward(self)
         if self._run is None:
             raise RuntimeError(f"model {self.name!r}: backward before forward")
         gs = list(grad_out) if self._outputs_as_list else [grad_out]

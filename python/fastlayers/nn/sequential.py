@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import layers as _layers
+from . import plan as _plan
 from . import training as _training
 from .layers import Layer
 from .training import FORMAT_VERSION, TrainableModel, load_model
@@ -33,6 +34,7 @@ class Sequential(TrainableModel):
         if not isinstance(layer, Layer):
             raise TypeError(f"layer must be a fastlayers.nn Layer, got {type(layer).__name__}")
         self.layers.append(layer)
+        _plan.invalidate(self)
         return self
 
     def children(self):
@@ -54,6 +56,14 @@ class Sequential(TrainableModel):
     # --- the pass -------------------------------------------------------------------------------
     def forward(self, x, training=None):
         training = self._is_training(training)
+        self._planned = False
+        if training:
+            _plan.invalidate(self)  # the weights are about to change
+        else:  # eval mode on a NumPy array: the whole model in one C++ call where it has a plan (nn/plan.py)
+            y = _plan.run(self, x)
+            self._planned = y is not None
+            if y is not None:
+                return y
         release = not training and _training.in_inference()  # predict/evaluate: no backward follows
         for layer in self.layers:
             x = layer.forward(x, training)
@@ -65,6 +75,7 @@ class Sequential(TrainableModel):
         """Backpropagate grad_out through every layer; returns the input's gradient. With
         need_input_grad=False (training) a first convolution (Conv2d, Conv1d, Conv3d, ConvTranspose2d)
         skips its backward-data pass and None is returned."""
+        _plan.check_backward(self)
         first = self.layers[0] if self.layers else None
         for layer in reversed(self.layers):
             if layer is first and not need_input_grad and isinstance(layer, _SKIPS_INPUT_GRAD):

@@ -149,6 +149,19 @@ class TrainableModel(Layer):
         self.device = device
         return self
 
+    def __call__(self, x, training=None):
+        """model(x): forward; in eval mode on a NumPy float32 array through the model's inference
+        plan where it has one (nn/plan.py: the whole model in one C++ call)."""
+        if self._is_training(training) or hasattr(x, "_apply_layer") or isinstance(x, (list, tuple)):
+            return super().__call__(x, training)
+        from .plan import _local
+
+        _local.allowed = getattr(_local, "allowed", 0) + 1  # plan.allowed(), without a context manager's cost
+        try:
+            return self.forward(x, training)
+        finally:
+            _local.allowed -= 1
+
     # --- training -------------------------------------------------------------------------------
     def compile(self, optimizer=None, loss=None):
         """Set the optimizer (default: SGD lr 0.01) and the loss used by fit/evaluate."""
@@ -205,7 +218,10 @@ class TrainableModel(Layer):
         """The per-sample output shape for inputs like x (a probe on its first sample here, or on
         one zero sample when x has none)."""
         probe = x[:1] if len(x) else np.zeros((1,) + tuple(x.shape[1:]), np.float32)
-        return tuple(self.forward(self._put(probe), training=False).shape[1:])
+        from . import plan as _plan
+
+        with _plan.disabled():  # a one-sample probe: not worth compiling a plan for
+            return tuple(self.forward(self._put(probe), training=False).shape[1:])
 
     def fit(self, x, y, epochs: int = 1, batch_size: int = 32, validation_split: float = 0.0,
             validation_data=None, shuffle: bool = True, callbacks=(), verbose: int = 1, seed=None,

@@ -1,0 +1,436 @@
+#include "cpu/plan/plan.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <new>
+#include <stdexcept>
+#include <string>
+
+#include "cpu/conv.h"
+#include "cpu/conv_smallc.h"
+#include "cpu/conv_winograd.h"
+#include "cpu/gemm.h"
+#include "cpu/parallel.h"
+#include "cpu/pool.h"
+#include "cpu/pool_2x2.h"
+
+namespace fastlayers::cpu::plan {
+
+namespace {
+
+inline float act(Act a, float v) {
+  // ReLU as the op: NaN stays NaN.
+  return a == Act::relu ? (v > 0.0f ? v : (v != v ? v : 0.0f)) : v;
+}
+
+float* alloc_floats(index_t n) {
+  if (n <= 0) return nullptr;
+  void* p = std::aligned_alloc(64, static_cast<size_t>((n * 4 + 63) / 64 * 64));
+  if (p == nullptr) throw std::bad_alloc();
+  return static_cast<float*>(p);
+}
+
+index_t conv_in_floats(const Conv2dShape& s) { return s.N * s.C * s.H * s.W; }
+index_t conv_out_floats(const Conv2dShape& s) { return s.N * s.K * s.P * s.Q; }
+
+// Whether the direct kernel (conv_smallc.h) can run this forward convolution with packed filters:
+// conv2d_forward's own order is Winograd, then 1x1 as a plain GEMM on x, then the direct kernel.
+bool smallc_possible(const Conv2dShape& s) {
+  const bool direct = s.R == 1 && s.S == 1 && s.stride_h == 1 && s.stride_w == 1 && s.pad_h == 0 && s.pad_w == 0;
+  return !direct && smallc_applies(s, ConvPass::forward);
+}
+
+
+}  // namespace
+
+void Plan::Free::operator()(float* p) const { std::free(p); }
+
+int Plan::add_value(index_t floats, index_t offset) {
+  if (finalized_) throw std::invalid_argument("plan: add_value after finalize");
+  if (floats < 1) throw std::invalid_argument("plan: a value needs at least one float, got " + std::to_string(floats));
+  if (offset < -2) throw std::invalid_argument("plan: offset must be >= 0, -1 (input) or -2 (output)");
+  for (const Value& v : values_)
+    if (offset < 0 && v.offset == offset)
+      throw std::invalid_argument(offset == -1 ? "plan: two input values" : "plan: two output values");
+  values_.push_back({floats, offset});
+  return static_cast<int>(values_.size()) - 1;
+}
+
+index_t Plan::input_floats() const {
+  for (const Value& v : values_)
+    if (v.offset == -1) return v.floats;
+  return 0;
+}
+
+index_t Plan::output_floats() const {
+  for (const Value& v : values_)
+    if (v.offset == -2) return v.floats;
+  return 0;
+}
+
+index_t Plan::weight_floats() const {
+  index_t n = 0;
+  for (const Step& s : steps_) n += s.w.size() + s.b.size() + s.packed.size() + s.scale.size();
+  return n;
+}
+
+int Plan::add_step(Step s) {
+  if (finalized_) throw std::invalid_argument("plan: add_step after finalize");
+  const int nv = static_cast<int>(values_.size());
+  auto id = [&](int v, const char* what, bool optional) {
+    if (optional && v == -1) return;
+    if (v < 0 || v >= nv) throw std::invalid_argument(std::string("plan: ") + what + " is not a value id: " + std::to_string(v));
+  };
+  auto floats = [&](int v) { return values_[v].floats; };
+  auto need = [&](bool ok, const std::string& why) {
+    if (!ok) throw std::invalid_argument("plan: step " + std::to_string(steps_.size()) + ": " + why);
+  };
+  id(s.in, "in", false);
+  id(s.out, "out", false);
+  id(s.in2, "in2", true);
+  id(s.tmp, "tmp", true);
+  id(s.epi.residual, "residual", true);
+  need(values_[s.out].offset != -1, "writes the model's input");
+  if (s.tmp >= 0) need(values_[s.tmp].offset >= 0, "tmp must be an arena value");
+  const bool pooled = s.epi.pool != PoolKind::none;
+  switch (s.kind) {
+    case StepKind::conv: {
+      const Conv2dShape& c = s.conv;
+      need(conv2d_shape_error(c) == nullptr, "invalid conv geometry");
+      need(floats(s.in) == conv_in_floats(c), "conv input size");
+      need(static_cast<index_t>(s.w.size()) == c.K * (c.C / c.groups) * c.R * c.S, "conv weight size");
+      need(s.b.empty() || static_cast<index_t>(s.b.size()) == c.K, "conv bias size");
+      s.C = c.K;
+      s.HW = c.P * c.Q;
+      if (pooled) {
+        need(s.tmp >= 0 && floats(s.tmp) == conv_out_floats(c), "a fused pool needs tmp of the conv's output size");
+        need(c.P >= 2 && c.Q >= 2, "a fused 2x2 pool needs outputs of at least 2x2");
+        need(floats(s.out) == c.N * c.K * (c.P / 2) * (c.Q / 2), "pooled output size");
+      } else {
+        need(s.tmp == -1, "tmp without a fused pool");
+        need(floats(s.out) == conv_out_floats(c), "conv output size");
+      }
+      if (s.epi.residual >= 0) need(floats(s.epi.residual) == conv_out_floats(c), "residual size");
+      break;
+    }
+    case StepKind::linear:
+      need(s.M >= 1 && s.N >= 1 && s.K >= 1, "dense sizes");
+      need(floats(s.in) == s.M * s.K && floats(s.out) == s.M * s.N, "dense input/output size");
+      need(static_cast<index_t>(s.w.size()) == s.N * s.K, "dense weight size");
+      need(s.b.empty() || static_cast<index_t>(s.b.size()) == s.N, "dense bias size");
+      need(!pooled && s.epi.residual == -1 && s.tmp == -1, "a dense step fuses an activation only");
+      break;
+    case StepKind::pool: {
+      const Pool2dGeometry& g = s.pool;
+      need(g.planes >= 1 && g.h >= 1 && g.w >= 1 && g.kh >= 1 && g.kw >= 1 && g.sh >= 1 && g.sw >= 1, "pool sizes");
+      need(g.ph >= 0 && g.pw >= 0 && 2 * g.ph <= g.kh && 2 * g.pw <= g.kw, "pool padding");
+      need(g.h + 2 * g.ph >= g.kh && g.w + 2 * g.pw >= g.kw, "pool window larger than the input");
+      need(s.pool_kind == PoolKind::max || s.pool_kind == PoolKind::avg, "pool kind");
+      need(g.dh == 1 && g.dw == 1 && g.oh == (g.h + 2 * g.ph - g.kh) / g.sh + 1 && g.ow == (g.w + 2 * g.pw - g.kw) / g.sw + 1,
+           "pool: dilation 1, floor-mode output size");
+      need(floats(s.in) == g.planes * g.h * g.w && floats(s.out) == g.planes * g.oh * g.ow, "pool sizes");
+      need(!pooled && s.epi.residual == -1, "a pool step fuses an activation only");
+      break;
+    }
+    case StepKind::global_avg_pool:
+      need(s.C >= 1 && s.HW >= 1 && floats(s.in) == s.C * s.HW && floats(s.out) == s.C, "global pool sizes");
+      need(!pooled && s.epi.residual == -1, "a global pool step fuses an activation only");
+      break;
+    case StepKind::add:
+      need(s.in2 >= 0 && floats(s.in) == s.M && floats(s.in2) == s.M && floats(s.out) == s.M, "add sizes");
+      need(!pooled && s.epi.residual == -1, "an add step fuses an activation only");
+      break;
+    case StepKind::act:
+    case StepKind::copy:
+      need(floats(s.in) == s.M && floats(s.out) == s.M, "elementwise sizes");
+      need(!pooled && s.epi.residual == -1, "fuses nothing");
+      break;
+    case StepKind::affine:
+      need(s.C >= 1 && s.HW >= 1 && s.M >= 1 && floats(s.in) == s.M * s.C * s.HW && floats(s.out) == floats(s.in),
+           "affine sizes");
+      need(static_cast<index_t>(s.scale.size()) == s.C && static_cast<index_t>(s.b.size()) == s.C, "affine scale/shift");
+      need(!pooled && s.epi.residual == -1, "an affine step fuses an activation only");
+      break;
+    default:
+      need(false, "unknown step kind");
+  }
+  steps_.push_back(std::move(s));
+  return static_cast<int>(steps_.size()) - 1;
+}
+
+void Plan::finalize(index_t arena_floats, int threads) {
+  if (finalized_) throw std::invalid_argument("plan: finalize called twice");
+  if (input_floats() == 0 || output_floats() == 0) throw std::invalid_argument("plan: needs an input and an output value");
+  for (const Value& v : values_)
+    if (v.offset >= 0 && v.offset + v.floats > arena_floats)
+      throw std::invalid_argument("plan: a value lies past the arena's end");
+  threads_ = std::max(threads, 1);
+  index_t ws = 0;
+  for (Step& s : steps_) {
+    if (s.kind != StepKind::conv) continue;
+    s.smallc = smallc_possible(s.conv);
+    if (s.smallc) {
+      s.packed.assign(static_cast<size_t>(smallc_shared_floats(s.conv, ConvPass::forward)), 0.0f);
+      smallc_prepare_forward(s.conv, s.w.data(), s.packed.data());
+      ws = std::max(ws, threads_ * smallc_slice_floats(s.conv, ConvPass::forward));
+    }
+    const index_t need = conv2d_workspace_floats(s.conv, ConvPass::forward, threads_);
+    if (need < 0) throw std::invalid_argument("plan: a conv's workspace size overflows");
+    ws = std::max(ws, need);
+  }
+  arena_floats_ = arena_floats;
+  workspace_floats_ = ws;
+  arena_.reset(alloc_floats(arena_floats));
+  workspace_.reset(alloc_floats(ws));
+  finalized_ = true;
+  choose_conv_paths();
+}
+
+// The one place where the plan overrides conv2d_forward's choice of algorithm: conv.cpp tries
+// Winograd first, but on small images the direct kernel with packed filters was faster here (one
+// thread, interleaved medians, Winograd / direct): 3x3 p1 C=K=64 on 7x7 at batch 1 466 / 57-76 us
+// (Winograd's per-call filter transform and blocks of 32 tiles for 4 real ones), C=K=32 14x14
+// 143-277 / 48-63 us, C=K=16 28x28 97-149 / 48-64 us; batch 64: 11.7 / 7.4, 8.4 / 6.9, 17.6 / 11.1 ms;
+// C=K=128 28x28 batch 4 23.3 / 21.1 ms. On 56x56 (layer c, batch 8) the two tied (47.7 / 50.6 ms),
+// so larger images keep conv2d_forward's choice. A rule rather than a timing at build, so that a
+// plan gives the same bits on every run. Revisit when the conv dispatch changes (new 3x3 kernels).
+static bool prefer_direct_over_winograd(const Conv2dShape& s) { return s.P * s.Q <= 28 * 28; }
+
+void Plan::choose_conv_paths() {
+  for (Step& s : steps_) {
+    if (s.kind != StepKind::conv || !s.smallc) continue;
+    if (winograd_applies(s.conv, ConvPass::forward) && !prefer_direct_over_winograd(s.conv)) {
+      s.smallc = false;
+      std::vector<float>().swap(s.packed);
+    }
+  }
+}
+
+float* Plan::at(int value, const float* x, float* y) const {
+  const index_t off = values_[value].offset;
+  if (off == -1) return const_cast<float*>(x);  // read only: no step writes the input (add_step)
+  if (off == -2) return y;
+  return arena_.get() + off;
+}
+
+// out planes [p0, p1) (each HW = P*Q floats of z, or (P/2)*(Q/2) of out with a fused pool).
+void Plan::epilogue(const Step& s, const float* z, float* out, const float* res, index_t p0, index_t p1) const {
+  const Act a = s.epi.act;
+  const index_t HW = s.HW;
+  if (s.epi.pool == PoolKind::none) {
+    const index_t i0 = p0 * HW, i1 = p1 * HW;
+    if (res != nullptr) {
+#pragma omp simd
+      for (index_t i = i0; i < i1; ++i) out[i] = act(a, z[i] + res[i]);
+    } else {
+#pragma omp simd
+      for (index_t i = i0; i < i1; ++i) out[i] = act(a, z[i]);
+    }
+    return;
+  }
+  // With a 2x2 pool: residual and act (when it comes first) in place on z, then the pool kernels
+  // (csrc/cpu/pool.h, vectorised), then act on the pooled planes (when it comes after). A single
+  // scalar pass computing all of it per output measured 15-20x slower than these three vector
+  // passes (LeNet conv1 at batch 64: 14.3 ms against 0.7 ms for the conv itself).
+  const index_t P = s.conv.P, Q = s.conv.Q, P2 = P / 2, Q2 = Q / 2;
+  float* zp = const_cast<float*>(z);  // the step's own scratch (tmp): rewriting it is fine
+  if (res != nullptr || (a != Act::none && s.epi.act_first)) {
+    const index_t i0 = p0 * HW, i1 = p1 * HW;
+    const Act pre = s.epi.act_first ? a : Act::none;
+    if (res != nullptr) {
+#pragma omp simd
+      for (index_t i = i0; i < i1; ++i) zp[i] = act(pre, zp[i] + res[i]);
+    } else {
+#pragma omp simd
+      for (index_t i = i0; i < i1; ++i) zp[i] = act(pre, zp[i]);
+    }
+  }
+  const Pool2dGeometry g{p1 - p0, P, Q, 2, 2, 2, 2, 0, 0, 1, 1, P2, Q2};
+  float* o = out + p0 * P2 * Q2;
+  if (s.epi.pool == PoolKind::max)
+    max_pool2d_forward(z + p0 * HW, o, nullptr, g);
+  else
+    avg_pool2d_forward(z + p0 * HW, o, g, true, 0.0);
+  if (a != Act::none && !s.epi.act_first) {
+    const index_t n = (p1 - p0) * P2 * Q2;
+#pragma omp simd
+    for (index_t i = 0; i < n; ++i) o[i] = act(a, o[i]);
+  }
+}
+
+bool Plan::run(const float* x, float* y, int threads) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!finalized_) return false;
+  ThreadCap cap(threads > 0 ? threads : 0);
+  for (const Step& s : steps_)
+    if (!run_step(s, x, y)) return false;
+  return true;
+}
+
+// The conv alone (bias included) into z: conv2d_forward, or the direct kernel with the packed filters.
+bool Plan::conv_into(const Step& s, const float* in, float* z) {
+  const Conv2dShape& c = s.conv;
+  const float* b = s.b.empty() ? nullptr : s.b.data();
+  if (!s.smallc) return conv2d_forward(c, in, s.w.data(), b, z, workspace_.get(), workspace_floats_);
+  const int T = std::min(max_threads(), threads_);
+  const index_t Cg = c.C / c.groups, Kg = c.K / c.groups, HWin = c.H * c.W, PQ = c.P * c.Q;
+  const index_t slice = smallc_slice_floats(c, ConvPass::forward);
+  auto image = [&](index_t n, float* ws, bool inner) {
+    for (index_t g = 0; g < c.groups; ++g)
+      smallc_forward_image(c, in + (n * c.C + g * Cg) * HWin, s.packed.data(), g, b != nullptr ? b + g * Kg : nullptr,
+                           z + (n * c.K + g * Kg) * PQ, ws, inner);
+  };
+  if (T > 1 && c.N >= T) {
+#pragma omp parallel num_threads(T)
+    {
+      const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+      for (index_t n = c.N * t / nt; n < c.N * (t + 1) / nt; ++n) image(n, workspace_.get() + t * slice, false);
+    }
+  } else {
+    for (index_t n = 0; n < c.N; ++n) image(n, workspace_.get(), T > 1);
+  }
+  return true;
+}
+
+bool Plan::run_profiled(const float* x, float* y, int threads, std::vector<double>& seconds) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!finalized_) return false;
+  ThreadCap cap(threads > 0 ? threads : 0);
+  seconds.assign(steps_.size(), 0.0);
+  for (size_t i = 0; i < steps_.size(); ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    if (!run_step(steps_[i], x, y)) return false;
+    seconds[i] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+  return true;
+}
+
+bool Plan::run_step(const Step& s, const float* x, float* y) {
+  const float* in = at(s.in, x, y);
+  float* out = at(s.out, x, y);
+  const float* res = s.epi.residual >= 0 ? at(s.epi.residual, x, y) : nullptr;
+  const int T = std::min(max_threads(), threads_);
+  const bool trivial = s.epi.act == Act::none && res == nullptr && s.epi.pool == PoolKind::none;
+  // Epilogue over all planes, split over the threads when there is enough of it.
+  auto epilogue_all = [&](const float* z, index_t planes) {
+    if (trivial) return;
+    const index_t work = planes * s.HW;
+    if (T > 1 && work > kParallelGrain) {
+#pragma omp parallel for schedule(static) num_threads(T)
+      for (index_t p = 0; p < planes; ++p) epilogue(s, z, out, res, p, p + 1);
+    } else {
+      epilogue(s, z, out, res, 0, planes);
+    }
+  };
+  switch (s.kind) {
+    case StepKind::conv: {
+      const Conv2dShape& c = s.conv;
+      float* z = s.tmp >= 0 ? at(s.tmp, x, y) : out;
+      const float* b = s.b.empty() ? nullptr : s.b.data();
+      if (!s.smallc || trivial || !(T > 1 && c.N >= T)) {  // the conv, then the epilogue over all planes
+        if (!conv_into(s, in, z)) return false;
+        epilogue_all(z, c.N * c.K);
+        return true;
+      }
+      const index_t Cg = c.C / c.groups, Kg = c.K / c.groups, HWin = c.H * c.W, PQ = c.P * c.Q;
+      const index_t slice = smallc_slice_floats(c, ConvPass::forward);
+      auto image = [&](index_t n, float* ws, bool inner) {
+        for (index_t g = 0; g < c.groups; ++g)
+          smallc_forward_image(c, in + (n * c.C + g * Cg) * HWin, s.packed.data(), g, b != nullptr ? b + g * Kg : nullptr,
+                               z + (n * c.K + g * Kg) * PQ, ws, inner);
+      };
+      // Images over the threads, each image's epilogue while its output is in cache.
+#pragma omp parallel num_threads(T)
+      {
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        float* ws = workspace_.get() + t * slice;
+        for (index_t n = c.N * t / nt; n < c.N * (t + 1) / nt; ++n) {
+          image(n, ws, false);
+          epilogue(s, z, out, res, n * c.K, (n + 1) * c.K);
+        }
+      }
+      return true;
+    }
+    case StepKind::linear: {
+      sgemm(false, true, s.M, s.N, s.K, 1.0f, in, s.K, s.w.data(), s.K, 0.0f, out, s.N);
+      const float* b = s.b.empty() ? nullptr : s.b.data();
+      if (b == nullptr && s.epi.act == Act::none) return true;
+      const index_t N = s.N;
+      auto rows = [&](index_t r0, index_t r1) {
+        for (index_t r = r0; r < r1; ++r) {
+          float* o = out + r * N;
+          if (b != nullptr) {
+#pragma omp simd
+            for (index_t j = 0; j < N; ++j) o[j] = act(s.epi.act, o[j] + b[j]);
+          } else {
+#pragma omp simd
+            for (index_t j = 0; j < N; ++j) o[j] = act(s.epi.act, o[j]);
+          }
+        }
+      };
+      if (T > 1 && s.M * N > kParallelGrain) {
+#pragma omp parallel for schedule(static) num_threads(T)
+        for (index_t r = 0; r < s.M; ++r) rows(r, r + 1);
+      } else {
+        rows(0, s.M);
+      }
+      return true;
+    }
+    case StepKind::pool:
+      if (s.pool_kind == PoolKind::max)
+        max_pool2d_forward(in, out, nullptr, s.pool);
+      else
+        avg_pool2d_forward(in, out, s.pool, s.count_include_pad, 0.0);
+      if (s.epi.act != Act::none) {
+        const index_t n = s.pool.planes * s.pool.oh * s.pool.ow;
+#pragma omp simd
+        for (index_t i = 0; i < n; ++i) out[i] = act(s.epi.act, out[i]);
+      }
+      return true;
+    case StepKind::global_avg_pool:
+      global_avg_pool2d_forward(in, out, s.C, s.HW);
+      if (s.epi.act != Act::none)
+        for (index_t i = 0; i < s.C; ++i) out[i] = act(s.epi.act, out[i]);
+      return true;
+    case StepKind::add: {
+      const float* in2 = at(s.in2, x, y);
+      parallel_ranges(s.M, kParallelGrain, [&](index_t lo, index_t hi) {
+#pragma omp simd
+        for (index_t i = lo; i < hi; ++i) out[i] = act(s.epi.act, in[i] + in2[i]);
+      });
+      return true;
+    }
+    case StepKind::act:
+      parallel_ranges(s.M, kParallelGrain, [&](index_t lo, index_t hi) {
+#pragma omp simd
+        for (index_t i = lo; i < hi; ++i) out[i] = act(s.epi.act, in[i]);
+      });
+      return true;
+    case StepKind::copy:
+      if (out != in) std::copy_n(in, s.M, out);
+      return true;
+    case StepKind::affine: {
+      const index_t planes = s.M * s.C, HW = s.HW;
+      auto body = [&](index_t p) {
+        const float sc = s.scale[p % s.C], sh = s.b[p % s.C];
+        const float* src = in + p * HW;
+        float* dst = out + p * HW;
+#pragma omp simd
+        for (index_t i = 0; i < HW; ++i) dst[i] = act(s.epi.act, src[i] * sc + sh);
+      };
+      if (T > 1 && planes * HW > kParallelGrain) {
+#pragma omp parallel for schedule(static) num_threads(T)
+        for (index_t p = 0; p < planes; ++p) body(p);
+      } else {
+        for (index_t p = 0; p < planes; ++p) body(p);
+      }
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace fastlayers::cpu::plan

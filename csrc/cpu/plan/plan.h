@@ -1,0 +1,107 @@
+// The inference plan: a whole eval-mode model (built by python/fastlayers/nn/plan.py) walked by one
+// C++ call, with no Python between layers. A plan is a list of steps over numbered values; each value
+// lives at a fixed offset of one arena (planned with reuse by the Python side: a value's floats are
+// reused once its last reader has run), except the model's input (the caller's x) and output (the
+// caller's y). The plan owns copies of the weights, with batch norm already folded into the conv by
+// the builder, and packs them once for the kernels that take packed filters (the direct "smallc"
+// convolution, conv_smallc.h).
+//
+// Steps and their fused epilogues: a conv or dense step computes z = op(x) + bias (bias inside the
+// kernel) and then, in the same step, y = pool(act(z + residual)) or act(pool(z + residual)):
+//   act       none or ReLU
+//   residual  a value of z's shape added before act (a residual block's skip connection)
+//   pool      a 2x2 stride-2 unpadded max or average pool (floor mode)
+// With the direct conv kernel and at least as many images as threads, the epilogue runs per image
+// right after that image's convolution, while its output is still in cache. Other steps: a general
+// pool, global average pool, elementwise add (+ act), act, per-channel affine (a batch norm with no
+// conv before it), copy.
+//
+// Threads: every kernel takes max_threads() (fl.set_num_threads). Whether a plan runs on one thread
+// is the builder's choice (threads argument of run), made by measurement at batch 1.
+#pragma once
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "common/conv_shape.h"
+#include "common/pool_geometry.h"
+#include "common/types.h"
+
+namespace fastlayers::cpu::plan {
+
+enum class Act : int { none = 0, relu = 1 };
+enum class PoolKind : int { none = 0, max = 1, avg = 2 };
+
+// What a conv / dense / add step does to its result before writing its output value.
+struct Epilogue {
+  Act act = Act::none;
+  int residual = -1;            // value added before act (-1: none)
+  PoolKind pool = PoolKind::none;  // 2x2 stride 2, after act (act_first) or before it
+  bool act_first = true;
+};
+
+enum class StepKind : int { conv = 0, linear = 1, pool = 2, global_avg_pool = 3, add = 4, act = 5, affine = 6, copy = 7 };
+
+struct Step {
+  StepKind kind = StepKind::copy;
+  int in = -1, in2 = -1, out = -1;
+  int tmp = -1;  // conv with a fused pool: the full-size conv output (an arena value)
+  Epilogue epi;
+  Conv2dShape conv{};
+  bool smallc = false;                 // filters packed once for the direct kernel
+  std::vector<float> w, b, packed;     // weights (conv / dense), bias (or affine shift), packed filters
+  std::vector<float> scale;            // affine: per-channel scale
+  index_t M = 0, N = 0, K = 0;         // dense: x (M x K) * w (N x K)^T; add/act/copy: M elements
+  index_t C = 0, HW = 0;               // affine / epilogue geometry: planes of HW floats, C per image
+  Pool2dGeometry pool{};               // pool step
+  PoolKind pool_kind = PoolKind::none;
+  bool count_include_pad = true;
+};
+
+class Plan {
+ public:
+  // A value: `floats` long, at `offset` floats into the arena, or the caller's input (offset -1) or
+  // output (offset -2).
+  int add_value(index_t floats, index_t offset);
+  // Appends a step (checked: value ids, sizes); returns its index.
+  int add_step(Step step);
+  // Sizes the arena and the kernels' workspace (for `threads` threads) and packs the filters.
+  void finalize(index_t arena_floats, int threads);
+
+  index_t input_floats() const;
+  index_t output_floats() const;
+  index_t arena_floats() const { return arena_floats_; }
+  index_t workspace_floats() const { return workspace_floats_; }
+  index_t weight_floats() const;
+  int num_steps() const { return static_cast<int>(steps_.size()); }
+
+  // Runs the plan on x (input_floats()) into y (output_floats()). One run at a time per plan (the
+  // arena is the plan's): concurrent callers wait. threads: 0 = max_threads(), else that many.
+  // Returns false if the workspace is too small for a conv (cannot happen after finalize).
+  bool run(const float* x, float* y, int threads);
+  // As run, and the seconds each step took (a profile of the plan; same results).
+  bool run_profiled(const float* x, float* y, int threads, std::vector<double>& seconds);
+
+ private:
+  float* at(int value, const float* x, float* y) const;
+  bool run_step(const Step& s, const float* x, float* y);
+  bool conv_into(const Step& s, const float* in, float* z);
+  void choose_conv_paths();
+  void epilogue(const Step& s, const float* z, float* out, const float* res, index_t n0, index_t n1) const;
+
+  struct Value {
+    index_t floats, offset;
+  };
+  std::vector<Value> values_;
+  std::vector<Step> steps_;
+  index_t arena_floats_ = 0, workspace_floats_ = 0;
+  int threads_ = 1;
+  struct Free {
+    void operator()(float* p) const;
+  };
+  std::unique_ptr<float, Free> arena_, workspace_;
+  std::mutex mu_;
+  bool finalized_ = false;
+};
+
+}  // namespace fastlayers::cpu::plan

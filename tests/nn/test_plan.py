@@ -1,0 +1,271 @@
+"""The inference plan (nn/plan.py, csrc/cpu/plan/): same outputs as the layer-by-layer eval pass within
+float32 tolerance, fusion where it applies and a correct plan where it does not, the cache and its
+invalidation, and the fallbacks (unsupported layers, backward after a planned forward)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastlayers as fl
+from fastlayers import _cpu, nn
+from fastlayers.nn import plan as P
+
+
+def _x(shape, seed=1):
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+def _layerwise(model, x):
+    with P.disabled():
+        return model(x)
+
+
+def _close(a, b, scale=None):
+    scale = float(np.abs(b).max()) if scale is None else scale
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * max(scale, 1.0))
+
+
+@pytest.mark.parametrize("name", ["cnn", "lenet5", "resnet"])
+@pytest.mark.parametrize("batch", [1, 3, 8])
+def test_course_models_match_layer_by_layer(name, batch):
+    model = nn.models.build(name, seed=0).eval()
+    x = _x((batch, 1, 28, 28))
+    plan = P.get(model, x.shape)
+    assert plan is not None, P.explain(model, x.shape)
+    y = model(x)
+    assert model._planned
+    _close(y, _layerwise(model, x))
+    assert y.shape == plan.output_shape and y.dtype == np.float32
+
+
+def test_fusions_are_the_expected_ones():
+    cnn = P.get(nn.models.mnist_cnn(seed=0).eval(), (2, 1, 28, 28))
+    assert cnn.steps == ["conv+maxpool2x2+relu", "conv+maxpool2x2+relu", "linear+relu", "linear"]
+    lenet = P.get(nn.models.lenet5(seed=0).eval(), (2, 1, 28, 28))
+    assert lenet.steps[:2] == ["conv+relu+avgpool2x2"] * 2
+    res = P.get(nn.models.small_resnet(seed=0).eval(), (2, 1, 28, 28))
+    assert sum(s == "conv+residual+relu" for s in res.steps) == 3  # every block's add + ReLU in its last conv
+
+
+def test_where_fusion_does_not_apply():
+    # A ReLU output read twice (the add fuses into the second conv as its residual, the ReLU stays in
+    # the first), a 3x3 stride-1 max pool and a pool after a pool (separate steps), Dropout (the
+    # identity), a ReLU after a pool (fused into the pool step), a 1x1 conv writing the model output.
+    inp = nn.Input((3, 11, 9))
+    a = nn.Conv2d(3, 8, 3, padding=1, rng=0)(inp)
+    r = nn.ReLU()(a)
+    b = nn.Conv2d(8, 8, 3, padding=1, rng=1)(r)
+    s = nn.Add()([b, r])  # r is read by b and by the add: no conv+relu fusion
+    p = nn.MaxPool2d(3, stride=1)(s)
+    q = nn.AvgPool2d(2)(nn.Dropout(0.5)(p))
+    out = nn.Conv2d(8, 4, 1, rng=2)(nn.ReLU()(q))
+    model = nn.Model(inp, out).eval()
+    x = _x((2, 3, 11, 9))
+    plan = P.get(model, x.shape)
+    assert plan is not None, P.explain(model, x.shape)
+    assert plan.steps == ["conv+relu", "conv+residual", "pool", "pool+relu", "conv"]
+    _close(model(x), _layerwise(model, x))
+
+
+def test_standalone_steps():
+    model = nn.Sequential([nn.ReLU(), nn.MaxPool2d(2), nn.ReLU(), nn.AvgPool2d(3, stride=2, padding=1),
+                           nn.GlobalAvgPool2d(), nn.ReLU()]).eval()
+    x = _x((2, 4, 12, 13))
+    assert P.get(model, x.shape).steps == ["relu", "pool+relu", "pool", "gap+relu"]
+    _close(model(x), _layerwise(model, x))
+
+
+def test_plain_forward_keeps_caches_for_backward():
+    model = nn.models.mnist_cnn(seed=0).eval()
+    x = _x((2, 1, 28, 28))
+    y = model.forward(x, training=False)  # not model(x): layer by layer, caches kept
+    assert not model._planned
+    model.backward(np.ones_like(y))
+    _close(model(x), y)
+
+
+def test_odd_sizes_floor_pool_and_strided_conv():
+    model = nn.Sequential([nn.Conv2d(2, 16, 3, stride=2, padding=1, rng=0), nn.ReLU(), nn.MaxPool2d(2),
+                           nn.Conv2d(16, 8, (3, 2), rng=1), nn.AvgPool2d(2), nn.ReLU(), nn.Flatten(),
+                           nn.Linear(8 * 2 * 2, 5, rng=2)]).eval()
+    x = _x((3, 2, 27, 23))
+    assert P.get(model, x.shape) is not None, P.explain(model, x.shape)
+    _close(model(x), _layerwise(model, x))
+
+
+def test_nan_propagates_like_layer_by_layer():
+    model = nn.models.mnist_cnn(seed=0).eval()
+    x = _x((2, 1, 28, 28))
+    x[0, 0, 5, 5] = np.nan
+    y, y0 = model(x), _layerwise(model, x)
+    assert np.array_equal(np.isnan(y), np.isnan(y0)) and np.isnan(y[0]).all()
+    _close(y[1], y0[1])
+
+
+def test_batchnorm_is_folded_or_applied():
+    if not hasattr(nn, "BatchNorm2d"):
+        pytest.skip("BatchNorm2d is not in this build of fastlayers.nn (it comes with the batchnorm branch)")
+    rng = np.random.default_rng(3)
+    bn1, bn2 = nn.BatchNorm2d(8), nn.BatchNorm2d(3)
+    for bn in (bn1, bn2):
+        c = bn.num_features
+        bn._buffers["running_mean"] = rng.standard_normal(c).astype(np.float32)
+        bn._buffers["running_var"] = rng.uniform(0.5, 2, c).astype(np.float32)
+        bn.weight.data = rng.uniform(0.5, 1.5, c).astype(np.float32)
+        bn.bias.data = rng.standard_normal(c).astype(np.float32)
+    model = nn.Sequential([bn2, nn.Conv2d(3, 8, 3, padding=1, rng=0), bn1, nn.ReLU(), nn.GlobalAvgPool2d(),
+                           nn.Linear(8, 4, rng=1)]).eval()
+    x = _x((4, 3, 10, 10))
+    plan = P.get(model, x.shape)
+    assert plan is not None, P.explain(model, x.shape)
+    assert plan.steps[:2] == ["affine", "conv+relu"]  # bn2 has no conv before it; bn1 folds
+    _close(model(x), _layerwise(model, x))
+
+
+def test_predict_and_evaluate_use_the_plan():
+    model = nn.models.lenet5(seed=0)
+    x = _x((10, 1, 28, 28))
+    y = np.arange(10) % 10
+    out = model.predict(x, batch_size=4)  # batches of 4, 4 and 2: two shapes cached
+    assert set(model._plans["plans"]) == {(4, 1, 28, 28), (2, 1, 28, 28)}
+    model.eval()
+    _close(out, _layerwise(model, x))
+    ev = model.evaluate(x, y, batch_size=5)
+    assert np.isfinite(ev["loss"])
+
+
+def test_training_invalidates_and_backward_after_plan_is_an_error():
+    model = nn.models.mnist_cnn(seed=0)
+    x, t = _x((4, 1, 28, 28)), np.arange(4)
+    model.eval()
+    y0 = model(x)
+    with pytest.raises(ValueError, match="inference plan"):
+        model.backward(np.ones_like(y0))
+    model.compile(fl.optim.SGD(model.parameters(), lr=0.5), loss="cross_entropy")
+    model.fit(x, t, epochs=1, batch_size=4, verbose=0)  # the weights change in place
+    model.eval()
+    y1 = model(x)
+    assert not np.allclose(y0, y1)
+    _close(y1, _layerwise(model, x))
+    # Replacing a parameter's array drops the plans too.
+    model.layers[-1].bias.data = model.layers[-1].bias.data + 1.0
+    _close(model(x), _layerwise(model, x))
+    # An in-place edit needs invalidate().
+    model.layers[-1].bias.data += 1.0
+    P.invalidate(model)
+    _close(model(x), _layerwise(model, x))
+
+
+def test_fallbacks():
+    model = nn.Sequential([nn.Conv2d(1, 4, 3, rng=0), nn.Tanh(), nn.Flatten(), nn.Linear(4 * 26 * 26, 2, rng=1)]).eval()
+    x = _x((2, 1, 28, 28))
+    assert "Tanh" in P.explain(model, x.shape)
+    _close(model(x), _layerwise(model, x))
+    assert not model._planned
+    ok = nn.models.mnist_cnn(seed=0).eval()
+    assert P.run(ok, x.astype(np.float64)) is None  # float64: the layers' own conversion rules apply
+    ok.use_plan = False
+    assert P.get(ok, x.shape) is None
+    # A wrong input shape takes the layer path, which raises its own error.
+    with pytest.raises(ValueError):
+        nn.models.mnist_cnn(seed=0).eval()(_x((2, 3, 28, 28)))
+
+
+def test_memory_plan_reuses_the_arena():
+    model = nn.models.small_resnet(seed=0).eval()
+    plan = P.get(model, (8, 1, 28, 28))
+    floats = [8 * 16 * 28 * 28] * 8 + [8 * 32 * 14 * 14] * 8 + [8 * 64 * 7 * 7] * 8  # every activation
+    assert plan.arena_bytes < 0.5 * 4 * sum(floats)
+    assert plan.peak_bytes == plan.arena_bytes + plan.workspace_bytes
+
+
+def test_threads_and_non_contiguous_input():
+    model = nn.models.small_resnet(seed=0).eval()
+    x = _x((2, 1, 28, 28))
+    plan = P.get(model, x.shape)
+    y = np.empty(plan.output_shape, np.float32)
+    ref = _layerwise(model, x)
+    for threads in (0, 1, 2):
+        plan._c.run(x, y, threads)
+        _close(y, ref)
+    xt = np.asfortranarray(x)
+    _close(model(xt), ref)
+
+
+def test_plan_checks_its_arguments():
+    c = _cpu.InferencePlan()
+    i = c.add_value(16, -1)
+    o = c.add_value(4, -2)
+    with pytest.raises(ValueError, match="value id"):
+        c.add_act(i, 7, 4, 1)
+    with pytest.raises(ValueError, match="sizes"):
+        c.add_act(i, o, 16, 1)
+    with pytest.raises(ValueError, match="act"):
+        c.add_linear(i, o, 1, 4, 16, np.zeros((4, 16), np.float32), None, 5)
+    with pytest.raises(ValueError, match="weight"):
+        c.add_linear(i, o, 1, 4, 16, np.zeros((4, 15), np.float32), None, 0)
+    c.add_linear(i, o, 1, 4, 16, np.ones((4, 16), np.float32), np.arange(4, dtype=np.float32), 1)
+    c.finalize(0, 1)
+    y = np.empty(4, np.float32)
+    with pytest.raises(ValueError, match="16 floats"):
+        c.run(np.zeros(15, np.float32), y)
+    with pytest.raises(TypeError, match="float32"):
+        c.run(np.zeros(16, np.float64), y)
+    with pytest.raises(ValueError, match="writable"):
+        y.flags.writeable = False
+        c.run(np.zeros(16, np.float32), y)
+    y = np.empty(4, np.float32)
+    c.run(-np.ones(16, np.float32), y)
+    assert y.tolist() == [0.0, 0.0, 0.0, 0.0]  # relu(-16 + b), b < 16
+    c.run(np.ones(16, np.float32), y)
+    assert y.tolist() == [16.0, 17.0, 18.0, 19.0]
+
+
+def test_torch_cross_check():
+    torch = pytest.importorskip("torch")
+    model = nn.models.small_resnet(seed=0).eval()
+    x = _x((2, 1, 28, 28))
+    tm = _torch_small_resnet(torch, model)
+    with torch.no_grad():
+        ref = tm(torch.from_numpy(x)).numpy()
+    _close(model(x), ref)
+
+
+def _torch_small_resnet(torch, model):
+    """The same network in torch.nn, weights copied from `model`."""
+    tnn = torch.nn
+    convs = [la for la in _walk(model) if isinstance(la, nn.Conv2d)]
+    lin = [la for la in _walk(model) if isinstance(la, nn.Linear)][0]
+
+    def conv(la):
+        c = tnn.Conv2d(la.in_channels, la.out_channels, la.kernel_size, la.stride, la.padding, bias=la.bias is not None)
+        c.weight.data = torch.from_numpy(la.weight.data.copy())
+        if la.bias is not None:
+            c.bias.data = torch.from_numpy(la.bias.data.copy())
+        return c
+
+    class Net(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c = tnn.ModuleList([conv(la) for la in convs])
+            self.fc = tnn.Linear(lin.in_features, lin.out_features)
+            self.fc.weight.data = torch.from_numpy(lin.weight.data.copy())
+            self.fc.bias.data = torch.from_numpy(lin.bias.data.copy())
+
+        def forward(self, x):
+            r = torch.relu
+            c = self.c
+            x = r(c[0](x))
+            x = r(c[2](r(c[1](x))) + x)  # block 1: identity
+            x = r(c[4](r(c[3](x))) + c[5](x))  # block 2: projection (built after the body)
+            x = r(c[7](r(c[6](x))) + c[8](x))
+            return self.fc(x.mean((2, 3)))
+
+    return Net()
+
+
+def _walk(layer):
+    yield layer
+    for ch in layer.children():
+        yield from _walk(ch)
