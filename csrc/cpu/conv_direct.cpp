@@ -82,11 +82,15 @@ void fill_xs(const Conv2dShape& s, const Plan& p, const float* x, float* xs) {
             const index_t n = std::min(s.W, p.Wq - lead);
             std::memcpy(row + lead, src, sizeof(float) * n);
             for (index_t i = lead + n; i < p.Wq; ++i) row[i] = 0.0f;
-          } else {
-            for (index_t wq = 0; wq < p.Wq; ++wq) {
-              const index_t iw = wq * p.sw + pw - s.pad_w;
-              row[wq] = (iw >= 0 && iw < s.W) ? src[iw] : 0.0f;
-            }
+          } else {  // columns wq with 0 <= wq*sw + pw - pad_w < W, zeros around them
+            const index_t o = pw - s.pad_w;
+            const index_t lo = std::min(p.Wq, o >= 0 ? 0 : ceil_div(-o, p.sw));
+            const index_t hi = std::max(lo, std::min(p.Wq, s.W - o <= 0 ? 0 : ceil_div(s.W - o, p.sw)));
+            for (index_t wq = 0; wq < lo; ++wq) row[wq] = 0.0f;
+            const float* sp = src + o;
+            const index_t sw = p.sw;
+            for (index_t wq = lo; wq < hi; ++wq) row[wq] = sp[wq * sw];
+            for (index_t wq = hi; wq < p.Wq; ++wq) row[wq] = 0.0f;
           }
         }
       }
@@ -203,9 +207,19 @@ bool direct_possible(const Conv2dShape& s, ConvPass pass) {
   return transposed(s, t) && possible_shape(t);
 }
 
-// The measured rule (benchmarks/conv_direct_bench.py, interleaved against the paths conv.cpp took
-// before; figures in the results file). Winograd stays where there are many 4x4 tiles to amortise
-// its weight transform (layers c, d); the direct kernel takes small images.
+// The measured rule (benchmarks/conv_direct_bench.py, 1 and 2 threads, interleaved against the
+// path conv.cpp took before: FASTLAYERS_CONV_DIRECT=0; figures in
+// benchmarks/results/conv-direct-*.md). 3x3 with >= 8 channels each way, and:
+// - stride 1 on images up to 32x32: Winograd's per-call weight transform and small GEMMs cost
+//   far more than the arithmetic at small batches (64->64 on 7x7, N=1: 0.81 -> 0.07 ms; 32->32
+//   on 14x14: 0.24 -> 0.06 ms; 1 thread), and F(4x4) is weak with 16 channels (16->16 on 28x28,
+//   N=64: 1.47x). With >= 32 channels and many pixels Winograd's 2-3x fewer multiplications win
+//   (N=64: 32->32 14x14 0.85x, 64->64 7x7 0.63x with direct), so those stay there, and so do
+//   layers c and d (forced direct: 0.68x / 0.59x).
+// - stride 2 only where the whole call runs on one thread here (kSerialFlops) while the old path
+//   would wake the team: on this shared 2-core machine that was 11-130x at batch 1 with 2 threads;
+//   at 1 thread the existing direct kernel (conv_smallc) was 4-9% faster, so it keeps those.
+// Backward-data (stride 1) reduces over K: the same rule with K and the input's H x W.
 bool direct_applies(const Conv2dShape& s, ConvPass pass) {
   const int mode = forced_mode();
   if (mode == 0) return false;
@@ -214,12 +228,15 @@ bool direct_applies(const Conv2dShape& s, ConvPass pass) {
   const bool three = s.R == 3 && s.S == 3 && s.dil_h == 1 && s.dil_w == 1;
   const index_t Cg = s.C / s.groups, Kg = s.K / s.groups;
   if (!three || Cg < 8 || Kg < 8) return false;
+  const bool stride1 = s.stride_h == 1 && s.stride_w == 1;
   if (pass == ConvPass::forward) {
-    if (s.stride_h == 2 && s.stride_w == 2) return true;
-    if (s.stride_h != 1 || s.stride_w != 1) return false;
-    return s.P * s.Q <= 32 * 32;
+    if (s.stride_h == 2 && s.stride_w == 2) {
+      const double flops = 2.0 * s.N * s.K * Cg * 9 * s.P * s.Q;
+      return max_threads() > 1 && flops < kSerialFlops;
+    }
+    return stride1 && s.P * s.Q <= 32 * 32 && (Cg < 32 || s.N * s.P * s.Q <= 2048);
   }
-  return s.H * s.W <= 32 * 32;
+  return stride1 && s.H * s.W <= 32 * 32 && (Kg < 32 || s.N * s.H * s.W <= 2048);
 }
 
 index_t direct_workspace_floats(const Conv2dShape& s, ConvPass pass, int threads) {

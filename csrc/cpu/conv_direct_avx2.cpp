@@ -17,6 +17,10 @@ struct V256 {
   static reg add(reg a, reg b) { return _mm256_add_ps(a, b); }
   static reg max0(reg a) { return _mm256_max_ps(a, _mm256_setzero_ps()); }
   static void store(float* p, reg v) { _mm256_store_ps(p, v); }
+  static void copy_n(float* dst, const float* src, index_t n) {
+    const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    _mm256_maskstore_ps(dst, m, _mm256_maskload_ps(src, m));
+  }
 };
 constexpr int kMR = 4, kNV = 3;
 }  // namespace

@@ -17,6 +17,10 @@ struct V512 {
   static reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
   static reg max0(reg a) { return _mm512_max_ps(a, _mm512_setzero_ps()); }
   static void store(float* p, reg v) { _mm512_store_ps(p, v); }
+  static void copy_n(float* dst, const float* src, index_t n) {
+    const __mmask16 m = static_cast<__mmask16>((1u << n) - 1u);
+    _mm512_mask_storeu_ps(dst, m, _mm512_maskz_loadu_ps(m, src));
+  }
 };
 constexpr int kMR = 8, kNV = 3;
 }  // namespace

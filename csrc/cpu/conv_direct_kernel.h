@@ -1,6 +1,6 @@
 // The micro-kernel of conv_direct.h, written once over a vector type V (V::L lanes) and included by
 // conv_direct_avx512.cpp and conv_direct_avx2.cpp, each compiled with its own ISA flags.
-// V provides: reg, zero(), load(p), bcast(p), fma(a, b, c), add, max0, store(p, v).
+// V provides: reg, zero(), load(p), bcast(p), fma(a, b, c), add, max0, store(p, v), copy_n(dst, src, n <= L) (masked).
 #pragma once
 #include <algorithm>
 #include <cstring>
@@ -37,7 +37,24 @@ inline void block(const DirectImage& d, index_t k0, index_t rows, index_t j0, in
       }
     }
   }
-  // Epilogue: bias, ReLU, then the grid's rows written to y without their dropped columns.
+  // Epilogue: bias, ReLU, then the grid's rows written to y without their dropped columns. The
+  // row segments are the same for every output channel: found once (one division per block).
+  struct Seg {
+    index_t src, dst, n;
+  };
+  Seg seg[NV * L + 1];
+  int nseg = 0;
+  {
+    const index_t je = std::min(jend, j0 + NV * L);
+    index_t j = j0, p = j0 / d.Wq, q = j0 - p * d.Wq;
+    while (j < je) {
+      const index_t n = std::min(je - j, d.Wq - q);
+      if (q < d.Q) seg[nseg++] = Seg{j - j0, p * d.Q + q, std::min(n, d.Q - q)};
+      j += n;
+      ++p;
+      q = 0;
+    }
+  }
   alignas(64) float buf[NV * L];
   for (int m = 0; m < MR; ++m) {
     if (m >= rows) break;
@@ -49,39 +66,32 @@ inline void block(const DirectImage& d, index_t k0, index_t rows, index_t j0, in
       V::store(buf + v * L, r);
     }
     float* yk = d.y + k * d.P * d.Q;
-    index_t j = j0;
-    const index_t je = std::min(jend, j0 + NV * L);
-    index_t p = j / d.Wq, q = j - p * d.Wq;
-    while (j < je) {
-      const index_t n = std::min(je - j, d.Wq - q);
-      if (q < d.Q) {
-        const index_t m2 = std::min(n, d.Q - q);
-        const float* src = buf + (j - j0);
-        float* dst = yk + p * d.Q + q;
-        for (index_t i = 0; i < m2; ++i) dst[i] = src[i];
-      }
-      j += n;
-      ++p;
-      q = 0;
-    }
+    for (int i = 0; i < nseg; ++i)
+      for (index_t e = 0; e < seg[i].n; e += L)
+        V::copy_n(yk + seg[i].dst + e, buf + seg[i].src + e, std::min<index_t>(L, seg[i].n - e));
   }
 }
 
+// The grid is cut into blocks of NV vectors; a last block of one vector (broadcast-bound: MR
+// broadcasts per MR FMAs) is avoided where possible by making the last two blocks 2 + 2 vectors
+// (7x7: 63 pixels = 4 vectors, 3 + 1 -> 2 + 2).
 template <class V, int MR, int NV>
 inline void blocks(const DirectImage& d, index_t b0, index_t b1) {
-  constexpr index_t JB = NV * V::L;
+  static_assert(NV == 3, "the 2 + 2 split assumes blocks of 3 vectors");
+  constexpr index_t L = V::L;
   const index_t kblocks = (d.Kg + MR - 1) / MR;
-  const index_t J = d.P * d.Wq;
+  const index_t J = d.P * d.Wq, nvec = (J + L - 1) / L, nb = (nvec + NV - 1) / NV;
+  const bool split = nvec >= 4 && nvec % NV == 1;
   for (index_t b = b0; b < b1; ++b) {
     const index_t jb = b / kblocks, kb = b - jb * kblocks;
-    const index_t j0 = jb * JB, k0 = kb * MR, rows = std::min<index_t>(MR, d.Kg - k0);
-    const index_t left = J - j0;  // > 0
-    if (left >= JB)
-      block<V, MR, NV>(d, k0, rows, j0, J);
-    else if (NV >= 3 && left > 2 * V::L)
-      block<V, MR, (NV >= 3 ? 3 : NV)>(d, k0, rows, j0, J);
-    else if (NV >= 2 && left > V::L)
-      block<V, MR, (NV >= 2 ? 2 : NV)>(d, k0, rows, j0, J);
+    const index_t k0 = kb * MR, rows = std::min<index_t>(MR, d.Kg - k0);
+    index_t v0 = jb * NV, nv = std::min<index_t>(NV, nvec - v0);
+    if (split && jb >= nb - 2) v0 = (nb - 2) * NV + (jb - (nb - 2)) * 2, nv = 2;
+    const index_t j0 = v0 * L;
+    if (nv == 3)
+      block<V, MR, 3>(d, k0, rows, j0, J);
+    else if (nv == 2)
+      block<V, MR, 2>(d, k0, rows, j0, J);
     else
       block<V, MR, 1>(d, k0, rows, j0, J);
   }
