@@ -5,8 +5,8 @@
 For each case, in one process and interleaved round by round: fastlayers with the rule as built
 ("cpu"), fastlayers with the direct path switched off (FASTLAYERS_CONV_DIRECT=0: the path taken
 before, "cpu-nodirect"), torch.nn.functional.conv2d and ONNX Runtime's Conv (CPUExecutionProvider,
-all graph optimisations, weights and bias as initialisers). Backward-data: ours, ours without
-direct, and aten.convolution_backward with only grad_input. Each round times a batch of calls and
+all graph optimisations, weights and bias as initialisers). Backward-data / backward-weight (+ bias): ours,
+ours without direct, and aten.convolution_backward with the matching output mask. Each round times a batch of calls and
 keeps the mean per call; the table shows the median over rounds and the min-max. Ratios are anchor
 time / ours (> 1: ours faster), computed from the medians. Writes benchmarks/results/NAME.json (the
 results format of DESIGN.md) and NAME.md.
@@ -118,7 +118,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--set", default="resnet,anchors")
-    ap.add_argument("--passes", default="fwd,bwd_data")
+    ap.add_argument("--passes", default="fwd,bwd_data,bwd_weight")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     import torch
@@ -157,6 +157,18 @@ def main():
                     fns["onnxruntime"] = ort_conv(x, w, b, st, pad, args.threads)
                 except ImportError:
                     pass
+            elif pass_ == "bwd_weight":
+                op = "conv2d_backward_weight"
+                gw_, gb_ = np.empty_like(w), np.empty_like(b)
+
+                def ours(gw_=gw_, gb_=gb_):
+                    ws, n = conv_ops._workspace(CPU, 2, shape)
+                    CPU.run("conv2d_backward_weight", g, x, gw_, gb_, ws, n, shape)
+
+                bwd = torch.ops.aten.convolution_backward
+                fns = {"cpu": ours, "cpu-nodirect": with_env("0", ours),
+                       "torch-cpu": lambda: bwd(tg, tx, tw, [K], [st] * 2, [pad] * 2, [1, 1], False, [0, 0], 1,
+                                                [False, True, True])}
             else:
                 op = "conv2d_backward_data"
                 gx = np.empty_like(x)

@@ -739,6 +739,11 @@ bool conv2d_backward_weight(const Conv2dShape& s, const float* grad_out, const f
     if (grad_b != nullptr) conv_bias_grad(s, grad_out, grad_b);
     return true;
   }
+  if (direct_applies(s, ConvPass::backward_weight) &&
+      direct_backward_weight(s, grad_out, x, grad_w, workspace, workspace_floats)) {
+    if (grad_b != nullptr) conv_bias_grad(s, grad_out, grad_b);
+    return true;
+  }
   const Geometry g = geometry(s, ConvPass::backward_weight);
   const int T = plan_threads(s, g, ConvPass::backward_weight, workspace_floats);
   if (T == 0) return false;

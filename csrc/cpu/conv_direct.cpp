@@ -198,10 +198,82 @@ bool run(const Conv2dShape& s, const float* x, const float* w, const float* b, f
   return true;
 }
 
+struct BwSizes {
+  index_t Kv, J, goT, gwT, slice;  // per thread: xs, goT, gwT (each with alignment slack)
+};
+
+BwSizes bw_sizes(const Conv2dShape& s) {
+  const Plan p = make_plan(s);
+  BwSizes z{};
+  const index_t L = p.avx512 ? direct_bw_lanes_avx512() : direct_bw_lanes_avx2();
+  z.Kv = ceil_div(s.K, L) * L;
+  z.J = s.P * p.Wq;
+  z.goT = z.J * z.Kv + 16;
+  z.gwT = s.C * 9 * z.Kv + 16;
+  z.slice = slice_floats(p) + z.goT + z.gwT;
+  return z;
+}
+
+// grad_out of one image (K planes of P x Q) transposed onto the grid: goT[(p*Wq + q)*Kv + k].
+void stage_goT(const Conv2dShape& s, const Plan& p, const BwSizes& z, const float* go, float* goT) {
+  std::memset(goT, 0, sizeof(float) * z.J * z.Kv);
+  const index_t PQ = s.P * s.Q;
+  for (index_t pp = 0; pp < s.P; ++pp)
+    for (index_t q = 0; q < s.Q; ++q) {
+      float* dst = goT + (pp * p.Wq + q) * z.Kv;
+      const float* src = go + pp * s.Q + q;
+      for (index_t k = 0; k < s.K; ++k) dst[k] = src[k * PQ];
+    }
+}
+
 }  // namespace
+
+bool direct_backward_weight(const Conv2dShape& s, const float* grad_out, const float* x, float* grad_w,
+                            float* workspace, index_t workspace_floats) {
+  if (!direct_possible(s, ConvPass::backward_weight)) return false;
+  const Plan p = make_plan(s);
+  const BwSizes z = bw_sizes(s);
+  if (workspace_floats < z.slice) return false;
+  alignas(64) int off[kMaxRS];
+  tap_offsets(s, p, off);
+  int T = static_cast<int>(std::min<index_t>({static_cast<index_t>(max_threads()), s.N, workspace_floats / z.slice}));
+  const double flops = 2.0 * s.N * s.K * s.C * 9 * s.P * s.Q;
+  if (flops < kSerialFlops) T = 1;
+  auto kernel = p.avx512 ? direct_bw_image_avx512 : direct_bw_image_avx2;
+  auto chunk = [&](int t) {
+    float* base = workspace + t * z.slice;
+    float* xs = align64(base);
+    float* goT = align64(base + slice_floats(p));
+    float* gwT = align64(base + slice_floats(p) + z.goT);
+    std::memset(gwT, 0, sizeof(float) * s.C * 9 * z.Kv);
+    const index_t n0 = s.N * t / T, n1 = s.N * (t + 1) / T;
+    for (index_t n = n0; n < n1; ++n) {
+      fill_xs(s, p, x + n * s.C * s.H * s.W, xs);
+      stage_goT(s, p, z, grad_out + n * s.K * s.P * s.Q, goT);
+      DirectBwImage d{xs, goT, off, gwT, s.C, p.CP, z.Kv, z.J};
+      kernel(d);
+    }
+  };
+  if (T <= 1) {
+    chunk(0);
+  } else {
+#pragma omp parallel for schedule(static, 1) num_threads(T)
+    for (int t = 0; t < T; ++t) chunk(t);
+  }
+  // grad_w[k][tap] = the threads' gwT[tap][k], added in thread order.
+  const index_t CRS = s.C * 9;
+  for (index_t k = 0; k < s.K; ++k)
+    for (index_t tap = 0; tap < CRS; ++tap) {
+      float acc = 0.0f;
+      for (int t = 0; t < T; ++t) acc += align64(workspace + t * z.slice + slice_floats(p) + z.goT)[tap * z.Kv + k];
+      grad_w[k * CRS + tap] = acc;
+    }
+  return true;
+}
 
 bool direct_possible(const Conv2dShape& s, ConvPass pass) {
   if (pass == ConvPass::forward) return possible_shape(s);
+  if (pass == ConvPass::backward_weight) return s.R * s.S == 9 && s.groups == 1 && possible_shape(s);
   if (pass != ConvPass::backward_data) return false;
   Conv2dShape t;
   return transposed(s, t) && possible_shape(t);
@@ -236,10 +308,16 @@ bool direct_applies(const Conv2dShape& s, ConvPass pass) {
     }
     return stride1 && s.P * s.Q <= 32 * 32 && (Cg < 32 || s.N * s.P * s.Q <= 2048);
   }
+  if (pass == ConvPass::backward_weight) return s.P * s.Q <= 32 * 32 && s.stride_h <= 2 && s.stride_w <= 2;
   return stride1 && s.H * s.W <= 32 * 32 && (Kg < 32 || s.N * s.H * s.W <= 2048);
 }
 
 index_t direct_workspace_floats(const Conv2dShape& s, ConvPass pass, int threads) {
+  if (pass == ConvPass::backward_weight) {
+    const BwSizes z = bw_sizes(s);
+    const CheckedSize n = CheckedSize(std::max(1, threads)) * z.slice;
+    return n.ok() ? n.value() : -1;
+  }
   Conv2dShape t = s;
   index_t extra = 0;
   if (pass == ConvPass::backward_data) {

@@ -36,6 +36,15 @@ index_t direct_workspace_floats(const Conv2dShape& s, ConvPass pass, int threads
 bool direct_forward(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y, bool relu,
                     float* workspace, index_t workspace_floats);
 
+// grad_w (K, C, R, S) from grad_out and x (R*S == 9, groups 1: direct_possible says); grad_b is the
+// caller's. Vectorised over output channels instead: per image, grad_out is staged transposed onto
+// the grid (goT[j][k], zeros in the dropped columns), and a tile is the 9 taps of one input channel
+// x 16-32 output channels, summed over the image's grid pixels (one broadcast of x per tap and
+// pixel). Threads take fixed chunks of images and keep partial sums, added in thread order:
+// deterministic for a given thread count.
+bool direct_backward_weight(const Conv2dShape& s, const float* grad_out, const float* x, float* grad_w,
+                            float* workspace, index_t workspace_floats);
+
 // grad_x from grad_out and w; stride 1 only (direct_possible says).
 bool direct_backward_data(const Conv2dShape& s, const float* grad_out, const float* w, float* grad_x,
                           float* workspace, index_t workspace_floats);
@@ -60,5 +69,17 @@ DirectTiling direct_tiling_avx2();
 // Computes blocks [b0, b1) of the image, block b = (jblock b / kblocks, kblock b % kblocks).
 void direct_blocks_avx512(const DirectImage& d, index_t b0, index_t b1);
 void direct_blocks_avx2(const DirectImage& d, index_t b0, index_t b1);
+
+struct DirectBwImage {
+  const float* xs;   // this image's phase planes
+  const float* goT;  // J x Kv: this image's grad_out transposed onto the grid (zeros where q >= Q)
+  const int* poff;   // 9 tap offsets within one channel's phase planes
+  float* gwT;        // Cg*9 x Kv partial sums, accumulated into
+  index_t Cg, CP, Kv, J;
+};
+index_t direct_bw_lanes_avx512();  // Kv is a multiple of this
+index_t direct_bw_lanes_avx2();
+void direct_bw_image_avx512(const DirectBwImage& d);
+void direct_bw_image_avx2(const DirectBwImage& d);
 
 }  // namespace fastlayers::cpu

@@ -11,6 +11,8 @@ struct V256 {
   static constexpr int L = 8;
   using reg = __m256;
   static reg zero() { return _mm256_setzero_ps(); }
+  static reg loadu(const float* p) { return _mm256_loadu_ps(p); }
+  static void storeu(float* p, reg v) { _mm256_storeu_ps(p, v); }
   static reg load(const float* p) { return _mm256_loadu_ps(p); }
   static reg bcast(const float* p) { return _mm256_broadcast_ss(p); }
   static reg fma(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
@@ -30,5 +32,9 @@ DirectTiling direct_tiling_avx2() { return {kMR, kNV * V256::L}; }
 void direct_blocks_avx2(const DirectImage& d, index_t b0, index_t b1) {
   direct_kernel::blocks<V256, kMR, kNV>(d, b0, b1);
 }
+
+index_t direct_bw_lanes_avx2() { return 8; }
+
+void direct_bw_image_avx2(const DirectBwImage& d) { direct_kernel::bw_image<V256, 1>(d); }
 
 }  // namespace fastlayers::cpu

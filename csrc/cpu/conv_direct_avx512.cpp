@@ -11,6 +11,8 @@ struct V512 {
   static constexpr int L = 16;
   using reg = __m512;
   static reg zero() { return _mm512_setzero_ps(); }
+  static reg loadu(const float* p) { return _mm512_loadu_ps(p); }
+  static void storeu(float* p, reg v) { _mm512_storeu_ps(p, v); }
   static reg load(const float* p) { return _mm512_loadu_ps(p); }
   static reg bcast(const float* p) { return _mm512_set1_ps(*p); }
   static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
@@ -30,5 +32,9 @@ DirectTiling direct_tiling_avx512() { return {kMR, kNV * V512::L}; }
 void direct_blocks_avx512(const DirectImage& d, index_t b0, index_t b1) {
   direct_kernel::blocks<V512, kMR, kNV>(d, b0, b1);
 }
+
+index_t direct_bw_lanes_avx512() { return 16; }
+
+void direct_bw_image_avx512(const DirectBwImage& d) { direct_kernel::bw_image<V512, 2>(d); }
 
 }  // namespace fastlayers::cpu

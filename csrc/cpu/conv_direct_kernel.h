@@ -97,4 +97,41 @@ inline void blocks(const DirectImage& d, index_t b0, index_t b1) {
   }
 }
 
+// Backward-weight tile: the 9 taps of channel c x KV vectors of output channels [k0, k0 + KV*L),
+// summed over the grid: per pixel KV loads of goT, 9 broadcasts of x, 9*KV FMAs.
+template <class V, int KV>
+inline void bw_tile(const DirectBwImage& d, index_t c, index_t k0) {
+  constexpr int L = V::L;
+  typename V::reg acc[9][KV];
+  float* gw = d.gwT + c * 9 * d.Kv + k0;
+  for (int i = 0; i < 9; ++i)
+    for (int v = 0; v < KV; ++v) acc[i][v] = V::loadu(gw + i * d.Kv + v * L);
+  const int o0 = d.poff[0], o1 = d.poff[1], o2 = d.poff[2], o3 = d.poff[3], o4 = d.poff[4], o5 = d.poff[5],
+            o6 = d.poff[6], o7 = d.poff[7], o8 = d.poff[8];
+  const float* xc = d.xs + c * d.CP;
+  const float* g = d.goT + k0;
+  for (index_t j = 0; j < d.J; ++j, g += d.Kv) {
+    typename V::reg gv[KV];
+    for (int v = 0; v < KV; ++v) gv[v] = V::loadu(g + v * L);
+    const float* xj = xc + j;
+    const int offs[9] = {o0, o1, o2, o3, o4, o5, o6, o7, o8};
+    for (int i = 0; i < 9; ++i) {
+      const typename V::reg b = V::bcast(xj + offs[i]);
+      for (int v = 0; v < KV; ++v) acc[i][v] = V::fma(b, gv[v], acc[i][v]);
+    }
+  }
+  for (int i = 0; i < 9; ++i)
+    for (int v = 0; v < KV; ++v) V::storeu(gw + i * d.Kv + v * L, acc[i][v]);
+}
+
+template <class V, int KVMAX>
+inline void bw_image(const DirectBwImage& d) {
+  constexpr index_t L = V::L;
+  for (index_t c = 0; c < d.Cg; ++c) {
+    index_t k0 = 0;
+    for (; k0 + KVMAX * L <= d.Kv; k0 += KVMAX * L) bw_tile<V, KVMAX>(d, c, k0);
+    for (; k0 < d.Kv; k0 += L) bw_tile<V, 1>(d, c, k0);
+  }
+}
+
 }  // namespace fastlayers::cpu::direct_kernel

@@ -1,5 +1,5 @@
 """The direct pixel-vectorised conv path (csrc/cpu/conv_direct.*): forward (any stride, dilation,
-groups, padding) and stride-1 backward-data, against the float64 reference with test_conv.py's
+groups, padding), stride-1 backward-data and 3x3 backward-weight (groups 1), against the float64 reference with test_conv.py's
 tolerances (reduction_tol of the reduction length; not widened), under every ISA this CPU has
 (AVX-512 and AVX2 kernels; generic: the path is off and the others run).
 
