@@ -197,9 +197,12 @@ def memory_cases(n: int = MEMORY_FLOATS) -> list[dict]:
         ("softmax", f"{n // 1024}x1024 axis=-1", "softmax_forward", ("x", "y", n // 1024, 1024, 1), 8 * n),
         ("softmax", f"{n // 10}x10 axis=-1", "softmax_forward", ("x", "y", n // 10, 10, 1), 8 * (n // 10) * 10),
         ("softmax", f"{n >> 20}x1024x1024 axis=1", "softmax_forward", ("x", "y", n >> 20, 1024, 1024), 8 * n),
-        ("mse_loss", f"{n} floats ({mib} MiB)", "mse_loss_forward", ("x", "b", "loss", n, 1.0 / n), 8 * n),
+        # (the loss kernels: ..., reduction "mean", a caller-owned workspace, the label-status word)
+        ("mse_loss", f"{n} floats ({mib} MiB)", "mse_loss_forward", ("x", "b", "loss", n, 0.0, "mean", "ws", "null"),
+         8 * n),
         ("softmax_cross_entropy", f"N={rows_ce} C=10 int labels", "softmax_cross_entropy_forward",
-         ("x", "labels", "loss", rows_ce, 10, 1.0 / rows_ce), 4 * rows_ce * 10 + 8 * rows_ce),
+         ("x", "labels", "null", "loss", rows_ce, 10, 1, -100, 0.0, "mean", "ws", "status"),
+         4 * rows_ce * 10 + 8 * rows_ce),
         ("sgd_update", f"{n} params momentum=0.9", "sgd_update",
          ("x", "b", "y", n, 1e-3, 0.9, 0.0, 0.0, False), 20 * n),
     ]
@@ -222,6 +225,8 @@ def run_memory(cp, budget: timing.Budget, peaks: dict, notes: list) -> list[dict
     arrays = {"x": cp.asarray(rng.standard_normal(n, dtype=np.float32)),
               "b": cp.asarray(rng.standard_normal(n, dtype=np.float32)),
               "y": cp.empty(n, cp.float32), "loss": cp.empty((), cp.float32),
+              "ws": cp.asarray(np.zeros(4096, np.float64)), "status": cp.asarray(np.zeros(4, np.int64)),
+              "null": 0, "mean": 2,
               "labels": cp.asarray(rng.integers(0, 10, n // 40, dtype=np.int64))}
     records = []
     for spec in memory_cases(n):

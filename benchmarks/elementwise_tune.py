@@ -105,11 +105,11 @@ def build_cases(n, quick):
             lambda: x + b, (lambda: torch.add(xt, bt)) if torch else None)
         loss = np.empty(1, np.float32)
         add("bce_logits fwd", 8 * n, lambda: fl.binary_cross_entropy_with_logits(x, t01),
-            lambda: _cpu.bce_with_logits_forward(ptr(x), ptr(t01), ptr(loss), n, 1.0 / n),
+            lambda: _cpu.bce_with_logits_forward(ptr(x), ptr(t01), 0, 0, ptr(loss), n, 2, 0),  # 2: mean
             lambda: np.mean(np.maximum(x, 0) - x * t01 + np.log1p(np.exp(-np.abs(x)))),
             (lambda: F.binary_cross_entropy_with_logits(xt, tt)) if torch else None)
         add("bce_logits bwd", 12 * n, lambda: fl.binary_cross_entropy_with_logits_backward(x, t01),
-            lambda: _cpu.bce_with_logits_backward(ptr(x), ptr(t01), ptr(y), n, 1.0 / n),
+            lambda: _cpu.bce_with_logits_backward(ptr(x), ptr(t01), 0, 0, 0, ptr(y), n, 2),
             lambda: (1.0 / (1.0 + np.exp(-x)) - t01) / n, None)
 
     for rows, cols in [(4096, 1000), (100, 10)]:
@@ -126,13 +126,13 @@ def build_cases(n, quick):
             (lambda zt=zt: torch.softmax(zt, dim=1)) if torch else None)
         add(f"softmax CE fwd {rows}x{cols}", zb + 8 * rows, lambda z=z, lab=lab: fl.softmax_cross_entropy(z, lab),
             lambda z=z, lab=lab, l1=l1, r=rows, c=cols: _cpu.softmax_cross_entropy_forward(
-                ptr(z), ptr(lab), ptr(l1), r, c, 1.0 / r),
+                ptr(z), ptr(lab), 0, ptr(l1), r, c, 1, -100, 0.0, 2, 0, 0),
             lambda z=z, lab=lab: softmax_ce_numpy(z, lab),
             (lambda zt=zt, lt=lt: F.cross_entropy(zt, lt)) if torch else None)
         add(f"softmax CE bwd {rows}x{cols}", 2 * zb + 8 * rows,
             lambda z=z, lab=lab: fl.softmax_cross_entropy_backward(z, lab),
             lambda z=z, lab=lab, g=g, r=rows, c=cols: _cpu.softmax_cross_entropy_backward(
-                ptr(z), ptr(lab), ptr(g), r, c, 1.0 / r),
+                ptr(z), ptr(lab), 0, 0, ptr(g), r, c, 1, -100, 0.0, 2, 0, 0),
             lambda z=z, lab=lab: softmax_ce_backward_numpy(z, lab), None)
     return cases
 

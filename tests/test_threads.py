@@ -152,22 +152,15 @@ def test_multiprocessing_fork_pool_workers():
 
 # ---- every parallel region takes the process-wide count ------------------------------------------
 
-# Owned by other branches at the time of writing (pool: csrc/*/pool*, losses: csrc/*/loss*): their
-# regions still follow the calling thread's OpenMP setting (the forking thread's is set to 1 in a
-# child, so fork is safe from the main thread). Add num_threads(max_threads()) there.
-_ELSEWHERE = {"pool.cpp": "pool", "loss.cpp": "losses"}
-
-
 def _regions_without_clause(path: Path):
     text = path.read_text()
     return [line.strip() for line in text.splitlines()
             if re.match(r"\s*#\s*pragma\s+omp\s+parallel\b", line) and "num_threads(" not in line]
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "csrc" / "cpu").glob("*.[ch]*")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted((ROOT / "csrc" / "cpu").rglob("*.[ch]*")),
+                         ids=lambda p: p.relative_to(ROOT / "csrc" / "cpu").as_posix())
 def test_every_parallel_region_names_its_thread_count(path):
     missing = _regions_without_clause(path)
-    if missing and path.name in _ELSEWHERE:
-        pytest.xfail(f"fixed on the {_ELSEWHERE[path.name]} branch: add num_threads(max_threads()) to its regions")
     assert not missing, (f"{path.name}: parallel regions without num_threads(max_threads()) "
                          f"(csrc/cpu/parallel.h says why): {missing}")

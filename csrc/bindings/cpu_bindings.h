@@ -13,6 +13,7 @@ void bind_cpu_loss(pybind11::module_& m);
 void bind_cpu_dropout(pybind11::module_& m);
 void bind_cpu_optim(pybind11::module_& m);
 void bind_cpu_elementwise(pybind11::module_& m);
+void bind_cpu_matmul(pybind11::module_& m);
 void bind_cpu_probe(pybind11::module_& m);  // peak FLOP/s and bandwidth probes for the benchmarks
 
 }  // namespace fastlayers::bindings

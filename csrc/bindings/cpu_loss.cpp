@@ -2,49 +2,86 @@
 
 #include "bindings/cpu_bindings.h"
 #include "bindings/pointers.h"
+#include "common/loss_terms.h"
 #include "cpu/loss.h"
 
 namespace py = pybind11;
 
 namespace fastlayers::bindings {
 
+namespace {
+inline double* ws(Address a) { return reinterpret_cast<double*>(a.value); }
+inline std::int64_t* status_of(Address a) { return reinterpret_cast<std::int64_t*>(a.value); }
+}  // namespace
+
+// Same names and argument lists as csrc/bindings/cuda_loss.cpp (which appends the stream).
 void bind_cpu_loss(py::module_& m) {
   const auto nogil = py::call_guard<py::gil_scoped_release>();
   using P = Address;
 
-  // Elementwise losses: (a, b, out, n, scale); out is the 1-element loss or the gradient.
-#define FL_BIND_ELEMENTWISE(name)                                          \
-  m.def(#name, [](P a, P b, P o, index_t n, double scale) {                \
-    cpu::name(in(a), in(b), out(o), n, scale);                             \
+  m.attr("loss_workspace_doubles") = loss::kWorkspaceDoubles;
+
+  // Elementwise losses: forward (a, b, out, n, param, reduction, workspace, status),
+  // backward (a, b, grad_out, grad, n, param, reduction, status).
+#define FL_BIND_ELEMENTWISE(name)                                                               \
+  m.def(#name "_forward", [](P a, P b, P o, index_t n, double param, int reduction, P w, P st) { \
+    cpu::name##_forward(in(a), in(b), out(o), n, param, reduction, ws(w), status_of(st));        \
+  }, nogil);                                                                                     \
+  m.def(#name "_backward", [](P a, P b, P g, P o, index_t n, double param, int reduction, P st) { \
+    cpu::name##_backward(in(a), in(b), in(g), out(o), n, param, reduction, status_of(st));        \
   }, nogil)
-  FL_BIND_ELEMENTWISE(mse_loss_forward);
-  FL_BIND_ELEMENTWISE(mse_loss_backward);
-  FL_BIND_ELEMENTWISE(bce_with_logits_forward);
-  FL_BIND_ELEMENTWISE(bce_with_logits_backward);
-  FL_BIND_ELEMENTWISE(logistic_loss_forward);
-  FL_BIND_ELEMENTWISE(logistic_loss_backward);
+  FL_BIND_ELEMENTWISE(mse_loss);
+  FL_BIND_ELEMENTWISE(l1_loss);
+  FL_BIND_ELEMENTWISE(smooth_l1_loss);
+  FL_BIND_ELEMENTWISE(huber_loss);
+  FL_BIND_ELEMENTWISE(soft_margin_loss);
+  FL_BIND_ELEMENTWISE(hinge_embedding_loss);
+  FL_BIND_ELEMENTWISE(logistic_loss);
+  FL_BIND_ELEMENTWISE(hinge_loss);
 #undef FL_BIND_ELEMENTWISE
 
-  m.def("hinge_loss_forward", [](P s, P y, P o, index_t n, double margin, double scale) {
-    cpu::hinge_loss_forward(in(s), in(y), out(o), n, margin, scale);
+  m.def("bce_with_logits_forward", [](P z, P t, P w, P pw, P o, index_t n, int reduction, P wsp) {
+    cpu::bce_with_logits_forward(in(z), in(t), in(w), in(pw), out(o), n, reduction, ws(wsp));
   }, nogil);
-  m.def("hinge_loss_backward", [](P s, P y, P o, index_t n, double margin, double scale) {
-    cpu::hinge_loss_backward(in(s), in(y), out(o), n, margin, scale);
+  m.def("bce_with_logits_backward", [](P z, P t, P w, P pw, P g, P o, index_t n, int reduction) {
+    cpu::bce_with_logits_backward(in(z), in(t), in(w), in(pw), in(g), out(o), n, reduction);
   }, nogil);
 
-  // Softmax cross-entropy: logits (n, c); labels int64 (n,) or float probabilities (n, c).
-  m.def("softmax_cross_entropy_forward", [](P z, P y, P o, index_t n, index_t c, double scale) {
-    cpu::softmax_cross_entropy_forward(in(z), in_i64(y), out(o), n, c, scale);
-  }, nogil);
-  m.def("softmax_cross_entropy_backward", [](P z, P y, P o, index_t n, index_t c, double scale) {
-    cpu::softmax_cross_entropy_backward(in(z), in_i64(y), out(o), n, c, scale);
-  }, nogil);
-  m.def("softmax_cross_entropy_prob_forward", [](P z, P t, P o, index_t n, index_t c, double scale) {
-    cpu::softmax_cross_entropy_prob_forward(in(z), in(t), out(o), n, c, scale);
-  }, nogil);
-  m.def("softmax_cross_entropy_prob_backward", [](P z, P t, P o, index_t n, index_t c, double scale) {
-    cpu::softmax_cross_entropy_prob_backward(in(z), in(t), out(o), n, c, scale);
-  }, nogil);
+  // Cross-entropy over (n, c, d) logits.
+  m.def("softmax_cross_entropy_forward",
+        [](P z, P y, P w, P o, index_t n, index_t c, index_t d, std::int64_t ignore, double eps,
+           int reduction, P wsp, P st) {
+          cpu::softmax_cross_entropy_forward(in(z), in_i64(y), in(w), out(o), n, c, d, ignore, eps,
+                                             reduction, ws(wsp), status_of(st));
+        }, nogil);
+  m.def("softmax_cross_entropy_backward",
+        [](P z, P y, P w, P g, P o, index_t n, index_t c, index_t d, std::int64_t ignore,
+           double eps, int reduction, P wsp, P st) {
+          cpu::softmax_cross_entropy_backward(in(z), in_i64(y), in(w), in(g), out(o), n, c, d,
+                                              ignore, eps, reduction, ws(wsp), status_of(st));
+        }, nogil);
+  m.def("softmax_cross_entropy_prob_forward",
+        [](P z, P t, P w, P o, index_t n, index_t c, index_t d, double eps, int reduction, P wsp) {
+          cpu::softmax_cross_entropy_prob_forward(in(z), in(t), in(w), out(o), n, c, d, eps,
+                                                  reduction, ws(wsp));
+        }, nogil);
+  m.def("softmax_cross_entropy_prob_backward",
+        [](P z, P t, P w, P g, P o, index_t n, index_t c, index_t d, double eps, int reduction) {
+          cpu::softmax_cross_entropy_prob_backward(in(z), in(t), in(w), in(g), out(o), n, c, d, eps,
+                                                   reduction);
+        }, nogil);
+  m.def("nll_loss_forward",
+        [](P x, P y, P w, P o, index_t n, index_t c, index_t d, std::int64_t ignore, int reduction,
+           P wsp, P st) {
+          cpu::nll_loss_forward(in(x), in_i64(y), in(w), out(o), n, c, d, ignore, reduction, ws(wsp),
+                                status_of(st));
+        }, nogil);
+  m.def("nll_loss_backward",
+        [](P y, P w, P g, P o, index_t n, index_t c, index_t d, std::int64_t ignore, int reduction,
+           P wsp, P st) {
+          cpu::nll_loss_backward(in_i64(y), in(w), in(g), out(o), n, c, d, ignore, reduction, ws(wsp),
+                                 status_of(st));
+        }, nogil);
 }
 
 }  // namespace fastlayers::bindings

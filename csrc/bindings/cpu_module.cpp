@@ -12,5 +12,6 @@ PYBIND11_MODULE(_cpu, m) {
   bind_cpu_dropout(m);
   bind_cpu_optim(m);
   bind_cpu_elementwise(m);
+  bind_cpu_matmul(m);
   bind_cpu_probe(m);
 }

@@ -18,6 +18,7 @@ void bind_cuda_pool(pybind11::module_& m);
 void bind_cuda_conv(pybind11::module_& m);
 void bind_cuda_gemm(pybind11::module_& m);
 void bind_cuda_elementwise(pybind11::module_& m);
+void bind_cuda_matmul(pybind11::module_& m);
 void bind_cuda_loss(pybind11::module_& m);
 void bind_cuda_optim(pybind11::module_& m);
 void bind_cuda_dropout(pybind11::module_& m);

@@ -9,6 +9,7 @@ PYBIND11_MODULE(_cuda, m) {
   bind_cuda_conv(m);
   bind_cuda_gemm(m);
   bind_cuda_elementwise(m);
+  bind_cuda_matmul(m);
   bind_cuda_loss(m);
   bind_cuda_optim(m);
   bind_cuda_dropout(m);

@@ -20,7 +20,8 @@ void relu_backward(const float* grad_out, const float* x, float* grad_in, index_
 #pragma omp parallel for simd schedule(static) if (n > kParallelGrain) num_threads(max_threads())
   for (index_t i = 0; i < n; ++i) {
     const float g = grad_out[i];  // loaded unconditionally so the select vectorises
-    grad_in[i] = x[i] > 0.0f ? g : 0.0f;
+    // PyTorch's mask (threshold_backward): x <= 0 -> 0, so a NaN input passes the gradient on.
+    grad_in[i] = x[i] <= 0.0f ? 0.0f : g;
   }
 }
 

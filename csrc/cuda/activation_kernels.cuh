@@ -10,8 +10,8 @@ namespace fastlayers::cuda::detail {
 struct Relu {
   __device__ float operator()(float v) const { return v > 0.0f ? v : (v != v ? v : 0.0f); }  // NaN stays
 };
-struct ReluGrad {
-  __device__ float operator()(float g, float x) const { return x > 0.0f ? g : 0.0f; }
+struct ReluGrad {  // PyTorch's mask: x <= 0 -> 0, so a NaN input passes the gradient on
+  __device__ float operator()(float g, float x) const { return x <= 0.0f ? 0.0f : g; }
 };
 struct LeakyRelu {
   float slope;

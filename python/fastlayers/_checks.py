@@ -20,8 +20,8 @@ def as_float32(x, name: str, backend):
     the caller's array is never modified. bool, complex and object arrays are rejected.
     """
     # Fast path (batch-1 work is many tiny calls): already a C-contiguous, aligned float32 NumPy
-    # array. (0-D input takes the slow path: ascontiguousarray makes it 1-D, and callers rely on that.)
-    if type(x) is np.ndarray and x.dtype is _F32 and x.ndim and backend.name == "cpu":
+    # array (0-D included: its shape is kept).
+    if type(x) is np.ndarray and x.dtype is _F32 and backend.name == "cpu":
         flags = x.flags
         if flags.c_contiguous and flags.aligned:
             return x
@@ -39,13 +39,14 @@ def as_float32(x, name: str, backend):
     kind = x.dtype.kind
     if kind not in "fiu":
         raise TypeError(f"{name} must have a real numeric dtype (float32 preferred), got {x.dtype}")
-    return aligned(xp.ascontiguousarray(x, dtype=xp.float32))
+    # asarray(order="C"), not ascontiguousarray: the latter makes a 0-D array 1-D.
+    return aligned(xp.asarray(x, dtype=xp.float32, order="C"))
 
 
 def aligned(a):
     """a, or an aligned copy of it: a float32 view at an odd byte offset (np.frombuffer(buf,
-    offset=1)) stays misaligned through ascontiguousarray, and the kernels' float loads assume
-    natural alignment (anything else is undefined behaviour in C++)."""
+    offset=1)) stays misaligned through asarray, and the kernels' float loads assume natural
+    alignment (anything else is undefined behaviour in C++)."""
     if isinstance(a, np.ndarray):
         return a if a.flags.aligned else a.copy()
     return a if a.data.ptr % a.dtype.itemsize == 0 else a.copy()  # CuPy

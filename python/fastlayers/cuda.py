@@ -41,3 +41,15 @@ def device_name(device: int = 0) -> str:
 def runtime_version() -> int | None:
     """The CUDA runtime version compiled in (e.g. 13000), or None without CUDA."""
     return _backend._cuda.runtime_version() if is_built() else None
+
+
+def check_errors() -> None:
+    """Raise ValueError if a CUDA loss kernel met a bad label (a class index out of range, a
+    logistic/hinge label that is not +-1) since the last check, naming the op and the label; the
+    record is then cleared. The CUDA losses check labels on the device instead of copying them to
+    the host on every call: a bad label makes its sample's loss and gradient NaN and is reported
+    here. One device synchronisation; a model's fit and evaluate call it once per epoch. Does
+    nothing without CUDA or before any CUDA loss ran."""
+    from . import _device_errors
+
+    _device_errors.check()

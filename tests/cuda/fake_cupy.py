@@ -55,6 +55,9 @@ class _Device:
     def __exit__(self, *exc):
         return False
 
+    def synchronize(self):
+        _record("Device.synchronize()")
+
 
 class FakeArray:
     __module__ = "cupy._fake"  # fastlayers._backend.is_cupy_array looks at the type's module
@@ -230,7 +233,7 @@ def _module() -> types.ModuleType:
 
 class FakeCuda:
     """The CUDA module's kernels: each call is recorded; workspace queries answer 0 floats, the
-    device queries one device."""
+    device queries one device, constants are the CPU module's."""
 
     def __init__(self, real_names):
         self.calls: list[str] = []
@@ -250,6 +253,11 @@ class FakeCuda:
             raise AttributeError(name)
         if name.endswith("_workspace_floats"):
             return lambda *a: 0
+        from fastlayers import _cpu
+
+        constant = getattr(_cpu, name, None)
+        if constant is not None and not callable(constant):
+            return constant  # module constants (loss_workspace_doubles, ...): the CPU module has the same
 
         def kernel(*args):
             assert all(not isinstance(a, (np.ndarray, FakeArray)) for a in args), \

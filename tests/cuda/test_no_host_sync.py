@@ -14,14 +14,9 @@ import numpy as np
 import pytest
 
 import fastlayers as fl
-from fastlayers import _backend, _cpu
+from fastlayers import _backend, _cpu, _device_errors
 
 from . import fake_cupy
-
-# Host reads that other branches are removing (#16 item 4, owned by the `losses` branch): the label
-# range checks of the loss ops. A training step with integer labels may read the host there, and
-# only there, until that lands; nothing else may.
-OWNED_ELSEWHERE = (("_checks.py", "as_labels"), ("ops/loss.py", None))
 
 
 def _cuda_names():
@@ -35,6 +30,7 @@ def _cuda_names():
 def gpu(monkeypatch):
     """The fake CuPy module (as `cupy`) and the fake CUDA module in place."""
     cuda = fake_cupy.install(monkeypatch, _cuda_names())
+    monkeypatch.setattr(_device_errors, "_status", {})  # no status word left by an earlier test
     import cupy
 
     return cupy, cuda
@@ -42,11 +38,6 @@ def gpu(monkeypatch):
 
 def _where(rec) -> str:
     return "\n".join(f"  {f}:{line} {fn}" for f, line, fn in rec["stack"][-8:])
-
-
-def _owned_elsewhere(rec) -> bool:
-    return any(f.replace("\\", "/").endswith(file) and (fn is None or name == fn)
-               for f, _, name in rec["stack"] for file, fn in OWNED_ELSEWHERE)
 
 
 def test_the_harness_sees_host_reads(gpu):
@@ -61,14 +52,16 @@ def test_the_harness_sees_host_reads(gpu):
 
 
 def _op_calls(cp, rng):
-    """Every op family on device arrays (the loss ops whose labels are integer classes excepted:
-    OWNED_ELSEWHERE)."""
+    """Every op family on device arrays, the losses with integer class labels included (their labels
+    are checked by the CUDA kernels, not read on the host)."""
     def d(*shape):
         return cp.asarray(rng.standard_normal(shape).astype(np.float32))
 
     x, w, b = d(2, 3, 9, 9), d(4, 3, 3, 3), d(4)
     y = fl.conv2d(x, w, b, 1, 1)
     p = d(6, 10)
+    labels = cp.asarray(rng.integers(0, 10, 6))
+    signs = cp.asarray(np.sign(rng.standard_normal((6, 10))).astype(np.float32))
     return {
         "conv2d": lambda: fl.conv2d(x, w, b, stride=2, padding=1),
         "conv2d_backward": lambda: fl.conv2d_backward(y, x, w, 1, 1),
@@ -88,6 +81,11 @@ def _op_calls(cp, rng):
         "avg_pool2d": lambda: (fl.avg_pool2d(x, 3, 2, 1), fl.avg_pool2d_backward(d(2, 3, 5, 5), x, 3, 2, 1)),
         "add": lambda: fl.add(p, p),
         "mse_loss": lambda: (fl.mse_loss(p, p), fl.mse_loss_backward(p, p)),
+        "cross_entropy": lambda: (fl.cross_entropy(p, labels), fl.cross_entropy_backward(p, labels),
+                                  fl.softmax_cross_entropy(p, labels, weight=d(10), ignore_index=2)),
+        "nll_loss": lambda: (fl.nll_loss(p, labels), fl.nll_loss_backward(p, labels)),
+        "logistic_loss": lambda: (fl.logistic_loss(p, signs), fl.logistic_loss_backward(p, signs)),
+        "hinge_loss": lambda: (fl.hinge_loss(p, signs), fl.hinge_loss_backward(p, signs)),
         "sgd_update": lambda: fl.sgd_update(d(10), d(10), d(10), lr=0.1, momentum=0.9),
         "adam_update": lambda: fl.adam_update(d(10), d(10), d(10), d(10), lr=0.1, step=3),
     }
@@ -125,31 +123,48 @@ def _fit(model, loss, n, epochs=2, validation_split=0.0):
     return list(fake_cupy.log)
 
 
+def _reads_in(log, file, function):
+    return [r for r in log if any(f.endswith(file) and fn == function for f, _, fn in r["stack"])]
+
+
 def _per_epoch_reads(log):
     """Host reads inside Totals.result (the one read of an epoch's loss and accuracy)."""
-    return [r for r in log if any(f.endswith("_device_metrics.py") and fn == "result" for f, _, fn in r["stack"])]
+    return _reads_in(log, "_device_metrics.py", "result")
+
+
+def _label_check_reads(log):
+    """Host reads inside _device_errors.check (the bad-label status word, read once per epoch)."""
+    return _reads_in(log, "_device_errors.py", "check")
+
+
+def _assert_one_read_per_pass(log, passes):
+    """The only host reads: Totals.result (the epoch's loss and accuracy) and _device_errors.check
+    (the CUDA losses' bad-label status word: one synchronisation and one read), once per pass."""
+    per_epoch, checks = _per_epoch_reads(log), _label_check_reads(log)
+    stray = [r for r in log if r not in per_epoch and r not in checks]
+    assert not stray, "host reads in the training loop:\n" + "\n".join(f"{r['what']}\n{_where(r)}" for r in stray)
+    assert len(per_epoch) == passes, [r["what"] for r in log]
+    assert len(checks) == 2 * passes, [r["what"] for r in checks]
 
 
 @pytest.mark.parametrize("validation", [False, True])
 def test_training_step_never_reads_the_host(gpu, validation):
-    """Sequential.fit on device arrays: the only host reads are one per epoch (and one per
+    """Sequential.fit on device arrays: the only host reads are once per epoch (and once per
     validation pass), however many batches the epoch has."""
     cuda = gpu[1]
     for n in (16, 40):  # 4 and 10 training batches per epoch
         log = _fit(_cnn(), fl.nn.MSELoss(), n, epochs=2, validation_split=0.25 if validation else 0.0)
-        per_epoch = _per_epoch_reads(log)
-        stray = [r for r in log if r not in per_epoch]
-        assert not stray, "host reads in the training loop:\n" + "\n".join(f"{r['what']}\n{_where(r)}" for r in stray)
-        assert len(per_epoch) == 2 * (2 if validation else 1), [r["what"] for r in log]
+        _assert_one_read_per_pass(log, 2 * (2 if validation else 1))
     assert "sgd_update" in cuda.calls and "conv2d_backward_weight" in cuda.calls
 
 
-def test_cross_entropy_step_reads_the_host_only_in_the_label_checks(gpu):
-    """With integer labels the loss ops' label range checks may still read the host (owned by
-    another branch, OWNED_ELSEWHERE); every other host read is one per epoch."""
-    log = _fit(_cnn(), fl.nn.SoftmaxCrossEntropyLoss(), 16, epochs=2)
-    stray = [r for r in log if r not in _per_epoch_reads(log) and not _owned_elsewhere(r)]
-    assert not stray, "host reads in the training loop:\n" + "\n".join(f"{r['what']}\n{_where(r)}" for r in stray)
+@pytest.mark.parametrize("validation", [False, True])
+def test_cross_entropy_step_reads_the_host_once_per_epoch(gpu, validation):
+    """With integer labels the CUDA loss kernels check the labels on the device (no host read per
+    batch); the status word they write is read once per epoch and per validation pass."""
+    for n in (16, 40):
+        log = _fit(_cnn(), fl.nn.SoftmaxCrossEntropyLoss(), n, epochs=2, validation_split=0.25 if validation else 0.0)
+        _assert_one_read_per_pass(log, 2 * (2 if validation else 1))
 
 
 def _two_input_graph():
@@ -173,8 +188,4 @@ def test_graph_model_training_step_never_reads_the_host(gpu):
     with np.errstate(all="ignore"):
         model.fit(x, y, epochs=2, batch_size=4, verbose=0, loss=fl.nn.MSELoss(), seed=0,
                   optimizer=fl.optim.SGD(model.parameters(), lr=0.01), validation_split=0.2)
-    log = list(fake_cupy.log)
-    per_epoch = _per_epoch_reads(log)
-    stray = [r for r in log if r not in per_epoch]
-    assert not stray, "host reads in the training loop:\n" + "\n".join(f"{r['what']}\n{_where(r)}" for r in stray)
-    assert len(per_epoch) == 2 * 2, [r["what"] for r in log]
+    _assert_one_read_per_pass(list(fake_cupy.log), 2 * 2)

@@ -69,7 +69,7 @@ def test_fuzz_ops(fuzz_runner, family):
 def test_fuzz_every_op_from_its_signature(fuzz_runner):
     """Arguments drawn from each op's signature alone (names and defaults): the only fuzzing that ops
     added later without a strategy get (OTHER_OPS, drawn half the time), and a second, cruder
-    look at the others. Pool ops are left to the xfail test below until the pool branch lands."""
+    look at the others. Pool ops have their own test below (test_fuzz_pool_ops_and_layers)."""
     names = sorted(set(fl.ops.__all__) - {p + s for p in POOL_OPS for s in ("", "_backward")})
 
     @FUZZ
@@ -91,8 +91,6 @@ def test_fuzz_layers(fuzz_runner):
     run()
 
 
-@pytest.mark.xfail(reason="fixed on the pool branch (pool geometry overflow, issue #17's pool reproducers)",
-                   strict=False)
 def test_fuzz_pool_ops_and_layers(fuzz_runner):
     @FUZZ
     @given(spec=st.one_of(specs.pool_calls(), specs.layer_calls(pools=True)))

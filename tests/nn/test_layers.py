@@ -61,6 +61,13 @@ LAYERS = {
     "lppool": (lambda rng: nn.LpPool2d(2.0, 2), (2, 2, 4, 4)),
     "lppool_p3": (lambda rng: nn.LpPool2d(3.0, (2, 3), stride=(1, 2)), (1, 2, 3, 7)),
     "globalavg": (lambda rng: nn.GlobalAvgPool2d(), (2, 3, 3, 2)),
+    "maxpool_ceil_dilation": (lambda rng: nn.MaxPool2d(3, 2, 1, dilation=2, ceil_mode=True), (1, 2, 9, 8)),
+    "maxpool_unbatched": (lambda rng: nn.MaxPool2d(2, ceil_mode=True), (3, 5, 4)),
+    "avgpool_ceil_divisor": (lambda rng: nn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False,
+                                                      divisor_override=5), (1, 2, 6, 7)),
+    "lppool_ceil": (lambda rng: nn.LPPool2d(2.0, 2, ceil_mode=True), (1, 2, 5, 5)),
+    "adaptive_avg": (lambda rng: nn.AdaptiveAvgPool2d((3, None)), (2, 2, 7, 5)),
+    "adaptive_max": (lambda rng: nn.AdaptiveMaxPool2d((2, 3)), (2, 2, 5, 7)),
     "flatten": (lambda rng: nn.Flatten(), (2, 3, 2, 2)),
     "relu": (lambda rng: nn.ReLU(), (3, 7)),
     "leaky_relu": (lambda rng: nn.LeakyReLU(0.1), (3, 7)),
@@ -238,3 +245,64 @@ def test_model_on_cuda_matches_cpu(rng):  # pragma: no cover - needs a GPU
     model.to("cuda")
     gpu = model.predict(x)
     assert_close(gpu, cpu, reduction_tol(800), "cnn on cuda vs cpu")
+
+
+def test_pool_layers_summary_save_load(tmp_path, rng):
+    model = nn.Sequential([nn.Conv2d(1, 4, 3, rng=rng), nn.MaxPool2d(3, 2, 1, dilation=1, ceil_mode=True),
+                           nn.AvgPool2d(2, ceil_mode=True, count_include_pad=False, divisor_override=3),
+                           nn.LPPool2d(2.0, 2, ceil_mode=True, padding=1), nn.AdaptiveMaxPool2d((2, None)),
+                           nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3, rng=rng)], input_shape=(1, 15, 13))
+    text = model.summary(print_fn=None)
+    for name in ("MaxPool2d", "AvgPool2d", "LpPool2d", "AdaptiveMaxPool2d", "AdaptiveAvgPool2d"):
+        assert name in text
+    assert "(N, 4, 1, 1)" in text  # the adaptive (1, 1) output
+    x = rng.standard_normal((2, 1, 15, 13)).astype(np.float32)
+    path = tmp_path / "pools.npz"
+    model.save(path)
+    loaded = nn.load_model(path)
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    assert [layer.get_config() for layer in loaded.layers] == [layer.get_config() for layer in model.layers]
+    # an LpPool2d saved with the former keyword p= still loads
+    assert nn.LpPool2d(p=3.0, kernel_size=2).norm_type == 3.0
+
+
+def test_max_unpool_layer_and_indices(rng):
+    x = rng.standard_normal((2, 3, 8, 7)).astype(np.float32)
+    pool, unpool = nn.MaxPool2d(2, return_indices=True), nn.MaxUnpool2d(2)
+    y, idx = pool(x)
+    assert idx.dtype == np.int64 and y.shape == idx.shape == (2, 3, 4, 3)
+    u = unpool(y, idx, output_size=x.shape)
+    assert u.shape == x.shape
+    np.testing.assert_array_equal(np.sort(u[u != 0]), np.sort(y.ravel()))
+    g = rng.standard_normal(u.shape).astype(np.float32)
+    np.testing.assert_array_equal(unpool.backward(g), fl.max_unpool2d_backward(g, y, idx, 2, output_size=x.shape))
+    np.testing.assert_array_equal(pool.backward(y), fl.max_pool2d_backward(y, x, 2, indices=idx))
+    with pytest.raises(TypeError, match="needs the indices"):
+        unpool(y)
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: nn.MaxPool2d(2.5), "kernel_size must be an int"),
+    (lambda: nn.MaxPool2d(2, ceil_mode=1), "ceil_mode must be a bool"),
+    (lambda: nn.AvgPool2d(2, divisor_override=0), "divisor_override must be a non-zero int"),
+    (lambda: nn.LPPool2d(-1.0, 2), "norm_type must be a positive"),
+    (lambda: nn.AdaptiveAvgPool2d((1, 2, 3)), "output_size must be an int or a pair"),
+    (lambda: nn.AdaptiveMaxPool2d(2.0), "output_size must be an int"),
+])
+def test_pool_layer_constructor_errors(make, match):
+    with pytest.raises((TypeError, ValueError), match=match):
+        make()
+
+
+def test_max_pool_layer_backward_path(rng):
+    """Tiling windows recompute the winners from x; other geometries keep the training forward's
+    indices (and give the same gradient as the recomputing op)."""
+    x = rng.standard_normal((2, 3, 9, 9)).astype(np.float32)
+    tiled, overlapping = nn.MaxPool2d(2), nn.MaxPool2d(3, 2, 1, ceil_mode=True)
+    for layer, keeps in ((tiled, False), (overlapping, True)):
+        y = layer.forward(x, training=True)
+        assert (layer._indices is not None) == keeps
+        g = rng.standard_normal(y.shape).astype(np.float32)
+        np.testing.assert_array_equal(layer.backward(g), fl.max_pool2d_backward(g, x, *layer._geometry()))
+        layer.forward(x, training=False)
+        assert layer._indices is None  # inference keeps nothing

@@ -44,8 +44,10 @@ CPU_ONLY = {
 }
 OTHER_ISSUE = re.compile(r"conv|pool|im2col|col2im")  # CUDA backend 2
 # CUDA kernels that also take a caller-owned workspace (ws, ws_floats) before the stream, sized by
-# their *_workspace_floats query (Backend.workspace takes it from CuPy's pool).
-WORKSPACE = {"sgemm", "bias_grad_rows"}
+# a *_workspace_floats query (Backend.workspace takes it from CuPy's pool): kernel -> its query
+# (matmul's sgemm_batched runs sgemm per batch entry, one workspace for all of them).
+WORKSPACE = {"sgemm": "sgemm_workspace_floats", "bias_grad_rows": "bias_grad_rows_workspace_floats",
+             "sgemm_batched": "sgemm_workspace_floats"}
 
 
 @needs_build
@@ -62,8 +64,8 @@ def test_cuda_module_mirrors_cpu_kernels():
             wrong.append(f"{name}: cpu {_arity(getattr(cpu, name))} args, cuda {_arity(getattr(cuda, name))}")
     assert not missing, f"CPU kernels without a CUDA twin: {missing}"
     assert not wrong, f"CUDA twins whose arguments are not the CPU's plus the stream: {wrong}"
-    for name in WORKSPACE:
-        assert hasattr(cuda, f"{name}_workspace_floats"), name
+    for name, query in WORKSPACE.items():
+        assert hasattr(cuda, query), (name, query)
 
 
 @needs_build
@@ -240,7 +242,8 @@ def test_loss_reduction_is_deterministic():
     outs = []
     for _ in range(3):
         loss = cp.empty((), cp.float32)
-        be.run("mse_loss_forward", p, t, loss, p.size, 1.0 / p.size)
+        ws = cp.empty(be._module.loss_workspace_doubles, cp.float64)  # reduction 2 = "mean"
+        be.run("mse_loss_forward", p, t, loss, p.size, 0.0, 2, ws, 0)
         outs.append(float(loss))
     assert outs[0] == outs[1] == outs[2]
     want = float(np.mean((p.get().astype(np.float64) - t.get()) ** 2))

@@ -16,8 +16,9 @@ from ..helpers import CUDA_SKIP_REASON, assert_close, reduction_tol
 
 pytestmark = pytest.mark.skipif(not fl.cuda.is_available(), reason=CUDA_SKIP_REASON)
 
-POOL_CASES = [((2, 3, 9, 9), 2, 2, 0), ((2, 3, 9, 9), 3, 2, 1), ((1, 2, 7, 11), (3, 2), (1, 3), (1, 1)),
-              ((1, 1, 9, 8), 2, 3, 0)]
+POOL_CASES = [((2, 3, 9, 9), 2, 2, 0, 1, False), ((2, 3, 9, 9), 3, 2, 1, 1, False),
+              ((1, 2, 7, 11), (3, 2), (1, 3), (1, 1), 1, True), ((1, 1, 9, 8), 2, 3, 0, 1, True),
+              ((2, 2, 11, 10), 3, 1, 1, 2, False), ((1, 2, 9, 9), 2, 2, 0, 1, True)]
 
 
 @pytest.fixture
@@ -27,26 +28,67 @@ def cp():
     return cupy
 
 
-@pytest.mark.parametrize("shape,k,s,p", POOL_CASES)
-def test_pool_gpu_matches_cpu(cp, shape, k, s, p):
+@pytest.mark.parametrize("shape,k,s,p,d,ceil", POOL_CASES)
+def test_pool_gpu_matches_cpu(cp, shape, k, s, p, d, ceil):
     rng = np.random.default_rng(0)
     x = rng.integers(-3, 3, size=shape).astype(np.float32)  # ties: first maximum must win on both
     x.flat[::7] = np.nan  # NaN windows: NaN out, gradient to the last NaN, on both
-    y = fl.max_pool2d(x, k, s, p)
+    y, idx = fl.max_pool2d(x, k, s, p, d, ceil, True)
     g = rng.standard_normal(y.shape).astype(np.float32)
-    np.testing.assert_array_equal(fl.max_pool2d(cp.asarray(x), k, s, p).get(), y)
-    np.testing.assert_array_equal(fl.max_pool2d_backward(cp.asarray(g), cp.asarray(x), k, s, p).get(),
-                                  fl.max_pool2d_backward(g, x, k, s, p))
+    gy, gidx = fl.max_pool2d(cp.asarray(x), k, s, p, d, ceil, True)
+    np.testing.assert_array_equal(gy.get(), y)
+    np.testing.assert_array_equal(gidx.get(), idx)
+    want = fl.max_pool2d_backward(g, x, k, s, p, d, ceil)
+    for indices in (None, gidx):  # the tiled one-pass kernel or workspace + gather; the gather alone
+        got = fl.max_pool2d_backward(cp.asarray(g), cp.asarray(x), k, s, p, d, ceil, indices=indices)
+        np.testing.assert_array_equal(got.get(), want)  # same sums in the same order: bit for bit
+    if d != 1:
+        return
     xf = rng.standard_normal(shape).astype(np.float32)
     kh, kw = (k, k) if isinstance(k, int) else k
     tol = reduction_tol(kh * kw)
+    ga = rng.standard_normal(fl.avg_pool2d(xf, k, s, p, ceil).shape).astype(np.float32)
     for flag in (True, False):
-        assert_close(fl.avg_pool2d(cp.asarray(xf), k, s, p, flag), fl.avg_pool2d(xf, k, s, p, flag), tol, "avg")
-        assert_close(fl.avg_pool2d_backward(cp.asarray(g), cp.asarray(xf), k, s, p, flag),
-                     fl.avg_pool2d_backward(g, xf, k, s, p, flag), tol, "avg backward")
-    assert_close(fl.lp_pool2d(cp.asarray(xf), 3.0, k, s, p), fl.lp_pool2d(xf, 3.0, k, s, p), tol, "lp")
-    assert_close(fl.lp_pool2d_backward(cp.asarray(g), cp.asarray(xf), 3.0, k, s, p),
-                 fl.lp_pool2d_backward(g, xf, 3.0, k, s, p), tol, "lp backward")
+        for div in (None, -3):
+            opts = (k, s, p, ceil, flag, div)
+            assert_close(fl.avg_pool2d(cp.asarray(xf), *opts), fl.avg_pool2d(xf, *opts), tol, "avg")
+            assert_close(fl.avg_pool2d_backward(cp.asarray(ga), cp.asarray(xf), *opts),
+                         fl.avg_pool2d_backward(ga, xf, *opts), tol, "avg backward")
+    assert_close(fl.lp_pool2d(cp.asarray(xf), 3.0, k, s, ceil, padding=p), fl.lp_pool2d(xf, 3.0, k, s, ceil, padding=p),
+                 tol, "lp")
+    assert_close(fl.lp_pool2d_backward(cp.asarray(ga), cp.asarray(xf), 3.0, k, s, ceil, padding=p),
+                 fl.lp_pool2d_backward(ga, xf, 3.0, k, s, ceil, padding=p), tol, "lp backward")
+
+
+@pytest.mark.parametrize("shape,size", [((2, 3, 13, 13), (6, 6)), ((1, 2, 14, 64), (7, 8)), ((2, 2, 9, 9), 1),
+                                        ((1, 1, 4, 5), (7, 3))])
+def test_adaptive_and_unpool_gpu_match_cpu(cp, shape, size):
+    rng = np.random.default_rng(3)
+    x = rng.integers(-3, 3, size=shape).astype(np.float32)
+    y, idx = fl.adaptive_max_pool2d(x, size, True)
+    gy, gidx = fl.adaptive_max_pool2d(cp.asarray(x), size, True)
+    np.testing.assert_array_equal(gy.get(), y)
+    np.testing.assert_array_equal(gidx.get(), idx)
+    g = rng.standard_normal(y.shape).astype(np.float32)
+    want = fl.adaptive_max_pool2d_backward(g, x, size)
+    for indices in (None, gidx):
+        np.testing.assert_array_equal(
+            fl.adaptive_max_pool2d_backward(cp.asarray(g), cp.asarray(x), size, indices=indices).get(), want)
+    tol = reduction_tol(shape[2] * shape[3])
+    assert_close(fl.adaptive_avg_pool2d(cp.asarray(x), size), fl.adaptive_avg_pool2d(x, size), tol, "adaptive avg")
+    assert_close(fl.adaptive_avg_pool2d_backward(cp.asarray(g), cp.asarray(x), size),
+                 fl.adaptive_avg_pool2d_backward(g, x, size), tol, "adaptive avg backward")
+    py, pidx = fl.max_pool2d(x, 2, return_indices=True)  # distinct indices: a defined unpool
+    u = fl.max_unpool2d(cp.asarray(py), cp.asarray(pidx), 2, output_size=shape)
+    np.testing.assert_array_equal(u.get(), fl.max_unpool2d(py, pidx, 2, output_size=shape))
+    gu = rng.standard_normal(shape).astype(np.float32)
+    np.testing.assert_array_equal(fl.max_unpool2d_backward(cp.asarray(gu), cp.asarray(py), cp.asarray(pidx), 2,
+                                                           output_size=shape).get(),
+                                  fl.max_unpool2d_backward(gu, py, pidx, 2, output_size=shape))
+    bad = pidx.copy()
+    bad.flat[0] = 10**6  # skipped on the GPU (no host check), never written out of bounds
+    u = fl.max_unpool2d(cp.asarray(py), cp.asarray(bad), 2, output_size=shape).get()
+    assert u.shape == shape and np.isfinite(u).all()
 
 
 def test_pool_on_a_non_default_stream(cp):

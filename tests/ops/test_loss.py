@@ -185,31 +185,34 @@ def test_hypothesis_cases(kind, n, c, reduction, scale, seed):
 
 def test_bad_shapes_and_reduction(device):
     a, b = device.put(np.ones(3, np.float32)), device.put(np.ones(4, np.float32))
-    with pytest.raises(ValueError, match=r"target must have shape \(3,\), got \(4,\)"):
+    with pytest.raises(ValueError, match=r"target must have shape \(3,\) \(or one that broadcasts .*got \(4,\)"):
         fl.mse_loss(a, b)
     with pytest.raises(ValueError, match="target"):
         fl.binary_cross_entropy_with_logits_backward(a, b)
     with pytest.raises(ValueError, match="labels"):
         fl.hinge_loss(a, b)
-    with pytest.raises(ValueError, match="reduction must be 'mean' or 'sum', got 'max'"):
+    with pytest.raises(ValueError, match="reduction must be 'none', 'mean' or 'sum', got 'max'"):
         fl.mse_loss(a, a, reduction="max")
     with pytest.raises(ValueError, match="reduction"):
         fl.softmax_cross_entropy_backward(device.put(np.ones((2, 3), np.float32)),
-                                          device.put(np.array([0, 1])), reduction="none")
-    with pytest.raises(TypeError, match="pred"):
+                                          device.put(np.array([0, 1])), reduction="avg")
+    with pytest.raises(TypeError, match="input"):
         fl.mse_loss(device.put(np.array([1 + 1j])), a)
 
 
 def test_softmax_cross_entropy_bad_labels(device):
     z = device.put(np.zeros((3, 4), np.float32))
-    with pytest.raises(ValueError, match=r"logits must be 2-D \(N, C\), got shape \(12,\)"):
+    with pytest.raises(ValueError, match=r"logits must have a class dimension"):
+        fl.softmax_cross_entropy(device.put(np.zeros((), np.float32)), device.put(np.zeros((), np.int64)))
+    with pytest.raises(TypeError, match=r"labels with the shape of logits \(12,\) holds class probabilities"):
         fl.softmax_cross_entropy(device.put(np.zeros(12, np.float32)), device.put(np.zeros(12, np.int64)))
     with pytest.raises(ValueError, match=r"labels must have shape \(3,\).*got \(2,\)"):
         fl.softmax_cross_entropy(z, device.put(np.array([0, 1])))
-    with pytest.raises(ValueError, match=r"labels must lie in \[0, 4\), got a label 4"):
-        fl.softmax_cross_entropy(z, device.put(np.array([0, 4, 1])))
-    with pytest.raises(ValueError, match="got a label -1"):
-        fl.softmax_cross_entropy_backward(z, device.put(np.array([0, -1, 1])))
+    if device.name == "cpu":  # checked on the device by the CUDA kernels (test_loss_options.py)
+        with pytest.raises(ValueError, match=r"labels must lie in \[0, 4\) or equal ignore_index \(-100\), got a label 4"):
+            fl.softmax_cross_entropy(z, device.put(np.array([0, 4, 1])))
+        with pytest.raises(ValueError, match="got a label -1"):
+            fl.softmax_cross_entropy_backward(z, device.put(np.array([0, -1, 1])))
     with pytest.raises(ValueError, match=r"labels must be integer .* \(3, 4\), got a float array of shape \(3,\)"):
         fl.softmax_cross_entropy(z, device.put(np.array([0.0, 1.0, 2.0])))
     with pytest.raises(ValueError, match=r"labels must have shape \(3, 4\)|labels"):
@@ -223,6 +226,8 @@ def test_softmax_cross_entropy_bad_labels(device):
 def test_pm1_labels_required(device):
     s = device.put(np.zeros(3, np.float32))
     for fn in (fl.logistic_loss, fl.logistic_loss_backward, fl.hinge_loss, fl.hinge_loss_backward):
+        if device.name != "cpu":
+            break  # checked on the device by the CUDA kernels (test_loss_options.py)
         with pytest.raises(ValueError, match=r"labels must be -1 or \+1, got a label 0.0"):
             fn(s, device.put(np.array([1.0, 0.0, -1.0], np.float32)))
         with pytest.raises(ValueError, match="got a label nan"):

@@ -63,7 +63,7 @@ def test_reference_rejects_non_pm1_labels():
     with pytest.raises(ValueError, match="labels"):
         ref.logistic_loss(np.zeros(2), np.array([1.0, 0.0]))
     with pytest.raises(ValueError, match="reduction"):
-        ref.mse_loss(np.zeros(2), np.zeros(2), reduction="none")
+        ref.mse_loss(np.zeros(2), np.zeros(2), reduction="max")
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum"])

@@ -33,20 +33,58 @@ def test_max_pool_backward_finite_differences(rng, shape, k, s, p):
 
 @pytest.mark.parametrize("shape,k,s,p", GEOMETRIES)
 @pytest.mark.parametrize("include", [True, False])
-def test_avg_pool_backward_finite_differences(rng, shape, k, s, p, include):
+@pytest.mark.parametrize("ceil", [False, True])
+def test_avg_pool_backward_finite_differences(rng, shape, k, s, p, include, ceil):
     x = rng.standard_normal(shape)
-    g = rng.standard_normal(ref.avg_pool2d(x, k, s, p, include).shape)
-    assert_grad_matches(ref.avg_pool2d_backward(g, x, k, s, p, include),
-                        lambda t: np.sum(g * ref.avg_pool2d(t, k, s, p, include)), x, "avg_pool2d")
+    for div in (None, -3):
+        opts = dict(ceil_mode=ceil, count_include_pad=include, divisor_override=div)
+        g = rng.standard_normal(ref.avg_pool2d(x, k, s, p, **opts).shape)
+        assert_grad_matches(ref.avg_pool2d_backward(g, x, k, s, p, **opts),
+                            lambda t: np.sum(g * ref.avg_pool2d(t, k, s, p, **opts)), x, f"avg_pool2d {opts}")
 
 
 @pytest.mark.parametrize("shape,k,s,pad", GEOMETRIES)
 @pytest.mark.parametrize("p", [1.0, 2.0, 3.5, 0.7])
-def test_lp_pool_backward_finite_differences(rng, shape, k, s, pad, p):
+@pytest.mark.parametrize("ceil", [False, True])
+def test_lp_pool_backward_finite_differences(rng, shape, k, s, pad, p, ceil):
     x = _spaced(rng, shape)  # |x| >= 0.1: away from the kink of |x| at 0
-    g = rng.standard_normal(ref.lp_pool2d(x, p, k, s, pad).shape)
-    assert_grad_matches(ref.lp_pool2d_backward(g, x, p, k, s, pad),
-                        lambda t: np.sum(g * ref.lp_pool2d(t, p, k, s, pad)), x, f"lp_pool2d p={p}")
+    g = rng.standard_normal(ref.lp_pool2d(x, p, k, s, ceil, padding=pad).shape)
+    assert_grad_matches(ref.lp_pool2d_backward(g, x, p, k, s, ceil, padding=pad),
+                        lambda t: np.sum(g * ref.lp_pool2d(t, p, k, s, ceil, padding=pad)), x, f"lp_pool2d p={p}")
+
+
+@pytest.mark.parametrize("shape,k,s,p", GEOMETRIES)
+@pytest.mark.parametrize("d,ceil", [(1, True), (2, False), ((2, 1), True)])
+def test_max_pool_dilation_ceil_finite_differences(rng, shape, k, s, p, d, ceil):
+    x = _spaced(rng, shape)
+    try:
+        y = ref.max_pool2d(x, k, s, p, d, ceil)
+    except (ValueError, IndexError):
+        pytest.skip("no output for this dilation")
+    g = rng.standard_normal(y.shape)
+    assert_grad_matches(ref.max_pool2d_backward(g, x, k, s, p, d, ceil),
+                        lambda t: np.sum(g * ref.max_pool2d(t, k, s, p, d, ceil)), x, "max_pool2d")
+
+
+@pytest.mark.parametrize("shape,size", [((2, 2, 7, 5), (3, 4)), ((1, 2, 4, 4), (6, 5)), ((1, 1, 6, 6), 1),
+                                        ((1, 2, 5, 7), (None, 3))])
+def test_adaptive_finite_differences(rng, shape, size):
+    x = _spaced(rng, shape)
+    g = rng.standard_normal(ref.adaptive_avg_pool2d(x, size).shape)
+    assert_grad_matches(ref.adaptive_avg_pool2d_backward(g, x, size),
+                        lambda t: np.sum(g * ref.adaptive_avg_pool2d(t, size)), x, "adaptive_avg_pool2d")
+    assert_grad_matches(ref.adaptive_max_pool2d_backward(g, x, size),
+                        lambda t: np.sum(g * ref.adaptive_max_pool2d(t, size)), x, "adaptive_max_pool2d")
+
+
+def test_max_unpool_finite_differences(rng):
+    # Non-overlapping windows: every index distinct (with duplicates the last write wins, and the
+    # gather backward, PyTorch's, still gives each duplicate the gradient: not a derivative).
+    x = _spaced(rng, (2, 2, 6, 7))
+    y, idx = ref.max_pool2d(x, 2, 2, 0, 1, True, return_indices=True)
+    g = rng.standard_normal((2, 2, 6, 7))
+    assert_grad_matches(ref.max_unpool2d_backward(g, y, idx, 2, 2, 0, (6, 7)),
+                        lambda t: np.sum(g * ref.max_unpool2d(t, idx, 2, 2, 0, (6, 7))), y, "max_unpool2d")
 
 
 def test_global_avg_pool_backward_finite_differences(rng):
@@ -103,8 +141,9 @@ def test_forward_and_backward_match_torch(rng, shape, k, s, p, dtype):
         tx.grad = None
         ty = F.avg_pool2d(tx, k, s, p, count_include_pad=include)
         ty.backward(torch.tensor(g))
-        assert_close(ref.avg_pool2d(x, k, s, p, include), ty.detach().numpy(), tol, "avg_pool2d")
-        assert_close(ref.avg_pool2d_backward(g, x, k, s, p, include), tx.grad.numpy(), tol, "avg backward")
+        assert_close(ref.avg_pool2d(x, k, s, p, count_include_pad=include), ty.detach().numpy(), tol, "avg_pool2d")
+        assert_close(ref.avg_pool2d_backward(g, x, k, s, p, count_include_pad=include), tx.grad.numpy(), tol,
+                     "avg backward")
 
     if p == 0 or p == (0, 0):  # torch's lp_pool2d has no padding; on positive input |x| = x
         xp = np.abs(x) + dtype(0.5)

@@ -175,6 +175,14 @@ inline T __shfl_sync(unsigned, T v, int src, int = 32) {
   return warp_exchange(v, src);
 }
 
+// Atomics: every fiber runs on one OS thread and switches only at barriers, so a plain
+// read-modify-write is atomic here.
+inline unsigned long long atomicCAS(unsigned long long* p, unsigned long long compare, unsigned long long value) {
+  const unsigned long long old = *p;
+  if (old == compare) *p = value;
+  return old;
+}
+
 // ----------------------------------------------------------------------------------- launches
 // Runs fn() as a (gx, gy, gz) grid of 1-D blocks of `block` threads, one block at a time (so
 // `static` shared arrays are per block).

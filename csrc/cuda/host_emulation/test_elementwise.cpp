@@ -62,7 +62,8 @@ int main() {
   unary("tanh", Tanh{}, [](double v) { return std::tanh(v); }, x);
   unary("sign", Sign{}, [](double v) { return v > 0 ? 1.0 : v < 0 ? -1.0 : v == 0 ? 0.0 : v; }, x);
   unary("heaviside", Heaviside{0.5f}, [](double v) { return v > 0 ? 1.0 : v < 0 ? 0.0 : v == 0 ? 0.5 : v; }, x);
-  binary("relu_backward", ReluGrad{}, [](double gg, double v) { return v > 0 ? gg : 0.0; }, g, x);
+  // PyTorch's threshold_backward mask: x <= 0 -> 0, so a NaN input (x[1]) passes the gradient on
+  binary("relu_backward", ReluGrad{}, [](double gg, double v) { return v <= 0 ? 0.0 : gg; }, g, x);
   binary("leaky_relu_backward", LeakyReluGrad{0.1f}, [](double gg, double v) { return v > 0 ? gg : gg * double(0.1f); }, g, x);
   binary("sigmoid_backward", SigmoidGrad{}, [](double gg, double yy) { return gg * yy * (1 - yy); }, g, y01);
   binary("tanh_backward", TanhGrad{}, [](double gg, double yy) { return gg * (1 - yy * yy); }, g, y01);

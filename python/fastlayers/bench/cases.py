@@ -252,7 +252,7 @@ def pool_cases() -> list[Case]:
         return _on(xp, {"x": _rand(xs), "g": _rand(ys), "gg": _rand((n, c))})
 
     fwd_bytes, bwd_bytes = _f32(xs, ys), _f32(ys, xs, xs)
-    return window_pool_cases(2, 2, 0) + [
+    return window_pool_cases(2, 2, 0) + pool_option_cases() + [
         Case("lp_pool2d", label + " p=2", {**params, "p": 2}, setup,
              ours=lambda o, s: lambda: o.lp_pool2d(s["x"], 2, 2), needs=("lp_pool2d",),
              torch_anchor=lambda torch, s: lambda: torch.nn.functional.lp_pool2d(s["x"], 2, 2), nbytes=fwd_bytes),
@@ -269,6 +269,163 @@ def pool_cases() -> list[Case]:
              torch_anchor=lambda torch, s: lambda: (s["gg"][:, :, None, None] / (h * w)).expand(xs).contiguous(),
              nbytes=_f32((n, c), xs)),
     ]
+
+
+def pool_option_cases() -> list[Case]:
+    """The pooling options of issue #12 against PyTorch: ceil_mode on an odd input (55x55, GoogLeNet's
+    3x3/2 ceil pool), dilation, return_indices and the backward from saved indices, avg_pool2d's
+    divisor options, adaptive pools (AlexNet's 13x13 -> 6x6) and max_unpool2d. The reference is slow on
+    these shapes: heavy (skipped in --quick)."""
+    n, c = POOL_SHAPE[:2]
+    odd = (n, c, 55, 55)
+    i8 = 8.0  # bytes of an int64 index
+
+    def out(h, k, s, p, d=1, ceil=False):
+        span = h + 2 * p - d * (k - 1) - 1
+        o = -(-span // s) + 1 if ceil else span // s + 1
+        return o - 1 if ceil and (o - 1) * s >= h + p else o
+
+    def setup_for(shape, yshape):
+        def setup(xp):
+            return _on(xp, {"x": _rand(shape), "g": _rand(yshape)})
+        return setup
+
+    cases = []
+    # max_pool2d: (label, x shape, kernel, stride, padding, dilation, ceil_mode)
+    for tag, xs, k, st, pad, dil, ceil in [("3x3/2 ceil", odd, 3, 2, 0, 1, True),
+                                           ("2x2/2 ceil", odd, 2, 2, 0, 1, True),
+                                           ("3x3/1 p1 dilation 2", POOL_SHAPE, 3, 1, 1, 2, False)]:
+        o = out(xs[2], k, st, pad, dil, ceil)
+        ys = (n, c, o, o)
+        label = f"N={n} C={c} {xs[2]}x{xs[3]} {tag}"
+        params = {"family": "pool", "N": n, "C": c, "H": xs[2], "W": xs[3], "kernel": k, "stride": st,
+                  "padding": pad, "dilation": dil, "ceil_mode": ceil}
+        setup = setup_for(xs, ys)
+
+        def t_bwd(torch, s, k=k, st=st, pad=pad, dil=dil, ceil=ceil):
+            _, idx = torch.nn.functional.max_pool2d(s["x"], k, st, pad, dil, ceil, True)
+            return lambda: torch.ops.aten.max_pool2d_with_indices_backward(
+                s["g"], s["x"], [k, k], [st, st], [pad, pad], [dil, dil], ceil, idx)
+
+        cases += [
+            Case("max_pool2d", label, params, setup, heavy=True, needs=("max_pool2d",),
+                 ours=lambda o_, s, k=k, st=st, pad=pad, dil=dil, ceil=ceil: lambda: o_.max_pool2d(
+                     s["x"], k, st, pad, dil, ceil),
+                 torch_anchor=lambda torch, s, k=k, st=st, pad=pad, dil=dil, ceil=ceil: lambda: (
+                     torch.nn.functional.max_pool2d(s["x"], k, st, pad, dil, ceil)),
+                 nbytes=_f32(xs, ys)),
+            Case("max_pool2d_backward", label, params, setup, heavy=True, needs=("max_pool2d_backward",),
+                 ours=lambda o_, s, k=k, st=st, pad=pad, dil=dil, ceil=ceil: lambda: o_.max_pool2d_backward(
+                     s["g"], s["x"], k, st, pad, dil, ceil),
+                 torch_anchor=t_bwd, nbytes=_f32(ys, xs, xs)),
+        ]
+
+    # return_indices and the backward from them, 3x3/2 pad 1 (the ResNet stem's pool)
+    o = out(POOL_SHAPE[2], 3, 2, 1)
+    ys = (n, c, o, o)
+    label = f"N={n} C={c} 56x56 3x3/2 p1 indices"
+    params = {"family": "pool", "N": n, "C": c, "H": 56, "W": 56, "kernel": 3, "stride": 2, "padding": 1,
+              "return_indices": True}
+    setup = setup_for(POOL_SHAPE, ys)
+
+    def ours_bwd_idx(o_, s):
+        _, idx = o_.max_pool2d(s["x"], 3, 2, 1, return_indices=True)
+        return lambda: o_.max_pool2d_backward(s["g"], s["x"], 3, 2, 1, indices=idx)
+
+    def torch_bwd_idx(torch, s):
+        _, idx = torch.nn.functional.max_pool2d(s["x"], 3, 2, 1, return_indices=True)
+        return lambda: torch.ops.aten.max_pool2d_with_indices_backward(s["g"], s["x"], [3, 3], [2, 2], [1, 1],
+                                                                       [1, 1], False, idx)
+
+    cases += [
+        Case("max_pool2d", label, params, setup, heavy=True, needs=("max_pool2d",),
+             ours=lambda o_, s: lambda: o_.max_pool2d(s["x"], 3, 2, 1, return_indices=True),
+             torch_anchor=lambda torch, s: lambda: torch.nn.functional.max_pool2d(s["x"], 3, 2, 1, return_indices=True),
+             nbytes=_f32(POOL_SHAPE, ys) + i8 * np.prod(ys)),
+        Case("max_pool2d_backward", label, params, setup, heavy=True, needs=("max_pool2d_backward",),
+             ours=ours_bwd_idx, torch_anchor=torch_bwd_idx, nbytes=_f32(ys, POOL_SHAPE) + i8 * np.prod(ys)),
+    ]
+
+    # avg_pool2d: ceil_mode, count_include_pad=False, divisor_override, on the odd input
+    o = out(55, 3, 2, 1, 1, True)
+    ys = (n, c, o, o)
+    for tag, include, div in [("ceil exclude-pad", False, None), ("ceil divisor 7", True, 7)]:
+        label = f"N={n} C={c} 55x55 3x3/2 p1 {tag}"
+        params = {"family": "pool", "N": n, "C": c, "H": 55, "W": 55, "kernel": 3, "stride": 2, "padding": 1,
+                  "ceil_mode": True, "count_include_pad": include, "divisor_override": div}
+        setup = setup_for(odd, ys)
+        cases += [
+            Case("avg_pool2d", label, params, setup, heavy=True, needs=("avg_pool2d",),
+                 ours=lambda o_, s, inc=include, dv=div: lambda: o_.avg_pool2d(s["x"], 3, 2, 1, True, inc, dv),
+                 torch_anchor=lambda torch, s, inc=include, dv=div: lambda: torch.nn.functional.avg_pool2d(
+                     s["x"], 3, 2, 1, True, inc, dv),
+                 nbytes=_f32(odd, ys)),
+            Case("avg_pool2d_backward", label, params, setup, heavy=True, needs=("avg_pool2d_backward",),
+                 ours=lambda o_, s, inc=include, dv=div: lambda: o_.avg_pool2d_backward(s["g"], s["x"], 3, 2, 1, True,
+                                                                                        inc, dv),
+                 torch_anchor=lambda torch, s, inc=include, dv=div: lambda: torch.ops.aten.avg_pool2d_backward(
+                     s["g"], s["x"], [3, 3], [2, 2], [1, 1], True, inc, dv),
+                 nbytes=_f32(ys, odd)),
+        ]
+
+    # adaptive pools: AlexNet's 256x13x13 -> 6x6 (overlapping windows) at batch 128
+    xs, ys = (128, 256, 13, 13), (128, 256, 6, 6)
+    label = "N=128 C=256 13x13 -> 6x6"
+    params = {"family": "pool", "N": 128, "C": 256, "H": 13, "W": 13, "output_size": 6}
+    setup = setup_for(xs, ys)
+
+    def ours_amax_bwd(o_, s):
+        _, idx = o_.adaptive_max_pool2d(s["x"], 6, return_indices=True)
+        return lambda: o_.adaptive_max_pool2d_backward(s["g"], s["x"], 6, indices=idx)
+
+    def torch_amax_bwd(torch, s):
+        _, idx = torch.nn.functional.adaptive_max_pool2d(s["x"], 6, return_indices=True)
+        return lambda: torch.ops.aten.adaptive_max_pool2d_backward(s["g"], s["x"], idx)
+
+    cases += [
+        Case("adaptive_avg_pool2d", label, params, setup, heavy=True, needs=("adaptive_avg_pool2d",),
+             ours=lambda o_, s: lambda: o_.adaptive_avg_pool2d(s["x"], 6),
+             torch_anchor=lambda torch, s: lambda: torch.nn.functional.adaptive_avg_pool2d(s["x"], 6),
+             nbytes=_f32(xs, ys)),
+        Case("adaptive_avg_pool2d_backward", label, params, setup, heavy=True,
+             needs=("adaptive_avg_pool2d_backward",),
+             ours=lambda o_, s: lambda: o_.adaptive_avg_pool2d_backward(s["g"], s["x"], 6),
+             torch_anchor=lambda torch, s: lambda: torch.ops.aten._adaptive_avg_pool2d_backward(s["g"], s["x"]),
+             nbytes=_f32(ys, xs)),
+        Case("adaptive_max_pool2d", label, params, setup, heavy=True, needs=("adaptive_max_pool2d",),
+             ours=lambda o_, s: lambda: o_.adaptive_max_pool2d(s["x"], 6),
+             torch_anchor=lambda torch, s: lambda: torch.nn.functional.adaptive_max_pool2d(s["x"], 6),
+             nbytes=_f32(xs, ys)),
+        Case("adaptive_max_pool2d_backward", label + " indices", params, setup, heavy=True,
+             needs=("adaptive_max_pool2d_backward",), ours=ours_amax_bwd, torch_anchor=torch_amax_bwd,
+             nbytes=_f32(ys, xs) + i8 * np.prod(ys)),
+    ]
+
+    # max_unpool2d of a 2x2/2 pool's output back to 56x56
+    ys = (n, c, 28, 28)
+    label = f"N={n} C={c} 28x28 -> 56x56 2x2/2"
+    params = {"family": "pool", "N": n, "C": c, "H": 28, "W": 28, "kernel": 2, "stride": 2}
+    setup = setup_for(POOL_SHAPE, POOL_SHAPE)
+
+    def ours_unpool(o_, s):
+        y, idx = o_.max_pool2d(s["x"], 2, return_indices=True)
+        return lambda: o_.max_unpool2d(y, idx, 2)
+
+    def torch_unpool(torch, s):
+        y, idx = torch.nn.functional.max_pool2d(s["x"], 2, return_indices=True)
+        return lambda: torch.nn.functional.max_unpool2d(y, idx, 2)
+
+    def ours_unpool_bwd(o_, s):
+        y, idx = o_.max_pool2d(s["x"], 2, return_indices=True)
+        return lambda: o_.max_unpool2d_backward(s["g"], y, idx, 2)
+
+    cases += [
+        Case("max_unpool2d", label, params, setup, heavy=True, needs=("max_unpool2d",), ours=ours_unpool,
+             torch_anchor=torch_unpool, nbytes=_f32(ys, POOL_SHAPE) + i8 * np.prod(ys)),
+        Case("max_unpool2d_backward", label, params, setup, heavy=True, needs=("max_unpool2d_backward",),
+             ours=ours_unpool_bwd, nbytes=_f32(ys, ys) + i8 * np.prod(ys)),
+    ]
+    return cases
 
 
 # ---------------------------------------------------------------------------------- activations
@@ -409,6 +566,178 @@ def loss_cases() -> list[Case]:
              ours=lambda o, s: lambda: o.binary_cross_entropy_with_logits_backward(s["p"], s["t"]),
              needs=("binary_cross_entropy_with_logits_backward",),
              torch_anchor=lambda t, s: lambda: (t.sigmoid(s["p"]) - s["t"]).div_(numel), nbytes=three),
+    ]
+
+
+# ------------------------------------------------------------------------- loss options (issue #12)
+def loss_option_cases() -> list[Case]:
+    """The torch options of the losses, each against PyTorch in the same run. The backward anchors
+    time torch's forward + autograd backward (torch has no separate backward function for these
+    options), so their ratio flatters PyTorch's side by the forward's time."""
+    n, c = SOFTMAX_SHAPE
+    w_np = (_rng().random(c) + 0.5).astype(np.float32)
+
+    def ce_setup(xp):
+        y = _rng().integers(0, c, n).astype(np.int64)
+        y[::17] = 3  # some targets ignored below
+        return _on(xp, {"x": _rand((n, c)), "y": y, "w": w_np})
+
+    opts = {"ignore_index": 3, "label_smoothing": 0.1}
+    label = f"N={n} C={c} weight ignore_index label_smoothing"
+    p = {"family": "loss", "N": n, "C": c, "options": "weight, ignore_index=3, label_smoothing=0.1"}
+
+    def t_ce(t, s, red="mean"):
+        return lambda: t.nn.functional.cross_entropy(s["x"], s["y"], weight=s["w"], reduction=red, **opts)
+
+    def t_ce_bwd(t, s):
+        x = s["x"].clone().requires_grad_()
+        return lambda: t.autograd.grad(t.nn.functional.cross_entropy(x, s["y"], weight=s["w"], **opts), x)
+
+    # per-pixel classification (segmentation): (N, C, H, W) logits, labels with an ignored border
+    sn, sc, sh = 8, 21, 64
+
+    def seg_setup(xp):
+        y = _rng().integers(0, sc, (sn, sh, sh)).astype(np.int64)
+        y[:, 0, :] = 255
+        return _on(xp, {"x": _rand((sn, sc, sh, sh)), "y": y})
+
+    seg_label = f"N={sn} C={sc} {sh}x{sh} ignore_index=255"
+    sp = {"family": "loss", "N": sn, "C": sc, "H": sh, "W": sh, "options": "ignore_index=255"}
+
+    def t_seg_bwd(t, s):
+        x = s["x"].clone().requires_grad_()
+        return lambda: t.autograd.grad(t.nn.functional.cross_entropy(x, s["y"], ignore_index=255), x)
+
+    shape = POOL_SHAPE
+    el_label = "x".join(map(str, shape))
+    ep = {"family": "loss", "shape": list(shape)}
+
+    def bce_setup(xp):
+        return _on(xp, {"p": _rand(shape), "t": (_rng().random(shape) > 0.5).astype(np.float32),
+                        "pw": (_rng().random((shape[-1],)) * 3).astype(np.float32)})
+
+    def t_bce_bwd(t, s):
+        x = s["p"].clone().requires_grad_()
+        return lambda: t.autograd.grad(t.nn.functional.binary_cross_entropy_with_logits(x, s["t"], pos_weight=s["pw"]), x)
+
+    def reg_setup(xp):
+        return _on(xp, {"p": _rand(shape), "t": _rand(shape)})
+
+    two = _f32(shape, shape)
+    return [
+        Case("cross_entropy", label, p, ce_setup,
+             ours=lambda o, s: lambda: o.cross_entropy(s["x"], s["y"], s["w"], **opts), needs=("cross_entropy",),
+             torch_anchor=t_ce, nbytes=_f32((n, c)) + 8 * n),
+        Case("cross_entropy", label + " reduction=none", {**p, "reduction": "none"}, ce_setup,
+             ours=lambda o, s: lambda: o.cross_entropy(s["x"], s["y"], s["w"], reduction="none", **opts),
+             needs=("cross_entropy",), torch_anchor=lambda t, s: t_ce(t, s, "none"), nbytes=_f32((n, c), (n,)) + 8 * n),
+        Case("cross_entropy_backward", label, p, ce_setup,
+             ours=lambda o, s: lambda: o.cross_entropy_backward(s["x"], s["y"], s["w"], **opts),
+             needs=("cross_entropy_backward",), torch_anchor=t_ce_bwd, nbytes=_f32((n, c), (n, c)) + 8 * n),
+        Case("cross_entropy", seg_label, sp, seg_setup,
+             ours=lambda o, s: lambda: o.cross_entropy(s["x"], s["y"], ignore_index=255), needs=("cross_entropy",),
+             torch_anchor=lambda t, s: lambda: t.nn.functional.cross_entropy(s["x"], s["y"], ignore_index=255),
+             nbytes=_f32((sn, sc, sh, sh)) + 8 * sn * sh * sh),
+        Case("cross_entropy_backward", seg_label, sp, seg_setup,
+             ours=lambda o, s: lambda: o.cross_entropy_backward(s["x"], s["y"], ignore_index=255),
+             needs=("cross_entropy_backward",), torch_anchor=t_seg_bwd,
+             nbytes=_f32((sn, sc, sh, sh), (sn, sc, sh, sh)) + 8 * sn * sh * sh),
+        Case("nll_loss", label, p, ce_setup,
+             ours=lambda o, s: lambda: o.nll_loss(s["x"], s["y"], s["w"], ignore_index=3), needs=("nll_loss",),
+             torch_anchor=lambda t, s: lambda: t.nn.functional.nll_loss(s["x"], s["y"], s["w"], ignore_index=3),
+             nbytes=16.0 * n),
+        Case("binary_cross_entropy_with_logits", el_label + " pos_weight", {**ep, "options": "pos_weight"}, bce_setup,
+             ours=lambda o, s: lambda: o.binary_cross_entropy_with_logits(s["p"], s["t"], pos_weight=s["pw"]),
+             needs=("binary_cross_entropy_with_logits",),
+             torch_anchor=lambda t, s: lambda: t.nn.functional.binary_cross_entropy_with_logits(s["p"], s["t"], pos_weight=s["pw"]),
+             nbytes=two),
+        Case("binary_cross_entropy_with_logits_backward", el_label + " pos_weight", {**ep, "options": "pos_weight"},
+             bce_setup, ours=lambda o, s: lambda: o.binary_cross_entropy_with_logits_backward(s["p"], s["t"], pos_weight=s["pw"]),
+             needs=("binary_cross_entropy_with_logits_backward",), torch_anchor=t_bce_bwd, nbytes=_f32(shape, shape, shape)),
+        Case("smooth_l1_loss", el_label, ep, reg_setup, ours=lambda o, s: lambda: o.smooth_l1_loss(s["p"], s["t"], beta=0.5),
+             needs=("smooth_l1_loss",),
+             torch_anchor=lambda t, s: lambda: t.nn.functional.smooth_l1_loss(s["p"], s["t"], beta=0.5), nbytes=two),
+        Case("huber_loss", el_label, ep, reg_setup, ours=lambda o, s: lambda: o.huber_loss(s["p"], s["t"], delta=0.5),
+             needs=("huber_loss",),
+             torch_anchor=lambda t, s: lambda: t.nn.functional.huber_loss(s["p"], s["t"], delta=0.5), nbytes=two),
+        Case("l1_loss", el_label + " reduction=none", {**ep, "reduction": "none"}, reg_setup,
+             ours=lambda o, s: lambda: o.l1_loss(s["p"], s["t"], reduction="none"), needs=("l1_loss",),
+             torch_anchor=lambda t, s: lambda: t.nn.functional.l1_loss(s["p"], s["t"], reduction="none"),
+             nbytes=_f32(shape, shape, shape)),
+    ]
+
+
+def broadcast_cases() -> list[Case]:
+    """add / mul with broadcasting (a per-channel bias over NCHW, a row bias) and their backward
+    (the sum over the broadcast axes), against torch."""
+    n, c, h, w = POOL_SHAPE
+    label = f"{n}x{c}x{h}x{w} + (C,1,1)"
+    p = {"family": "elementwise", "shape": [n, c, h, w], "other": [c, 1, 1]}
+
+    def setup(xp):
+        return _on(xp, {"a": _rand(POOL_SHAPE), "b": _rand((c, 1, 1)), "g": _rand(POOL_SHAPE)})
+
+    rows, cols = 4096, 1024
+    rp = {"family": "elementwise", "shape": [rows, cols], "other": [cols]}
+
+    def row_setup(xp):
+        return _on(xp, {"a": _rand((rows, cols)), "b": _rand((cols,)), "g": _rand((rows, cols))})
+
+    full = _f32(POOL_SHAPE, POOL_SHAPE)
+    return [
+        Case("add", label + " alpha=2", p, setup, ours=lambda o, s: lambda: o.add(s["a"], s["b"], alpha=2), needs=("add",),
+             torch_anchor=lambda t, s: lambda: t.add(s["a"], s["b"], alpha=2), nbytes=full),
+        Case("mul", label, p, setup, ours=lambda o, s: lambda: o.mul(s["a"], s["b"]), needs=("mul",),
+             xp_anchor=lambda xp, s: lambda: s["a"] * s["b"], torch_anchor=lambda t, s: lambda: t.mul(s["a"], s["b"]),
+             nbytes=full),
+        Case("add_backward", label, p, setup, ours=lambda o, s: lambda: o.add_backward(s["g"], s["a"], s["b"]),
+             needs=("add_backward",),
+             torch_anchor=lambda t, s: lambda: (s["g"].clone(), s["g"].sum((0, 2, 3), keepdim=True)[0]),
+             nbytes=_f32(POOL_SHAPE, POOL_SHAPE)),
+        Case("mul_backward", label, p, setup, ours=lambda o, s: lambda: o.mul_backward(s["g"], s["a"], s["b"]),
+             needs=("mul_backward",),
+             torch_anchor=lambda t, s: lambda: (s["g"] * s["b"], (s["g"] * s["a"]).sum((0, 2, 3), keepdim=True)[0]),
+             nbytes=_f32(POOL_SHAPE, POOL_SHAPE, POOL_SHAPE)),
+        Case("add", f"{rows}x{cols} + ({cols},)", rp, row_setup, ours=lambda o, s: lambda: o.add(s["a"], s["b"]),
+             needs=("add",), xp_anchor=lambda xp, s: lambda: s["a"] + s["b"],
+             torch_anchor=lambda t, s: lambda: t.add(s["a"], s["b"]), nbytes=_f32((rows, cols), (rows, cols))),
+        Case("add_backward", f"{rows}x{cols} + ({cols},)", rp, row_setup,
+             ours=lambda o, s: lambda: o.add_backward(s["g"], s["a"], s["b"]), needs=("add_backward",),
+             torch_anchor=lambda t, s: lambda: (s["g"].clone(), s["g"].sum(0)), nbytes=_f32((rows, cols), (rows, cols))),
+    ]
+
+
+def matmul_cases() -> list[Case]:
+    """Batched matmul (torch.matmul) against torch and NumPy: a batch of products, a broadcast
+    (folded) operand, and the backward."""
+    bt, m, k, n = 32, 128, 256, 128
+    p = {"family": "gemm", "batch": bt, "M": m, "K": k, "N": n}
+
+    def setup(xp):
+        return _on(xp, {"a": _rand((bt, m, k)), "b": _rand((bt, k, n)), "w": _rand((k, n)), "g": _rand((bt, m, n)),
+                        "a4": _rand((4, 8, m, k)), "b4": _rand((8, k, n))})
+
+    fl_ = 2.0 * bt * m * k * n
+    order = {"cpu": ("numpy", "torch-cpu"), "cuda": ("cupy", "torch-cuda")}
+    return [
+        Case("matmul", f"({bt},{m},{k}) @ ({bt},{k},{n})", p, setup, ours=lambda o, s: lambda: o.matmul(s["a"], s["b"]),
+             needs=("matmul",), xp_anchor=lambda xp, s: lambda: xp.matmul(s["a"], s["b"]),
+             torch_anchor=lambda t, s: lambda: t.matmul(s["a"], s["b"]), flops=fl_,
+             nbytes=_f32((bt, m, k), (bt, k, n), (bt, m, n)), anchor_order=order),
+        Case("matmul", f"({bt},{m},{k}) @ ({k},{n})", p, setup, ours=lambda o, s: lambda: o.matmul(s["a"], s["w"]),
+             needs=("matmul",), xp_anchor=lambda xp, s: lambda: xp.matmul(s["a"], s["w"]),
+             torch_anchor=lambda t, s: lambda: t.matmul(s["a"], s["w"]), flops=fl_,
+             nbytes=_f32((bt, m, k), (k, n), (bt, m, n)), anchor_order=order),
+        Case("matmul", f"(4,8,{m},{k}) @ (8,{k},{n})", p, setup, ours=lambda o, s: lambda: o.matmul(s["a4"], s["b4"]),
+             needs=("matmul",), xp_anchor=lambda xp, s: lambda: xp.matmul(s["a4"], s["b4"]),
+             torch_anchor=lambda t, s: lambda: t.matmul(s["a4"], s["b4"]), flops=fl_,
+             nbytes=_f32((bt, m, k), (8, k, n), (bt, m, n)), anchor_order=order),
+        Case("matmul_backward", f"({bt},{m},{k}) @ ({bt},{k},{n})", p, setup,
+             ours=lambda o, s: lambda: o.matmul_backward(s["g"], s["a"], s["b"]), needs=("matmul_backward",),
+             xp_anchor=lambda xp, s: lambda: (xp.matmul(s["g"], s["b"].transpose(0, 2, 1)),
+                                              xp.matmul(s["a"].transpose(0, 2, 1), s["g"])),
+             torch_anchor=lambda t, s: lambda: (t.matmul(s["g"], s["b"].transpose(1, 2)), t.matmul(s["a"].transpose(1, 2), s["g"])),
+             flops=2 * fl_, nbytes=_f32((bt, m, n), (bt, m, k), (bt, k, n), (bt, m, k), (bt, k, n)), anchor_order=order),
     ]
 
 
@@ -614,5 +943,6 @@ def train_cases() -> list[Case]:
 
 
 def all_cases() -> list[Case]:
-    return (gemm_cases() + linear_cases() + conv_cases() + pool_cases() + activation_cases()
-            + elementwise_cases() + loss_cases() + dropout_cases() + optim_cases() + train_cases())
+    return (gemm_cases() + matmul_cases() + linear_cases() + conv_cases() + pool_cases() + activation_cases()
+            + elementwise_cases() + broadcast_cases() + loss_cases() + loss_option_cases() + dropout_cases()
+            + optim_cases() + train_cases())

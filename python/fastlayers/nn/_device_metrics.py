@@ -20,11 +20,13 @@ from .. import _backend
 
 
 class Totals:
-    """Loss sum (weighted by batch size for 'mean' losses) and correct count over batches."""
+    """Loss sum (weighted by batch size for 'mean' losses) and correct count over batches. The count
+    is summed as a float: for per-position classification a loss's `correct` is the batch's pixel
+    accuracy times N (nn/losses.py), not an integer."""
 
     def __init__(self):
         self.loss = 0.0
-        self.correct = 0
+        self.correct = 0.0
         self.seen = 0
         self.has_accuracy = False
         self._device = False
@@ -38,22 +40,22 @@ class Totals:
             if not self._device:
                 self._device = True
                 self.loss = xp.zeros((), dtype=xp.float64) + self.loss
-                self.correct = xp.zeros((), dtype=xp.int64) + self.correct
+                self.correct = xp.zeros((), dtype=xp.float64) + self.correct
             self.loss = self.loss + loss_value.astype(xp.float64) * weight  # device ops, queued
             if correct is not None:
-                self.correct = self.correct + correct.astype(xp.int64)
+                self.correct = self.correct + correct.astype(xp.float64)
         else:
             self.loss += float(loss_value) * weight
             if correct is not None:
-                self.correct += int(correct)
+                self.correct += float(correct)
 
-    def result(self) -> tuple[float, int]:
-        """(loss sum, correct count) as Python numbers: the one host read of the epoch."""
+    def result(self) -> tuple[float, float]:
+        """(loss sum, correct count) as Python floats: the one host read of the epoch's figures."""
         if self._device:
             xp = _backend.array_module(self.loss)
-            both = xp.stack([self.loss, self.correct.astype(xp.float64)]).get()
-            return float(both[0]), int(both[1])
-        return float(self.loss), int(self.correct)
+            both = xp.stack([self.loss, self.correct]).get()
+            return float(both[0]), float(both[1])
+        return float(self.loss), float(self.correct)
 
 
 def _nbytes(a) -> int:

@@ -32,7 +32,8 @@ from ._ops import F
 
 __all__ = ["Parameter", "Layer", "Linear", "Conv2d", "Conv1d", "MaxPool2d", "AvgPool2d", "LpPool2d",
            "GlobalAvgPool2d", "Flatten", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "Dropout",
-           "Residual", "to_device", "BackwardBeforeForward"]
+           "Residual", "to_device", "BackwardBeforeForward", "LogSoftmax"]
+__all__ += ["LPPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "MaxUnpool2d"]
 
 
 class Parameter:
@@ -489,60 +490,218 @@ class Conv1d(_Weighted):
         return gx
 
 
+def _pool_size(v, name, default=None):
+    """A pooling layer's int-or-pair argument as the op checks it (a float or bool is a TypeError),
+    refused at construction when out of range: kernel_size, stride and dilation >= 1, padding >= 0
+    (PyTorch waits for the first forward)."""
+    from ..ops.pool import _size2
+
+    pair = _size2(v, name, default)
+    low = 0 if name == "padding" else 1
+    if min(pair) < low:
+        raise ValueError(f"{name} must be {'non-negative' if low == 0 else 'positive'}, got {v!r}")
+    return pair
+
+
+def _flag(v, name):
+    from ..ops.pool import _flag as check
+
+    return check(v, name)
+
+
 class MaxPool2d(Layer):
-    def __init__(self, kernel_size, stride=None, padding=0):
+    """torch.nn.MaxPool2d: max over each window; (N, C, H, W) or unbatched (C, H, W).
+
+    With return_indices=True the layer returns (y, indices) as PyTorch (for MaxUnpool2d in a graph);
+    in a Sequential keep it False. Backward: when the windows tile the input (stride == kernel_size,
+    no padding or dilation: the 2x2/2 of most CNNs) the winners are recomputed from the saved input,
+    one pass that costs less than writing and reading int64 indices; for any other geometry the
+    training forward keeps the indices and the backward is a scatter (CPU) or gather (GPU) with no
+    argmax (measured: benchmarks/pool_tune.py)."""
+
+    _cache_attrs = ("_x", "_y", "_indices")
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices: bool = False,
+                 ceil_mode: bool = False):
         super().__init__()
-        self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.stride = self.kernel_size if stride is None else _pair(stride, "stride")
-        self.padding = _pair(padding, "padding")
-        self._config = dict(kernel_size=self.kernel_size, stride=self.stride, padding=self.padding)
+        self.kernel_size = _pool_size(kernel_size, "kernel_size")
+        self.stride = _pool_size(stride, "stride", self.kernel_size)
+        self.padding = _pool_size(padding, "padding")
+        self.dilation = _pool_size(dilation, "dilation")
+        self.return_indices = _flag(return_indices, "return_indices")
+        self.ceil_mode = _flag(ceil_mode, "ceil_mode")
+        self._config = dict(kernel_size=self.kernel_size, stride=self.stride, padding=self.padding,
+                            dilation=self.dilation, return_indices=self.return_indices, ceil_mode=self.ceil_mode)
+        self._indices = None
+
+    def _geometry(self):
+        return (self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
+
+    def _tiled(self) -> bool:
+        return (self.stride == self.kernel_size and self.padding == (0, 0) and self.dilation == (1, 1))
 
     def forward(self, x, training=None):
         self._x = x
-        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding)
+        keep = self.return_indices or (self._is_training(training) and not self._tiled())
+        if not keep:
+            self._indices = None
+            return F.max_pool2d(x, *self._geometry())
+        y, self._indices = F.max_pool2d(x, *self._geometry(), return_indices=True)
+        return (y, self._indices) if self.return_indices else y
 
     def backward(self, grad_out):
-        return F.max_pool2d_backward(grad_out, self._x, self.kernel_size, self.stride, self.padding)
+        return F.max_pool2d_backward(grad_out, self._x, *self._geometry(), indices=self._indices)
 
 
 class AvgPool2d(Layer):
-    def __init__(self, kernel_size, stride=None, padding=0, count_include_pad: bool = True):
+    """torch.nn.AvgPool2d: the mean over each window with PyTorch's divisor rules."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True,
+                 divisor_override=None):
         super().__init__()
-        self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.stride = self.kernel_size if stride is None else _pair(stride, "stride")
-        self.padding = _pair(padding, "padding")
-        self.count_include_pad = bool(count_include_pad)
+        self.kernel_size = _pool_size(kernel_size, "kernel_size")
+        self.stride = _pool_size(stride, "stride", self.kernel_size)
+        self.padding = _pool_size(padding, "padding")
+        self.ceil_mode = _flag(ceil_mode, "ceil_mode")
+        self.count_include_pad = _flag(count_include_pad, "count_include_pad")
+        from ..ops.pool import _check_divisor
+
+        _check_divisor(divisor_override)
+        self.divisor_override = None if divisor_override is None else int(divisor_override)
         self._config = dict(kernel_size=self.kernel_size, stride=self.stride, padding=self.padding,
-                            count_include_pad=self.count_include_pad)
+                            ceil_mode=self.ceil_mode, count_include_pad=self.count_include_pad,
+                            divisor_override=self.divisor_override)
+
+    def _options(self):
+        return (self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad,
+                self.divisor_override)
 
     def forward(self, x, training=None):
         self._x = x
-        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.count_include_pad)
+        return F.avg_pool2d(x, *self._options())
 
     def backward(self, grad_out):
-        return F.avg_pool2d_backward(grad_out, self._x, self.kernel_size, self.stride, self.padding,
-                                     self.count_include_pad)
+        return F.avg_pool2d_backward(grad_out, self._x, *self._options())
 
 
 class LpPool2d(Layer):
-    """(Σ|x|^p)^(1/p) over each window."""
+    """torch.nn.LPPool2d: (F * sum |x|^p)^(1/p) over each window, p = norm_type (see lp_pool2d).
+    `padding` (keyword) is a fastlayers extension; `p=` is accepted for norm_type (older saved models)."""
 
-    def __init__(self, p: float, kernel_size, stride=None, padding=0):
+    def __init__(self, norm_type=None, kernel_size=None, stride=None, ceil_mode: bool = False, *, padding=0, p=None):
         super().__init__()
-        if not p > 0:
-            raise ValueError(f"p must be > 0, got {p}")
-        self.p = float(p)
-        self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.stride = self.kernel_size if stride is None else _pair(stride, "stride")
-        self.padding = _pair(padding, "padding")
-        self._config = dict(p=self.p, kernel_size=self.kernel_size, stride=self.stride, padding=self.padding)
+        from ..ops.pool import _check_norm_type
+
+        if norm_type is None and p is None:
+            raise TypeError("LpPool2d needs norm_type (the p of the p-norm), got None")
+        if norm_type is not None and p is not None:
+            raise TypeError(f"LpPool2d takes norm_type or p (its old name), not both: got {norm_type!r} and {p!r}")
+        self.norm_type = _check_norm_type(norm_type, "norm_type") if p is None else _check_norm_type(p, "p")
+        self.kernel_size = _pool_size(kernel_size, "kernel_size")
+        self.stride = _pool_size(stride, "stride", self.kernel_size)
+        self.ceil_mode = _flag(ceil_mode, "ceil_mode")
+        self.padding = _pool_size(padding, "padding")
+        self._config = dict(norm_type=self.norm_type, kernel_size=self.kernel_size, stride=self.stride,
+                            ceil_mode=self.ceil_mode, padding=self.padding)
+
+    @property
+    def p(self) -> float:
+        return self.norm_type
 
     def forward(self, x, training=None):
         self._x = x
-        return F.lp_pool2d(x, self.p, self.kernel_size, self.stride, self.padding)
+        return F.lp_pool2d(x, self.norm_type, self.kernel_size, self.stride, self.ceil_mode, padding=self.padding)
 
     def backward(self, grad_out):
-        return F.lp_pool2d_backward(grad_out, self._x, self.p, self.kernel_size, self.stride, self.padding)
+        return F.lp_pool2d_backward(grad_out, self._x, self.norm_type, self.kernel_size, self.stride, self.ceil_mode,
+                                    padding=self.padding)
+
+
+LPPool2d = LpPool2d  # PyTorch's spelling
+
+
+def _output_size(v):
+    if isinstance(v, (tuple, list)):
+        if len(v) != 2:
+            raise ValueError(f"output_size must be an int or a pair (None keeps the input size), got {v!r}")
+        from .._checks import as_int
+
+        return tuple(None if e is None else as_int(e, "output_size") for e in v)
+    from .._checks import as_int
+
+    return as_int(v, "output_size")
+
+
+class AdaptiveAvgPool2d(Layer):
+    """torch.nn.AdaptiveAvgPool2d: the mean over PyTorch's adaptive windows to output_size ((1, 1):
+    global average pooling, its fast kernel)."""
+
+    def __init__(self, output_size):
+        super().__init__()
+        self.output_size = _output_size(output_size)
+        self._config = dict(output_size=self.output_size)
+
+    def forward(self, x, training=None):
+        self._x = x
+        return F.adaptive_avg_pool2d(x, self.output_size)
+
+    def backward(self, grad_out):
+        return F.adaptive_avg_pool2d_backward(grad_out, self._x, self.output_size)
+
+
+class AdaptiveMaxPool2d(Layer):
+    """torch.nn.AdaptiveMaxPool2d; return_indices as MaxPool2d. The training forward keeps the indices
+    (adaptive windows may overlap; the backward is then a scatter/gather with no argmax)."""
+
+    _cache_attrs = ("_x", "_y", "_indices")
+
+    def __init__(self, output_size, return_indices: bool = False):
+        super().__init__()
+        self.output_size = _output_size(output_size)
+        self.return_indices = _flag(return_indices, "return_indices")
+        self._config = dict(output_size=self.output_size, return_indices=self.return_indices)
+        self._indices = None
+
+    def forward(self, x, training=None):
+        self._x = x
+        keep = self.return_indices or self._is_training(training)
+        if not keep:
+            self._indices = None
+            return F.adaptive_max_pool2d(x, self.output_size)
+        y, self._indices = F.adaptive_max_pool2d(x, self.output_size, return_indices=True)
+        return (y, self._indices) if self.return_indices else y
+
+    def backward(self, grad_out):
+        return F.adaptive_max_pool2d_backward(grad_out, self._x, self.output_size, indices=self._indices)
+
+
+class MaxUnpool2d(Layer):
+    """torch.nn.MaxUnpool2d: `layer(x, indices, output_size=None)` places x at the indices a
+    MaxPool2d(return_indices=True) gave (output_size: (H, W) or (N, C, H, W)). It takes two inputs,
+    so it belongs in a graph model or hand-written code, not in a Sequential. backward(grad_out)
+    returns the gradient for x (the indices have none)."""
+
+    _cache_attrs = ("_x", "_ind", "_output_size")
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        self.kernel_size = _pool_size(kernel_size, "kernel_size")
+        self.stride = _pool_size(stride, "stride", self.kernel_size)
+        self.padding = _pool_size(padding, "padding")
+        self._config = dict(kernel_size=self.kernel_size, stride=self.stride, padding=self.padding)
+
+    def __call__(self, x, indices=None, output_size=None, training=None):
+        return self.forward(x, indices, output_size, training)
+
+    def forward(self, x, indices=None, output_size=None, training=None):
+        if indices is None:
+            raise TypeError("MaxUnpool2d needs the indices of the MaxPool2d it inverts: layer(x, indices)")
+        self._x, self._ind, self._output_size = x, indices, output_size
+        return F.max_unpool2d(x, indices, self.kernel_size, self.stride, self.padding, output_size)
+
+    def backward(self, grad_out):
+        return F.max_unpool2d_backward(grad_out, self._x, self._ind, self.kernel_size, self.stride, self.padding,
+                                       self._output_size)
 
 
 class GlobalAvgPool2d(Layer):
@@ -723,3 +882,20 @@ class Residual(Layer):
         if self.projection is not None:
             g_skip = self.projection.backward(g_skip)
         return F.add(gx, g_skip)
+
+
+class LogSoftmax(Layer):
+    """log_softmax along `axis` (torch.nn.LogSoftmax(dim)): the log-probabilities that NLLLoss takes.
+    For training a classifier, raw logits + CrossEntropyLoss is the same loss, fused."""
+
+    def __init__(self, axis: int = -1):
+        super().__init__()
+        self.axis = as_size(axis, "axis", minimum=None)
+        self._config = dict(axis=self.axis)
+
+    def forward(self, x, training=None):
+        self._y = F.log_softmax(x, self.axis)
+        return self._y
+
+    def backward(self, grad_out):
+        return F.log_softmax_backward(grad_out, self._y, self.axis)

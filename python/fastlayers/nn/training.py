@@ -31,7 +31,7 @@ import zlib
 
 import numpy as np
 
-from .. import _backend
+from .. import _backend, _device_errors
 from . import _args
 from . import layers as _layers
 from . import losses as _losses
@@ -277,6 +277,8 @@ class TrainableModel(Layer):
                             post["acc"] = f"{correct / totals.seen:.4f}"
                         bar.set_postfix(post, refresh=False)
                     bar.update(1)
+            if self.device == "cuda":  # bad labels met by the CUDA loss kernels this epoch (one sync)
+                _device_errors.check()
             loss_sum, correct = totals.result()
             logs = {"loss": loss_sum / totals.seen,
                     "accuracy": correct / totals.seen if totals.has_accuracy else None}
@@ -314,6 +316,8 @@ class TrainableModel(Layer):
             xb, tb = self._put(x[s:s + batch_size]), self._put_target(t[s:s + batch_size])
             out = self.forward(xb, training=False)
             totals.add(loss_fn(out, tb), min(batch_size, len(x) - s), loss_fn.reduction, loss_fn.correct(out, tb))
+        if self.device == "cuda":
+            _device_errors.check()
         loss_sum, correct = totals.result()
         return {"loss": loss_sum / len(x), "accuracy": correct / len(x) if totals.has_accuracy else None}
 

@@ -43,7 +43,7 @@ def relu(x):
 
 
 def relu_backward(grad_out, x):
-    """grad_out where x > 0, else 0."""
+    """0 where x <= 0, else grad_out (PyTorch's mask: a NaN in x passes the gradient on)."""
     return _unary_backward("relu_backward", grad_out, x, "x")
 
 
@@ -92,6 +92,10 @@ def _axis_split(shape, axis) -> tuple[int, int, int]:
     """(outer, dim, inner) of a C-contiguous array of this shape around `axis`."""
     axis = as_int(axis, "axis")
     ndim = len(shape)
+    if ndim == 0:  # a 0-D input is one row of one element; axis 0 or -1, as PyTorch
+        if axis not in (-1, 0):
+            raise ValueError(f"axis must be in [-1, 0] for a 0-D input, got {axis}")
+        return 1, 1, 1
     if not -ndim <= axis < ndim:
         raise ValueError(f"axis must be in [{-ndim}, {ndim}) for an input of shape {tuple(shape)}, got {axis}")
     axis %= ndim

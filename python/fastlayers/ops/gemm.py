@@ -1,4 +1,4 @@
-"""General matrix multiply: C = alpha * op(a) * op(b) + beta * c, and its gradients."""
+"""General matrix multiply: C = alpha * op(a) * op(b) + beta * c, and its gradients; batched matmul."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 from .._backend import CPU, backend_for
 from .._checks import as_float, as_float32, check_ndim, check_shape
 
-__all__ = ["gemm", "gemm_backward"]
+__all__ = ["gemm", "gemm_backward", "matmul", "matmul_backward"]
 
 
 def _as_bool(value, name: str) -> bool:
@@ -130,3 +130,126 @@ def gemm_backward(grad_out, a, b, *, trans_a=False, trans_b=False, alpha=1.0, be
     if beta != 0.0:
         grad_c = g * be.xp.float32(beta)
     return grad_a, grad_b, grad_c
+
+
+# --- matmul (torch.matmul) ------------------------------------------------------------------------
+
+_MAX_BATCH_DIMS = 8  # cpu::kMaxBatchDims (and the CUDA twin)
+
+
+def _mat_shape(x, trans: bool) -> tuple[int, int]:
+    rows, cols = x.shape[-2:]
+    return (cols, rows) if trans else (rows, cols)
+
+
+def _batched_product(be, a, b, trans_a: bool, trans_b: bool, out_shape=None):
+    """op(a) @ op(b) over the last two dimensions, the leading ones broadcast (a, b contiguous
+    float32, at least 2-D, inner dimensions checked). With out_shape (the shape of an operand whose
+    gradient this is) the product is summed over the batch dimensions it was broadcast along."""
+    from .elementwise import _collapse
+
+    m, k = _mat_shape(a, trans_a)
+    n = _mat_shape(b, trans_b)[1]
+    batch = tuple(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]))
+    c_batch = batch if out_shape is None else tuple(out_shape[:-2])
+    full = c_batch + (m, n)
+    reduce = c_batch != batch
+    out = be.zeros(full) if reduce else be.empty(full)
+    if out.size == 0:
+        return out
+    a2, b2 = a.ndim == 2, b.ndim == 2
+    if math.prod(batch) == 0:
+        return out
+    if not reduce and b2 and not trans_a and not a2:
+        # (..., M, K) @ (K, N): the batch folds into the rows: one GEMM of (B*M) x K by K x N.
+        rows = math.prod(a.shape[:-1])
+        be.run("sgemm", False, trans_b, rows, n, k, 1.0, a, k, b, b.shape[1], 0.0, out, n,
+               *be.workspace("sgemm_workspace_floats", False, trans_b, rows, n, k))
+        return out
+    dims, (sa, sb, sc) = _collapse(batch, a.shape[:-2], b.shape[:-2], c_batch)
+    if len(dims) > _MAX_BATCH_DIMS:  # an exotic broadcast (17+ batch dimensions): go through copies
+        a = be.xp.broadcast_to(a, batch + a.shape[-2:]).copy()
+        b = be.xp.broadcast_to(b, batch + b.shape[-2:]).copy()
+        if reduce:
+            from .elementwise import sum_to_shape
+
+            return sum_to_shape(_batched_product(be, a, b, trans_a, trans_b), full)
+        dims, (sa, sb, sc) = _collapse(batch, a.shape[:-2], b.shape[:-2], c_batch)
+    sa = [s * a.shape[-2] * a.shape[-1] for s in sa]
+    sb = [s * b.shape[-2] * b.shape[-1] for s in sb]
+    sc = [s * m * n for s in sc]
+    be.run("sgemm_batched", trans_a, trans_b, m, n, k, 1.0, a, a.shape[-1], b, b.shape[-1],
+           1.0 if reduce else 0.0, out, n, dims, sa, sb, sc,
+           *be.workspace("sgemm_workspace_floats", trans_a, trans_b, m, n, k))
+    return out
+
+
+def _matmul_operands(a, b, be):
+    a = as_float32(a, "a", be)
+    b = as_float32(b, "b", be)
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(f"matmul needs a and b of at least 1 dimension each, got a of shape {tuple(a.shape)} "
+                         f"and b of shape {tuple(b.shape)}")
+    a2 = a.reshape(1, -1) if a.ndim == 1 else a  # (K,) -> (1, K)
+    b2 = b.reshape(-1, 1) if b.ndim == 1 else b  # (K,) -> (K, 1)
+    if a2.shape[-1] != b2.shape[-2]:
+        raise ValueError(f"matmul: the last dimension of a (shape {tuple(a.shape)}) must equal the "
+                         f"{'only' if b.ndim == 1 else 'second-to-last'} dimension of b (shape "
+                         f"{tuple(b.shape)})")
+    try:
+        np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
+    except ValueError:
+        raise ValueError(f"matmul: the batch dimensions of a {tuple(a.shape[:-2])} and b "
+                         f"{tuple(b.shape[:-2])} do not broadcast") from None
+    return a, b, a2, b2
+
+
+def _drop_promoted(x, a_1d: bool, b_1d: bool):
+    """Remove the dimensions matmul added for 1-D operands."""
+    shape = x.shape
+    if a_1d:
+        shape = shape[:-2] + shape[-1:]
+    if b_1d:
+        shape = shape[:-1]
+    return x.reshape(shape)
+
+
+def matmul(a, b):
+    """torch.matmul: the matrix product of the last two dimensions, the leading (batch) dimensions
+    broadcast as NumPy; a 1-D a is a row vector (the dimension is removed from the result), a 1-D b
+    a column vector; two 1-D operands give their dot product (0-D). Built on the sgemm kernels:
+    a batched a times a 2-D b is one GEMM over the stacked rows, anything else one GEMM per batch
+    entry."""
+    be = backend_for(a=a, b=b)
+    a, b, a2, b2 = _matmul_operands(a, b, be)
+    out = _batched_product(be, a2, b2, False, False)
+    return _drop_promoted(out, a.ndim == 1, b.ndim == 1)
+
+
+def matmul_backward(grad_out, a, b):
+    """(grad_a, grad_b) of matmul(a, b): grad_out @ b^T and a^T @ grad_out over the last two
+    dimensions, each summed over the batch dimensions its operand was broadcast along and shaped
+    like that operand."""
+    be = backend_for(grad_out=grad_out, a=a, b=b)
+    a, b, a2, b2 = _matmul_operands(a, b, be)
+    g = as_float32(grad_out, "grad_out", be)
+    batch = tuple(np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2]))
+    full = batch + (a2.shape[-2], b2.shape[-1])
+    want = _drop_promoted(np.empty(full, np.bool_), a.ndim == 1, b.ndim == 1).shape
+    if tuple(g.shape) != tuple(want):
+        raise ValueError(f"grad_out must have the shape of matmul(a, b) {tuple(want)}, got {tuple(g.shape)}")
+    g2 = g.reshape(full)
+    if b2.ndim == 2 and a2.ndim > 2:
+        # the rows of every batch entry stacked: two plain GEMMs, no reduction
+        k, n = b2.shape
+        rows = math.prod(a2.shape[:-1])
+        grad_a = be.empty(a2.shape)
+        be.run("sgemm", False, True, rows, k, n, 1.0, g2, n, b2, n, 0.0, grad_a, k,
+               *be.workspace("sgemm_workspace_floats", False, True, rows, k, n))
+        grad_b = be.empty(b2.shape)
+        be.run("sgemm", True, False, k, n, rows, 1.0, a2, k, g2, n, 0.0, grad_b, n,
+               *be.workspace("sgemm_workspace_floats", True, False, k, n, rows))
+    else:
+        grad_a = _batched_product(be, g2, b2, False, True, out_shape=a2.shape)
+        grad_b = _batched_product(be, a2, g2, True, False, out_shape=b2.shape)
+    return grad_a.reshape(a.shape), grad_b.reshape(b.shape)
