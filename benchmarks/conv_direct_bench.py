@@ -1,6 +1,6 @@
 """The direct conv path (csrc/cpu/conv_direct.h) against the paths it replaced, PyTorch and ONNX Runtime.
 
-    python benchmarks/conv_direct_bench.py [--threads 2] [--rounds 7] [--set resnet,anchors] [--out NAME]
+    python benchmarks/conv_direct_bench.py [--threads 2] [--rounds 7] [--set resnet,r18,anchors] [--batches 1,64] [--out NAME]
 
 For each case, in one process and interleaved round by round: fastlayers with the rule as built
 ("cpu"), fastlayers with the direct path switched off (FASTLAYERS_CONV_DIRECT=0: the path taken
@@ -49,13 +49,14 @@ ANCHORS = {
 }
 
 
-def cases(sets):
+def cases(sets, batches=(1, 64)):
     out = []
     if "resnet" in sets:
-        for n in (1, 64):
+        for n in batches:
             for name, (C, H, W, K, R, S, st, pad) in RESNET.items():
                 out.append((f"{name} N={n}", (n, C, H, W, K, R, S, st, pad)))
-        out.append(("r18 stage 64->64 56x56 N=16", (16, 64, 56, 56, 64, 3, 3, 1, 1)))
+        if "r18" in sets:
+            out.append(("r18 stage 64->64 56x56 N=16", (16, 64, 56, 56, 64, 3, 3, 1, 1)))
     if "anchors" in sets:
         for name, g in ANCHORS.items():
             out.append((f"{name}: N={g[0]} {g[1]}->{g[4]} {g[2]}x{g[3]} {g[5]}x{g[6]} s{g[7]} p{g[8]}", g))
@@ -117,8 +118,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=7)
-    ap.add_argument("--set", default="resnet,anchors")
+    ap.add_argument("--set", default="resnet,r18,anchors")
     ap.add_argument("--passes", default="fwd,bwd_data,bwd_weight")
+    ap.add_argument("--batches", default="1,64", help="batches of the small ResNet's cases")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     import torch
@@ -132,7 +134,7 @@ def main():
     hdr = "| case | pass | ours | ours, no direct | torch | ONNX Runtime | torch/ours | ORT/ours | old/ours |"
     lines += [hdr, "|---|---|---|---|---|---|---|---|---|"]
     print(hdr, flush=True)
-    for name, (N, C, H, W, K, R, S, st, pad) in cases(sets):
+    for name, (N, C, H, W, K, R, S, st, pad) in cases(sets, [int(b) for b in args.batches.split(",")]):
         x = rng.standard_normal((N, C, H, W)).astype(np.float32)
         w = (rng.standard_normal((K, C, R, S)) * 0.1).astype(np.float32)
         b = rng.standard_normal(K).astype(np.float32)
@@ -222,7 +224,8 @@ def main():
         (res / f"{args.out}.json").write_text(json.dumps(dict(schema=1, machine=machine, records=records), indent=1))
         (res / f"{args.out}.md").write_text(
             f"# conv_direct_bench, {args.threads} thread(s), {machine['date']}, load average {machine['load']}\n\n"
-            f"`python benchmarks/conv_direct_bench.py --threads {args.threads} --rounds {args.rounds} --set {args.set}`"
+            f"`python benchmarks/conv_direct_bench.py --threads {args.threads} --rounds {args.rounds} --set {args.set}"
+            f" --batches {args.batches} --passes {args.passes}`"
             f"\n\nMedian per call over interleaved rounds (min–max). Ratios: anchor / ours, > 1 means ours is faster.\n"
             "'ours, no direct' is the same build with FASTLAYERS_CONV_DIRECT=0 (the path taken before).\n\n"
             + "\n".join(lines) + "\n")
