@@ -6,12 +6,17 @@ PYBIND11_MODULE(_cpu, m) {
   bind_cpu_runtime(m);
   bind_cpu_gemm(m);
   bind_cpu_conv(m);
+  bind_cpu_conv3d(m);
   bind_cpu_pool(m);
+  bind_cpu_pool3d(m);
   bind_cpu_activation(m);
   bind_cpu_loss(m);
   bind_cpu_dropout(m);
   bind_cpu_optim(m);
   bind_cpu_elementwise(m);
   bind_cpu_matmul(m);
+  bind_cpu_pad(m);
+  bind_cpu_concat(m);
+  bind_cpu_interpolate(m);
   bind_cpu_probe(m);
 }

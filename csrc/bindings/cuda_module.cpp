@@ -7,9 +7,13 @@ PYBIND11_MODULE(_cuda, m) {
   bind_cuda_activation(m);
   bind_cuda_pool(m);
   bind_cuda_conv(m);
+  bind_cuda_conv3d(m);
   bind_cuda_gemm(m);
   bind_cuda_elementwise(m);
   bind_cuda_matmul(m);
+  bind_cuda_pad(m);
+  bind_cuda_concat(m);
+  bind_cuda_interpolate(m);
   bind_cuda_loss(m);
   bind_cuda_optim(m);
   bind_cuda_dropout(m);

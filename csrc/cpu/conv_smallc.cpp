@@ -14,7 +14,8 @@ namespace fastlayers::cpu {
 #if defined(__x86_64__) || defined(_M_X64)
 void smallc_pack_weights_avx512(const Conv2dShape& s, const SmallCPlan& pl, const float* w, float* wp);
 void smallc_forward_image_avx512(const Conv2dShape& s, const SmallCPlan& pl, const float* x, const float* wp,
-                                 const int32_t* off, const float* bias, float* y, float* slice, bool parallel);
+                                 const int32_t* off, const float* bias, float* y, index_t ldy, float* slice,
+                                 bool parallel);
 bool smallc_bd_has_kernel(index_t W, index_t S);
 void smallc_pack_bd_weights_avx512(const Conv2dShape& s, index_t Cv, const float* w, float* wb);
 void smallc_backward_data_image_avx512(const Conv2dShape& s, index_t Cv, const float* grad_out, const float* wb,
@@ -151,13 +152,14 @@ void smallc_prepare_forward_flipped(const Conv2dShape& s, const Conv2dShape& t, 
 }
 
 void smallc_forward_image(const Conv2dShape& s, const float* x, const float* shared, index_t group,
-                          const float* bias, float* y, float* slice, bool parallel) {
+                          const float* bias, float* y, float* slice, bool parallel, index_t ldy) {
 #if defined(__x86_64__) || defined(_M_X64)
   const SmallCPlan pl = smallc_plan(s);
   const float* wp = shared + offsets_floats(pl) + group * pl.Kv * pl.CRS;
-  smallc_forward_image_avx512(s, pl, x, wp, reinterpret_cast<const int32_t*>(shared), bias, y, slice, parallel);
+  smallc_forward_image_avx512(s, pl, x, wp, reinterpret_cast<const int32_t*>(shared), bias, y,
+                              ldy > 0 ? ldy : s.P * s.Q, slice, parallel);
 #else
-  (void)s, (void)x, (void)shared, (void)group, (void)bias, (void)y, (void)slice, (void)parallel;
+  (void)s, (void)x, (void)shared, (void)group, (void)bias, (void)y, (void)slice, (void)parallel, (void)ldy;
   std::abort();
 #endif
 }

@@ -55,9 +55,10 @@ void smallc_prepare_forward_flipped(const Conv2dShape& s, const Conv2dShape& t, 
 
 // y of one (image, group) = conv(x of that image and group) + bias (bias may be null). shared:
 // filled by smallc_prepare_forward. `parallel`: split the work over an OpenMP team (called
-// outside any parallel region).
+// outside any parallel region). ldy: floats between y's channel planes (0: P*Q; conv3d's slices
+// path writes an output depth slice of NCDHW straight into place with OD*P*Q).
 void smallc_forward_image(const Conv2dShape& s, const float* x, const float* shared, index_t group,
-                          const float* bias, float* y, float* slice, bool parallel);
+                          const float* bias, float* y, float* slice, bool parallel, index_t ldy = 0);
 
 // Backward-data computed directly for narrow unpadded stride-1 layers (LeNet conv2: 8x8 -> 12x12
 // with 5x5 filters): a tile is a whole row of grad_x (W <= 14) x 32 input channels, and with W and

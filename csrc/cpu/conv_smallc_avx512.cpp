@@ -344,26 +344,27 @@ static bool reads_x_in_place(const Conv2dShape& s, const SmallCPlan& pl) {
 }
 
 void smallc_forward_image_avx512(const Conv2dShape& s, const SmallCPlan& pl, const float* x, const float* wp,
-                                 const int32_t* off, const float* bias, float* y, float* slice, bool parallel) {
+                                 const int32_t* off, const float* bias, float* y, index_t ldy, float* slice,
+                                 bool parallel) {
   const float* xs = x;
   if (!reads_x_in_place(s, pl)) {
     float* planes = align64(slice);
     build_phases(s, pl, x, planes);
     xs = planes;
   }
-  const index_t Kg = s.K / s.groups, Kv = pl.Kv, PQ = s.P * s.Q, Q = s.Q;
+  const index_t Kg = s.K / s.groups, Kv = pl.Kv, Q = s.Q;
   maybe_parallel_for(parallel, s.P, [&](index_t p) {
     for (index_t q0 = 0; q0 < Q; q0 += pl.TP)
       for (index_t kv = 0; kv < Kv; kv += 32) {
         const float* xj = xs + p * pl.Wq + q0;
-        float* yo = y + kv * PQ + p * Q + q0;
+        float* yo = y + kv * ldy + p * Q + q0;
         const float* b = bias != nullptr ? bias + kv : nullptr;
         const index_t n = std::min<index_t>(pl.TP, Q - q0);
         const bool two = Kv - kv >= 32;
         if (pl.TP == 14) {
-          (two ? fwd_tile<14, 2> : fwd_tile<14, 1>)(xj, off, pl.CRS, wp + kv, Kv, b, Kg - kv, yo, PQ, n);
+          (two ? fwd_tile<14, 2> : fwd_tile<14, 1>)(xj, off, pl.CRS, wp + kv, Kv, b, Kg - kv, yo, ldy, n);
         } else {
-          (two ? fwd_tile<8, 2> : fwd_tile<8, 1>)(xj, off, pl.CRS, wp + kv, Kv, b, Kg - kv, yo, PQ, n);
+          (two ? fwd_tile<8, 2> : fwd_tile<8, 1>)(xj, off, pl.CRS, wp + kv, Kv, b, Kg - kv, yo, ldy, n);
         }
         if (!two) break;
       }

@@ -68,6 +68,8 @@ def make_array(spec, built):
             data = rng.choice([-1, 1], n)
         elif values[0] == "abs":  # a running average of squares (Adam's v) is never negative
             data = np.abs(_values(rng, n, False))
+        elif values[0] == "nonpos":  # log-probabilities (log_softmax's output) are never positive
+            data = -np.abs(_values(rng, n, False))
         elif values[0] == "range":
             data = rng.integers(values[1], values[2], n)
         else:  # "probs": rows that sum to 1 over the last axis

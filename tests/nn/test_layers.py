@@ -207,7 +207,7 @@ def test_train_eval_modes_propagate():
 @pytest.mark.parametrize("make, x_shape, match", [
     (lambda: nn.Linear(4, 2), (3, 5), "in_features=4"),
     (lambda: nn.Conv2d(3, 2, 3), (1, 2, 5, 5), r"\(N, 3, H, W\)"),
-    (lambda: nn.Conv2d(3, 2, 3), (3, 5, 5), r"\(N, 3, H, W\)"),
+    (lambda: nn.Conv2d(3, 2, 3), (5, 5), r"\(N, 3, H, W\)"),  # (3, 5, 5) is an unbatched input
     (lambda: nn.Conv1d(2, 2, 3), (1, 3, 5), r"\(N, 2, L\)"),
 ])
 def test_bad_input_shape_raises(make, x_shape, match):

@@ -288,6 +288,29 @@ def test_training_backward_skips_only_the_first_convs_input_gradient():
     assert model.layers[0].need_input_grad  # the layer's own default is untouched
 
 
+@pytest.mark.parametrize("first", ["conv3d", "conv_transpose2d"])
+def test_training_backward_skips_a_first_conv3d_or_conv_transpose2d_input_gradient(first):
+    """The first-layer rule covers Conv3d and ConvTranspose2d too: None, same parameter gradients."""
+    from fastlayers import nn
+
+    rng = np.random.default_rng(4)
+    if first == "conv3d":
+        model = nn.Sequential([nn.Conv3d(2, 3, 3, padding=1, rng=rng), nn.ReLU(), nn.Flatten()])
+        x = rng.standard_normal((2, 2, 4, 5, 6)).astype(np.float32)
+    else:
+        model = nn.Sequential([nn.ConvTranspose2d(2, 3, 3, stride=2, rng=rng), nn.ReLU(), nn.Flatten()])
+        x = rng.standard_normal((2, 2, 5, 4)).astype(np.float32)
+    y = model.forward(x, training=True)
+    g = rng.standard_normal(y.shape).astype(np.float32)
+    full_input_grad = model.backward(g)
+    full = [p.grad.copy() for p in model.parameters()]
+    model.forward(x, training=True)
+    assert model.backward(g, need_input_grad=False) is None
+    assert full_input_grad.shape == x.shape
+    for p, expected in zip(model.parameters(), full):
+        np.testing.assert_array_equal(p.grad, expected)
+
+
 # --- buffers (non-trained state saved with the model) ---------------------------------------------
 
 class _Counter(nn.Layer):

@@ -259,7 +259,7 @@ def _ok():
 
 
 @pytest.mark.parametrize("kwargs, err, match", [
-    (dict(x=np.ones((4, 6, 6), np.float32)), ValueError, r"x must be 4-D"),
+    (dict(x=np.ones((6, 6), np.float32)), ValueError, r"x must be 3-D or 4-D"),  # (C, H, W) is unbatched
     (dict(w=np.ones((6, 2, 3), np.float32)), ValueError, r"w must be 4-D"),
     (dict(w=np.ones((6, 3, 3, 3), np.float32)), ValueError, r"w.shape\[1\] must be C/groups = 4/2 = 2, got 3"),
     (dict(w=np.ones((5, 2, 3, 3), np.float32)), ValueError, r"K=5.*groups=2"),
@@ -274,7 +274,7 @@ def _ok():
     (dict(w=np.ones((6, 2, 7, 3), np.float32)), ValueError, r"w: the kernel 7x3.*larger than the padded input 6x6"),
     (dict(dilation=3), ValueError, r"w: the kernel 3x3 \(dilation 3x3, extent 7x7\)"),
     (dict(stride=1.5), TypeError, r"stride must be an int, got float"),
-    (dict(padding="1"), TypeError, r"padding must be an int"),
+    (dict(padding="1"), ValueError, r"padding must be an int, a tuple of ints, 'valid' or 'same'"),
     (dict(groups=2.0), TypeError, r"groups must be an int"),
     (dict(dilation=True), TypeError, r"dilation must be an int"),
     (dict(x=np.ones((2, 4, 6, 6), np.complex64)), TypeError, r"x must have a real numeric dtype"),
@@ -294,13 +294,13 @@ def test_conv2d_backward_bad_grad_out():
         fl.conv2d_backward(np.ones((2, 6, 5, 4), np.float32), x, w, groups=2)
     with pytest.raises(ValueError, match=r"grad_out must have shape \(2, 6, 4, 4\), got \(6, 4, 4\)"):
         fl.conv2d_backward(np.ones((6, 4, 4), np.float32), x, w, groups=2)
-    with pytest.raises(ValueError, match=r"x must be 4-D"):
+    with pytest.raises(ValueError, match=r"grad_out must be 3-D like the unbatched x"):
         fl.conv2d_backward(np.ones((2, 6, 4, 4), np.float32), x[0], w, groups=2)
 
 
 def test_conv1d_bad_input():
     x, w = np.ones((2, 4, 10), np.float32), np.ones((6, 2, 3), np.float32)
-    with pytest.raises(ValueError, match=r"x must be 3-D"):
+    with pytest.raises(ValueError, match=r"x must be 2-D or 3-D"):
         fl.conv1d(np.ones((2, 4, 10, 1), np.float32), w, groups=2)
     with pytest.raises(ValueError, match=r"w must be 3-D"):
         fl.conv1d(x, np.ones((6, 2, 3, 1), np.float32), groups=2)

@@ -200,6 +200,108 @@ def conv_cases() -> list[Case]:
     return cases
 
 
+# ------------------------------------------------------------------ conv3d, conv_transpose2d (#13)
+# issue #13's conv3d targets: (name, N, C, D, K, T, padding), cubic volumes and kernels.
+CONV3D_LAYERS = [("A", 8, 32, 16, 64, 3, 1), ("B", 4, 1, 32, 32, 5, 0)]
+# conv_transpose2d: U-Net's 2x upsampling (k4 s2 p1) and a stride-1 3x3 (Winograd) layer:
+# (name, N, C_in, H, C_out, k, stride, padding).
+CONVT_LAYERS = [("up2", 32, 64, 28, 64, 4, 2, 1), ("3x3", 16, 128, 28, 64, 3, 1, 1)]
+
+
+def conv3d_cases() -> list[Case]:
+    cases = []
+    for name, n, c, d, k, t, pad in CONV3D_LAYERS:
+        o = conv_out(d, t, 1, pad)
+        xs, ws, ys = (n, c, d, d, d), (k, c, t, t, t), (n, k, o, o, o)
+        params = {"family": "conv", "layer": name, "N": n, "C": c, "D": d, "H": d, "W": d, "K": k, "T": t, "R": t,
+                  "S": t, "padding": pad}
+        label = f"{name}: N={n} {c}->{k} {d}^3 {t}x{t}x{t}" + (f" p{pad}" if pad else "")
+        fl_ = 2.0 * n * k * c * t**3 * o**3
+
+        def setup(xp, xs=xs, ws=ws, ys=ys, k=k):
+            return _on(xp, {"x": _rand(xs), "w": _rand(ws, 0.1), "b": _rand((k,)), "g": _rand(ys)})
+
+        def t_bwd(torch, s, k=k, pad=pad):
+            return lambda: torch.ops.aten.convolution_backward(
+                s["g"], s["x"], s["w"], [k], [1] * 3, [pad] * 3, [1] * 3, False, [0] * 3, 1, [True, True, True])
+
+        cases.append(Case(
+            "conv3d", label, params, setup,
+            ours=lambda o_, s, pad=pad: lambda: o_.conv3d(s["x"], s["w"], s["b"], padding=pad), needs=("conv3d",),
+            torch_anchor=lambda torch, s, pad=pad: lambda: torch.nn.functional.conv3d(s["x"], s["w"], s["b"],
+                                                                                       padding=pad),
+            flops=fl_, nbytes=_f32(xs, ws, ys), heavy=True))
+        cases.append(Case(
+            "conv3d_backward", label, {**params, "returns": "grad_x, grad_w, grad_b"}, setup,
+            ours=lambda o_, s, pad=pad: lambda: o_.conv3d_backward(s["g"], s["x"], s["w"], padding=pad),
+            needs=("conv3d_backward",), torch_anchor=t_bwd, flops=2 * fl_, nbytes=_f32(ys, xs, ws, xs, ws),
+            heavy=True))
+    for name, n, ci, h, co, k, st, pad in CONVT_LAYERS:
+        ho = (h - 1) * st - 2 * pad + k
+        xs, ws, ys = (n, ci, h, h), (ci, co, k, k), (n, co, ho, ho)
+        params = {"family": "conv", "layer": name, "N": n, "C_in": ci, "H": h, "W": h, "C_out": co, "R": k, "S": k,
+                  "stride": st, "padding": pad}
+        label = f"{name}: N={n} {ci}->{co} {h}x{h}->{ho}x{ho} k{k} s{st} p{pad}"
+        fl_ = 2.0 * n * ci * co * k * k * h * h
+
+        def setup_t(xp, xs=xs, ws=ws, ys=ys, co=co):
+            return _on(xp, {"x": _rand(xs), "w": _rand(ws, 0.1), "b": _rand((co,)), "g": _rand(ys)})
+
+        cases.append(Case(
+            "conv_transpose2d", label, params, setup_t,
+            ours=lambda o_, s, st=st, pad=pad: lambda: o_.conv_transpose2d(s["x"], s["w"], s["b"], stride=st,
+                                                                           padding=pad),
+            needs=("conv_transpose2d",),
+            torch_anchor=lambda torch, s, st=st, pad=pad: lambda: torch.nn.functional.conv_transpose2d(
+                s["x"], s["w"], s["b"], stride=st, padding=pad),
+            flops=fl_, nbytes=_f32(xs, ws, ys), heavy=True))
+        cases.append(Case(
+            "conv_transpose2d_backward", label, {**params, "returns": "grad_x, grad_w, grad_b"}, setup_t,
+            ours=lambda o_, s, st=st, pad=pad: lambda: o_.conv_transpose2d_backward(s["g"], s["x"], s["w"], stride=st,
+                                                                                    padding=pad),
+            needs=("conv_transpose2d_backward",),
+            torch_anchor=lambda torch, s, st=st, pad=pad, co=co: lambda: torch.ops.aten.convolution_backward(
+                s["g"], s["x"], s["w"], [co], [st, st], [pad, pad], [1, 1], True, [0, 0], 1, [True, True, True]),
+            flops=2 * fl_, nbytes=_f32(ys, xs, ws, xs, ws), heavy=True))
+    return cases
+
+
+POOL3D_SHAPE = (8, 32, 32, 32, 32)  # N, C, D, H, W
+
+
+def pool3d_cases() -> list[Case]:
+    n, c, d, h, w = POOL3D_SHAPE
+    xs, ys = POOL3D_SHAPE, (n, c, d // 2, h // 2, w // 2)
+    label = f"N={n} C={c} {d}^3 2x2x2/2"
+    params = {"family": "pool", "N": n, "C": c, "D": d, "H": h, "W": w, "kernel": 2, "stride": 2}
+
+    def setup(xp):
+        return _on(xp, {"x": _rand(xs), "g": _rand(ys)})
+
+    def t_max_bwd(torch, s):
+        _, idx = torch.nn.functional.max_pool3d(s["x"], 2, return_indices=True)
+        return lambda: torch.ops.aten.max_pool3d_with_indices_backward(s["g"], s["x"], [2] * 3, [2] * 3, [0] * 3,
+                                                                       [1] * 3, False, idx)
+
+    fwd_bytes, bwd_bytes = _f32(xs, ys), _f32(ys, xs, xs)
+    return [
+        Case("max_pool3d", label, params, setup, ours=lambda o, s: lambda: o.max_pool3d(s["x"], 2),
+             needs=("max_pool3d",), torch_anchor=lambda torch, s: lambda: torch.nn.functional.max_pool3d(s["x"], 2),
+             nbytes=fwd_bytes, heavy=True),
+        Case("max_pool3d_backward", label, params, setup,
+             ours=lambda o, s: lambda: o.max_pool3d_backward(s["g"], s["x"], 2), needs=("max_pool3d_backward",),
+             torch_anchor=t_max_bwd, nbytes=bwd_bytes, heavy=True),
+        Case("avg_pool3d", label, params, setup, ours=lambda o, s: lambda: o.avg_pool3d(s["x"], 2),
+             needs=("avg_pool3d",), torch_anchor=lambda torch, s: lambda: torch.nn.functional.avg_pool3d(s["x"], 2),
+             nbytes=fwd_bytes, heavy=True),
+        Case("avg_pool3d_backward", label, params, setup,
+             ours=lambda o, s: lambda: o.avg_pool3d_backward(s["g"], s["x"], 2), needs=("avg_pool3d_backward",),
+             torch_anchor=lambda torch, s: lambda: torch.ops.aten.avg_pool3d_backward(
+                 s["g"], s["x"], [2] * 3, [2] * 3, [0] * 3, False, True, None),
+             nbytes=_f32(ys, xs), heavy=True),
+    ]
+
+
 # -------------------------------------------------------------------------------------- pooling
 def window_pool_cases(kernel: int = 2, stride: int = 2, padding: int = 0) -> list[Case]:
     """Max and average pooling, forward and backward, with a kernel x kernel window on POOL_SHAPE
@@ -942,7 +1044,118 @@ def train_cases() -> list[Case]:
     ]
 
 
+# ------------------------------------------------------------------ pad, interpolate, cat, conv options
+def convpad_cases() -> list[Case]:
+    """pad (every mode) and its backward, interpolate x2 (nearest, bilinear) and its backward, cat /
+    cat_backward / split on POOL_SHAPE, and conv2d with padding_mode="reflect" (the pad op, then the
+    kernel) on layer (c), each against PyTorch in the same run."""
+    n, c, h, w = POOL_SHAPE
+    xs = POOL_SHAPE
+    pads = (1, 1, 1, 1)
+    ps = (n, c, h + 2, w + 2)
+    cases = []
+
+    def pad_setup(xp):
+        return _on(xp, {"x": _rand(xs), "g": _rand(ps)})
+
+    torch_pad_bwd = {
+        "constant": lambda t, s: lambda: t.ops.aten.constant_pad_nd(s["g"], [-1, -1, -1, -1], 0.0),
+        "reflect": lambda t, s: lambda: t.ops.aten.reflection_pad2d_backward(s["g"], s["x"], [1, 1, 1, 1]),
+        "replicate": lambda t, s: lambda: t.ops.aten.replication_pad2d_backward(s["g"], s["x"], [1, 1, 1, 1]),
+    }
+    for mode in ("constant", "reflect", "replicate", "circular"):
+        label = f"N={n} C={c} {h}x{w} pad 1 {mode}"
+        params = {"family": "pad", "shape": list(xs), "pad": list(pads), "mode": mode}
+        cases.append(Case("pad", label, params, pad_setup,
+                          ours=lambda o, s, m=mode: lambda: o.pad(s["x"], pads, m), needs=("pad",),
+                          torch_anchor=lambda t, s, m=mode: lambda: t.nn.functional.pad(s["x"], pads, mode=m),
+                          nbytes=_f32(xs, ps)))
+        cases.append(Case("pad_backward", label, params, pad_setup,
+                          ours=lambda o, s, m=mode: lambda: o.pad_backward(s["g"], s["x"], pads, m),
+                          needs=("pad_backward",), torch_anchor=torch_pad_bwd.get(mode), nbytes=_f32(ps, xs)))
+
+    ys = (n, c, 2 * h, 2 * w)
+
+    def up_setup(xp):
+        return _on(xp, {"x": _rand(xs), "g": _rand(ys)})
+
+    for mode in ("nearest", "bilinear"):
+        label = f"N={n} C={c} {h}x{w} x2 {mode}"
+        params = {"family": "interpolate", "shape": list(xs), "scale_factor": 2, "mode": mode}
+        if mode == "nearest":
+            t_bwd = lambda t, s: lambda: t.ops.aten.upsample_nearest2d_backward(s["g"], [2 * h, 2 * w], list(xs), 2.0, 2.0)
+        else:
+            t_bwd = lambda t, s: lambda: t.ops.aten.upsample_bilinear2d_backward(
+                s["g"], [2 * h, 2 * w], list(xs), False, 2.0, 2.0)
+        cases.append(Case("interpolate", label, params, up_setup,
+                          ours=lambda o, s, m=mode: lambda: o.interpolate(s["x"], scale_factor=2, mode=m),
+                          needs=("interpolate",),
+                          torch_anchor=lambda t, s, m=mode: lambda: t.nn.functional.interpolate(s["x"], scale_factor=2, mode=m),
+                          nbytes=_f32(xs, ys), heavy=True))
+        cases.append(Case("interpolate_backward", label, params, up_setup,
+                          ours=lambda o, s, m=mode: lambda: o.interpolate_backward(s["g"], s["x"], scale_factor=2, mode=m),
+                          needs=("interpolate_backward",), torch_anchor=t_bwd, nbytes=_f32(ys, xs), heavy=True))
+
+    cs = (n, 2 * c, h, w)
+    label = f"2 x N={n} C={c} {h}x{w} axis 1"
+    params = {"family": "cat", "shapes": [list(xs), list(xs)], "axis": 1}
+
+    def cat_setup(xp):
+        return _on(xp, {"a": _rand(xs), "b": _rand(xs), "g": _rand(cs)})
+
+    cases += [
+        Case("cat", label, params, cat_setup, ours=lambda o, s: lambda: o.cat([s["a"], s["b"]], 1), needs=("cat",),
+             xp_anchor=lambda xp, s: lambda: xp.concatenate([s["a"], s["b"]], 1),
+             torch_anchor=lambda t, s: lambda: t.cat([s["a"], s["b"]], 1), nbytes=_f32(xs, xs, cs)),
+        Case("cat_backward", label, params, cat_setup, ours=lambda o, s: lambda: o.cat_backward(s["g"], [c, c], 1),
+             needs=("cat_backward",),
+             torch_anchor=lambda t, s: lambda: [p.contiguous() for p in t.split(s["g"], c, 1)],
+             nbytes=_f32(cs, xs, xs)),
+        Case("split", f"N={n} C={2 * c} {h}x{w} into chunks of {c // 2} along axis 1",
+             {"family": "cat", "shape": list(cs), "split_size": c // 2, "axis": 1}, cat_setup,
+             ours=lambda o, s: lambda: o.split(s["g"], c // 2, 1), needs=("split",),
+             torch_anchor=lambda t, s: lambda: [p.contiguous() for p in t.split(s["g"], c // 2, 1)],
+             nbytes=_f32(cs, cs)),
+    ]
+
+    # conv2d with padding_mode="reflect" on layer (c): PyTorch's nn.Conv2d does F.pad then conv2d too.
+    name, cn, cc, ch, cw, ck, r, s_, stride, pad = CONV_LAYERS[2]
+    label = f"{name}: N={cn} {cc}->{ck} {ch}x{cw} {r}x{s_} p{pad} reflect"
+    params = {"family": "conv", "layer": name, "N": cn, "C": cc, "H": ch, "W": cw, "K": ck, "R": r, "S": s_,
+              "padding": pad, "padding_mode": "reflect"}
+    cxs, cws, cys = (cn, cc, ch, cw), (ck, cc, r, s_), (cn, ck, ch, cw)
+
+    def conv_setup(xp):
+        return _on(xp, {"x": _rand(cxs), "w": _rand(cws, 0.1), "b": _rand((ck,)), "g": _rand(cys)})
+
+    def t_conv_bwd(t, s):
+        x = s["x"].detach().requires_grad_()
+        wt = s["w"].detach().requires_grad_()
+        bt = s["b"].detach().requires_grad_()
+
+        def run():
+            x.grad = wt.grad = bt.grad = None
+            y = t.nn.functional.conv2d(t.nn.functional.pad(x, (pad,) * 4, mode="reflect"), wt, bt)
+            y.backward(s["g"])
+        return run
+
+    fl_ = conv_flops(cn, cc, ck, r, s_, ch, cw)
+    cases += [
+        Case("conv2d", label, params, conv_setup,
+             ours=lambda o, s: lambda: o.conv2d(s["x"], s["w"], s["b"], padding=pad, padding_mode="reflect"),
+             needs=("conv2d", "pad"),
+             torch_anchor=lambda t, s: lambda: t.nn.functional.conv2d(
+                 t.nn.functional.pad(s["x"], (pad,) * 4, mode="reflect"), s["w"], s["b"]),
+             flops=fl_, nbytes=_f32(cxs, cws, cys), heavy=True),
+        Case("conv2d_backward", label, {**params, "returns": "grad_x, grad_w, grad_b"}, conv_setup,
+             ours=lambda o, s: lambda: o.conv2d_backward(s["g"], s["x"], s["w"], padding=pad, padding_mode="reflect"),
+             needs=("conv2d_backward", "pad", "pad_backward"), torch_anchor=t_conv_bwd,
+             flops=2 * fl_, nbytes=_f32(cys, cxs, cws, cxs, cws), heavy=True),
+    ]
+    return cases
+
+
 def all_cases() -> list[Case]:
-    return (gemm_cases() + matmul_cases() + linear_cases() + conv_cases() + pool_cases() + activation_cases()
-            + elementwise_cases() + broadcast_cases() + loss_cases() + loss_option_cases() + dropout_cases()
-            + optim_cases() + train_cases())
+    return (gemm_cases() + matmul_cases() + linear_cases() + conv_cases() + conv3d_cases() + pool_cases()
+            + pool3d_cases() + activation_cases() + elementwise_cases() + broadcast_cases() + loss_cases()
+            + loss_option_cases() + dropout_cases() + optim_cases() + train_cases() + convpad_cases())

@@ -34,6 +34,8 @@ __all__ = ["Parameter", "Layer", "Linear", "Conv2d", "Conv1d", "MaxPool2d", "Avg
            "GlobalAvgPool2d", "Flatten", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "Dropout",
            "Residual", "to_device", "BackwardBeforeForward", "LogSoftmax"]
 __all__ += ["LPPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "MaxUnpool2d"]
+__all__ += ["Upsample"]
+__all__ += ["ConvTranspose2d", "Conv3d", "MaxPool3d", "AvgPool3d"]
 
 
 class Parameter:
@@ -125,6 +127,23 @@ _MAX_WEIGHT_ELEMENTS = 2**48
 class BackwardBeforeForward(ValueError, AttributeError):
     """Layer.backward called with no forward pass cached. A ValueError (bad call order: nothing to
     differentiate) and, so that hasattr() and copy keep working, an AttributeError."""
+
+
+_PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
+
+def _conv_padding(padding, stride, padding_mode, as_tuple):
+    """A conv layer's padding (an int/tuple via as_tuple, or 'same'/'valid') and padding_mode, checked as
+    torch.nn.Conv2d checks them at construction."""
+    if not isinstance(padding_mode, str) or padding_mode not in _PADDING_MODES:
+        raise ValueError(f"padding_mode must be one of {list(_PADDING_MODES)}, got padding_mode={padding_mode!r}")
+    if isinstance(padding, str):
+        if padding not in ("same", "valid"):
+            raise ValueError(f"Invalid padding string {padding!r}, should be one of 'valid', 'same'")
+        if padding == "same" and any(s != 1 for s in (stride if isinstance(stride, tuple) else (stride,))):
+            raise ValueError(f"padding='same' is not supported for strided convolutions, got stride={stride}")
+        return padding
+    return as_tuple(padding)
 
 
 class Layer:
@@ -340,7 +359,7 @@ class _Weighted(Layer):
         c = self.get_config()
         ins, outs = (c["in_features"], c["out_features"]) if "in_features" in c else (c["in_channels"], c["out_channels"])
         parts = [f"{ins}->{outs}"]
-        for key in ("kernel_size", "stride", "padding", "dilation", "groups"):
+        for key in ("kernel_size", "stride", "padding", "dilation", "groups", "padding_mode"):
             if key in c:
                 v = c[key]
                 v = "x".join(map(str, v)) if isinstance(v, tuple) and len(set(v)) > 1 else (v[0] if isinstance(v, tuple) else v)
@@ -416,27 +435,32 @@ class Conv2d(_Weighted):
     need_input_grad = True
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
-                 groups: int = 1, bias: bool = True, init="lecun_uniform", rng=None):
+                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", init="lecun_uniform", rng=None):
         super().__init__()
         self.in_channels, self.out_channels, self.groups = _channels(in_channels, out_channels, groups)
         self.kernel_size = _pair(kernel_size, "kernel_size", minimum=1)
-        self.stride, self.padding, self.dilation = (_pair(stride, "stride", 1), _pair(padding, "padding", 0),
-                                                    _pair(dilation, "dilation", 1))
+        self.stride, self.dilation = _pair(stride, "stride", 1), _pair(dilation, "dilation", 1)
+        self.padding = _conv_padding(padding, self.stride, padding_mode, lambda v: _pair(v, "padding", 0))
+        self.padding_mode = padding_mode
         bias = as_flag(bias, "bias")
         self._config = dict(in_channels=self.in_channels, out_channels=self.out_channels,
                             kernel_size=self.kernel_size, stride=self.stride, padding=self.padding,
                             dilation=self.dilation, groups=self.groups, bias=bool(bias))
+        if padding_mode != "zeros":
+            self._config["padding_mode"] = padding_mode
         shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
         _check_weight_size(shape)
         self._make_params(shape, self.out_channels, bias, init, rng)
 
     def _geometry(self):
-        return dict(stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups)
+        return dict(stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups,
+                    padding_mode=self.padding_mode)
 
     def forward(self, x, training=None):
         x = as_input(x)
-        if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"Conv2d: input must be (N, {self.in_channels}, H, W), got {tuple(x.shape)}")
+        if x.ndim not in (3, 4) or x.shape[-3] != self.in_channels:
+            raise ValueError(f"Conv2d: input must be (N, {self.in_channels}, H, W) or ({self.in_channels}, H, W), "
+                             f"got {tuple(x.shape)}")
         self._x = x
         return F.conv2d(x, self.weight.data, self._b(), **self._geometry())
 
@@ -455,28 +479,34 @@ class Conv1d(_Weighted):
 
     need_input_grad = True
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0,
-                 dilation: int = 1, groups: int = 1, bias: bool = True, init="lecun_uniform", rng=None):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding=0,
+                 dilation: int = 1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
+                 init="lecun_uniform", rng=None):
         super().__init__()
         self.in_channels, self.out_channels, self.groups = _channels(in_channels, out_channels, groups)
-        self.kernel_size, self.stride, self.padding, self.dilation = (
-            _single(kernel_size, "kernel_size", 1), _single(stride, "stride", 1), _single(padding, "padding", 0),
-            _single(dilation, "dilation", 1))
+        self.kernel_size, self.stride, self.dilation = (
+            _single(kernel_size, "kernel_size", 1), _single(stride, "stride", 1), _single(dilation, "dilation", 1))
+        self.padding = _conv_padding(padding, self.stride, padding_mode, lambda v: _single(v, "padding", 0))
+        self.padding_mode = padding_mode
         bias = as_flag(bias, "bias")
         self._config = dict(in_channels=self.in_channels, out_channels=self.out_channels,
                             kernel_size=self.kernel_size, stride=self.stride, padding=self.padding,
                             dilation=self.dilation, groups=self.groups, bias=bool(bias))
+        if padding_mode != "zeros":
+            self._config["padding_mode"] = padding_mode
         shape = (self.out_channels, self.in_channels // self.groups, self.kernel_size)
         _check_weight_size(shape)
         self._make_params(shape, self.out_channels, bias, init, rng)
 
     def _geometry(self):
-        return dict(stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups)
+        return dict(stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups,
+                    padding_mode=self.padding_mode)
 
     def forward(self, x, training=None):
         x = as_input(x)
-        if x.ndim != 3 or x.shape[1] != self.in_channels:
-            raise ValueError(f"Conv1d: input must be (N, {self.in_channels}, L), got {tuple(x.shape)}")
+        if x.ndim not in (2, 3) or x.shape[-2] != self.in_channels:
+            raise ValueError(f"Conv1d: input must be (N, {self.in_channels}, L) or ({self.in_channels}, L), "
+                             f"got {tuple(x.shape)}")
         self._x = x
         return F.conv1d(x, self.weight.data, self._b(), **self._geometry())
 
@@ -899,3 +929,215 @@ class LogSoftmax(Layer):
 
     def backward(self, grad_out):
         return F.log_softmax_backward(grad_out, self._y, self.axis)
+
+
+class Upsample(Layer):
+    """torch.nn.Upsample: interpolate (N, C, H, W) or (N, C, L) input to `size` or by `scale_factor`,
+    mode "nearest", "bilinear" (4-D) or "linear" (3-D); align_corners as fastlayers.interpolate."""
+
+    def __init__(self, size=None, scale_factor=None, mode: str = "nearest", align_corners=None,
+                 recompute_scale_factor=None):
+        super().__init__()
+        if mode not in ("nearest", "linear", "bilinear"):
+            raise ValueError(f"mode must be 'nearest', 'linear' or 'bilinear', got {mode!r}")
+        if mode == "nearest" and align_corners is not None:
+            raise ValueError("align_corners option can only be set with the interpolating modes: linear | bilinear "
+                             f"(mode='nearest' takes align_corners=None), got align_corners={align_corners!r}")
+        if (size is None) == (scale_factor is None):
+            raise ValueError(f"give exactly one of size and scale_factor, got size={size!r}, "
+                             f"scale_factor={scale_factor!r}")
+        self.size = tuple(size) if isinstance(size, (list, tuple)) else size
+        self.scale_factor = tuple(scale_factor) if isinstance(scale_factor, (list, tuple)) else scale_factor
+        self.mode, self.align_corners, self.recompute_scale_factor = mode, align_corners, recompute_scale_factor
+        self._config = dict(size=self.size, scale_factor=self.scale_factor, mode=mode)
+        if align_corners is not None:
+            self._config["align_corners"] = align_corners
+        if recompute_scale_factor is not None:
+            self._config["recompute_scale_factor"] = recompute_scale_factor
+
+    def _args(self):
+        return dict(size=self.size, scale_factor=self.scale_factor, mode=self.mode, align_corners=self.align_corners,
+                    recompute_scale_factor=self.recompute_scale_factor)
+
+    def forward(self, x, training=None):
+        self._x = x
+        return F.interpolate(x, **self._args())
+
+    def backward(self, grad_out):
+        return F.interpolate_backward(grad_out, self._x, **self._args())
+
+
+# ---- transposed and 3-D convolution, 3-D pooling (PyTorch's constructor arguments) -----------------
+
+def _ntuple(v, n, name, minimum=0):
+    """An int or a sequence of n ints, each >= minimum (floats, bools and strings refused)."""
+    if isinstance(v, (tuple, list)):
+        if len(v) != n:
+            raise ValueError(f"{name} must be an int or a sequence of {n} ints, got {v!r}")
+        return tuple(as_size(i, name, minimum) for i in v)
+    return (as_size(v, name, minimum),) * n
+
+
+def _zeros_padding_only(padding_mode):
+    if padding_mode != "zeros":
+        raise ValueError(f"padding_mode must be 'zeros' (the only mode of this layer), got {padding_mode!r}")
+
+
+class ConvTranspose2d(_Weighted):
+    """Transposed 2-D convolution over NCHW (or unbatched CHW) input; weight (C_in, C_out/groups, R, S)
+    as PyTorch. `need_input_grad` as Conv2d."""
+
+    need_input_grad = True
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0,
+                 groups: int = 1, bias: bool = True, dilation=1, padding_mode: str = "zeros", init="lecun_uniform",
+                 rng=None):
+        super().__init__()
+        _zeros_padding_only(padding_mode)
+        self.in_channels, self.out_channels, self.groups = _channels(in_channels, out_channels, groups)
+        self.kernel_size = _pair(kernel_size, "kernel_size", minimum=1)
+        self.stride, self.padding = _pair(stride, "stride", 1), _pair(padding, "padding", 0)
+        self.output_padding, self.dilation = _pair(output_padding, "output_padding", 0), _pair(dilation, "dilation", 1)
+        bias = as_flag(bias, "bias")
+        if any(op >= max(st, d) for op, st, d in zip(self.output_padding, self.stride, self.dilation)):
+            raise ValueError(f"output_padding must be smaller than either stride or dilation, got "
+                             f"output_padding={self.output_padding}, stride={self.stride}, dilation={self.dilation}")
+        self._config = dict(in_channels=self.in_channels, out_channels=self.out_channels,
+                            kernel_size=self.kernel_size, stride=self.stride, padding=self.padding,
+                            output_padding=self.output_padding, groups=self.groups, bias=bool(bias),
+                            dilation=self.dilation)
+        shape = (self.in_channels, self.out_channels // self.groups) + self.kernel_size
+        _check_weight_size(shape)
+        self._make_params(shape, self.out_channels, bias, init, rng)
+
+    def _geometry(self):
+        return dict(stride=self.stride, padding=self.padding, output_padding=self.output_padding, groups=self.groups,
+                    dilation=self.dilation)
+
+    def describe(self, width: int = 44) -> str:
+        # Short keys: the class name is long and output_padding matters (it sets the output size).
+        def fmt(v):
+            return str(v[0]) if len(set(v)) == 1 else "x".join(map(str, v))
+        parts = [f"{self.in_channels}->{self.out_channels}", f"k={fmt(self.kernel_size)}"]
+        for key, v, default in (("s", self.stride, 1), ("p", self.padding, 0), ("op", self.output_padding, 0),
+                                ("d", self.dilation, 1)):
+            if v != (default, default):
+                parts.append(f"{key}={fmt(v)}")
+        if self.groups != 1:
+            parts.append(f"g={self.groups}")
+        if self.bias is None:
+            parts.append("no bias")
+        return f"ConvTranspose2d({', '.join(parts)})"[:width]
+
+    def forward(self, x, training=None):
+        x = as_input(x)
+        if x.ndim not in (3, 4) or x.shape[-3] != self.in_channels:
+            raise ValueError(f"ConvTranspose2d: input must be (N, {self.in_channels}, H, W) or unbatched "
+                             f"({self.in_channels}, H, W), got {tuple(x.shape)}")
+        self._x = x
+        return F.conv_transpose2d(x, self.weight.data, self._b(), **self._geometry())
+
+    def backward(self, grad_out, need_input_grad=None):
+        need = self.need_input_grad if need_input_grad is None else need_input_grad
+        gx, gw, gb = F.conv_transpose2d_backward(grad_out, self._x, self.weight.data, **self._geometry(),
+                                                 need_grad_x=need)
+        self._set_grad("weight", gw)
+        if self.bias is not None:
+            self._set_grad("bias", gb)
+        return gx
+
+
+class Conv3d(_Weighted):
+    """3-D convolution over NCDHW (or unbatched CDHW) input; weight (K, C/groups, T, R, S).
+    `need_input_grad` as Conv2d."""
+
+    need_input_grad = True
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", init="lecun_uniform", rng=None):
+        super().__init__()
+        _zeros_padding_only(padding_mode)
+        self.in_channels, self.out_channels, self.groups = _channels(in_channels, out_channels, groups)
+        self.kernel_size = _ntuple(kernel_size, 3, "kernel_size", 1)
+        self.stride, self.padding = _ntuple(stride, 3, "stride", 1), _ntuple(padding, 3, "padding", 0)
+        self.dilation = _ntuple(dilation, 3, "dilation", 1)
+        bias = as_flag(bias, "bias")
+        self._config = dict(in_channels=self.in_channels, out_channels=self.out_channels,
+                            kernel_size=self.kernel_size, stride=self.stride, padding=self.padding,
+                            dilation=self.dilation, groups=self.groups, bias=bool(bias))
+        shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
+        _check_weight_size(shape)
+        self._make_params(shape, self.out_channels, bias, init, rng)
+
+    def _geometry(self):
+        return dict(stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups)
+
+    def forward(self, x, training=None):
+        x = as_input(x)
+        if x.ndim not in (4, 5) or x.shape[-4] != self.in_channels:
+            raise ValueError(f"Conv3d: input must be (N, {self.in_channels}, D, H, W) or unbatched "
+                             f"({self.in_channels}, D, H, W), got {tuple(x.shape)}")
+        self._x = x
+        return F.conv3d(x, self.weight.data, self._b(), **self._geometry())
+
+    def backward(self, grad_out, need_input_grad=None):
+        need = self.need_input_grad if need_input_grad is None else need_input_grad
+        gx, gw, gb = F.conv3d_backward(grad_out, self._x, self.weight.data, **self._geometry(), need_grad_x=need)
+        self._set_grad("weight", gw)
+        if self.bias is not None:
+            self._set_grad("bias", gb)
+        return gx
+
+
+class MaxPool3d(Layer):
+    """Max over 3-D windows. With return_indices=True, forward returns (y, indices) as PyTorch's
+    layer does, and backward takes the gradient of y."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices: bool = False,
+                 ceil_mode: bool = False):
+        super().__init__()
+        self.kernel_size = _ntuple(kernel_size, 3, "kernel_size", 1)
+        self.stride = self.kernel_size if stride is None else _ntuple(stride, 3, "stride", 1)
+        self.padding, self.dilation = _ntuple(padding, 3, "padding", 0), _ntuple(dilation, 3, "dilation", 1)
+        self.return_indices, self.ceil_mode = as_flag(return_indices, "return_indices"), as_flag(ceil_mode, "ceil_mode")
+        self._config = dict(kernel_size=self.kernel_size, stride=self.stride, padding=self.padding,
+                            dilation=self.dilation, return_indices=self.return_indices, ceil_mode=self.ceil_mode)
+
+    def _args(self):
+        return dict(kernel_size=self.kernel_size, stride=self.stride, padding=self.padding, dilation=self.dilation,
+                    ceil_mode=self.ceil_mode)
+
+    def forward(self, x, training=None):
+        self._x = x
+        return F.max_pool3d(x, **self._args(), return_indices=self.return_indices)
+
+    def backward(self, grad_out):
+        return F.max_pool3d_backward(grad_out, self._x, **self._args())
+
+
+class AvgPool3d(Layer):
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True,
+                 divisor_override=None):
+        super().__init__()
+        self.kernel_size = _ntuple(kernel_size, 3, "kernel_size", 1)
+        self.stride = self.kernel_size if stride is None else _ntuple(stride, 3, "stride", 1)
+        self.padding = _ntuple(padding, 3, "padding", 0)
+        self.ceil_mode = as_flag(ceil_mode, "ceil_mode")
+        self.count_include_pad = as_flag(count_include_pad, "count_include_pad")
+        if divisor_override is not None and as_size(divisor_override, "divisor_override", minimum=None) == 0:
+            raise ValueError("divisor_override must be a non-zero int or None, got 0")
+        self.divisor_override = None if divisor_override is None else int(divisor_override)
+        self._config = dict(kernel_size=self.kernel_size, stride=self.stride, padding=self.padding,
+                            ceil_mode=self.ceil_mode, count_include_pad=self.count_include_pad,
+                            divisor_override=self.divisor_override)
+
+    def _args(self):
+        return dict(kernel_size=self.kernel_size, stride=self.stride, padding=self.padding, ceil_mode=self.ceil_mode,
+                    count_include_pad=self.count_include_pad, divisor_override=self.divisor_override)
+
+    def forward(self, x, training=None):
+        self._x = x
+        return F.avg_pool3d(x, **self._args())
+
+    def backward(self, grad_out):
+        return F.avg_pool3d_backward(grad_out, self._x, **self._args())

@@ -13,6 +13,10 @@ from .training import FORMAT_VERSION, TrainableModel, load_model
 __all__ = ["Sequential", "load_model", "FORMAT_VERSION"]  # the last two live in training (kept here for imports)
 
 
+# Layers whose backward can skip the input's gradient (backward(grad_out, need_input_grad=False)).
+_SKIPS_INPUT_GRAD = (_layers.Conv2d, _layers.Conv1d, _layers.Conv3d, _layers.ConvTranspose2d)
+
+
 class Sequential(TrainableModel):
     def __init__(self, layers=(), loss=None, input_shape=None):
         super().__init__(loss=loss, input_shape=input_shape)
@@ -59,11 +63,11 @@ class Sequential(TrainableModel):
 
     def backward(self, grad_out, need_input_grad: bool = True):
         """Backpropagate grad_out through every layer; returns the input's gradient. With
-        need_input_grad=False (training) a first convolution skips its backward-data pass and
-        None is returned."""
+        need_input_grad=False (training) a first convolution (Conv2d, Conv1d, Conv3d, ConvTranspose2d)
+        skips its backward-data pass and None is returned."""
         first = self.layers[0] if self.layers else None
         for layer in reversed(self.layers):
-            if layer is first and not need_input_grad and isinstance(layer, (_layers.Conv2d, _layers.Conv1d)):
+            if layer is first and not need_input_grad and isinstance(layer, _SKIPS_INPUT_GRAD):
                 grad_out = layer.backward(grad_out, need_input_grad=False)
             else:
                 grad_out = layer.backward(grad_out)

@@ -1,5 +1,15 @@
 """Convolution: conv2d and conv1d (a thin layer over conv2d with H = 1), forward and backward.
 
+Options handled here, at the wrapper level, before the kernels' 4-D geometry (_geometry) is built:
+unbatched input ((C, H, W) for conv2d, (C, L) for conv1d: a batch of one, squeezed back),
+padding="valid" / "same" (as PyTorch: for "same" each dimension needs dilation*(k-1) padding, the
+left gets half rounded down and the right the rest; an uneven split pads the extra cell on the right
+with the pad op first and gives the kernel the even part, as PyTorch does; stride > 1 is refused),
+and padding_mode="reflect" | "replicate" | "circular" (torch.nn.Conv2d's padding_mode; F.conv2d
+has none): the input is padded with fastlayers.pad on its own device and the kernel runs with
+padding 0; the backward runs the kernel's backward on the padded input and pad_backward folds
+grad_x back. padding_mode="zeros" (the default) is the kernels' own zero padding.
+
 The kernels (csrc/cpu/conv.*) are im2col + GEMM and take a caller-owned workspace; this module
 keeps one grow-only workspace per backend and per Python thread, so repeated calls reuse pages
 that are already mapped instead of faulting in fresh ones on every call.
@@ -9,11 +19,14 @@ from __future__ import annotations
 
 import threading
 
+from .pad import pad as _pad_op, pad_backward as _pad_backward_op
 from .._backend import backend_for
 from .._checks import (as_float32, as_index, as_index_pair, check_ndim, check_nonnegative, check_positive,
                        check_shape)
 
 __all__ = ["conv2d", "conv2d_backward", "conv1d", "conv1d_backward"]
+
+_PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 _FORWARD, _BACKWARD_DATA, _BACKWARD_WEIGHT = 0, 1, 2
 
@@ -125,11 +138,14 @@ def _too_large(x, w, ph, pw, N, C, H, W, K, Cg, R, S, P, Q, Hp, Wp):
                              f"fastlayers supports")
 
 
-def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
+def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, *, padding_mode="zeros"):
     """2-D cross-correlation of NCHW x with w (K, C/groups, R, S), plus b (K,) when given.
 
     Output (N, K, P, Q) with P = (H + 2*pad_h - dil_h*(R-1) - 1)//stride_h + 1 (likewise Q), as PyTorch.
+    x may be unbatched (C, H, W); padding may be "valid" or "same"; padding_mode as torch.nn.Conv2d.
     """
+    if padding_mode != "zeros" or isinstance(padding, str) or getattr(x, "ndim", 4) != 4:
+        return _with_options(2, x, w, b, stride, padding, dilation, groups, padding_mode)
     be = backend_for(x=x, w=w, b=b)
     x = as_float32(x, "x", be)
     w = as_float32(w, "w", be)
@@ -150,11 +166,15 @@ def _check_flag(value, name: str) -> bool:
     return value
 
 
-def conv2d_backward(grad_out, x, w, stride=1, padding=0, dilation=1, groups=1, *, need_grad_x=True):
+def conv2d_backward(grad_out, x, w, stride=1, padding=0, dilation=1, groups=1, *, need_grad_x=True,
+                    padding_mode="zeros"):
     """(grad_x, grad_w, grad_b) of conv2d; grad_b is grad_out summed over N, H, W.
 
     need_grad_x=False skips the backward-data pass and returns None for grad_x (a network's input
     layer never uses it)."""
+    if padding_mode != "zeros" or isinstance(padding, str) or getattr(x, "ndim", 4) != 4:
+        return _backward_with_options(2, grad_out, x, w, stride, padding, dilation, groups, need_grad_x,
+                                      padding_mode)
     be = backend_for(grad_out=grad_out, x=x, w=w)
     need_grad_x = _check_flag(need_grad_x, "need_grad_x")
     x = as_float32(x, "x", be)
@@ -194,15 +214,22 @@ def _as_2d(x, w, stride, padding, dilation, be):
     return x[:, :, None, :], w[:, :, None, :], params
 
 
-def conv1d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
-    """1-D convolution of (N, C, L) x with w (K, C/groups, S): conv2d with H = 1."""
+def conv1d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, *, padding_mode="zeros"):
+    """1-D convolution of (N, C, L) x with w (K, C/groups, S): conv2d with H = 1. x may be unbatched
+    (C, L); padding may be "valid" or "same"; padding_mode as torch.nn.Conv1d."""
+    if padding_mode != "zeros" or isinstance(padding, str) or getattr(x, "ndim", 3) != 3:
+        return _with_options(1, x, w, b, stride, padding, dilation, groups, padding_mode)
     be = backend_for(x=x, w=w, b=b)
     x2, w2, (st, pad, dil) = _as_2d(x, w, stride, padding, dilation, be)
     return conv2d(x2, w2, b, st, pad, dil, groups)[:, :, 0, :]
 
 
-def conv1d_backward(grad_out, x, w, stride=1, padding=0, dilation=1, groups=1, *, need_grad_x=True):
+def conv1d_backward(grad_out, x, w, stride=1, padding=0, dilation=1, groups=1, *, need_grad_x=True,
+                    padding_mode="zeros"):
     """(grad_x, grad_w, grad_b) of conv1d; grad_x is None when need_grad_x=False."""
+    if padding_mode != "zeros" or isinstance(padding, str) or getattr(x, "ndim", 3) != 3:
+        return _backward_with_options(1, grad_out, x, w, stride, padding, dilation, groups, need_grad_x,
+                                      padding_mode)
     be = backend_for(grad_out=grad_out, x=x, w=w)
     need_grad_x = _check_flag(need_grad_x, "need_grad_x")
     x2, w2, (st, pad, dil) = _as_2d(x, w, stride, padding, dilation, be)
@@ -212,3 +239,98 @@ def conv1d_backward(grad_out, x, w, stride=1, padding=0, dilation=1, groups=1, *
     gx, gw, gb = conv2d_backward(grad_out[:, :, None, :], x2, w2, st, pad, dil, groups, need_grad_x=need_grad_x)
     return (gx[:, :, 0, :] if gx is not None else None), gw[:, :, 0, :], gb
 
+
+
+# --------------------------------------------------------------------------------- the options
+def _tuple(value, nd: int, name: str) -> tuple:
+    return (_single(value, name),) if nd == 1 else as_index_pair(value, name)
+
+
+def _plan_options(nd, x, w, stride, padding, dilation, padding_mode, be):
+    """Checks the wrapper-level options and returns (xb, w, unbatched, kernel padding, pad list or None,
+    pad mode): xb is x (as float32) batched, w as float32, the pad list (PyTorch's order, last dimension first) and mode say how
+    to pad xb before the kernel, which then runs with `kernel padding`."""
+    if not isinstance(padding_mode, str) or padding_mode not in _PADDING_MODES:
+        raise ValueError(f"padding_mode must be one of 'zeros', 'reflect', 'replicate', 'circular', "
+                         f"got {padding_mode!r}")
+    x = as_float32(x, "x", be)
+    w = as_float32(w, "w", be)
+    layout = "(C, L) or (N, C, L)" if nd == 1 else "(C, H, W) or (N, C, H, W)"
+    if x.ndim not in (nd + 1, nd + 2):
+        raise ValueError(f"x must be {nd + 1}-D or {nd + 2}-D {layout}, got shape {tuple(x.shape)}")
+    check_ndim(w, nd + 2, "w", "(K, C/groups, S)" if nd == 1 else "(K, C/groups, R, S)")
+    unbatched = x.ndim == nd + 1
+    xb = x[None] if unbatched else x
+    strides = _tuple(stride, nd, "stride")
+    dils = _tuple(dilation, nd, "dilation")
+    if isinstance(padding, str):
+        if padding == "valid":
+            lo = hi = (0,) * nd
+        elif padding == "same":
+            if any(s != 1 for s in strides):
+                raise ValueError(f"padding='same' is not supported for strided convolutions (as PyTorch), "
+                                 f"got stride={stride!r}")
+            check_positive(dils, "dilation")
+            total = tuple(d * (int(k) - 1) for d, k in zip(dils, w.shape[2:]))
+            lo = tuple(t // 2 for t in total)
+            hi = tuple(t - t // 2 for t in total)
+        else:
+            raise ValueError(f"padding must be an int, a tuple of ints, 'valid' or 'same', got {padding!r}")
+    else:
+        lo = hi = _tuple(padding, nd, "padding")
+        check_nonnegative(lo, "padding")
+    widths = list(zip(lo, hi))
+    if padding_mode == "zeros":
+        if lo == hi:
+            return xb, w, unbatched, lo, None, None
+        # Uneven "same": the extra cell on the right by the pad op, the even part in the kernel.
+        pads = [v for l_, h_ in reversed(widths) for v in (0, h_ - l_)]
+        return xb, w, unbatched, lo, pads, "constant"
+    if not any(lo + hi):
+        return xb, w, unbatched, (0,) * nd, None, None
+    pads = [v for l_, h_ in reversed(widths) for v in (l_, h_)]
+    return xb, w, unbatched, (0,) * nd, pads, padding_mode
+
+
+def _kernel_args(nd, xp_, w, kpad, stride, dilation):
+    """conv2d arguments for the (already padded) batched input: conv1d runs as conv2d with H = 1."""
+    if nd == 2:
+        return xp_, w, kpad, stride, dilation
+    return (xp_[:, :, None, :], w[:, :, None, :], (0, kpad[0]), (1, _single(stride, "stride")),
+            (1, _single(dilation, "dilation")))
+
+
+def _with_options(nd, x, w, b, stride, padding, dilation, groups, padding_mode):
+    be = backend_for(x=x, w=w, b=b)
+    xb, w, unbatched, kpad, pads, mode = _plan_options(nd, x, w, stride, padding, dilation, padding_mode, be)
+    xp_ = xb if pads is None else _pad_op(xb, pads, mode)
+    x4, w4, kpad, st, dil = _kernel_args(nd, xp_, w, kpad, stride, dilation)
+    y = conv2d(x4, w4, b, st, kpad, dil, groups)
+    if nd == 1:
+        y = y[:, :, 0, :]
+    return y[0] if unbatched else y
+
+
+def _backward_with_options(nd, grad_out, x, w, stride, padding, dilation, groups, need_grad_x, padding_mode):
+    be = backend_for(grad_out=grad_out, x=x, w=w)
+    need_grad_x = _check_flag(need_grad_x, "need_grad_x")
+    xb, w, unbatched, kpad, pads, mode = _plan_options(nd, x, w, stride, padding, dilation, padding_mode, be)
+    grad_out = as_float32(grad_out, "grad_out", be)
+    if unbatched:
+        if grad_out.ndim != nd + 1:
+            raise ValueError(f"grad_out must be {nd + 1}-D like the unbatched x, got shape {tuple(grad_out.shape)}")
+        grad_out = grad_out[None]
+    xp_ = xb if pads is None else _pad_op(xb, pads, mode)
+    x4, w4, kpad, st, dil = _kernel_args(nd, xp_, w, kpad, stride, dilation)
+    go4 = grad_out[:, :, None, :] if nd == 1 else grad_out
+    if nd == 1:
+        check_ndim(grad_out, 3, "grad_out", "(N, K, L_out)")
+    gx, gw, gb = conv2d_backward(go4, x4, w4, st, kpad, dil, groups, need_grad_x=need_grad_x)
+    if nd == 1:
+        gx = None if gx is None else gx[:, :, 0, :]
+        gw = gw[:, :, 0, :]
+    if gx is not None and pads is not None:
+        gx = _pad_backward_op(gx, xb, pads, mode)
+    if gx is not None and unbatched:
+        gx = gx[0]
+    return gx, gw, gb
