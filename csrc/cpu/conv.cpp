@@ -27,6 +27,7 @@
 
 #include "common/checked.h"
 #include "cpu/conv_col2im.h"
+#include "cpu/conv_direct.h"
 #include "cpu/conv_smallc.h"
 #include "cpu/conv_winograd.h"
 #include "cpu/gemm.h"
@@ -515,7 +516,11 @@ static bool winograd_safe(const float* x, index_t nx, const float* w, index_t nw
 
 index_t conv2d_workspace_floats(const Conv2dShape& s, ConvPass pass, int threads) {
   assert(conv2d_shape_error(s) == nullptr);
-  const index_t gemm = needed_floats(s, geometry(s, pass), pass, image_threads(s, threads));
+  index_t gemm = needed_floats(s, geometry(s, pass), pass, image_threads(s, threads));
+  if (gemm >= 0 && direct_applies(s, pass)) {  // conv_direct.h; the GEMM path's room stays (fallback)
+    const index_t direct = direct_workspace_floats(s, pass, threads);
+    gemm = direct < 0 ? -1 : std::max(gemm, direct);
+  }
   // Room for the GEMM path too: non-finite inputs fall back to it (winograd_safe).
   if (gemm >= 0 && winograd_applies(s, pass)) {
     const index_t wino = winograd_workspace_floats(s, pass, threads);
@@ -527,6 +532,8 @@ index_t conv2d_workspace_floats(const Conv2dShape& s, ConvPass pass, int threads
 bool conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y,
                     float* workspace, index_t workspace_floats) {
   assert(conv2d_shape_error(s) == nullptr);  // the boundary checked it (common/conv_shape.h)
+  if (direct_applies(s, ConvPass::forward) && direct_forward(s, x, w, b, y, false, workspace, workspace_floats))
+    return true;
   if (winograd_applies(s, ConvPass::forward) && winograd_safe(x, s.N * s.C * s.H * s.W, w, s.K * s.C / s.groups * 9) &&
       winograd_forward(s, x, w, b, y, workspace, workspace_floats))
     return true;
@@ -602,6 +609,9 @@ bool conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const 
 bool conv2d_backward_data(const Conv2dShape& s, const float* grad_out, const float* w, float* grad_x,
                           float* workspace, index_t workspace_floats) {
   assert(conv2d_shape_error(s) == nullptr);  // the boundary checked it (common/conv_shape.h)
+  if (direct_applies(s, ConvPass::backward_data) &&
+      direct_backward_data(s, grad_out, w, grad_x, workspace, workspace_floats))
+    return true;
   if (winograd_applies(s, ConvPass::backward_data) &&
       winograd_safe(grad_out, s.N * s.K * s.P * s.Q, w, s.K * s.C / s.groups * 9) &&
       winograd_backward_data(s, grad_out, w, grad_x, workspace, workspace_floats))
@@ -726,6 +736,11 @@ bool conv2d_backward_weight(const Conv2dShape& s, const float* grad_out, const f
   if (winograd_applies(s, ConvPass::backward_weight) &&
       winograd_safe(grad_out, s.N * s.K * s.P * s.Q, x, s.N * s.C * s.H * s.W) &&
       winograd_backward_weight(s, grad_out, x, grad_w, workspace, workspace_floats)) {
+    if (grad_b != nullptr) conv_bias_grad(s, grad_out, grad_b);
+    return true;
+  }
+  if (direct_applies(s, ConvPass::backward_weight) &&
+      direct_backward_weight(s, grad_out, x, grad_w, workspace, workspace_floats)) {
     if (grad_b != nullptr) conv_bias_grad(s, grad_out, grad_b);
     return true;
   }
