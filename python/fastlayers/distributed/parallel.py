@@ -218,9 +218,9 @@ class DataParallel:
         step_s = 0.0
         try:
             for epoch in range(initial_epoch, epochs):
-                for cb in callbacks:
-                    if hasattr(cb, "on_epoch_begin"):
-                        cb.on_epoch_begin(model, epoch)
+                for cb in callbacks:  # the same hook, and call, as TrainableModel.fit's
+                    if callable(getattr(cb, "on_epoch_begin", None)):
+                        cb.on_epoch_begin(model, epoch, {})
                 t0 = time.perf_counter()
                 batches.epoch(rng.permutation(n) if shuffle else np.arange(n))
                 totals = Totals()
