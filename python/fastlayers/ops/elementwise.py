@@ -94,7 +94,7 @@ def add(a, b, alpha=1):
     Same-shape float32 operands with alpha 1 take the flat residual-add kernel."""
     if (type(a) is np.ndarray and type(b) is np.ndarray and a.shape == b.shape and alpha == 1
             and a.dtype == np.float32 and b.dtype == np.float32 and a.flags.c_contiguous
-            and b.flags.c_contiguous):
+            and b.flags.c_contiguous and a.flags.aligned and b.flags.aligned):
         y = np.empty(a.shape, np.float32)  # the residual add: nothing to check or convert
         CPU._module.add_forward(a, b, y, a.size)
         return y
