@@ -17,6 +17,7 @@ import numpy as np
 
 from .._backend import backend_for
 from .._checks import as_float32, check_shape
+from .conv import MAX_ELEMENTS
 
 __all__ = ["interpolate", "interpolate_backward"]
 
@@ -95,6 +96,10 @@ def plan(shape, size=None, scale_factor=None, mode="nearest", align_corners=None
         what = f"scale_factor={scale_factor!r}"
     if any(o <= 0 for o in out):
         raise ValueError(f"output sizes must be greater than 0: x's spatial sizes {spatial} with {what} give {out}")
+    planes = int(shape[0]) * int(shape[1])
+    if math.prod(out) * max(planes, 1) > MAX_ELEMENTS:  # the kernels' element limit, as conv's
+        raise ValueError(f"{what} gives an output of {planes} planes of {out}: more than the {MAX_ELEMENTS} "
+                         f"(2**48) elements fastlayers supports")
     scales = []
     for n, o, f in zip(spatial, out, factors):
         if mode != "nearest" and align:
@@ -104,7 +109,6 @@ def plan(shape, size=None, scale_factor=None, mode="nearest", align_corners=None
         else:
             s = _F(n) / _F(o)
         scales.append(float(s))
-    planes = int(shape[0]) * int(shape[1])
     if dim == 1:  # PyTorch's 1-D nearest kernel has no equal/double-size shortcuts: mode code 2
         geom = (planes, 1, spatial[0], 1, out[0], 2 if mode == "nearest" else 1, align, 1.0, scales[0])
     else:
