@@ -495,6 +495,9 @@ def test_bad_input(device):
         fl.lp_pool2d_backward(g, x, "2", 2)
     with pytest.raises(ValueError, match=r"output_size must be non-negative, got \(-1, 0\)"):
         fl.adaptive_avg_pool2d(x, (-1, 0))
+    empty = np.zeros((0, 1, 7, 6), np.float32)  # an empty batch does not make a 2**47-square output valid
+    with pytest.raises(ValueError, match=r"output_size \(140737488355328, 140737488355328\) is too large"):
+        fl.adaptive_max_pool2d(empty, (2**47, 2**47))
     with pytest.raises(ValueError, match=r"output_size must be an int or a pair"):
         fl.adaptive_max_pool2d(x, (2, 2, 2))
     with pytest.raises(TypeError, match=r"output_size must be an int or a pair, got None"):

@@ -346,7 +346,8 @@ def _adaptive_size(shape4, output_size) -> tuple[int, int]:
     if oh < 0 or ow < 0:
         raise ValueError(f"output_size must be non-negative, got {(oh, ow)}")
     planes = int(shape4[0]) * int(shape4[1])
-    if oh * h >= _EXTENT_LIMIT or ow * w >= _EXTENT_LIMIT or planes * oh * ow > _ELEMENT_LIMIT:
+    # max(planes, 1): an empty batch does not make an impossible per-plane output size valid
+    if oh * h >= _EXTENT_LIMIT or ow * w >= _EXTENT_LIMIT or max(planes, 1) * oh * ow > _ELEMENT_LIMIT:
         raise ValueError(f"output_size {(oh, ow)} is too large for x of shape {tuple(shape4)}")
     return oh, ow
 
