@@ -647,6 +647,27 @@ inline double lp_sum(const float* plane, index_t w, const Span& rows, const Span
   return s;
 }
 
+// A window's norm as scale * t (the true norm is (F * sum |x|^p)^(1/p) = scale * t). Fast path:
+// the power sum in double, scale 1. Where that sum overflows or underflows (|x| = 3e38 with p = 3
+// overflows float32; p = 9 overflows double) although every cell is finite, it is summed again
+// over |x| / max|x|, so the result and the gradient's ratios |x| / norm stay exact.
+struct LpNorm {
+  double scale, t;
+};
+
+inline LpNorm lp_norm(const float* plane, index_t w, const Span& rows, const Span& cols, double p, double f) {
+  const double s = lp_sum(plane, w, rows, cols, p) * f;
+  if (s >= std::numeric_limits<double>::min() && s <= std::numeric_limits<double>::max()) return {1.0, root(s, p)};
+  double m = 0.0;
+  for (index_t r = rows.lo; r < rows.hi; ++r)
+    for (index_t c = cols.lo; c < cols.hi; ++c) m = std::max(m, std::fabs(static_cast<double>(plane[r * w + c])));
+  if (!(m > 0.0) || !std::isfinite(m) || std::isnan(s)) return {1.0, root(s, p)};  // 0, inf or NaN inside
+  double q = 0.0;
+  for (index_t r = rows.lo; r < rows.hi; ++r)
+    for (index_t c = cols.lo; c < cols.hi; ++c) q += std::pow(std::fabs(static_cast<double>(plane[r * w + c])) / m, p);
+  return {m, root(q * f, p)};
+}
+
 // kh*kw / (the window clipped to the padded input): 1 unless a ceil_mode window runs past it.
 inline double lp_factor(const Pool2dGeometry& g, index_t i, index_t j) {
   const double eh = pool_extent(i, g.sh, g.ph, g.kh, g.h), ew = pool_extent(j, g.sw, g.pw, g.kw, g.w);
@@ -669,9 +690,8 @@ void lp_pool2d_forward(const float* x, float* y, const Pool2dGeometry& g, double
     for (index_t i = 0; i < oh; ++i) {
       const Span rows = rows_of1(g, i);
       for (index_t j = 0; j < ow; ++j) {
-        double s = lp_sum(x + pl * hw, g.w, rows, cols_of1(g, j), p);
-        if (scaled) s *= lp_factor(g, i, j);
-        y[(pl * oh + i) * ow + j] = static_cast<float>(root(s, p));
+        const LpNorm n = lp_norm(x + pl * hw, g.w, rows, cols_of1(g, j), p, scaled ? lp_factor(g, i, j) : 1.0);
+        y[(pl * oh + i) * ow + j] = static_cast<float>(n.scale * n.t);
       }
     }
 }
@@ -691,14 +711,14 @@ void lp_pool2d_backward(const float* grad_out, const float* x, float* grad_in, c
       for (index_t j = 0; j < ow; ++j) {
         const Span cols = cols_of1(g, j);
         const double f = scaled ? lp_factor(g, i, j) : 1.0;
-        const double yv = root(lp_sum(plane, g.w, rows, cols, p) * f, p);
+        const LpNorm n = lp_norm(plane, g.w, rows, cols, p, f);
         const double gv = grad_out[(pl * oh + i) * ow + j] * f;
-        if (yv == 0.0) continue;  // every cell is 0: the gradient is defined as 0 (no 0/0)
+        if (n.t == 0.0) continue;  // every cell is 0: the gradient is defined as 0 (no 0/0)
         for (index_t r = rows.lo; r < rows.hi; ++r)
           for (index_t c = cols.lo; c < cols.hi; ++c) {
             const double v = plane[r * g.w + c];
             if (v == 0.0) continue;
-            const double ratio = std::fabs(v) / yv;
+            const double ratio = std::fabs(v) / n.scale / n.t;
             const double d = p == 1.0 ? 1.0 : p == 2.0 ? ratio : std::pow(ratio, p - 1.0);
             gi[r * g.w + c] += static_cast<float>(gv * (v > 0 ? d : -d));
           }

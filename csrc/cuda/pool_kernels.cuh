@@ -1,6 +1,7 @@
 // Device code of the CUDA pooling (csrc/cuda/pool.cu has the launchers and the overview). A header
 // with no host-only CUDA API, so csrc/cuda/host_emulation can compile it with g++ and run it.
 #pragma once
+#include <cfloat>
 #include <cmath>
 #include <cstdint>
 
@@ -234,18 +235,35 @@ __device__ __forceinline__ double lp_root(double s, double p) {
   return p == 1.0 ? s : p == 2.0 ? sqrt(s) : pow(s, 1.0 / p);
 }
 
-// (sum |x|^p over the window) * F, F = kh*kw / (the window clipped to the padded input).
+// The window's norm (F * sum |x|^p)^(1/p) as scale * t, F = kh*kw / (the window clipped to the
+// padded input). Fast path: the power sum in double, scale 1; where it overflows or underflows
+// although every cell is finite (|x| = 3e38 with p = 9), summed again over |x| / max|x| so the
+// result and the gradient's ratios stay exact (as the CPU kernel, cpu/pool.cpp).
+struct LpNorm {
+  double scale, t;
+};
+
 template <class I>
-__device__ __forceinline__ double lp_scaled_sum(const float* __restrict__ plane, const Geo<I>& g, I i, I j,
-                                                double p, double* factor) {
+__device__ __forceinline__ LpNorm lp_norm(const float* __restrict__ plane, const Geo<I>& g, I i, I j, double p,
+                                          double* factor) {
   const Span<I> rows = win_rows(g, i), cols = win_cols(g, j);
+  const double eh = pool_extent(i, g.sh, g.ph, g.kh, g.h), ew = pool_extent(j, g.sw, g.pw, g.kw, g.w);
+  const double kh = static_cast<double>(g.kh), kw = static_cast<double>(g.kw);
+  const double f = (eh == kh && ew == kw) ? 1.0 : (kh * kw) / (eh * ew);
+  *factor = f;
   double s = 0.0;
   for (I r = rows.lo; r < rows.hi; ++r)
     for (I c = cols.lo; c < cols.hi; ++c) s += abs_pow(plane[r * g.w + c], p);
-  const double eh = pool_extent(i, g.sh, g.ph, g.kh, g.h), ew = pool_extent(j, g.sw, g.pw, g.kw, g.w);
-  const double kh = static_cast<double>(g.kh), kw = static_cast<double>(g.kw);
-  *factor = (eh == kh && ew == kw) ? 1.0 : (kh * kw) / (eh * ew);
-  return s * *factor;
+  s *= f;
+  if (s >= DBL_MIN && s <= DBL_MAX) return {1.0, lp_root(s, p)};
+  double m = 0.0;
+  for (I r = rows.lo; r < rows.hi; ++r)
+    for (I c = cols.lo; c < cols.hi; ++c) m = fmax(m, fabs(static_cast<double>(plane[r * g.w + c])));
+  if (!(m > 0.0 && m <= DBL_MAX) || s != s) return {1.0, lp_root(s, p)};  // 0, inf or NaN inside
+  double q = 0.0;
+  for (I r = rows.lo; r < rows.hi; ++r)
+    for (I c = cols.lo; c < cols.hi; ++c) q += pow(fabs(static_cast<double>(plane[r * g.w + c])) / m, p);
+  return {m, lp_root(q * f, p)};
 }
 
 template <class I>
@@ -254,7 +272,8 @@ __global__ void lp_forward_kernel(const float* __restrict__ x, float* __restrict
   for (I idx = first_index<I>(); idx < n; idx += grid_step<I>()) {
     const I j = idx % g.ow, t = idx / g.ow, i = t % g.oh, pl = t / g.oh;
     double f;
-    y[idx] = static_cast<float>(lp_root(lp_scaled_sum(x + pl * g.h * g.w, g, i, j, p, &f), p));
+    const LpNorm nrm = lp_norm(x + pl * g.h * g.w, g, i, j, p, &f);
+    y[idx] = static_cast<float>(nrm.scale * nrm.t);
   }
 }
 
@@ -273,9 +292,9 @@ __global__ void lp_backward_kernel(const float* __restrict__ go, const float* __
       for (I i = i0; i <= i1; ++i)
         for (I j = j0; j <= j1; ++j) {
           double f;
-          const double yv = lp_root(lp_scaled_sum(plane, g, i, j, p, &f), p);
-          if (yv == 0.0) continue;  // y == 0: defined as 0 (no 0/0)
-          const double ratio = fabs(v) / yv;
+          const LpNorm nrm = lp_norm(plane, g, i, j, p, &f);
+          if (nrm.t == 0.0) continue;  // y == 0: defined as 0 (no 0/0)
+          const double ratio = fabs(v) / nrm.scale / nrm.t;
           const double d = p == 1.0 ? 1.0 : p == 2.0 ? ratio : pow(ratio, p - 1.0);
           acc += static_cast<float>(static_cast<double>(gp[i * g.ow + j]) * f * (v > 0 ? d : -d));
         }

@@ -5,7 +5,10 @@ error (TypeError / ValueError naming an argument, MemoryError for an output that
 allocated) or a result equal to the NumPy reference; never a signal, a hang, or a modified input.
 
 Budget: FASTLAYERS_FUZZ_EXAMPLES examples per test (default 250: about a minute here on 2 cores);
-set it to thousands for a long run. FASTLAYERS_FUZZ_SHRINK=1 shrinks a failure to a minimal call
+set it to thousands for a long run. The examples are derandomized (seeded from each test's source,
+with hypothesis pinned in .ci/run), so CI tries the same calls every run and a red CI means a
+change, not a lucky draw; FASTLAYERS_FUZZ_RANDOM=1 draws fresh calls for exploring (what it finds
+becomes a regression test in tests/test_errors.py or the op's own tests). FASTLAYERS_FUZZ_SHRINK=1 shrinks a failure to a minimal call
 (slow when the failure is a crash: every shrink step restarts the worker). The terminal summary
 says how many distinct calls were tried.
 """
@@ -26,8 +29,9 @@ from .runner import FAILURES
 EXAMPLES = int(os.environ.get("FASTLAYERS_FUZZ_EXAMPLES", "250"))
 PHASES = (tuple(Phase) if os.environ.get("FASTLAYERS_FUZZ_SHRINK") == "1"
           else (Phase.explicit, Phase.reuse, Phase.generate))
+RANDOM = os.environ.get("FASTLAYERS_FUZZ_RANDOM") == "1"
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, phases=PHASES, database=None,
-                suppress_health_check=list(HealthCheck))
+                derandomize=not RANDOM, suppress_health_check=list(HealthCheck))
 
 # Op families with hand-written strategies; every other public op is driven from its signature.
 FAMILIES = {

@@ -179,6 +179,31 @@ def test_lp_pool_zero_windows_have_zero_gradient(device):
         np.testing.assert_array_equal(gi, expected)
 
 
+@pytest.mark.parametrize("p", [3.0, 9.0, 20.0])
+def test_lp_pool_norm_exact_where_the_power_sum_overflows(device, p):
+    """|x| near float32's max: |x|^p overflows float32 (p = 3) and even double (p >= 9), but the norm
+    and its gradient |x|^(p-1) / y^(p-1) are finite; found by the fuzz (LpPool2d, p = 3, padding 1).
+    The exact values come from the scaled form: y = m * (sum (|x|/m)^p)^(1/p), m = max |x|."""
+    x = np.array([[[[3e38, -3e38, 1.0, 0.0], [3e37, 2.0, 3e38, 1e-42]]]], np.float32)
+    k = (1, 2)
+    y = device.get(fl.lp_pool2d(device.put(x), p, k))
+    gi = device.get(fl.lp_pool2d_backward(device.put(np.ones(y.shape, np.float32)), device.put(x), p, k))
+    a = np.abs(x.astype(np.float64)).reshape(1, 1, 2, 2, 2)
+    m = a.max(axis=-1, keepdims=True)
+    t = (np.sum((a / m) ** p, axis=-1, keepdims=True)) ** (1 / p)
+    with np.errstate(over="ignore"):
+        want_y = (m * t)[..., 0].astype(np.float32)
+    want_g = (np.sign(x).reshape(a.shape) * (a / m / t) ** (p - 1)).reshape(x.shape).astype(np.float32)
+    np.testing.assert_array_equal(np.isinf(y), np.isinf(want_y))
+    assert_close(y[np.isfinite(y)], want_y[np.isfinite(want_y)], 1e-6)
+    assert np.all(np.isfinite(gi))
+    assert_close(gi, want_g, 1e-5)
+    ry = ref.lp_pool2d(x, p, k)
+    rg = ref.lp_pool2d_backward(np.ones(y.shape, np.float32), x, p, k)
+    np.testing.assert_array_equal(np.isinf(ry), np.isinf(want_y))
+    assert_close(rg, want_g, 1e-5)
+
+
 # ------------------------------------------------------------------ the option edges, by example
 
 def test_ceil_mode_last_window_rule(device):
@@ -391,7 +416,7 @@ def test_huge_geometry_values(device, value):
                 assert "kernel_size" in str(e) or "padding" in str(e), e
                 continue
             want = reference(xh.astype(np.float64), **kwargs)
-            np.testing.assert_allclose(y, want, rtol=1e-6, atol=0)
+            np.testing.assert_allclose(y, want, 1e-6)
             gy = np.ones(y.shape, np.float32)
             back = fl.max_pool2d_backward if op is fl.max_pool2d else fl.avg_pool2d_backward
             rback = ref.max_pool2d_backward if op is fl.max_pool2d else ref.avg_pool2d_backward

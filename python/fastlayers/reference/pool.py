@@ -231,6 +231,20 @@ def _lp_factor(g):
     return f
 
 
+def _lp_norms(win, p, f):
+    """(scale, t) per window with the norm (f * sum |x|^p)^(1/p) = scale * t, in float64 and scaled
+    by the window's max |x| so that it overflows only where the norm itself does (|x| = 3e38 with
+    p = 3 would overflow float32's power sum, and p = 9 float64's). A window holding inf or NaN
+    keeps scale 1, so inf/NaN propagate as in the plain formula."""
+    a = np.abs(win.astype(np.float64))
+    with np.errstate(invalid="ignore"):
+        m = a.max(axis=(2, 3)) if a.size else np.zeros(a.shape[:2])
+    scale = np.where(np.isfinite(m) & (m > 0), m, 1.0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        t = (f * np.sum((a / scale[:, :, None, None]) ** p, axis=(2, 3))) ** (1.0 / p)
+    return scale, t
+
+
 @_batched(1)
 def lp_pool2d(x, norm_type, kernel_size, stride=None, ceil_mode=False, *, padding=0):
     p = norm_type
@@ -238,8 +252,9 @@ def lp_pool2d(x, norm_type, kernel_size, stride=None, ceil_mode=False, *, paddin
     f = _lp_factor(g)
     y = np.empty(x.shape[:2] + (g.oh, g.ow), dtype=x.dtype)
     for i, j, rows, cols in g.windows():
-        s = np.sum(np.abs(x[:, :, rows][:, :, :, cols]) ** p, axis=(2, 3))
-        y[:, :, i, j] = (f[i, j] * s) ** (1.0 / p)
+        scale, t = _lp_norms(x[:, :, rows][:, :, :, cols], p, f[i, j])
+        with np.errstate(over="ignore"):
+            y[:, :, i, j] = scale * t
     return y
 
 
@@ -248,14 +263,14 @@ def lp_pool2d_backward(grad_out, x, norm_type, kernel_size, stride=None, ceil_mo
     p = norm_type
     g = _Geometry(x, kernel_size, stride, padding, 1, ceil_mode)
     f = _lp_factor(g)
-    y = lp_pool2d(x, p, kernel_size, stride, ceil_mode, padding=padding)
     gi = np.zeros(x.shape, dtype=np.float64)
     for i, j, rows, cols in g.windows():
-        win = x[:, :, rows][:, :, :, cols]
-        yo = y[:, :, i, j][:, :, None, None]
-        ok = (win != 0) & (yo != 0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            d = np.where(ok, f[i, j] * np.sign(win) * (np.abs(win) / np.where(ok, yo, 1)) ** (p - 1), 0)
+        win = x[:, :, rows][:, :, :, cols].astype(np.float64)
+        scale, t = _lp_norms(win, p, f[i, j])
+        ok = (win != 0) & (t[:, :, None, None] != 0)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            ratio = np.abs(win) / scale[:, :, None, None] / np.where(ok, t[:, :, None, None], 1)
+            d = np.where(ok, f[i, j] * np.sign(win) * ratio ** (p - 1), 0)
         gi[:, :, rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1] += grad_out[:, :, i, j][:, :, None, None] * d
     return gi.astype(grad_out.dtype, copy=False)
 
