@@ -164,6 +164,8 @@ def _check_options(args, epochs, batch_size, lr, gamma):
 
 
 def _demo(args) -> int:
+    import os
+
     from . import demos
 
     for opt, val in (("--data", args.data), ("--save", args.save), ("--lr-decay", args.lr_decay)):
@@ -198,8 +200,6 @@ def _demo(args) -> int:
                 raise ValueError(f"{opt} must be >= 1, got {val}")
             kw[key] = val  # unet / voxels: the number of generated training / held-out samples
     if args.plot:
-        import os
-
         folder = os.path.dirname(os.path.abspath(args.plot))
         if not os.path.isdir(folder):
             raise ValueError(f"--plot {args.plot}: the folder does not exist")
@@ -208,6 +208,14 @@ def _demo(args) -> int:
         from . import set_num_threads
 
         set_num_threads(args.threads)
+    elif args.model == "unet" and "OMP_NUM_THREADS" not in os.environ:
+        from . import set_num_threads
+
+        # The U-Net's kernels are small (batch 16, 32x32 maps, 16-128 channels): a second thread
+        # gained nothing measurable here, and when the cores are busy with other work each of the
+        # ~500 parallel regions per step waits for a descheduled thread (2 threads: 16-108 img/s
+        # against 1 thread's 270 on this 2-core machine at load 6; docs/zoo.md).
+        set_num_threads(1)
     result = demos.run(args.model, **kw)
     if args.model == "unet":
         print(f"test_miou={result['test_miou']:.4f}", flush=True)
