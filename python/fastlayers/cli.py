@@ -72,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0, help="seed for the initial weights and the shuffling (default 0)")
     t.add_argument("--limit", type=int, help="use only the first N training images (smoke runs)")
     t.add_argument("--test-limit", type=int, help="evaluate on only the first N test images")
-    t.add_argument("--threads", type=int, help="CPU threads for the kernels (default: OMP_NUM_THREADS or all)")
+    t.add_argument("--threads", type=int, help="CPU threads for the kernels (default: OMP_NUM_THREADS or all; the unet demo: 1)")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress output, only the result line")
     t.add_argument("--distributed", action="store_true",
                    help="data-parallel over the ranks of an MPI job (mpiexec -n N fastlayers train --distributed); "
@@ -211,10 +211,10 @@ def _demo(args) -> int:
     elif args.model == "unet" and "OMP_NUM_THREADS" not in os.environ:
         from . import set_num_threads
 
-        # The U-Net's kernels are small (batch 16, 32x32 maps, 16-128 channels): a second thread
-        # gained nothing measurable here, and when the cores are busy with other work each of the
-        # ~500 parallel regions per step waits for a descheduled thread (2 threads: 16-108 img/s
-        # against 1 thread's 270 on this 2-core machine at load 6; docs/zoo.md).
+        # The U-Net's kernels are small (batch 16, 32x32 maps, 16-128 channels). Measured on this
+        # 2-core machine at load 6 (docs/zoo.md): 1 thread 267 images/s; 2 threads 16 (12-108),
+        # each of a step's ~190 kernel calls waiting for a descheduled thread; 2 threads with
+        # OMP_WAIT_POLICY=passive 256. One thread keeps the demo inside its time budget.
         set_num_threads(1)
     result = demos.run(args.model, **kw)
     if args.model == "unet":

@@ -1,7 +1,14 @@
 """Semantic segmentation with a U-Net (nn.zoo.unet) on synthetic shapes (data.shapes_segmentation):
 discs, squares and triangles on noisy backgrounds, four classes per pixel. Trained with the
-per-pixel cross-entropy and Adam; the result is the mean intersection-over-union over the four
-classes on held-out images (intersections and unions summed over the whole test set)."""
+per-pixel cross-entropy and Adam at a one-cycle rate (warm-up, then cosine decay, set per epoch),
+each epoch on a fresh random flip / transpose of every training image and its mask; the result is
+the mean intersection-over-union over the four classes on held-out images (intersections and unions
+summed over the whole test set).
+
+The defaults (1,200 images of 32x32, depth 3, width 16, batch 16, 12 epochs, peak lr 5e-3) reach
+mean IoU 0.95 in about a minute on one core (docs/zoo.md; benchmarks/unet_demo.py measures it).
+The augmentation and the schedule buy the margin: the earlier recipe (10 epochs, lr 3e-3 x0.75 per
+epoch, no augmentation) ended at 0.915 (seed 0), seeds 0-2 of this one at 0.93-0.95."""
 
 from __future__ import annotations
 
@@ -102,6 +109,7 @@ def save_plot(path, images, masks, preds):
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.patches
     import matplotlib.pyplot as plt
 
     n = len(images)
@@ -116,6 +124,10 @@ def save_plot(path, images, masks, preds):
             ax[r, i].set_yticks([])
     for r, t in enumerate(("input", "true mask", "U-Net")):
         ax[r, 0].set_ylabel(t)
-    fig.tight_layout()
+    cmap = plt.get_cmap("viridis")
+    k = len(SHAPE_CLASSES)
+    handles = [matplotlib.patches.Patch(color=cmap(c / (k - 1)), label=name) for c, name in enumerate(SHAPE_CLASSES)]
+    fig.legend(handles=handles, loc="lower center", ncol=k, frameon=False)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     fig.savefig(path, dpi=80)
     plt.close(fig)
