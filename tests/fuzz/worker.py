@@ -70,7 +70,8 @@ def make_array(spec, built):
         elif values[0] == "abs":  # a running average of squares (Adam's v) is never negative
             data = np.abs(_values(rng, n, False))
         elif values[0] == "nonpos":  # log-probabilities (log_softmax's output) are never positive
-            data = -np.abs(_values(rng, n, False))
+            # (an unsigned dtype holds only 0 of them: -3 cast to uint8 would be 253, not a log-probability)
+            data = -np.abs(_values(rng, n, False)) if dtype.kind != "u" else np.zeros(n)
         elif values[0] == "range":
             data = rng.integers(values[1], values[2], n)
         else:  # "probs": rows that sum to 1 over the last axis
