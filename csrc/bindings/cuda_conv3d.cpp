@@ -69,6 +69,10 @@ void bind_cuda_conv3d(py::module_& m) {
   m.def("max_pool3d_backward", [](Address go, Address x, Address gi, const Pool3dGeometryArgs& g, Address s) {
     cuda::max_pool3d_backward(in(go), in(x), out(gi), to_pool3d_geometry(g), stream_of(s));
   }, nogil);
+  m.def("max_pool3d_backward_indices", [](Address go, Address indices, Address gi, const Pool3dGeometryArgs& g,
+                                          Address s) {
+    cuda::max_pool3d_backward_indices(in(go), in_i64(indices), out(gi), to_pool3d_geometry(g), stream_of(s));
+  }, nogil);
   m.def("avg_pool3d_forward", [](Address x, Address y, const Pool3dGeometryArgs& g, bool count_include_pad,
                                  index_t divisor_override, Address s) {
     cuda::avg_pool3d_forward(in(x), out(y), to_pool3d_geometry(g), count_include_pad, divisor_override, stream_of(s));

@@ -54,6 +54,17 @@ void max_pool3d_backward(const float* grad_out, const float* x, float* grad_in, 
   check_launch("max_pool3d_backward");
 }
 
+void max_pool3d_backward_indices(const float* grad_out, const std::int64_t* indices, float* grad_in,
+                                 const Pool3dGeometry& g, cudaStream_t stream) {
+  const index_t n = in_count(g);
+  if (n == 0) return;
+  dispatch(g, n, [&](auto geo, auto count) {
+    max3_backward_indices_kernel<<<grid_for(n), kThreadsPerBlock, 0, stream>>>(grad_out, indices, grad_in, geo,
+                                                                                count);
+  });
+  check_launch("max_pool3d_backward");
+}
+
 void avg_pool3d_forward(const float* x, float* y, const Pool3dGeometry& g, bool count_include_pad,
                         index_t divisor_override, cudaStream_t stream) {
   const index_t n = out_count(g);

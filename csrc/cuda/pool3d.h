@@ -16,6 +16,9 @@ void max_pool3d_forward(const float* x, float* y, std::int64_t* indices, const P
                         cudaStream_t stream);
 void max_pool3d_backward(const float* grad_out, const float* x, float* grad_in, const Pool3dGeometry& g,
                          cudaStream_t stream);
+// grad_out routed by max_pool3d's indices (flat over D*H*W); an index outside [0, d*h*w) adds nothing.
+void max_pool3d_backward_indices(const float* grad_out, const std::int64_t* indices, float* grad_in,
+                                 const Pool3dGeometry& g, cudaStream_t stream);
 void avg_pool3d_forward(const float* x, float* y, const Pool3dGeometry& g, bool count_include_pad,
                         index_t divisor_override, cudaStream_t stream);
 void avg_pool3d_backward(const float* grad_out, float* grad_in, const Pool3dGeometry& g, bool count_include_pad,

@@ -269,3 +269,26 @@ def _walk(layer):
     yield layer
     for ch in layer.children():
         yield from _walk(ch)
+
+
+def test_adaptive_avg_pool_in_the_plan():
+    """AdaptiveAvgPool2d: (1, 1) is the global-average step, an output of the input's size a view;
+    any other size has no plan step (the layers run it). With it, the zoo's ResNets and AlexNet plan."""
+    body = [nn.Conv2d(3, 4, 3, rng=0), nn.ReLU()]
+    gap = nn.Sequential(body + [nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(), nn.Linear(4, 2, rng=1)]).eval()
+    same = nn.Sequential(body + [nn.AdaptiveAvgPool2d((None, 5)), nn.Flatten(), nn.Linear(100, 2, rng=1)]).eval()
+    other = nn.Sequential(body + [nn.AdaptiveAvgPool2d(3), nn.Flatten(), nn.Linear(36, 2, rng=1)]).eval()
+    x = _x((2, 3, 7, 7))
+    for model in (gap, same):
+        assert P.get(model, x.shape) is not None, P.explain(model, x.shape)
+        y = model(x)
+        assert model._planned
+        _close(y, _layerwise(model, x))
+    assert "output_size (3, 3)" in P.explain(other, x.shape)
+    _close(other(x), _layerwise(other, x))
+    resnet = nn.zoo.resnet18(num_classes=10, input_size=64, seed=0).eval()
+    xr = _x((2, 3, 64, 64))
+    plan = P.get(resnet, xr.shape)
+    assert plan is not None, P.explain(resnet, xr.shape)
+    assert plan.steps[-2:] == ["gap", "linear"]
+    _close(resnet(xr), _layerwise(resnet, xr))

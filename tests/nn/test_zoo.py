@@ -29,13 +29,6 @@ CASES = [
     ("mobilenet_v2", {}, (32, 32)),
 ]
 NUM_CLASSES = 10
-NO_BN = ("alexnet", "vgg11", "vgg16")
-
-
-def _needs_batch_norm():
-    """Until the batch-norm layers are merged into this branch, the models with batch norm skip."""
-    if not hasattr(nn, "BatchNorm2d"):
-        pytest.skip("this fastlayers has no nn.BatchNorm2d yet (the batch-norm work is merged separately)")
 
 
 @pytest.fixture(autouse=True)
@@ -103,8 +96,6 @@ def _build_pair(name, tv_kwargs, size, seed=0):
 
 @pytest.mark.parametrize("name,tv_kwargs,size", CASES, ids=[c[0] for c in CASES])
 def test_zoo_matches_torchvision(name, tv_kwargs, size):
-    if name not in NO_BN:
-        _needs_batch_norm()
     torch, tmodel, model = _build_pair(name, tv_kwargs, size)
     sd = tmodel.state_dict()
     keys = model.torch_state_dict_keys()
@@ -130,7 +121,6 @@ def test_zoo_matches_torchvision(name, tv_kwargs, size):
 def test_resnet18_training_step_gradients_match_torch():
     """Train mode (batch statistics, running-statistic updates) forward and backward of the whole
     ResNet-18 graph: parameter gradients and the updated running means agree with torchvision's."""
-    _needs_batch_norm()
     torch, tmodel, model = _build_pair("resnet18", {}, (32, 32), seed=3)
     model.load_torch_state_dict(tmodel.state_dict())
     tmodel.train()
@@ -162,7 +152,6 @@ def test_resnet18_training_step_gradients_match_torch():
 
 
 def test_strict_loading_names_the_keys():
-    _needs_batch_norm()
     torch, tmodel, model = _build_pair("resnet18", {}, (32, 32))
     sd = dict(tmodel.state_dict())
     bad = dict(sd)
@@ -190,7 +179,6 @@ def test_strict_loading_names_the_keys():
 
 
 def test_zoo_models_are_graph_models_with_torchvision_names():
-    _needs_batch_norm()
     model = zoo.resnet18(num_classes=5, in_channels=1, input_size=32, seed=0)
     assert isinstance(model, nn.Model)
     assert model.input_shape == (1, 32, 32) and model.output_shape == (5,)
@@ -208,7 +196,6 @@ def test_zoo_models_are_graph_models_with_torchvision_names():
 
 
 def test_unet_shape_and_one_training_step():
-    _needs_batch_norm()
     model = zoo.unet(num_classes=3, in_channels=1, input_size=(16, 16), depth=2, width=4, batch_norm=True, seed=0)
     assert model.output_shape == (3, 16, 16)
     names = [la.name for la in model.layers]
@@ -224,7 +211,6 @@ def test_unet_shape_and_one_training_step():
 
 
 def test_from_torch_sequential():
-    _needs_batch_norm()
     torch, _ = _tv()
     t = torch.nn
     torch.manual_seed(0)

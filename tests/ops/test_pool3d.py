@@ -51,6 +51,38 @@ def test_max_pool3d_matches_reference(device, rng, shape, kw):
     g = rng.standard_normal(ry.shape).astype(np.float32)
     assert_close(fl.max_pool3d_backward(device.put(g), device.put(x), **kw),
                  ref.max_pool3d_backward(g.astype(np.float64), x, **kw), reduction_tol(27), "grad")
+    # From the forward's indices (no argmax): the same gradient, also from the reference.
+    assert_close(fl.max_pool3d_backward(device.put(g), device.put(x), **kw, indices=idx),
+                 ref.max_pool3d_backward(g.astype(np.float64), x, **kw), reduction_tol(27), "grad from indices")
+    assert_close(ref.max_pool3d_backward(g.astype(np.float64), x, **kw, indices=ridx),
+                 ref.max_pool3d_backward(g.astype(np.float64), x, **kw), 0.0, "reference from indices")
+
+
+def test_max_pool3d_backward_indices_routes_and_checks(device, rng):
+    """indices decide alone (x gives only the shape); a wrong shape, a float dtype or an index past the
+    volume is a clear error (on the CPU: CUDA skips out-of-range indices without a host sync)."""
+    x = _x(rng, (2, 3, 4, 4, 4))
+    y, idx = fl.max_pool3d(x, 2, return_indices=True)
+    g = rng.standard_normal(y.shape).astype(np.float32)
+    moved = idx.copy()
+    moved[0, 0, 0, 0, 0] = 63  # route that window's gradient to the volume's last cell instead
+    gi = device.get(fl.max_pool3d_backward(device.put(g), device.put(np.zeros_like(x)), 2, indices=device.put(moved)))
+    want = fl.max_pool3d_backward(g, x, 2)
+    flat = want.reshape(2, 3, -1)
+    flat[0, 0, idx[0, 0, 0, 0, 0]] -= g[0, 0, 0, 0, 0]
+    flat[0, 0, 63] += g[0, 0, 0, 0, 0]
+    assert_close(gi, want, 1e-6, "moved index")
+    gu = device.get(fl.max_pool3d_backward(device.put(g[0]), device.put(x[0]), 2, indices=device.put(idx[0])))
+    assert_close(gu, fl.max_pool3d_backward(g, x, 2)[0], 0.0, "unbatched")
+    with pytest.raises(ValueError, match="indices must have shape"):
+        fl.max_pool3d_backward(device.put(g), device.put(x), 2, indices=device.put(idx[:1]))
+    with pytest.raises(TypeError, match="indices"):
+        fl.max_pool3d_backward(device.put(g), device.put(x), 2, indices=device.put(idx.astype(np.float32)))
+    if device.name == "cpu":
+        bad = idx.copy()
+        bad[1, 2, 1, 1, 1] = 64
+        with pytest.raises(ValueError, match=r"indices must lie in \[0, 64\)"):
+            fl.max_pool3d_backward(g, x, 2, indices=bad)
 
 
 @pytest.mark.parametrize("shape,kw", AVG_CASES, ids=[str(k) for _, k in AVG_CASES])

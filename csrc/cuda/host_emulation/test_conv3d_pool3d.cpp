@@ -218,6 +218,11 @@ void check_pool3d(const Pool& pl, std::mt19937& rng) {
   expect_close(y_cmp, ymax_cmp, 0, "max_pool3d forward");
   emulate_launch(2, 32, [&] { p3::max3_backward_kernel<I>(go.data(), x.data(), gi.data(), geo, I(n_in)); });
   expect_close(gi, gmax, 1e-5, "max_pool3d backward");
+  std::vector<float> gi_idx(x.size(), -1);  // from the forward's indices: the same gradient
+  emulate_launch(2, 32, [&] {
+    p3::max3_backward_indices_kernel<I>(go.data(), idx.data(), gi_idx.data(), geo, I(n_in));
+  });
+  expect_close(gi_idx, gmax, 1e-5, "max_pool3d backward from indices");
   if (dilated) return;
   // Avg with NaN-free input.
   for (auto& e : x)

@@ -211,6 +211,22 @@ class _Lowering:
             raise Unsupported(f"GlobalAvgPool2d {layer.name!r}: input {s} is not (N, C, H, W)")
         return self.node("gap", [v], s[:2], planes=s[0] * s[1], hw=s[2] * s[3])
 
+    def _AdaptiveAvgPool2d(self, layer, v):
+        # The sizes the zoo uses: (1, 1) is global average pooling (ResNet, DenseNet, MobileNet);
+        # an output the size of the input (VGG's (7, 7) on 224x224 images) is the identity.
+        s = self.shape(v)
+        if len(s) != 4:
+            raise Unsupported(f"AdaptiveAvgPool2d {layer.name!r}: input {s} is not (N, C, H, W)")
+        size = layer.output_size
+        oh, ow = (size, size) if not isinstance(size, tuple) else size
+        oh, ow = s[2] if oh is None else oh, s[3] if ow is None else ow
+        if (oh, ow) == (1, 1):
+            return self.node("gap", [v], s[:2] + (1, 1), planes=s[0] * s[1], hw=s[2] * s[3])
+        if (oh, ow) == tuple(s[2:]):
+            return v
+        raise Unsupported(f"AdaptiveAvgPool2d {layer.name!r}: output_size {(oh, ow)} from {s[2:]} "
+                          f"(planned: (1, 1) or the input's size)")
+
     def _Flatten(self, layer, v):
         s = self.shape(v)
         return self.value((s[0], int(np.prod(s[1:]))), alias_of=v)
@@ -243,7 +259,7 @@ class _Shape:
 
 
 _SUPPORTED = {_layers.Conv2d, _layers.Linear, _layers.ReLU, _layers.MaxPool2d, _layers.AvgPool2d,
-              _layers.GlobalAvgPool2d, _layers.Flatten, _layers.Dropout}
+              _layers.GlobalAvgPool2d, _layers.AdaptiveAvgPool2d, _layers.Flatten, _layers.Dropout}
 if hasattr(_layers, "BatchNorm2d"):
     _SUPPORTED.add(_layers.BatchNorm2d)
 

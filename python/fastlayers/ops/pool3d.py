@@ -19,6 +19,7 @@ import numpy as np
 from .._backend import backend_for
 from .._checks import as_float32, as_int, check_nonnegative, check_positive, check_shape
 from .conv3d import as_tuple, check_flag, check_output_size
+from .pool import _as_indices, _bad_indices
 
 __all__ = ["max_pool3d", "max_pool3d_backward", "avg_pool3d", "avg_pool3d_backward"]
 
@@ -115,13 +116,26 @@ def max_pool3d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     return (y, idx) if return_indices else y
 
 
-def max_pool3d_backward(grad_out, x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
-    """Each window's gradient at its first maximum (its last NaN), accumulated over windows."""
+def max_pool3d_backward(grad_out, x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, *,
+                        indices=None):
+    """Each window's gradient at its first maximum (its last NaN), accumulated over windows. The
+    winners are recomputed from x, or taken from `indices` (max_pool3d's return_indices, same
+    arguments): then x only gives the shape, and no argmax runs."""
     be, x, grad_out, geom, unbatched = _backward_inputs(grad_out, x, (kernel_size, stride, padding, dilation,
                                                                       ceil_mode))
+    if indices is not None:
+        be = backend_for(grad_out=grad_out, x=x, indices=indices)
+        indices = _as_indices(indices, "indices", tuple(grad_out.shape[1:]) if unbatched else tuple(grad_out.shape),
+                              be)
+        if unbatched:
+            indices = indices[None]
     grad_in = be.empty(x.shape)
     if grad_in.size:
-        be.run("max_pool3d_backward", grad_out, x, grad_in, geom)
+        if indices is None:
+            be.run("max_pool3d_backward", grad_out, x, grad_in, geom)
+        else:
+            bad = be.run("max_pool3d_backward_indices", grad_out, indices, grad_in, geom)
+            _bad_indices(bad, "indices", geom[1] * geom[2] * geom[3], "positions in the D*H*W volume, or -1")
     return grad_in[0] if unbatched else grad_in
 
 

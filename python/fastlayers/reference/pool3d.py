@@ -97,17 +97,21 @@ def max_pool3d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     return (y, idx) if return_indices else y
 
 
-def max_pool3d_backward(grad_out, x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+def max_pool3d_backward(grad_out, x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, *,
+                        indices=None):
     x, unbatched = _batched(x)
     go = np.asarray(grad_out)
     go = go[None] if unbatched else go
+    if indices is not None:
+        indices = np.asarray(indices)
+        indices = indices[None] if unbatched else indices
     k, s, p, d, out = _geometry(x, kernel_size, stride, padding, dilation, ceil_mode)
     N, C = x.shape[:2]
     g = np.zeros((N, C, x[0, 0].size), go.dtype)
     nn_, cc = np.meshgrid(np.arange(N), np.arange(C), indexing="ij")
     for o, cells in _windows(x, k, s, p, d, out):
-        at = _argmax(x, cells)
-        ok = at >= 0
+        at = _argmax(x, cells) if indices is None else indices[(slice(None), slice(None)) + o]
+        ok = (at >= 0) & (at < g.shape[2])
         np.add.at(g, (nn_[ok], cc[ok], at[ok]), go[(slice(None), slice(None)) + o][ok])
     g = g.reshape(x.shape)
     return g[0] if unbatched else g
