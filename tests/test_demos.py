@@ -79,7 +79,8 @@ def test_unet_demo_schedule_and_augmentation():
     assert xa.shape == x.shape and ma.shape == m.shape and xa.dtype == x.dtype and ma.dtype == m.dtype
     seen = set()
     for i in range(len(x)):  # each pair is one of the square's 8 symmetries, the same for image and mask
-        found = [k for k in range(8) if np.array_equal(ma[i], _sym(m[i], k)) and np.array_equal(xa[i, 0], _sym(x[i, 0], k))]
+        found = [k for k in range(8)
+                 if np.array_equal(ma[i], _sym(m[i], k)) and np.array_equal(xa[i, 0], _sym(x[i, 0], k))]
         assert found, i
         seen.add(found[0])
     assert len(seen) >= 6  # drawn per image
