@@ -11,7 +11,8 @@ region of 100 us can take milliseconds. ONNX Runtime's own pool is the anchor he
 runs the shards no worker has claimed, so it never waits for a descheduled thread.
 
 Each setting runs in its own child process (the variables only act at load); the children take
-turns, one round each, so that they see the same machine. Per round and workload, a child reports
+turns, one round each with 50 ms between them, so that they see the same machine but not each
+other's spinning threads. Per round and workload, a child reports
 the median of a few timed calls; the table gives per-setting medians over rounds, and the ratio
 ONNX Runtime / ours where ONNX Runtime is installed (> 1: fastlayers faster). --load N starts N
 busy-looping processes for the run, to show the shared-machine case on purpose.
@@ -73,6 +74,7 @@ print("ready", flush=True)
 for line in sys.stdin:
     out = {}
     for name, f in work.items():
+        f()  # after another workload (ORT's pool and ours share the CPUs)
         ts = []
         for _ in range(7):
             t0 = time.perf_counter(); f(); ts.append(time.perf_counter() - t0)
@@ -103,6 +105,7 @@ def main():
         load_at_start = os.getloadavg()[0]
         for _ in range(args.rounds):
             for name, p in kids.items():
+                time.sleep(0.05)  # the previous child's threads stop spinning (libgomp: well under 50 ms)
                 p.stdin.write("go\n")
                 p.stdin.flush()
                 times[name].append(json.loads(p.stdout.readline()))
