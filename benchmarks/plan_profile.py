@@ -2,6 +2,7 @@
 
     python benchmarks/plan_profile.py                  # cnn, lenet5, resnet at batch 1 and 64, 1 and 2 threads
     python benchmarks/plan_profile.py --models resnet --batches 1 --threads 1 --reps 50
+    python benchmarks/plan_profile.py --models zoo:resnet18 --batches 1 --threads 2 --reps 10   # 3x224x224
 
 For each (model, batch, threads): the plan's steps (what was fused), its arena / workspace bytes, and
 the median seconds of every step over --reps runs (Plan.run_profiled: the same C++ walk as run, with
@@ -30,9 +31,12 @@ def main(argv=None):
     for threads in [int(t) for t in args.threads.split(",")]:
         fl.set_num_threads(threads)
         for name in args.models.split(","):
-            model = nn.models.build(name, seed=0).eval()
+            if name.startswith("zoo:"):  # a torchvision-shaped model on 3x224x224 images
+                model, image = getattr(nn.zoo, name[4:])(seed=0).eval(), (3, 224, 224)
+            else:
+                model, image = nn.models.build(name, seed=0).eval(), (1, 28, 28)
             for batch in [int(b) for b in args.batches.split(",")]:
-                x = np.random.default_rng(0).standard_normal((batch, 1, 28, 28)).astype(np.float32)
+                x = np.random.default_rng(0).standard_normal((batch, *image)).astype(np.float32)
                 plan = P.get(model, x.shape)
                 if plan is None:
                     print(f"{name} batch {batch}: {P.explain(model, x.shape)}")
