@@ -195,9 +195,11 @@ void Plan::finalize(index_t arena_floats, int threads) {
 // (Winograd's per-call filter transform and blocks of 32 tiles for 4 real ones), C=K=32 14x14
 // 143-277 / 48-63 us, C=K=16 28x28 97-149 / 48-64 us; batch 64: 11.7 / 7.4, 8.4 / 6.9, 17.6 / 11.1 ms;
 // C=K=128 28x28 batch 4 23.3 / 21.1 ms. On 56x56 (layer c, batch 8) the two tied (47.7 / 50.6 ms),
-// so larger images keep conv2d_forward's choice. A rule rather than a timing at build, so that a
-// plan gives the same bits on every run. Revisit when the conv dispatch changes (new 3x3 kernels).
-static bool prefer_direct_over_winograd(const Conv2dShape& s) { return s.P * s.Q <= 28 * 28; }
+// so larger images keep conv2d_forward's choice, except at batch 1: ResNet-18's 64 -> 64 on 56x56
+// (zoo, batch 1, 2 threads) took 1.16-1.22 ms per conv this way against 1.4-1.8 ms by Winograd,
+// the whole model 21.3-22.1 against 22.9-24.0 ms (1 thread 38.6 against 39.8-45.5 ms). A rule
+// rather than a timing at build, so that a plan gives the same bits on every run. Revisit when the conv dispatch changes (new 3x3 kernels).
+static bool prefer_direct_over_winograd(const Conv2dShape& s) { return s.P * s.Q <= 28 * 28 || s.N == 1; }
 
 void Plan::choose_conv_paths() {
   for (Step& s : steps_) {
