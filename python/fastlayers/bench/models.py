@@ -266,9 +266,14 @@ def build_backends(case: ModelCase, threads: int, notes: list, want=None) -> dic
 
 
 # ------------------------------------------------------------------------------ timing
-def interleaved(fns: dict, rounds: int = 15, round_s: float = 0.25, warmup: int = 3) -> dict:
+def interleaved(fns: dict, rounds: int = 15, round_s: float = 0.25, warmup: int = 3, gap_s: float = 0.02) -> dict:
     """backend -> list of per-round seconds per call. Each round times every backend for about
-    round_s / len(fns) seconds (at least one call), in an order that rotates from round to round."""
+    round_s / len(fns) seconds (at least one call), in an order that rotates from round to round.
+    Before each backend's turn the process idles gap_s: the previous backend's pool (libgomp's team,
+    ONNX Runtime's workers) keeps spinning for a while after its last call and would take the
+    cores from the next one (benchmarks/omp_wait_policy.py, quiet, 2 threads: ONNX Runtime's gemm
+    took 0.32 ms right after our calls, 0.18 ms after a pause). It does not remove the 2-thread
+    round-to-round spread of this 2-vCPU machine (min-max often 2-5x): read medians."""
     names = list(fns)
     for name in names:
         for _ in range(warmup):
@@ -285,6 +290,7 @@ def interleaved(fns: dict, rounds: int = 15, round_s: float = 0.25, warmup: int 
         order = names[r % len(names):] + names[:r % len(names)]
         for name in order:
             fn, k = fns[name], reps[name]
+            time.sleep(gap_s)
             t0 = time.perf_counter()
             for _ in range(k):
                 fn()
