@@ -60,13 +60,6 @@ def _cli(*args, timeout=300):
                           timeout=timeout, env=env)
 
 
-def _needs_batchnorm2d():
-    from fastlayers import nn
-
-    if not hasattr(nn, "BatchNorm2d"):
-        pytest.skip("this fastlayers has no nn.BatchNorm2d yet (the batch-norm work is merged separately)")
-
-
 def test_unet_demo_schedule_and_augmentation():
     from fastlayers.demos.segmentation import dihedral, one_cycle_lr
 
