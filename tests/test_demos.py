@@ -89,7 +89,6 @@ def _sym(a, k):
 
 
 def test_unet_demo_learns_shapes(one_thread):
-    _needs_batchnorm2d()
     from fastlayers.demos import segmentation
 
     # The demo's recipe on two thirds of its data for half its epochs (about 20 s on one idle core).
@@ -103,7 +102,6 @@ def test_unet_demo_learns_shapes(one_thread):
 
 
 def test_unet_demo_cli_short_with_plot(tmp_path):
-    _needs_batchnorm2d()
     png = tmp_path / "masks.png"
     r = _cli("train", "--model", "unet", "--epochs", "2", "--limit", "64", "--test-limit", "16", "--plot", str(png))
     assert r.returncode == 0, r.stderr
