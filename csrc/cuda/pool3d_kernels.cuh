@@ -109,51 +109,47 @@ __global__ void max3_forward_kernel(const float* __restrict__ x, float* __restri
   }
 }
 
+// Input cell e's gradient: grad_out summed over the windows covering it whose winner is e.
+// winner(i, j, l) gives the flat index of window (i, j, l)'s winner in e's volume: recomputed from x,
+// or read from max_pool3d's indices. A gather per input cell: deterministic, no atomics.
+template <class I, class Winner>
+__device__ __forceinline__ float max3_gather(const float* __restrict__ gp, const Geo3<I>& g, I z, I r, I c,
+                                             Winner winner) {
+  const I self = (z * g.h + r) * g.w + c;
+  I i0, i1, j0, j1, l0, l1;
+  covering(z, g.kd, g.sd, g.pd, g.dd, g.od, i0, i1);
+  covering(r, g.kh, g.sh, g.ph, g.dh, g.oh, j0, j1);
+  covering(c, g.kw, g.sw, g.pw, g.dw, g.ow, l0, l1);
+  float acc = 0.0f;
+  for (I i = i0; i <= i1; ++i)
+    for (I j = j0; j <= j1; ++j)
+      for (I l = l0; l <= l1; ++l)
+        if (winner(i, j, l) == self) acc += gp[(i * g.oh + j) * g.ow + l];
+  return acc;
+}
+
 template <class I>
 __global__ void max3_backward_kernel(const float* __restrict__ go, const float* __restrict__ x, float* __restrict__ gi,
                                      Geo3<I> g, I n) {
   for (I e = first_index3<I>(); e < n; e += grid_step3<I>()) {
     const I c = e % g.w, t1 = e / g.w, r = t1 % g.h, t2 = t1 / g.h, z = t2 % g.d, p = t2 / g.d;
     const float* vol = x + p * g.d * g.h * g.w;
-    const float* gp = go + p * g.od * g.oh * g.ow;
-    const I self = (z * g.h + r) * g.w + c;
-    I i0, i1, j0, j1, l0, l1;
-    covering(z, g.kd, g.sd, g.pd, g.dd, g.od, i0, i1);
-    covering(r, g.kh, g.sh, g.ph, g.dh, g.oh, j0, j1);
-    covering(c, g.kw, g.sw, g.pw, g.dw, g.ow, l0, l1);
-    float acc = 0.0f;
-    for (I i = i0; i <= i1; ++i)
-      for (I j = j0; j <= j1; ++j)
-        for (I l = l0; l <= l1; ++l) {
-          float best;
-          if (argmax3(vol, g, i, j, l, &best) == self) acc += gp[(i * g.oh + j) * g.ow + l];
-        }
-    gi[e] = acc;
+    gi[e] = max3_gather(go + p * g.od * g.oh * g.ow, g, z, r, c, [&](I i, I j, I l) {
+      float best;
+      return argmax3(vol, g, i, j, l, &best);
+    });
   }
 }
 
-// As max3_backward_kernel, the winners read from max_pool3d's indices instead of recomputed: each
-// input cell gathers over the windows covering it (deterministic, no atomics).
+// As max3_backward_kernel, the winners read from max_pool3d's indices instead of recomputed.
 template <class I>
 __global__ void max3_backward_indices_kernel(const float* __restrict__ go, const std::int64_t* __restrict__ idx,
                                              float* __restrict__ gi, Geo3<I> g, I n) {
   for (I e = first_index3<I>(); e < n; e += grid_step3<I>()) {
     const I c = e % g.w, t1 = e / g.w, r = t1 % g.h, t2 = t1 / g.h, z = t2 % g.d, p = t2 / g.d;
-    const float* gp = go + p * g.od * g.oh * g.ow;
     const std::int64_t* ip = idx + p * g.od * g.oh * g.ow;
-    const std::int64_t self = (z * g.h + r) * g.w + c;
-    I i0, i1, j0, j1, l0, l1;
-    covering(z, g.kd, g.sd, g.pd, g.dd, g.od, i0, i1);
-    covering(r, g.kh, g.sh, g.ph, g.dh, g.oh, j0, j1);
-    covering(c, g.kw, g.sw, g.pw, g.dw, g.ow, l0, l1);
-    float acc = 0.0f;
-    for (I i = i0; i <= i1; ++i)
-      for (I j = j0; j <= j1; ++j)
-        for (I l = l0; l <= l1; ++l) {
-          const I o = (i * g.oh + j) * g.ow + l;
-          if (ip[o] == self) acc += gp[o];
-        }
-    gi[e] = acc;
+    gi[e] = max3_gather(go + p * g.od * g.oh * g.ow, g, z, r, c,
+                        [&](I i, I j, I l) { return static_cast<std::int64_t>(ip[(i * g.oh + j) * g.ow + l]); });
   }
 }
 

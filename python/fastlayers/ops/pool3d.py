@@ -88,8 +88,8 @@ def _divisor(divisor_override) -> int:
     return v
 
 
-def _backward_inputs(grad_out, x, geometry_args):
-    be = backend_for(grad_out=grad_out, x=x)
+def _backward_inputs(grad_out, x, geometry_args, indices=None):
+    be = backend_for(grad_out=grad_out, x=x, indices=indices)
     x, unbatched = _batched(as_float32(x, "x", be))
     grad_out = as_float32(grad_out, "grad_out", be)
     geom, out_shape = _geometry(x, *geometry_args)
@@ -122,9 +122,8 @@ def max_pool3d_backward(grad_out, x, kernel_size, stride=None, padding=0, dilati
     winners are recomputed from x, or taken from `indices` (max_pool3d's return_indices, same
     arguments): then x only gives the shape, and no argmax runs."""
     be, x, grad_out, geom, unbatched = _backward_inputs(grad_out, x, (kernel_size, stride, padding, dilation,
-                                                                      ceil_mode))
+                                                                      ceil_mode), indices)
     if indices is not None:
-        be = backend_for(grad_out=grad_out, x=x, indices=indices)
         indices = _as_indices(indices, "indices", tuple(grad_out.shape[1:]) if unbatched else tuple(grad_out.shape),
                               be)
         if unbatched:
