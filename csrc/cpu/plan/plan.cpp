@@ -26,6 +26,17 @@ inline float act(Act a, float v) {
   return a == Act::relu ? (v > 0.0f ? v : (v != v ? v : 0.0f)) : v;
 }
 
+// dst[i] = act(z[i] + res[i]) (or act(z[i]) without a residual) over [i0, i1); dst may be z.
+void residual_act(float* dst, const float* z, const float* res, Act a, index_t i0, index_t i1) {
+  if (res != nullptr) {
+#pragma omp simd
+    for (index_t i = i0; i < i1; ++i) dst[i] = act(a, z[i] + res[i]);
+  } else {
+#pragma omp simd
+    for (index_t i = i0; i < i1; ++i) dst[i] = act(a, z[i]);
+  }
+}
+
 float* alloc_floats(index_t n) {
   if (n <= 0) return nullptr;
   void* p = std::aligned_alloc(64, static_cast<size_t>((n * 4 + 63) / 64 * 64));
@@ -223,14 +234,7 @@ void Plan::epilogue(const Step& s, const float* z, float* out, const float* res,
   const Act a = s.epi.act;
   const index_t HW = s.HW;
   if (s.epi.pool == PoolKind::none) {
-    const index_t i0 = p0 * HW, i1 = p1 * HW;
-    if (res != nullptr) {
-#pragma omp simd
-      for (index_t i = i0; i < i1; ++i) out[i] = act(a, z[i] + res[i]);
-    } else {
-#pragma omp simd
-      for (index_t i = i0; i < i1; ++i) out[i] = act(a, z[i]);
-    }
+    residual_act(out, z, res, a, p0 * HW, p1 * HW);
     return;
   }
   // With a 2x2 pool: residual and act (when it comes first) in place on z, then the pool kernels
@@ -239,17 +243,8 @@ void Plan::epilogue(const Step& s, const float* z, float* out, const float* res,
   // passes (LeNet conv1 at batch 64: 14.3 ms against 0.7 ms for the conv itself).
   const index_t P = s.conv.P, Q = s.conv.Q, P2 = P / 2, Q2 = Q / 2;
   float* zp = const_cast<float*>(z);  // the step's own scratch (tmp): rewriting it is fine
-  if (res != nullptr || (a != Act::none && s.epi.act_first)) {
-    const index_t i0 = p0 * HW, i1 = p1 * HW;
-    const Act pre = s.epi.act_first ? a : Act::none;
-    if (res != nullptr) {
-#pragma omp simd
-      for (index_t i = i0; i < i1; ++i) zp[i] = act(pre, zp[i] + res[i]);
-    } else {
-#pragma omp simd
-      for (index_t i = i0; i < i1; ++i) zp[i] = act(pre, zp[i]);
-    }
-  }
+  if (res != nullptr || (a != Act::none && s.epi.act_first))
+    residual_act(zp, zp, res, s.epi.act_first ? a : Act::none, p0 * HW, p1 * HW);
   const Pool2dGeometry g{p1 - p0, P, Q, 2, 2, 2, 2, 0, 0, 1, 1, P2, Q2};
   float* o = out + p0 * P2 * Q2;
   if (s.epi.pool == PoolKind::max)
