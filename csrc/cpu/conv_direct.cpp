@@ -301,6 +301,12 @@ bool direct_applies(const Conv2dShape& s, ConvPass pass) {
   const index_t Cg = s.C / s.groups, Kg = s.K / s.groups;
   if (!three || Cg < 8 || Kg < 8) return false;
   const bool stride1 = s.stride_h == 1 && s.stride_w == 1;
+  // Large filters (>= 2 MiB per group, ResNet-18's 512-channel layers): the GEMM path's
+  // whole-batch products win from two images up (512->512 7x7, 2 threads, direct / GEMM ms:
+  // forward N=1 2.1 / 2.5, N=4 6.5 / 6.2, N=32 91 / 44; backward-data N=1 9.8 / 3.3, N=16
+  // 26.5 / 21.8).
+  const bool big_filters = Cg * Kg * 9 >= (index_t{1} << 19);
+  if (big_filters && (pass == ConvPass::backward_data || s.N > 2)) return false;
   if (pass == ConvPass::forward) {
     if (s.stride_h == 2 && s.stride_w == 2) {
       const double flops = 2.0 * s.N * s.K * Cg * 9 * s.P * s.Q;

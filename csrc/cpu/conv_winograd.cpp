@@ -450,6 +450,13 @@ bool winograd_applies(const Conv2dShape& s, ConvPass pass) {
     return std::min(s.C, s.K) / s.groups >= kBwMinChannels && tiles >= kBwMinTiles;
   }
   const index_t reduced = (pass == ConvPass::forward ? s.C : s.K) / s.groups;
+  // Maps of at most 4 tiles (8x8) with large filters (ResNet-18's 512-channel 7x7 layers): the
+  // transformed filters (4x the filters) are read once per block of tiles for little arithmetic,
+  // and 7x7 wastes 23% of each 8x8 of tiles; the GEMM path's whole-batch products win (N=16,
+  // 2 threads, Winograd / GEMM ms: forward 25-33 / 21-22, backward-data 26-32 / 22-23, N=1 25.7 /
+  // 2.3).
+  const index_t out_pixels = pass == ConvPass::forward ? s.P * s.Q : s.H * s.W;
+  if (out_pixels <= 64 && (s.C / s.groups) * (s.K / s.groups) * 9 >= (index_t{1} << 19)) return false;
   return reduced >= kF4MinChannels;
 }
 

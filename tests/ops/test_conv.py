@@ -121,6 +121,31 @@ def test_conv2d_implicit_packer_edges(device, rng, case, threads):
         fl.set_num_threads(old)
 
 
+# Whole-batch GEMMs (conv.cpp use_whole_batch): maps of <= 8x8 with >= 2^19 filter floats per
+# group put about 1024 columns of several images in one product, threads inside sgemm; the
+# direct and Winograd paths leave these shapes to it (ResNet-18's 512-channel layers). Blocks
+# of unequal size (N=23 at 7x7: 21 + 2), stride 2, groups, and N=2 (direct forward still).
+WHOLE_BATCH_CASES = [
+    (3, 256, 7, 7, 256, 3, 3, 1, 1, 1, 1),
+    (23, 256, 7, 7, 232, 3, 3, 1, 1, 1, 1),
+    (4, 256, 9, 9, 512, 3, 3, 2, 1, 1, 1),
+    (3, 512, 6, 5, 512, 3, 3, 1, 1, 1, 2),
+    (2, 512, 4, 4, 128, 3, 3, 1, 1, 1, 1),
+]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("case", WHOLE_BATCH_CASES, ids=[str(c) for c in WHOLE_BATCH_CASES])
+def test_conv2d_whole_batch_gemms(device, rng, case, threads):
+    old = fl.get_num_threads()
+    fl.set_num_threads(threads)
+    try:
+        x, w, b, params = _case_data(rng, case)
+        _check_all(device, x, w, b, params, rng, f"{case} threads={threads}")
+    finally:
+        fl.set_num_threads(old)
+
+
 def test_conv2d_many_column_tiles(device, rng):
     # C/groups*R*S*P*Q well above the per-thread im2col tile (2^19 floats): several tiles, one
     # starting in the middle of an output row.
