@@ -22,5 +22,6 @@ void bind_cpu_concat(pybind11::module_& m);
 void bind_cpu_interpolate(pybind11::module_& m);
 void bind_cpu_probe(pybind11::module_& m);  // peak FLOP/s and bandwidth probes for the benchmarks
 void bind_cpu_plan(pybind11::module_& m);   // the inference plan (csrc/cpu/plan/)
+void bind_cpu_arena(pybind11::module_& m);  // the block cache for large arrays (csrc/cpu/arena.h)
 
 }  // namespace fastlayers::bindings

@@ -21,4 +21,5 @@ PYBIND11_MODULE(_cpu, m) {
   bind_cpu_interpolate(m);
   bind_cpu_probe(m);
   bind_cpu_plan(m);
+  bind_cpu_arena(m);
 }

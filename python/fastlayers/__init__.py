@@ -6,7 +6,7 @@
 See fastlayers.ops for the op list, fastlayers.reference for the NumPy oracle.
 """
 
-from . import cuda, ops, reference  # noqa: F401
+from . import cuda, memory, ops, reference  # noqa: F401
 from ._threads import get_num_threads, set_num_threads  # noqa: F401
 from .ops import *  # noqa: F401,F403
 from . import data, nn, optim  # noqa: F401,E402  (fl.nn.Sequential, fl.optim.SGD; after the ops they call)

@@ -63,6 +63,7 @@ import itertools
 import numpy as np
 
 from .. import _backend
+from ..memory import arena as _arena
 from . import layers as _layers
 from . import losses as _losses
 from . import plan as _plan
@@ -673,7 +674,8 @@ class Model(TrainableModel):
                 self._run = None
                 return [y] if self._outputs_as_list else y
         self._planned = False
-        outs, self._run = self._graph.forward(self._input_list(x), training)
+        with _arena():  # activations from the block cache (fastlayers.memory)
+            outs, self._run = self._graph.forward(self._input_list(x), training)
         return outs if self._outputs_as_list else outs[0]
 
     def backward(self, grad_out, need_input_grad: bool = True):
@@ -687,7 +689,8 @@ class Model(TrainableModel):
         gs = list(grad_out) if self._outputs_as_list else [grad_out]
         if len(gs) != len(self._graph.outputs):
             raise ValueError(f"model {self.name!r} has {len(self._graph.outputs)} outputs, got {len(gs)} gradients")
-        gin = self._graph.backward(gs, self._run, need_input_grad)
+        with _arena():
+            gin = self._graph.backward(gs, self._run, need_input_grad)
         if gin is None:
             return None
         return gin if self._inputs_as_list else gin[0]

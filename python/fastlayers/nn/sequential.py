@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..memory import arena as _arena
 from . import layers as _layers
 from . import plan as _plan
 from . import training as _training
@@ -65,10 +66,11 @@ class Sequential(TrainableModel):
             if y is not None:
                 return y
         release = not training and _training.in_inference()  # predict/evaluate: no backward follows
-        for layer in self.layers:
-            x = layer.forward(x, training)
-            if release:
-                layer.release_cache()
+        with _arena():  # activations from the block cache (fastlayers.memory)
+            for layer in self.layers:
+                x = layer.forward(x, training)
+                if release:
+                    layer.release_cache()
         return x
 
     def backward(self, grad_out, need_input_grad: bool = True):
@@ -77,11 +79,12 @@ class Sequential(TrainableModel):
         skips its backward-data pass and None is returned."""
         _plan.check_backward(self)
         first = self.layers[0] if self.layers else None
-        for layer in reversed(self.layers):
-            if layer is first and not need_input_grad and isinstance(layer, _SKIPS_INPUT_GRAD):
-                grad_out = layer.backward(grad_out, need_input_grad=False)
-            else:
-                grad_out = layer.backward(grad_out)
+        with _arena():
+            for layer in reversed(self.layers):
+                if layer is first and not need_input_grad and isinstance(layer, _SKIPS_INPUT_GRAD):
+                    grad_out = layer.backward(grad_out, need_input_grad=False)
+                else:
+                    grad_out = layer.backward(grad_out)
         return grad_out
 
     # --- description ----------------------------------------------------------------------------

@@ -1,0 +1,138 @@
+"""fastlayers.memory: the block cache behind NumPy's allocations inside the models' passes
+(csrc/cpu/arena.cpp as a NEP 49 handler, csrc/bindings/cpu_arena.cpp)."""
+
+import gc
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fastlayers as fl
+from fastlayers import memory
+
+try:
+    from numpy._core.multiarray import get_handler_name
+except ImportError:  # NumPy 1.x
+    from numpy.core.multiarray import get_handler_name
+
+pytestmark = pytest.mark.skipif(not memory.arena_enabled(), reason="FASTLAYERS_ARENA=0 in the environment")
+
+MiB = 1 << 20
+
+
+def test_handler_is_set_inside_and_restored_after():
+    before = get_handler_name()
+    with memory.arena():
+        assert get_handler_name() == "fastlayers_arena"
+        with memory.arena():  # nested
+            assert get_handler_name() == "fastlayers_arena"
+        assert get_handler_name() == "fastlayers_arena"
+    assert get_handler_name() == before
+
+
+def test_handler_restored_when_the_block_raises():
+    before = get_handler_name()
+    with pytest.raises(RuntimeError):
+        with memory.arena():
+            raise RuntimeError("boom")
+    assert get_handler_name() == before
+
+
+def test_large_arrays_come_from_the_cache_and_are_reused():
+    memory.release_cached()
+    s0 = memory.arena_stats()
+    with memory.arena():
+        a = np.empty(3 * MiB // 4, np.float32)  # 3 MiB
+        assert get_handler_name(a) == "fastlayers_arena"
+        a[:] = 7.0
+        addr = a.ctypes.data
+        assert addr % 64 == 0
+        s1 = memory.arena_stats()
+        assert s1["in_use_bytes"] >= s0["in_use_bytes"] + 3 * MiB
+        del a
+        gc.collect()
+        assert memory.arena_stats()["cached_bytes"] >= 3 * MiB
+        b = np.zeros(3 * MiB // 4, np.float32)  # calloc on the reused block: zeroed
+        assert b.ctypes.data == addr
+        assert not b.any()
+    s2 = memory.arena_stats()
+    assert s2["hits"] >= s0["hits"] + 1
+    del b  # freed after the context: still back to the cache (the array kept its handler)
+    gc.collect()
+    assert memory.arena_stats()["in_use_bytes"] == s0["in_use_bytes"]
+    assert memory.release_cached() >= 3 * MiB
+    assert memory.arena_stats()["cached_bytes"] == 0
+
+
+def test_small_arrays_use_malloc():
+    s0 = memory.arena_stats()
+    with memory.arena():
+        a = np.ones(1000, np.float64)
+    assert memory.arena_stats()["in_use_bytes"] == s0["in_use_bytes"]
+    assert a.sum() == 1000
+
+
+def test_resize_keeps_the_data_across_sizes():
+    # ndarray.resize reallocates: within the cache, out of it (below 1 MiB) and back.
+    with memory.arena():
+        a = np.arange(2 * MiB // 8, dtype=np.float64)  # 2 MiB
+        want = a.copy()
+        a.resize(4 * MiB // 8, refcheck=False)  # grows: a new block, data copied
+        np.testing.assert_array_equal(a[:want.size], want)
+        assert not a[want.size:].any()
+        a.resize(1000, refcheck=False)  # below the cache's sizes: back to malloc
+        np.testing.assert_array_equal(a, want[:1000])
+        a.resize(3 * MiB // 8, refcheck=False)  # a malloc'd array grows with realloc
+        np.testing.assert_array_equal(a[:1000], want[:1000])
+    del a
+    gc.collect()
+
+
+def test_limit_unmaps_free_blocks_past_it():
+    memory.release_cached()
+    old = memory.arena_stats()["limit_bytes"]
+    try:
+        memory.set_arena_limit(4 * MiB)
+        with memory.arena():
+            arrays = [np.empty(3 * MiB, np.uint8) for _ in range(3)]
+        del arrays
+        gc.collect()
+        assert memory.arena_stats()["cached_bytes"] <= 4 * MiB
+    finally:
+        memory.set_arena_limit(old)
+        memory.release_cached()
+    with pytest.raises(ValueError, match="nbytes"):
+        memory.set_arena_limit(-1)
+
+
+def test_training_step_reuses_blocks_and_matches_without_the_cache(tmp_path):
+    # Two identical models and steps, one with the cache switched off in a child process: the same
+    # weights after three steps (the cache changes where arrays live, not what is computed).
+    script = tmp_path / "step.py"
+    script.write_text(
+        "import numpy as np, fastlayers as fl, sys\n"
+        "from fastlayers.nn import zoo\n"
+        "m = zoo.resnet18(num_classes=10, input_size=64, seed=0)\n"
+        "opt = fl.optim.SGD(m.parameters(), lr=0.01, momentum=0.9)\n"
+        "loss = fl.nn.losses.get_loss('cross_entropy')\n"
+        "rng = np.random.default_rng(0)\n"
+        "x = rng.standard_normal((8, 3, 64, 64)).astype(np.float32); y = rng.integers(0, 10, 8)\n"
+        "for _ in range(3):\n"
+        "    loss(m.forward(x, training=True), y)\n"
+        "    m.backward(loss.backward(), need_input_grad=False)\n"
+        "    opt.step()\n"
+        "np.save(sys.argv[1], np.concatenate([p.data.ravel() for p in m.parameters()]))\n"
+        "s = fl.memory.arena_stats(); print(s['hits'], s['misses'])\n")
+    outs = {}
+    for flag in ("1", "0"):
+        env = dict(os.environ, FASTLAYERS_ARENA=flag, OMP_NUM_THREADS="1")
+        r = subprocess.run([sys.executable, str(script), str(tmp_path / f"w{flag}.npy")], env=env,
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        outs[flag] = [int(v) for v in r.stdout.split()]
+    hits, misses = outs["1"]
+    assert hits > misses > 0  # steps 2 and 3 reuse step 1's blocks
+    assert outs["0"] == [0, 0]
+    np.testing.assert_array_equal(np.load(tmp_path / "w1.npy"), np.load(tmp_path / "w0.npy"))
