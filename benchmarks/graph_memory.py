@@ -17,7 +17,9 @@ buffers, kernel workspaces, in both frameworks), drop what a step leaves (weight
 activations), then measure a second step from there:
 - peak RSS: the kernel's high-water mark VmHWM during the step, reset just before it
   (/proc/self/clear_refs "5"), minus VmRSS at that point: every allocation of the step, ours or
-  PyTorch's, C++ workspaces included. The processes run with MALLOC_MMAP_THRESHOLD_=65536, so
+  PyTorch's, C++ workspaces included. fastlayers' block cache (fastlayers.memory) is off here
+  (FASTLAYERS_ARENA=0): with it, the blocks a step frees stay resident for the next step, up to
+  that peak. The processes run with MALLOC_MMAP_THRESHOLD_=65536, so
   that glibc maps every buffer of 64 KiB or more on its own and unmaps it when freed (no pooled
   free memory that a second step would reuse unseen): RSS follows the live large buffers of both
   frameworks alike (NumPy and PyTorch's CPU allocator both allocate through malloc);
@@ -293,8 +295,11 @@ def main(argv=None):
                str(args.size), "--classes", str(args.classes), "--threads", str(args.threads), "--model", args.model]
         # Every allocation of 64 KiB or more straight from mmap and back on free (glibc; a fixed threshold
         # also stops glibc from raising it): RSS then follows the live large buffers of either framework.
+        # fastlayers' block cache off (FASTLAYERS_ARENA=0): it keeps freed blocks for the next step
+        # by design, so RSS before the measured step would already hold them and the step's
+        # increment would hide its needs. Its kept memory equals the step's peak of live arrays.
         env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MALLOC_MMAP_THRESHOLD_="65536",
-                   MALLOC_TRIM_THRESHOLD_="131072")
+                   MALLOC_TRIM_THRESHOLD_="131072", FASTLAYERS_ARENA="0")
         p = subprocess.run(cmd, capture_output=True, text=True, env=env)
         if p.returncode != 0:
             print(f"{kind}: failed\n{p.stderr[-2000:]}", file=sys.stderr)

@@ -2,7 +2,7 @@
 inference at batch 1 and 16 and one training step at batch 16, 224x224, fastlayers vs PyTorch eager.
 
     python benchmarks/zoo_resnet18.py [--threads 2] [--rounds 7] [--size 224] [--infer-batches 1,16]
-                                      [--train-batch 16] [--out benchmarks/results]
+                                      [--train-batch 16] [--heap current|default|tuned] [--out benchmarks/results]
 
 Both models hold the same weights (torchvision's random initialisation, loaded into the zoo model
 with load_torch_state_dict) and their outputs are checked to agree first. Then each round times
@@ -14,6 +14,12 @@ fastlayers faster), both in the results format of benchmarks/README.md.
   torch.no_grad() + model(x) in eval mode;
 - training step: forward in train mode (batch statistics), softmax cross-entropy, backward
   (no input gradient), SGD momentum 0.9 update vs the same with autograd and torch.optim.SGD.
+
+--heap: glibc's heap settings for the whole process (a child started with that environment; tuned:
+MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=68719476736, see fastlayers.bench.models).
+Our passes take arrays >= 1 MiB from fastlayers' block cache (fastlayers.memory); memory it keeps
+is memory PyTorch's allocations in the same process cannot reuse, so with the default heap PyTorch
+faults in more fresh pages than it would alone: read the tuned-heap run beside the default one.
 
 torchvision is imported through tests/torchvision_harness.py (its compiled ops do not load with the
 CPU torch). On a shared machine the figures move between runs: compare ratios from one run only.
@@ -48,7 +54,19 @@ def main(argv=None):
     ap.add_argument("--train-batch", type=int, default=16)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     ap.add_argument("--stem", default=None)
+    ap.add_argument("--heap", default="current", choices=("current", "default", "tuned"))
     args = ap.parse_args(argv)
+    if args.heap != "current":  # the heap is read at process start: run again in a child
+        import subprocess
+
+        from fastlayers.bench.models import HEAPS
+
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+        env.update(HEAPS[args.heap])
+        rest = list(argv if argv is not None else sys.argv[1:])
+        stem = args.stem or f"zoo-resnet18-{args.threads}t-{args.heap}-heap"
+        return subprocess.run([sys.executable, __file__, *rest, "--heap", "current", "--stem", stem],
+                              env=env).returncode
 
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     import torch
@@ -78,8 +96,11 @@ def main(argv=None):
     print(f"check: max |ours - torch| / max |torch| = {err:.2e}")
     assert err < 1e-4, err
 
+    heap = {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")}
     recs, notes = [], [f"machine shared with other jobs (load average at start: {os.getloadavg()[0]:.1f}); "
-                       f"interleaved rounds, medians", f"output check: relative max difference {err:.2e}"]
+                       f"interleaved rounds, medians", f"output check: relative max difference {err:.2e}",
+                       f"glibc heap: {heap or 'default settings'}; fastlayers block cache "
+                       f"{'on' if fl.memory.arena_enabled() else 'off'}"]
     case_base = f"{args.size}x{args.size}"
 
     def bench(op, case, ours, theirs, params):
@@ -128,6 +149,9 @@ def main(argv=None):
         topt.step()
 
     bench("resnet18_train_step", f"N={n} {case_base}", ours_step, theirs_step, {"batch": n, "size": args.size})
+    st = fl.memory.arena_stats()
+    notes.append(f"block cache after the run: peak {st['peak_bytes'] / 2**20:.0f} MiB, {st['hits']} reuses, "
+                 f"{st['misses']} new mappings")
     R.add_ratios(recs)
     machine = R.machine_info(args.threads)
     stem = args.stem or f"zoo-resnet18-{args.threads}t"
