@@ -447,7 +447,13 @@ bool winograd_applies(const Conv2dShape& s, ConvPass pass) {
     // C=K=48 1.30, C=K=64 1.12, C=K=128 1.53, C=64 K=128 1.46; N=4/8/16 14x14 C=K=256 (64/128/256
     // tiles) 0.84/1.14/1.39).
     const index_t tiles = s.N * ((s.P + 3) / 4) * ((s.Q + 3) / 4);
-    return std::min(s.C, s.K) / s.groups >= kBwMinChannels && tiles >= kBwMinTiles;
+    // With several threads its per-block barriers and small per-position GEMMs lose on few
+    // channels and tiles (64->64 7x7, N=64, 256 tiles, 2 threads: 2.95 ms against 2.14 by the
+    // direct kernel; 1 thread 2.64 against 3.27): there it needs >= 1024 tiles or >= 128 channels
+    // (ResNet-18 at N=16: 64 channels on 56x56 is 3136 tiles, 22.5 against 25.2 ms).
+    const index_t channels = std::min(s.C, s.K) / s.groups;
+    if (max_threads() > 1 && !omp_in_parallel() && tiles < 1024 && channels < 128) return false;
+    return channels >= kBwMinChannels && tiles >= kBwMinTiles;
   }
   const index_t reduced = (pass == ConvPass::forward ? s.C : s.K) / s.groups;
   // Maps of at most 4 tiles (8x8) with large filters (ResNet-18's 512-channel 7x7 layers): the
