@@ -210,7 +210,14 @@ void Plan::finalize(index_t arena_floats, int threads) {
 // (zoo, batch 1, 2 threads) took 1.16-1.22 ms per conv this way against 1.4-1.8 ms by Winograd,
 // the whole model 21.3-22.1 against 22.9-24.0 ms (1 thread 38.6 against 39.8-45.5 ms). A rule
 // rather than a timing at build, so that a plan gives the same bits on every run. Revisit when the conv dispatch changes (new 3x3 kernels).
-static bool prefer_direct_over_winograd(const Conv2dShape& s) { return s.P * s.Q <= 28 * 28 || s.N == 1; }
+// Re-measured on Zen 5 (this session's machine), forward ms Winograd / direct: C=K=64 on 7x7 at
+// N=64 2.00 / 2.82 (1 thread), 1.19-1.50 / 1.41-1.72 (2 threads); at N=32 1.18 / 1.34 and
+// 0.90 / 0.79; N=16 0.72 / 0.67 and 0.41 / 0.36; C=K=16 and 32 the direct kernel at every batch:
+// so from 64 channels and N*P*Q >= 3000 pixels Winograd keeps those layers.
+static bool prefer_direct_over_winograd(const Conv2dShape& s) {
+  if (s.C / s.groups >= 64 && s.N * s.P * s.Q >= 3000 && s.N > 1) return false;
+  return s.P * s.Q <= 28 * 28 || s.N == 1;
+}
 
 void Plan::choose_conv_paths() {
   for (Step& s : steps_) {
