@@ -29,6 +29,7 @@ import numpy as np
 
 import fastlayers as fl
 from fastlayers._backend import CPU
+from fastlayers.bench.timing import interleaved
 from fastlayers.ops import conv as conv_ops
 
 # name: (N, C, H, W, K, R, S, stride, padding)
@@ -92,26 +93,6 @@ def with_env(value, fn):
             else:
                 os.environ["FASTLAYERS_CONV_DIRECT"] = old
     return run
-
-
-def measure(fns, rounds, target_s=0.05):
-    for f in fns.values():
-        f()
-        f()
-    reps = {}
-    for k, f in fns.items():  # calls per round: about target_s each
-        t0 = time.perf_counter()
-        f()
-        reps[k] = max(1, min(500, int(target_s / max(time.perf_counter() - t0, 1e-7))))
-    times = {k: [] for k in fns}
-    for _ in range(rounds):
-        for k, f in fns.items():
-            n = reps[k]
-            t0 = time.perf_counter()
-            for _ in range(n):
-                f()
-            times[k].append((time.perf_counter() - t0) / n)
-    return times, reps
 
 
 def main():
@@ -183,7 +164,7 @@ def main():
                 fns = {"cpu": ours, "cpu-nodirect": with_env("0", ours),
                        "torch-cpu": lambda: bwd(tg, tx, tw, [K], [st] * 2, [pad] * 2, [1, 1], False, [0, 0], 1,
                                                 [True, False, False])}
-            times, reps = measure(fns, args.rounds)
+            times, reps = interleaved(fns, args.rounds)
             med = {k: statistics.median(v) for k, v in times.items()}
             for k, v in times.items():
                 rec = dict(op=op, case=name, params=dict(family="conv", N=N, C=C, H=H, W=W, K=K, R=R, S=S, stride=st,

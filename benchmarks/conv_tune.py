@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import numpy as np
 
 import fastlayers as fl
 from fastlayers._backend import CPU
+from fastlayers.bench.timing import interleaved
 from fastlayers.ops import conv as conv_ops
 
 # name: (N, C, H, W, K, R, S, stride, padding)
@@ -29,16 +29,6 @@ LAYERS = {
     "e": (8, 3, 224, 224, 64, 11, 11, 4, 2),
     "f": (32, 256, 28, 28, 64, 1, 1, 1, 0),
 }
-
-
-def _time(fn, reps):
-    fn()  # warm-up: faults in the workspace and the outputs' pages
-    out = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return out
 
 
 def main():
@@ -84,11 +74,9 @@ def main():
         ]
         with torch.no_grad():
             for pass_, label in enumerate(("fwd", "bwd-d", "bwd-w")):
-                mine_t, theirs_t = [], []
-                f_mine, f_theirs = ours(pass_), theirs[pass_]
-                for _ in range(2):  # interleave, so both see similar machine load
-                    mine_t += _time(f_mine, max(1, args.reps // 2))
-                    theirs_t += _time(f_theirs, max(1, args.reps // 2))
+                times, _ = interleaved({"ours": ours(pass_), "theirs": theirs[pass_]}, max(2, args.reps), reps=1,
+                                       warmup=1)
+                mine_t, theirs_t = times["ours"], times["theirs"]
                 m, t = statistics.median(mine_t), statistics.median(theirs_t)
                 print(f"{name:5} {label:6} {m * 1e3:9.2f} {t * 1e3:9.2f} {t / m:6.2f} {flops / m / 1e9:9.1f}",
                       flush=True)

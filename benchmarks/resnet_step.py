@@ -16,11 +16,11 @@ import cProfile
 import os
 import pstats
 import statistics
-import time
 
 import numpy as np
 
 import fastlayers as fl
+from fastlayers.bench.timing import interleaved
 
 
 def fl_resnet_step(batch, rng):
@@ -133,20 +133,6 @@ def with_env(value, fn):
     return run
 
 
-def measure(fns, rounds, reps):
-    for f in fns.values():
-        f()
-        f()
-    times = {k: [] for k in fns}
-    for _ in range(rounds):
-        for k, f in fns.items():
-            t0 = time.perf_counter()
-            for _ in range(reps):
-                f()
-            times[k].append((time.perf_counter() - t0) / reps)
-    return times
-
-
 def report(title, times):
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"## {title}")
@@ -178,7 +164,7 @@ def main():
                "torch": torch_step(torch, torch_resnet(torch), tx, ty, torch.nn.functional.cross_entropy, False)}
         if not args.no_compile:
             fns["torch.compile"] = torch_step(torch, torch_resnet(torch), tx, ty, torch.nn.functional.cross_entropy, True)
-        report(f"small ResNet training step, batch {args.batch}", measure(fns, args.rounds, args.reps))
+        report(f"small ResNet training step, batch {args.batch}", interleaved(fns, args.rounds, args.reps)[0])
         if args.profile:
             pr = cProfile.Profile()
             pr.enable()
@@ -193,7 +179,7 @@ def main():
                "torch": torch_step(torch, torch_stage(torch), tx, tt, torch.nn.functional.mse_loss, False)}
         if not args.no_compile:
             fns["torch.compile"] = torch_step(torch, torch_stage(torch), tx, tt, torch.nn.functional.mse_loss, True)
-        report("ResNet-18 stage (2 blocks, 64ch 56x56, batch 16) training step", measure(fns, max(3, args.rounds // 2), 1))
+        report("ResNet-18 stage (2 blocks, 64ch 56x56, batch 16) training step", interleaved(fns, max(3, args.rounds // 2), 1)[0])
         if args.profile:
             pr = cProfile.Profile()
             pr.enable()

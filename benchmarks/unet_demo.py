@@ -101,6 +101,7 @@ def main(argv=None):
     import fastlayers as fl
     from fastlayers import nn, optim
     from fastlayers.bench import records as R
+    from fastlayers.bench.timing import interleaved
     from fastlayers.data.synthetic import shapes_segmentation
 
     recs = []
@@ -143,15 +144,8 @@ def main(argv=None):
             torch.nn.functional.cross_entropy(tmodel(xt), yt).backward()
             topt.step()
 
-        for _ in range(3):
-            ours(), theirs()
-        ta, tb = [], []
-        for _ in range(args.step_rounds):  # interleaved A/B, 5 steps per sample
-            for fn, ts in ((ours, ta), (theirs, tb)):
-                t0 = time.perf_counter()
-                for _ in range(5):
-                    fn()
-                ts.append((time.perf_counter() - t0) / 5)
+        times, _ = interleaved({"ours": ours, "theirs": theirs}, args.step_rounds, reps=5, warmup=3)
+        ta, tb = times["ours"], times["theirs"]  # interleaved A/B, 5 steps per sample
         case = "N=16 32x32 depth=3 width=16 bn"
         params = {"batch": 16, "size": 32, "depth": 3, "width": 16}
         recs.append(R.make_record("unet_train_step", case, "cpu", ta, params=params, threads=args.threads))

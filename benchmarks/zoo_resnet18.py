@@ -8,7 +8,8 @@ Both models hold the same weights (torchvision's random initialisation, loaded i
 with load_torch_state_dict) and their outputs are checked to agree first. Then each round times
 ours and PyTorch's back to back (interleaved A/B in one process), after one warm-up call each; the
 figures are medians over the rounds (min-max in the table), the ratio = PyTorch time / ours (> 1:
-fastlayers faster), both in the results format of benchmarks/README.md.
+fastlayers faster), both in the results format of benchmarks/README.md; the notes add the ratio
+paired per round (median, min-max: steadier when the machine drifts between rounds).
 
 - inference: model.predict(x) (eval mode, inference pass: caches released as it goes) vs
   torch.no_grad() + model(x) in eval mode;
@@ -31,18 +32,11 @@ import argparse
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _timed(fn):
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
 
 
 def main(argv=None):
@@ -73,6 +67,7 @@ def main(argv=None):
 
     import fastlayers as fl
     from fastlayers.bench import records as R
+    from fastlayers.bench.timing import interleaved, paired_ratios
     from fastlayers.nn import zoo
 
     sys.path.insert(0, str(ROOT / "tests"))
@@ -104,14 +99,13 @@ def main(argv=None):
     case_base = f"{args.size}x{args.size}"
 
     def bench(op, case, ours, theirs, params):
-        ours(), theirs()  # warm-up (workspaces, allocator)
-        ta, tb = [], []
-        for _ in range(args.rounds):
-            ta.append(_timed(ours))
-            tb.append(_timed(theirs))
+        times, _ = interleaved({"ours": ours, "theirs": theirs}, args.rounds, reps=1, warmup=1)
+        ta, tb = times["ours"], times["theirs"]
+        med, lo, hi = paired_ratios(tb, ta)
         print(f"{op} {case}: fastlayers {statistics.median(ta) * 1e3:.1f} ms, PyTorch "
-              f"{statistics.median(tb) * 1e3:.1f} ms, ratio {statistics.median(tb) / statistics.median(ta):.2f}",
-              flush=True)
+              f"{statistics.median(tb) * 1e3:.1f} ms, ratio {statistics.median(tb) / statistics.median(ta):.2f} "
+              f"(paired per round: median {med:.2f}, {lo:.2f}-{hi:.2f})", flush=True)
+        notes.append(f"{op} {case}: PyTorch / ours paired per round: median {med:.2f} ({lo:.2f}-{hi:.2f})")
         recs.append(R.make_record(op, case, "cpu", ta, params=params, threads=args.threads))
         recs.append(R.make_record(op, case, "torch-cpu", tb, params=params, threads=args.threads))
 

@@ -9,7 +9,6 @@ import sys
 import numpy as np
 import pytest
 
-import fastlayers as fl
 from fastlayers import memory
 
 try:

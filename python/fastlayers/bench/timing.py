@@ -97,3 +97,44 @@ def time_gpu(fn, budget: Budget = FULL, events: str = "cupy") -> list[float]:
             fn()
     sync()
     return [one() for _ in range(_reps_for(first, budget))]
+
+
+def interleaved(fns: dict, rounds: int, reps: int | dict | None = None, target_s: float = 0.05,
+                warmup: int = 2) -> tuple[dict[str, list[float]], dict[str, int]]:
+    """A/B(/C...) timing of the CPU callables in `fns` ({name: fn}) in one process: `warmup` calls
+    each, then `rounds` rounds, each timing every fn in turn over `reps` back-to-back calls, so that
+    a slow spell of a shared machine hits every fn alike. reps: an int, a {name: int}, or None for
+    about `target_s` seconds per fn and round (from one call, 1-500). Returns ({name: per-call
+    seconds, one per round}, {name: calls per round}); compare medians, or pair rounds
+    (paired_ratios)."""
+    for f in fns.values():
+        for _ in range(warmup):
+            f()
+    if reps is None:
+        reps = {}
+        for k, f in fns.items():
+            t0 = time.perf_counter()
+            f()
+            reps[k] = max(1, min(500, int(target_s / max(time.perf_counter() - t0, 1e-7))))
+    elif isinstance(reps, int):
+        reps = dict.fromkeys(fns, reps)
+    times = {k: [] for k in fns}
+    for _ in range(rounds):
+        for k, f in fns.items():
+            n = reps[k]
+            t0 = time.perf_counter()
+            for _ in range(n):
+                f()
+            times[k].append((time.perf_counter() - t0) / n)
+    return times, reps
+
+
+def paired_ratios(anchor: list[float], ours: list[float]) -> tuple[float, float, float]:
+    """Median, min and max over rounds of anchor time / our time of the same round (> 1: ours
+    faster); steadier than the ratio of the two medians when the machine drifts between rounds."""
+    if len(anchor) != len(ours) or not ours:
+        raise ValueError("paired_ratios: need the same number (> 0) of rounds on both sides")
+    r = sorted(a / o for a, o in zip(anchor, ours))
+    n = len(r)
+    med = r[n // 2] if n % 2 else 0.5 * (r[n // 2 - 1] + r[n // 2])
+    return med, r[0], r[-1]
