@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import io
 import os
 import statistics
 import sys
@@ -109,19 +108,12 @@ def bench_training(name, make, x, y, rounds, threads, recs, notes):
 
 
 def bench_onnx(name, make, shape, batches, rounds, threads, recs):
-    import onnxruntime as ort
+    from fastlayers.bench.models import export_torch_onnx, ort_session
 
     torch.manual_seed(0)
-    module = make().eval()
-    f = io.BytesIO()
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(module, (torch.zeros(1, *shape),), f, dynamo=False, input_names=["x"], output_names=["y"],
-                          dynamic_axes={"x": {0: "N"}, "y": {0: "N"}}, opset_version=17)
-    model = flx.load(f.getvalue())
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    sess = ort.InferenceSession(f.getvalue(), so, providers=["CPUExecutionProvider"])
+    data = export_torch_onnx(torch, make(), torch.zeros(1, *shape))
+    model = flx.load(data)
+    sess = ort_session(data, threads)
     out = []
     for n in batches:
         x = np.random.default_rng(0).standard_normal((n, *shape)).astype(np.float32)

@@ -3,8 +3,6 @@ torch.onnx.export writes (outputs equal ONNX Runtime's within 1e-4), clear error
 
 from __future__ import annotations
 
-import io
-import warnings
 
 import numpy as np
 import pytest
@@ -86,16 +84,11 @@ def test_export_needs_an_input_shape():
 
 torch = pytest.importorskip("torch", reason="PyTorch is not installed: no torch.onnx.export files to import")
 tnn = torch.nn
+from fastlayers.bench.models import export_torch_onnx  # noqa: E402
 
 
 def torch_export(module, shape):
-    module.eval()
-    f = io.BytesIO()
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the TorchScript exporter (fast here) warns about itself and its folding
-        torch.onnx.export(module, (torch.zeros(2, *shape),), f, dynamo=False, input_names=["x"], output_names=["y"],
-                          dynamic_axes={"x": {0: "N"}, "y": {0: "N"}}, opset_version=17)
-    return onnx.load_from_string(f.getvalue())
+    return onnx.load_from_string(export_torch_onnx(torch, module, torch.zeros(2, *shape)))
 
 
 def course_cnn():

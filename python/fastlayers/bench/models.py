@@ -118,22 +118,40 @@ def to_torch(torch, layer):
     return m
 
 
-def onnx_session(torch, module, x, threads: int):
-    """An ONNX Runtime session for the PyTorch module (exported with a dynamic batch)."""
+def export_torch_onnx(torch, module, example) -> bytes:
+    """The ONNX bytes of a PyTorch module (eval mode, TorchScript exporter: no onnxscript needed),
+    input "x" and output "y" with a dynamic batch dimension, opset 17. `example`: an input array
+    or tensor of the right shape. Shared by the model bench, benchmarks/interop_bench.py and the
+    ONNX import tests."""
+    import warnings
+
+    module.eval()
+    xt = torch.from_numpy(example) if isinstance(example, np.ndarray) else example
+    buf = io.BytesIO()
+    kw = dict(input_names=["x"], output_names=["y"], dynamic_axes={"x": {0: "n"}, "y": {0: "n"}}, opset_version=17)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter warns about itself and its constant folding
+        try:
+            torch.onnx.export(module, (xt,), buf, dynamo=False, **kw)
+        except TypeError:  # an older torch without the dynamo switch
+            torch.onnx.export(module, (xt,), buf, **kw)
+    return buf.getvalue()
+
+
+def ort_session(model_bytes: bytes, threads: int):
+    """An ONNX Runtime CPU session with every graph optimisation, `threads` intra-op threads."""
     import onnxruntime as ort
 
-    buf = io.BytesIO()
-    xt = torch.from_numpy(x)
-    kw = dict(input_names=["x"], output_names=["y"], dynamic_axes={"x": {0: "n"}, "y": {0: "n"}})
-    try:
-        torch.onnx.export(module, (xt,), buf, dynamo=False, **kw)  # TorchScript exporter: no onnxscript needed
-    except TypeError:  # an older torch without the dynamo switch
-        torch.onnx.export(module, (xt,), buf, **kw)
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(buf.getvalue(), so, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(model_bytes, so, providers=["CPUExecutionProvider"])
+
+
+def onnx_session(torch, module, x, threads: int):
+    """An ONNX Runtime session for the PyTorch module (exported with a dynamic batch)."""
+    return ort_session(export_torch_onnx(torch, module, x), threads)
 
 
 # ------------------------------------------------------------------------------ builders
