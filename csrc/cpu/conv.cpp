@@ -1,9 +1,11 @@
 #include "cpu/conv.h"
 
-// Which path runs where. Three families, tried in this order:
+// Which path runs where. In this order (each says where it applies):
+//   direct    pixel-vectorised direct kernel (conv_direct.h, direct_applies): small images
 //   winograd  F(4x4,3x3) (conv_winograd.h): 3x3, stride 1, finite inputs, enough channels/tiles
-//   direct    AVX-512 direct convolution vectorised over output channels (conv_smallc.h;
-//             smallc_applies says where, with its A/B figures against the GEMM paths)
+//   smallc    AVX-512 direct convolution vectorised over output channels (conv_smallc.h;
+//             smallc_applies says where, with its A/B figures against the GEMM paths); 3x3 stride-1
+//             layers over 16-32 channels go to it before the two above (smallc_preferred)
 //   GEMM      im2col + our sgemm, implicit GEMM (sgemm packs B straight from the image), or plain
 //             GEMM on x for 1x1; backward-data with W^T packed once per call (bd_prepacked) or
 //             with a pixel-major column matrix for wide kernels (bd_pixel_major) (this file)
@@ -18,7 +20,8 @@
 // conv_winograd.h / conv_smallc.h; before these two paths every layer ran on GEMM at 0.6-1.3.
 // The GEMM paths: implicit GEMM beat im2col + sgemm for unit column stride and >= 64 im2col rows
 // (b 3.57 -> 3.30 ms at 2 threads); small P*Q batches several images per GEMM. Threads: over
-// images when N >= threads (one workspace slice each), else inside sgemm / im2col / the kernels.
+// images when N >= threads (one workspace slice each), else inside sgemm / im2col / the kernels;
+// whole-batch products (use_whole_batch: <= 8x8 maps, large filters) always inside sgemm.
 
 #include <omp.h>
 
