@@ -146,6 +146,30 @@ def test_conv2d_whole_batch_gemms(device, rng, case, threads):
         fl.set_num_threads(old)
 
 
+# One image on a small map with large filters: y^T = cols^T W^T with cols^T built pixel-major
+# (conv.cpp use_pixel_major_fwd). Stride 2 takes it by default; with the direct kernel off the
+# stride-1 shapes do too (padding, dilation 2, groups, a bias).
+PIXEL_MAJOR_CASES = [
+    (1, 256, 9, 9, 512, 3, 3, 2, 1, 1, 1),
+    (1, 256, 7, 7, 256, 3, 3, 1, 1, 1, 1),
+    (1, 512, 6, 5, 512, 3, 3, 1, 1, 1, 2),
+    (1, 256, 8, 8, 300, 3, 3, 1, 2, 2, 1),
+]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("case", PIXEL_MAJOR_CASES, ids=[str(c) for c in PIXEL_MAJOR_CASES])
+def test_conv2d_pixel_major_forward(device, rng, case, threads, monkeypatch):
+    monkeypatch.setenv("FASTLAYERS_CONV_DIRECT", "0")
+    old = fl.get_num_threads()
+    fl.set_num_threads(threads)
+    try:
+        x, w, b, params = _case_data(rng, case)
+        _check_all(device, x, w, b, params, rng, f"{case} threads={threads}")
+    finally:
+        fl.set_num_threads(old)
+
+
 def test_conv2d_many_column_tiles(device, rng):
     # C/groups*R*S*P*Q well above the per-thread im2col tile (2^19 floats): several tiles, one
     # starting in the middle of an output row.
