@@ -42,6 +42,8 @@ CPU_ONLY = {
     "set_num_threads", "get_num_threads", "detected_isa", "active_isa", "set_max_isa",
     "philox4x32_10",  # the bare generator, for known-answer tests on the host
     "InferencePlan",  # the eval-mode plan executor (nn/plan.py) is CPU-only; CuPy models run layer by layer
+    # NumPy's block cache (fastlayers.memory): host memory only; CuPy arrays use CuPy's own pool
+    "arena_handler", "arena_set_handler", "arena_stats", "arena_release_free", "arena_set_limit",
 }
 OTHER_ISSUE = re.compile(r"conv|pool|im2col|col2im")  # CUDA backend 2
 # CUDA kernels that also take a caller-owned workspace (ws, ws_floats) before the stream, sized by
