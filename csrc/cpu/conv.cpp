@@ -223,7 +223,6 @@ int plan_threads(const Conv2dShape& s, const Geometry& g, ConvPass pass, index_t
   return fits(needed_floats(s, g, pass, T), workspace_floats) ? T : 0;
 }
 
-
 // For kernel column offset w_off = t*dil_w - pad_w: the output columns q with 0 <= q*sw + w_off < W.
 void valid_q(const Conv2dShape& s, index_t w_off, index_t& q_lo, index_t& q_hi) {
   q_lo = w_off >= 0 ? 0 : ceil_div(-w_off, s.stride_w);
@@ -411,10 +410,9 @@ void im2col_pixel_major(const Conv2dShape& s, const float* x, index_t Cg, float*
       const index_t ih = oh * s.stride_h - s.pad_h + r * s.dil_h;
       for (index_t t = 0; t < s.S; ++t) {
         const index_t iw = ow * s.stride_w - s.pad_w + t * s.dil_w;
-        const bool in = ih >= 0 && ih < s.H && iw >= 0 && iw < s.W;
-        const float* src = x + ih * s.W + iw;
         float* dst = row + r * s.S + t;
-        if (in) {
+        if (ih >= 0 && ih < s.H && iw >= 0 && iw < s.W) {
+          const float* src = x + ih * s.W + iw;
           for (index_t c = 0; c < Cg; ++c) dst[c * RS] = src[c * HW];
         } else {
           for (index_t c = 0; c < Cg; ++c) dst[c * RS] = 0.0f;
