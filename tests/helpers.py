@@ -9,6 +9,7 @@ Elementwise ops use reduction_tol(1). Tests state any other tolerance next to th
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -17,6 +18,19 @@ import pytest
 import fastlayers as fl
 
 EPS32 = float(np.finfo(np.float32).eps)
+
+
+
+@contextlib.contextmanager
+def num_threads(n: int):
+    """fl.set_num_threads(n) inside the block, the previous count restored after."""
+    old = fl.get_num_threads()
+    fl.set_num_threads(n)
+    try:
+        yield
+    finally:
+        fl.set_num_threads(old)
+
 
 CUDA_SKIP_REASON = "no usable CUDA GPU (or CuPy) on this machine: the CUDA kernels are not exercised"
 

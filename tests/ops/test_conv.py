@@ -14,7 +14,7 @@ import fastlayers as fl
 from fastlayers import reference as ref
 from fastlayers.ops import conv as conv_ops
 
-from ..helpers import assert_close, reduction_tol
+from ..helpers import assert_close, num_threads, reduction_tol
 
 # (N, C, H, W, K, R, S, stride, padding, dilation, groups)
 CASES = [
@@ -82,16 +82,12 @@ def test_conv2d_both_parallel_strategies(device, rng, threads):
     # threads=1: one block of images at a time; threads=2 with N >= 2: images split over threads,
     # per-thread partial grad_w reduced at the end; N=1 with 2 threads: parallel inside sgemm and
     # im2col. Small P*Q puts several images in one GEMM (blocks of unequal size in the last case).
-    old = fl.get_num_threads()
-    fl.set_num_threads(threads)
-    try:
+    with num_threads(threads):
         for case in [(4, 6, 10, 9, 8, 3, 3, 1, 1, 1, 2), (1, 6, 10, 9, 8, 3, 3, 2, 1, 1, 1),
                      (3, 8, 7, 7, 4, 1, 1, 1, 0, 1, 1), (5, 8, 32, 32, 4, 5, 5, 1, 0, 1, 2),
                      (4, 1, 12, 12, 16, 3, 3, 1, 1, 1, 1)]:
             x, w, b, params = _case_data(rng, case)
             _check_all(device, x, w, b, params, rng, f"{case} threads={threads}")
-    finally:
-        fl.set_num_threads(old)
 
 
 # Edges of the forward pass's implicit GEMM packer (im2col panels packed straight from the image):
@@ -109,18 +105,6 @@ IMPLICIT_CASES = [
 ]
 
 
-@pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("case", IMPLICIT_CASES, ids=[str(c) for c in IMPLICIT_CASES])
-def test_conv2d_implicit_packer_edges(device, rng, case, threads):
-    old = fl.get_num_threads()
-    fl.set_num_threads(threads)
-    try:
-        x, w, b, params = _case_data(rng, case)
-        _check_all(device, x, w, b, params, rng, f"{case} threads={threads}")
-    finally:
-        fl.set_num_threads(old)
-
-
 # Whole-batch GEMMs (conv.cpp use_whole_batch): maps of <= 8x8 with >= 2^19 filter floats per
 # group put about 1024 columns of several images in one product, threads inside sgemm; the
 # direct and Winograd paths leave these shapes to it (ResNet-18's 512-channel layers). Blocks
@@ -134,18 +118,6 @@ WHOLE_BATCH_CASES = [
 ]
 
 
-@pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("case", WHOLE_BATCH_CASES, ids=[str(c) for c in WHOLE_BATCH_CASES])
-def test_conv2d_whole_batch_gemms(device, rng, case, threads):
-    old = fl.get_num_threads()
-    fl.set_num_threads(threads)
-    try:
-        x, w, b, params = _case_data(rng, case)
-        _check_all(device, x, w, b, params, rng, f"{case} threads={threads}")
-    finally:
-        fl.set_num_threads(old)
-
-
 # One image on a small map with large filters: y^T = cols^T W^T with cols^T built pixel-major
 # (conv.cpp use_pixel_major_fwd). Stride 2 takes it by default; with the direct kernel off the
 # stride-1 shapes do too (padding, dilation 2, groups, a bias).
@@ -157,17 +129,20 @@ PIXEL_MAJOR_CASES = [
 ]
 
 
+# The three GEMM-path lists above, each case on 1 and 2 threads; the pixel-major cases with the
+# direct kernel off, so that the stride-1 ones reach that path.
+GEMM_PATH_CASES = ([("implicit", c) for c in IMPLICIT_CASES] + [("whole_batch", c) for c in WHOLE_BATCH_CASES]
+                   + [("pixel_major", c) for c in PIXEL_MAJOR_CASES])
+
+
 @pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("case", PIXEL_MAJOR_CASES, ids=[str(c) for c in PIXEL_MAJOR_CASES])
-def test_conv2d_pixel_major_forward(device, rng, case, threads, monkeypatch):
-    monkeypatch.setenv("FASTLAYERS_CONV_DIRECT", "0")
-    old = fl.get_num_threads()
-    fl.set_num_threads(threads)
-    try:
+@pytest.mark.parametrize("path, case", GEMM_PATH_CASES, ids=[f"{p}-{c}" for p, c in GEMM_PATH_CASES])
+def test_conv2d_gemm_path_edges(device, rng, path, case, threads, monkeypatch):
+    if path == "pixel_major":
+        monkeypatch.setenv("FASTLAYERS_CONV_DIRECT", "0")
+    with num_threads(threads):
         x, w, b, params = _case_data(rng, case)
-        _check_all(device, x, w, b, params, rng, f"{case} threads={threads}")
-    finally:
-        fl.set_num_threads(old)
+        _check_all(device, x, w, b, params, rng, f"{path} {case} threads={threads}")
 
 
 def test_conv2d_many_column_tiles(device, rng):
