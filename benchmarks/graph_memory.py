@@ -214,6 +214,7 @@ def child(kind: str, args) -> dict:
     else:
         import fastlayers as fl
         from fastlayers import nn, optim
+        from fastlayers.bench.models import training_step
 
         fl.set_num_threads(args.threads)
         if args.model.startswith("zoo:"):
@@ -227,11 +228,7 @@ def child(kind: str, args) -> dict:
         loss_fn = nn.SoftmaxCrossEntropyLoss()
         opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 
-        def step():
-            out = model.forward(x, training=True)
-            loss_fn(out, y)
-            model.backward(loss_fn.backward(), need_input_grad=False)
-            opt.step()
+        step = training_step(model, loss_fn, opt, x, y)
 
         def infer():
             model.predict(x, batch_size=args.batch)

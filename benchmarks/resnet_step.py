@@ -20,6 +20,7 @@ import statistics
 import numpy as np
 
 import fastlayers as fl
+from fastlayers.bench.models import training_step
 from fastlayers.bench.timing import interleaved
 
 
@@ -30,14 +31,7 @@ def fl_resnet_step(batch, rng):
     model.compile(optimizer=fl.optim.SGD(model.parameters(), lr=0.01, momentum=0.9))
     x = rng.standard_normal((batch, 1, 28, 28)).astype(np.float32)
     y = rng.integers(0, 10, batch)
-    loss_fn = model.loss
-
-    def step():
-        out = model.forward(x, training=True)
-        loss_fn(out, y)
-        model.backward(loss_fn.backward(), need_input_grad=False)
-        model.optimizer.step()
-    return step, model, x, y
+    return training_step(model, model.loss, model.optimizer, x, y), model, x, y
 
 
 def torch_resnet(t, width=16):

@@ -101,6 +101,7 @@ def main(argv=None):
     import fastlayers as fl
     from fastlayers import nn, optim
     from fastlayers.bench import records as R
+    from fastlayers.bench.models import training_step
     from fastlayers.bench.timing import interleaved
     from fastlayers.data.synthetic import shapes_segmentation
 
@@ -133,11 +134,7 @@ def main(argv=None):
         topt = torch.optim.Adam(tmodel.parameters(), lr=1e-4)
         xt, yt = torch.from_numpy(x), torch.from_numpy(y)
 
-        def ours():
-            out = model.forward(x, training=True)
-            loss_fn(out, y)
-            model.backward(loss_fn.backward(), need_input_grad=False)
-            opt.step()
+        ours = training_step(model, loss_fn, opt, x, y)
 
         def theirs():
             topt.zero_grad(set_to_none=True)

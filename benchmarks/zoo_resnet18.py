@@ -67,6 +67,7 @@ def main(argv=None):
 
     import fastlayers as fl
     from fastlayers.bench import records as R
+    from fastlayers.bench.models import training_step
     from fastlayers.bench.timing import interleaved, paired_ratios
     from fastlayers.nn import zoo
 
@@ -131,11 +132,7 @@ def main(argv=None):
     loss_fn = fl.nn.losses.get_loss("cross_entropy")
     tloss = torch.nn.CrossEntropyLoss()
 
-    def ours_step():
-        out = model.forward(x, training=True)
-        loss_fn(out, y)
-        model.backward(loss_fn.backward(), need_input_grad=False)
-        opt.step()
+    ours_step = training_step(model, loss_fn, opt, x, y)
 
     def theirs_step():
         topt.zero_grad(set_to_none=True)

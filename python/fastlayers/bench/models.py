@@ -118,6 +118,21 @@ def to_torch(torch, layer):
     return m
 
 
+def training_step(model, loss_fn, optimizer, x, t):
+    """One training step of a fastlayers model on (x, t) as a callable returning the loss: forward
+    in training mode, loss, backward without the input gradient, optimizer step. The step every
+    benchmark times for "ours" (the model bench, benchmarks/zoo_resnet18.py, resnet_step.py,
+    unet_demo.py, graph_memory.py)."""
+
+    def step():
+        loss = loss_fn(model.forward(x, training=True), t)
+        model.backward(loss_fn.backward(), need_input_grad=False)
+        optimizer.step()
+        return loss
+
+    return step
+
+
 def export_torch_onnx(torch, module, example) -> bytes:
     """The ONNX bytes of a PyTorch module (eval mode, TorchScript exporter: no onnxscript needed),
     input "x" and output "y" with a dynamic batch dimension, opset 17. `example`: an input array
@@ -247,13 +262,7 @@ def build_backends(case: ModelCase, threads: int, notes: list, want=None) -> dic
     loss_fn = model.loss
     _, t = model._check_xy(x, y)
 
-    def ours():
-        out = model.forward(x, training=True)
-        loss = loss_fn(out, t)
-        model.backward(loss_fn.backward(), need_input_grad=False)
-        opt.step()
-        return loss
-
+    ours = training_step(model, loss_fn, opt, x, t)
     if "cpu" in want:
         fns["cpu"] = ours
     if tmodel is not None:
