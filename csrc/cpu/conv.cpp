@@ -598,25 +598,23 @@ index_t conv2d_workspace_floats(const Conv2dShape& s, ConvPass pass, int threads
 // Winograd / smallc: 16->16 28x28 1.53 / 1.76 / 1.33 and 1.48 / 1.83 / 1.32; 32->32 14x14 1.54 /
 // 1.84 / 1.30 and 1.56 / 1.85 / 1.41 (1 thread 2.70 / 2.49 / 2.36); N=1, 2 threads 16->16: 42 /
 // 56 / 32 us. At 64 channels Winograd stays ahead at N=64 (64->64 7x7: 1.50 against 1.72 ms).
-static bool smallc_preferred(const Conv2dShape& s, ConvPass pass) {
+static bool smallc_preferred(const Conv2dShape& s, ConvPass pass, const Geometry& g) {
   if (s.R != 3 || s.S != 3 || s.stride_h != 1 || s.stride_w != 1 || s.dil_h != 1 || s.dil_w != 1) return false;
   const index_t reduced = (pass == ConvPass::forward ? s.C : s.K) / s.groups;
-  if (reduced < 16 || reduced > 32) return false;
-  const Geometry g = geometry(s, pass);
-  return g.smallc || g.smallc_bd;
+  return reduced >= 16 && reduced <= 32 && (g.smallc || g.smallc_bd);
 }
 
 bool conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y,
                     float* workspace, index_t workspace_floats) {
   assert(conv2d_shape_error(s) == nullptr);  // the boundary checked it (common/conv_shape.h)
-  const bool smallc_first = smallc_preferred(s, ConvPass::forward);
+  const Geometry g = geometry(s, ConvPass::forward);  // the GEMM-side paths' plan; also says if smallc takes it
+  const bool smallc_first = smallc_preferred(s, ConvPass::forward, g);
   if (!smallc_first && direct_applies(s, ConvPass::forward) &&
       direct_forward(s, x, w, b, y, false, workspace, workspace_floats))
     return true;
   if (!smallc_first && winograd_applies(s, ConvPass::forward) && winograd_safe(x, s.N * s.C * s.H * s.W, w, s.K * s.C / s.groups * 9) &&
       winograd_forward(s, x, w, b, y, workspace, workspace_floats))
     return true;
-  const Geometry g = geometry(s, ConvPass::forward);
   const int T = plan_threads(s, g, ConvPass::forward, workspace_floats);
   if (T == 0) return false;
   if (g.smallc) {  // filters repacked once, then one image (and group) at a time
@@ -705,7 +703,8 @@ bool conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const 
 bool conv2d_backward_data(const Conv2dShape& s, const float* grad_out, const float* w, float* grad_x,
                           float* workspace, index_t workspace_floats) {
   assert(conv2d_shape_error(s) == nullptr);  // the boundary checked it (common/conv_shape.h)
-  const bool smallc_first = smallc_preferred(s, ConvPass::backward_data);
+  const Geometry g = geometry(s, ConvPass::backward_data);  // the GEMM-side paths' plan; also says if smallc takes it
+  const bool smallc_first = smallc_preferred(s, ConvPass::backward_data, g);
   if (!smallc_first && direct_applies(s, ConvPass::backward_data) &&
       direct_backward_data(s, grad_out, w, grad_x, workspace, workspace_floats))
     return true;
@@ -713,7 +712,6 @@ bool conv2d_backward_data(const Conv2dShape& s, const float* grad_out, const flo
       winograd_safe(grad_out, s.N * s.K * s.P * s.Q, w, s.K * s.C / s.groups * 9) &&
       winograd_backward_data(s, grad_out, w, grad_x, workspace, workspace_floats))
     return true;
-  const Geometry g = geometry(s, ConvPass::backward_data);
   const int T = plan_threads(s, g, ConvPass::backward_data, workspace_floats);
   if (T == 0) return false;
   if (g.smallc) {  // the forward of grad_out with the transposed, flipped filters (transposed_shape)
