@@ -102,8 +102,25 @@ def test_limit_unmaps_free_blocks_past_it():
     finally:
         memory.set_arena_limit(old)
         memory.release_cached()
-    with pytest.raises(ValueError, match="nbytes"):
-        memory.set_arena_limit(-1)
+    for bad in (-1, True, 2.5, 2**63, 2**64, "1"):
+        with pytest.raises(ValueError, match="nbytes"):
+            memory.set_arena_limit(bad)
+    assert memory.arena_stats()["limit_bytes"] == old
+
+
+def test_impossible_sizes_raise_memory_error_and_leave_the_cache_as_it_was():
+    s0 = memory.arena_stats()
+    with memory.arena():
+        for n in (2**62, 2**63 - 1):
+            with pytest.raises(MemoryError):
+                np.empty(n, np.uint8)
+            with pytest.raises(MemoryError):
+                np.zeros(n, np.uint8)
+        a = np.ones(0, np.float32)  # empty and 0-d arrays: malloc's, as NumPy's own handler does
+        z = np.array(3.0, np.float32)
+    assert a.size == 0 and float(z) == 3.0
+    s1 = memory.arena_stats()
+    assert (s1["in_use_bytes"], s1["cached_bytes"]) == (s0["in_use_bytes"], s0["cached_bytes"])
 
 
 def test_training_step_reuses_blocks_and_matches_without_the_cache(tmp_path):

@@ -59,6 +59,6 @@ def release_cached() -> int:
 
 def set_arena_limit(nbytes: int) -> None:
     """Keep at most `nbytes` of free blocks cached (the largest beyond it are unmapped now)."""
-    if isinstance(nbytes, bool) or not isinstance(nbytes, int) or nbytes < 0:
-        raise ValueError(f"nbytes must be an int >= 0, got {nbytes!r}")
+    if isinstance(nbytes, bool) or not isinstance(nbytes, int) or not 0 <= nbytes < 2**63:
+        raise ValueError(f"nbytes must be an int in [0, 2**63), got {nbytes!r}")
     _cpu.arena_set_limit(nbytes)
