@@ -26,8 +26,9 @@ void smallc_backward_weight_avx512(const Conv2dShape& s, const SmallCPlan& pl, c
 #endif
 
 namespace {
-// Measured up to 256 x 3 x 3 = 2304 taps; larger filters stay on the GEMM paths, unmeasured here.
-constexpr index_t kMaxCRS = 4096;
+// Measured up to 512 x 3 x 3 = 4608 taps (ResNet-18 in the inference plan); larger filters stay on
+// the GEMM paths, unmeasured here.
+constexpr index_t kMaxCRS = 4608;
 
 // The forward's shared workspace: the tap offsets (int32, in a float-sized slot each, rounded up
 // to 16 so the filters start on a 64-byte boundary of the workspace), then the packed filters.
@@ -89,7 +90,8 @@ SmallCPlan smallc_plan(const Conv2dShape& s) {
 //   32 -> 64 7x7 stride 2: 25 -> 15 ms); with S < 5 and more channels a tile has too few taps
 //   (3x3: 6 accumulators, latency-bound) and the GEMM wins (64 -> 64 3x3 on 56x56: 87 vs 99 ms).
 // - K/groups < 8 (depthwise and the like) would fill a 16-channel vector poorly: not taken.
-bool smallc_applies(const Conv2dShape& s, ConvPass pass) {
+namespace {
+bool smallc_applies_impl(const Conv2dShape& s, ConvPass pass, bool prepacked) {
 #if defined(__x86_64__) || defined(_M_X64)
   if (pass == ConvPass::backward_data || active_isa() != Isa::avx512) return false;
   if (const char* e = std::getenv("FASTLAYERS_CONV_SMALLC"); e != nullptr && e[0] == '0') return false;
@@ -100,7 +102,7 @@ bool smallc_applies(const Conv2dShape& s, ConvPass pass) {
   // this path / GEMM: batch 1 3.5 / 2.1 ms at 1 thread, 6.7 / 1.1 ms at 2; batch 16 33 / 26 and
   // 23 / 14 ms); at 128 channels it still wins or ties (128 -> 128 stride 2 on 28x28, batch 4:
   // 3.0 / 4.1 ms at 1 thread).
-  if (Cg >= 256) return false;
+  if (Cg >= 256 && !prepacked) return false;
   const SmallCPlan pl = smallc_plan(s);
   const index_t tiles = (s.Q + pl.TP - 1) / pl.TP * pl.TP;
   // The tap offsets into the phase planes are int32.
@@ -108,9 +110,15 @@ bool smallc_applies(const Conv2dShape& s, ConvPass pass) {
 #else
   (void)s;
   (void)pass;
+  (void)prepacked;
   return false;
 #endif
 }
+}  // namespace
+
+bool smallc_applies(const Conv2dShape& s, ConvPass pass) { return smallc_applies_impl(s, pass, false); }
+
+bool smallc_applies_prepacked(const Conv2dShape& s) { return smallc_applies_impl(s, ConvPass::forward, true); }
 
 index_t smallc_shared_floats(const Conv2dShape& s, ConvPass pass) {
   if (pass != ConvPass::forward) return 0;
@@ -145,13 +153,13 @@ void smallc_prepare_forward_flipped(const Conv2dShape& s, const Conv2dShape& t, 
   const index_t taps = Kg * RS;
   float* wp = shared + offsets_floats(pl);
   for (index_t g = 0; g < s.groups; ++g) {
-    float* dst = wp + g * taps * Kv;  // [tap][Kv]
+    float* dst = wp + g * taps * Kv;  // blocked as smallc_filter_index says
     for (index_t k = 0; k < Kg; ++k)
       for (index_t r = 0; r < s.R; ++r)
         for (index_t t = 0; t < s.S; ++t) {
-          float* d = dst + ((k * s.R + r) * s.S + t) * Kv;
+          const index_t tap = (k * s.R + r) * s.S + t;
           const float* src = w + (g * Kg + k) * Cg * RS + (s.R - 1 - r) * s.S + (s.S - 1 - t);
-          for (index_t c = 0; c < Kv; ++c) d[c] = c < Cg ? src[c * RS] : 0.0f;
+          for (index_t c = 0; c < Kv; ++c) dst[smallc_filter_index(taps, Kv, tap, c)] = c < Cg ? src[c * RS] : 0.0f;
         }
   }
 }

@@ -36,8 +36,21 @@ struct SmallCPlan {
 
 SmallCPlan smallc_plan(const Conv2dShape& s);
 
+// Where channel c of tap `tap` sits in one group's packed filters: blocks of 32 output channels
+// (the last one 16 wide when Kv is an odd multiple of 16), each block [tap][width], so that a
+// tile's filter stream is contiguous whatever Kv is.
+inline index_t smallc_filter_index(index_t CRS, index_t Kv, index_t tap, index_t c) {
+  const index_t b0 = c / 32 * 32, width = Kv - b0 < 32 ? Kv - b0 : 32;
+  return b0 * CRS + tap * width + (c - b0);
+}
+
 // Whether the direct path runs this pass (forward or backward_weight) on this machine and shape.
 bool smallc_applies(const Conv2dShape& s, ConvPass pass);
+
+// Whether the forward runs here with filters packed once ahead of the calls (the inference plan,
+// csrc/cpu/plan): as smallc_applies, and also from 256 channels up, where packing per call is
+// what lost to the GEMM paths.
+bool smallc_applies_prepacked(const Conv2dShape& s);
 
 // Workspace: `shared` floats once per call (forward: the tap offsets, then the filters of every
 // group as w^T with channels padded to Kv), then `slice` floats per thread.

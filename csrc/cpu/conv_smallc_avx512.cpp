@@ -6,6 +6,7 @@
 // runs at ~98% of peak; the rest is the phase split (~4.6% of AlexNet conv1), the output stores
 // (~2%) and the tiles' transposes (~2%).
 #include <immintrin.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <array>
@@ -113,11 +114,12 @@ void deal_row(const float* src, index_t W, float* row, index_t plane, index_t pa
 // zeroed tail (pl.xs_floats in all). The padding is zero-filled plane row by plane row; the image
 // is then read row by row, each row dealt out to its sw planes (reading the planes' strided
 // columns directly, scalar or by gathers, was 12-15% of AlexNet conv1's forward).
-void build_phases(const Conv2dShape& s, const SmallCPlan& pl, const float* x, float* xs) {
+// Channels [c0, c1) of it; the zeroed tail is written by whoever gets the last channel.
+void build_phases(const Conv2dShape& s, const SmallCPlan& pl, const float* x, float* xs, index_t c0, index_t c1) {
   const index_t sh = s.stride_h, sw = s.stride_w, Cg = s.C / s.groups, Hq = pl.Hq, Wq = pl.Wq;
   const index_t plane = Hq * Wq;
-  float* p = xs;
-  for (index_t c = 0; c < Cg; ++c)
+  float* p = xs + c0 * sh * sw * plane;
+  for (index_t c = c0; c < c1; ++c)
     for (index_t ph = 0; ph < sh; ++ph)
       for (index_t pw = 0; pw < sw; ++pw) {
         // Columns wq with 0 <= wq*sw + pw - pad_w < W: [lo, hi).
@@ -134,8 +136,8 @@ void build_phases(const Conv2dShape& s, const SmallCPlan& pl, const float* x, fl
           }
         }
       }
-  std::fill(p, xs + pl.xs_floats, 0.0f);
-  for (index_t c = 0; c < Cg; ++c)
+  if (c1 == Cg) std::fill(p, xs + pl.xs_floats, 0.0f);
+  for (index_t c = c0; c < c1; ++c)
     for (index_t h = 0; h < s.H; ++h) {
       const index_t hp = h + s.pad_h, hq = hp / sh;
       if (hq >= Hq) continue;
@@ -173,12 +175,13 @@ inline void store_tile(const __m512 (&acc)[TP][NV], __mmask16 pix, index_t chann
 }
 
 // Forward tile: TP (14 or 8) consecutive output pixels of one row x NV vectors of 16 output
-// channels (28 accumulators for 14 x 2). Per tap, NV filter vectors (w^T, packed [tap][Kv]) and
+// channels (28 accumulators for 14 x 2). Per tap, NV filter vectors (w^T, a 32-channel block's
+// [tap][ldw], smallc_filter_index) and
 // TP broadcasts of x, TP*NV FMAs; the pixels' x values are consecutive in the phase plane, at
 // constant offsets 0..TP-1 from the tap's run. The tile is transposed in registers and stored as
 // n pixels of each real channel.
 template <int TP, int NV>
-void fwd_tile(const float* xj, const int32_t* off, index_t CRS, const float* wT, index_t Kv, const float* bias,
+void fwd_tile(const float* xj, const int32_t* off, index_t CRS, const float* wT, index_t ldw, const float* bias,
               index_t kreal, float* y, index_t PQ, index_t n) {
   __m512 acc[TP][NV];
 #pragma GCC unroll 2
@@ -200,7 +203,7 @@ void fwd_tile(const float* xj, const int32_t* off, index_t CRS, const float* wT,
     const float* xp = xj + off[k];
     __m512 wv[NV];
 #pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) wv[v] = _mm512_loadu_ps(wT + k * Kv + 16 * v);
+    for (int v = 0; v < NV; ++v) wv[v] = _mm512_loadu_ps(wT + k * ldw + 16 * v);
 #pragma GCC unroll 14
     for (int i = 0; i < TP; ++i) {
       const __m512 xi = _mm512_set1_ps(xp[i]);
@@ -313,10 +316,11 @@ const std::array<BwTile, kMaxTT> kBwTile2 = bw_table<2>(std::make_integer_sequen
 
 }  // namespace
 
-// dst[col*ldv + row] = src[row*cols + col] for row < rows, 0 for rows <= row < ldv (a multiple of
-// 16), by 16 x 16 register transposes (a scalar loop reads src with a stride of `cols` floats:
-// ~4% of LeNet conv2's forward, serial).
-static void pack_transposed(const float* src, index_t rows, index_t cols, index_t ldv, float* dst) {
+// dst[col*ldv + row] (or, `blocked`, dst[smallc_filter_index(cols, ldv, col, row)]) =
+// src[row*cols + col] for row < rows, 0 for rows <= row < ldv (a multiple of 16), by 16 x 16
+// register transposes (a scalar loop reads src with a stride of `cols` floats: ~4% of LeNet
+// conv2's forward, serial).
+static void pack_transposed(const float* src, index_t rows, index_t cols, index_t ldv, float* dst, bool blocked) {
   for (index_t k0 = 0; k0 < cols; k0 += 16) {
     const index_t kn = std::min<index_t>(16, cols - k0);
     const __mmask16 m = static_cast<__mmask16>((1u << kn) - 1u);
@@ -325,15 +329,15 @@ static void pack_transposed(const float* src, index_t rows, index_t cols, index_
       for (index_t i = 0; i < 16; ++i)
         r[i] = i0 + i < rows ? _mm512_maskz_loadu_ps(m, src + (i0 + i) * cols + k0) : _mm512_setzero_ps();
       transpose16(r);
-      for (index_t l = 0; l < kn; ++l) _mm512_storeu_ps(dst + (k0 + l) * ldv + i0, r[l]);
+      for (index_t l = 0; l < kn; ++l) _mm512_storeu_ps(dst + (blocked ? smallc_filter_index(cols, ldv, k0 + l, i0) : (k0 + l) * ldv + i0), r[l]);
     }
   }
 }
 
-// w^T of each group, [tap][Kv] with channels past K/groups zero.
+// w^T of each group, blocked as smallc_filter_index says, channels past K/groups zero.
 void smallc_pack_weights_avx512(const Conv2dShape& s, const SmallCPlan& pl, const float* w, float* wp) {
   const index_t Kg = s.K / s.groups;
-  for (index_t g = 0; g < s.groups; ++g) pack_transposed(w + g * Kg * pl.CRS, Kg, pl.CRS, pl.Kv, wp + g * pl.CRS * pl.Kv);
+  for (index_t g = 0; g < s.groups; ++g) pack_transposed(w + g * Kg * pl.CRS, Kg, pl.CRS, pl.Kv, wp + g * pl.CRS * pl.Kv, true);
 }
 
 // With stride 1 and no padding the phase plane is the image itself; it is read in place when no
@@ -346,29 +350,49 @@ static bool reads_x_in_place(const Conv2dShape& s, const SmallCPlan& pl) {
 void smallc_forward_image_avx512(const Conv2dShape& s, const SmallCPlan& pl, const float* x, const float* wp,
                                  const int32_t* off, const float* bias, float* y, index_t ldy, float* slice,
                                  bool parallel) {
-  const float* xs = x;
-  if (!reads_x_in_place(s, pl)) {
-    float* planes = align64(slice);
-    build_phases(s, pl, x, planes);
-    xs = planes;
-  }
-  const index_t Kg = s.K / s.groups, Kv = pl.Kv, Q = s.Q;
-  maybe_parallel_for(parallel, s.P, [&](index_t p) {
-    for (index_t q0 = 0; q0 < Q; q0 += pl.TP)
-      for (index_t kv = 0; kv < Kv; kv += 32) {
-        const float* xj = xs + p * pl.Wq + q0;
-        float* yo = y + kv * ldy + p * Q + q0;
-        const float* b = bias != nullptr ? bias + kv : nullptr;
-        const index_t n = std::min<index_t>(pl.TP, Q - q0);
-        const bool two = Kv - kv >= 32;
-        if (pl.TP == 14) {
-          (two ? fwd_tile<14, 2> : fwd_tile<14, 1>)(xj, off, pl.CRS, wp + kv, Kv, b, Kg - kv, yo, ldy, n);
-        } else {
-          (two ? fwd_tile<8, 2> : fwd_tile<8, 1>)(xj, off, pl.CRS, wp + kv, Kv, b, Kg - kv, yo, ldy, n);
+  const bool in_place = reads_x_in_place(s, pl);
+  const float* xs = in_place ? x : align64(slice);
+  const index_t Kg = s.K / s.groups, Kv = pl.Kv, Q = s.Q, Cg = s.C / s.groups;
+  const index_t blocks = (Kv + 31) / 32;
+  // Blocks of 32 output channels [b0, b1) outside, output rows [p0, p1) inside: a block's filters
+  // (CRS x 32, contiguous) stay in L2 while the rows' tiles read them.
+  auto tiles = [&](index_t b0, index_t b1, index_t p0, index_t p1) {
+    for (index_t kv = 32 * b0; kv < 32 * b1 && kv < Kv; kv += 32) {
+      const bool two = Kv - kv >= 32;
+      const float* wb = wp + kv * pl.CRS;
+      const float* b = bias != nullptr ? bias + kv : nullptr;
+      for (index_t p = p0; p < p1; ++p)
+        for (index_t q0 = 0; q0 < Q; q0 += pl.TP) {
+          const float* xj = xs + p * pl.Wq + q0;
+          float* yo = y + kv * ldy + p * Q + q0;
+          const index_t n = std::min<index_t>(pl.TP, Q - q0);
+          if (pl.TP == 14) {
+            (two ? fwd_tile<14, 2> : fwd_tile<14, 1>)(xj, off, pl.CRS, wb, two ? 32 : 16, b, Kg - kv, yo, ldy, n);
+          } else {
+            (two ? fwd_tile<8, 2> : fwd_tile<8, 1>)(xj, off, pl.CRS, wb, two ? 32 : 16, b, Kg - kv, yo, ldy, n);
+          }
         }
-        if (!two) break;
-      }
-  });
+    }
+  };
+  if (!parallel) {
+    if (!in_place) build_phases(s, pl, x, align64(slice), 0, Cg);
+    tiles(0, blocks, 0, s.P);
+    return;
+  }
+  // A team splits the phase planes by channels, then the tiles by output rows, each thread all
+  // the filter blocks. Splitting by blocks instead (half the filters per thread, all of the image)
+  // was slower or equal on ResNet-18's 3x3 layers at batch 1, 2 threads (min of 40 interleaved
+  // runs, ms, rows / blocks): 64->64 on 56x56 1.22 / 1.31, 64->128 stride 2 0.83 / 1.00, 128->128
+  // on 28x28 1.30 / 1.36, 128->256 stride 2 0.80 / 0.87.
+#pragma omp parallel num_threads(max_threads())
+  {
+    const index_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+    if (!in_place) {
+      build_phases(s, pl, x, align64(slice), Cg * t / nt, Cg * (t + 1) / nt);
+#pragma omp barrier
+    }
+    tiles(0, blocks, s.P * t / nt, s.P * (t + 1) / nt);
+  }
 }
 
 void smallc_backward_weight_avx512(const Conv2dShape& s, const SmallCPlan& pl, const float* grad_out,
@@ -509,7 +533,7 @@ bool smallc_bd_has_kernel(index_t W, index_t S) { return (S == 3 || S == 5) && W
 
 void smallc_pack_bd_weights_avx512(const Conv2dShape& s, index_t Cv, const float* w, float* wb) {
   const index_t Cg = s.C / s.groups, RS = s.R * s.S;
-  for (index_t k = 0; k < s.K; ++k) pack_transposed(w + k * Cg * RS, Cg, RS, Cv, wb + k * RS * Cv);
+  for (index_t k = 0; k < s.K; ++k) pack_transposed(w + k * Cg * RS, Cg, RS, Cv, wb + k * RS * Cv, false);
 }
 
 void smallc_backward_data_image_avx512(const Conv2dShape& s, index_t Cv, const float* grad_out, const float* wb,

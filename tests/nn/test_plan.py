@@ -11,6 +11,8 @@ import fastlayers as fl
 from fastlayers import _cpu, nn
 from fastlayers.nn import plan as P
 
+from ..helpers import num_threads
+
 
 def _x(shape, seed=1):
     return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
@@ -191,6 +193,32 @@ def test_threads_and_non_contiguous_input():
         _close(y, ref)
     xt = np.asfortranarray(x)
     _close(model(xt), ref)
+
+
+# The plan runs the direct kernel (conv_smallc) with its filters packed once, from 256 input channels
+# up too (smallc_applies_prepacked): filter blocks of 32 output channels, the last one 16 wide when
+# K/groups is an odd multiple of 16, rows split over the team. Each against the layer-by-layer pass.
+WIDE_CONVS = [
+    (256, 48, 9, 3, 1, 1, 1),   # two filter blocks, 32 + 16 channels; 9 rows over 2 or 3 threads
+    (272, 40, 8, 3, 2, 1, 2),   # stride 2 (phase planes), K padded to 48, batch 2
+    (512, 24, 7, 3, 1, 1, 1),   # 512 x 3 x 3 = 4608 taps, the largest the kernel takes
+    (520, 16, 5, 3, 1, 1, 1),   # 4680 taps: past it, conv2d_forward's paths
+    (256, 64, 6, 3, 1, 0, 3),   # no padding, 4-pixel rows of 8-pixel tiles
+]
+
+
+@pytest.mark.parametrize("case", WIDE_CONVS, ids=[str(c) for c in WIDE_CONVS])
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_wide_convs_match_layer_by_layer(case, threads):
+    C, K, H, R, stride, pad, N = case
+    model = nn.Sequential([nn.Conv2d(C, K, R, stride, pad, rng=np.random.default_rng(0)), nn.ReLU()]).eval()
+    x = _x((N, C, H, H))
+    with num_threads(threads):
+        plan = P.get(model, x.shape)
+        assert plan is not None, P.explain(model, x.shape)
+        y = np.empty(plan.output_shape, np.float32)
+        plan._c.run(x, y, threads)
+    _close(y, _layerwise(model, x))
 
 
 def test_plan_checks_its_arguments():

@@ -47,11 +47,12 @@ float* alloc_floats(index_t n) {
 index_t conv_in_floats(const Conv2dShape& s) { return s.N * s.C * s.H * s.W; }
 index_t conv_out_floats(const Conv2dShape& s) { return s.N * s.K * s.P * s.Q; }
 
-// Whether the direct kernel (conv_smallc.h) can run this forward convolution with packed filters:
+// Whether the direct kernel (conv_smallc.h) can run this forward convolution with packed filters
+// (packed once here, so from 256 channels up as well: smallc_applies_prepacked):
 // conv2d_forward's own order is Winograd, then 1x1 as a plain GEMM on x, then the direct kernel.
 bool smallc_possible(const Conv2dShape& s) {
   const bool direct = s.R == 1 && s.S == 1 && s.stride_h == 1 && s.stride_w == 1 && s.pad_h == 0 && s.pad_w == 0;
-  return !direct && smallc_applies(s, ConvPass::forward);
+  return !direct && smallc_applies_prepacked(s);
 }
 
 
