@@ -102,6 +102,11 @@ bool smallc_applies_impl(const Conv2dShape& s, ConvPass pass, bool prepacked) {
   // this path / GEMM: batch 1 3.5 / 2.1 ms at 1 thread, 6.7 / 1.1 ms at 2; batch 16 33 / 26 and
   // 23 / 14 ms); at 128 channels it still wins or ties (128 -> 128 stride 2 on 28x28, batch 4:
   // 3.0 / 4.1 ms at 1 thread).
+  // With the filters packed once (the inference plan) it wins there too, in blocks of 32 output
+  // channels: plan step, 2 threads, min of 15-40 interleaved runs (ms), GEMM or pixel-vectorised
+  // direct path / this: 256 -> 256 on 14x14 batch 1 1.52 / 1.11, batch 4 7.7 / 4.7; 256 -> 512
+  // stride 2 batch 1 1.00 / 0.78, batch 8 6.2 / 5.7; 512 -> 512 on 7x7 batch 1 1.88 / 1.71,
+  // batch 32 41.6 / 39.9 (Winograd keeps 14x14 from batch 16 on: choose_conv_paths).
   if (Cg >= 256 && !prepacked) return false;
   const SmallCPlan pl = smallc_plan(s);
   const index_t tiles = (s.Q + pl.TP - 1) / pl.TP * pl.TP;
