@@ -26,7 +26,8 @@ namespace fastlayers::cpu {
 struct SmallCPlan {
   index_t Hq, Wq;     // forward: rows / columns of one phase plane
   index_t xs_floats;  // the phase planes of one (image, group), plus a zeroed tail for overreads
-  index_t TP;         // forward: output pixels per tile, 14 (28 accumulators) or 8 (16)
+  index_t TP;         // forward: output pixels per tile, 14 (28 accumulators), 8 (16) or 7 (28)
+  index_t KB;         // forward: output channels per filter block (smallc_filter_index), 32 or 64
   index_t CRS;
   // Backward-weight: the zero-padded image (Hp x Wp per channel; xp_floats = 0 without padding,
   // x itself is read then), grad_out^T staged rows_block output rows at a time, channels padded
@@ -36,11 +37,11 @@ struct SmallCPlan {
 
 SmallCPlan smallc_plan(const Conv2dShape& s);
 
-// Where channel c of tap `tap` sits in one group's packed filters: blocks of 32 output channels
-// (the last one 16 wide when Kv is an odd multiple of 16), each block [tap][width], so that a
+// Where channel c of tap `tap` sits in one group's packed filters: blocks of KB (SmallCPlan) output
+// channels (the last one narrower when KB does not divide Kv), each block [tap][width], so that a
 // tile's filter stream is contiguous whatever Kv is.
-inline index_t smallc_filter_index(index_t CRS, index_t Kv, index_t tap, index_t c) {
-  const index_t b0 = c / 32 * 32, width = Kv - b0 < 32 ? Kv - b0 : 32;
+inline index_t smallc_filter_index(index_t CRS, index_t Kv, index_t KB, index_t tap, index_t c) {
+  const index_t b0 = c / KB * KB, width = Kv - b0 < KB ? Kv - b0 : KB;
   return b0 * CRS + tap * width + (c - b0);
 }
 

@@ -163,7 +163,7 @@ using avx512::transpose16;
 // transposed in registers, channel c (< channels) to out + c*ld, the pixels masked by `pix`.
 template <int TP, int NV>
 inline void store_tile(const __m512 (&acc)[TP][NV], __mmask16 pix, index_t channels, float* out, index_t ld) {
-#pragma GCC unroll 2
+#pragma GCC unroll 4
   for (int v = 0; v < NV; ++v) {
     __m512 r[16];
 #pragma GCC unroll 14
@@ -184,7 +184,7 @@ template <int TP, int NV>
 void fwd_tile(const float* xj, const int32_t* off, index_t CRS, const float* wT, index_t ldw, const float* bias,
               index_t kreal, float* y, index_t PQ, index_t n) {
   __m512 acc[TP][NV];
-#pragma GCC unroll 2
+#pragma GCC unroll 4
   for (int v = 0; v < NV; ++v) {
     const index_t c = std::clamp<index_t>(kreal - 16 * v, 0, 16);
     const __m512 b = bias != nullptr ? _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << c) - 1u), bias + 16 * v)
@@ -202,12 +202,12 @@ void fwd_tile(const float* xj, const int32_t* off, index_t CRS, const float* wT,
   for (index_t k = 0; k < CRS; ++k) {
     const float* xp = xj + off[k];
     __m512 wv[NV];
-#pragma GCC unroll 2
+#pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) wv[v] = _mm512_loadu_ps(wT + k * ldw + 16 * v);
 #pragma GCC unroll 14
     for (int i = 0; i < TP; ++i) {
       const __m512 xi = _mm512_set1_ps(xp[i]);
-#pragma GCC unroll 2
+#pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(xi, wv[v], acc[i][v]);
     }
   }
@@ -316,11 +316,11 @@ const std::array<BwTile, kMaxTT> kBwTile2 = bw_table<2>(std::make_integer_sequen
 
 }  // namespace
 
-// dst[col*ldv + row] (or, `blocked`, dst[smallc_filter_index(cols, ldv, col, row)]) =
+// dst[col*ldv + row] (or, blocked by kb > 0, dst[smallc_filter_index(cols, ldv, kb, col, row)]) =
 // src[row*cols + col] for row < rows, 0 for rows <= row < ldv (a multiple of 16), by 16 x 16
 // register transposes (a scalar loop reads src with a stride of `cols` floats: ~4% of LeNet
 // conv2's forward, serial).
-static void pack_transposed(const float* src, index_t rows, index_t cols, index_t ldv, float* dst, bool blocked) {
+static void pack_transposed(const float* src, index_t rows, index_t cols, index_t ldv, float* dst, index_t kb) {
   for (index_t k0 = 0; k0 < cols; k0 += 16) {
     const index_t kn = std::min<index_t>(16, cols - k0);
     const __mmask16 m = static_cast<__mmask16>((1u << kn) - 1u);
@@ -329,7 +329,7 @@ static void pack_transposed(const float* src, index_t rows, index_t cols, index_
       for (index_t i = 0; i < 16; ++i)
         r[i] = i0 + i < rows ? _mm512_maskz_loadu_ps(m, src + (i0 + i) * cols + k0) : _mm512_setzero_ps();
       transpose16(r);
-      for (index_t l = 0; l < kn; ++l) _mm512_storeu_ps(dst + (blocked ? smallc_filter_index(cols, ldv, k0 + l, i0) : (k0 + l) * ldv + i0), r[l]);
+      for (index_t l = 0; l < kn; ++l) _mm512_storeu_ps(dst + (kb > 0 ? smallc_filter_index(cols, ldv, kb, k0 + l, i0) : (k0 + l) * ldv + i0), r[l]);
     }
   }
 }
@@ -337,7 +337,7 @@ static void pack_transposed(const float* src, index_t rows, index_t cols, index_
 // w^T of each group, blocked as smallc_filter_index says, channels past K/groups zero.
 void smallc_pack_weights_avx512(const Conv2dShape& s, const SmallCPlan& pl, const float* w, float* wp) {
   const index_t Kg = s.K / s.groups;
-  for (index_t g = 0; g < s.groups; ++g) pack_transposed(w + g * Kg * pl.CRS, Kg, pl.CRS, pl.Kv, wp + g * pl.CRS * pl.Kv, true);
+  for (index_t g = 0; g < s.groups; ++g) pack_transposed(w + g * Kg * pl.CRS, Kg, pl.CRS, pl.Kv, wp + g * pl.CRS * pl.Kv, pl.KB);
 }
 
 // With stride 1 and no padding the phase plane is the image itself; it is read in place when no
@@ -353,12 +353,12 @@ void smallc_forward_image_avx512(const Conv2dShape& s, const SmallCPlan& pl, con
   const bool in_place = reads_x_in_place(s, pl);
   const float* xs = in_place ? x : align64(slice);
   const index_t Kg = s.K / s.groups, Kv = pl.Kv, Q = s.Q, Cg = s.C / s.groups;
-  const index_t blocks = (Kv + 31) / 32;
-  // Blocks of 32 output channels [b0, b1) outside, output rows [p0, p1) inside: a block's filters
-  // (CRS x 32, contiguous) stay in L2 while the rows' tiles read them.
+  // Filter blocks of KB output channels outside, output rows [p0, p1) inside: a block's filters
+  // (CRS x KB, contiguous) stay in L2 while the rows' tiles read them.
+  const index_t blocks = (Kv + pl.KB - 1) / pl.KB;
   auto tiles = [&](index_t b0, index_t b1, index_t p0, index_t p1) {
-    for (index_t kv = 32 * b0; kv < 32 * b1 && kv < Kv; kv += 32) {
-      const bool two = Kv - kv >= 32;
+    for (index_t kv = b0 * pl.KB; kv < b1 * pl.KB && kv < Kv; kv += pl.KB) {
+      const index_t width = std::min(pl.KB, Kv - kv);
       const float* wb = wp + kv * pl.CRS;
       const float* b = bias != nullptr ? bias + kv : nullptr;
       for (index_t p = p0; p < p1; ++p)
@@ -366,11 +366,10 @@ void smallc_forward_image_avx512(const Conv2dShape& s, const SmallCPlan& pl, con
           const float* xj = xs + p * pl.Wq + q0;
           float* yo = y + kv * ldy + p * Q + q0;
           const index_t n = std::min<index_t>(pl.TP, Q - q0);
-          if (pl.TP == 14) {
-            (two ? fwd_tile<14, 2> : fwd_tile<14, 1>)(xj, off, pl.CRS, wb, two ? 32 : 16, b, Kg - kv, yo, ldy, n);
-          } else {
-            (two ? fwd_tile<8, 2> : fwd_tile<8, 1>)(xj, off, pl.CRS, wb, two ? 32 : 16, b, Kg - kv, yo, ldy, n);
-          }
+          auto tile = pl.TP == 7    ? fwd_tile<7, 4>
+                      : pl.TP == 14 ? (width == 32 ? fwd_tile<14, 2> : fwd_tile<14, 1>)
+                                    : (width == 32 ? fwd_tile<8, 2> : fwd_tile<8, 1>);
+          tile(xj, off, pl.CRS, wb, width, b, Kg - kv, yo, ldy, n);
         }
     }
   };
@@ -380,18 +379,25 @@ void smallc_forward_image_avx512(const Conv2dShape& s, const SmallCPlan& pl, con
     return;
   }
   // A team splits the phase planes by channels, then the tiles by output rows, each thread all
-  // the filter blocks. Splitting by blocks instead (half the filters per thread, all of the image)
-  // was slower or equal on ResNet-18's 3x3 layers at batch 1, 2 threads (min of 40 interleaved
-  // runs, ms, rows / blocks): 64->64 on 56x56 1.22 / 1.31, 64->128 stride 2 0.83 / 1.00, 128->128
-  // on 28x28 1.30 / 1.36, 128->256 stride 2 0.80 / 0.87.
-#pragma omp parallel num_threads(max_threads())
+  // the filter blocks. Splitting by blocks instead (part of the filters per thread, all of the
+  // image) was slower or equal on ResNet-18's 3x3 layers at batch 1, 2 threads (min of 40
+  // interleaved runs, ms, rows / blocks): 64->64 on 56x56 1.22 / 1.31, 64->128 stride 2 0.83 /
+  // 1.00, 128->128 on 28x28 1.30 / 1.36, 128->256 stride 2 0.80 / 0.87. Blocks are split only where
+  // they divide evenly and the rows do not (7 rows: 256->512 stride 2 onto 7x7 0.70 / 0.65,
+  // 512->512 on 7x7 1.25 / 1.23).
+  const int team = max_threads();
+  const bool by_blocks = blocks % team == 0 && s.P % team != 0;
+#pragma omp parallel num_threads(team)
   {
     const index_t t = omp_get_thread_num(), nt = omp_get_num_threads();
     if (!in_place) {
       build_phases(s, pl, x, align64(slice), Cg * t / nt, Cg * (t + 1) / nt);
 #pragma omp barrier
     }
-    tiles(0, blocks, s.P * t / nt, s.P * (t + 1) / nt);
+    if (by_blocks)
+      tiles(blocks * t / nt, blocks * (t + 1) / nt, 0, s.P);
+    else
+      tiles(0, blocks, s.P * t / nt, s.P * (t + 1) / nt);
   }
 }
 
@@ -533,7 +539,7 @@ bool smallc_bd_has_kernel(index_t W, index_t S) { return (S == 3 || S == 5) && W
 
 void smallc_pack_bd_weights_avx512(const Conv2dShape& s, index_t Cv, const float* w, float* wb) {
   const index_t Cg = s.C / s.groups, RS = s.R * s.S;
-  for (index_t k = 0; k < s.K; ++k) pack_transposed(w + k * Cg * RS, Cg, RS, Cv, wb + k * RS * Cv, false);
+  for (index_t k = 0; k < s.K; ++k) pack_transposed(w + k * Cg * RS, Cg, RS, Cv, wb + k * RS * Cv, 0);
 }
 
 void smallc_backward_data_image_avx512(const Conv2dShape& s, index_t Cv, const float* grad_out, const float* wb,

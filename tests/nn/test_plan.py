@@ -196,14 +196,18 @@ def test_threads_and_non_contiguous_input():
 
 
 # The plan runs the direct kernel (conv_smallc) with its filters packed once, from 256 input channels
-# up too (smallc_applies_prepacked): filter blocks of 32 output channels, the last one 16 wide when
-# K/groups is an odd multiple of 16, rows split over the team. Each against the layer-by-layer pass.
+# up too (smallc_applies_prepacked): filter blocks of 32 output channels (the last one 16 wide when
+# K/groups is an odd multiple of 16) or of 64 for 7-pixel tiles, rows split over the team. Each against the layer-by-layer pass.
 WIDE_CONVS = [
     (256, 48, 9, 3, 1, 1, 1),   # two filter blocks, 32 + 16 channels; 9 rows over 2 or 3 threads
     (272, 40, 8, 3, 2, 1, 2),   # stride 2 (phase planes), K padded to 48, batch 2
     (512, 24, 7, 3, 1, 1, 1),   # 512 x 3 x 3 = 4608 taps, the largest the kernel takes
     (520, 16, 5, 3, 1, 1, 1),   # 4680 taps: past it, conv2d_forward's paths
     (256, 64, 6, 3, 1, 0, 3),   # no padding, 4-pixel rows of 8-pixel tiles
+    # 7-pixel tiles x 64-channel blocks (rows a multiple of 7, not of 14; K/groups padded to 64s):
+    (64, 64, 7, 3, 1, 1, 2),    # the small ResNet's / ResNet-18's last stage shape
+    (96, 128, 21, 3, 1, 1, 1),  # three tiles per row, two filter blocks
+    (128, 56, 14, 3, 2, 1, 3),  # stride 2 onto 7x7, 56 real channels of 64
 ]
 
 
