@@ -207,8 +207,7 @@ def child(kind: str, args) -> dict:
                 return t
 
             with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-                out = model(xt)
-            del out
+                model(xt)
             return sum(seen.values())
         model.train()
     else:

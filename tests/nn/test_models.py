@@ -8,7 +8,6 @@ import sys
 import numpy as np
 import pytest
 
-import fastlayers as fl
 from fastlayers import data, nn, optim
 
 from ..helpers import assert_close

@@ -135,7 +135,7 @@ def test_conv_options_match_torch_on_random_cases(rng):
                 m = _torch_module(torch, nd, x, w, b, stride, padding, dil, groups, mode)
                 xt = torch.from_numpy(x).requires_grad_()
                 yt = m(xt)
-            except RuntimeError as exc:  # the kernel does not fit, or reflect pad >= size
+            except RuntimeError:  # the kernel does not fit, or reflect pad >= size
                 with pytest.raises(ValueError):
                     _ops(nd, fl)[0](x.astype(np.float32), w.astype(np.float32), b.astype(np.float32), **kw)
                 continue
