@@ -62,6 +62,9 @@ CASES = [
     (2, 16, 12, 13, 32, 3, 3, 1, 1, 1, 2),              # groups 2: C/groups = 8, K/groups = 16
     (1, 8, 14, 14, 8, 3, 3, 1, 2, 2, 1),                # dilation 2, pad 2
     (2, 9, 11, 28, 12, 3, 5, 1, (1, 2), 1, 1),          # asymmetric kernel and padding
+    # Strides whose taps read only some phase planes (the others are left unfilled):
+    (2, 16, 15, 15, 24, 1, 1, 2, 0, 1, 1),              # 1x1 stride 2: one phase of four
+    (2, 8, 25, 25, 16, 3, 3, 2, 2, 2, 1),               # 3x3 dilation 2 stride 2: taps 0, 2, 4, phase 0
 ]
 
 
