@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 import fastlayers as fl
 from fastlayers import reference as ref
 
-from ..helpers import assert_close, reduction_tol
+from ..helpers import assert_close, num_threads, reduction_tol
 
 c3 = importlib.import_module("fastlayers.ops.conv3d")
 
@@ -94,14 +94,10 @@ def test_conv3d_parallel_strategies(device, rng, monkeypatch, threads, path):
     # sums; N = 1 with 2 threads: parallel inside one image (sgemm, im2col, conv2d).
     for k, v in PATHS[path].items():
         monkeypatch.setenv(k, v)
-    old = fl.get_num_threads()
-    fl.set_num_threads(threads)
-    try:
+    with num_threads(threads):
         for case in [(3, 4, 5, 6, 5, 8, 3, 3, 3, 1, 1, 1, 2), (1, 3, 7, 6, 6, 8, 3, 3, 3, 1, 1, 1, 1)]:
             x, w, b, params = _data(rng, case)
             check_all(device, x, w, b, params, rng, f"{case} {path} threads={threads}")
-    finally:
-        fl.set_num_threads(old)
 
 
 @pytest.mark.parametrize("path", ["gemm", "slices", "winograd"])

@@ -14,7 +14,7 @@ import pytest
 import fastlayers as fl
 from fastlayers import reference as ref
 
-from ..helpers import assert_close, reduction_tol
+from ..helpers import assert_close, num_threads, reduction_tol
 from .test_conv import _case_data, _check_all
 
 
@@ -55,15 +55,11 @@ def test_direct_matches_reference(device, rng, isa, direct, case):
 @pytest.mark.parametrize("threads", [1, 2])
 def test_direct_threads(device, rng, direct, threads):
     # Over images (N >= threads) and inside one image (N = 1, enough work to split).
-    old = fl.get_num_threads()
-    fl.set_num_threads(threads)
-    try:
+    with num_threads(threads):
         for case in [(1, 32, 30, 29, 40, 3, 3, 1, 1, 1, 1), (5, 18, 9, 14, 17, 3, 3, 2, 1, 1, 1),
                      (3, 24, 21, 22, 16, 3, 3, 1, 1, 1, 1)]:
             x, w, b, params = _case_data(rng, case)
             _check_all(device, x, w, b, params, rng, f"{case} threads={threads}")
-    finally:
-        fl.set_num_threads(old)
 
 
 def test_direct_matches_other_paths(rng, monkeypatch):

@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 import fastlayers as fl
 from fastlayers import reference as ref
 
-from ..helpers import assert_close, reduction_tol
+from ..helpers import assert_close, num_threads, reduction_tol
 
 # (N, C, H, W, K, R, S, stride, padding, dilation, groups)
 CASES = [
@@ -94,9 +94,7 @@ def _check(x, w, b, params, rng, what):
 def _check_grad_x(rng, case, nthreads, what, batches=(None,)):
     """conv2d_backward's grad_x for `case` at `nthreads` threads against the float64 reference, on the
     whole batch (None) and on the first n images for each n in `batches`."""
-    old = fl.get_num_threads()
-    fl.set_num_threads(nthreads)
-    try:
+    with num_threads(nthreads):
         x, w, _, params = _data(rng, case)
         K, R, S = w.shape[0], w.shape[2], w.shape[3]
         y = ref.conv2d(x.astype(np.float64), w.astype(np.float64), None, **params)
@@ -107,8 +105,6 @@ def _check_grad_x(rng, case, nthreads, what, batches=(None,)):
                                           w.astype(np.float64), **params)
             assert_close(gx, rx, reduction_tol(K // params["groups"] * R * S),
                          f"{what} threads={nthreads} N={n or x.shape[0]} grad_x")
-    finally:
-        fl.set_num_threads(old)
 
 
 @pytest.fixture(params=["on", "off"])
@@ -160,13 +156,9 @@ BW_CASES = [
 @pytest.mark.parametrize("nthreads", [1, 2, 3])
 @pytest.mark.parametrize("case", BW_CASES, ids=[str(c) for c in BW_CASES])
 def test_small_channel_backward_weight_blocks_and_threads(rng, case, nthreads):
-    old = fl.get_num_threads()
-    fl.set_num_threads(nthreads)
-    try:
+    with num_threads(nthreads):
         x, w, b, params = _data(rng, case)
         _check(x, w, b, params, rng, f"{case} threads={nthreads}")
-    finally:
-        fl.set_num_threads(old)
 
 
 def test_small_channel_ignores_unused_nonfinite_input(rng):

@@ -13,7 +13,7 @@ import pytest
 import fastlayers as fl
 from fastlayers import reference as ref
 
-from ..helpers import assert_close, reduction_tol
+from ..helpers import assert_close, num_threads, reduction_tol
 
 # (N, C_in, H, W, C_out/groups, R, S, stride, padding, output_padding, groups, dilation)
 CASES = [
@@ -70,14 +70,10 @@ def test_conv_transpose2d_matches_reference(device, rng, monkeypatch, case, wino
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_conv_transpose2d_threads(device, rng, threads):
-    old = fl.get_num_threads()
-    fl.set_num_threads(threads)
-    try:
+    with num_threads(threads):
         for case in (CASES[1], CASES[8]):
             x, w, b, p = _data(rng, (1,) + case[1:])  # batch 1: parallel inside one image
             check_all(device, x, w, b, p, rng, f"{case} threads={threads}")
-    finally:
-        fl.set_num_threads(old)
 
 
 def test_conv_transpose2d_output_padding_limits(rng):

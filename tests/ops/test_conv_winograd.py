@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 import fastlayers as fl
 from fastlayers import reference as ref
 
-from ..helpers import Device, assert_close, reduction_tol
+from ..helpers import Device, assert_close, num_threads, reduction_tol
 from .test_conv import _case_data, _check_all
 
 
@@ -68,14 +68,10 @@ def test_winograd_matches_reference(device, rng, winograd, case):
 @pytest.mark.parametrize("threads", [1, 2])
 def test_winograd_threads(device, rng, winograd, threads):
     # Blocks of tiles split over the threads (one workspace slice each); N = 1 still splits.
-    old = fl.get_num_threads()
-    fl.set_num_threads(threads)
-    try:
+    with num_threads(threads):
         for case in [(1, 24, 33, 31, 20, 3, 3, 1, 1, 1, 1), (5, 18, 9, 14, 17, 3, 3, 1, 0, 1, 1)]:
             x, w, b, params = _case_data(rng, case)
             _check_all(device, x, w, b, params, rng, f"{case} threads={threads}")
-    finally:
-        fl.set_num_threads(old)
 
 
 def test_winograd_is_taken(monkeypatch):
@@ -143,22 +139,18 @@ def test_winograd_propagates_nan(device, winograd, pad):
 def test_winograd_backward_weight_same_bits_any_threads(winograd, rng):
     """Backward-weight's threads share one accumulator per Winograd position, each GEMM a fixed call
     on one thread, so grad_w has the same bits for 1, 2 and 3 threads."""
-    old = fl.get_num_threads()
-    try:
-        for case in [(3, 24, 30, 29, 20, 3, 3, 1, 1, 1, 1), (2, 32, 10, 9, 36, 3, 3, 1, 1, 1, 2)]:
-            x, w, b, params = _case_data(rng, case)
-            g = rng.standard_normal(ref.conv2d(x, w, None, **params).shape).astype(np.float32)
-            out = []
-            for threads in (1, 2, 3):
-                fl.set_num_threads(threads)
+    for case in [(3, 24, 30, 29, 20, 3, 3, 1, 1, 1, 1), (2, 32, 10, 9, 36, 3, 3, 1, 1, 1, 2)]:
+        x, w, b, params = _case_data(rng, case)
+        g = rng.standard_normal(ref.conv2d(x, w, None, **params).shape).astype(np.float32)
+        out = []
+        for threads in (1, 2, 3):
+            with num_threads(threads):
                 out.append(fl.conv2d_backward(g, x, w, **params)[1])
-            np.testing.assert_array_equal(out[0], out[1])
-            np.testing.assert_array_equal(out[0], out[2])
-            rw = ref.conv2d_backward(g.astype(np.float64), x.astype(np.float64), w.astype(np.float64), **params)[1]
-            N, _, P, Q = g.shape
-            assert_close(out[0], rw, reduction_tol(N * P * Q), f"{case} grad_w")
-    finally:
-        fl.set_num_threads(old)
+        np.testing.assert_array_equal(out[0], out[1])
+        np.testing.assert_array_equal(out[0], out[2])
+        rw = ref.conv2d_backward(g.astype(np.float64), x.astype(np.float64), w.astype(np.float64), **params)[1]
+        N, _, P, Q = g.shape
+        assert_close(out[0], rw, reduction_tol(N * P * Q), f"{case} grad_w")
 
 
 @pytest.mark.parametrize("pad", [0, 1, 2])

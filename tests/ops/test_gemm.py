@@ -13,7 +13,7 @@ import fastlayers as fl
 from fastlayers import _cpu
 from fastlayers import reference as ref
 
-from ..helpers import assert_close, reduction_tol
+from ..helpers import assert_close, num_threads, reduction_tol
 
 TRANS = [(False, False), (False, True), (True, False), (True, True)]
 
@@ -60,15 +60,11 @@ def test_gemm_multi_block(isa, rng, trans_a, trans_b):
 
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_gemm_thread_counts(rng, threads):
-    old = fl.get_num_threads()
-    try:
-        fl.set_num_threads(threads)
+    with num_threads(threads):
         for m, n, k in [(100, 200, 784), (37, 20, 500), (500, 40, 300), (1, 1000, 700)]:
             a, b = operands(rng, m, n, k, False, True)
             assert_close(fl.gemm(a, b, trans_b=True), expected(a, b, False, True), reduction_tol(k),
                          f"{threads} threads {m}x{n}x{k}")
-    finally:
-        fl.set_num_threads(old)
 
 
 def test_gemm_concurrent_callers(rng):
@@ -220,13 +216,9 @@ SMALL_M_SHAPES = [(1, 1, 1), (1, 200, 1024), (1, 10, 200), (2, 17, 15), (3, 33, 
 @pytest.mark.parametrize("m,n,k", SMALL_M_SHAPES)
 def test_gemm_small_m(isa, rng, m, n, k, trans_b):
     a, b = operands(rng, m, n, k, False, trans_b)
-    before = fl.get_num_threads()
     for threads in (1, 2):
-        fl.set_num_threads(threads)
-        try:
+        with num_threads(threads):
             got = fl.gemm(a, b, trans_b=trans_b)
-        finally:
-            fl.set_num_threads(before)
         assert_close(got, expected(a, b, False, trans_b), reduction_tol(k), f"small-M gemm {m}x{n}x{k}")
 
 

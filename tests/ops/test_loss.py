@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 import fastlayers as fl
 from fastlayers import reference as ref
 
-from ..helpers import Device, assert_close, reduction_tol
+from ..helpers import Device, assert_close, num_threads, reduction_tol
 
 TOL = reduction_tol(1)
 REDUCTIONS = ["mean", "sum"]
@@ -129,14 +129,10 @@ def test_reduction_is_deterministic_across_thread_counts(rng):
     t = rng.standard_normal(300001).astype(np.float32)
     z = rng.standard_normal((20001, 7)).astype(np.float32)
     y = rng.integers(0, 7, 20001)
-    old = fl.get_num_threads()
-    try:
-        results = []
-        for n in (1, 2, 3):
-            fl.set_num_threads(n)
+    results = []
+    for n in (1, 2, 3):
+        with num_threads(n):
             results.append((float(fl.mse_loss(x, t)), float(fl.softmax_cross_entropy(z, y))))
-    finally:
-        fl.set_num_threads(old)
     assert results[0] == results[1] == results[2]
 
 

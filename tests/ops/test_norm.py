@@ -13,7 +13,7 @@ import pytest
 import fastlayers as fl
 from fastlayers import reference as ref
 
-from ..helpers import Device, assert_close, reduction_tol
+from ..helpers import Device, assert_close, num_threads, reduction_tol
 
 SHAPES = [
     (2, 3), (37, 5), (5000, 3), (40, 1000),  # (N, C): column path; 5000x3 splits the rows over threads
@@ -126,14 +126,10 @@ def test_backward_without_affine(device, rng, shape, stats):
                                    (4, 8, 5000), (70, 64, 8, 8), (9000, 600)], ids=str)
 def test_thread_counts(rng, threads, shape):
     # (70, 64, 8, 8) and (9000, 600) have over 4096 pieces: their per-channel merge is shared out.
-    old = fl.get_num_threads()
-    fl.set_num_threads(threads)
-    try:
+    with num_threads(threads):
         dev = Device("cpu")
         _check_forward(dev, rng, shape)
         _check_backward(dev, rng, shape, "batch", affine=True)
-    finally:
-        fl.set_num_threads(old)
 
 
 @pytest.mark.parametrize("shape", [(4, 8, 40, 40), (2, 1, 70000), (5000, 3), (40, 1000), (16, 64, 7, 7),
@@ -141,14 +137,10 @@ def test_thread_counts(rng, threads, shape):
 def test_results_do_not_depend_on_threads(rng, shape):
     # The pieces and their merge order are a function of the shape only.
     x, w, b, _, _, g = _data(rng, shape)
-    old = fl.get_num_threads()
     out = []
-    try:
-        for t in (1, 2, 3):
-            fl.set_num_threads(t)
+    for t in (1, 2, 3):
+        with num_threads(t):
             out.append((fl.batch_norm(x, None, None, w, b, training=True), *fl.batch_norm_backward(g, x, w)))
-    finally:
-        fl.set_num_threads(old)
     for other in out[1:]:
         for a, b_ in zip(out[0], other):
             np.testing.assert_array_equal(a, b_)

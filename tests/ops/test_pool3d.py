@@ -10,7 +10,7 @@ import pytest
 import fastlayers as fl
 from fastlayers import reference as ref
 
-from ..helpers import assert_close, reduction_tol
+from ..helpers import assert_close, num_threads, reduction_tol
 
 # (x shape, kwargs). Values are rounded to quarters below, so windows hold ties (first maximum wins).
 MAX_CASES = [
@@ -98,9 +98,7 @@ def test_avg_pool3d_matches_reference(device, rng, shape, kw):
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_pool3d_threads_and_large_planes(device, rng, threads):
-    old = fl.get_num_threads()
-    fl.set_num_threads(threads)
-    try:
+    with num_threads(threads):
         x = _x(rng, (2, 3, 12, 20, 24))  # enough cells to go parallel
         for kw in (dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1)):
             assert np.array_equal(device.get(fl.max_pool3d(device.put(x), **kw)), ref.max_pool3d(x, **kw))
@@ -109,8 +107,6 @@ def test_pool3d_threads_and_large_planes(device, rng, threads):
                          ref.max_pool3d_backward(g.astype(np.float64), x, **kw), reduction_tol(27), "max grad")
             assert_close(fl.avg_pool3d(device.put(x), **kw), ref.avg_pool3d(x.astype(np.float64), **kw),
                          reduction_tol(27), "avg")
-    finally:
-        fl.set_num_threads(old)
 
 
 def test_pool3d_nan_unbatched_and_empty(device, rng):
