@@ -104,7 +104,14 @@ bool smallc_applies_impl(const Conv2dShape& s, ConvPass pass, bool prepacked) {
   if (pass == ConvPass::backward_data || active_isa() != Isa::avx512) return false;
   if (const char* e = std::getenv("FASTLAYERS_CONV_SMALLC"); e != nullptr && e[0] == '0') return false;
   const index_t Cg = s.C / s.groups, Kg = s.K / s.groups;
-  if (Kg < 8) return false;
+  // Fewer than 8 output channels fill under half of a 16-lane vector; with the filters packed once
+  // (the inference plan) the kernel still wins from 4 channels, and below that while the taps are
+  // few. Plan step conv(+relu+pool), min of 30 interleaved runs, GEMM / pixel paths against this
+  // kernel: LeNet-5 conv1 (1 -> 6 5x5 p2 on 28x28) batch 1 16.7 / 10.3 us, batch 64 1.07 / 0.56 ms
+  // (2 threads 0.68 / 0.33), batch 100 1.86 / 0.92 ms; 6 -> 6 5x5 on 14x14 batch 64 0.88 / 0.50 ms;
+  // 1 -> 2 and 1 -> 3 5x5 p2 batch 64 0.67 / 0.43, 0.84 / 0.44 ms; 16 -> 1 3x3 on 14x14 2.4 / 1.4
+  // ms; but 32 -> 2 5x5 on 12x12 (800 taps) 1.02 / 1.07 ms.
+  if (Kg < 8 && (!prepacked || (Kg < 4 && Cg * s.R * s.S > 256))) return false;
   if (pass == ConvPass::backward_weight) return s.dil_w == 1 && (Cg <= 4 || s.S >= 5);
   // Forward from 256 channels up the GEMM path wins (ResNet-18's 256 -> 512 3x3 stride 2 on 14x14,
   // this path / GEMM: batch 1 3.5 / 2.1 ms at 1 thread, 6.7 / 1.1 ms at 2; batch 16 33 / 26 and

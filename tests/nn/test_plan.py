@@ -208,6 +208,10 @@ WIDE_CONVS = [
     (64, 64, 7, 3, 1, 1, 2),    # the small ResNet's / ResNet-18's last stage shape
     (96, 128, 21, 3, 1, 1, 1),  # three tiles per row, two filter blocks
     (128, 56, 14, 3, 2, 1, 3),  # stride 2 onto 7x7, 56 real channels of 64
+    # Fewer than 8 output channels (one 16-lane vector, mostly padding), where the plan takes it:
+    (1, 6, 28, 5, 1, 2, 3),     # LeNet-5's conv1
+    (16, 1, 14, 3, 1, 1, 2),    # one output channel, 144 taps
+    (32, 2, 12, 5, 1, 0, 2),    # two channels, 800 taps: conv2d_forward's paths
 ]
 
 
