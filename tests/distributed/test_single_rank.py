@@ -153,6 +153,18 @@ def test_fit_distributed_flag_and_resume_with_initial_epoch():
         dist.DataParallel(b).fit(x, y, epochs=2, initial_epoch=2, verbose=0)
 
 
+def test_data_parallel_fit_checks_its_arguments_as_fit_does():
+    # One setup (TrainableModel._fit_setup) for both: the same errors, naming the argument.
+    x, y = _data()
+    for fit in (_tiny_cnn().fit, dist.DataParallel(_tiny_cnn()).fit):
+        with pytest.raises(ValueError, match="validation_data must be a pair"):
+            fit(x, y, epochs=1, validation_data=(x,), verbose=0)
+        with pytest.raises(ValueError, match="validation_split=0.001 leaves 0"):
+            fit(x, y, epochs=1, validation_split=0.001, verbose=0)
+        with pytest.raises(TypeError, match="y must be an array of targets"):
+            fit(x, None, epochs=1, verbose=0)
+
+
 def test_checkpoint_round_trip_with_schedule(tmp_path):
     x, y = _data()
     m = _tiny_cnn()

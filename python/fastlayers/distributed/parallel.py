@@ -148,7 +148,7 @@ class DataParallel:
 
     def _fit(self, x, y, epochs, batch_size, validation_split, validation_data, shuffle, callbacks, verbose, seed,
              optimizer, loss, initial_epoch):
-        from ..optim import SGD
+        from ..nn.training import _report_epoch
 
         model = self.model
         epochs, batch_size, validation_split, validation_data, shuffle, callbacks, verbose, seed = \
@@ -157,24 +157,7 @@ class DataParallel:
         initial_epoch = _args.as_size(initial_epoch, "initial_epoch", minimum=0)
         if initial_epoch >= epochs:
             raise ValueError(f"initial_epoch={initial_epoch} must be < epochs={epochs}")
-        model.compile(optimizer, loss)
-        loss_fn = model._require_loss()
-        if y is None:
-            raise TypeError("y must be an array of targets, got None (fit needs the targets)")
-        if model.optimizer is None:
-            model.optimizer = SGD(model.parameters(), lr=0.01)
-        x, t = model._check_xy(x, y)
-        model._set_input_shape(x)
-        if validation_data is not None:
-            x_val, y_val = validation_data
-        elif validation_split > 0:
-            n_val = int(round(len(x) * validation_split))
-            if not 0 < n_val < len(x):
-                raise ValueError(f"validation_split={validation_split} leaves {n_val} of {len(x)} samples "
-                                 f"for validation")
-            x, x_val, t, y_val = x[:-n_val], x[-n_val:], t[:-n_val], t[-n_val:]
-        else:
-            x_val = y_val = None
+        loss_fn, x, t, x_val, y_val = model._fit_setup(x, y, optimizer, loss, validation_split, validation_data)
         n = len(x)
         lens = broadcast_object(n)
         if lens != n:
@@ -259,13 +242,8 @@ class DataParallel:
                                         _prepared=validation_data is None)
                     logs["val_loss"], logs["val_accuracy"] = val["loss"], val["accuracy"]
                 self._sync_buffers()
-                if bar is not None:
-                    bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items() if v is not None})
-                    bar.close()
-                elif verbose:
-                    parts = " ".join(f"{k}={v:.4f}" for k, v in logs.items() if v is not None)
-                    print(f"epoch {epoch + 1}/{epochs}: {parts} ({time.perf_counter() - t0:.1f} s, "
-                          f"{S.world_size} ranks)", flush=True)
+                _report_epoch(bar, verbose, logs, f"epoch {epoch + 1}/{epochs}",
+                              f"{time.perf_counter() - t0:.1f} s, {S.world_size} ranks")
                 history.append(epoch, logs)
                 for cb in callbacks:
                     cb.on_epoch_end(model, epoch, logs)

@@ -132,6 +132,17 @@ def _shape_text(shape) -> str:
     return "(N, " + ", ".join(map(str, shape)) + ")"
 
 
+def _report_epoch(bar, verbose, logs: dict, title: str, tail: str) -> None:
+    """An epoch's end for fit: its figures on the progress bar (then closed) or, with verbose and no
+    bar, one printed line "title: loss=... (tail)". Shared with distributed.DataParallel.fit."""
+    if bar is not None:
+        bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items() if v is not None})
+        bar.close()
+    elif verbose:
+        parts = " ".join(f"{k}={v:.4f}" for k, v in logs.items() if v is not None)
+        print(f"{title}: {parts} ({tail})", flush=True)
+
+
 class TrainableModel(Layer):
     """Base of Sequential and the graph Model: a Layer that also trains, evaluates, predicts,
     describes and saves itself. State: loss, optimizer, input_shape (per sample, no batch), device."""
@@ -223,14 +234,39 @@ class TrainableModel(Layer):
         with _plan.disabled():  # a one-sample probe: not worth compiling a plan for
             return tuple(self.forward(self._put(probe), training=False).shape[1:])
 
+    def _fit_setup(self, x, y, optimizer, loss, validation_split, validation_data):
+        """What fit does before its first epoch (here and in distributed.DataParallel.fit, after
+        _args.check_fit_args): the optimizer and loss (SGD lr 0.01 by default), x and y checked, the
+        input shape recorded, the validation set taken. Returns (loss_fn, x, t, x_val, y_val), the
+        last two None without validation."""
+        from ..optim import SGD
+
+        self.compile(optimizer, loss)
+        loss_fn = self._require_loss()
+        if y is None:
+            raise TypeError("y must be an array of targets, got None (fit needs the targets)")
+        if self.optimizer is None:
+            self.optimizer = SGD(self.parameters(), lr=0.01)
+        x, t = self._check_xy(x, y)
+        self._set_input_shape(x)
+        if validation_data is not None:  # a pair: check_fit_args says so
+            x_val, y_val = validation_data
+        elif validation_split > 0:
+            n_val = int(round(len(x) * validation_split))
+            if not 0 < n_val < len(x):
+                raise ValueError(f"validation_split={validation_split} leaves {n_val} of {len(x)} samples "
+                                 f"for validation")
+            x, x_val, t, y_val = x[:-n_val], x[-n_val:], t[:-n_val], t[-n_val:]
+        else:
+            x_val = y_val = None
+        return loss_fn, x, t, x_val, y_val
+
     def fit(self, x, y, epochs: int = 1, batch_size: int = 32, validation_split: float = 0.0,
             validation_data=None, shuffle: bool = True, callbacks=(), verbose: int = 1, seed=None,
             optimizer=None, loss=None, distributed: bool = False) -> History:
         """Mini-batch training; returns a History (loss, accuracy, val_loss, val_accuracy per epoch).
         distributed=True trains data-parallel over the ranks of an MPI job, batch_size being the
         global batch (fastlayers.distributed.DataParallel)."""
-        from ..optim import SGD
-
         if distributed:
             from ..distributed import DataParallel
 
@@ -242,26 +278,7 @@ class TrainableModel(Layer):
         epochs, batch_size, validation_split, validation_data, shuffle, callbacks, verbose, seed = \
             _args.check_fit_args(epochs, batch_size, validation_split, validation_data, shuffle, callbacks,
                                  verbose, seed)
-        self.compile(optimizer, loss)
-        loss_fn = self._require_loss()
-        if y is None:
-            raise TypeError("y must be an array of targets, got None (fit needs the targets)")
-        if self.optimizer is None:
-            self.optimizer = SGD(self.parameters(), lr=0.01)
-        x, t = self._check_xy(x, y)
-        self._set_input_shape(x)
-        if validation_data is not None:
-            if len(validation_data) != 2:
-                raise ValueError("validation_data must be a pair (x_val, y_val)")
-            x_val, y_val = validation_data
-        elif validation_split > 0:
-            n_val = int(round(len(x) * validation_split))
-            if not 0 < n_val < len(x):
-                raise ValueError(f"validation_split={validation_split} leaves {n_val} of {len(x)} samples "
-                                 f"for validation")
-            x, x_val, t, y_val = x[:-n_val], x[-n_val:], t[:-n_val], t[-n_val:]
-        else:
-            x_val = y_val = None
+        loss_fn, x, t, x_val, y_val = self._fit_setup(x, y, optimizer, loss, validation_split, validation_data)
 
         rng = np.random.default_rng(seed)
         history = History()
@@ -314,12 +331,7 @@ class TrainableModel(Layer):
             if x_val is not None:
                 val = self.evaluate(x_val, y_val, batch_size=max(batch_size, 256), _prepared=validation_data is None)
                 logs["val_loss"], logs["val_accuracy"] = val["loss"], val["accuracy"]
-            if bar is not None:
-                bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items() if v is not None})
-                bar.close()
-            elif verbose:
-                parts = " ".join(f"{k}={v:.4f}" for k, v in logs.items() if v is not None)
-                print(f"epoch {epoch + 1}/{epochs}: {parts} ({time.perf_counter() - t0:.1f} s)", flush=True)
+            _report_epoch(bar, verbose, logs, f"epoch {epoch + 1}/{epochs}", f"{time.perf_counter() - t0:.1f} s")
             history.append(epoch, logs)
             for cb in callbacks:
                 cb.on_epoch_end(self, epoch, logs)
