@@ -26,7 +26,7 @@ namespace fastlayers::cpu {
 struct SmallCPlan {
   index_t Hq, Wq;     // forward: rows / columns of one phase plane
   index_t xs_floats;  // the phase planes of one (image, group), plus a zeroed tail for overreads
-  index_t TP;         // forward: output pixels per tile, 14 (28 accumulators), 8 (16) or 7 (28)
+  index_t TP;         // forward: output pixels per tile, 7 (x 64 channels) or 8 to 14 (x 16 or 32)
   index_t KB;         // forward: output channels per filter block (smallc_filter_index), 32 or 64
   index_t CRS;
   // Backward-weight: the zero-padded image (Hp x Wp per channel; xp_floats = 0 without padding,

@@ -231,6 +231,16 @@ void fwd_tile(const float* xj, const int32_t* off, index_t CRS, const float* wT,
   store_tile<TP, NV>(acc, static_cast<__mmask16>((1u << n) - 1u), kreal, y, PQ);
 }
 
+// The forward tiles by pixels per tile (8 to 14, smallc_plan's TP) and 16-channel vectors (1, 2).
+using FwdTile = void (*)(const float*, const int32_t*, index_t, const float*, index_t, const float*, index_t, float*,
+                         index_t, index_t);
+template <int NV, int... T>
+constexpr std::array<FwdTile, sizeof...(T)> fwd_table(std::integer_sequence<int, T...>) {
+  return {fwd_tile<T + 8, NV>...};
+}
+const std::array<FwdTile, 7> kFwdTile1 = fwd_table<1>(std::make_integer_sequence<int, 7>{});
+const std::array<FwdTile, 7> kFwdTile2 = fwd_table<2>(std::make_integer_sequence<int, 7>{});
+
 // ---- backward-weight ----------------------------------------------------------------------
 // grad_w^T (taps x channels) accumulates in registers as TT taps x NV vectors of 16 channels:
 // per output pixel, NV vectors of grad_out^T (the pixel's channels, staged transposed) and TT
@@ -383,9 +393,7 @@ void smallc_forward_image_avx512(const Conv2dShape& s, const SmallCPlan& pl, con
           const float* xj = xs + p * pl.Wq + q0;
           float* yo = y + kv * ldy + p * Q + q0;
           const index_t n = std::min<index_t>(pl.TP, Q - q0);
-          auto tile = pl.TP == 7    ? fwd_tile<7, 4>
-                      : pl.TP == 14 ? (width == 32 ? fwd_tile<14, 2> : fwd_tile<14, 1>)
-                                    : (width == 32 ? fwd_tile<8, 2> : fwd_tile<8, 1>);
+          const FwdTile tile = pl.TP == 7 ? fwd_tile<7, 4> : (width == 32 ? kFwdTile2 : kFwdTile1)[pl.TP - 8];
           tile(xj, off, pl.CRS, wb, width, b, Kg - kv, yo, ldy, n);
         }
     }

@@ -208,6 +208,10 @@ WIDE_CONVS = [
     (64, 64, 7, 3, 1, 1, 2),    # the small ResNet's / ResNet-18's last stage shape
     (96, 128, 21, 3, 1, 1, 1),  # three tiles per row, two filter blocks
     (128, 56, 14, 3, 2, 1, 3),  # stride 2 onto 7x7, 56 real channels of 64
+    (32, 48, 9, 3, 1, 1, 2),    # 9-pixel rows: one 9-pixel tile per row, 32 + 16 channels
+    (16, 16, 13, 3, 1, 1, 1),   # 13-pixel rows, 16 channels: one 13-pixel tile per row
+    (8, 32, 15, 3, 1, 1, 2),    # 15-pixel rows: 14-pixel tiles and a 1-pixel one
+    (6, 16, 14, 5, 1, 0, 3),    # LeNet-5's conv2: 10-pixel tiles
     # Fewer than 8 output channels (one 16-lane vector, mostly padding), where the plan takes it:
     (1, 6, 28, 5, 1, 2, 3),     # LeNet-5's conv1
     (16, 1, 14, 3, 1, 1, 2),    # one output channel, 144 taps
