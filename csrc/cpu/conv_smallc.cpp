@@ -74,9 +74,21 @@ SmallCPlan smallc_plan(const Conv2dShape& s) {
   // / after: 32->32 3x3 on 9x9 (two 8-pixel tiles per row before) 1.98 / 1.47; LeNet-5's conv2
   // (10-pixel rows, 14-pixel tiles before) 0.44 / 0.43, 16->32 on 12x12 and 16->16 on 13x13 equal.
   if (s.Q >= 9 && s.Q <= 13) pl.TP = s.Q;
+  // At most 8 output channels per group: a vector holds two pixels x 8 channels (lane 2c + p) and
+  // each FMA takes one 64-bit broadcast of a pixel pair, so twice the lanes do work (LeNet-5's
+  // conv1, 6 channels: 12 of 16 lanes instead of 6). Tiles of 16, 24, 28 or 32 pixels, whichever
+  // fills the rows best, where that is at least 70%.
+  if (s.K / s.groups <= 8 && !std::getenv("FL_NOPAIR")) {
+    index_t best = 0, best_fill = 0;
+    for (index_t tp : {16, 24, 28, 32}) {
+      const index_t fill = s.Q * 100 / ((s.Q + tp - 1) / tp * tp);
+      if (fill >= best_fill) best = tp, best_fill = fill;
+    }
+    if (best_fill >= 70) pl.TP = best, pl.pairs = true;
+  }
   // The last tile of the last row reads up to TP - 1 floats past the end of its plane.
   // Checked: with the boundary's limits (sh*Hq <= 2*padded H) it is < 2^51, but it gates the path.
-  pl.xs_floats = (CheckedSize(Cg) * sh * sw * pl.Hq * pl.Wq + 16).value();
+  pl.xs_floats = (CheckedSize(Cg) * sh * sw * pl.Hq * pl.Wq + 32).value();
   pl.CRS = Cg * s.R * s.S;
   pl.Hp = (s.P - 1) * sh + (s.R - 1) * s.dil_h + 1;
   pl.Wp = (s.Q - 1) * sw + (s.S - 1) * s.dil_w + 1;
@@ -186,6 +198,7 @@ void smallc_prepare_forward_flipped(const Conv2dShape& s, const Conv2dShape& t, 
           const float* src = w + (g * Kg + k) * Cg * RS + (s.R - 1 - r) * s.S + (s.S - 1 - t);
           for (index_t c = 0; c < Kv; ++c) dst[smallc_filter_index(taps, Kv, pl.KB, tap, c)] = c < Cg ? src[c * RS] : 0.0f;
         }
+    if (pl.pairs) smallc_expand_pairs(dst, taps);
   }
 }
 

@@ -28,6 +28,7 @@ struct SmallCPlan {
   index_t xs_floats;  // the phase planes of one (image, group), plus a zeroed tail for overreads
   index_t TP;         // forward: output pixels per tile, 7 (x 64 channels) or 8 to 14 (x 16 or 32)
   index_t KB;         // forward: output channels per filter block (smallc_filter_index), 32 or 64
+  bool pairs;         // forward, K/groups <= 8: lanes are (channel, pixel pair), TP = 16 to 32 pixels
   index_t CRS;
   // Backward-weight: the zero-padded image (Hp x Wp per channel; xp_floats = 0 without padding,
   // x itself is read then), grad_out^T staged rows_block output rows at a time, channels padded
@@ -43,6 +44,13 @@ SmallCPlan smallc_plan(const Conv2dShape& s);
 inline index_t smallc_filter_index(index_t CRS, index_t Kv, index_t KB, index_t tap, index_t c) {
   const index_t b0 = c / KB * KB, width = Kv - b0 < KB ? Kv - b0 : KB;
   return b0 * CRS + tap * width + (c - b0);
+}
+
+// With SmallCPlan::pairs (Kv = 16, K/groups <= 8): each tap's 16 floats become channels 0-7 each
+// twice, lane 2c + p = w[c] (in place, from the top down).
+inline void smallc_expand_pairs(float* w, index_t taps) {
+  for (index_t t = 0; t < taps; ++t, w += 16)
+    for (index_t c = 7; c >= 0; --c) w[2 * c] = w[2 * c + 1] = w[c];
 }
 
 // Whether the direct path runs this pass (forward or backward_weight) on this machine and shape.

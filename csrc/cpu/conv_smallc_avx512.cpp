@@ -123,7 +123,7 @@ inline bool phase_read(index_t ph, index_t taps, index_t dil, index_t st) {
 }
 
 // Channels [c0, c1) of it; the zeroed tail is written by whoever gets the last channel. Phases no
-// tap reads are left unfilled but for their first 16 floats, zeroed: the last tile of the plane
+// tap reads are left unfilled but for their first 32 floats, zeroed: the last tile of the plane
 // before reads up to TP - 1 floats into them (pixels it discards). 16->32 1x1 stride 2 on 28x28,
 // batch 64, plan step, 1 thread: 0.58 -> 0.40 ms; 32->64 on 14x14 0.54 -> 0.40; 256->512 on 14x14
 // at batch 1 0.17 -> 0.15.
@@ -135,7 +135,7 @@ void build_phases(const Conv2dShape& s, const SmallCPlan& pl, const float* x, fl
     for (index_t ph = 0; ph < sh; ++ph)
       for (index_t pw = 0; pw < sw; ++pw) {
         if (!phase_read(ph, s.R, s.dil_h, sh) || !phase_read(pw, s.S, s.dil_w, sw)) {
-          copy_pad(p, x, 0, std::min<index_t>(16, plane));
+          copy_pad(p, x, 0, std::min<index_t>(32, plane));
           p += plane;
           continue;
         }
@@ -231,6 +231,54 @@ void fwd_tile(const float* xj, const int32_t* off, index_t CRS, const float* wT,
   store_tile<TP, NV>(acc, static_cast<__mmask16>((1u << n) - 1u), kreal, y, PQ);
 }
 
+// Pair tile (SmallCPlan::pairs): 2*NP consecutive output pixels of one row x up to 8 channels,
+// acc[a] lane 2c + p = channel c of pixel 2a + p. Per tap one filter vector (w[c] twice, lanes
+// 2c, 2c + 1) and NP 64-bit broadcasts of x's pixel pairs, NP FMAs. Stored by 8 x 8 transposes of
+// the pairs (64-bit elements): row c of the transpose is 16 consecutive pixels of channel c.
+template <int NP>
+void fwd_pair_tile(const float* xj, const int32_t* off, index_t CRS, const float* wT, index_t /*ldw = 16*/,
+                   const float* bias, index_t kreal, float* y, index_t PQ, index_t n) {
+  __m512 acc[NP];
+  __m512 b = _mm512_setzero_ps();
+  if (bias != nullptr) {  // lanes 2c, 2c + 1 = bias[c]
+    const __m512i dup = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+    const index_t c = std::min<index_t>(kreal, 8);
+    b = _mm512_permutexvar_ps(dup, _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << c) - 1u), bias));
+  }
+#pragma GCC unroll 32
+  for (int a = 0; a < NP; ++a) acc[a] = b;
+  for (index_t k = 0; k < CRS; ++k) {
+    const double* xp = reinterpret_cast<const double*>(xj + off[k]);  // pixel pairs (unaligned)
+    const __m512 wv = _mm512_loadu_ps(wT + 16 * k);
+#pragma GCC unroll 32
+    for (int a = 0; a < NP; ++a) {
+      double pair;
+      std::memcpy(&pair, reinterpret_cast<const char*>(xp) + 8 * a, 8);
+      acc[a] = _mm512_fmadd_ps(_mm512_castpd_ps(_mm512_set1_pd(pair)), wv, acc[a]);
+    }
+  }
+  const __m512i lo = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13), hi = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
+  const __m512i h0 = _mm512_setr_epi64(0, 1, 2, 3, 8, 9, 10, 11), h1 = _mm512_setr_epi64(4, 5, 6, 7, 12, 13, 14, 15);
+  const index_t channels = std::min<index_t>(kreal, 8);
+  for (int g = 0; g < (NP + 7) / 8; ++g) {
+    __m512d r[8];
+    for (int i = 0; i < 8; ++i) r[i] = 8 * g + i < NP ? _mm512_castps_pd(acc[8 * g + i]) : _mm512_setzero_pd();
+    __m512d t[8], u[8], c[8];
+    for (int i = 0; i < 8; i += 2) t[i] = _mm512_unpacklo_pd(r[i], r[i + 1]), t[i + 1] = _mm512_unpackhi_pd(r[i], r[i + 1]);
+    for (int i = 0; i < 8; i += 4) {
+      u[i] = _mm512_permutex2var_pd(t[i], lo, t[i + 2]);
+      u[i + 1] = _mm512_permutex2var_pd(t[i + 1], lo, t[i + 3]);
+      u[i + 2] = _mm512_permutex2var_pd(t[i], hi, t[i + 2]);
+      u[i + 3] = _mm512_permutex2var_pd(t[i + 1], hi, t[i + 3]);
+    }
+    for (int i = 0; i < 4; ++i) c[i] = _mm512_permutex2var_pd(u[i], h0, u[i + 4]), c[i + 4] = _mm512_permutex2var_pd(u[i], h1, u[i + 4]);
+    const index_t valid = std::clamp<index_t>(n - 16 * g, 0, 16);
+    if (valid == 0) break;
+    const __mmask16 pix = static_cast<__mmask16>((1u << valid) - 1u);
+    for (index_t ch = 0; ch < channels; ++ch) _mm512_mask_storeu_ps(y + ch * PQ + 16 * g, pix, _mm512_castpd_ps(c[ch]));
+  }
+}
+
 // The forward tiles by pixels per tile (8 to 14, smallc_plan's TP) and 16-channel vectors (1, 2).
 using FwdTile = void (*)(const float*, const int32_t*, index_t, const float*, index_t, const float*, index_t, float*,
                          index_t, index_t);
@@ -240,6 +288,9 @@ constexpr std::array<FwdTile, sizeof...(T)> fwd_table(std::integer_sequence<int,
 }
 const std::array<FwdTile, 7> kFwdTile1 = fwd_table<1>(std::make_integer_sequence<int, 7>{});
 const std::array<FwdTile, 7> kFwdTile2 = fwd_table<2>(std::make_integer_sequence<int, 7>{});
+FwdTile pair_tile(index_t TP) {
+  return TP == 16 ? fwd_pair_tile<8> : TP == 24 ? fwd_pair_tile<12> : TP == 28 ? fwd_pair_tile<14> : fwd_pair_tile<16>;
+}
 
 // ---- backward-weight ----------------------------------------------------------------------
 // grad_w^T (taps x channels) accumulates in registers as TT taps x NV vectors of 16 channels:
@@ -364,7 +415,10 @@ static void pack_transposed(const float* src, index_t rows, index_t cols, index_
 // w^T of each group, blocked as smallc_filter_index says, channels past K/groups zero.
 void smallc_pack_weights_avx512(const Conv2dShape& s, const SmallCPlan& pl, const float* w, float* wp) {
   const index_t Kg = s.K / s.groups;
-  for (index_t g = 0; g < s.groups; ++g) pack_transposed(w + g * Kg * pl.CRS, Kg, pl.CRS, pl.Kv, wp + g * pl.CRS * pl.Kv, pl.KB);
+  for (index_t g = 0; g < s.groups; ++g) {
+    pack_transposed(w + g * Kg * pl.CRS, Kg, pl.CRS, pl.Kv, wp + g * pl.CRS * pl.Kv, pl.KB);
+    if (pl.pairs) smallc_expand_pairs(wp + g * pl.CRS * pl.Kv, pl.CRS);
+  }
 }
 
 // With stride 1 and no padding the phase plane is the image itself; it is read in place when no
@@ -393,7 +447,9 @@ void smallc_forward_image_avx512(const Conv2dShape& s, const SmallCPlan& pl, con
           const float* xj = xs + p * pl.Wq + q0;
           float* yo = y + kv * ldy + p * Q + q0;
           const index_t n = std::min<index_t>(pl.TP, Q - q0);
-          const FwdTile tile = pl.TP == 7 ? fwd_tile<7, 4> : (width == 32 ? kFwdTile2 : kFwdTile1)[pl.TP - 8];
+          const FwdTile tile = pl.pairs    ? pair_tile(pl.TP)
+                               : pl.TP == 7 ? fwd_tile<7, 4>
+                                            : (width == 32 ? kFwdTile2 : kFwdTile1)[pl.TP - 8];
           tile(xj, off, pl.CRS, wb, width, b, Kg - kv, yo, ldy, n);
         }
     }
