@@ -65,6 +65,9 @@ CASES = [
     # Strides whose taps read only some phase planes (the others are left unfilled):
     (2, 16, 15, 15, 24, 1, 1, 2, 0, 1, 1),              # 1x1 stride 2: one phase of four
     (2, 8, 25, 25, 16, 3, 3, 2, 2, 2, 1),               # 3x3 dilation 2 stride 2: taps 0, 2, 4, phase 0
+    # 8 channels per group, forward and backward-data (the flipped filters): pixel-pair tiles
+    (2, 16, 18, 18, 16, 3, 3, 1, 1, 1, 2),              # groups 2, 24-pixel pair tiles on 18-pixel rows
+    (1, 3, 30, 30, 8, 5, 5, 1, 2, 1, 1),                # 30-pixel rows: one 32-pixel pair tile, 2 masked
 ]
 
 
