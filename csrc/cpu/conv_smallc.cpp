@@ -117,7 +117,8 @@ SmallCPlan smallc_plan(const Conv2dShape& s) {
 //   72) and for S >= 5 with any C (LeNet conv2 7.5 -> 6.1 ms, 64 -> 64 5x5 on 28x28 32 -> 24 ms,
 //   32 -> 64 7x7 stride 2: 25 -> 15 ms); with S < 5 and more channels a tile has too few taps
 //   (3x3: 6 accumulators, latency-bound) and the GEMM wins (64 -> 64 3x3 on 56x56: 87 vs 99 ms).
-// - K/groups < 8 (depthwise and the like) would fill a 16-channel vector poorly: not taken.
+// - K/groups < 8 (depthwise and the like) fills a 16-channel vector poorly: not taken per call;
+//   the inference plan takes it from 4 channels (below, with its figures).
 namespace {
 bool smallc_applies_impl(const Conv2dShape& s, ConvPass pass, bool prepacked) {
 #if defined(__x86_64__) || defined(_M_X64)

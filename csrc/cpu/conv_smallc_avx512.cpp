@@ -191,11 +191,10 @@ inline void store_tile(const __m512 (&acc)[TP][NV], __mmask16 pix, index_t chann
   }
 }
 
-// Forward tile: TP (14 or 8) consecutive output pixels of one row x NV vectors of 16 output
-// channels (28 accumulators for 14 x 2). Per tap, NV filter vectors (w^T, a 32-channel block's
-// [tap][ldw], smallc_filter_index) and
-// TP broadcasts of x, TP*NV FMAs; the pixels' x values are consecutive in the phase plane, at
-// constant offsets 0..TP-1 from the tap's run. The tile is transposed in registers and stored as
+// Forward tile: TP (7 to 14) consecutive output pixels of one row x NV vectors of 16 output
+// channels (28 accumulators for 14 x 2 and 7 x 4). Per tap, NV filter vectors (w^T, a filter
+// block's [tap][ldw], smallc_filter_index) and TP broadcasts of x, TP*NV FMAs; the pixels' x
+// values are consecutive in the phase plane, at constant offsets 0..TP-1 from the tap's run. The tile is transposed in registers and stored as
 // n pixels of each real channel.
 template <int TP, int NV>
 void fwd_tile(const float* xj, const int32_t* off, index_t CRS, const float* wT, index_t ldw, const float* bias,
@@ -440,18 +439,15 @@ void smallc_forward_image_avx512(const Conv2dShape& s, const SmallCPlan& pl, con
   auto tiles = [&](index_t b0, index_t b1, index_t p0, index_t p1) {
     for (index_t kv = b0 * pl.KB; kv < b1 * pl.KB && kv < Kv; kv += pl.KB) {
       const index_t width = std::min(pl.KB, Kv - kv);
+      const FwdTile tile = pl.pairs    ? pair_tile(pl.TP)
+                           : pl.TP == 7 ? fwd_tile<7, 4>
+                                        : (width == 32 ? kFwdTile2 : kFwdTile1)[pl.TP - 8];
       const float* wb = wp + kv * pl.CRS;
       const float* b = bias != nullptr ? bias + kv : nullptr;
       for (index_t p = p0; p < p1; ++p)
-        for (index_t q0 = 0; q0 < Q; q0 += pl.TP) {
-          const float* xj = xs + p * pl.Wq + q0;
-          float* yo = y + kv * ldy + p * Q + q0;
-          const index_t n = std::min<index_t>(pl.TP, Q - q0);
-          const FwdTile tile = pl.pairs    ? pair_tile(pl.TP)
-                               : pl.TP == 7 ? fwd_tile<7, 4>
-                                            : (width == 32 ? kFwdTile2 : kFwdTile1)[pl.TP - 8];
-          tile(xj, off, pl.CRS, wb, width, b, Kg - kv, yo, ldy, n);
-        }
+        for (index_t q0 = 0; q0 < Q; q0 += pl.TP)
+          tile(xs + p * pl.Wq + q0, off, pl.CRS, wb, width, b, Kg - kv, y + kv * ldy + p * Q + q0, ldy,
+               std::min<index_t>(pl.TP, Q - q0));
     }
   };
   if (!parallel) {
