@@ -183,7 +183,8 @@ void bind_cpu_plan(py::module_& m) {
       .def_property_readonly("arena_floats", &Plan::arena_floats)
       .def_property_readonly("workspace_floats", &Plan::workspace_floats)
       .def_property_readonly("weight_floats", &Plan::weight_floats)
-      .def_property_readonly("num_steps", &Plan::num_steps);
+      .def_property_readonly("num_steps", &Plan::num_steps)
+      .def_property_readonly("conv_algorithms", &Plan::conv_algorithms);
 }
 
 }  // namespace fastlayers::bindings

@@ -221,16 +221,94 @@ WIDE_CONVS = [
 
 @pytest.mark.parametrize("case", WIDE_CONVS, ids=[str(c) for c in WIDE_CONVS])
 @pytest.mark.parametrize("threads", [1, 2, 3])
-def test_wide_convs_match_layer_by_layer(case, threads):
+def test_wide_convs_match_layer_by_layer(case, threads, monkeypatch):
+    # The channels-in-lanes Winograd would take the 3x3 stride-1 cases with 16k channels: off here,
+    # so that these reach the direct kernel (WINO16_CONVS below test the Winograd one).
+    monkeypatch.setenv("FASTLAYERS_PLAN_WINO16", "0")
     C, K, H, R, stride, pad, N = case
     model = nn.Sequential([nn.Conv2d(C, K, R, stride, pad, rng=np.random.default_rng(0)), nn.ReLU()]).eval()
     x = _x((N, C, H, H))
     with num_threads(threads):
         plan = P.get(model, x.shape)
         assert plan is not None, P.explain(model, x.shape)
+        assert "winograd_c16" not in plan._c.conv_algorithms
         y = np.empty(plan.output_shape, np.float32)
         plan._c.run(x, y, threads)
     _close(y, _layerwise(model, x))
+
+
+# The plan's Winograd with channels in the lanes (csrc/cpu/conv_winograd_c16*): F(4x4, 3x3) and
+# F(2x2, 5x5), stride 1, channels multiples of 16. (C, K, H, W, R, pad, N): partial tiles at the
+# right and bottom edges, rows wider than one 16-pixel transpose, padding 0-2, the images split over
+# the threads (N >= threads) or one image's tiles split over the team (N < threads), tile blocks
+# smaller than an image (64 + 64 channels on 30x30: 64 tiles of which a block holds 21).
+WINO16_CONVS = [
+    (16, 16, 28, 28, 3, 1, 3),  # the small ResNet's first stage
+    (32, 32, 14, 14, 3, 1, 1),  # 14 = 3 whole tiles + 2 rows / columns
+    (64, 64, 7, 7, 3, 1, 2),
+    (16, 48, 9, 19, 3, 0, 1),   # no padding, 17-pixel rows (two transposes), 48 = 3 vectors
+    (48, 32, 5, 6, 3, 2, 2),    # padding 2
+    (64, 64, 30, 30, 3, 1, 1),  # several tile blocks per image
+    (32, 64, 12, 12, 5, 0, 3),  # the course CNN's conv2, F(2x2, 5x5)
+    (16, 16, 11, 13, 5, 2, 2),  # 5x5 with padding, odd sizes
+]
+
+
+@pytest.mark.parametrize("case", WINO16_CONVS, ids=[str(c) for c in WINO16_CONVS])
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("epilogue", ["relu", "residual"])
+def test_winograd_c16_convs_match_layer_by_layer(case, threads, epilogue):
+    C, K, H, W, R, pad, N = case
+    rng = np.random.default_rng(0)
+    conv = nn.Conv2d(C, K, R, 1, pad, rng=rng)
+    if epilogue == "relu":
+        model = nn.Sequential([conv, nn.ReLU()]).eval()
+    else:  # conv + identity + ReLU, the residual fused into the kernel's last pass
+        inp = nn.Input((C, H, W))
+        P_, Q_ = H + 2 * pad - R + 1, W + 2 * pad - R + 1
+        if (P_, Q_) != (H, W) or C != K:
+            pytest.skip("the residual needs the conv's output shape to equal its input's")
+        model = nn.Model(inp, nn.ReLU()(nn.Add()([conv(inp), inp]))).eval()
+    x = _x((N, C, H, W))
+    with num_threads(threads):
+        plan = P.get(model, x.shape)
+        assert plan is not None, P.explain(model, x.shape)
+        algos = plan._c.conv_algorithms
+        y = np.empty(plan.output_shape, np.float32)
+        plan._c.run(x, y, threads)
+    if "winograd_c16" not in algos:
+        assert not _cpu_has_avx512(), f"AVX-512 here, yet the plan chose {algos}"
+        pytest.skip("no AVX-512 on this machine: the plan keeps its other paths")
+    _close(y, _layerwise(model, x))
+
+
+def _cpu_has_avx512():
+    return _cpu.active_isa() == "avx512"
+
+
+def test_winograd_c16_keeps_nan_and_inf_where_they_belong():
+    # A NaN or inf in a 6x6 patch would spread over its whole 4x4 output tile: the kernel sends an
+    # image holding one to the direct sum, so that the outputs match the layer-by-layer pass
+    # element for element (NaN where it reads the NaN, finite elsewhere).
+    model = nn.Sequential([nn.Conv2d(16, 16, 3, 1, 1, rng=np.random.default_rng(0)), nn.ReLU()]).eval()
+    x = _x((3, 16, 12, 12))
+    x[1, 3, 5, 6] = np.nan
+    x[2, 0, 0, 11] = np.inf
+    for threads in (1, 2):
+        with num_threads(threads):
+            plan = P.get(model, x.shape)
+            assert "winograd_c16" in plan._c.conv_algorithms or not _cpu_has_avx512()
+            y = np.empty(plan.output_shape, np.float32)
+            plan._c.run(x, y, threads)
+        ref = _layerwise(model, x)
+        np.testing.assert_array_equal(np.isnan(y), np.isnan(ref))
+        np.testing.assert_array_equal(np.isinf(y), np.isinf(ref))
+        finite = np.isfinite(ref)
+        assert np.isnan(y[1]).sum() == 16 * 9  # every channel, the 3x3 around the NaN
+        np.testing.assert_allclose(y[finite], ref[finite], rtol=1e-4, atol=1e-4)
+    x1 = x[:1].copy()  # a finite batch next to it keeps the Winograd results
+    with num_threads(1):
+        _close(model(x1), _layerwise(model, x1))
 
 
 def test_plan_checks_its_arguments():

@@ -12,6 +12,7 @@
 #include "cpu/conv.h"
 #include "cpu/conv_smallc.h"
 #include "cpu/conv_winograd.h"
+#include "cpu/conv_winograd_c16.h"
 #include "cpu/gemm.h"
 #include "cpu/parallel.h"
 #include "cpu/pool.h"
@@ -55,6 +56,23 @@ bool smallc_possible(const Conv2dShape& s) {
   return !direct && smallc_applies_prepacked(s);
 }
 
+// Whether the channels-in-lanes Winograd (conv_winograd_c16.h) takes this conv: up to 128 x 128
+// channels, where its transformed filters (36 C K floats, 2.3 MB at 128 x 128) stay near the core
+// while an image's tiles read them. Plan step alone, min of 15 interleaved runs, the plan's path
+// before (direct kernel or per-call Winograd) / this one, ms:
+// - 1 thread: 16 -> 16 on 28x28, batch 64, 2.51 / 1.38; 32 -> 32 on 14x14 2.32 / 1.36; 64 -> 64
+//   on 7x7 2.41 / 0.99; the CNN's 32 -> 64 5x5 on 12x12, batch 100, 5.94 / 3.70; 64 -> 64 on
+//   56x56, batch 1, 2.08 / 0.81, batch 8 15.2 / 6.5; 128 -> 128 on 28x28, batch 1, 2.16 / 0.97.
+// - 2 threads: 64 -> 64 on 56x56 1.17 / 0.48; 128 -> 128 on 28x28 batch 16 13.0 / 7.4.
+// - Past it the filters are streamed from memory for each image: 256 -> 256 on 14x14 at batch 1
+//   2.13 / 2.81 (1 thread), 512 -> 512 on 7x7 at batch 4 4.6 / 11.0 (2 threads).
+// FASTLAYERS_PLAN_WINO16=0 (read at plan build; a development switch for A/B runs) turns it off.
+bool wino16_preferred(const Conv2dShape& s) {
+  const char* e = std::getenv("FASTLAYERS_PLAN_WINO16");
+  if (e != nullptr && e[0] == '0') return false;
+  return winograd_c16_possible(s) && s.C * s.K <= 128 * 128;
+}
+
 
 }  // namespace
 
@@ -87,6 +105,13 @@ index_t Plan::weight_floats() const {
   index_t n = 0;
   for (const Step& s : steps_) n += s.w.size() + s.b.size() + s.packed.size() + s.scale.size();
   return n;
+}
+
+std::vector<std::string> Plan::conv_algorithms() const {
+  std::vector<std::string> out;
+  for (const Step& s : steps_)
+    out.push_back(s.kind != StepKind::conv ? "" : s.wino16 ? "winograd_c16" : s.smallc ? "direct" : "conv2d_forward");
+  return out;
 }
 
 int Plan::add_step(Step s) {
@@ -183,7 +208,14 @@ void Plan::finalize(index_t arena_floats, int threads) {
   index_t ws = 0;
   for (Step& s : steps_) {
     if (s.kind != StepKind::conv) continue;
-    s.smallc = smallc_possible(s.conv);
+    s.wino16 = wino16_preferred(s.conv);
+    s.smallc = !s.wino16 && smallc_possible(s.conv);
+    if (s.wino16) {
+      s.packed.assign(static_cast<size_t>(winograd_c16_filter_floats(s.conv)), 0.0f);
+      winograd_c16_prepare(s.conv, s.w.data(), s.packed.data());
+      ws = std::max(ws, threads_ * winograd_c16_slice_floats(s.conv));
+      continue;
+    }
     if (s.smallc) {
       s.packed.assign(static_cast<size_t>(smallc_shared_floats(s.conv, ConvPass::forward)), 0.0f);
       smallc_prepare_forward(s.conv, s.w.data(), s.packed.data());
@@ -279,12 +311,43 @@ bool Plan::run(const float* x, float* y, int threads) {
   return true;
 }
 
+// conv_winograd_c16 into z, with the residual `res` (or null) and ReLU fused when asked: images
+// over the threads, or with fewer images than threads the team splits each image's tiles.
+void Plan::wino16_into(const Step& s, const float* in, float* z, const float* res, bool relu) {
+  const Conv2dShape& c = s.conv;
+  const float* b = s.b.empty() ? nullptr : s.b.data();
+  const int T = std::min(max_threads(), threads_);
+  const index_t slice = winograd_c16_slice_floats(c), in_img = c.C * c.H * c.W, out_img = c.K * c.P * c.Q;
+  auto image = [&](index_t n, float* ws, int t, int team) {
+    winograd_c16_forward_image(c, in + n * in_img, s.packed.data(), s.w.data(), b,
+                               res != nullptr ? res + n * out_img : nullptr, relu, z + n * out_img, ws, t, team);
+  };
+  if (T > 1 && c.N >= T) {
+#pragma omp parallel num_threads(T)
+    {
+      const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+      for (index_t n = c.N * t / nt; n < c.N * (t + 1) / nt; ++n) image(n, workspace_.get() + t * slice, 0, 1);
+    }
+  } else if (T > 1) {
+    for (index_t n = 0; n < c.N; ++n) {
+#pragma omp parallel num_threads(T)
+      image(n, workspace_.get(), omp_get_thread_num(), omp_get_num_threads());
+    }
+  } else {
+    for (index_t n = 0; n < c.N; ++n) image(n, workspace_.get(), 0, 1);
+  }
+}
+
 // The conv alone (bias included) into z: conv2d_forward, or the direct kernel with the packed filters.
 bool Plan::conv_into(const Step& s, const float* in, float* z) {
   const Conv2dShape& c = s.conv;
   const float* b = s.b.empty() ? nullptr : s.b.data();
-  if (!s.smallc) return conv2d_forward(c, in, s.w.data(), b, z, workspace_.get(), workspace_floats_);
+  if (!s.smallc && !s.wino16) return conv2d_forward(c, in, s.w.data(), b, z, workspace_.get(), workspace_floats_);
   const int T = std::min(max_threads(), threads_);
+  if (s.wino16) {
+    wino16_into(s, in, z, nullptr, false);
+    return true;
+  }
   const index_t Cg = c.C / c.groups, Kg = c.K / c.groups, HWin = c.H * c.W, PQ = c.P * c.Q;
   const index_t slice = smallc_slice_floats(c, ConvPass::forward);
   auto image = [&](index_t n, float* ws, bool inner) {
@@ -339,6 +402,10 @@ bool Plan::run_step(const Step& s, const float* x, float* y) {
       const Conv2dShape& c = s.conv;
       float* z = s.tmp >= 0 ? at(s.tmp, x, y) : out;
       const float* b = s.b.empty() ? nullptr : s.b.data();
+      if (s.wino16 && s.epi.pool == PoolKind::none) {  // residual and ReLU inside the kernel's last pass
+        wino16_into(s, in, out, res, s.epi.act == Act::relu);
+        return true;
+      }
       if (!s.smallc || trivial || !(T > 1 && c.N >= T)) {  // the conv, then the epilogue over all planes
         if (!conv_into(s, in, z)) return false;
         epilogue_all(z, c.N * c.K);

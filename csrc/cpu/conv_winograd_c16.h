@@ -1,0 +1,57 @@
+// Winograd convolution with channels in the vector lanes, for the inference plan (csrc/cpu/plan):
+// F(4x4, 3x3) for 3x3 layers and F(2x2, 5x5) for 5x5 layers, stride 1, dilation 1, one group,
+// input and output channels multiples of 16. Both use 6x6 input patches with the same input
+// transform B^T (interpolation points 0, +-1, +-2, inf); only G and A^T differ.
+//
+// Why a second Winograd (conv_winograd.h is the per-call one): that one puts 16 *tiles* in the
+// lanes, gathers each patch with scalar loads and runs 36 small sgemm calls per block, which
+// loses to the direct kernel below 64 channels. Here one image is first transposed to HWC
+// (channels contiguous, zero padding included), so a patch is 36 vector loads per 16 channels; the
+// 36 per-position products M[xi] = V[xi] U[xi] are a register-blocked micro-kernel over
+// (tiles x 16-channel vectors) with the filters transformed once at plan build; the output
+// transform writes HWC tiles that a 16x16 transpose puts back to NCHW.
+// Multiplications per output: F(4x4, 3x3) 36/16 per (c, k) against 9 for the direct sum,
+// F(2x2, 5x5) 36/4 against 25.
+//
+// Numerics: as conv_winograd.h (F(4x4, 3x3) from 16 input channels stays within the GEMM path's
+// tolerance). A NaN or inf in a 6x6 patch would spread to its whole output tile, so the transpose
+// checks each image, and an image holding one is computed by the direct sum instead (from the
+// plain filters `w`), which spreads it only to the outputs that read it, as the other paths do.
+#pragma once
+#include "common/conv_shape.h"
+#include "common/types.h"
+
+namespace fastlayers::cpu {
+
+// Sizes of one image's work: tiles of m x m outputs (r x r filters), the transposed input xin
+// (Hp x Wp x C, covering every tile's 6x6 patch), the HWC output yout (Pp x Qp x K, whole tiles),
+// TB tiles per block (V: 36 x TB x C, M: 36 x TB x K), each buffer's offset in a thread's slice.
+struct WinoC16Geom {
+  int m = 4, r = 3;
+  index_t tiles_h = 0, tiles_w = 0, tiles = 0;
+  index_t Hp = 0, Wp = 0, Pp = 0, Qp = 0, TB = 0;
+  index_t xin_off = 0, yout_off = 0, v_off = 0, m_off = 0, flag_off = 0, slice = 0;
+};
+
+WinoC16Geom winograd_c16_geom(const Conv2dShape& s);
+
+// Whether this kernel can run the forward of `s` on this machine (AVX-512, the geometry above).
+bool winograd_c16_possible(const Conv2dShape& s);
+
+// Floats of the transformed filters U[36][C][K] (winograd_c16_prepare fills them).
+index_t winograd_c16_filter_floats(const Conv2dShape& s);
+void winograd_c16_prepare(const Conv2dShape& s, const float* w, float* U);
+
+// Workspace floats one thread needs (its transposed image, transformed tiles, products, output).
+index_t winograd_c16_slice_floats(const Conv2dShape& s);
+
+// y (K, P, Q) of one image = conv(x (C, H, W)) + bias (may be null), then + res (the image's
+// residual, shaped as y; may be null) and ReLU when `relu` (NaN stays NaN, as the op). `ws`: the calling thread's
+// slice (team == 1), or - inside an OpenMP parallel region of `team` threads, every thread calling
+// with the same arguments and its own thread number `t` - the first thread's slice for the shared
+// image buffers and ws + t * slice for the rest (the team splits the image's tiles).
+// `w`: the plain filters (K, C, R, S), read only for an image holding a NaN or inf.
+void winograd_c16_forward_image(const Conv2dShape& s, const float* x, const float* U, const float* w,
+                                const float* bias, const float* res, bool relu, float* y, float* ws, int t, int team);
+
+}  // namespace fastlayers::cpu

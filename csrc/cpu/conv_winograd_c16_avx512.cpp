@@ -1,0 +1,303 @@
+// AVX-512 kernels of the channels-in-lanes Winograd convolution (layout and reasoning:
+// conv_winograd_c16.h). Compiled with -mavx512f ...; conv_winograd_c16.cpp calls them only when
+// active_isa() says avx512.
+#include <immintrin.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <array>
+#include <utility>
+
+#include "cpu/avx512_util.h"
+#include "cpu/conv_winograd_c16.h"
+
+namespace fastlayers::cpu {
+
+namespace {
+
+constexpr int kA = 6;  // alpha: patch side of both F(4x4, 3x3) and F(2x2, 5x5)
+constexpr int kAA = kA * kA;
+
+// v = B^T d over one dimension (6 values, 16 lanes each): the shared input transform.
+inline void input_tf(const __m512 d[kA], __m512 v[kA]) {
+  const __m512 four = _mm512_set1_ps(4.0f), five = _mm512_set1_ps(5.0f), two = _mm512_set1_ps(2.0f);
+  v[0] = _mm512_fmadd_ps(four, d[0], _mm512_fnmadd_ps(five, d[2], d[4]));
+  v[1] = _mm512_fnmadd_ps(four, _mm512_add_ps(d[1], d[2]), _mm512_add_ps(d[3], d[4]));
+  v[2] = _mm512_fmadd_ps(four, _mm512_sub_ps(d[1], d[2]), _mm512_sub_ps(d[4], d[3]));
+  v[3] = _mm512_fmadd_ps(two, _mm512_sub_ps(d[3], d[1]), _mm512_sub_ps(d[4], d[2]));
+  v[4] = _mm512_fmadd_ps(two, _mm512_sub_ps(d[1], d[3]), _mm512_sub_ps(d[4], d[2]));
+  v[5] = _mm512_fmadd_ps(four, d[1], _mm512_fnmadd_ps(five, d[3], d[5]));
+}
+
+// o = A^T m over one dimension: M outputs from 6 values.
+template <int M>
+inline void output_tf(const __m512 m[kA], __m512 o[M]);
+
+template <>
+inline void output_tf<4>(const __m512 m[kA], __m512 o[4]) {
+  const __m512 a = _mm512_add_ps(m[1], m[2]), b = _mm512_sub_ps(m[1], m[2]);
+  const __m512 c = _mm512_add_ps(m[3], m[4]), d = _mm512_sub_ps(m[3], m[4]);
+  o[0] = _mm512_add_ps(_mm512_add_ps(m[0], a), c);
+  o[1] = _mm512_fmadd_ps(_mm512_set1_ps(2.0f), d, b);
+  o[2] = _mm512_fmadd_ps(_mm512_set1_ps(4.0f), c, a);
+  o[3] = _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(8.0f), d, b), m[5]);
+}
+
+template <>
+inline void output_tf<2>(const __m512 m[kA], __m512 o[2]) {
+  o[0] = _mm512_add_ps(_mm512_add_ps(m[0], _mm512_add_ps(m[1], m[2])), _mm512_add_ps(m[3], m[4]));
+  o[1] = _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(2.0f), _mm512_sub_ps(m[3], m[4]), _mm512_sub_ps(m[1], m[2])),
+                       m[5]);
+}
+
+// ---- the per-position products: M[xi][j][k] = sum_c V[xi][j][c] U[xi][c][k], R tiles x KV vectors
+// of 16 output channels in registers, one broadcast of V per KV FMAs. CC: the input channels when
+// known at compile time (16, 32, 64: then every broadcast is one base register plus a constant;
+// with C at run time the R row addresses did not fit in the registers and the kernel ran at half
+// speed), or 0.
+template <int KV, int R, int CC>
+void product_tile(const float* __restrict U, index_t K, const float* __restrict V, index_t Crt, float* __restrict M) {
+  const index_t C = CC > 0 ? CC : Crt;
+  __m512 acc[R][KV];
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < KV; ++v) acc[r][v] = _mm512_setzero_ps();
+  for (index_t c = 0; c < C; ++c) {
+    __m512 u[KV];
+    for (int v = 0; v < KV; ++v) u[v] = _mm512_loadu_ps(U + c * K + 16 * v);
+    for (int r = 0; r < R; ++r) {
+      const __m512 b = _mm512_set1_ps(V[r * C + c]);
+      for (int v = 0; v < KV; ++v) acc[r][v] = _mm512_fmadd_ps(b, u[v], acc[r][v]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < KV; ++v) _mm512_storeu_ps(M + r * K + 16 * v, acc[r][v]);
+}
+
+using ProductFn = void (*)(const float*, index_t, const float*, index_t, float*);
+
+// Tiles per register block for KV vectors of output channels (24-26 accumulators).
+constexpr int max_rows(int KV) { return KV == 1 ? 16 : KV == 2 ? 12 : 6; }
+
+template <int KV, int CC, std::size_t... I>
+constexpr std::array<ProductFn, sizeof...(I)> product_table(std::index_sequence<I...>) {
+  return {&product_tile<KV, static_cast<int>(I) + 1, CC>...};
+}
+
+// The image's n tiles in register blocks of at most max_rows(KV), as even as possible (49 tiles
+// in 16-tile blocks would leave one tile alone, a latency-bound chain of FMAs).
+template <int KV, int CC>
+void products(const float* U, index_t K, const float* V, index_t C, float* M, index_t tiles) {
+  constexpr int RM = max_rows(KV);
+  static constexpr auto table = product_table<KV, CC>(std::make_index_sequence<RM>{});
+  const index_t groups = (tiles + RM - 1) / RM;
+  for (index_t k0 = 0; k0 < K; k0 += 16 * KV)
+    for (index_t gi = 0; gi < groups; ++gi) {
+      const index_t j0 = tiles * gi / groups, j1 = tiles * (gi + 1) / groups;
+      table[j1 - j0 - 1](U + k0, K, V + j0 * C, C, M + j0 * K + k0);
+    }
+}
+
+template <int KV>
+void products_by_c(const float* U, index_t K, const float* V, index_t C, float* M, index_t tiles) {
+  switch (C) {
+    case 16: return products<KV, 16>(U, K, V, C, M, tiles);
+    case 32: return products<KV, 32>(U, K, V, C, M, tiles);
+    case 64: return products<KV, 64>(U, K, V, C, M, tiles);
+    default: return products<KV, 0>(U, K, V, C, M, tiles);
+  }
+}
+
+// ---- the image in HWC: xin[i][j][c] = x[c][i - ph][j - pw] (0 outside), rows [i0, i1). Returns
+// false if any value read is a NaN or inf.
+bool transpose_in(const Conv2dShape& s, const WinoC16Geom& g, const float* x, float* xin, index_t i0, index_t i1) {
+  const index_t C = s.C, H = s.H, W = s.W, HW = H * W, Wp = g.Wp, pw = s.pad_w;
+  __mmask16 bad = 0;
+  for (index_t i = i0; i < i1; ++i) {
+    float* row = xin + i * Wp * C;
+    const index_t ih = i - s.pad_h;
+    if (ih < 0 || ih >= H) {
+      std::fill(row, row + Wp * C, 0.0f);
+      continue;
+    }
+    std::fill(row, row + pw * C, 0.0f);
+    if (pw + W < Wp) std::fill(row + (pw + W) * C, row + Wp * C, 0.0f);
+    for (index_t c0 = 0; c0 < C; c0 += 16) {
+      for (index_t w0 = 0; w0 < W; w0 += 16) {
+        const int nw = static_cast<int>(std::min<index_t>(16, W - w0));
+        const __mmask16 mask = static_cast<__mmask16>((1u << nw) - 1);
+        __m512 r[16];
+        for (int c = 0; c < 16; ++c) {
+          r[c] = _mm512_maskz_loadu_ps(mask, x + (c0 + c) * HW + ih * W + w0);
+          const __m512 z = _mm512_sub_ps(r[c], r[c]);  // 0, or NaN for a NaN or inf
+          bad |= _mm512_cmp_ps_mask(z, z, _CMP_UNORD_Q);
+        }
+        avx512::transpose16(r);
+        float* dst = row + (pw + w0) * C + c0;
+        for (int j = 0; j < nw; ++j) _mm512_storeu_ps(dst + j * C, r[j]);
+      }
+    }
+  }
+  return bad == 0;
+}
+
+// ---- y[k][p][q] = yout[p][q][k] (+ res[k][p][q], then ReLU if asked) for rows [p0, p1).
+void transpose_out(const Conv2dShape& s, const WinoC16Geom& g, const float* yout, const float* res, bool relu,
+                   float* y, index_t p0, index_t p1) {
+  const index_t K = s.K, P = s.P, Q = s.Q, Qp = g.Qp;
+  const __m512 zero = _mm512_setzero_ps();
+  for (index_t p = p0; p < p1; ++p)
+    for (index_t k0 = 0; k0 < K; k0 += 16)
+      for (index_t q0 = 0; q0 < Q; q0 += 16) {
+        const int nq = static_cast<int>(std::min<index_t>(16, Q - q0));
+        __m512 r[16];
+        const float* src = yout + (p * Qp + q0) * K + k0;
+        for (int j = 0; j < 16; ++j) r[j] = j < nq ? _mm512_loadu_ps(src + j * K) : zero;
+        avx512::transpose16(r);
+        const __mmask16 mask = static_cast<__mmask16>((1u << nq) - 1);
+        for (int k = 0; k < 16; ++k) {
+          const index_t at = ((k0 + k) * P + p) * Q + q0;
+          __m512 v = r[k];
+          if (res != nullptr) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, res + at));
+          if (relu) v = _mm512_max_ps(zero, v);  // the second operand when NaN: NaN stays NaN, as the op
+          _mm512_mask_storeu_ps(y + at, mask, v);
+        }
+      }
+}
+
+// ---- V[xi][j][c] for tiles [t0, t0 + n) of the image (j = tile - t0).
+void transform_input(const Conv2dShape& s, const WinoC16Geom& g, const float* xin, float* V, index_t t0, index_t n) {
+  const index_t C = s.C, Wp = g.Wp, vs = g.TB * C;  // vs: between consecutive xi
+  for (index_t j = 0; j < n; ++j) {
+    const index_t th = (t0 + j) / g.tiles_w, tw = (t0 + j) % g.tiles_w;
+    const float* base = xin + (th * g.m * Wp + tw * g.m) * C;
+    for (index_t c0 = 0; c0 < C; c0 += 16) {
+      __m512 t[kA][kA];  // t[a][b] = (B^T d)[a][b], by column
+      for (int b = 0; b < kA; ++b) {
+        __m512 d[kA], v[kA];
+        for (int a = 0; a < kA; ++a) d[a] = _mm512_loadu_ps(base + (a * Wp + b) * C + c0);
+        input_tf(d, v);
+        for (int a = 0; a < kA; ++a) t[a][b] = v[a];
+      }
+      float* out = V + j * C + c0;
+      for (int a = 0; a < kA; ++a) {
+        __m512 v[kA];
+        input_tf(t[a], v);
+        for (int b = 0; b < kA; ++b) _mm512_storeu_ps(out + (a * kA + b) * vs, v[b]);
+      }
+    }
+  }
+}
+
+// ---- yout tiles from M[xi][j][k] (+ bias).
+template <int MT>
+void transform_output(const Conv2dShape& s, const WinoC16Geom& g, const float* M, const float* bias, float* yout,
+                      index_t t0, index_t n) {
+  const index_t K = s.K, Qp = g.Qp, ms = g.TB * K;  // ms: between consecutive xi
+  for (index_t j = 0; j < n; ++j) {
+    const index_t th = (t0 + j) / g.tiles_w, tw = (t0 + j) % g.tiles_w;
+    float* base = yout + (th * MT * Qp + tw * MT) * K;
+    for (index_t k0 = 0; k0 < K; k0 += 16) {
+      const float* in = M + j * K + k0;
+      __m512 t[MT][kA];  // (A^T m) by column
+      for (int b = 0; b < kA; ++b) {
+        __m512 m[kA], o[MT];
+        for (int a = 0; a < kA; ++a) m[a] = _mm512_loadu_ps(in + (a * kA + b) * ms);
+        output_tf<MT>(m, o);
+        for (int a = 0; a < MT; ++a) t[a][b] = o[a];
+      }
+      const __m512 bv = bias != nullptr ? _mm512_loadu_ps(bias + k0) : _mm512_setzero_ps();
+      for (int a = 0; a < MT; ++a) {
+        __m512 o[MT];
+        output_tf<MT>(t[a], o);
+        for (int b = 0; b < MT; ++b) _mm512_storeu_ps(base + (a * Qp + b) * K + k0, _mm512_add_ps(o[b], bv));
+      }
+    }
+  }
+}
+
+// ---- An image holding a NaN or inf: the direct sum from xin, output channels [k0, k1), so that
+// the non-finite values reach exactly the outputs that read them.
+void direct_fallback(const Conv2dShape& s, const WinoC16Geom& g, const float* xin, const float* w, const float* bias,
+                     float* y, index_t k0, index_t k1) {
+  const index_t C = s.C, R = s.R, S = s.S, Wp = g.Wp;
+  for (index_t k = k0; k < k1; ++k)
+    for (index_t p = 0; p < s.P; ++p)
+      for (index_t q = 0; q < s.Q; ++q) {
+        double acc = bias != nullptr ? bias[k] : 0.0;
+        for (index_t r = 0; r < R; ++r)
+          for (index_t t = 0; t < S; ++t) {
+            const float* xv = xin + ((p + r) * Wp + q + t) * C;
+            const float* wv = w + k * C * R * S + r * S + t;
+            for (index_t c = 0; c < C; ++c) acc += static_cast<double>(xv[c]) * wv[c * R * S];
+          }
+        y[(k * s.P + p) * s.Q + q] = static_cast<float>(acc);
+      }
+}
+
+template <int MT>
+void forward_image(const Conv2dShape& s, const WinoC16Geom& g, const float* x, const float* U, const float* w,
+                   const float* bias, const float* res, bool relu, float* y, float* ws, int t, int team) {
+  float* xin = ws + g.xin_off;  // shared by the team: the first thread's slice
+  float* yout = ws + g.yout_off;
+  float* own = ws + static_cast<index_t>(t) * g.slice;
+  float* V = own + g.v_off;
+  float* M = own + g.m_off;
+  float* flag = own + g.flag_off;
+  const bool finite = transpose_in(s, g, x, xin, g.Hp * t / team, g.Hp * (t + 1) / team);
+  flag[0] = finite ? 0.0f : 1.0f;
+  bool all_finite = finite;
+  if (team > 1) {
+#pragma omp barrier
+    for (int u = 0; u < team; ++u) all_finite = all_finite && ws[u * g.slice + g.flag_off] == 0.0f;
+  }
+  if (!all_finite) {
+    const index_t k0 = s.K * t / team, k1 = s.K * (t + 1) / team, PQ = s.P * s.Q;
+    direct_fallback(s, g, xin, w, bias, y, k0, k1);
+    for (index_t i = k0 * PQ; i < k1 * PQ; ++i) {
+      const float v = res != nullptr ? y[i] + res[i] : y[i];
+      y[i] = relu && !(v > 0.0f) && v == v ? 0.0f : v;
+    }
+    if (team > 1) {
+#pragma omp barrier
+    }
+    return;
+  }
+  const index_t C = s.C, K = s.K;
+  const index_t lo = g.tiles * t / team, hi = g.tiles * (t + 1) / team;
+  for (index_t t0 = lo; t0 < hi; t0 += g.TB) {
+    const index_t n = std::min(g.TB, hi - t0);
+    transform_input(s, g, xin, V, t0, n);
+    for (int xi = 0; xi < kAA; ++xi) {
+      const float* Ux = U + xi * C * K;
+      const float* Vx = V + xi * g.TB * C;
+      float* Mx = M + xi * g.TB * K;
+      if (K % 64 == 0)
+        products_by_c<4>(Ux, K, Vx, C, Mx, n);
+      else if (K % 32 == 0)
+        products_by_c<2>(Ux, K, Vx, C, Mx, n);
+      else
+        products_by_c<1>(Ux, K, Vx, C, Mx, n);
+    }
+    transform_output<MT>(s, g, M, bias, yout, t0, n);
+  }
+  if (team > 1) {
+#pragma omp barrier
+  }
+  transpose_out(s, g, yout, res, relu, y, s.P * t / team, s.P * (t + 1) / team);
+  if (team > 1) {
+#pragma omp barrier
+  }
+}
+
+}  // namespace
+
+void winograd_c16_forward_image_avx512(const Conv2dShape& s, const WinoC16Geom& g, const float* x, const float* U,
+                                       const float* w, const float* bias, const float* res, bool relu, float* y,
+                                       float* ws, int t, int team) {
+  if (g.m == 4)
+    forward_image<4>(s, g, x, U, w, bias, res, relu, y, ws, t, team);
+  else
+    forward_image<2>(s, g, x, U, w, bias, res, relu, y, ws, t, team);
+}
+
+}  // namespace fastlayers::cpu
