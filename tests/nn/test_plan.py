@@ -254,20 +254,25 @@ WINO16_CONVS = [
 ]
 
 
-@pytest.mark.parametrize("case", WINO16_CONVS, ids=[str(c) for c in WINO16_CONVS])
+def _same_shape(C, K, H, W, R, stride, pad):
+    return C == K and stride == 1 and H + 2 * pad - R + 1 == H and W + 2 * pad - R + 1 == W
+
+
+# Each case with conv + ReLU, and where the conv keeps its input's shape also with an identity
+# residual before the ReLU (fused into the kernel's last pass).
+WINO16_RUNS = [(c, "relu") for c in WINO16_CONVS] + [
+    (c, "residual") for c in WINO16_CONVS if _same_shape(*c[:5], 1, c[5])]
+
+
+@pytest.mark.parametrize("run", WINO16_RUNS, ids=[f"{c}-{e}" for c, e in WINO16_RUNS])
 @pytest.mark.parametrize("threads", [1, 2, 3])
-@pytest.mark.parametrize("epilogue", ["relu", "residual"])
-def test_winograd_c16_convs_match_layer_by_layer(case, threads, epilogue):
-    C, K, H, W, R, pad, N = case
-    rng = np.random.default_rng(0)
-    conv = nn.Conv2d(C, K, R, 1, pad, rng=rng)
+def test_winograd_c16_convs_match_layer_by_layer(run, threads):
+    (C, K, H, W, R, pad, N), epilogue = run
+    conv = nn.Conv2d(C, K, R, 1, pad, rng=np.random.default_rng(0))
     if epilogue == "relu":
         model = nn.Sequential([conv, nn.ReLU()]).eval()
-    else:  # conv + identity + ReLU, the residual fused into the kernel's last pass
+    else:
         inp = nn.Input((C, H, W))
-        P_, Q_ = H + 2 * pad - R + 1, W + 2 * pad - R + 1
-        if (P_, Q_) != (H, W) or C != K:
-            pytest.skip("the residual needs the conv's output shape to equal its input's")
         model = nn.Model(inp, nn.ReLU()(nn.Add()([conv(inp), inp]))).eval()
     x = _x((N, C, H, W))
     with num_threads(threads):
@@ -280,6 +285,55 @@ def test_winograd_c16_convs_match_layer_by_layer(case, threads, epilogue):
         assert not _cpu_has_avx512(), f"AVX-512 here, yet the plan chose {algos}"
         pytest.skip("no AVX-512 on this machine: the plan keeps its other paths")
     _close(y, _layerwise(model, x))
+
+
+# The plan's direct kernel with pixels in the lanes (csrc/cpu/conv_pixels*): at most 25 taps, stride 1
+# or 2. (C, K, H, W, R, stride, pad, N): the small ResNet's first conv and its 1x1 stride-2
+# projection (read in place, no padding), the CNN's and LeNet-5's first convs, rows of several
+# 16-pixel segments with a masked tail, odd sizes at stride 2, exactly 25 taps, K not a multiple of 4.
+PIXEL_CONVS = [
+    (1, 16, 28, 28, 3, 1, 1, 3),
+    (16, 32, 28, 28, 1, 2, 0, 2),
+    (1, 32, 28, 28, 5, 1, 0, 1),
+    (1, 6, 28, 28, 5, 1, 2, 2),
+    (2, 5, 9, 35, 3, 2, 0, 2),
+    (2, 7, 10, 33, 3, 2, 1, 1),
+    (25, 7, 10, 10, 1, 1, 0, 3),
+    (16, 16, 6, 6, 1, 1, 0, 2),   # C == K, same size: the residual case too
+]
+
+
+PIXEL_RUNS = [(c, e) for c in PIXEL_CONVS for e in ("relu", "pool")] + [
+    (c, "residual") for c in PIXEL_CONVS if _same_shape(*c[:7])]
+
+
+@pytest.mark.parametrize("run", PIXEL_RUNS, ids=[f"{c}-{e}" for c, e in PIXEL_RUNS])
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_pixel_lane_convs_match_layer_by_layer(run, threads):
+    (C, K, H, W, R, stride, pad, N), epilogue = run
+    conv = nn.Conv2d(C, K, R, stride, pad, rng=np.random.default_rng(0))
+    if epilogue == "relu":
+        model = nn.Sequential([conv, nn.ReLU()]).eval()
+    elif epilogue == "pool":  # conv + 2x2 max pool + ReLU: the kernel writes the conv, the plan pools
+        model = nn.Sequential([conv, nn.MaxPool2d(2), nn.ReLU()]).eval()
+    else:
+        inp = nn.Input((C, H, W))
+        model = nn.Model(inp, nn.ReLU()(nn.Add()([conv(inp), inp]))).eval()
+    x = _x((N, C, H, W))
+    with num_threads(threads):
+        plan = P.get(model, x.shape)
+        assert plan is not None, P.explain(model, x.shape)
+        algos = plan._c.conv_algorithms
+        y = np.empty(plan.output_shape, np.float32)
+        plan._c.run(x, y, threads)
+    assert "pixels" in algos or not _cpu_has_avx512(), algos
+    _close(y, _layerwise(model, x))
+
+
+def test_pixel_lane_kernel_takes_at_most_25_taps():
+    for C, R, expect in [(25, 1, True), (26, 1, False), (1, 5, True), (3, 3, False)]:
+        plan = P.get(nn.Sequential([nn.Conv2d(C, 8, R, rng=0)]).eval(), (1, C, 12, 12))
+        assert (plan._c.conv_algorithms[0] == "pixels") == (expect and _cpu_has_avx512()), (C, R)
 
 
 def _cpu_has_avx512():

@@ -12,6 +12,7 @@
 #include "cpu/conv.h"
 #include "cpu/conv_smallc.h"
 #include "cpu/conv_winograd.h"
+#include "cpu/conv_pixels.h"
 #include "cpu/conv_winograd_c16.h"
 #include "cpu/gemm.h"
 #include "cpu/parallel.h"
@@ -73,6 +74,14 @@ bool wino16_preferred(const Conv2dShape& s) {
   return winograd_c16_possible(s) && s.C * s.K <= 128 * 128;
 }
 
+// Whether the pixels-in-lanes direct kernel (conv_pixels.h) takes this conv: every layer it can
+// run (at most 25 taps). FASTLAYERS_PLAN_PIXCONV=0 (read at plan build) turns it off.
+bool pixconv_preferred(const Conv2dShape& s) {
+  const char* e = std::getenv("FASTLAYERS_PLAN_PIXCONV");
+  if (e != nullptr && e[0] == '0') return false;
+  return pixconv_possible(s);
+}
+
 
 }  // namespace
 
@@ -110,7 +119,11 @@ index_t Plan::weight_floats() const {
 std::vector<std::string> Plan::conv_algorithms() const {
   std::vector<std::string> out;
   for (const Step& s : steps_)
-    out.push_back(s.kind != StepKind::conv ? "" : s.wino16 ? "winograd_c16" : s.smallc ? "direct" : "conv2d_forward");
+    out.push_back(s.kind != StepKind::conv ? ""
+                  : s.wino16                 ? "winograd_c16"
+                  : s.pixconv                ? "pixels"
+                  : s.smallc                 ? "direct"
+                                             : "conv2d_forward");
   return out;
 }
 
@@ -209,7 +222,12 @@ void Plan::finalize(index_t arena_floats, int threads) {
   for (Step& s : steps_) {
     if (s.kind != StepKind::conv) continue;
     s.wino16 = wino16_preferred(s.conv);
-    s.smallc = !s.wino16 && smallc_possible(s.conv);
+    s.pixconv = !s.wino16 && pixconv_preferred(s.conv);
+    s.smallc = !s.wino16 && !s.pixconv && smallc_possible(s.conv);
+    if (s.pixconv) {
+      ws = std::max(ws, threads_ * pixconv_slice_floats(s.conv));
+      continue;
+    }
     if (s.wino16) {
       s.packed.assign(static_cast<size_t>(winograd_c16_filter_floats(s.conv)), 0.0f);
       winograd_c16_prepare(s.conv, s.w.data(), s.packed.data());
@@ -311,16 +329,22 @@ bool Plan::run(const float* x, float* y, int threads) {
   return true;
 }
 
-// conv_winograd_c16 into z, with the residual `res` (or null) and ReLU fused when asked: images
-// over the threads, or with fewer images than threads the team splits each image's tiles.
-void Plan::wino16_into(const Step& s, const float* in, float* z, const float* res, bool relu) {
+// The per-image kernels (conv_winograd_c16, conv_pixels) into z, with the residual `res` (or null)
+// and ReLU fused when asked: images over the threads, or with fewer images than threads the team
+// splits each image.
+void Plan::per_image_into(const Step& s, const float* in, float* z, const float* res, bool relu) {
   const Conv2dShape& c = s.conv;
   const float* b = s.b.empty() ? nullptr : s.b.data();
   const int T = std::min(max_threads(), threads_);
-  const index_t slice = winograd_c16_slice_floats(c), in_img = c.C * c.H * c.W, out_img = c.K * c.P * c.Q;
+  const index_t slice = s.wino16 ? winograd_c16_slice_floats(c) : pixconv_slice_floats(c);
+  const index_t in_img = c.C * c.H * c.W, out_img = c.K * c.P * c.Q;
   auto image = [&](index_t n, float* ws, int t, int team) {
-    winograd_c16_forward_image(c, in + n * in_img, s.packed.data(), s.w.data(), b,
-                               res != nullptr ? res + n * out_img : nullptr, relu, z + n * out_img, ws, t, team);
+    const float* r = res != nullptr ? res + n * out_img : nullptr;
+    if (s.wino16)
+      winograd_c16_forward_image(c, in + n * in_img, s.packed.data(), s.w.data(), b, r, relu, z + n * out_img, ws, t,
+                                 team);
+    else
+      pixconv_forward_image(c, in + n * in_img, s.w.data(), b, r, relu, z + n * out_img, ws, t, team);
   };
   if (T > 1 && c.N >= T) {
 #pragma omp parallel num_threads(T)
@@ -342,10 +366,10 @@ void Plan::wino16_into(const Step& s, const float* in, float* z, const float* re
 bool Plan::conv_into(const Step& s, const float* in, float* z) {
   const Conv2dShape& c = s.conv;
   const float* b = s.b.empty() ? nullptr : s.b.data();
-  if (!s.smallc && !s.wino16) return conv2d_forward(c, in, s.w.data(), b, z, workspace_.get(), workspace_floats_);
+  if (!s.smallc && !s.wino16 && !s.pixconv) return conv2d_forward(c, in, s.w.data(), b, z, workspace_.get(), workspace_floats_);
   const int T = std::min(max_threads(), threads_);
-  if (s.wino16) {
-    wino16_into(s, in, z, nullptr, false);
+  if (s.wino16 || s.pixconv) {
+    per_image_into(s, in, z, nullptr, false);
     return true;
   }
   const index_t Cg = c.C / c.groups, Kg = c.K / c.groups, HWin = c.H * c.W, PQ = c.P * c.Q;
@@ -402,8 +426,8 @@ bool Plan::run_step(const Step& s, const float* x, float* y) {
       const Conv2dShape& c = s.conv;
       float* z = s.tmp >= 0 ? at(s.tmp, x, y) : out;
       const float* b = s.b.empty() ? nullptr : s.b.data();
-      if (s.wino16 && s.epi.pool == PoolKind::none) {  // residual and ReLU inside the kernel's last pass
-        wino16_into(s, in, out, res, s.epi.act == Act::relu);
+      if ((s.wino16 || s.pixconv) && s.epi.pool == PoolKind::none) {  // residual and ReLU inside the kernel
+        per_image_into(s, in, out, res, s.epi.act == Act::relu);
         return true;
       }
       if (!s.smallc || trivial || !(T > 1 && c.N >= T)) {  // the conv, then the epilogue over all planes

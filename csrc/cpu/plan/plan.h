@@ -51,6 +51,7 @@ struct Step {
   Conv2dShape conv{};
   bool smallc = false;                 // filters packed once for the direct kernel
   bool wino16 = false;                 // filters transformed once for conv_winograd_c16 (in packed)
+  bool pixconv = false;                // conv_pixels: the plain filters, pixels in the lanes
   std::vector<float> w, b, packed;     // weights (conv / dense), bias (or affine shift), packed filters
   std::vector<float> scale;            // affine: per-channel scale
   index_t M = 0, N = 0, K = 0;         // dense: x (M x K) * w (N x K)^T; add/act/copy: M elements
@@ -76,8 +77,9 @@ class Plan {
   index_t workspace_floats() const { return workspace_floats_; }
   index_t weight_floats() const;
   int num_steps() const { return static_cast<int>(steps_.size()); }
-  // Per step, the algorithm its conv runs after finalize: "winograd_c16", "direct" (conv_smallc
-  // with packed filters) or "conv2d_forward" (that function's own choice); "" for other steps.
+  // Per step, the algorithm its conv runs after finalize: "winograd_c16", "pixels" (conv_pixels),
+  // "direct" (conv_smallc with packed filters) or "conv2d_forward" (that function's own choice);
+  // "" for other steps.
   std::vector<std::string> conv_algorithms() const;
 
   // Runs the plan on x (input_floats()) into y (output_floats()). One run at a time per plan (the
@@ -91,7 +93,7 @@ class Plan {
   float* at(int value, const float* x, float* y) const;
   bool run_step(const Step& s, const float* x, float* y);
   bool conv_into(const Step& s, const float* in, float* z);
-  void wino16_into(const Step& s, const float* in, float* z, const float* res, bool relu);
+  void per_image_into(const Step& s, const float* in, float* z, const float* res, bool relu);
   void choose_conv_paths();
   void epilogue(const Step& s, const float* z, float* out, const float* res, index_t n0, index_t n1) const;
 

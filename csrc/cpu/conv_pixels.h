@@ -1,0 +1,30 @@
+// Direct convolution with output *pixels* in the vector lanes, for the inference plan
+// (csrc/cpu/plan): layers with at most 25 taps (C x R x S) - a network's first conv on 1-channel
+// images (1 -> 16 3x3, 1 -> 32 5x5, LeNet-5's 1 -> 6 5x5) and the 1x1 stride-2 projections of
+// residual blocks (16 -> 32, 32 -> 64). Stride 1 or 2, dilation 1, one group, any K.
+//
+// Why: with so few taps, the channels-in-lanes direct kernel (conv_smallc.h) spends as much on
+// transposing its tiles back to NCHW as on its FMAs, and fills a 16-lane vector with 6 channels.
+// Here the 16 output pixels of a row segment are a vector: their taps' input vectors (a zero-padded
+// copy of the image, even columns gathered for stride 2) are loaded once into registers, then each
+// output channel is TAPS FMAs with broadcast weights and one store straight into its NCHW row.
+#pragma once
+#include "common/conv_shape.h"
+#include "common/types.h"
+
+namespace fastlayers::cpu {
+
+// Whether this kernel can run the forward of `s` on this machine.
+bool pixconv_possible(const Conv2dShape& s);
+
+// Workspace floats per thread (the zero-padded image; 0 without padding, x is read in place).
+index_t pixconv_slice_floats(const Conv2dShape& s);
+
+// y (K, P, Q) of one image = conv(x (C, H, W)) with the plain filters w (K, C, R, S) + bias (may be
+// null), then + res (shaped as y; may be null) and ReLU when `relu`. `ws`: the calling thread's
+// slice (team == 1), or - inside an OpenMP parallel region of `team` threads, each calling with its
+// thread number `t` - the first thread's slice, shared (the team splits the rows).
+void pixconv_forward_image(const Conv2dShape& s, const float* x, const float* w, const float* bias, const float* res,
+                           bool relu, float* y, float* ws, int t, int team);
+
+}  // namespace fastlayers::cpu
