@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <functional>
 #include <new>
 #include <stdexcept>
 #include <string>
@@ -332,7 +333,8 @@ bool Plan::run(const float* x, float* y, int threads) {
 // The per-image kernels (conv_winograd_c16, conv_pixels) into z, with the residual `res` (or null)
 // and ReLU fused when asked: images over the threads, or with fewer images than threads the team
 // splits each image.
-void Plan::per_image_into(const Step& s, const float* in, float* z, const float* res, bool relu) {
+void Plan::per_image_into(const Step& s, const float* in, float* z, const float* res, bool relu,
+                          const std::function<void(index_t)>& after_image) {
   const Conv2dShape& c = s.conv;
   const float* b = s.b.empty() ? nullptr : s.b.data();
   const int T = std::min(max_threads(), threads_);
@@ -350,15 +352,21 @@ void Plan::per_image_into(const Step& s, const float* in, float* z, const float*
 #pragma omp parallel num_threads(T)
     {
       const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-      for (index_t n = c.N * t / nt; n < c.N * (t + 1) / nt; ++n) image(n, workspace_.get() + t * slice, 0, 1);
+      for (index_t n = c.N * t / nt; n < c.N * (t + 1) / nt; ++n) {
+        image(n, workspace_.get() + t * slice, 0, 1);
+        if (after_image) after_image(n);
+      }
     }
-  } else if (T > 1) {
-    for (index_t n = 0; n < c.N; ++n) {
+    return;
+  }
+  for (index_t n = 0; n < c.N; ++n) {
+    if (T > 1) {
 #pragma omp parallel num_threads(T)
       image(n, workspace_.get(), omp_get_thread_num(), omp_get_num_threads());
+    } else {
+      image(n, workspace_.get(), 0, 1);
     }
-  } else {
-    for (index_t n = 0; n < c.N; ++n) image(n, workspace_.get(), 0, 1);
+    if (after_image) after_image(n);
   }
 }
 
@@ -415,8 +423,13 @@ bool Plan::run_step(const Step& s, const float* x, float* y) {
     if (trivial) return;
     const index_t work = planes * s.HW;
     if (T > 1 && work > kParallelGrain) {
-#pragma omp parallel for schedule(static) num_threads(T)
-      for (index_t p = 0; p < planes; ++p) epilogue(s, z, out, res, p, p + 1);
+    // One contiguous range of planes per thread: a call per plane cost more than the pool itself
+    // (the CNN's conv2 + pool + ReLU at batch 64, 2 threads: 2.97 ms, against 1.18 without the pool).
+#pragma omp parallel num_threads(T)
+      {
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        epilogue(s, z, out, res, planes * t / nt, planes * (t + 1) / nt);
+      }
     } else {
       epilogue(s, z, out, res, 0, planes);
     }
@@ -426,8 +439,12 @@ bool Plan::run_step(const Step& s, const float* x, float* y) {
       const Conv2dShape& c = s.conv;
       float* z = s.tmp >= 0 ? at(s.tmp, x, y) : out;
       const float* b = s.b.empty() ? nullptr : s.b.data();
-      if ((s.wino16 || s.pixconv) && s.epi.pool == PoolKind::none) {  // residual and ReLU inside the kernel
-        per_image_into(s, in, out, res, s.epi.act == Act::relu);
+      if (s.wino16 || s.pixconv) {
+        if (s.epi.pool == PoolKind::none) {  // residual and ReLU inside the kernel
+          per_image_into(s, in, out, res, s.epi.act == Act::relu);
+        } else {  // each image's pool (and the rest) while its output is in cache
+          per_image_into(s, in, z, nullptr, false, [&](index_t n) { epilogue(s, z, out, res, n * c.K, (n + 1) * c.K); });
+        }
         return true;
       }
       if (!s.smallc || trivial || !(T > 1 && c.N >= T)) {  // the conv, then the epilogue over all planes

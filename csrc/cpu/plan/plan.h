@@ -19,6 +19,7 @@
 // Threads: every kernel takes max_threads() (fl.set_num_threads). Whether a plan runs on one thread
 // is the builder's choice (threads argument of run), made by measurement at batch 1.
 #pragma once
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -93,7 +94,9 @@ class Plan {
   float* at(int value, const float* x, float* y) const;
   bool run_step(const Step& s, const float* x, float* y);
   bool conv_into(const Step& s, const float* in, float* z);
-  void per_image_into(const Step& s, const float* in, float* z, const float* res, bool relu);
+  // after_image(n), if given, runs on the thread that computed image n, right after it.
+  void per_image_into(const Step& s, const float* in, float* z, const float* res, bool relu,
+                      const std::function<void(index_t)>& after_image = {});
   void choose_conv_paths();
   void epilogue(const Step& s, const float* z, float* out, const float* res, index_t n0, index_t n1) const;
 
