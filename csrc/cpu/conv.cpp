@@ -33,6 +33,7 @@
 #include "cpu/conv_direct.h"
 #include "cpu/conv_smallc.h"
 #include "cpu/conv_winograd.h"
+#include "cpu/conv_winograd_c16.h"
 #include "cpu/gemm.h"
 #include "cpu/parallel.h"
 
@@ -575,7 +576,42 @@ static bool winograd_safe(const float* x, index_t nx, const float* w, index_t nw
   return finite(w, nw) && finite(x, nx);
 }
 
+// ---- conv_winograd_c16 per call (forward, and backward-data as the forward of grad_out with the
+// filters transposed and flipped, padding R - 1 - p).
+static bool bd_forward_shape(const Conv2dShape& s, Conv2dShape& t) {
+  if (s.stride_h != 1 || s.stride_w != 1 || s.dil_h != 1 || s.dil_w != 1 || s.groups != 1) return false;
+  if (s.pad_h > s.R - 1 || s.pad_w > s.S - 1) return false;
+  t = Conv2dShape{s.N, s.K, s.P, s.Q, s.C, s.R, s.S, s.H, s.W, 1, 1, s.R - 1 - s.pad_h, s.S - 1 - s.pad_w, 1, 1, 1};
+  return true;
+}
+
+// Whether the forward convolution `f` (a forward pass, or backward-data's transposed shape) runs on
+// conv_winograd_c16 per call. FASTLAYERS_CONV_WINO16 (read per call): "0" never, "1" wherever it
+// can run (the tests reach it with small shapes this way), else by size: as the inference plan
+// (up to 128 x 128 channels), with enough output pixels to pay for the filter transform per call.
+static bool wino16_per_call(const Conv2dShape& f) {
+  if (!winograd_c16_possible(f)) return false;
+  const char* e = std::getenv("FASTLAYERS_CONV_WINO16");
+  if (e != nullptr && (e[0] == '0' || e[0] == '1') && e[1] == '\0') return e[0] == '1';
+  return f.C * f.K <= 128 * 128 && f.N * f.P * f.Q >= 1024;
+}
+
+static index_t conv2d_workspace_floats_base(const Conv2dShape& s, ConvPass pass, int threads);
+
+static index_t flipped_floats(const Conv2dShape& s) { return (s.K * s.C * s.R * s.S + 15) / 16 * 16; }
+
 index_t conv2d_workspace_floats(const Conv2dShape& s, ConvPass pass, int threads) {
+  const index_t need = conv2d_workspace_floats_base(s, pass, threads);
+  if (need < 0) return need;
+  Conv2dShape t;
+  if (pass == ConvPass::forward && wino16_per_call(s)) return std::max(need, winograd_c16_call_floats(s, threads));
+  if (pass == ConvPass::backward_data && bd_forward_shape(s, t) && wino16_per_call(t))
+    return std::max(need, flipped_floats(s) + winograd_c16_call_floats(t, threads));
+  return need;
+}
+
+// The other paths' workspace (the GEMM path's room always included: the others fall back to it).
+static index_t conv2d_workspace_floats_base(const Conv2dShape& s, ConvPass pass, int threads) {
   assert(conv2d_shape_error(s) == nullptr);
   const Geometry gg = geometry(s, pass);
   index_t gemm = needed_floats(s, gg, pass, gemm_threads(s, gg, threads));
@@ -607,6 +643,7 @@ static bool smallc_preferred(const Conv2dShape& s, ConvPass pass, const Geometry
 bool conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y,
                     float* workspace, index_t workspace_floats) {
   assert(conv2d_shape_error(s) == nullptr);  // the boundary checked it (common/conv_shape.h)
+  if (wino16_per_call(s) && winograd_c16_forward_call(s, x, w, b, y, workspace, workspace_floats)) return true;
   const Geometry g = geometry(s, ConvPass::forward);  // the GEMM-side paths' plan; also says if smallc takes it
   const bool smallc_first = smallc_preferred(s, ConvPass::forward, g);
   if (!smallc_first && direct_applies(s, ConvPass::forward) &&
@@ -703,6 +740,19 @@ bool conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const 
 bool conv2d_backward_data(const Conv2dShape& s, const float* grad_out, const float* w, float* grad_x,
                           float* workspace, index_t workspace_floats) {
   assert(conv2d_shape_error(s) == nullptr);  // the boundary checked it (common/conv_shape.h)
+  if (Conv2dShape t; bd_forward_shape(s, t) && wino16_per_call(t) &&
+                     flipped_floats(s) + winograd_c16_call_floats(t, 1) <= workspace_floats) {
+    float* wt = workspace;  // wt[kk][cc][r][q] = w[cc][kk][R-1-r][S-1-q]: t's plain filters
+    const index_t R = s.R, S = s.S;
+    for (index_t cc = 0; cc < s.K; ++cc)
+      for (index_t kk = 0; kk < s.C; ++kk)
+        for (index_t r = 0; r < R; ++r)
+          for (index_t q = 0; q < S; ++q)
+            wt[((kk * s.K + cc) * R + r) * S + q] = w[((cc * s.C + kk) * R + (R - 1 - r)) * S + (S - 1 - q)];
+    if (winograd_c16_forward_call(t, grad_out, wt, nullptr, grad_x, workspace + flipped_floats(s),
+                                  workspace_floats - flipped_floats(s)))
+      return true;
+  }
   const Geometry g = geometry(s, ConvPass::backward_data);  // the GEMM-side paths' plan; also says if smallc takes it
   const bool smallc_first = smallc_preferred(s, ConvPass::backward_data, g);
   if (!smallc_first && direct_applies(s, ConvPass::backward_data) &&

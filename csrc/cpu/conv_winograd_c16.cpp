@@ -5,7 +5,10 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include <omp.h>
+
 #include "cpu/cpu_features.h"
+#include "cpu/parallel.h"
 
 namespace fastlayers::cpu {
 
@@ -13,6 +16,7 @@ namespace fastlayers::cpu {
 void winograd_c16_forward_image_avx512(const Conv2dShape& s, const WinoC16Geom& g, const float* x, const float* U,
                                        const float* w, const float* bias, const float* res, bool relu, float* y,
                                        float* ws, int t, int team);
+void winograd_c16_prepare_avx512(const Conv2dShape& s, const float* w, float* U);
 #endif
 
 namespace {
@@ -20,21 +24,6 @@ namespace {
 constexpr int kA = 6;
 
 index_t round16(index_t n) { return (n + 15) / 16 * 16; }
-
-// G (6 x r) of F(4x4, 3x3) and F(2x2, 5x5) for the points 0, +-1, +-2, inf (B^T is the same for
-// both; A^T is in the kernels).
-constexpr double kG3[kA][3] = {{1.0 / 4, 0, 0},
-                               {-1.0 / 6, -1.0 / 6, -1.0 / 6},
-                               {-1.0 / 6, 1.0 / 6, -1.0 / 6},
-                               {1.0 / 24, 1.0 / 12, 1.0 / 6},
-                               {1.0 / 24, -1.0 / 12, 1.0 / 6},
-                               {0, 0, 1}};
-constexpr double kG5[kA][5] = {{1.0 / 4, 0, 0, 0, 0},
-                               {-1.0 / 6, -1.0 / 6, -1.0 / 6, -1.0 / 6, -1.0 / 6},
-                               {-1.0 / 6, 1.0 / 6, -1.0 / 6, 1.0 / 6, -1.0 / 6},
-                               {1.0 / 24, 1.0 / 12, 1.0 / 6, 1.0 / 3, 2.0 / 3},
-                               {1.0 / 24, -1.0 / 12, 1.0 / 6, -1.0 / 3, 2.0 / 3},
-                               {0, 0, 0, 0, 1}};
 
 }  // namespace
 
@@ -77,27 +66,13 @@ index_t winograd_c16_filter_floats(const Conv2dShape& s) { return kA * kA * s.C 
 
 index_t winograd_c16_slice_floats(const Conv2dShape& s) { return winograd_c16_geom(s).slice; }
 
-// U[a*6 + b][c][k] = (G w[k][c] G^T)[a][b].
 void winograd_c16_prepare(const Conv2dShape& s, const float* w, float* U) {
-  const index_t C = s.C, K = s.K, r = s.R;
-  auto G = [&](int a, index_t i) { return r == 3 ? kG3[a][i] : kG5[a][i]; };
-  for (index_t k = 0; k < K; ++k)
-    for (index_t c = 0; c < C; ++c) {
-      const float* g = w + (k * C + c) * r * r;
-      double tmp[kA][5];  // G g
-      for (int a = 0; a < kA; ++a)
-        for (index_t j = 0; j < r; ++j) {
-          double v = 0;
-          for (index_t i = 0; i < r; ++i) v += G(a, i) * g[i * r + j];
-          tmp[a][j] = v;
-        }
-      for (int a = 0; a < kA; ++a)
-        for (int b = 0; b < kA; ++b) {
-          double v = 0;
-          for (index_t j = 0; j < r; ++j) v += tmp[a][j] * G(b, j);
-          U[((a * kA + b) * C + c) * K + k] = static_cast<float>(v);
-        }
-    }
+#if defined(__x86_64__) || defined(_M_X64)
+  winograd_c16_prepare_avx512(s, w, U);
+#else
+  (void)s, (void)w, (void)U;
+  std::abort();  // winograd_c16_possible is false here
+#endif
 }
 
 void winograd_c16_forward_image(const Conv2dShape& s, const float* x, const float* U, const float* w,
@@ -108,6 +83,41 @@ void winograd_c16_forward_image(const Conv2dShape& s, const float* x, const floa
   (void)s, (void)x, (void)U, (void)w, (void)bias, (void)res, (void)relu, (void)y, (void)ws, (void)t, (void)team;
   std::abort();  // winograd_c16_possible is false here
 #endif
+}
+
+index_t winograd_c16_call_floats(const Conv2dShape& s, int threads) {
+  return round16(winograd_c16_filter_floats(s)) + std::max(threads, 1) * winograd_c16_slice_floats(s);
+}
+
+bool winograd_c16_forward_call(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y,
+                               float* workspace, index_t workspace_floats) {
+  int T = omp_in_parallel() ? 1 : max_threads();
+  while (T > 1 && winograd_c16_call_floats(s, T) > workspace_floats) --T;
+  if (winograd_c16_call_floats(s, T) > workspace_floats) return false;
+  float* U = workspace;
+  float* slices = workspace + round16(winograd_c16_filter_floats(s));
+  const index_t slice = winograd_c16_slice_floats(s), in_img = s.C * s.H * s.W, out_img = s.K * s.P * s.Q;
+  winograd_c16_prepare(s, w, U);
+  if (T > 1 && s.N >= T) {
+#pragma omp parallel num_threads(T)
+    {
+      const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+      for (index_t n = s.N * t / nt; n < s.N * (t + 1) / nt; ++n)
+        winograd_c16_forward_image(s, x + n * in_img, U, w, bias, nullptr, false, y + n * out_img, slices + t * slice,
+                                   0, 1);
+    }
+    return true;
+  }
+  for (index_t n = 0; n < s.N; ++n) {
+    if (T > 1) {
+#pragma omp parallel num_threads(T)
+      winograd_c16_forward_image(s, x + n * in_img, U, w, bias, nullptr, false, y + n * out_img, slices,
+                                 omp_get_thread_num(), omp_get_num_threads());
+    } else {
+      winograd_c16_forward_image(s, x + n * in_img, U, w, bias, nullptr, false, y + n * out_img, slices, 0, 1);
+    }
+  }
+  return true;
 }
 
 }  // namespace fastlayers::cpu

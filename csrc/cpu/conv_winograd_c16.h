@@ -54,4 +54,16 @@ index_t winograd_c16_slice_floats(const Conv2dShape& s);
 void winograd_c16_forward_image(const Conv2dShape& s, const float* x, const float* U, const float* w,
                                 const float* bias, const float* res, bool relu, float* y, float* ws, int t, int team);
 
+// ---- Per call (conv.cpp: conv2d_forward, and conv2d_backward_data as the forward of its transposed
+// shape): the filters are transformed into the workspace on every call.
+
+// Workspace floats of winograd_c16_forward_call with `threads` threads.
+index_t winograd_c16_call_floats(const Conv2dShape& s, int threads);
+
+// y = conv(x) + bias for the whole batch of `s` (plain filters w (K, C, R, S)): U into the workspace,
+// then the images over the threads (or, with fewer images, the threads over each image). False if
+// the workspace is too small.
+bool winograd_c16_forward_call(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y,
+                               float* workspace, index_t workspace_floats);
+
 }  // namespace fastlayers::cpu

@@ -289,7 +289,56 @@ void forward_image(const Conv2dShape& s, const WinoC16Geom& g, const float* x, c
   }
 }
 
+// G (6 x r) of F(4x4, 3x3) and F(2x2, 5x5) for the points 0, +-1, +-2, inf (B^T above is the same
+// for both; A^T is output_tf).
+constexpr float kG3[kA][3] = {{1.0f / 4, 0, 0},
+                              {-1.0f / 6, -1.0f / 6, -1.0f / 6},
+                              {-1.0f / 6, 1.0f / 6, -1.0f / 6},
+                              {1.0f / 24, 1.0f / 12, 1.0f / 6},
+                              {1.0f / 24, -1.0f / 12, 1.0f / 6},
+                              {0, 0, 1}};
+constexpr float kG5[kA][5] = {{1.0f / 4, 0, 0, 0, 0},
+                              {-1.0f / 6, -1.0f / 6, -1.0f / 6, -1.0f / 6, -1.0f / 6},
+                              {-1.0f / 6, 1.0f / 6, -1.0f / 6, 1.0f / 6, -1.0f / 6},
+                              {1.0f / 24, 1.0f / 12, 1.0f / 6, 1.0f / 3, 2.0f / 3},
+                              {1.0f / 24, -1.0f / 12, 1.0f / 6, -1.0f / 3, 2.0f / 3},
+                              {0, 0, 0, 0, 1}};
+
+template <int RR>
+void prepare(const Conv2dShape& s, const float (&G)[kA][RR], const float* w, float* U) {
+  constexpr int taps = RR * RR;
+  const index_t C = s.C, K = s.K;
+  const __m512i lane = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                          _mm512_set1_epi32(static_cast<int>(C * taps)));
+  for (index_t k0 = 0; k0 < K; k0 += 16)
+    for (index_t c = 0; c < C; ++c) {
+      __m512 g[taps], tmp[kA][RR];  // g: the 16 channels' taps; tmp = G g
+      const float* src = w + (k0 * C + c) * taps;
+      for (int t = 0; t < taps; ++t) g[t] = _mm512_i32gather_ps(lane, src + t, 4);
+      for (int a = 0; a < kA; ++a)
+        for (int j = 0; j < RR; ++j) {
+          __m512 acc = _mm512_setzero_ps();
+          for (int i = 0; i < RR; ++i) acc = _mm512_fmadd_ps(_mm512_set1_ps(G[a][i]), g[i * RR + j], acc);
+          tmp[a][j] = acc;
+        }
+      for (int a = 0; a < kA; ++a)
+        for (int b = 0; b < kA; ++b) {
+          __m512 acc = _mm512_setzero_ps();
+          for (int j = 0; j < RR; ++j) acc = _mm512_fmadd_ps(tmp[a][j], _mm512_set1_ps(G[b][j]), acc);
+          _mm512_storeu_ps(U + ((a * kA + b) * C + c) * K + k0, acc);
+        }
+    }
+}
+
 }  // namespace
+
+// U[a*6 + b][c][k] = (G w[k][c] G^T)[a][b], 16 output channels per vector.
+void winograd_c16_prepare_avx512(const Conv2dShape& s, const float* w, float* U) {
+  if (s.R == 3)
+    prepare<3>(s, kG3, w, U);
+  else
+    prepare<5>(s, kG5, w, U);
+}
 
 void winograd_c16_forward_image_avx512(const Conv2dShape& s, const WinoC16Geom& g, const float* x, const float* U,
                                        const float* w, const float* bias, const float* res, bool relu, float* y,

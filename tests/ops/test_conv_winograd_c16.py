@@ -1,0 +1,114 @@
+"""conv2d's channels-in-lanes Winograd (csrc/cpu/conv_winograd_c16*, AVX-512 machines): F(4x4, 3x3)
+and F(2x2, 5x5), stride 1, one group, channels multiples of 16; the forward, and backward-data as
+the forward of grad_out with the filters transposed and flipped. Against the float64 reference with
+test_conv.py's tolerances (not widened).
+
+FASTLAYERS_CONV_WINO16=1 (read per call) sends every shape it can run there, so small shapes reach
+it; by default it takes up to 128 x 128 channels from 1024 output pixels per call
+(test_wino16_is_taken). The inference plan's use of the same kernel is tested in
+tests/nn/test_plan.py.
+"""
+
+import numpy as np
+import pytest
+
+import fastlayers as fl
+from fastlayers import _cpu
+from fastlayers import reference as ref
+
+from ..helpers import Device, assert_close, num_threads, reduction_tol
+from .test_conv import _case_data, _check_all
+
+pytestmark = pytest.mark.skipif(_cpu.active_isa() != "avx512", reason="the kernel is AVX-512 only (the other "
+                                "ISAs keep conv2d's other paths, tested in test_conv*.py)")
+
+
+@pytest.fixture
+def wino16(monkeypatch):
+    monkeypatch.setenv("FASTLAYERS_CONV_WINO16", "1")
+
+
+# (N, C, H, W, K, R, S, stride, padding, dilation, groups)
+CASES = [
+    (2, 16, 7, 9, 16, 3, 3, 1, 1, 1, 1),        # odd sizes: partial tiles at both edges
+    (1, 32, 8, 8, 16, 3, 3, 1, 0, 1, 1),        # no padding (backward-data: padding 2)
+    (2, 16, 11, 13, 48, 3, 3, 1, 2, 1, 1),      # padding 2 (backward-data: padding 0), 3 vectors of K
+    (1, 16, 9, 20, 32, 3, 3, 1, (1, 0), 1, 1),  # asymmetric padding, rows of two 16-pixel transposes
+    (3, 64, 7, 7, 64, 3, 3, 1, 1, 1, 1),        # the small ResNet's last stage
+    (2, 32, 12, 12, 64, 5, 5, 1, 0, 1, 1),      # the course CNN's conv2: F(2x2, 5x5), backward-data padding 4
+    (1, 16, 10, 11, 16, 5, 5, 1, 2, 1, 1),      # 5x5 "same"
+    (1, 80, 30, 30, 48, 3, 3, 1, 1, 1, 1),      # several tile blocks per image, C not a power of 2
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[str(c) for c in CASES])
+def test_wino16_matches_reference(rng, wino16, case):
+    x, w, b, params = _case_data(rng, case)
+    _check_all(Device("cpu"), x, w, b, params, rng, str(case))
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_wino16_threads(rng, wino16, threads):
+    # Images over the threads (N >= threads), and one image's tiles split over the team (N = 1).
+    with num_threads(threads):
+        for case in [(1, 16, 21, 19, 32, 3, 3, 1, 1, 1, 1), (5, 32, 9, 14, 16, 5, 5, 1, 2, 1, 1)]:
+            x, w, b, params = _case_data(rng, case)
+            _check_all(Device("cpu"), x, w, b, params, rng, f"{case} threads={threads}")
+
+
+def test_wino16_keeps_nan_and_inf_in_place(wino16):
+    # The kernel's per-image check sends an image holding a NaN or inf to the direct sum: NaN only
+    # where the reference has it (a 4x4 tile would otherwise spread it).
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 16, 12, 12)).astype(np.float32)
+    w = rng.standard_normal((16, 16, 3, 3)).astype(np.float32)
+    x[1, 2, 4, 7] = np.nan
+    x[0, 5, 11, 0] = np.inf
+    for threads in (1, 2):
+        with num_threads(threads):
+            y = fl.conv2d(x, w, None, padding=1)
+            gx, _, _ = fl.conv2d_backward(x, x[:, :16], w, padding=1)  # grad_out = x: NaN and inf again
+        expect = ref.conv2d(x.astype(np.float64), w.astype(np.float64), None, padding=1)
+        np.testing.assert_array_equal(np.isnan(y), np.isnan(expect))
+        np.testing.assert_array_equal(np.isinf(y), np.isinf(expect))
+        finite = np.isfinite(expect)
+        assert_close(y[finite], expect[finite], reduction_tol(16 * 9), "finite outputs")
+        rgx, _, _ = ref.conv2d_backward(x.astype(np.float64), x.astype(np.float64), w.astype(np.float64), padding=1)
+        np.testing.assert_array_equal(np.isnan(gx), np.isnan(rgx))
+
+
+def _ws_floats(case, pass_, threads=1):
+    from fastlayers.ops import conv as conv_ops
+
+    N, C, H, W, K, R, S, stride, padding, dilation, groups = case
+    x = np.empty((N, C, H, W), np.float32)
+    w = np.empty((K, C // groups, R, S), np.float32)
+    shape = conv_ops._geometry(x, w, stride, padding, dilation, groups)
+    return int(_cpu.conv2d_workspace_floats(shape, pass_, threads))
+
+
+def test_wino16_is_taken(monkeypatch):
+    """The predicate, told by the workspace size (its transformed filters, 36 C K floats, exceed the
+    other paths' room for these shapes): forced on, by default from 1024 output pixels up to 128 x
+    128 channels, never for other shapes or with FASTLAYERS_CONV_WINO16=0."""
+    shapes = {
+        "small_resnet": (64, 16, 28, 28, 16, 3, 3, 1, 1, 1, 1),  # 50176 output pixels
+        # 5x5 (conv_winograd.h's per-call Winograd, whose room is as large, is 3x3 only):
+        "few_pixels": (1, 128, 6, 6, 128, 5, 5, 1, 2, 1, 1),     # 36 output pixels
+        "wide": (8, 256, 14, 14, 256, 5, 5, 1, 2, 1, 1),         # 256 x 256 channels
+        "strided": (8, 32, 28, 28, 32, 3, 3, 2, 1, 1, 1),
+        "odd_channels": (8, 24, 28, 28, 32, 3, 3, 1, 1, 1, 1),
+    }
+    sizes = {}
+    for mode in ("0", "1", None):
+        if mode is None:
+            monkeypatch.delenv("FASTLAYERS_CONV_WINO16", raising=False)
+        else:
+            monkeypatch.setenv("FASTLAYERS_CONV_WINO16", mode)
+        sizes[mode] = {name: [_ws_floats(c, p) for p in (0, 1)] for name, c in shapes.items()}
+    assert sizes["1"]["small_resnet"] != sizes["0"]["small_resnet"]
+    assert sizes[None]["small_resnet"] == sizes["1"]["small_resnet"]
+    for name in ("few_pixels", "wide"):  # forced on only
+        assert sizes[None][name] == sizes["0"][name] != sizes["1"][name], name
+    for name in ("strided", "odd_channels"):  # never
+        assert sizes[None][name] == sizes["0"][name] == sizes["1"][name], name
