@@ -581,6 +581,10 @@ static bool winograd_safe(const float* x, index_t nx, const float* w, index_t nw
 static bool bd_forward_shape(const Conv2dShape& s, Conv2dShape& t) {
   if (s.stride_h != 1 || s.stride_w != 1 || s.dil_h != 1 || s.dil_w != 1 || s.groups != 1) return false;
   if (s.pad_h > s.R - 1 || s.pad_w > s.S - 1) return false;
+  // grad_x much larger than grad_out ("valid" convolutions): most of each patch is padding. The
+  // course CNN's conv2 (8x8 -> 12x12, padding 4), batch 100, 1 thread: backward 12.2 ms on the
+  // other paths, 13.2 this way.
+  if (10 * s.H * s.W > 11 * s.P * s.Q) return false;
   t = Conv2dShape{s.N, s.K, s.P, s.Q, s.C, s.R, s.S, s.H, s.W, 1, 1, s.R - 1 - s.pad_h, s.S - 1 - s.pad_w, 1, 1, 1};
   return true;
 }

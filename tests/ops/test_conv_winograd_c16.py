@@ -31,11 +31,12 @@ def wino16(monkeypatch):
 # (N, C, H, W, K, R, S, stride, padding, dilation, groups)
 CASES = [
     (2, 16, 7, 9, 16, 3, 3, 1, 1, 1, 1),        # odd sizes: partial tiles at both edges
-    (1, 32, 8, 8, 16, 3, 3, 1, 0, 1, 1),        # no padding (backward-data: padding 2)
+    (1, 32, 8, 8, 16, 3, 3, 1, 0, 1, 1),        # no padding (backward-data: other paths, 8x8 from 6x6)
+    (1, 16, 48, 48, 16, 3, 3, 1, 0, 1, 1),      # no padding, 48x48 from 46x46: backward-data padding 2
     (2, 16, 11, 13, 48, 3, 3, 1, 2, 1, 1),      # padding 2 (backward-data: padding 0), 3 vectors of K
     (1, 16, 9, 20, 32, 3, 3, 1, (1, 0), 1, 1),  # asymmetric padding, rows of two 16-pixel transposes
     (3, 64, 7, 7, 64, 3, 3, 1, 1, 1, 1),        # the small ResNet's last stage
-    (2, 32, 12, 12, 64, 5, 5, 1, 0, 1, 1),      # the course CNN's conv2: F(2x2, 5x5), backward-data padding 4
+    (2, 32, 12, 12, 64, 5, 5, 1, 0, 1, 1),      # the course CNN's conv2: F(2x2, 5x5) (backward-data: other paths)
     (1, 16, 10, 11, 16, 5, 5, 1, 2, 1, 1),      # 5x5 "same"
     (1, 80, 30, 30, 48, 3, 3, 1, 1, 1, 1),      # several tile blocks per image, C not a power of 2
 ]
