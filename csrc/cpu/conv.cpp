@@ -609,6 +609,8 @@ index_t conv2d_workspace_floats(const Conv2dShape& s, ConvPass pass, int threads
   if (need < 0) return need;
   Conv2dShape t;
   if (pass == ConvPass::forward && wino16_per_call(s)) return std::max(need, winograd_c16_call_floats(s, threads));
+  if (pass == ConvPass::backward_weight && wino16_per_call(s))
+    return std::max(need, winograd_c16_backward_weight_floats(s, threads));
   if (pass == ConvPass::backward_data && bd_forward_shape(s, t) && wino16_per_call(t))
     return std::max(need, flipped_floats(s) + winograd_c16_call_floats(t, threads));
   return need;
@@ -882,6 +884,11 @@ static void conv_bias_grad(const Conv2dShape& s, const float* grad_out, float* g
 bool conv2d_backward_weight(const Conv2dShape& s, const float* grad_out, const float* x, float* grad_w,
                             float* grad_b, float* workspace, index_t workspace_floats) {
   assert(conv2d_shape_error(s) == nullptr);  // the boundary checked it (common/conv_shape.h)
+  if (wino16_per_call(s) && winograd_safe(grad_out, s.N * s.K * s.P * s.Q, x, s.N * s.C * s.H * s.W) &&
+      winograd_c16_backward_weight_call(s, grad_out, x, grad_w, workspace, workspace_floats)) {
+    if (grad_b != nullptr) conv_bias_grad(s, grad_out, grad_b);
+    return true;
+  }
   if (winograd_applies(s, ConvPass::backward_weight) &&
       winograd_safe(grad_out, s.N * s.K * s.P * s.Q, x, s.N * s.C * s.H * s.W) &&
       winograd_backward_weight(s, grad_out, x, grad_w, workspace, workspace_floats)) {

@@ -17,6 +17,8 @@ void winograd_c16_forward_image_avx512(const Conv2dShape& s, const WinoC16Geom& 
                                        const float* w, const float* bias, const float* res, bool relu, float* y,
                                        float* ws, int t, int team);
 void winograd_c16_prepare_avx512(const Conv2dShape& s, const float* w, float* U);
+void winograd_c16_backward_weight_images_avx512(const Conv2dShape& s, const WinoC16Geom& g, const float* x,
+                                                const float* grad_out, index_t n0, index_t n1, float* Mw, float* ws);
 #endif
 
 namespace {
@@ -39,7 +41,7 @@ bool winograd_c16_possible(const Conv2dShape& s) {
 #endif
 }
 
-WinoC16Geom winograd_c16_geom(const Conv2dShape& s) {
+WinoC16Geom winograd_c16_geom(const Conv2dShape& s, bool blocks_across_images) {
   WinoC16Geom g;
   g.r = static_cast<int>(s.R);
   g.m = kA - g.r + 1;
@@ -52,7 +54,7 @@ WinoC16Geom winograd_c16_geom(const Conv2dShape& s) {
   g.Wp = g.Qp + g.r - 1;
   // Tiles per block: V and M of a block within ~384 KiB (L2), and at most the image's tiles.
   const index_t cap = std::max<index_t>(6, 98304 / (kA * kA * (s.C + s.K)));
-  g.TB = std::min(g.tiles, cap);
+  g.TB = blocks_across_images ? cap : std::min(g.tiles, cap);
   g.xin_off = 0;
   g.yout_off = round16(g.Hp * g.Wp * s.C);
   g.v_off = g.yout_off + round16(g.Pp * g.Qp * s.K);
@@ -118,6 +120,64 @@ bool winograd_c16_forward_call(const Conv2dShape& s, const float* x, const float
     }
   }
   return true;
+}
+
+index_t winograd_c16_backward_weight_floats(const Conv2dShape& s, int threads) {
+  return std::max(threads, 1) * (round16(winograd_c16_filter_floats(s)) + winograd_c16_geom(s, true).slice);
+}
+
+bool winograd_c16_backward_weight_call(const Conv2dShape& s, const float* grad_out, const float* x, float* grad_w,
+                                       float* workspace, index_t workspace_floats) {
+#if defined(__x86_64__) || defined(_M_X64)
+  int T = omp_in_parallel() ? 1 : static_cast<int>(std::min<index_t>(max_threads(), std::max<index_t>(s.N, 1)));
+  while (T > 1 && winograd_c16_backward_weight_floats(s, T) > workspace_floats) --T;
+  if (winograd_c16_backward_weight_floats(s, T) > workspace_floats) return false;
+  const WinoC16Geom g = winograd_c16_geom(s, true);
+  const index_t mw = round16(winograd_c16_filter_floats(s)), per_thread = mw + g.slice;
+  auto body = [&](int t, int nt) {
+    float* Mw = workspace + t * per_thread;
+    std::fill(Mw, Mw + winograd_c16_filter_floats(s), 0.0f);
+    winograd_c16_backward_weight_images_avx512(s, g, x, grad_out, s.N * t / nt, s.N * (t + 1) / nt, Mw, Mw + mw);
+  };
+  if (T > 1) {
+#pragma omp parallel num_threads(T)
+    body(omp_get_thread_num(), omp_get_num_threads());
+  } else {
+    body(0, 1);
+  }
+  // dL/dU of all threads into the first one's, in thread order; then grad_w = G^T (dL/dU) G.
+  float* Mw = workspace;
+  const index_t n_u = winograd_c16_filter_floats(s), C = s.C, K = s.K, r = s.R;
+  for (int t = 1; t < T; ++t) {
+    const float* other = workspace + t * per_thread;
+    for (index_t i = 0; i < n_u; ++i) Mw[i] += other[i];
+  }
+  auto G = [&](int a, index_t i) { return r == 3 ? kWinoC16G3[a][i] : kWinoC16G5[a][i]; };
+  parallel_ranges(K, 1, [&](index_t k0, index_t k1) {
+    for (index_t k = k0; k < k1; ++k)
+      for (index_t c = 0; c < C; ++c) {
+        double m[kA][kA], tmp[5][kA];
+        for (int a = 0; a < kA; ++a)
+          for (int b = 0; b < kA; ++b) m[a][b] = Mw[((a * kA + b) * K + k) * C + c];
+        for (index_t i = 0; i < r; ++i)  // G^T m
+          for (int b = 0; b < kA; ++b) {
+            double v = 0;
+            for (int a = 0; a < kA; ++a) v += G(a, i) * m[a][b];
+            tmp[i][b] = v;
+          }
+        for (index_t i = 0; i < r; ++i)
+          for (index_t j = 0; j < r; ++j) {
+            double v = 0;
+            for (int b = 0; b < kA; ++b) v += tmp[i][b] * G(b, j);
+            grad_w[((k * C + c) * r + i) * r + j] = static_cast<float>(v);
+          }
+      }
+  });
+  return true;
+#else
+  (void)s, (void)grad_out, (void)x, (void)grad_w, (void)workspace, (void)workspace_floats;
+  return false;
+#endif
 }
 
 }  // namespace fastlayers::cpu

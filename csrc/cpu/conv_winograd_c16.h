@@ -33,7 +33,21 @@ struct WinoC16Geom {
   index_t xin_off = 0, yout_off = 0, v_off = 0, m_off = 0, flag_off = 0, slice = 0;
 };
 
-WinoC16Geom winograd_c16_geom(const Conv2dShape& s);
+// blocks_across_images (backward-weight): TB fills a block from several images when one has fewer
+// tiles.
+WinoC16Geom winograd_c16_geom(const Conv2dShape& s, bool blocks_across_images = false);
+
+// G (6 x r) of F(4x4, 3x3) and F(2x2, 5x5) for the points 0, +-1, +-2, inf (B^T, the input
+// transform, is the same for both; A^T, the output transform, is in the kernels).
+constexpr double kWinoC16G3[6][3] = {{1.0 / 4, 0, 0},           {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                     {-1.0 / 6, 1.0 / 6, -1.0 / 6}, {1.0 / 24, 1.0 / 12, 1.0 / 6},
+                                     {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
+constexpr double kWinoC16G5[6][5] = {{1.0 / 4, 0, 0, 0, 0},
+                                     {-1.0 / 6, -1.0 / 6, -1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                     {-1.0 / 6, 1.0 / 6, -1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                     {1.0 / 24, 1.0 / 12, 1.0 / 6, 1.0 / 3, 2.0 / 3},
+                                     {1.0 / 24, -1.0 / 12, 1.0 / 6, -1.0 / 3, 2.0 / 3},
+                                     {0, 0, 0, 0, 1}};
 
 // Whether this kernel can run the forward of `s` on this machine (AVX-512, the geometry above).
 bool winograd_c16_possible(const Conv2dShape& s);
@@ -65,5 +79,11 @@ index_t winograd_c16_call_floats(const Conv2dShape& s, int threads);
 // the workspace is too small.
 bool winograd_c16_forward_call(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y,
                                float* workspace, index_t workspace_floats);
+
+// Backward-weight: grad_w (K, C, R, S) of `s` from grad_out and x (both finite: conv.cpp checks),
+// images over the threads, each summing dL/dU into its own 36 K C floats, added in thread order.
+index_t winograd_c16_backward_weight_floats(const Conv2dShape& s, int threads);
+bool winograd_c16_backward_weight_call(const Conv2dShape& s, const float* grad_out, const float* x, float* grad_w,
+                                       float* workspace, index_t workspace_floats);
 
 }  // namespace fastlayers::cpu

@@ -289,23 +289,175 @@ void forward_image(const Conv2dShape& s, const WinoC16Geom& g, const float* x, c
   }
 }
 
-// G (6 x r) of F(4x4, 3x3) and F(2x2, 5x5) for the points 0, +-1, +-2, inf (B^T above is the same
-// for both; A^T is output_tf).
-constexpr float kG3[kA][3] = {{1.0f / 4, 0, 0},
-                              {-1.0f / 6, -1.0f / 6, -1.0f / 6},
-                              {-1.0f / 6, 1.0f / 6, -1.0f / 6},
-                              {1.0f / 24, 1.0f / 12, 1.0f / 6},
-                              {1.0f / 24, -1.0f / 12, 1.0f / 6},
-                              {0, 0, 1}};
-constexpr float kG5[kA][5] = {{1.0f / 4, 0, 0, 0, 0},
-                              {-1.0f / 6, -1.0f / 6, -1.0f / 6, -1.0f / 6, -1.0f / 6},
-                              {-1.0f / 6, 1.0f / 6, -1.0f / 6, 1.0f / 6, -1.0f / 6},
-                              {1.0f / 24, 1.0f / 12, 1.0f / 6, 1.0f / 3, 2.0f / 3},
-                              {1.0f / 24, -1.0f / 12, 1.0f / 6, -1.0f / 3, 2.0f / 3},
-                              {0, 0, 0, 0, 1}};
+// ---- Backward-weight: the adjoint of the forward with respect to U. Per tile the forward is
+// y = A^T [U .* (B^T d B)] A, so dL/dU[xi][k][c] = sum over tiles D[xi][k] V[xi][c] with
+// D = A dy A^T (dy: grad_out's m x m tile, 0 past the edge) and V the forward's input transform;
+// grad_w = G^T (dL/dU) G (winograd_c16_backward_weight_call).
+
+// u = A o: the m values of one grad_out row or column -> 6 (the adjoint of output_tf).
+template <int M>
+inline void grad_tf(const __m512 o[M], __m512 u[kA]);
+
+template <>
+inline void grad_tf<4>(const __m512 o[4], __m512 u[kA]) {
+  const __m512 e = _mm512_add_ps(o[0], o[2]), f = _mm512_add_ps(o[1], o[3]);
+  const __m512 g = _mm512_fmadd_ps(_mm512_set1_ps(4.0f), o[2], o[0]);
+  const __m512 h = _mm512_fmadd_ps(_mm512_set1_ps(8.0f), o[3], _mm512_add_ps(o[1], o[1]));
+  u[0] = o[0];
+  u[1] = _mm512_add_ps(e, f);
+  u[2] = _mm512_sub_ps(e, f);
+  u[3] = _mm512_add_ps(g, h);
+  u[4] = _mm512_sub_ps(g, h);
+  u[5] = o[3];
+}
+
+template <>
+inline void grad_tf<2>(const __m512 o[2], __m512 u[kA]) {
+  const __m512 two = _mm512_add_ps(o[1], o[1]);
+  u[0] = o[0];
+  u[1] = _mm512_add_ps(o[0], o[1]);
+  u[2] = _mm512_sub_ps(o[0], o[1]);
+  u[3] = _mm512_add_ps(o[0], two);
+  u[4] = _mm512_sub_ps(o[0], two);
+  u[5] = o[1];
+}
+
+// gin[p][q][k] = grad_out[k][p][q], 0 for p >= P or q >= Q (whole tiles: Pp x Qp), rows [p0, p1).
+void transpose_grad_in(const Conv2dShape& s, const WinoC16Geom& g, const float* go, float* gin, index_t p0,
+                       index_t p1) {
+  const index_t K = s.K, P = s.P, Q = s.Q, PQ = P * Q, Qp = g.Qp;
+  for (index_t p = p0; p < p1; ++p) {
+    float* row = gin + p * Qp * K;
+    if (p >= P) {
+      std::fill(row, row + Qp * K, 0.0f);
+      continue;
+    }
+    if (Q < Qp) std::fill(row + Q * K, row + Qp * K, 0.0f);
+    for (index_t k0 = 0; k0 < K; k0 += 16)
+      for (index_t q0 = 0; q0 < Q; q0 += 16) {
+        const int nq = static_cast<int>(std::min<index_t>(16, Q - q0));
+        const __mmask16 mask = static_cast<__mmask16>((1u << nq) - 1);
+        __m512 r[16];
+        for (int k = 0; k < 16; ++k) r[k] = _mm512_maskz_loadu_ps(mask, go + (k0 + k) * PQ + p * Q + q0);
+        avx512::transpose16(r);
+        for (int j = 0; j < nq; ++j) _mm512_storeu_ps(row + (q0 + j) * K + k0, r[j]);
+      }
+  }
+}
+
+// D[xi][j][k] for tiles [t0, t0 + n) of the image.
+template <int MT>
+void transform_grad(const Conv2dShape& s, const WinoC16Geom& g, const float* gin, float* D, index_t t0, index_t n) {
+  const index_t K = s.K, Qp = g.Qp, ds = g.TB * K;  // ds: between consecutive xi
+  for (index_t j = 0; j < n; ++j) {
+    const index_t th = (t0 + j) / g.tiles_w, tw = (t0 + j) % g.tiles_w;
+    const float* base = gin + (th * MT * Qp + tw * MT) * K;
+    for (index_t k0 = 0; k0 < K; k0 += 16) {
+      __m512 t[kA][MT];  // (A dy) by column
+      for (int b = 0; b < MT; ++b) {
+        __m512 o[MT], u[kA];
+        for (int a = 0; a < MT; ++a) o[a] = _mm512_loadu_ps(base + (a * Qp + b) * K + k0);
+        grad_tf<MT>(o, u);
+        for (int a = 0; a < kA; ++a) t[a][b] = u[a];
+      }
+      float* out = D + j * K + k0;
+      for (int a = 0; a < kA; ++a) {
+        __m512 u[kA];
+        grad_tf<MT>(t[a], u);
+        for (int b = 0; b < kA; ++b) _mm512_storeu_ps(out + (a * kA + b) * ds, u[b]);
+      }
+    }
+  }
+}
+
+// Mw[k][c] (rows of C floats) += sum over n tiles of D[j][k] V[j][c], for KR rows k and CV vectors
+// of c in registers.
+template <int CV, int KR>
+void wgrad_tile(const float* __restrict D, index_t K, const float* __restrict V, index_t C, index_t n,
+                float* __restrict Mw) {
+  __m512 acc[KR][CV];
+  for (int r = 0; r < KR; ++r)
+    for (int v = 0; v < CV; ++v) acc[r][v] = _mm512_loadu_ps(Mw + r * C + 16 * v);
+  for (index_t j = 0; j < n; ++j) {
+    __m512 x[CV];
+    for (int v = 0; v < CV; ++v) x[v] = _mm512_loadu_ps(V + j * C + 16 * v);
+    for (int r = 0; r < KR; ++r) {
+      const __m512 d = _mm512_set1_ps(D[j * K + r]);
+      for (int v = 0; v < CV; ++v) acc[r][v] = _mm512_fmadd_ps(d, x[v], acc[r][v]);
+    }
+  }
+  for (int r = 0; r < KR; ++r)
+    for (int v = 0; v < CV; ++v) _mm512_storeu_ps(Mw + r * C + 16 * v, acc[r][v]);
+}
+
+using WgradFn = void (*)(const float*, index_t, const float*, index_t, index_t, float*);
+
+constexpr int wgrad_rows(int CV) { return CV == 1 ? 16 : CV == 2 ? 12 : CV == 3 ? 8 : 6; }
+
+template <int CV, std::size_t... I>
+constexpr std::array<WgradFn, sizeof...(I)> wgrad_table(std::index_sequence<I...>) {
+  return {&wgrad_tile<CV, static_cast<int>(I) + 1>...};
+}
+
+template <int CV>
+void wgrad_rows_of(const float* D, index_t K, const float* V, index_t C, index_t n, float* Mw) {
+  constexpr int KR = wgrad_rows(CV);
+  static constexpr auto table = wgrad_table<CV>(std::make_index_sequence<KR>{});
+  for (index_t k0 = 0; k0 < K; k0 += KR) {
+    const index_t kr = std::min<index_t>(KR, K - k0);
+    table[kr - 1](D + k0, K, V, C, n, Mw + k0 * C);
+  }
+}
+
+// Mw[k][c] += D^T V over n tiles, c in chunks of up to 4 vectors.
+void wgrad(const float* D, index_t K, const float* V, index_t C, index_t n, float* Mw) {
+  for (index_t c0 = 0; c0 < C; c0 += 64) {
+    const index_t cv = std::min<index_t>(4, (C - c0) / 16);
+    const float* Vc = V + c0;
+    float* Mc = Mw + c0;
+    switch (cv) {
+      case 1: wgrad_rows_of<1>(D, K, Vc, C, n, Mc); break;
+      case 2: wgrad_rows_of<2>(D, K, Vc, C, n, Mc); break;
+      case 3: wgrad_rows_of<3>(D, K, Vc, C, n, Mc); break;
+      default: wgrad_rows_of<4>(D, K, Vc, C, n, Mc); break;
+    }
+  }
+}
+
+// Images [n0, n1): their tiles in blocks of TB that run across images (a 7x7 map has 4 tiles: per
+// image, the dL/dU accumulators would be loaded and stored for every 4 tiles).
+template <int MT>
+void backward_weight_images(const Conv2dShape& s, const WinoC16Geom& g, const float* x, const float* go, index_t n0,
+                            index_t n1, float* Mw, float* ws) {
+  float* xin = ws + g.xin_off;
+  float* gin = ws + g.yout_off;
+  float* V = ws + g.v_off;
+  float* D = ws + g.m_off;
+  const index_t C = s.C, K = s.K, in_img = C * s.H * s.W, out_img = K * s.P * s.Q;
+  index_t fill = 0;  // tiles in the block so far
+  auto flush = [&] {
+    for (int xi = 0; xi < kAA; ++xi) wgrad(D + xi * g.TB * K, K, V + xi * g.TB * C, C, fill, Mw + xi * K * C);
+    fill = 0;
+  };
+  for (index_t n = n0; n < n1; ++n) {
+    transpose_in(s, g, x + n * in_img, xin, 0, g.Hp);  // the caller checked x and grad_out for NaN and inf
+    transpose_grad_in(s, g, go + n * out_img, gin, 0, g.Pp);
+    for (index_t t0 = 0; t0 < g.tiles;) {
+      const index_t cnt = std::min(g.TB - fill, g.tiles - t0);
+      transform_input(s, g, xin, V + fill * C, t0, cnt);
+      transform_grad<MT>(s, g, gin, D + fill * K, t0, cnt);
+      fill += cnt, t0 += cnt;
+      if (fill == g.TB) flush();
+    }
+  }
+  if (fill > 0) flush();
+}
 
 template <int RR>
-void prepare(const Conv2dShape& s, const float (&G)[kA][RR], const float* w, float* U) {
+void prepare(const Conv2dShape& s, const double (&Gd)[kA][RR], const float* w, float* U) {
+  float G[kA][RR];
+  for (int a = 0; a < kA; ++a)
+    for (int i = 0; i < RR; ++i) G[a][i] = static_cast<float>(Gd[a][i]);
   constexpr int taps = RR * RR;
   const index_t C = s.C, K = s.K;
   const __m512i lane = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
@@ -335,9 +487,17 @@ void prepare(const Conv2dShape& s, const float (&G)[kA][RR], const float* w, flo
 // U[a*6 + b][c][k] = (G w[k][c] G^T)[a][b], 16 output channels per vector.
 void winograd_c16_prepare_avx512(const Conv2dShape& s, const float* w, float* U) {
   if (s.R == 3)
-    prepare<3>(s, kG3, w, U);
+    prepare<3>(s, kWinoC16G3, w, U);
   else
-    prepare<5>(s, kG5, w, U);
+    prepare<5>(s, kWinoC16G5, w, U);
+}
+
+void winograd_c16_backward_weight_images_avx512(const Conv2dShape& s, const WinoC16Geom& g, const float* x,
+                                                const float* grad_out, index_t n0, index_t n1, float* Mw, float* ws) {
+  if (g.m == 4)
+    backward_weight_images<4>(s, g, x, grad_out, n0, n1, Mw, ws);
+  else
+    backward_weight_images<2>(s, g, x, grad_out, n0, n1, Mw, ws);
 }
 
 void winograd_c16_forward_image_avx512(const Conv2dShape& s, const WinoC16Geom& g, const float* x, const float* U,

@@ -1,6 +1,8 @@
 """conv2d's channels-in-lanes Winograd (csrc/cpu/conv_winograd_c16*, AVX-512 machines): F(4x4, 3x3)
-and F(2x2, 5x5), stride 1, one group, channels multiples of 16; the forward, and backward-data as
-the forward of grad_out with the filters transposed and flipped. Against the float64 reference with
+and F(2x2, 5x5), stride 1, one group, channels multiples of 16; the forward, backward-data as the
+forward of grad_out with the filters transposed and flipped, and backward-weight (its adjoint in
+the filters, tiles summed in blocks that run across images; inputs holding a NaN or inf take the
+other paths). Against the float64 reference with
 test_conv.py's tolerances (not widened).
 
 FASTLAYERS_CONV_WINO16=1 (read per call) sends every shape it can run there, so small shapes reach
@@ -106,7 +108,7 @@ def test_wino16_is_taken(monkeypatch):
             monkeypatch.delenv("FASTLAYERS_CONV_WINO16", raising=False)
         else:
             monkeypatch.setenv("FASTLAYERS_CONV_WINO16", mode)
-        sizes[mode] = {name: [_ws_floats(c, p) for p in (0, 1)] for name, c in shapes.items()}
+        sizes[mode] = {name: [_ws_floats(c, p) for p in (0, 1, 2)] for name, c in shapes.items()}
     assert sizes["1"]["small_resnet"] != sizes["0"]["small_resnet"]
     assert sizes[None]["small_resnet"] == sizes["1"]["small_resnet"]
     for name in ("few_pixels", "wide"):  # forced on only
