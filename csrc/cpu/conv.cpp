@@ -33,6 +33,7 @@
 #include "cpu/conv_direct.h"
 #include "cpu/conv_smallc.h"
 #include "cpu/conv_winograd.h"
+#include "cpu/conv_pixels.h"
 #include "cpu/conv_winograd_c16.h"
 #include "cpu/gemm.h"
 #include "cpu/parallel.h"
@@ -602,12 +603,27 @@ static bool wino16_per_call(const Conv2dShape& f) {
 
 static index_t conv2d_workspace_floats_base(const Conv2dShape& s, ConvPass pass, int threads);
 
+// Whether conv_pixels (output pixels in the lanes, at most 25 taps) runs this pass per call: the
+// forward up to 16 output channels, backward-weight below 8 (where conv_smallc, channels in the
+// lanes, takes none per call). FASTLAYERS_CONV_PIXELS=0 (read per call) turns it off. One thread,
+// ms, the other paths / this one, min of 7 interleaved: forward LeNet-5's conv1 (1 -> 6 5x5 p2,
+// batch 64) 0.99 / 0.48, 1 -> 16 3x3 p1 batch 64 0.28 / 0.20, but the CNN's 1 -> 32 5x5 (batch
+// 100) 1.36 / 1.49; backward-weight LeNet-5's conv1 1.77-2.04 / 0.46-0.48, 1 -> 8 5x5 0.55 /
+// 0.54, 1 -> 16 0.59 / 0.99, 1 -> 32 1.21 / 2.13.
+static bool pixels_per_call(const Conv2dShape& s, ConvPass pass) {
+  const char* e = std::getenv("FASTLAYERS_CONV_PIXELS");
+  if (e != nullptr && e[0] == '0' && e[1] == '\0') return false;
+  if (pass == ConvPass::backward_data || !pixconv_possible(s)) return false;
+  return pass == ConvPass::forward ? s.K <= 16 : s.K < 8;
+}
+
 static index_t flipped_floats(const Conv2dShape& s) { return (s.K * s.C * s.R * s.S + 15) / 16 * 16; }
 
 index_t conv2d_workspace_floats(const Conv2dShape& s, ConvPass pass, int threads) {
   const index_t need = conv2d_workspace_floats_base(s, pass, threads);
   if (need < 0) return need;
   Conv2dShape t;
+  if (pixels_per_call(s, pass)) return std::max(need, pixconv_call_floats(s, pass, threads));
   if (pass == ConvPass::forward && wino16_per_call(s)) return std::max(need, winograd_c16_call_floats(s, threads));
   if (pass == ConvPass::backward_weight && wino16_per_call(s))
     return std::max(need, winograd_c16_backward_weight_floats(s, threads));
@@ -649,6 +665,7 @@ static bool smallc_preferred(const Conv2dShape& s, ConvPass pass, const Geometry
 bool conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y,
                     float* workspace, index_t workspace_floats) {
   assert(conv2d_shape_error(s) == nullptr);  // the boundary checked it (common/conv_shape.h)
+  if (pixels_per_call(s, ConvPass::forward) && pixconv_forward_call(s, x, w, b, y, workspace, workspace_floats)) return true;
   if (wino16_per_call(s) && winograd_c16_forward_call(s, x, w, b, y, workspace, workspace_floats)) return true;
   const Geometry g = geometry(s, ConvPass::forward);  // the GEMM-side paths' plan; also says if smallc takes it
   const bool smallc_first = smallc_preferred(s, ConvPass::forward, g);
@@ -884,6 +901,10 @@ static void conv_bias_grad(const Conv2dShape& s, const float* grad_out, float* g
 bool conv2d_backward_weight(const Conv2dShape& s, const float* grad_out, const float* x, float* grad_w,
                             float* grad_b, float* workspace, index_t workspace_floats) {
   assert(conv2d_shape_error(s) == nullptr);  // the boundary checked it (common/conv_shape.h)
+  if (pixels_per_call(s, ConvPass::backward_weight) && pixconv_backward_weight_call(s, grad_out, x, grad_w, workspace, workspace_floats)) {
+    if (grad_b != nullptr) conv_bias_grad(s, grad_out, grad_b);
+    return true;
+  }
   if (wino16_per_call(s) && winograd_safe(grad_out, s.N * s.K * s.P * s.Q, x, s.N * s.C * s.H * s.W) &&
       winograd_c16_backward_weight_call(s, grad_out, x, grad_w, workspace, workspace_floats)) {
     if (grad_b != nullptr) conv_bias_grad(s, grad_out, grad_b);

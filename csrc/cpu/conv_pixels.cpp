@@ -4,15 +4,39 @@
 
 #include <cstdlib>
 
+#include <omp.h>
+
+#include <algorithm>
+
 #include "cpu/cpu_features.h"
+#include "cpu/parallel.h"
 
 namespace fastlayers::cpu {
 
 #if defined(__x86_64__) || defined(_M_X64)
-index_t pixconv_padded_floats_avx512(const Conv2dShape& s);
+index_t pixconv_padded_floats_avx512(const Conv2dShape& s, bool slack);
 void pixconv_forward_image_avx512(const Conv2dShape& s, const float* x, const float* w, const float* bias,
                                   const float* res, bool relu, float* y, float* ws, int t, int team);
+void pixconv_backward_weight_images_avx512(const Conv2dShape& s, const float* x, const float* grad_out, index_t n0,
+                                           index_t n1, float* acc, float* ws);
 #endif
+
+namespace {
+index_t round16(index_t n) { return (n + 15) / 16 * 16; }
+index_t acc_floats(const Conv2dShape& s) { return s.K * s.C * s.R * s.S * 16; }
+index_t bw_padded_floats(const Conv2dShape& s) {
+#if defined(__x86_64__) || defined(_M_X64)
+  return pixconv_padded_floats_avx512(s, true);
+#else
+  (void)s;
+  return 0;
+#endif
+}
+int call_threads(const Conv2dShape& s, ConvPass pass) {
+  const int T = omp_in_parallel() ? 1 : max_threads();
+  return pass == ConvPass::backward_weight ? static_cast<int>(std::min<index_t>(T, std::max<index_t>(s.N, 1))) : T;
+}
+}  // namespace
 
 bool pixconv_possible(const Conv2dShape& s) {
 #if defined(__x86_64__) || defined(_M_X64)
@@ -28,7 +52,7 @@ bool pixconv_possible(const Conv2dShape& s) {
 
 index_t pixconv_slice_floats(const Conv2dShape& s) {
 #if defined(__x86_64__) || defined(_M_X64)
-  return pixconv_padded_floats_avx512(s);
+  return pixconv_padded_floats_avx512(s, false);
 #else
   (void)s;
   return 0;
@@ -42,6 +66,75 @@ void pixconv_forward_image(const Conv2dShape& s, const float* x, const float* w,
 #else
   (void)s, (void)x, (void)w, (void)bias, (void)res, (void)relu, (void)y, (void)ws, (void)t, (void)team;
   std::abort();  // pixconv_possible is false here
+#endif
+}
+
+index_t pixconv_call_floats(const Conv2dShape& s, ConvPass pass, int threads) {
+  const index_t T = std::max(threads, 1);
+  if (pass == ConvPass::backward_weight) return T * (round16(acc_floats(s)) + bw_padded_floats(s));
+  return T * pixconv_slice_floats(s);
+}
+
+bool pixconv_forward_call(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y,
+                          float* workspace, index_t workspace_floats) {
+  int T = call_threads(s, ConvPass::forward);
+  while (T > 1 && pixconv_call_floats(s, ConvPass::forward, T) > workspace_floats) --T;
+  if (pixconv_call_floats(s, ConvPass::forward, T) > workspace_floats) return false;
+  const index_t slice = pixconv_slice_floats(s), in_img = s.C * s.H * s.W, out_img = s.K * s.P * s.Q;
+  if (T > 1 && s.N >= T) {
+#pragma omp parallel num_threads(T)
+    {
+      const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+      for (index_t n = s.N * t / nt; n < s.N * (t + 1) / nt; ++n)
+        pixconv_forward_image(s, x + n * in_img, w, bias, nullptr, false, y + n * out_img, workspace + t * slice, 0, 1);
+    }
+    return true;
+  }
+  for (index_t n = 0; n < s.N; ++n) {
+    if (T > 1) {
+#pragma omp parallel num_threads(T)
+      pixconv_forward_image(s, x + n * in_img, w, bias, nullptr, false, y + n * out_img, workspace,
+                            omp_get_thread_num(), omp_get_num_threads());
+    } else {
+      pixconv_forward_image(s, x + n * in_img, w, bias, nullptr, false, y + n * out_img, workspace, 0, 1);
+    }
+  }
+  return true;
+}
+
+bool pixconv_backward_weight_call(const Conv2dShape& s, const float* grad_out, const float* x, float* grad_w,
+                                  float* workspace, index_t workspace_floats) {
+#if defined(__x86_64__) || defined(_M_X64)
+  int T = call_threads(s, ConvPass::backward_weight);
+  while (T > 1 && pixconv_call_floats(s, ConvPass::backward_weight, T) > workspace_floats) --T;
+  if (pixconv_call_floats(s, ConvPass::backward_weight, T) > workspace_floats) return false;
+  const index_t per_thread = round16(acc_floats(s)) + bw_padded_floats(s), n_acc = acc_floats(s);
+  auto body = [&](int t, int nt) {
+    float* acc = workspace + t * per_thread;
+    std::fill(acc, acc + n_acc, 0.0f);
+    pixconv_backward_weight_images_avx512(s, x, grad_out, s.N * t / nt, s.N * (t + 1) / nt, acc,
+                                          acc + round16(n_acc));
+  };
+  if (T > 1) {
+#pragma omp parallel num_threads(T)
+    body(omp_get_thread_num(), omp_get_num_threads());
+  } else {
+    body(0, 1);
+  }
+  // grad_w[k][tap] = the lanes of every thread's acc[k][tap], thread after thread.
+  const index_t cells = s.K * s.C * s.R * s.S;
+  for (index_t i = 0; i < cells; ++i) {
+    double v = 0;
+    for (int t = 0; t < T; ++t) {
+      const float* a = workspace + t * per_thread + i * 16;
+      for (int l = 0; l < 16; ++l) v += a[l];
+    }
+    grad_w[i] = static_cast<float>(v);
+  }
+  return true;
+#else
+  (void)s, (void)grad_out, (void)x, (void)grad_w, (void)workspace, (void)workspace_floats;
+  return false;
 #endif
 }
 

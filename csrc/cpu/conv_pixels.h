@@ -27,4 +27,13 @@ index_t pixconv_slice_floats(const Conv2dShape& s);
 void pixconv_forward_image(const Conv2dShape& s, const float* x, const float* w, const float* bias, const float* res,
                            bool relu, float* y, float* ws, int t, int team);
 
+// ---- Per call (conv.cpp): the forward over the batch (images over the threads, or the threads over
+// each image), and backward-weight: per thread, per output channel, a 16-lane sum for every tap
+// over its images; the lanes, then the threads (in order) added at the end.
+index_t pixconv_call_floats(const Conv2dShape& s, ConvPass pass, int threads);
+bool pixconv_forward_call(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y,
+                          float* workspace, index_t workspace_floats);
+bool pixconv_backward_weight_call(const Conv2dShape& s, const float* grad_out, const float* x, float* grad_w,
+                                  float* workspace, index_t workspace_floats);
+
 }  // namespace fastlayers::cpu

@@ -13,6 +13,8 @@ namespace fastlayers::cpu {
 
 namespace {
 
+constexpr int kPixconvMaxTapsInternal = 25;
+
 // The padded image: plane c, row i, column j = x[c][i - pad_h][j - pad_w] (0 outside), rows
 // [i0, i1), Wp floats a row. Without padding x is read in place (copy == false).
 struct Padded {
@@ -20,11 +22,14 @@ struct Padded {
   bool copy;
 };
 
-Padded padded_geom(const Conv2dShape& s) {
+// slack (backward-weight): always a copy, each row with 32 floats of zeros after it, so that
+// whole-vector loads stay in their row. (Masked loads read x in place; in backward-weight, one per
+// FMA, those that crossed a page made the CNN's conv1 3.8x slower.)
+Padded padded_geom(const Conv2dShape& s, bool slack = false) {
   Padded g;
-  g.copy = s.pad_h != 0 || s.pad_w != 0;
+  g.copy = slack || s.pad_h != 0 || s.pad_w != 0;
   g.Hp = s.H + 2 * s.pad_h;
-  g.Wp = g.copy ? (s.W + 2 * s.pad_w + 15) / 16 * 16 : s.W;
+  g.Wp = g.copy ? (s.W + 2 * s.pad_w + (slack ? 32 : 0) + 15) / 16 * 16 : s.W;
   g.plane = g.Hp * g.Wp;
   return g;
 }
@@ -114,12 +119,92 @@ constexpr std::array<RowsFn, sizeof...(I)> rows_table(std::index_sequence<I...>)
   return {&rows<static_cast<int>(I) + 1, STRIDE>...};
 }
 
+// Backward-weight: acc[k][tap] (16 lanes each: a lane is a pixel position within its 16-pixel
+// segment) += grad_out segment of k * the tap's input vector. Register blocks of TK channels x TT
+// taps (TK + TT vectors loaded per segment for TK * TT FMAs: reloading every tap's input for each
+// channel made the loads the limit, 3.8x slower on the CNN's conv1); the block's sums are loaded
+// and stored once per image. The caller sums the lanes.
+template <int TK, int TT, int STRIDE>
+void bw_block(const Conv2dShape& s, const Padded& g, const float* src, const float* gyn, const index_t* off,
+              index_t k0, float* acc, index_t taps, index_t tap0) {
+  const index_t P = s.P, Q = s.Q;
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  (void)even;
+  __m512 a[TK][TT];
+  #pragma GCC unroll 8
+  for (int i = 0; i < TK; ++i)
+    #pragma GCC unroll 8
+    for (int j = 0; j < TT; ++j) a[i][j] = _mm512_loadu_ps(acc + ((k0 + i) * taps + tap0 + j) * 16);
+  index_t o[TT];
+  #pragma GCC unroll 8
+  for (int j = 0; j < TT; ++j) o[j] = off[tap0 + j];
+  // The unroll pragmas: without them GCC kept a copy of the accumulators on the stack and stored
+  // all of them every iteration (store-bound: 3.8x slower on the CNN's conv1).
+  for (index_t p = 0; p < P; ++p)
+    for (index_t q0 = 0; q0 < Q; q0 += 16) {
+      const int nq = static_cast<int>(std::min<index_t>(16, Q - q0));
+      const __mmask16 mask = static_cast<__mmask16>((1u << nq) - 1);
+      const float* base = src + p * STRIDE * g.Wp + q0 * STRIDE;
+      __m512 xv[TT], gv[TK];
+      // Whole-vector loads from the padded copy (rows with 32 floats of slack): the lanes past the
+      // segment meet grad_out's zeros.
+      #pragma GCC unroll 8
+      for (int j = 0; j < TT; ++j)
+        xv[j] = STRIDE == 1 ? _mm512_loadu_ps(base + o[j])
+                            : _mm512_permutex2var_ps(_mm512_loadu_ps(base + o[j]), even,
+                                                     _mm512_loadu_ps(base + o[j] + 16));
+      #pragma GCC unroll 8
+      for (int i = 0; i < TK; ++i) gv[i] = _mm512_maskz_loadu_ps(mask, gyn + ((k0 + i) * P + p) * Q + q0);
+      #pragma GCC unroll 8
+      for (int i = 0; i < TK; ++i)
+        #pragma GCC unroll 8
+        for (int j = 0; j < TT; ++j) a[i][j] = _mm512_fmadd_ps(gv[i], xv[j], a[i][j]);
+    }
+  #pragma GCC unroll 8
+  for (int i = 0; i < TK; ++i)
+    #pragma GCC unroll 8
+    for (int j = 0; j < TT; ++j) _mm512_storeu_ps(acc + ((k0 + i) * taps + tap0 + j) * 16, a[i][j]);
+}
+
+using BwBlockFn = void (*)(const Conv2dShape&, const Padded&, const float*, const float*, const index_t*, index_t,
+                           float*, index_t, index_t);
+constexpr int kBwTK = 4, kBwTT = 5;
+
+template <int STRIDE, std::size_t... I>
+constexpr std::array<BwBlockFn, sizeof...(I)> bw_block_table(std::index_sequence<I...>) {
+  return {&bw_block<static_cast<int>(I) / kBwTT + 1, static_cast<int>(I) % kBwTT + 1, STRIDE>...};
+}
+
+void bw_images(const Conv2dShape& s, const float* x, const float* gy, index_t n0, index_t n1, float* acc, float* xp) {
+  static constexpr auto table1 = bw_block_table<1>(std::make_index_sequence<kBwTK * kBwTT>{});
+  static constexpr auto table2 = bw_block_table<2>(std::make_index_sequence<kBwTK * kBwTT>{});
+  const auto& table = s.stride_h == 1 ? table1 : table2;
+  const Padded g = padded_geom(s, true);
+  const index_t K = s.K, taps = s.C * s.R * s.S;
+  index_t off[kPixconvMaxTapsInternal];
+  for (index_t c = 0, tap = 0; c < s.C; ++c)
+    for (index_t r = 0; r < s.R; ++r)
+      for (index_t t = 0; t < s.S; ++t, ++tap) off[tap] = c * g.plane + r * g.Wp + t;
+  for (index_t n = n0; n < n1; ++n) {
+    pad_rows(s, g, x + n * s.C * s.H * s.W, xp, 0, g.Hp);
+    const float* src = xp;
+    const float* gyn = gy + n * K * s.P * s.Q;
+    for (index_t k0 = 0; k0 < K; k0 += kBwTK) {
+      const index_t tk = std::min<index_t>(kBwTK, K - k0);
+      for (index_t t0 = 0; t0 < taps; t0 += kBwTT) {
+        const index_t tt = std::min<index_t>(kBwTT, taps - t0);
+        table[(tk - 1) * kBwTT + (tt - 1)](s, g, src, gyn, off, k0, acc, taps, t0);
+      }
+    }
+  }
+}
+
 }  // namespace
 
-constexpr int kPixconvMaxTaps = 25;
+constexpr int kPixconvMaxTaps = kPixconvMaxTapsInternal;
 
-index_t pixconv_padded_floats_avx512(const Conv2dShape& s) {
-  const Padded g = padded_geom(s);
+index_t pixconv_padded_floats_avx512(const Conv2dShape& s, bool slack) {
+  const Padded g = padded_geom(s, slack);
   return g.copy ? s.C * g.plane : 0;
 }
 
@@ -140,6 +225,12 @@ void pixconv_forward_image_avx512(const Conv2dShape& s, const float* x, const fl
   if (team > 1) {
 #pragma omp barrier
   }
+}
+
+// Backward-weight's partial sums for images [n0, n1) into acc (K * TAPS * 16 floats, added to).
+void pixconv_backward_weight_images_avx512(const Conv2dShape& s, const float* x, const float* grad_out, index_t n0,
+                                           index_t n1, float* acc, float* ws) {
+  bw_images(s, x, grad_out, n0, n1, acc, ws);
 }
 
 }  // namespace fastlayers::cpu

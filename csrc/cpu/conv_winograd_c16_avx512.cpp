@@ -59,17 +59,24 @@ template <int KV, int R, int CC>
 void product_tile(const float* __restrict U, index_t K, const float* __restrict V, index_t Crt, float* __restrict M) {
   const index_t C = CC > 0 ? CC : Crt;
   __m512 acc[R][KV];
+  #pragma GCC unroll 16
   for (int r = 0; r < R; ++r)
+    #pragma GCC unroll 16
     for (int v = 0; v < KV; ++v) acc[r][v] = _mm512_setzero_ps();
   for (index_t c = 0; c < C; ++c) {
     __m512 u[KV];
+    #pragma GCC unroll 16
     for (int v = 0; v < KV; ++v) u[v] = _mm512_loadu_ps(U + c * K + 16 * v);
+    #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
       const __m512 b = _mm512_set1_ps(V[r * C + c]);
+      #pragma GCC unroll 16
       for (int v = 0; v < KV; ++v) acc[r][v] = _mm512_fmadd_ps(b, u[v], acc[r][v]);
     }
   }
+  #pragma GCC unroll 16
   for (int r = 0; r < R; ++r)
+    #pragma GCC unroll 16
     for (int v = 0; v < KV; ++v) _mm512_storeu_ps(M + r * K + 16 * v, acc[r][v]);
 }
 
@@ -371,22 +378,30 @@ void transform_grad(const Conv2dShape& s, const WinoC16Geom& g, const float* gin
 }
 
 // Mw[k][c] (rows of C floats) += sum over n tiles of D[j][k] V[j][c], for KR rows k and CV vectors
-// of c in registers.
+// of c in registers. (The unroll pragmas keep GCC from storing every accumulator to a stack copy
+// on each tile, as it did without them.)
 template <int CV, int KR>
 void wgrad_tile(const float* __restrict D, index_t K, const float* __restrict V, index_t C, index_t n,
                 float* __restrict Mw) {
   __m512 acc[KR][CV];
+  #pragma GCC unroll 16
   for (int r = 0; r < KR; ++r)
+    #pragma GCC unroll 16
     for (int v = 0; v < CV; ++v) acc[r][v] = _mm512_loadu_ps(Mw + r * C + 16 * v);
   for (index_t j = 0; j < n; ++j) {
     __m512 x[CV];
+    #pragma GCC unroll 16
     for (int v = 0; v < CV; ++v) x[v] = _mm512_loadu_ps(V + j * C + 16 * v);
+    #pragma GCC unroll 16
     for (int r = 0; r < KR; ++r) {
       const __m512 d = _mm512_set1_ps(D[j * K + r]);
+      #pragma GCC unroll 16
       for (int v = 0; v < CV; ++v) acc[r][v] = _mm512_fmadd_ps(d, x[v], acc[r][v]);
     }
   }
+  #pragma GCC unroll 16
   for (int r = 0; r < KR; ++r)
+    #pragma GCC unroll 16
     for (int v = 0; v < CV; ++v) _mm512_storeu_ps(Mw + r * C + 16 * v, acc[r][v]);
 }
 

@@ -24,10 +24,11 @@ from .test_conv import _case_data, _check_all
 
 
 @pytest.fixture(autouse=True)
-def _not_winograd_c16(monkeypatch):
-    # conv_winograd_c16 (tests/ops/test_conv_winograd_c16.py) would take the 16k-channel stride-1
-    # shapes first: off here, so that these reach the path this file tests.
+def _newer_paths_off(monkeypatch):
+    # conv_winograd_c16 and conv_pixels (tests/ops/test_conv_winograd_c16.py, test_conv_pixels.py)
+    # would take some of these shapes first: off here, so that they reach the path this file tests.
     monkeypatch.setenv("FASTLAYERS_CONV_WINO16", "0")
+    monkeypatch.setenv("FASTLAYERS_CONV_PIXELS", "0")
 
 
 @pytest.fixture

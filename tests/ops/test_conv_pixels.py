@@ -1,0 +1,56 @@
+"""conv2d's direct kernel with output pixels in the lanes (csrc/cpu/conv_pixels*, AVX-512 machines)
+per call: at most 25 taps (C x R x S), stride 1 or 2, one group; the forward up to 16 output
+channels, backward-weight below 8. Against the float64 reference with test_conv.py's tolerances
+(not widened). The inference plan's use of the same kernel is tested in tests/nn/test_plan.py.
+"""
+
+import numpy as np
+import pytest
+
+from fastlayers import _cpu
+
+from ..helpers import Device, num_threads
+from .test_conv import _case_data, _check_all
+
+pytestmark = pytest.mark.skipif(_cpu.active_isa() != "avx512", reason="the kernel is AVX-512 only (the other "
+                                "ISAs keep conv2d's other paths, tested in test_conv*.py)")
+
+# (N, C, H, W, K, R, S, stride, padding, dilation, groups)
+CASES = [
+    (3, 1, 28, 28, 6, 5, 5, 1, 2, 1, 1),     # LeNet-5's conv1: both passes here
+    (2, 1, 28, 28, 16, 3, 3, 1, 1, 1, 1),    # the small ResNet's first conv: the forward here
+    (2, 1, 9, 35, 7, 3, 3, 2, 0, 1, 1),      # stride 2, rows of three 16-pixel segments
+    (1, 2, 10, 33, 5, 3, 3, 2, 1, 1, 1),     # stride 2 with padding, 18 taps
+    (2, 25, 6, 7, 4, 1, 1, 1, 0, 1, 1),      # exactly 25 taps, read in place (no padding)
+    (2, 16, 14, 14, 3, 1, 1, 2, 0, 1, 1),    # a 1x1 stride-2 projection, 3 channels
+    (2, 3, 5, 5, 2, 3, 3, 1, 3, 1, 1),       # padding wider than the taps
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[str(c) for c in CASES])
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_pixels_match_reference(rng, case, threads):
+    x, w, b, params = _case_data(rng, case)
+    with num_threads(threads):
+        _check_all(Device("cpu"), x, w, b, params, rng, f"{case} threads={threads}")
+
+
+def _ws_floats(case, pass_):
+    from fastlayers.ops import conv as conv_ops
+
+    N, C, H, W, K, R, S, stride, padding, dilation, groups = case
+    shape = conv_ops._geometry(np.empty((N, C, H, W), np.float32), np.empty((K, C // groups, R, S), np.float32),
+                               stride, padding, dilation, groups)
+    return int(_cpu.conv2d_workspace_floats(shape, pass_, 1))
+
+
+def test_pixels_is_taken(monkeypatch):
+    """The predicate, told by the workspace size (a 1x1 stride-1 conv needs no room on the GEMM path;
+    backward-weight here needs its 16-lane sums, K x taps x 16 floats): below 8 output channels,
+    not from 8, not with FASTLAYERS_CONV_PIXELS=0."""
+    taken, not_taken = (2, 25, 6, 7, 4, 1, 1, 1, 0, 1, 1), (2, 25, 6, 7, 8, 1, 1, 1, 0, 1, 1)
+    monkeypatch.setenv("FASTLAYERS_CONV_PIXELS", "0")
+    off = [_ws_floats(c, 2) for c in (taken, not_taken)]
+    monkeypatch.delenv("FASTLAYERS_CONV_PIXELS")
+    on = [_ws_floats(c, 2) for c in (taken, not_taken)]
+    assert on[0] > off[0] and on[1] == off[1]
