@@ -64,7 +64,7 @@ def cases(sets, batches=(1, 64)):
     return out
 
 
-def ort_conv(x, w, b, stride, pad, threads):
+def ort_conv(x, w, b, stride, pad, threads, spinning=True):
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
@@ -77,6 +77,8 @@ def ort_conv(x, w, b, stride, pad, threads):
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if not spinning:  # its workers block at once after a call instead of spinning on the cores
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
     return lambda: sess.run(None, {"x": x})
 
@@ -103,6 +105,10 @@ def main():
     ap.add_argument("--passes", default="fwd,bwd_data,bwd_weight")
     ap.add_argument("--batches", default="1,64", help="batches of the small ResNet's cases")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--ort-no-spin", action="store_true",
+                    help="ONNX Runtime's workers do not spin after a call (session.intra_op.allow_spinning "
+                         "0): at 2 threads in one process their spinning took the second core from our "
+                         "calls (benchmarks/models_isolated.py); this costs ONNX Runtime a little")
     args = ap.parse_args()
     import torch
 
@@ -137,7 +143,7 @@ def main():
                 fns = {"cpu": ours, "cpu-nodirect": with_env("0", ours),
                        "torch-cpu": lambda: torch.nn.functional.conv2d(tx, tw, tb, st, pad)}
                 try:
-                    fns["onnxruntime"] = ort_conv(x, w, b, st, pad, args.threads)
+                    fns["onnxruntime"] = ort_conv(x, w, b, st, pad, args.threads, not args.ort_no_spin)
                 except ImportError:
                     pass
             elif pass_ == "bwd_weight":

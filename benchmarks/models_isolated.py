@@ -105,6 +105,10 @@ def main(argv=None):
     args = ap.parse_args(argv)
     from fastlayers.bench.models import model_cases
 
+    # One process runs at a time here, so ONNX Runtime keeps its default: workers spinning after a
+    # call (the children inherit this).
+    os.environ["FASTLAYERS_BENCH_ORT_SPIN"] = "1"
+
     rows, records = [], []
     for case in model_cases():
         if not re.search(args.filter, case.op):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import time
@@ -46,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="model cases: time torch.compile on the inference cases too (compiling each takes minutes "
                    "on 2 cores; training cases always include it)")
     p.add_argument("--rounds", type=int, default=15, metavar="N", help="model cases: interleaved rounds (default 15)")
+    p.add_argument("--ort-spin", default="off", choices=("off", "on"),
+                   help="model cases: ONNX Runtime's intra-op workers spinning after a call (its "
+                   "session.intra_op.allow_spinning). Default off: interleaved in one process, its spinning "
+                   "workers took the second core from our 2-thread calls (conv layers a-f 2x slower), "
+                   "and measured no faster on ONNX Runtime's own calls here")
     p.add_argument("--list", action="store_true", help="list the op names and exit")
     return p
 
@@ -134,8 +140,9 @@ def main(argv: list[str] | None = None) -> int:
                     progress=not args.no_progress)
     records, notes = runner.run(chosen) if chosen else ([], [])
     if mcases:
-        print(f"fastlayers bench: {len(mcases)} model case(s), {args.rounds} interleaved rounds, heap {args.heap}",
-              file=log, flush=True)
+        os.environ["FASTLAYERS_BENCH_ORT_SPIN"] = "1" if args.ort_spin == "on" else "0"  # children inherit it
+        print(f"fastlayers bench: {len(mcases)} model case(s), {args.rounds} interleaved rounds, heap {args.heap}, "
+              f"ONNX Runtime spinning {args.ort_spin}", file=log, flush=True)
         rounds, round_s = (3, 0.1) if args.quick else (args.rounds, budget.seconds / 4)
         show = (lambda m: print(f"  {m}", file=log, flush=True)) if not args.no_progress else None
         if args.heap == "current":

@@ -154,13 +154,18 @@ def export_torch_onnx(torch, module, example) -> bytes:
 
 
 def ort_session(model_bytes: bytes, threads: int):
-    """An ONNX Runtime CPU session with every graph optimisation, `threads` intra-op threads."""
+    """An ONNX Runtime CPU session with every graph optimisation, `threads` intra-op threads. Its
+    workers spin after a call only with FASTLAYERS_BENCH_ORT_SPIN=1 (`fastlayers bench --ort-spin
+    on`): interleaved with our calls in one process, spinning workers take the cores our next call
+    needs (benchmarks/README.md)."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if os.environ.get("FASTLAYERS_BENCH_ORT_SPIN", "0") != "1":
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(model_bytes, so, providers=["CPUExecutionProvider"])
 
 
