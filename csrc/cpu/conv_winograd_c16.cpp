@@ -1,5 +1,5 @@
 // The channels-in-lanes Winograd convolution (conv_winograd_c16.h): where it applies, its sizes,
-// the filter transform (in double, once per plan) and the dispatch to its AVX-512 kernels.
+// the filter transform (in double, once per plan) and the dispatch to its AVX-512 or AVX2 kernels.
 #include "cpu/conv_winograd_c16.h"
 
 #include <algorithm>
@@ -13,12 +13,17 @@
 namespace fastlayers::cpu {
 
 #if defined(__x86_64__) || defined(_M_X64)
-void winograd_c16_forward_image_avx512(const Conv2dShape& s, const WinoC16Geom& g, const float* x, const float* U,
-                                       const float* w, const float* bias, const float* res, bool relu, float* y,
-                                       float* ws, int t, int team);
-void winograd_c16_prepare_avx512(const Conv2dShape& s, const float* w, float* U);
-void winograd_c16_backward_weight_images_avx512(const Conv2dShape& s, const WinoC16Geom& g, const float* x,
-                                                const float* grad_out, index_t n0, index_t n1, float* Mw, float* ws);
+// The same kernels for 16 lanes (AVX-512) and 8 (AVX2 + FMA): conv_winograd_c16_kernels.h.
+#define FL_WINO16_DECLARE(isa)                                                                                     \
+  void winograd_c16_forward_image_##isa(const Conv2dShape& s, const WinoC16Geom& g, const float* x, const float* U, \
+                                        const float* w, const float* bias, const float* res, bool relu, float* y,  \
+                                        float* ws, int t, int team);                                               \
+  void winograd_c16_prepare_##isa(const Conv2dShape& s, const float* w, float* U);                                \
+  void winograd_c16_backward_weight_images_##isa(const Conv2dShape& s, const WinoC16Geom& g, const float* x,       \
+                                                 const float* grad_out, index_t n0, index_t n1, float* Mw, float* ws);
+FL_WINO16_DECLARE(avx512)
+FL_WINO16_DECLARE(avx2)
+#undef FL_WINO16_DECLARE
 #endif
 
 namespace {
@@ -31,7 +36,7 @@ index_t round16(index_t n) { return (n + 15) / 16 * 16; }
 
 bool winograd_c16_possible(const Conv2dShape& s) {
 #if defined(__x86_64__) || defined(_M_X64)
-  if (active_isa() != Isa::avx512) return false;
+  if (active_isa() != Isa::avx512 && active_isa() != Isa::avx2) return false;
   const bool taps = (s.R == 3 && s.S == 3) || (s.R == 5 && s.S == 5);
   return taps && s.groups == 1 && s.stride_h == 1 && s.stride_w == 1 && s.dil_h == 1 && s.dil_w == 1 &&
          s.C % 16 == 0 && s.K % 16 == 0 && s.C > 0 && s.K > 0 && s.P > 0 && s.Q > 0;
@@ -70,7 +75,10 @@ index_t winograd_c16_slice_floats(const Conv2dShape& s) { return winograd_c16_ge
 
 void winograd_c16_prepare(const Conv2dShape& s, const float* w, float* U) {
 #if defined(__x86_64__) || defined(_M_X64)
-  winograd_c16_prepare_avx512(s, w, U);
+  if (active_isa() == Isa::avx512)
+    winograd_c16_prepare_avx512(s, w, U);
+  else
+    winograd_c16_prepare_avx2(s, w, U);
 #else
   (void)s, (void)w, (void)U;
   std::abort();  // winograd_c16_possible is false here
@@ -80,7 +88,10 @@ void winograd_c16_prepare(const Conv2dShape& s, const float* w, float* U) {
 void winograd_c16_forward_image(const Conv2dShape& s, const float* x, const float* U, const float* w,
                                 const float* bias, const float* res, bool relu, float* y, float* ws, int t, int team) {
 #if defined(__x86_64__) || defined(_M_X64)
-  winograd_c16_forward_image_avx512(s, winograd_c16_geom(s), x, U, w, bias, res, relu, y, ws, t, team);
+  if (active_isa() == Isa::avx512)
+    winograd_c16_forward_image_avx512(s, winograd_c16_geom(s), x, U, w, bias, res, relu, y, ws, t, team);
+  else
+    winograd_c16_forward_image_avx2(s, winograd_c16_geom(s), x, U, w, bias, res, relu, y, ws, t, team);
 #else
   (void)s, (void)x, (void)U, (void)w, (void)bias, (void)res, (void)relu, (void)y, (void)ws, (void)t, (void)team;
   std::abort();  // winograd_c16_possible is false here
@@ -137,7 +148,11 @@ bool winograd_c16_backward_weight_call(const Conv2dShape& s, const float* grad_o
   auto body = [&](int t, int nt) {
     float* Mw = workspace + t * per_thread;
     std::fill(Mw, Mw + winograd_c16_filter_floats(s), 0.0f);
-    winograd_c16_backward_weight_images_avx512(s, g, x, grad_out, s.N * t / nt, s.N * (t + 1) / nt, Mw, Mw + mw);
+    const index_t n0 = s.N * t / nt, n1 = s.N * (t + 1) / nt;
+    if (active_isa() == Isa::avx512)
+      winograd_c16_backward_weight_images_avx512(s, g, x, grad_out, n0, n1, Mw, Mw + mw);
+    else
+      winograd_c16_backward_weight_images_avx2(s, g, x, grad_out, n0, n1, Mw, Mw + mw);
   };
   if (T > 1) {
 #pragma omp parallel num_threads(T)

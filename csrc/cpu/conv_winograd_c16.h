@@ -49,7 +49,7 @@ constexpr double kWinoC16G5[6][5] = {{1.0 / 4, 0, 0, 0, 0},
                                      {1.0 / 24, -1.0 / 12, 1.0 / 6, -1.0 / 3, 2.0 / 3},
                                      {0, 0, 0, 0, 1}};
 
-// Whether this kernel can run the forward of `s` on this machine (AVX-512, the geometry above).
+// Whether this kernel can run the forward of `s` on this machine (AVX-512 or AVX2, the geometry above).
 bool winograd_c16_possible(const Conv2dShape& s);
 
 // Floats of the transformed filters U[36][C][K] (winograd_c16_prepare fills them).

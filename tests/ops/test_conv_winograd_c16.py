@@ -1,4 +1,5 @@
-"""conv2d's channels-in-lanes Winograd (csrc/cpu/conv_winograd_c16*, AVX-512 machines): F(4x4, 3x3)
+"""conv2d's channels-in-lanes Winograd (csrc/cpu/conv_winograd_c16*: AVX-512 and AVX2 kernels, each
+test run on every one this CPU has, set with set_max_isa): F(4x4, 3x3)
 and F(2x2, 5x5), stride 1, one group, channels multiples of 16; the forward, backward-data as the
 forward of grad_out with the filters transposed and flipped, and backward-weight (its adjoint in
 the filters, tiles summed in blocks that run across images; inputs holding a NaN or inf take the
@@ -21,8 +22,18 @@ from fastlayers import reference as ref
 from ..helpers import Device, assert_close, num_threads, reduction_tol
 from .test_conv import _case_data, _check_all
 
-pytestmark = pytest.mark.skipif(_cpu.active_isa() != "avx512", reason="the kernel is AVX-512 only (the other "
-                                "ISAs keep conv2d's other paths, tested in test_conv*.py)")
+_RANK = {"generic": 0, "avx2": 1, "avx512": 2}
+
+
+@pytest.fixture(autouse=True, params=["avx2", "avx512"])
+def kernel_isa(request):
+    """Every test once per vector ISA the kernels have (the generic ISA keeps conv2d's other paths,
+    tested in test_conv*.py); skipped with a reason where this CPU lacks it."""
+    if _RANK[request.param] > _RANK[_cpu.detected_isa()]:
+        pytest.skip(f"this CPU has no {request.param} (detected {_cpu.detected_isa()})")
+    _cpu.set_max_isa(request.param)
+    yield request.param
+    _cpu.set_max_isa("avx512")
 
 
 @pytest.fixture

@@ -1,0 +1,23 @@
+// AVX2 (+ FMA) instance of the channels-in-lanes Winograd kernels (conv_winograd_c16_kernels.h).
+// Compiled with -mavx2 -mfma; conv_winograd_c16.cpp calls these when active_isa() says avx2.
+#include "cpu/simd_avx2.h"
+#include "cpu/conv_winograd_c16_kernels.h"
+
+namespace fastlayers::cpu {
+
+void winograd_c16_prepare_avx2(const Conv2dShape& s, const float* w, float* U) {
+  wino16::prepare_any<simd::Avx2>(s, w, U);
+}
+
+void winograd_c16_backward_weight_images_avx2(const Conv2dShape& s, const WinoC16Geom& g, const float* x,
+                                                const float* grad_out, index_t n0, index_t n1, float* Mw, float* ws) {
+  wino16::backward_weight_any<simd::Avx2>(s, g, x, grad_out, n0, n1, Mw, ws);
+}
+
+void winograd_c16_forward_image_avx2(const Conv2dShape& s, const WinoC16Geom& g, const float* x, const float* U,
+                                       const float* w, const float* bias, const float* res, bool relu, float* y,
+                                       float* ws, int t, int team) {
+  wino16::forward_image_any<simd::Avx2>(s, g, x, U, w, bias, res, relu, y, ws, t, team);
+}
+
+}  // namespace fastlayers::cpu

@@ -1,0 +1,560 @@
+// Kernels of the channels-in-lanes Winograd convolution (layout and reasoning: conv_winograd_c16.h),
+// written once as templates on the vector ISA `S` (simd_avx512.h: 16 lanes, simd_avx2.h: 8 lanes)
+// and instantiated by conv_winograd_c16_avx512.cpp and conv_winograd_c16_avx2.cpp. Channels stay
+// in blocks of 16 in memory for both (the geometry and the transformed filters are the same); an
+// 8-lane machine treats each block as two vectors. Include only from those two files.
+#pragma once
+#include <algorithm>
+#include <array>
+#include <utility>
+
+#include "cpu/conv_winograd_c16.h"
+
+// Internal linkage (the unnamed namespace): the two files compile these with different ISA flags,
+// and one shared definition picked by the linker could run AVX-512 code on an AVX2 machine.
+namespace fastlayers::cpu::wino16 {
+namespace {
+
+constexpr int kA = 6;  // alpha: patch side of both F(4x4, 3x3) and F(2x2, 5x5)
+constexpr int kAA = kA * kA;
+
+// v = B^T d over one dimension (6 values, one vector each): the shared input transform.
+template <class S>
+inline void input_tf(const typename S::V d[kA], typename S::V v[kA]) {
+  const auto four = S::set1(4.0f), five = S::set1(5.0f), two = S::set1(2.0f);
+  v[0] = S::fmadd(four, d[0], S::fnmadd(five, d[2], d[4]));
+  v[1] = S::fnmadd(four, S::add(d[1], d[2]), S::add(d[3], d[4]));
+  v[2] = S::fmadd(four, S::sub(d[1], d[2]), S::sub(d[4], d[3]));
+  v[3] = S::fmadd(two, S::sub(d[3], d[1]), S::sub(d[4], d[2]));
+  v[4] = S::fmadd(two, S::sub(d[1], d[3]), S::sub(d[4], d[2]));
+  v[5] = S::fmadd(four, d[1], S::fnmadd(five, d[3], d[5]));
+}
+
+// o = A^T m over one dimension: M outputs from 6 values.
+template <class S, int M>
+inline void output_tf(const typename S::V m[kA], typename S::V o[M]) {
+  if constexpr (M == 4) {
+    const auto a = S::add(m[1], m[2]), b = S::sub(m[1], m[2]);
+    const auto c = S::add(m[3], m[4]), d = S::sub(m[3], m[4]);
+    o[0] = S::add(S::add(m[0], a), c);
+    o[1] = S::fmadd(S::set1(2.0f), d, b);
+    o[2] = S::fmadd(S::set1(4.0f), c, a);
+    o[3] = S::add(S::fmadd(S::set1(8.0f), d, b), m[5]);
+  } else {
+    static_assert(M == 2);
+    o[0] = S::add(S::add(m[0], S::add(m[1], m[2])), S::add(m[3], m[4]));
+    o[1] = S::add(S::fmadd(S::set1(2.0f), S::sub(m[3], m[4]), S::sub(m[1], m[2])), m[5]);
+  }
+}
+
+// ---- the per-position products: M[xi][j][k] = sum_c V[xi][j][c] U[xi][c][k], R tiles x KV vectors
+// of output channels in registers, one broadcast of V per KV FMAs. CC: the input channels when
+// known at compile time (16, 32, 64: then every broadcast is one base register plus a constant;
+// with C at run time the R row addresses did not fit in the registers and the kernel ran at half
+// speed), or 0. (The unroll pragmas keep GCC from keeping the accumulators in a stack array.)
+template <class S, int KV, int R, int CC>
+void product_tile(const float* __restrict U, index_t K, const float* __restrict V, index_t Crt, float* __restrict M) {
+  using Vec = typename S::V;
+  constexpr int L = S::L;
+  const index_t C = CC > 0 ? CC : Crt;
+  Vec acc[R][KV];
+  #pragma GCC unroll 16
+  for (int r = 0; r < R; ++r)
+    #pragma GCC unroll 16
+    for (int v = 0; v < KV; ++v) acc[r][v] = S::zero();
+  for (index_t c = 0; c < C; ++c) {
+    Vec u[KV];
+    #pragma GCC unroll 16
+    for (int v = 0; v < KV; ++v) u[v] = S::load(U + c * K + L * v);
+    #pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      const Vec b = S::set1(V[r * C + c]);
+      #pragma GCC unroll 16
+      for (int v = 0; v < KV; ++v) acc[r][v] = S::fmadd(b, u[v], acc[r][v]);
+    }
+  }
+  #pragma GCC unroll 16
+  for (int r = 0; r < R; ++r)
+    #pragma GCC unroll 16
+    for (int v = 0; v < KV; ++v) S::store(M + r * K + L * v, acc[r][v]);
+}
+
+using ProductFn = void (*)(const float*, index_t, const float*, index_t, float*);
+
+// Tiles per register block for KV vectors of output channels: about 3/4 of the vector registers
+// as accumulators (32 registers with AVX-512: 16 / 12 / 6 tiles for 1 / 2 / 4 vectors; 16 with
+// AVX2: 12 / 6 tiles for 1 / 2 vectors, the classic 6 x 16 block).
+template <class S>
+constexpr int max_rows(int KV) {
+  if constexpr (S::L == 16) return KV == 1 ? 16 : KV == 2 ? 12 : 6;
+  return KV == 1 ? 12 : 6;
+}
+
+template <class S, int KV, int CC, std::size_t... I>
+constexpr std::array<ProductFn, sizeof...(I)> product_table(std::index_sequence<I...>) {
+  return {&product_tile<S, KV, static_cast<int>(I) + 1, CC>...};
+}
+
+// The image's n tiles in register blocks of at most max_rows(KV), as even as possible (49 tiles
+// in 16-tile blocks would leave one tile alone, a latency-bound chain of FMAs).
+template <class S, int KV, int CC>
+void products(const float* U, index_t K, const float* V, index_t C, float* M, index_t tiles) {
+  constexpr int RM = max_rows<S>(KV);
+  static constexpr auto table = product_table<S, KV, CC>(std::make_index_sequence<RM>{});
+  const index_t groups = (tiles + RM - 1) / RM;
+  for (index_t k0 = 0; k0 < K; k0 += S::L * KV)
+    for (index_t gi = 0; gi < groups; ++gi) {
+      const index_t j0 = tiles * gi / groups, j1 = tiles * (gi + 1) / groups;
+      table[j1 - j0 - 1](U + k0, K, V + j0 * C, C, M + j0 * K + k0);
+    }
+}
+
+template <class S, int KV>
+void products_by_c(const float* U, index_t K, const float* V, index_t C, float* M, index_t tiles) {
+  switch (C) {
+    case 16: return products<S, KV, 16>(U, K, V, C, M, tiles);
+    case 32: return products<S, KV, 32>(U, K, V, C, M, tiles);
+    case 64: return products<S, KV, 64>(U, K, V, C, M, tiles);
+    default: return products<S, KV, 0>(U, K, V, C, M, tiles);
+  }
+}
+
+// All output channels of one position: the widest register block that divides K (K is a
+// multiple of 16: 64 / 32 / 16 channels with AVX-512, 16 with AVX2).
+template <class S>
+void products_all(const float* U, index_t K, const float* V, index_t C, float* M, index_t tiles) {
+  if constexpr (S::L == 16) {
+    if (K % 64 == 0) return products_by_c<S, 4>(U, K, V, C, M, tiles);
+    if (K % 32 == 0) return products_by_c<S, 2>(U, K, V, C, M, tiles);
+    return products_by_c<S, 1>(U, K, V, C, M, tiles);
+  } else {
+    return products_by_c<S, 2>(U, K, V, C, M, tiles);
+  }
+}
+
+// ---- the image in HWC: xin[i][j][c] = x[c][i - ph][j - pw] (0 outside), rows [i0, i1). Returns
+// false if any value read is a NaN or inf.
+template <class S>
+bool transpose_in(const Conv2dShape& s, const WinoC16Geom& g, const float* x, float* xin, index_t i0, index_t i1) {
+  constexpr int L = S::L;
+  const index_t C = s.C, H = s.H, W = s.W, HW = H * W, Wp = g.Wp, pw = s.pad_w;
+  unsigned bad = 0;
+  for (index_t i = i0; i < i1; ++i) {
+    float* row = xin + i * Wp * C;
+    const index_t ih = i - s.pad_h;
+    if (ih < 0 || ih >= H) {
+      std::fill(row, row + Wp * C, 0.0f);
+      continue;
+    }
+    std::fill(row, row + pw * C, 0.0f);
+    if (pw + W < Wp) std::fill(row + (pw + W) * C, row + Wp * C, 0.0f);
+    for (index_t c0 = 0; c0 < C; c0 += L) {
+      for (index_t w0 = 0; w0 < W; w0 += L) {
+        const int nw = static_cast<int>(std::min<index_t>(L, W - w0));
+        typename S::V r[L];
+        for (int c = 0; c < L; ++c) {
+          r[c] = S::load_n(x + (c0 + c) * HW + ih * W + w0, nw);
+          bad |= S::unordered(S::sub(r[c], r[c]));  // 0, or NaN for a NaN or inf
+        }
+        S::transpose(r);
+        float* dst = row + (pw + w0) * C + c0;
+        for (int j = 0; j < nw; ++j) S::store(dst + j * C, r[j]);
+      }
+    }
+  }
+  return bad == 0;
+}
+
+// ---- y[k][p][q] = yout[p][q][k] (+ res[k][p][q], then ReLU if asked) for rows [p0, p1).
+template <class S>
+void transpose_out(const Conv2dShape& s, const WinoC16Geom& g, const float* yout, const float* res, bool relu,
+                   float* y, index_t p0, index_t p1) {
+  constexpr int L = S::L;
+  const index_t K = s.K, P = s.P, Q = s.Q, Qp = g.Qp;
+  const auto zero = S::zero();
+  for (index_t p = p0; p < p1; ++p)
+    for (index_t k0 = 0; k0 < K; k0 += L)
+      for (index_t q0 = 0; q0 < Q; q0 += L) {
+        const int nq = static_cast<int>(std::min<index_t>(L, Q - q0));
+        typename S::V r[L];
+        const float* src = yout + (p * Qp + q0) * K + k0;
+        for (int j = 0; j < L; ++j) r[j] = j < nq ? S::load(src + j * K) : zero;
+        S::transpose(r);
+        for (int k = 0; k < L; ++k) {
+          const index_t at = ((k0 + k) * P + p) * Q + q0;
+          auto v = r[k];
+          if (res != nullptr) v = S::add(v, S::load_n(res + at, nq));
+          if (relu) v = S::max(zero, v);  // the second operand when NaN: NaN stays NaN, as the op
+          S::store_n(y + at, v, nq);
+        }
+      }
+}
+
+// ---- V[xi][j][c] for tiles [t0, t0 + n) of the image (j = tile - t0).
+template <class S>
+void transform_input(const Conv2dShape& s, const WinoC16Geom& g, const float* xin, float* V, index_t t0, index_t n) {
+  using Vec = typename S::V;
+  const index_t C = s.C, Wp = g.Wp, vs = g.TB * C;  // vs: between consecutive xi
+  for (index_t j = 0; j < n; ++j) {
+    const index_t th = (t0 + j) / g.tiles_w, tw = (t0 + j) % g.tiles_w;
+    const float* base = xin + (th * g.m * Wp + tw * g.m) * C;
+    for (index_t c0 = 0; c0 < C; c0 += S::L) {
+      Vec t[kA][kA];  // t[a][b] = (B^T d)[a][b], by column
+      for (int b = 0; b < kA; ++b) {
+        Vec d[kA], v[kA];
+        for (int a = 0; a < kA; ++a) d[a] = S::load(base + (a * Wp + b) * C + c0);
+        input_tf<S>(d, v);
+        for (int a = 0; a < kA; ++a) t[a][b] = v[a];
+      }
+      float* out = V + j * C + c0;
+      for (int a = 0; a < kA; ++a) {
+        Vec v[kA];
+        input_tf<S>(t[a], v);
+        for (int b = 0; b < kA; ++b) S::store(out + (a * kA + b) * vs, v[b]);
+      }
+    }
+  }
+}
+
+// ---- yout tiles from M[xi][j][k] (+ bias).
+template <class S, int MT>
+void transform_output(const Conv2dShape& s, const WinoC16Geom& g, const float* M, const float* bias, float* yout,
+                      index_t t0, index_t n) {
+  using Vec = typename S::V;
+  const index_t K = s.K, Qp = g.Qp, ms = g.TB * K;  // ms: between consecutive xi
+  for (index_t j = 0; j < n; ++j) {
+    const index_t th = (t0 + j) / g.tiles_w, tw = (t0 + j) % g.tiles_w;
+    float* base = yout + (th * MT * Qp + tw * MT) * K;
+    for (index_t k0 = 0; k0 < K; k0 += S::L) {
+      const float* in = M + j * K + k0;
+      Vec t[MT][kA];  // (A^T m) by column
+      for (int b = 0; b < kA; ++b) {
+        Vec m[kA], o[MT];
+        for (int a = 0; a < kA; ++a) m[a] = S::load(in + (a * kA + b) * ms);
+        output_tf<S, MT>(m, o);
+        for (int a = 0; a < MT; ++a) t[a][b] = o[a];
+      }
+      const Vec bv = bias != nullptr ? S::load(bias + k0) : S::zero();
+      for (int a = 0; a < MT; ++a) {
+        Vec o[MT];
+        output_tf<S, MT>(t[a], o);
+        for (int b = 0; b < MT; ++b) S::store(base + (a * Qp + b) * K + k0, S::add(o[b], bv));
+      }
+    }
+  }
+}
+
+// ---- An image holding a NaN or inf: the direct sum from xin, output channels [k0, k1), so that
+// the non-finite values reach exactly the outputs that read them.
+inline void direct_fallback(const Conv2dShape& s, const WinoC16Geom& g, const float* xin, const float* w,
+                            const float* bias, float* y, index_t k0, index_t k1) {
+  const index_t C = s.C, R = s.R, S = s.S, Wp = g.Wp;
+  for (index_t k = k0; k < k1; ++k)
+    for (index_t p = 0; p < s.P; ++p)
+      for (index_t q = 0; q < s.Q; ++q) {
+        double acc = bias != nullptr ? bias[k] : 0.0;
+        for (index_t r = 0; r < R; ++r)
+          for (index_t t = 0; t < S; ++t) {
+            const float* xv = xin + ((p + r) * Wp + q + t) * C;
+            const float* wv = w + k * C * R * S + r * S + t;
+            for (index_t c = 0; c < C; ++c) acc += static_cast<double>(xv[c]) * wv[c * R * S];
+          }
+        y[(k * s.P + p) * s.Q + q] = static_cast<float>(acc);
+      }
+}
+
+template <class S, int MT>
+void forward_image(const Conv2dShape& s, const WinoC16Geom& g, const float* x, const float* U, const float* w,
+                   const float* bias, const float* res, bool relu, float* y, float* ws, int t, int team) {
+  float* xin = ws + g.xin_off;  // shared by the team: the first thread's slice
+  float* yout = ws + g.yout_off;
+  float* own = ws + static_cast<index_t>(t) * g.slice;
+  float* V = own + g.v_off;
+  float* M = own + g.m_off;
+  float* flag = own + g.flag_off;
+  const bool finite = transpose_in<S>(s, g, x, xin, g.Hp * t / team, g.Hp * (t + 1) / team);
+  flag[0] = finite ? 0.0f : 1.0f;
+  bool all_finite = finite;
+  if (team > 1) {
+#pragma omp barrier
+    for (int u = 0; u < team; ++u) all_finite = all_finite && ws[u * g.slice + g.flag_off] == 0.0f;
+  }
+  if (!all_finite) {
+    const index_t k0 = s.K * t / team, k1 = s.K * (t + 1) / team, PQ = s.P * s.Q;
+    direct_fallback(s, g, xin, w, bias, y, k0, k1);
+    for (index_t i = k0 * PQ; i < k1 * PQ; ++i) {
+      const float v = res != nullptr ? y[i] + res[i] : y[i];
+      y[i] = relu && !(v > 0.0f) && v == v ? 0.0f : v;
+    }
+    if (team > 1) {
+#pragma omp barrier
+    }
+    return;
+  }
+  const index_t C = s.C, K = s.K;
+  const index_t lo = g.tiles * t / team, hi = g.tiles * (t + 1) / team;
+  for (index_t t0 = lo; t0 < hi; t0 += g.TB) {
+    const index_t n = std::min(g.TB, hi - t0);
+    transform_input<S>(s, g, xin, V, t0, n);
+    for (int xi = 0; xi < kAA; ++xi) products_all<S>(U + xi * C * K, K, V + xi * g.TB * C, C, M + xi * g.TB * K, n);
+    transform_output<S, MT>(s, g, M, bias, yout, t0, n);
+  }
+  if (team > 1) {
+#pragma omp barrier
+  }
+  transpose_out<S>(s, g, yout, res, relu, y, s.P * t / team, s.P * (t + 1) / team);
+  if (team > 1) {
+#pragma omp barrier
+  }
+}
+
+// ---- Backward-weight: the adjoint of the forward with respect to U. Per tile the forward is
+// y = A^T [U .* (B^T d B)] A, so dL/dU[xi][k][c] = sum over tiles D[xi][k] V[xi][c] with
+// D = A dy A^T (dy: grad_out's m x m tile, 0 past the edge) and V the forward's input transform;
+// grad_w = G^T (dL/dU) G (winograd_c16_backward_weight_call).
+
+// u = A o: the m values of one grad_out row or column -> 6 (the adjoint of output_tf).
+template <class S, int M>
+inline void grad_tf(const typename S::V o[M], typename S::V u[kA]) {
+  if constexpr (M == 4) {
+    const auto e = S::add(o[0], o[2]), f = S::add(o[1], o[3]);
+    const auto g = S::fmadd(S::set1(4.0f), o[2], o[0]);
+    const auto h = S::fmadd(S::set1(8.0f), o[3], S::add(o[1], o[1]));
+    u[0] = o[0];
+    u[1] = S::add(e, f);
+    u[2] = S::sub(e, f);
+    u[3] = S::add(g, h);
+    u[4] = S::sub(g, h);
+    u[5] = o[3];
+  } else {
+    static_assert(M == 2);
+    const auto two = S::add(o[1], o[1]);
+    u[0] = o[0];
+    u[1] = S::add(o[0], o[1]);
+    u[2] = S::sub(o[0], o[1]);
+    u[3] = S::add(o[0], two);
+    u[4] = S::sub(o[0], two);
+    u[5] = o[1];
+  }
+}
+
+// gin[p][q][k] = grad_out[k][p][q], 0 for p >= P or q >= Q (whole tiles: Pp x Qp), rows [p0, p1).
+template <class S>
+void transpose_grad_in(const Conv2dShape& s, const WinoC16Geom& g, const float* go, float* gin, index_t p0,
+                       index_t p1) {
+  constexpr int L = S::L;
+  const index_t K = s.K, P = s.P, Q = s.Q, PQ = P * Q, Qp = g.Qp;
+  for (index_t p = p0; p < p1; ++p) {
+    float* row = gin + p * Qp * K;
+    if (p >= P) {
+      std::fill(row, row + Qp * K, 0.0f);
+      continue;
+    }
+    if (Q < Qp) std::fill(row + Q * K, row + Qp * K, 0.0f);
+    for (index_t k0 = 0; k0 < K; k0 += L)
+      for (index_t q0 = 0; q0 < Q; q0 += L) {
+        const int nq = static_cast<int>(std::min<index_t>(L, Q - q0));
+        typename S::V r[L];
+        for (int k = 0; k < L; ++k) r[k] = S::load_n(go + (k0 + k) * PQ + p * Q + q0, nq);
+        S::transpose(r);
+        for (int j = 0; j < nq; ++j) S::store(row + (q0 + j) * K + k0, r[j]);
+      }
+  }
+}
+
+// D[xi][j][k] for tiles [t0, t0 + n) of the image.
+template <class S, int MT>
+void transform_grad(const Conv2dShape& s, const WinoC16Geom& g, const float* gin, float* D, index_t t0, index_t n) {
+  using Vec = typename S::V;
+  const index_t K = s.K, Qp = g.Qp, ds = g.TB * K;  // ds: between consecutive xi
+  for (index_t j = 0; j < n; ++j) {
+    const index_t th = (t0 + j) / g.tiles_w, tw = (t0 + j) % g.tiles_w;
+    const float* base = gin + (th * MT * Qp + tw * MT) * K;
+    for (index_t k0 = 0; k0 < K; k0 += S::L) {
+      Vec t[kA][MT];  // (A dy) by column
+      for (int b = 0; b < MT; ++b) {
+        Vec o[MT], u[kA];
+        for (int a = 0; a < MT; ++a) o[a] = S::load(base + (a * Qp + b) * K + k0);
+        grad_tf<S, MT>(o, u);
+        for (int a = 0; a < kA; ++a) t[a][b] = u[a];
+      }
+      float* out = D + j * K + k0;
+      for (int a = 0; a < kA; ++a) {
+        Vec u[kA];
+        grad_tf<S, MT>(t[a], u);
+        for (int b = 0; b < kA; ++b) S::store(out + (a * kA + b) * ds, u[b]);
+      }
+    }
+  }
+}
+
+// Mw[k][c] (rows of C floats) += sum over n tiles of D[j][k] V[j][c], for KR rows k and CV vectors
+// of c in registers.
+template <class S, int CV, int KR>
+void wgrad_tile(const float* __restrict D, index_t K, const float* __restrict V, index_t C, index_t n,
+                float* __restrict Mw) {
+  using Vec = typename S::V;
+  constexpr int L = S::L;
+  Vec acc[KR][CV];
+  #pragma GCC unroll 16
+  for (int r = 0; r < KR; ++r)
+    #pragma GCC unroll 16
+    for (int v = 0; v < CV; ++v) acc[r][v] = S::load(Mw + r * C + L * v);
+  for (index_t j = 0; j < n; ++j) {
+    Vec x[CV];
+    #pragma GCC unroll 16
+    for (int v = 0; v < CV; ++v) x[v] = S::load(V + j * C + L * v);
+    #pragma GCC unroll 16
+    for (int r = 0; r < KR; ++r) {
+      const Vec d = S::set1(D[j * K + r]);
+      #pragma GCC unroll 16
+      for (int v = 0; v < CV; ++v) acc[r][v] = S::fmadd(d, x[v], acc[r][v]);
+    }
+  }
+  #pragma GCC unroll 16
+  for (int r = 0; r < KR; ++r)
+    #pragma GCC unroll 16
+    for (int v = 0; v < CV; ++v) S::store(Mw + r * C + L * v, acc[r][v]);
+}
+
+using WgradFn = void (*)(const float*, index_t, const float*, index_t, index_t, float*);
+
+// Rows of Mw per register block for CV vectors of c (as max_rows); the widest chunk of c: 4
+// vectors with AVX-512, 2 with AVX2.
+template <class S>
+constexpr int wgrad_rows(int CV) {
+  if constexpr (S::L == 16) return CV == 1 ? 16 : CV == 2 ? 12 : CV == 3 ? 8 : 6;
+  return CV == 1 ? 12 : 6;
+}
+template <class S>
+constexpr int wgrad_max_cv() {
+  return S::L == 16 ? 4 : 2;
+}
+
+template <class S, int CV, std::size_t... I>
+constexpr std::array<WgradFn, sizeof...(I)> wgrad_table(std::index_sequence<I...>) {
+  return {&wgrad_tile<S, CV, static_cast<int>(I) + 1>...};
+}
+
+template <class S, int CV>
+void wgrad_rows_of(const float* D, index_t K, const float* V, index_t C, index_t n, float* Mw) {
+  constexpr int KR = wgrad_rows<S>(CV);
+  static constexpr auto table = wgrad_table<S, CV>(std::make_index_sequence<KR>{});
+  for (index_t k0 = 0; k0 < K; k0 += KR) {
+    const index_t kr = std::min<index_t>(KR, K - k0);
+    table[kr - 1](D + k0, K, V, C, n, Mw + k0 * C);
+  }
+}
+
+// Mw[k][c] += D^T V over n tiles, c in chunks of up to wgrad_max_cv vectors.
+template <class S>
+void wgrad(const float* D, index_t K, const float* V, index_t C, index_t n, float* Mw) {
+  constexpr int L = S::L, CVM = wgrad_max_cv<S>();
+  for (index_t c0 = 0; c0 < C; c0 += L * CVM) {
+    const index_t cv = std::min<index_t>(CVM, (C - c0) / L);
+    const float* Vc = V + c0;
+    float* Mc = Mw + c0;
+    if constexpr (CVM == 4) {
+      switch (cv) {
+        case 1: wgrad_rows_of<S, 1>(D, K, Vc, C, n, Mc); break;
+        case 2: wgrad_rows_of<S, 2>(D, K, Vc, C, n, Mc); break;
+        case 3: wgrad_rows_of<S, 3>(D, K, Vc, C, n, Mc); break;
+        default: wgrad_rows_of<S, 4>(D, K, Vc, C, n, Mc); break;
+      }
+    } else {
+      if (cv == 1)
+        wgrad_rows_of<S, 1>(D, K, Vc, C, n, Mc);
+      else
+        wgrad_rows_of<S, 2>(D, K, Vc, C, n, Mc);
+    }
+  }
+}
+
+// Images [n0, n1): their tiles in blocks of TB that run across images (a 7x7 map has 4 tiles: per
+// image, the dL/dU accumulators would be loaded and stored for every 4 tiles).
+template <class S, int MT>
+void backward_weight_images(const Conv2dShape& s, const WinoC16Geom& g, const float* x, const float* go, index_t n0,
+                            index_t n1, float* Mw, float* ws) {
+  float* xin = ws + g.xin_off;
+  float* gin = ws + g.yout_off;
+  float* V = ws + g.v_off;
+  float* D = ws + g.m_off;
+  const index_t C = s.C, K = s.K, in_img = C * s.H * s.W, out_img = K * s.P * s.Q;
+  index_t fill = 0;  // tiles in the block so far
+  auto flush = [&] {
+    for (int xi = 0; xi < kAA; ++xi) wgrad<S>(D + xi * g.TB * K, K, V + xi * g.TB * C, C, fill, Mw + xi * K * C);
+    fill = 0;
+  };
+  for (index_t n = n0; n < n1; ++n) {
+    transpose_in<S>(s, g, x + n * in_img, xin, 0, g.Hp);  // the caller checked x and grad_out for NaN and inf
+    transpose_grad_in<S>(s, g, go + n * out_img, gin, 0, g.Pp);
+    for (index_t t0 = 0; t0 < g.tiles;) {
+      const index_t cnt = std::min(g.TB - fill, g.tiles - t0);
+      transform_input<S>(s, g, xin, V + fill * C, t0, cnt);
+      transform_grad<S, MT>(s, g, gin, D + fill * K, t0, cnt);
+      fill += cnt, t0 += cnt;
+      if (fill == g.TB) flush();
+    }
+  }
+  if (fill > 0) flush();
+}
+
+// U[a*6 + b][c][k] = (G w[k][c] G^T)[a][b], L output channels per vector.
+template <class S, int RR>
+void prepare(const Conv2dShape& s, const double (&Gd)[kA][RR], const float* w, float* U) {
+  using Vec = typename S::V;
+  float G[kA][RR];
+  for (int a = 0; a < kA; ++a)
+    for (int i = 0; i < RR; ++i) G[a][i] = static_cast<float>(Gd[a][i]);
+  constexpr int taps = RR * RR;
+  const index_t C = s.C, K = s.K;
+  const int stride = static_cast<int>(C * taps);  // between consecutive output channels' filters
+  for (index_t k0 = 0; k0 < K; k0 += S::L)
+    for (index_t c = 0; c < C; ++c) {
+      Vec g[taps], tmp[kA][RR];  // g: the L channels' taps; tmp = G g
+      const float* src = w + (k0 * C + c) * taps;
+      for (int t = 0; t < taps; ++t) g[t] = S::gather(src + t, stride);
+      for (int a = 0; a < kA; ++a)
+        for (int j = 0; j < RR; ++j) {
+          Vec acc = S::zero();
+          for (int i = 0; i < RR; ++i) acc = S::fmadd(S::set1(G[a][i]), g[i * RR + j], acc);
+          tmp[a][j] = acc;
+        }
+      for (int a = 0; a < kA; ++a)
+        for (int b = 0; b < kA; ++b) {
+          Vec acc = S::zero();
+          for (int j = 0; j < RR; ++j) acc = S::fmadd(tmp[a][j], S::set1(G[b][j]), acc);
+          S::store(U + ((a * kA + b) * C + c) * K + k0, acc);
+        }
+    }
+}
+
+// ---- The three entry points conv_winograd_c16.cpp calls, for one ISA.
+template <class S>
+void prepare_any(const Conv2dShape& s, const float* w, float* U) {
+  if (s.R == 3)
+    prepare<S, 3>(s, kWinoC16G3, w, U);
+  else
+    prepare<S, 5>(s, kWinoC16G5, w, U);
+}
+
+template <class S>
+void backward_weight_any(const Conv2dShape& s, const WinoC16Geom& g, const float* x, const float* grad_out,
+                         index_t n0, index_t n1, float* Mw, float* ws) {
+  if (g.m == 4)
+    backward_weight_images<S, 4>(s, g, x, grad_out, n0, n1, Mw, ws);
+  else
+    backward_weight_images<S, 2>(s, g, x, grad_out, n0, n1, Mw, ws);
+}
+
+template <class S>
+void forward_image_any(const Conv2dShape& s, const WinoC16Geom& g, const float* x, const float* U, const float* w,
+                       const float* bias, const float* res, bool relu, float* y, float* ws, int t, int team) {
+  if (g.m == 4)
+    forward_image<S, 4>(s, g, x, U, w, bias, res, relu, y, ws, t, team);
+  else
+    forward_image<S, 2>(s, g, x, U, w, bias, res, relu, y, ws, t, team);
+}
+
+}  // namespace
+}  // namespace fastlayers::cpu::wino16

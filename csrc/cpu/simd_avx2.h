@@ -1,0 +1,59 @@
+// The 8-lane (AVX2 + FMA) version of simd_avx512.h: the same names, for kernels written once as
+// templates on `S`. Include only from *_avx2.cpp files (the ones compiled with -mavx2 -mfma).
+#pragma once
+#include <immintrin.h>
+
+namespace fastlayers::cpu::simd {
+
+struct Avx2 {
+  using V = __m256;
+  static constexpr int L = 8;  // lanes
+
+  static V zero() { return _mm256_setzero_ps(); }
+  static V set1(float a) { return _mm256_set1_ps(a); }
+  static V load(const float* p) { return _mm256_loadu_ps(p); }
+  static void store(float* p, V v) { _mm256_storeu_ps(p, v); }
+  // Lane l of mask(n) is all ones for l < n (0 < n <= 8): a window into 8 ones then 8 zeros.
+  static __m256i mask(int n) {
+    alignas(32) static constexpr int kWindow[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kWindow + 8 - n));
+  }
+  static V load_n(const float* p, int n) { return n == L ? load(p) : _mm256_maskload_ps(p, mask(n)); }
+  static void store_n(float* p, V v, int n) {
+    if (n == L)
+      store(p, v);
+    else
+      _mm256_maskstore_ps(p, mask(n), v);
+  }
+  static V gather(const float* p, int stride) {
+    const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(stride));
+    return _mm256_i32gather_ps(p, idx, 4);
+  }
+  static V add(V a, V b) { return _mm256_add_ps(a, b); }
+  static V sub(V a, V b) { return _mm256_sub_ps(a, b); }
+  static V fmadd(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+  static V fnmadd(V a, V b, V c) { return _mm256_fnmadd_ps(a, b, c); }
+  static V max(V a, V b) { return _mm256_max_ps(a, b); }
+  static unsigned unordered(V v) { return static_cast<unsigned>(_mm256_movemask_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q))); }
+  // 8 x 8 transpose: r[i] holds row i on entry, column i on exit.
+  static void transpose(V r[L]) {
+    __m256 t[8];
+    for (int i = 0; i < 8; i += 2) {
+      t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+      t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    __m256 u[8];
+    for (int i = 0; i < 8; i += 4) {
+      u[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+      u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+      u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+      u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int i = 0; i < 4; ++i) {
+      r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+      r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+    }
+  }
+};
+
+}  // namespace fastlayers::cpu::simd
