@@ -30,3 +30,16 @@ def isa(request):
     _cpu.set_max_isa(request.param)
     yield request.param
     _cpu.set_max_isa("avx512")
+
+
+@pytest.fixture(params=["avx2", "avx512"])
+def simd_isa(request):
+    """For kernels written once for both vector ISAs (csrc/cpu/*_kernels.h): caps the CPU kernels
+    at AVX2, then AVX-512, restored afterwards; skipped with a reason where this CPU lacks one."""
+    from fastlayers import _cpu
+
+    if _ISA_RANK[request.param] > _ISA_RANK[_cpu.detected_isa()]:
+        pytest.skip(f"this CPU has no {request.param} (detected {_cpu.detected_isa()})")
+    _cpu.set_max_isa(request.param)
+    yield request.param
+    _cpu.set_max_isa("avx512")

@@ -1,5 +1,5 @@
 // The pixels-in-lanes direct convolution (conv_pixels.h): where it applies and the dispatch to its
-// AVX-512 kernel.
+// AVX-512 or AVX2 kernels.
 #include "cpu/conv_pixels.h"
 
 #include <cstdlib>
@@ -14,11 +14,16 @@
 namespace fastlayers::cpu {
 
 #if defined(__x86_64__) || defined(_M_X64)
-index_t pixconv_padded_floats_avx512(const Conv2dShape& s, bool slack);
-void pixconv_forward_image_avx512(const Conv2dShape& s, const float* x, const float* w, const float* bias,
-                                  const float* res, bool relu, float* y, float* ws, int t, int team);
-void pixconv_backward_weight_images_avx512(const Conv2dShape& s, const float* x, const float* grad_out, index_t n0,
-                                           index_t n1, float* acc, float* ws);
+// The same kernels for 16 lanes (AVX-512) and 8 (AVX2 + FMA): conv_pixels_kernels.h.
+#define FL_PIXCONV_DECLARE(isa)                                                                               \
+  index_t pixconv_padded_floats_##isa(const Conv2dShape& s, bool slack);                                      \
+  void pixconv_forward_image_##isa(const Conv2dShape& s, const float* x, const float* w, const float* bias,    \
+                                   const float* res, bool relu, float* y, float* ws, int t, int team);        \
+  void pixconv_backward_weight_images_##isa(const Conv2dShape& s, const float* x, const float* grad_out,      \
+                                            index_t n0, index_t n1, float* acc, float* ws);
+FL_PIXCONV_DECLARE(avx512)
+FL_PIXCONV_DECLARE(avx2)
+#undef FL_PIXCONV_DECLARE
 #endif
 
 namespace {
@@ -26,7 +31,7 @@ index_t round16(index_t n) { return (n + 15) / 16 * 16; }
 index_t acc_floats(const Conv2dShape& s) { return s.K * s.C * s.R * s.S * 16; }
 index_t bw_padded_floats(const Conv2dShape& s) {
 #if defined(__x86_64__) || defined(_M_X64)
-  return pixconv_padded_floats_avx512(s, true);
+  return pixconv_padded_floats_avx2(s, true);  // the same geometry for both ISAs
 #else
   (void)s;
   return 0;
@@ -40,7 +45,7 @@ int call_threads(const Conv2dShape& s, ConvPass pass) {
 
 bool pixconv_possible(const Conv2dShape& s) {
 #if defined(__x86_64__) || defined(_M_X64)
-  if (active_isa() != Isa::avx512) return false;
+  if (active_isa() != Isa::avx512 && active_isa() != Isa::avx2) return false;
   const bool stride = s.stride_h == s.stride_w && (s.stride_h == 1 || s.stride_h == 2);
   return stride && s.groups == 1 && s.dil_h == 1 && s.dil_w == 1 && s.C * s.R * s.S <= 25 && s.K > 0 && s.P > 0 &&
          s.Q > 0;
@@ -52,7 +57,7 @@ bool pixconv_possible(const Conv2dShape& s) {
 
 index_t pixconv_slice_floats(const Conv2dShape& s) {
 #if defined(__x86_64__) || defined(_M_X64)
-  return pixconv_padded_floats_avx512(s, false);
+  return pixconv_padded_floats_avx2(s, false);  // the same geometry for both ISAs
 #else
   (void)s;
   return 0;
@@ -62,7 +67,10 @@ index_t pixconv_slice_floats(const Conv2dShape& s) {
 void pixconv_forward_image(const Conv2dShape& s, const float* x, const float* w, const float* bias, const float* res,
                            bool relu, float* y, float* ws, int t, int team) {
 #if defined(__x86_64__) || defined(_M_X64)
-  pixconv_forward_image_avx512(s, x, w, bias, res, relu, y, ws, t, team);
+  if (active_isa() == Isa::avx512)
+    pixconv_forward_image_avx512(s, x, w, bias, res, relu, y, ws, t, team);
+  else
+    pixconv_forward_image_avx2(s, x, w, bias, res, relu, y, ws, t, team);
 #else
   (void)s, (void)x, (void)w, (void)bias, (void)res, (void)relu, (void)y, (void)ws, (void)t, (void)team;
   std::abort();  // pixconv_possible is false here
@@ -112,8 +120,11 @@ bool pixconv_backward_weight_call(const Conv2dShape& s, const float* grad_out, c
   auto body = [&](int t, int nt) {
     float* acc = workspace + t * per_thread;
     std::fill(acc, acc + n_acc, 0.0f);
-    pixconv_backward_weight_images_avx512(s, x, grad_out, s.N * t / nt, s.N * (t + 1) / nt, acc,
-                                          acc + round16(n_acc));
+    const index_t n0 = s.N * t / nt, n1 = s.N * (t + 1) / nt;
+    if (active_isa() == Isa::avx512)
+      pixconv_backward_weight_images_avx512(s, x, grad_out, n0, n1, acc, acc + round16(n_acc));
+    else
+      pixconv_backward_weight_images_avx2(s, x, grad_out, n0, n1, acc, acc + round16(n_acc));
   };
   if (T > 1) {
 #pragma omp parallel num_threads(T)
@@ -121,7 +132,8 @@ bool pixconv_backward_weight_call(const Conv2dShape& s, const float* grad_out, c
   } else {
     body(0, 1);
   }
-  // grad_w[k][tap] = the lanes of every thread's acc[k][tap], thread after thread.
+  // grad_w[k][tap] = the lanes of every thread's acc[k][tap], thread after thread (an 8-lane ISA
+  // leaves the last 8 of each 16 at their zeros).
   const index_t cells = s.K * s.C * s.R * s.S;
   for (index_t i = 0; i < cells; ++i) {
     double v = 0;

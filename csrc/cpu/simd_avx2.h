@@ -35,6 +35,10 @@ struct Avx2 {
   static V fnmadd(V a, V b, V c) { return _mm256_fnmadd_ps(a, b, c); }
   static V max(V a, V b) { return _mm256_max_ps(a, b); }
   static unsigned unordered(V v) { return static_cast<unsigned>(_mm256_movemask_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q))); }
+  // The even lanes of the 16 floats a:b: a0 a2 b0 b2 | a4 a6 b4 b6, then the middle 64-bit pairs swapped.
+  static V even_of(V a, V b) {
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88)), 0xD8));
+  }
   // 8 x 8 transpose: r[i] holds row i on entry, column i on exit.
   static void transpose(V r[L]) {
     __m256 t[8];

@@ -33,6 +33,11 @@ struct Avx512 {
   static V max(V a, V b) { return _mm512_max_ps(a, b); }  // b where either is NaN (as maxps)
   // Nonzero when a lane of v is a NaN (v - v is NaN exactly for NaN and inf).
   static unsigned unordered(V v) { return _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q); }
+  // The even lanes of the 2L floats a:b (a stride-2 row segment).
+  static V even_of(V a, V b) {
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    return _mm512_permutex2var_ps(a, even, b);
+  }
   // r[i] holds row i on entry, column i on exit (L x L).
   static void transpose(V r[L]) { avx512::transpose16(r); }
 };

@@ -326,21 +326,17 @@ def test_pixel_lane_convs_match_layer_by_layer(run, threads):
         algos = plan._c.conv_algorithms
         y = np.empty(plan.output_shape, np.float32)
         plan._c.run(x, y, threads)
-    assert "pixels" in algos or not _cpu_has_avx512(), algos
+    assert "pixels" in algos or not _cpu_has_wino16(), algos
     _close(y, _layerwise(model, x))
 
 
 def test_pixel_lane_kernel_takes_at_most_25_taps():
     for C, R, expect in [(25, 1, True), (26, 1, False), (1, 5, True), (3, 3, False)]:
         plan = P.get(nn.Sequential([nn.Conv2d(C, 8, R, rng=0)]).eval(), (1, C, 12, 12))
-        assert (plan._c.conv_algorithms[0] == "pixels") == (expect and _cpu_has_avx512()), (C, R)
+        assert (plan._c.conv_algorithms[0] == "pixels") == (expect and _cpu_has_wino16()), (C, R)
 
 
-def _cpu_has_avx512():
-    return _cpu.active_isa() == "avx512"
-
-
-def _cpu_has_wino16():  # the channels-in-lanes Winograd has AVX-512 and AVX2 kernels
+def _cpu_has_wino16():  # the channels-in-lanes Winograd and the pixels kernel: AVX-512 and AVX2
     return _cpu.active_isa() in ("avx2", "avx512")
 
 

@@ -1,4 +1,5 @@
-"""conv2d's direct kernel with output pixels in the lanes (csrc/cpu/conv_pixels*, AVX-512 machines)
+"""conv2d's direct kernel with output pixels in the lanes (csrc/cpu/conv_pixels*: AVX-512 and AVX2 kernels, each
+test run on every one this CPU has)
 per call: at most 25 taps (C x R x S), stride 1 or 2, one group; the forward up to 16 output
 channels, backward-weight below 8. Against the float64 reference with test_conv.py's tolerances
 (not widened). The inference plan's use of the same kernel is tested in tests/nn/test_plan.py.
@@ -12,8 +13,9 @@ from fastlayers import _cpu
 from ..helpers import Device, num_threads
 from .test_conv import _case_data, _check_all
 
-pytestmark = pytest.mark.skipif(_cpu.active_isa() != "avx512", reason="the kernel is AVX-512 only (the other "
-                                "ISAs keep conv2d's other paths, tested in test_conv*.py)")
+# Every test once per vector ISA the kernels have (conftest.simd_isa; the generic ISA keeps
+# conv2d's other paths, tested in test_conv*.py).
+pytestmark = pytest.mark.usefixtures("simd_isa")
 
 # (N, C, H, W, K, R, S, stride, padding, dilation, groups)
 CASES = [
@@ -24,6 +26,7 @@ CASES = [
     (2, 25, 6, 7, 4, 1, 1, 1, 0, 1, 1),      # exactly 25 taps, read in place (no padding)
     (2, 16, 14, 14, 3, 1, 1, 2, 0, 1, 1),    # a 1x1 stride-2 projection, 3 channels
     (2, 3, 5, 5, 2, 3, 3, 1, 3, 1, 1),       # padding wider than the taps
+    (2, 16, 14, 15, 6, 1, 1, 2, 0, 1, 1),    # 1x1 stride 2, 8-pixel rows: one whole AVX2 vector
 ]
 
 

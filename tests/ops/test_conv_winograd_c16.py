@@ -22,18 +22,9 @@ from fastlayers import reference as ref
 from ..helpers import Device, assert_close, num_threads, reduction_tol
 from .test_conv import _case_data, _check_all
 
-_RANK = {"generic": 0, "avx2": 1, "avx512": 2}
-
-
-@pytest.fixture(autouse=True, params=["avx2", "avx512"])
-def kernel_isa(request):
-    """Every test once per vector ISA the kernels have (the generic ISA keeps conv2d's other paths,
-    tested in test_conv*.py); skipped with a reason where this CPU lacks it."""
-    if _RANK[request.param] > _RANK[_cpu.detected_isa()]:
-        pytest.skip(f"this CPU has no {request.param} (detected {_cpu.detected_isa()})")
-    _cpu.set_max_isa(request.param)
-    yield request.param
-    _cpu.set_max_isa("avx512")
+# Every test once per vector ISA the kernels have (conftest.simd_isa; the generic ISA keeps
+# conv2d's other paths, tested in test_conv*.py).
+pytestmark = pytest.mark.usefixtures("simd_isa")
 
 
 @pytest.fixture
