@@ -31,6 +31,8 @@
 #include "common/checked.h"
 #include "cpu/conv_col2im.h"
 #include "cpu/conv_direct.h"
+#include "cpu/conv_hwc.h"
+#include "cpu/cpu_features.h"
 #include "cpu/conv_smallc.h"
 #include "cpu/conv_winograd.h"
 #include "cpu/conv_pixels.h"
@@ -617,6 +619,21 @@ static bool pixels_per_call(const Conv2dShape& s, ConvPass pass) {
   return pass == ConvPass::forward ? s.K <= 16 : s.K < 8;
 }
 
+// Whether conv_hwc (channels in the lanes on an HWC copy of each image) runs this forward per call:
+// on AVX2 machines, the layers the Winograd above does not take (stride 2 among them), where
+// conv_smallc (AVX-512 only) is missing and im2col + GEMM ran at a third of the core. AVX-512
+// machines keep conv_smallc, measured there. 1x1 layers stay on the GEMM path: the two transposes
+// cost more than their few FMAs (16 -> 32 1x1 stride 2, batch 64: 0.52 ms either way, 32 -> 64
+// 0.35 against 0.42-0.46). AVX2, 1 thread, batch 64, before / this: 16 -> 32 3x3 stride 2 on 28x28
+// 3.40-3.49 / 1.63-1.78 ms, 32 -> 64 on 14x14 2.64 / 1.77-1.84 ms (PyTorch 1.7-2.3).
+// FASTLAYERS_CONV_HWC (read per call): "0" never, "1" wherever it can run (the tests), else as said.
+static bool hwc_per_call(const Conv2dShape& s) {
+  if (!hwc_possible(s)) return false;
+  const char* e = std::getenv("FASTLAYERS_CONV_HWC");
+  if (e != nullptr && (e[0] == '0' || e[0] == '1') && e[1] == '\0') return e[0] == '1';
+  return active_isa() == Isa::avx2 && s.R * s.S > 1 && !wino16_per_call(s);
+}
+
 static index_t flipped_floats(const Conv2dShape& s) { return (s.K * s.C * s.R * s.S + 15) / 16 * 16; }
 
 index_t conv2d_workspace_floats(const Conv2dShape& s, ConvPass pass, int threads) {
@@ -625,6 +642,7 @@ index_t conv2d_workspace_floats(const Conv2dShape& s, ConvPass pass, int threads
   Conv2dShape t;
   if (pixels_per_call(s, pass)) return std::max(need, pixconv_call_floats(s, pass, threads));
   if (pass == ConvPass::forward && wino16_per_call(s)) return std::max(need, winograd_c16_call_floats(s, threads));
+  if (pass == ConvPass::forward && hwc_per_call(s)) return std::max(need, hwc_call_floats(s, threads));
   if (pass == ConvPass::backward_weight && wino16_per_call(s))
     return std::max(need, winograd_c16_backward_weight_floats(s, threads));
   if (pass == ConvPass::backward_data && bd_forward_shape(s, t) && wino16_per_call(t))
@@ -667,6 +685,7 @@ bool conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const 
   assert(conv2d_shape_error(s) == nullptr);  // the boundary checked it (common/conv_shape.h)
   if (pixels_per_call(s, ConvPass::forward) && pixconv_forward_call(s, x, w, b, y, workspace, workspace_floats)) return true;
   if (wino16_per_call(s) && winograd_c16_forward_call(s, x, w, b, y, workspace, workspace_floats)) return true;
+  if (hwc_per_call(s) && hwc_forward_call(s, x, w, b, y, workspace, workspace_floats)) return true;
   const Geometry g = geometry(s, ConvPass::forward);  // the GEMM-side paths' plan; also says if smallc takes it
   const bool smallc_first = smallc_preferred(s, ConvPass::forward, g);
   if (!smallc_first && direct_applies(s, ConvPass::forward) &&

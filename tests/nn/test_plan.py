@@ -330,6 +330,53 @@ def test_pixel_lane_convs_match_layer_by_layer(run, threads):
     _close(y, _layerwise(model, x))
 
 
+# The plan's HWC direct kernel (csrc/cpu/conv_hwc*): channels multiples of 16, stride 1 or 2, up to
+# 7x7. FASTLAYERS_PLAN_HWC=1 makes every plan take it where it can run (by default: AVX2 machines'
+# stride-2 layers). (C, K, H, W, R, stride, pad, N): the small ResNet's two stride-2 layers (rows of
+# 14 and 7 pixels), a 1x1 projection, a stride-1 5x5 with 48 channels, 7x7 stride 2 on odd sizes.
+HWC_CONVS = [
+    (16, 32, 28, 28, 3, 2, 1, 2),
+    (32, 64, 14, 14, 3, 2, 1, 3),
+    (32, 16, 10, 10, 1, 2, 0, 2),
+    (48, 16, 9, 11, 5, 1, 2, 1),
+    (16, 16, 13, 15, 7, 2, 3, 2),
+    (16, 16, 8, 8, 3, 1, 1, 2),  # C == K, same size: the residual case too
+]
+HWC_RUNS = [(c, e) for c in HWC_CONVS for e in ("relu", "pool")] + [
+    (c, "residual") for c in HWC_CONVS if _same_shape(*c[:7])]
+
+
+@pytest.mark.parametrize("run", HWC_RUNS, ids=[f"{c}-{e}" for c, e in HWC_RUNS])
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_hwc_convs_match_layer_by_layer(run, threads, monkeypatch):
+    monkeypatch.setenv("FASTLAYERS_PLAN_HWC", "1")
+    monkeypatch.setenv("FASTLAYERS_PLAN_WINO16", "0")
+    monkeypatch.setenv("FASTLAYERS_PLAN_PIXCONV", "0")
+    (C, K, H, W, R, stride, pad, N), epilogue = run
+    conv = nn.Conv2d(C, K, R, stride, pad, rng=np.random.default_rng(0))
+    if epilogue == "relu":
+        model = nn.Sequential([conv, nn.ReLU()]).eval()
+    elif epilogue == "pool":
+        model = nn.Sequential([conv, nn.MaxPool2d(2), nn.ReLU()]).eval()
+    else:
+        inp = nn.Input((C, H, W))
+        model = nn.Model(inp, nn.ReLU()(nn.Add()([conv(inp), inp]))).eval()
+    x = _x((N, C, H, W))
+    with num_threads(threads):
+        plan = P.get(model, x.shape)
+        assert plan is not None, P.explain(model, x.shape)
+        algos = plan._c.conv_algorithms
+        y = np.empty(plan.output_shape, np.float32)
+        plan._c.run(x, y, threads)
+    assert "hwc" in algos or not _cpu_has_wino16(), algos
+    _close(y, _layerwise(model, x))
+
+
+def test_hwc_is_the_default_only_on_avx2():
+    plan = P.get(nn.Sequential([nn.Conv2d(16, 32, 3, 2, 1, rng=0)]).eval(), (2, 16, 14, 14))
+    assert (plan._c.conv_algorithms[0] == "hwc") == (_cpu.active_isa() == "avx2"), plan._c.conv_algorithms
+
+
 def test_pixel_lane_kernel_takes_at_most_25_taps():
     for C, R, expect in [(25, 1, True), (26, 1, False), (1, 5, True), (3, 3, False)]:
         plan = P.get(nn.Sequential([nn.Conv2d(C, 8, R, rng=0)]).eval(), (1, C, 12, 12))

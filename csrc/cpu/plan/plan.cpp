@@ -11,10 +11,12 @@
 #include <string>
 
 #include "cpu/conv.h"
+#include "cpu/conv_hwc.h"
 #include "cpu/conv_smallc.h"
 #include "cpu/conv_winograd.h"
 #include "cpu/conv_pixels.h"
 #include "cpu/conv_winograd_c16.h"
+#include "cpu/cpu_features.h"
 #include "cpu/gemm.h"
 #include "cpu/parallel.h"
 #include "cpu/pool.h"
@@ -77,6 +79,18 @@ bool wino16_preferred(const Conv2dShape& s) {
 
 // Whether the pixels-in-lanes direct kernel (conv_pixels.h) takes this conv: every layer it can
 // run (at most 25 taps). FASTLAYERS_PLAN_PIXCONV=0 (read at plan build) turns it off.
+// Whether the HWC direct kernel (conv_hwc.h) takes this conv: on AVX2 machines, the layers with
+// channels in multiples of 16 that Winograd does not take (stride 2, 1x1 projections), where
+// conv2d_forward had only im2col + GEMM (conv_smallc is AVX-512 only). AVX-512 machines keep
+// conv_smallc, measured there; 1x1 layers keep conv2d_forward (as conv.cpp's hwc_per_call, with
+// the figures). FASTLAYERS_PLAN_HWC (read at plan build): 0 off, 1 on wherever it can run.
+bool hwc_preferred(const Conv2dShape& s) {
+  const char* e = std::getenv("FASTLAYERS_PLAN_HWC");
+  if (e != nullptr && e[0] == '0') return false;
+  const bool forced = e != nullptr && e[0] == '1';
+  return hwc_possible(s) && (forced || (active_isa() == Isa::avx2 && s.R * s.S > 1));
+}
+
 bool pixconv_preferred(const Conv2dShape& s) {
   const char* e = std::getenv("FASTLAYERS_PLAN_PIXCONV");
   if (e != nullptr && e[0] == '0') return false;
@@ -123,6 +137,7 @@ std::vector<std::string> Plan::conv_algorithms() const {
     out.push_back(s.kind != StepKind::conv ? ""
                   : s.wino16                 ? "winograd_c16"
                   : s.pixconv                ? "pixels"
+                  : s.hwc                    ? "hwc"
                   : s.smallc                 ? "direct"
                                              : "conv2d_forward");
   return out;
@@ -224,7 +239,14 @@ void Plan::finalize(index_t arena_floats, int threads) {
     if (s.kind != StepKind::conv) continue;
     s.wino16 = wino16_preferred(s.conv);
     s.pixconv = !s.wino16 && pixconv_preferred(s.conv);
-    s.smallc = !s.wino16 && !s.pixconv && smallc_possible(s.conv);
+    s.hwc = !s.wino16 && !s.pixconv && hwc_preferred(s.conv);
+    s.smallc = !s.wino16 && !s.pixconv && !s.hwc && smallc_possible(s.conv);
+    if (s.hwc) {
+      s.packed.assign(static_cast<size_t>(hwc_filter_floats(s.conv)), 0.0f);
+      hwc_prepare(s.conv, s.w.data(), s.packed.data());
+      ws = std::max(ws, threads_ * hwc_slice_floats(s.conv));
+      continue;
+    }
     if (s.pixconv) {
       ws = std::max(ws, threads_ * pixconv_slice_floats(s.conv));
       continue;
@@ -330,7 +352,7 @@ bool Plan::run(const float* x, float* y, int threads) {
   return true;
 }
 
-// The per-image kernels (conv_winograd_c16, conv_pixels) into z, with the residual `res` (or null)
+// The per-image kernels (conv_winograd_c16, conv_pixels, conv_hwc) into z, with the residual `res` (or null)
 // and ReLU fused when asked: images over the threads, or with fewer images than threads the team
 // splits each image.
 void Plan::per_image_into(const Step& s, const float* in, float* z, const float* res, bool relu,
@@ -338,13 +360,15 @@ void Plan::per_image_into(const Step& s, const float* in, float* z, const float*
   const Conv2dShape& c = s.conv;
   const float* b = s.b.empty() ? nullptr : s.b.data();
   const int T = std::min(max_threads(), threads_);
-  const index_t slice = s.wino16 ? winograd_c16_slice_floats(c) : pixconv_slice_floats(c);
+  const index_t slice = s.wino16 ? winograd_c16_slice_floats(c) : s.hwc ? hwc_slice_floats(c) : pixconv_slice_floats(c);
   const index_t in_img = c.C * c.H * c.W, out_img = c.K * c.P * c.Q;
   auto image = [&](index_t n, float* ws, int t, int team) {
     const float* r = res != nullptr ? res + n * out_img : nullptr;
     if (s.wino16)
       winograd_c16_forward_image(c, in + n * in_img, s.packed.data(), s.w.data(), b, r, relu, z + n * out_img, ws, t,
                                  team);
+    else if (s.hwc)
+      hwc_forward_image(c, in + n * in_img, s.packed.data(), b, r, relu, z + n * out_img, ws, t, team);
     else
       pixconv_forward_image(c, in + n * in_img, s.w.data(), b, r, relu, z + n * out_img, ws, t, team);
   };
@@ -374,9 +398,9 @@ void Plan::per_image_into(const Step& s, const float* in, float* z, const float*
 bool Plan::conv_into(const Step& s, const float* in, float* z) {
   const Conv2dShape& c = s.conv;
   const float* b = s.b.empty() ? nullptr : s.b.data();
-  if (!s.smallc && !s.wino16 && !s.pixconv) return conv2d_forward(c, in, s.w.data(), b, z, workspace_.get(), workspace_floats_);
+  if (!s.smallc && !s.wino16 && !s.pixconv && !s.hwc) return conv2d_forward(c, in, s.w.data(), b, z, workspace_.get(), workspace_floats_);
   const int T = std::min(max_threads(), threads_);
-  if (s.wino16 || s.pixconv) {
+  if (s.wino16 || s.pixconv || s.hwc) {
     per_image_into(s, in, z, nullptr, false);
     return true;
   }
@@ -439,7 +463,7 @@ bool Plan::run_step(const Step& s, const float* x, float* y) {
       const Conv2dShape& c = s.conv;
       float* z = s.tmp >= 0 ? at(s.tmp, x, y) : out;
       const float* b = s.b.empty() ? nullptr : s.b.data();
-      if (s.wino16 || s.pixconv) {
+      if (s.wino16 || s.pixconv || s.hwc) {
         if (s.epi.pool == PoolKind::none) {  // residual and ReLU inside the kernel
           per_image_into(s, in, out, res, s.epi.act == Act::relu);
         } else {  // each image's pool (and the rest) while its output is in cache

@@ -53,6 +53,7 @@ struct Step {
   bool smallc = false;                 // filters packed once for the direct kernel
   bool wino16 = false;                 // filters transformed once for conv_winograd_c16 (in packed)
   bool pixconv = false;                // conv_pixels: the plain filters, pixels in the lanes
+  bool hwc = false;                    // conv_hwc: filters packed [tap][c][k] once (in packed)
   std::vector<float> w, b, packed;     // weights (conv / dense), bias (or affine shift), packed filters
   std::vector<float> scale;            // affine: per-channel scale
   index_t M = 0, N = 0, K = 0;         // dense: x (M x K) * w (N x K)^T; add/act/copy: M elements

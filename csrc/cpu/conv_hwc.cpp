@@ -1,0 +1,104 @@
+// The HWC direct convolution (conv_hwc.h): where it applies, its sizes, the filter packing and the
+// dispatch to its AVX-512 or AVX2 kernels.
+#include "cpu/conv_hwc.h"
+
+#include <algorithm>
+#include <cstdlib>
+
+#include <omp.h>
+
+#include "cpu/cpu_features.h"
+#include "cpu/parallel.h"
+
+namespace fastlayers::cpu {
+
+#if defined(__x86_64__) || defined(_M_X64)
+void hwc_forward_image_avx512(const Conv2dShape& s, const float* x, const float* Wk, const float* bias,
+                              const float* res, bool relu, float* y, float* ws, int t, int team);
+void hwc_forward_image_avx2(const Conv2dShape& s, const float* x, const float* Wk, const float* bias, const float* res,
+                            bool relu, float* y, float* ws, int t, int team);
+index_t hwc_slice_floats_avx2(const Conv2dShape& s);
+#endif
+
+namespace {
+index_t round16(index_t n) { return (n + 15) / 16 * 16; }
+}  // namespace
+
+bool hwc_possible(const Conv2dShape& s) {
+#if defined(__x86_64__) || defined(_M_X64)
+  if (active_isa() != Isa::avx512 && active_isa() != Isa::avx2) return false;
+  const bool stride = s.stride_h == s.stride_w && (s.stride_h == 1 || s.stride_h == 2);
+  return stride && s.groups == 1 && s.dil_h == 1 && s.dil_w == 1 && s.R * s.S <= 49 && s.C % 16 == 0 &&
+         s.K % 16 == 0 && s.C > 0 && s.K > 0 && s.P > 0 && s.Q > 0;
+#else
+  (void)s;
+  return false;
+#endif
+}
+
+index_t hwc_filter_floats(const Conv2dShape& s) { return s.R * s.S * s.C * s.K; }
+
+void hwc_prepare(const Conv2dShape& s, const float* w, float* Wk) {
+  const index_t C = s.C, K = s.K, RS = s.R * s.S;
+  for (index_t k = 0; k < K; ++k)
+    for (index_t c = 0; c < C; ++c)
+      for (index_t tap = 0; tap < RS; ++tap) Wk[(tap * C + c) * K + k] = w[(k * C + c) * RS + tap];
+}
+
+index_t hwc_slice_floats(const Conv2dShape& s) {
+#if defined(__x86_64__) || defined(_M_X64)
+  return hwc_slice_floats_avx2(s);  // the same geometry for both ISAs
+#else
+  (void)s;
+  return 0;
+#endif
+}
+
+void hwc_forward_image(const Conv2dShape& s, const float* x, const float* Wk, const float* bias, const float* res,
+                       bool relu, float* y, float* ws, int t, int team) {
+#if defined(__x86_64__) || defined(_M_X64)
+  if (active_isa() == Isa::avx512)
+    hwc_forward_image_avx512(s, x, Wk, bias, res, relu, y, ws, t, team);
+  else
+    hwc_forward_image_avx2(s, x, Wk, bias, res, relu, y, ws, t, team);
+#else
+  (void)s, (void)x, (void)Wk, (void)bias, (void)res, (void)relu, (void)y, (void)ws, (void)t, (void)team;
+  std::abort();  // hwc_possible is false here
+#endif
+}
+
+index_t hwc_call_floats(const Conv2dShape& s, int threads) {
+  return round16(hwc_filter_floats(s)) + std::max(threads, 1) * hwc_slice_floats(s);
+}
+
+bool hwc_forward_call(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y,
+                      float* workspace, index_t workspace_floats) {
+  int T = omp_in_parallel() ? 1 : max_threads();
+  while (T > 1 && hwc_call_floats(s, T) > workspace_floats) --T;
+  if (hwc_call_floats(s, T) > workspace_floats) return false;
+  float* Wk = workspace;
+  float* slices = workspace + round16(hwc_filter_floats(s));
+  const index_t slice = hwc_slice_floats(s), in_img = s.C * s.H * s.W, out_img = s.K * s.P * s.Q;
+  hwc_prepare(s, w, Wk);
+  if (T > 1 && s.N >= T) {
+#pragma omp parallel num_threads(T)
+    {
+      const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+      for (index_t n = s.N * t / nt; n < s.N * (t + 1) / nt; ++n)
+        hwc_forward_image(s, x + n * in_img, Wk, bias, nullptr, false, y + n * out_img, slices + t * slice, 0, 1);
+    }
+    return true;
+  }
+  for (index_t n = 0; n < s.N; ++n) {
+    if (T > 1) {
+#pragma omp parallel num_threads(T)
+      hwc_forward_image(s, x + n * in_img, Wk, bias, nullptr, false, y + n * out_img, slices, omp_get_thread_num(),
+                        omp_get_num_threads());
+    } else {
+      hwc_forward_image(s, x + n * in_img, Wk, bias, nullptr, false, y + n * out_img, slices, 0, 1);
+    }
+  }
+  return true;
+}
+
+}  // namespace fastlayers::cpu

@@ -1,0 +1,41 @@
+// Direct convolution with channels in the vector lanes on an HWC copy of each image, for the
+// layers the channels-in-lanes Winograd cannot take: stride 2 (and 1x1 stride-2 projections),
+// any filter size, input and output channels multiples of 16, one group, dilation 1.
+//
+// Why: on AVX2 machines those layers had only the im2col + GEMM path (conv_smallc, their
+// direct kernel, is AVX-512 only): 16 -> 32 3x3 stride 2 on 28x28 at batch 64 ran at 34 GF/s
+// there, a third of the core. Here an image is transposed to HWC once (zero padding included, the
+// Winograd kernel's transpose), then each output row is cut into blocks of up to max_rows pixels;
+// a block keeps pixels x output-channel vectors of sums in registers and, per tap and input
+// channel, loads the filter vectors once and broadcasts one input value per pixel: the pixels of
+// a block sit at constant offsets (stride x C floats apart) from one base, so the whole tile is
+// one implicit GEMM with no packing of x. The HWC result goes back to NCHW with the bias, the
+// residual and ReLU fused into the transpose (the Winograd kernel's too).
+#pragma once
+#include "common/conv_shape.h"
+#include "common/types.h"
+
+namespace fastlayers::cpu {
+
+// Whether this kernel can run the forward of `s` on this machine (AVX2 or AVX-512).
+bool hwc_possible(const Conv2dShape& s);
+
+// Filters packed once: Wk[(r*S + t)*C + c][k] = w[k][c][r][t].
+index_t hwc_filter_floats(const Conv2dShape& s);
+void hwc_prepare(const Conv2dShape& s, const float* w, float* Wk);
+
+// Workspace floats one thread needs (the HWC image and output).
+index_t hwc_slice_floats(const Conv2dShape& s);
+
+// y (K, P, Q) of one image, as winograd_c16_forward_image (conv_winograd_c16.h): + bias (may be
+// null), then + res (may be null) and ReLU when `relu`; ws and t / team the same way.
+void hwc_forward_image(const Conv2dShape& s, const float* x, const float* Wk, const float* bias, const float* res,
+                       bool relu, float* y, float* ws, int t, int team);
+
+// ---- Per call (conv.cpp): the filters packed into the workspace, then the images over the
+// threads (or the threads over each image).
+index_t hwc_call_floats(const Conv2dShape& s, int threads);
+bool hwc_forward_call(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y,
+                      float* workspace, index_t workspace_floats);
+
+}  // namespace fastlayers::cpu

@@ -1,0 +1,15 @@
+// AVX2 (+ FMA) instance of the HWC direct convolution (conv_hwc_kernels.h). Compiled with
+// -mavx2 -mfma; conv_hwc.cpp calls it when active_isa() says avx2.
+#include "cpu/simd_avx2.h"
+#include "cpu/conv_hwc_kernels.h"
+
+namespace fastlayers::cpu {
+
+index_t hwc_slice_floats_avx2(const Conv2dShape& s) { return hwc::geom(s).slice; }
+
+void hwc_forward_image_avx2(const Conv2dShape& s, const float* x, const float* Wk, const float* bias, const float* res,
+                            bool relu, float* y, float* ws, int t, int team) {
+  hwc::forward_image<simd::Avx2>(s, x, Wk, bias, res, relu, y, ws, t, team);
+}
+
+}  // namespace fastlayers::cpu

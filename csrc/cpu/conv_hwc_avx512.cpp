@@ -1,0 +1,15 @@
+// AVX-512 instance of the HWC direct convolution (conv_hwc_kernels.h). Compiled with
+// -mavx512f ...; conv_hwc.cpp calls it only when active_isa() says avx512.
+#include "cpu/simd_avx512.h"
+#include "cpu/conv_hwc_kernels.h"
+
+namespace fastlayers::cpu {
+
+index_t hwc_slice_floats_avx512(const Conv2dShape& s) { return hwc::geom(s).slice; }
+
+void hwc_forward_image_avx512(const Conv2dShape& s, const float* x, const float* Wk, const float* bias, const float* res,
+                            bool relu, float* y, float* ws, int t, int team) {
+  hwc::forward_image<simd::Avx512>(s, x, Wk, bias, res, relu, y, ws, t, team);
+}
+
+}  // namespace fastlayers::cpu

@@ -1,0 +1,109 @@
+"""conv2d's HWC direct kernel (csrc/cpu/conv_hwc*: channels in the lanes on an HWC copy of each
+image; AVX-512 and AVX2 kernels, each test run on every one this CPU has): channels multiples of
+16, one group, dilation 1, stride 1 or 2, up to 7x7 filters. Against the float64 reference with
+test_conv.py's tolerances (not widened).
+
+FASTLAYERS_CONV_HWC=1 (read per call) sends every shape it can run there; by default it takes the
+forward of the layers Winograd does not (stride 2, not 1x1) on AVX2 machines only
+(test_hwc_is_taken). The inference plan's use of the same kernel is tested in tests/nn/test_plan.py.
+"""
+
+import numpy as np
+import pytest
+
+import fastlayers as fl
+from fastlayers import _cpu
+from fastlayers import reference as ref
+
+from ..helpers import Device, assert_close, num_threads, reduction_tol
+from .test_conv import _case_data, _check_all
+
+# Every test once per vector ISA the kernels have (conftest.simd_isa).
+pytestmark = pytest.mark.usefixtures("simd_isa")
+
+
+@pytest.fixture
+def hwc(monkeypatch):
+    monkeypatch.setenv("FASTLAYERS_CONV_HWC", "1")
+    monkeypatch.setenv("FASTLAYERS_CONV_WINO16", "0")
+
+
+# (N, C, H, W, K, R, S, stride, padding, dilation, groups)
+CASES = [
+    (2, 16, 28, 28, 32, 3, 3, 2, 1, 1, 1),      # the small ResNet's 16 -> 32 stride 2 (14-pixel rows)
+    (2, 32, 14, 14, 64, 3, 3, 2, 1, 1, 1),      # its 32 -> 64 stride 2 (7-pixel rows: blocks across rows)
+    (1, 16, 12, 12, 16, 3, 3, 1, 1, 1, 1),      # stride 1, 12-pixel rows (whole row blocks with 6 or 12)
+    (2, 48, 9, 11, 48, 5, 5, 1, 2, 1, 1),       # C not a power of 2 (run-time C), 5x5
+    (1, 16, 15, 17, 16, 7, 7, 2, 3, 1, 1),      # 7x7 stride 2 (49 taps), odd sizes
+    (2, 32, 10, 9, 16, 1, 1, 2, 0, 1, 1),       # 1x1 stride 2, no padding, odd width
+    (1, 64, 6, 6, 128, 3, 3, 1, 0, 1, 1),       # no padding, wide K (4 vectors of 16 / 8 of 8)
+    (1, 16, 5, 8, 32, 3, 3, 2, (2, 0), 1, 1),   # asymmetric padding, wider than the rows' tails
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[str(c) for c in CASES])
+def test_hwc_matches_reference(rng, hwc, case):
+    x, w, b, params = _case_data(rng, case)
+    _check_all(Device("cpu"), x, w, b, params, rng, str(case))
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_hwc_threads(rng, hwc, threads):
+    # Images over the threads (N >= threads), and one image's rows split over the team (N = 1).
+    with num_threads(threads):
+        for case in [(1, 16, 21, 19, 32, 3, 3, 2, 1, 1, 1), (5, 32, 9, 14, 16, 3, 3, 1, 1, 1, 1)]:
+            x, w, b, params = _case_data(rng, case)
+            _check_all(Device("cpu"), x, w, b, params, rng, f"{case} threads={threads}")
+
+
+def test_hwc_keeps_nan_and_inf_in_place(hwc):
+    # A direct sum: a NaN or inf reaches exactly the outputs that read it, as the reference.
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 16, 12, 12)).astype(np.float32)
+    w = rng.standard_normal((32, 16, 3, 3)).astype(np.float32)
+    x[1, 2, 4, 7] = np.nan
+    x[0, 5, 11, 0] = np.inf
+    for threads in (1, 2):
+        with num_threads(threads):
+            y = fl.conv2d(x, w, None, stride=2, padding=1)
+        expect = ref.conv2d(x.astype(np.float64), w.astype(np.float64), None, stride=2, padding=1)
+        np.testing.assert_array_equal(np.isnan(y), np.isnan(expect))
+        np.testing.assert_array_equal(np.isinf(y), np.isinf(expect))
+        finite = np.isfinite(expect)
+        assert_close(y[finite], expect[finite], reduction_tol(16 * 9), "finite outputs")
+
+
+def _ws_floats(case, pass_):
+    from fastlayers.ops import conv as conv_ops
+
+    N, C, H, W, K, R, S, stride, padding, dilation, groups = case
+    x = np.empty((N, C, H, W), np.float32)
+    w = np.empty((K, C // groups, R, S), np.float32)
+    shape = conv_ops._geometry(x, w, stride, padding, dilation, groups)
+    return int(_cpu.conv2d_workspace_floats(shape, pass_, 1))
+
+
+def test_hwc_is_taken(monkeypatch, simd_isa):
+    """The predicate, told by the forward's workspace size (the kernel's packed filters, R S C K
+    floats, exceed the other paths' room on these small images): forced on wherever it can run; by
+    default for stride-2 layers (not 1x1) on AVX2 only; never for other shapes or with
+    FASTLAYERS_CONV_HWC=0."""
+    shapes = {
+        "stride2": (1, 256, 4, 4, 256, 3, 3, 2, 1, 1, 1),
+        "one_by_one": (1, 512, 4, 4, 512, 1, 1, 2, 0, 1, 1),
+        "odd_channels": (8, 24, 28, 28, 32, 3, 3, 2, 1, 1, 1),
+        "dilated": (8, 16, 28, 28, 32, 3, 3, 1, 2, 2, 1),
+    }
+    sizes = {}
+    for mode in ("0", "1", None):
+        if mode is None:
+            monkeypatch.delenv("FASTLAYERS_CONV_HWC", raising=False)
+        else:
+            monkeypatch.setenv("FASTLAYERS_CONV_HWC", mode)
+        sizes[mode] = {name: _ws_floats(c, 0) for name, c in shapes.items()}
+    assert sizes["1"]["stride2"] > sizes["0"]["stride2"]
+    assert sizes["1"]["one_by_one"] > sizes["0"]["one_by_one"]
+    assert sizes[None]["stride2"] == sizes["1" if simd_isa == "avx2" else "0"]["stride2"]
+    assert sizes[None]["one_by_one"] == sizes["0"]["one_by_one"]
+    for name in ("odd_channels", "dilated"):  # never
+        assert sizes[None][name] == sizes["0"][name] == sizes["1"][name], name
