@@ -17,7 +17,6 @@ void hwc_forward_image_avx512(const Conv2dShape& s, const float* x, const float*
                               const float* res, bool relu, float* y, float* ws, int t, int team);
 void hwc_forward_image_avx2(const Conv2dShape& s, const float* x, const float* Wk, const float* bias, const float* res,
                             bool relu, float* y, float* ws, int t, int team);
-index_t hwc_slice_floats_avx2(const Conv2dShape& s);
 #endif
 
 namespace {
@@ -45,14 +44,19 @@ void hwc_prepare(const Conv2dShape& s, const float* w, float* Wk) {
       for (index_t tap = 0; tap < RS; ++tap) Wk[(tap * C + c) * K + k] = w[(k * C + c) * RS + tap];
 }
 
-index_t hwc_slice_floats(const Conv2dShape& s) {
-#if defined(__x86_64__) || defined(_M_X64)
-  return hwc_slice_floats_avx2(s);  // the same geometry for both ISAs
-#else
-  (void)s;
-  return 0;
-#endif
+WinoC16Geom hwc_geom(const Conv2dShape& s) {
+  WinoC16Geom g;
+  g.Hp = std::max((s.P - 1) * s.stride_h + s.R, s.pad_h + s.H);
+  g.Wp = std::max((s.Q - 1) * s.stride_w + s.S, s.pad_w + s.W);
+  g.Pp = s.P;
+  g.Qp = s.Q;
+  g.xin_off = 0;
+  g.yout_off = round16(g.Hp * g.Wp * s.C);
+  g.slice = g.yout_off + round16(s.P * s.Q * s.K) + 16;
+  return g;
 }
+
+index_t hwc_slice_floats(const Conv2dShape& s) { return hwc_geom(s).slice; }
 
 void hwc_forward_image(const Conv2dShape& s, const float* x, const float* Wk, const float* bias, const float* res,
                        bool relu, float* y, float* ws, int t, int team) {
@@ -80,24 +84,9 @@ bool hwc_forward_call(const Conv2dShape& s, const float* x, const float* w, cons
   float* slices = workspace + round16(hwc_filter_floats(s));
   const index_t slice = hwc_slice_floats(s), in_img = s.C * s.H * s.W, out_img = s.K * s.P * s.Q;
   hwc_prepare(s, w, Wk);
-  if (T > 1 && s.N >= T) {
-#pragma omp parallel num_threads(T)
-    {
-      const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-      for (index_t n = s.N * t / nt; n < s.N * (t + 1) / nt; ++n)
-        hwc_forward_image(s, x + n * in_img, Wk, bias, nullptr, false, y + n * out_img, slices + t * slice, 0, 1);
-    }
-    return true;
-  }
-  for (index_t n = 0; n < s.N; ++n) {
-    if (T > 1) {
-#pragma omp parallel num_threads(T)
-      hwc_forward_image(s, x + n * in_img, Wk, bias, nullptr, false, y + n * out_img, slices, omp_get_thread_num(),
-                        omp_get_num_threads());
-    } else {
-      hwc_forward_image(s, x + n * in_img, Wk, bias, nullptr, false, y + n * out_img, slices, 0, 1);
-    }
-  }
+  for_each_image(s.N, T, slices, slice, [&](index_t n, float* ws, int t, int team) {
+    hwc_forward_image(s, x + n * in_img, Wk, bias, nullptr, false, y + n * out_img, ws, t, team);
+  });
   return true;
 }
 

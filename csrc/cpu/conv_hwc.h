@@ -14,6 +14,7 @@
 #pragma once
 #include "common/conv_shape.h"
 #include "common/types.h"
+#include "cpu/conv_winograd_c16.h"
 
 namespace fastlayers::cpu {
 
@@ -24,7 +25,10 @@ bool hwc_possible(const Conv2dShape& s);
 index_t hwc_filter_floats(const Conv2dShape& s);
 void hwc_prepare(const Conv2dShape& s, const float* w, float* Wk);
 
-// Workspace floats one thread needs (the HWC image and output).
+// One thread's workspace, in the geometry struct the Winograd's transposes read: the HWC image
+// (Hp x Wp x C, every tap of every output pixel inside it and the whole padded image) at xin_off,
+// the HWC output (P x Q x K) at yout_off, `slice` floats in all.
+WinoC16Geom hwc_geom(const Conv2dShape& s);
 index_t hwc_slice_floats(const Conv2dShape& s);
 
 // y (K, P, Q) of one image, as winograd_c16_forward_image (conv_winograd_c16.h): + bias (may be

@@ -5,8 +5,6 @@
 
 namespace fastlayers::cpu {
 
-index_t hwc_slice_floats_avx2(const Conv2dShape& s) { return hwc::geom(s).slice; }
-
 void hwc_forward_image_avx2(const Conv2dShape& s, const float* x, const float* Wk, const float* bias, const float* res,
                             bool relu, float* y, float* ws, int t, int team) {
   hwc::forward_image<simd::Avx2>(s, x, Wk, bias, res, relu, y, ws, t, team);

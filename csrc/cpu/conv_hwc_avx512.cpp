@@ -5,10 +5,8 @@
 
 namespace fastlayers::cpu {
 
-index_t hwc_slice_floats_avx512(const Conv2dShape& s) { return hwc::geom(s).slice; }
-
-void hwc_forward_image_avx512(const Conv2dShape& s, const float* x, const float* Wk, const float* bias, const float* res,
-                            bool relu, float* y, float* ws, int t, int team) {
+void hwc_forward_image_avx512(const Conv2dShape& s, const float* x, const float* Wk, const float* bias,
+                              const float* res, bool relu, float* y, float* ws, int t, int team) {
   hwc::forward_image<simd::Avx512>(s, x, Wk, bias, res, relu, y, ws, t, team);
 }
 

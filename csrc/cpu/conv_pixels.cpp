@@ -89,24 +89,9 @@ bool pixconv_forward_call(const Conv2dShape& s, const float* x, const float* w, 
   while (T > 1 && pixconv_call_floats(s, ConvPass::forward, T) > workspace_floats) --T;
   if (pixconv_call_floats(s, ConvPass::forward, T) > workspace_floats) return false;
   const index_t slice = pixconv_slice_floats(s), in_img = s.C * s.H * s.W, out_img = s.K * s.P * s.Q;
-  if (T > 1 && s.N >= T) {
-#pragma omp parallel num_threads(T)
-    {
-      const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-      for (index_t n = s.N * t / nt; n < s.N * (t + 1) / nt; ++n)
-        pixconv_forward_image(s, x + n * in_img, w, bias, nullptr, false, y + n * out_img, workspace + t * slice, 0, 1);
-    }
-    return true;
-  }
-  for (index_t n = 0; n < s.N; ++n) {
-    if (T > 1) {
-#pragma omp parallel num_threads(T)
-      pixconv_forward_image(s, x + n * in_img, w, bias, nullptr, false, y + n * out_img, workspace,
-                            omp_get_thread_num(), omp_get_num_threads());
-    } else {
-      pixconv_forward_image(s, x + n * in_img, w, bias, nullptr, false, y + n * out_img, workspace, 0, 1);
-    }
-  }
+  for_each_image(s.N, T, workspace, slice, [&](index_t n, float* ws, int t, int team) {
+    pixconv_forward_image(s, x + n * in_img, w, bias, nullptr, false, y + n * out_img, ws, t, team);
+  });
   return true;
 }
 

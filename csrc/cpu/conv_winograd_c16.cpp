@@ -111,25 +111,9 @@ bool winograd_c16_forward_call(const Conv2dShape& s, const float* x, const float
   float* slices = workspace + round16(winograd_c16_filter_floats(s));
   const index_t slice = winograd_c16_slice_floats(s), in_img = s.C * s.H * s.W, out_img = s.K * s.P * s.Q;
   winograd_c16_prepare(s, w, U);
-  if (T > 1 && s.N >= T) {
-#pragma omp parallel num_threads(T)
-    {
-      const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-      for (index_t n = s.N * t / nt; n < s.N * (t + 1) / nt; ++n)
-        winograd_c16_forward_image(s, x + n * in_img, U, w, bias, nullptr, false, y + n * out_img, slices + t * slice,
-                                   0, 1);
-    }
-    return true;
-  }
-  for (index_t n = 0; n < s.N; ++n) {
-    if (T > 1) {
-#pragma omp parallel num_threads(T)
-      winograd_c16_forward_image(s, x + n * in_img, U, w, bias, nullptr, false, y + n * out_img, slices,
-                                 omp_get_thread_num(), omp_get_num_threads());
-    } else {
-      winograd_c16_forward_image(s, x + n * in_img, U, w, bias, nullptr, false, y + n * out_img, slices, 0, 1);
-    }
-  }
+  for_each_image(s.N, T, slices, slice, [&](index_t n, float* ws, int t, int team) {
+    winograd_c16_forward_image(s, x + n * in_img, U, w, bias, nullptr, false, y + n * out_img, ws, t, team);
+  });
   return true;
 }
 

@@ -60,4 +60,40 @@ void parallel_ranges(index_t n, index_t grain, F f) {
   }
 }
 
+// The driver of the per-image conv kernels (conv_winograd_c16, conv_pixels, conv_hwc; per call and
+// in the inference plan): image(n, ws, t, team) for every image n < N. With at least T images, a
+// team of T threads takes a contiguous run of images each, on its own workspace slice
+// (ws + t * slice; t = 0, team = 1 for the kernel); with fewer, one image at a time, the team of T
+// splitting it (every thread passed the first slice, its number t and T), or no team when T == 1.
+// after(n) runs after image n on the thread(s) that computed it (once: outside the team when it
+// splits the image).
+template <class Image, class After>
+void for_each_image(index_t N, int T, float* ws, index_t slice, Image image, After after) {
+  if (T > 1 && N >= T) {
+#pragma omp parallel num_threads(T)
+    {
+      const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+      for (index_t n = N * t / nt; n < N * (t + 1) / nt; ++n) {
+        image(n, ws + t * slice, 0, 1);
+        after(n);
+      }
+    }
+    return;
+  }
+  for (index_t n = 0; n < N; ++n) {
+    if (T > 1) {
+#pragma omp parallel num_threads(T)
+      image(n, ws, omp_get_thread_num(), omp_get_num_threads());
+    } else {
+      image(n, ws, 0, 1);
+    }
+    after(n);
+  }
+}
+
+template <class Image>
+void for_each_image(index_t N, int T, float* ws, index_t slice, Image image) {
+  for_each_image(N, T, ws, slice, image, [](index_t) {});
+}
+
 }  // namespace fastlayers::cpu

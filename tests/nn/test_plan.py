@@ -258,6 +258,25 @@ def _same_shape(C, K, H, W, R, stride, pad):
     return C == K and stride == 1 and H + 2 * pad - R + 1 == H and W + 2 * pad - R + 1 == W
 
 
+def _one_conv_plan(conv, epilogue, x, threads):
+    """A model of one conv and its epilogue - "relu", "pool" (2x2 max pool, then ReLU: the kernel
+    writes the conv, the plan pools) or "residual" (+ the input, then ReLU) - run through its plan
+    on x: (model, the plan's conv algorithms, the plan's output)."""
+    if epilogue == "relu":
+        model = nn.Sequential([conv, nn.ReLU()]).eval()
+    elif epilogue == "pool":
+        model = nn.Sequential([conv, nn.MaxPool2d(2), nn.ReLU()]).eval()
+    else:
+        inp = nn.Input(x.shape[1:])
+        model = nn.Model(inp, nn.ReLU()(nn.Add()([conv(inp), inp]))).eval()
+    with num_threads(threads):
+        plan = P.get(model, x.shape)
+        assert plan is not None, P.explain(model, x.shape)
+        y = np.empty(plan.output_shape, np.float32)
+        plan._c.run(x, y, threads)
+    return model, plan._c.conv_algorithms, y
+
+
 # Each case with conv + ReLU, and where the conv keeps its input's shape also with an identity
 # residual before the ReLU (fused into the kernel's last pass).
 WINO16_RUNS = [(c, "relu") for c in WINO16_CONVS] + [
@@ -268,19 +287,8 @@ WINO16_RUNS = [(c, "relu") for c in WINO16_CONVS] + [
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_winograd_c16_convs_match_layer_by_layer(run, threads):
     (C, K, H, W, R, pad, N), epilogue = run
-    conv = nn.Conv2d(C, K, R, 1, pad, rng=np.random.default_rng(0))
-    if epilogue == "relu":
-        model = nn.Sequential([conv, nn.ReLU()]).eval()
-    else:
-        inp = nn.Input((C, H, W))
-        model = nn.Model(inp, nn.ReLU()(nn.Add()([conv(inp), inp]))).eval()
     x = _x((N, C, H, W))
-    with num_threads(threads):
-        plan = P.get(model, x.shape)
-        assert plan is not None, P.explain(model, x.shape)
-        algos = plan._c.conv_algorithms
-        y = np.empty(plan.output_shape, np.float32)
-        plan._c.run(x, y, threads)
+    model, algos, y = _one_conv_plan(nn.Conv2d(C, K, R, 1, pad, rng=np.random.default_rng(0)), epilogue, x, threads)
     if "winograd_c16" not in algos:
         assert not _cpu_has_wino16(), f"AVX2 or AVX-512 here, yet the plan chose {algos}"
         pytest.skip("neither AVX2 nor AVX-512 on this machine: the plan keeps its other paths")
@@ -311,21 +319,9 @@ PIXEL_RUNS = [(c, e) for c in PIXEL_CONVS for e in ("relu", "pool")] + [
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_pixel_lane_convs_match_layer_by_layer(run, threads):
     (C, K, H, W, R, stride, pad, N), epilogue = run
-    conv = nn.Conv2d(C, K, R, stride, pad, rng=np.random.default_rng(0))
-    if epilogue == "relu":
-        model = nn.Sequential([conv, nn.ReLU()]).eval()
-    elif epilogue == "pool":  # conv + 2x2 max pool + ReLU: the kernel writes the conv, the plan pools
-        model = nn.Sequential([conv, nn.MaxPool2d(2), nn.ReLU()]).eval()
-    else:
-        inp = nn.Input((C, H, W))
-        model = nn.Model(inp, nn.ReLU()(nn.Add()([conv(inp), inp]))).eval()
     x = _x((N, C, H, W))
-    with num_threads(threads):
-        plan = P.get(model, x.shape)
-        assert plan is not None, P.explain(model, x.shape)
-        algos = plan._c.conv_algorithms
-        y = np.empty(plan.output_shape, np.float32)
-        plan._c.run(x, y, threads)
+    conv = nn.Conv2d(C, K, R, stride, pad, rng=np.random.default_rng(0))
+    model, algos, y = _one_conv_plan(conv, epilogue, x, threads)
     assert "pixels" in algos or not _cpu_has_wino16(), algos
     _close(y, _layerwise(model, x))
 
@@ -353,21 +349,9 @@ def test_hwc_convs_match_layer_by_layer(run, threads, monkeypatch):
     monkeypatch.setenv("FASTLAYERS_PLAN_WINO16", "0")
     monkeypatch.setenv("FASTLAYERS_PLAN_PIXCONV", "0")
     (C, K, H, W, R, stride, pad, N), epilogue = run
-    conv = nn.Conv2d(C, K, R, stride, pad, rng=np.random.default_rng(0))
-    if epilogue == "relu":
-        model = nn.Sequential([conv, nn.ReLU()]).eval()
-    elif epilogue == "pool":
-        model = nn.Sequential([conv, nn.MaxPool2d(2), nn.ReLU()]).eval()
-    else:
-        inp = nn.Input((C, H, W))
-        model = nn.Model(inp, nn.ReLU()(nn.Add()([conv(inp), inp]))).eval()
     x = _x((N, C, H, W))
-    with num_threads(threads):
-        plan = P.get(model, x.shape)
-        assert plan is not None, P.explain(model, x.shape)
-        algos = plan._c.conv_algorithms
-        y = np.empty(plan.output_shape, np.float32)
-        plan._c.run(x, y, threads)
+    conv = nn.Conv2d(C, K, R, stride, pad, rng=np.random.default_rng(0))
+    model, algos, y = _one_conv_plan(conv, epilogue, x, threads)
     assert "hwc" in algos or not _cpu_has_wino16(), algos
     _close(y, _layerwise(model, x))
 

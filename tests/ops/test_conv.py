@@ -52,6 +52,17 @@ def _case_data(rng, case, dtype=np.float32):
     return x, w, b, dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
 
 
+def _workspace_floats(case, pass_, threads=1):
+    """conv2d_workspace_floats of a case (pass_: 0 forward, 1 backward-data, 2 backward-weight): the
+    per-path tests tell which algorithm conv.cpp picks by the room it asks for."""
+    from fastlayers import _cpu
+
+    N, C, H, W, K, R, S, stride, padding, dilation, groups = case
+    shape = conv_ops._geometry(np.empty((N, C, H, W), np.float32), np.empty((K, C // groups, R, S), np.float32),
+                               stride, padding, dilation, groups)
+    return int(_cpu.conv2d_workspace_floats(shape, pass_, threads))
+
+
 def _check_all(device, x, w, b, params, rng, what):
     """Forward and the three gradients on `device` against the float64 reference."""
     f64 = [a.astype(np.float64) for a in (x, w, b)]

@@ -12,11 +12,10 @@ import numpy as np
 import pytest
 
 import fastlayers as fl
-from fastlayers import _cpu
 from fastlayers import reference as ref
 
 from ..helpers import Device, assert_close, num_threads, reduction_tol
-from .test_conv import _case_data, _check_all
+from .test_conv import _case_data, _check_all, _workspace_floats
 
 # Every test once per vector ISA the kernels have (conftest.simd_isa).
 pytestmark = pytest.mark.usefixtures("simd_isa")
@@ -73,16 +72,6 @@ def test_hwc_keeps_nan_and_inf_in_place(hwc):
         assert_close(y[finite], expect[finite], reduction_tol(16 * 9), "finite outputs")
 
 
-def _ws_floats(case, pass_):
-    from fastlayers.ops import conv as conv_ops
-
-    N, C, H, W, K, R, S, stride, padding, dilation, groups = case
-    x = np.empty((N, C, H, W), np.float32)
-    w = np.empty((K, C // groups, R, S), np.float32)
-    shape = conv_ops._geometry(x, w, stride, padding, dilation, groups)
-    return int(_cpu.conv2d_workspace_floats(shape, pass_, 1))
-
-
 def test_hwc_is_taken(monkeypatch, simd_isa):
     """The predicate, told by the forward's workspace size (the kernel's packed filters, R S C K
     floats, exceed the other paths' room on these small images): forced on wherever it can run; by
@@ -100,7 +89,7 @@ def test_hwc_is_taken(monkeypatch, simd_isa):
             monkeypatch.delenv("FASTLAYERS_CONV_HWC", raising=False)
         else:
             monkeypatch.setenv("FASTLAYERS_CONV_HWC", mode)
-        sizes[mode] = {name: _ws_floats(c, 0) for name, c in shapes.items()}
+        sizes[mode] = {name: _workspace_floats(c, 0) for name, c in shapes.items()}
     assert sizes["1"]["stride2"] > sizes["0"]["stride2"]
     assert sizes["1"]["one_by_one"] > sizes["0"]["one_by_one"]
     assert sizes[None]["stride2"] == sizes["1" if simd_isa == "avx2" else "0"]["stride2"]

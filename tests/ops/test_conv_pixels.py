@@ -5,13 +5,11 @@ channels, backward-weight below 8. Against the float64 reference with test_conv.
 (not widened). The inference plan's use of the same kernel is tested in tests/nn/test_plan.py.
 """
 
-import numpy as np
 import pytest
 
-from fastlayers import _cpu
 
 from ..helpers import Device, num_threads
-from .test_conv import _case_data, _check_all
+from .test_conv import _case_data, _check_all, _workspace_floats
 
 # Every test once per vector ISA the kernels have (conftest.simd_isa; the generic ISA keeps
 # conv2d's other paths, tested in test_conv*.py).
@@ -38,22 +36,13 @@ def test_pixels_match_reference(rng, case, threads):
         _check_all(Device("cpu"), x, w, b, params, rng, f"{case} threads={threads}")
 
 
-def _ws_floats(case, pass_):
-    from fastlayers.ops import conv as conv_ops
-
-    N, C, H, W, K, R, S, stride, padding, dilation, groups = case
-    shape = conv_ops._geometry(np.empty((N, C, H, W), np.float32), np.empty((K, C // groups, R, S), np.float32),
-                               stride, padding, dilation, groups)
-    return int(_cpu.conv2d_workspace_floats(shape, pass_, 1))
-
-
 def test_pixels_is_taken(monkeypatch):
     """The predicate, told by the workspace size (a 1x1 stride-1 conv needs no room on the GEMM path;
     backward-weight here needs its 16-lane sums, K x taps x 16 floats): below 8 output channels,
     not from 8, not with FASTLAYERS_CONV_PIXELS=0."""
     taken, not_taken = (2, 25, 6, 7, 4, 1, 1, 1, 0, 1, 1), (2, 25, 6, 7, 8, 1, 1, 1, 0, 1, 1)
     monkeypatch.setenv("FASTLAYERS_CONV_PIXELS", "0")
-    off = [_ws_floats(c, 2) for c in (taken, not_taken)]
+    off = [_workspace_floats(c, 2) for c in (taken, not_taken)]
     monkeypatch.delenv("FASTLAYERS_CONV_PIXELS")
-    on = [_ws_floats(c, 2) for c in (taken, not_taken)]
+    on = [_workspace_floats(c, 2) for c in (taken, not_taken)]
     assert on[0] > off[0] and on[1] == off[1]

@@ -16,11 +16,10 @@ import numpy as np
 import pytest
 
 import fastlayers as fl
-from fastlayers import _cpu
 from fastlayers import reference as ref
 
 from ..helpers import Device, assert_close, num_threads, reduction_tol
-from .test_conv import _case_data, _check_all
+from .test_conv import _case_data, _check_all, _workspace_floats
 
 # Every test once per vector ISA the kernels have (conftest.simd_isa; the generic ISA keeps
 # conv2d's other paths, tested in test_conv*.py).
@@ -82,16 +81,6 @@ def test_wino16_keeps_nan_and_inf_in_place(wino16):
         np.testing.assert_array_equal(np.isnan(gx), np.isnan(rgx))
 
 
-def _ws_floats(case, pass_, threads=1):
-    from fastlayers.ops import conv as conv_ops
-
-    N, C, H, W, K, R, S, stride, padding, dilation, groups = case
-    x = np.empty((N, C, H, W), np.float32)
-    w = np.empty((K, C // groups, R, S), np.float32)
-    shape = conv_ops._geometry(x, w, stride, padding, dilation, groups)
-    return int(_cpu.conv2d_workspace_floats(shape, pass_, threads))
-
-
 def test_wino16_is_taken(monkeypatch):
     """The predicate, told by the workspace size (its transformed filters, 36 C K floats, exceed the
     other paths' room for these shapes): forced on, by default from 1024 output pixels up to 128 x
@@ -110,7 +99,7 @@ def test_wino16_is_taken(monkeypatch):
             monkeypatch.delenv("FASTLAYERS_CONV_WINO16", raising=False)
         else:
             monkeypatch.setenv("FASTLAYERS_CONV_WINO16", mode)
-        sizes[mode] = {name: [_ws_floats(c, p) for p in (0, 1, 2)] for name, c in shapes.items()}
+        sizes[mode] = {name: [_workspace_floats(c, p) for p in (0, 1, 2)] for name, c in shapes.items()}
     assert sizes["1"]["small_resnet"] != sizes["0"]["small_resnet"]
     assert sizes[None]["small_resnet"] == sizes["1"]["small_resnet"]
     for name in ("few_pixels", "wide"):  # forced on only

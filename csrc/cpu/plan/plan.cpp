@@ -272,10 +272,11 @@ void Plan::finalize(index_t arena_floats, int threads) {
   workspace_.reset(alloc_floats(ws));
   finalized_ = true;
   choose_conv_paths();
-  // A conv on the direct kernel reads only its packed filters from here on: the plain copy goes
-  // (ResNet-18 at batch 1 would otherwise hold its 3x3 filters twice, 89 MB instead of 50).
+  // A conv on a direct kernel with packed filters (conv_smallc, conv_hwc) reads only those from
+  // here on: the plain copy goes (ResNet-18 at batch 1 would otherwise hold its 3x3 filters twice,
+  // 89 MB instead of 50).
   for (Step& s : steps_)
-    if (s.kind == StepKind::conv && s.smallc) std::vector<float>().swap(s.w);
+    if (s.kind == StepKind::conv && (s.smallc || s.hwc)) std::vector<float>().swap(s.w);
 }
 
 // The one place where the plan overrides conv2d_forward's choice of algorithm: conv.cpp tries
@@ -372,26 +373,9 @@ void Plan::per_image_into(const Step& s, const float* in, float* z, const float*
     else
       pixconv_forward_image(c, in + n * in_img, s.w.data(), b, r, relu, z + n * out_img, ws, t, team);
   };
-  if (T > 1 && c.N >= T) {
-#pragma omp parallel num_threads(T)
-    {
-      const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-      for (index_t n = c.N * t / nt; n < c.N * (t + 1) / nt; ++n) {
-        image(n, workspace_.get() + t * slice, 0, 1);
-        if (after_image) after_image(n);
-      }
-    }
-    return;
-  }
-  for (index_t n = 0; n < c.N; ++n) {
-    if (T > 1) {
-#pragma omp parallel num_threads(T)
-      image(n, workspace_.get(), omp_get_thread_num(), omp_get_num_threads());
-    } else {
-      image(n, workspace_.get(), 0, 1);
-    }
+  for_each_image(c.N, T, workspace_.get(), slice, image, [&](index_t n) {
     if (after_image) after_image(n);
-  }
+  });
 }
 
 // The conv alone (bias included) into z: conv2d_forward, or the direct kernel with the packed filters.
