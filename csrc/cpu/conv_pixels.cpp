@@ -16,7 +16,6 @@ namespace fastlayers::cpu {
 #if defined(__x86_64__) || defined(_M_X64)
 // The same kernels for 16 lanes (AVX-512) and 8 (AVX2 + FMA): conv_pixels_kernels.h.
 #define FL_PIXCONV_DECLARE(isa)                                                                               \
-  index_t pixconv_padded_floats_##isa(const Conv2dShape& s, bool slack);                                      \
   void pixconv_forward_image_##isa(const Conv2dShape& s, const float* x, const float* w, const float* bias,    \
                                    const float* res, bool relu, float* y, float* ws, int t, int team);        \
   void pixconv_backward_weight_images_##isa(const Conv2dShape& s, const float* x, const float* grad_out,      \
@@ -29,14 +28,12 @@ FL_PIXCONV_DECLARE(avx2)
 namespace {
 index_t round16(index_t n) { return (n + 15) / 16 * 16; }
 index_t acc_floats(const Conv2dShape& s) { return s.K * s.C * s.R * s.S * 16; }
-index_t bw_padded_floats(const Conv2dShape& s) {
-#if defined(__x86_64__) || defined(_M_X64)
-  return pixconv_padded_floats_avx2(s, true);  // the same geometry for both ISAs
-#else
-  (void)s;
-  return 0;
-#endif
+// Floats of the padded copy (0 when x is read in place).
+index_t padded_floats(const Conv2dShape& s, bool slack) {
+  const PixconvPadded g = pixconv_padded(s, slack);
+  return g.copy ? s.C * g.plane : 0;
 }
+index_t bw_padded_floats(const Conv2dShape& s) { return padded_floats(s, true); }
 int call_threads(const Conv2dShape& s, ConvPass pass) {
   const int T = omp_in_parallel() ? 1 : max_threads();
   return pass == ConvPass::backward_weight ? static_cast<int>(std::min<index_t>(T, std::max<index_t>(s.N, 1))) : T;
@@ -55,14 +52,16 @@ bool pixconv_possible(const Conv2dShape& s) {
 #endif
 }
 
-index_t pixconv_slice_floats(const Conv2dShape& s) {
-#if defined(__x86_64__) || defined(_M_X64)
-  return pixconv_padded_floats_avx2(s, false);  // the same geometry for both ISAs
-#else
-  (void)s;
-  return 0;
-#endif
+PixconvPadded pixconv_padded(const Conv2dShape& s, bool slack) {
+  PixconvPadded g;
+  g.copy = slack || s.pad_h != 0 || s.pad_w != 0;
+  g.Hp = s.H + 2 * s.pad_h;
+  g.Wp = g.copy ? (s.W + 2 * s.pad_w + (slack ? 32 : 0) + 15) / 16 * 16 : s.W;
+  g.plane = g.Hp * g.Wp;
+  return g;
 }
+
+index_t pixconv_slice_floats(const Conv2dShape& s) { return padded_floats(s, false); }
 
 void pixconv_forward_image(const Conv2dShape& s, const float* x, const float* w, const float* bias, const float* res,
                            bool relu, float* y, float* ws, int t, int team) {

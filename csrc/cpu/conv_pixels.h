@@ -14,6 +14,17 @@
 
 namespace fastlayers::cpu {
 
+// The zero-padded copy of an image the kernels read: plane c, row i, column j =
+// x[c][i - pad_h][j - pad_w] (0 outside), Wp floats a row. Without padding x is read in place
+// (copy == false). slack (backward-weight): always a copy, each row with 32 floats of zeros after
+// it, so that whole-vector loads stay in their row. (Masked loads read x in place; in
+// backward-weight, one per FMA, those that crossed a page made the CNN's conv1 3.8x slower.)
+struct PixconvPadded {
+  index_t Hp, Wp, plane;
+  bool copy;
+};
+PixconvPadded pixconv_padded(const Conv2dShape& s, bool slack);
+
 // Whether this kernel can run the forward of `s` on this machine.
 bool pixconv_possible(const Conv2dShape& s);
 

@@ -5,8 +5,6 @@
 
 namespace fastlayers::cpu {
 
-index_t pixconv_padded_floats_avx512(const Conv2dShape& s, bool slack) { return pixconv::padded_floats(s, slack); }
-
 void pixconv_forward_image_avx512(const Conv2dShape& s, const float* x, const float* w, const float* bias,
                                   const float* res, bool relu, float* y, float* ws, int t, int team) {
   pixconv::forward_image<simd::Avx512>(s, x, w, bias, res, relu, y, ws, t, team);

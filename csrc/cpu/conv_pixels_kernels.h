@@ -14,24 +14,8 @@ namespace {
 
 constexpr int kPixconvMaxTapsInternal = 25;
 
-// The padded image: plane c, row i, column j = x[c][i - pad_h][j - pad_w] (0 outside), rows
-// [i0, i1), Wp floats a row. Without padding x is read in place (copy == false).
-struct Padded {
-  index_t Hp, Wp, plane;
-  bool copy;
-};
-
-// slack (backward-weight): always a copy, each row with 32 floats of zeros after it, so that
-// whole-vector loads stay in their row. (Masked loads read x in place; in backward-weight, one per
-// FMA, those that crossed a page made the CNN's conv1 3.8x slower.)
-Padded padded_geom(const Conv2dShape& s, bool slack = false) {
-  Padded g;
-  g.copy = slack || s.pad_h != 0 || s.pad_w != 0;
-  g.Hp = s.H + 2 * s.pad_h;
-  g.Wp = g.copy ? (s.W + 2 * s.pad_w + (slack ? 32 : 0) + 15) / 16 * 16 : s.W;
-  g.plane = g.Hp * g.Wp;
-  return g;
-}
+using Padded = PixconvPadded;  // its geometry: pixconv_padded (conv_pixels.cpp), the same for both ISAs
+inline Padded padded_geom(const Conv2dShape& s, bool slack = false) { return pixconv_padded(s, slack); }
 
 void pad_rows(const Conv2dShape& s, const Padded& g, const float* x, float* xp, index_t i0, index_t i1) {
   for (index_t c = 0; c < s.C; ++c)
@@ -195,11 +179,6 @@ void bw_images(const Conv2dShape& s, const float* x, const float* gy, index_t n0
 
 
 // ---- The entry points conv_pixels.cpp calls, for one ISA.
-inline index_t padded_floats(const Conv2dShape& s, bool slack) {
-  const Padded g = padded_geom(s, slack);
-  return g.copy ? s.C * g.plane : 0;
-}
-
 template <class S>
 void forward_image(const Conv2dShape& s, const float* x, const float* w, const float* bias, const float* res, bool relu,
                    float* y, float* ws, int t, int team) {
