@@ -91,6 +91,104 @@ void rows(const Conv2dShape& s, const Padded& g, const float* xp, const float* w
     }
 }
 
+// ---- Register-blocked forward, stride 1, for AVX2 (where it runs: blocked_rows_pay). Output rows
+// [p0, p1) cut into L-pixel segments (the last of a row partial), taken SB consecutive segments at
+// a time in row-major order (a block may carry on into the next row), and the output channels in
+// blocks of at most KB: KB x SB sums in registers, and per tap SB input vectors and KB broadcast
+// weights, so that every sum is its own chain of FMAs (12 chains; two FMA pipes of latency 4 need
+// 8) and no input vector is kept across channel blocks.
+struct Seg {
+  const float* x;  // the segment's first tap read (tap offsets added per tap)
+  float* y;        // its first output (channel 0)
+  const float* res;
+  int n;           // pixels (1..L)
+};
+
+template <class S, int KB, int SB>
+void seg_block(const Seg* seg, const index_t* off, index_t taps, const float* w, const float* bias, bool relu,
+               index_t PQ) {
+  using Vec = typename S::V;
+  constexpr int L = S::L;
+  Vec acc[KB][SB];
+#pragma GCC unroll 16
+  for (int i = 0; i < KB; ++i) {
+    const Vec b = bias != nullptr ? S::set1(bias[i]) : S::zero();
+#pragma GCC unroll 4
+    for (int j = 0; j < SB; ++j) acc[i][j] = b;
+  }
+  for (index_t tap = 0; tap < taps; ++tap) {
+    Vec xv[SB];
+#pragma GCC unroll 4
+    for (int j = 0; j < SB; ++j) {
+      const float* p = seg[j].x + off[tap];
+      xv[j] = seg[j].n == L ? S::load(p) : S::load_n(p, seg[j].n);
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < KB; ++i) {
+      const Vec wv = S::set1(w[i * taps + tap]);
+#pragma GCC unroll 4
+      for (int j = 0; j < SB; ++j) acc[i][j] = S::fmadd(wv, xv[j], acc[i][j]);
+    }
+  }
+  const Vec zero = S::zero();
+#pragma GCC unroll 16
+  for (int i = 0; i < KB; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < SB; ++j) {
+      Vec v = acc[i][j];
+      if (seg[j].res != nullptr) v = S::add(v, S::load_n(seg[j].res + i * PQ, seg[j].n));
+      if (relu) v = S::max(zero, v);  // the second operand when NaN: NaN stays NaN, as the op
+      S::store_n(seg[j].y + i * PQ, v, seg[j].n);
+    }
+}
+
+// The widest block: KB x SB sums + SB input vectors + 1 broadcast within AVX2's 16 registers.
+constexpr int kPixKB = 6, kPixSB = 2;
+
+using SegBlockFn = void (*)(const Seg*, const index_t*, index_t, const float*, const float*, bool, index_t);
+
+// Index (sb - 1) * kPixKB + (kb - 1).
+template <class S, std::size_t... I>
+constexpr std::array<SegBlockFn, sizeof...(I)> seg_block_table(std::index_sequence<I...>) {
+  return {&seg_block<S, static_cast<int>(I) % kPixKB + 1, static_cast<int>(I) / kPixKB + 1>...};
+}
+
+template <class S>
+void rows_blocked(const Conv2dShape& s, const Padded& g, const float* xp, const float* w, const float* bias,
+                  const float* res, bool relu, float* y, index_t p0, index_t p1) {
+  constexpr int L = S::L, KBM = kPixKB;
+  static constexpr auto table = seg_block_table<S>(std::make_index_sequence<KBM * kPixSB>{});
+  const index_t K = s.K, Q = s.Q, PQ = s.P * s.Q, taps = s.C * s.R * s.S;
+  index_t off[kPixconvMaxTapsInternal];
+  for (index_t c = 0, tap = 0; c < s.C; ++c)
+    for (index_t r = 0; r < s.R; ++r)
+      for (index_t t = 0; t < s.S; ++t, ++tap) off[tap] = c * g.plane + r * g.Wp + t;
+  // Channel blocks as even as possible (32 channels on AVX2: 6, 6, 5, 5, 5, 5, not 6 x 5 + 2).
+  const index_t kblocks = (K + KBM - 1) / KBM;
+  const index_t nseg = (Q + L - 1) / L, segs = (p1 - p0) * nseg;
+  for (index_t m0 = 0; m0 < segs; m0 += kPixSB) {
+    const int sb = static_cast<int>(std::min<index_t>(kPixSB, segs - m0));
+    Seg seg[kPixSB];
+    for (int j = 0; j < sb; ++j) {
+      const index_t p = p0 + (m0 + j) / nseg, q0 = (m0 + j) % nseg * L;
+      seg[j].x = xp + p * g.Wp + q0;
+      seg[j].y = y + p * Q + q0;
+      seg[j].res = res != nullptr ? res + p * Q + q0 : nullptr;
+      seg[j].n = static_cast<int>(std::min<index_t>(L, Q - q0));
+    }
+    for (index_t b = 0; b < kblocks; ++b) {
+      const index_t k0 = K * b / kblocks, kb = K * (b + 1) / kblocks - k0;
+      Seg sk[kPixSB];
+      for (int j = 0; j < sb; ++j) {
+        sk[j] = seg[j];
+        sk[j].y += k0 * PQ;
+        if (sk[j].res != nullptr) sk[j].res += k0 * PQ;
+      }
+      table[(sb - 1) * KBM + (kb - 1)](sk, off, taps, w + k0 * taps, bias != nullptr ? bias + k0 : nullptr, relu, PQ);
+    }
+  }
+}
+
 using RowsFn = void (*)(const Conv2dShape&, const Padded&, const float*, const float*, const float*, const float*, bool,
                         float*, index_t, index_t);
 
@@ -178,6 +276,19 @@ void bw_images(const Conv2dShape& s, const float* x, const float* gy, index_t n0
 }
 
 
+// Which forward runs: rows (all the taps' input vectors once per segment, then every channel) reads
+// the least, as long as those vectors stay in registers: up to ~11 taps on AVX2's 16 (beside four
+// sums and a broadcast), all 25 on AVX-512's 32. Past that, on AVX2, they spill and rows_blocked
+// wins: 1 thread, one image, best of 50 x 200 calls in alternating rounds, rows / rows_blocked:
+// LeNet-5's conv1 (1 -> 6 5x5 p2 on 28x28) 17.7 / 10.4 us, 1 -> 6 5x5 on 32x32 17.6-19.3 /
+// 7.5-9.8 us, the CNN's conv1 (1 -> 32 5x5 p2) 30-53 / 28-44 us, 1 -> 32 on 32x32 32.7 / 28.5 us
+// (57 GF/s, ~80% of the core). With 9 taps rows_blocked lost (1 -> 16 3x3 p1 on 28x28 11.9 / 16.1
+// us: its per-block loads and stores weigh more against 9 FMAs a sum), and with stride 2 (1x1
+// 16 -> 32 onto 14x14 7.4-9.8 / 13.9-14.6 us: the even-lane shuffles redone for every channel
+// block). AVX-512 keeps rows everywhere (measured there, session 25; rows_blocked not measured
+// on an AVX-512 machine).
+inline bool blocked_rows_pay(const Conv2dShape& s) { return s.stride_h == 1 && s.C * s.R * s.S > 11; }
+
 // ---- The entry points conv_pixels.cpp calls, for one ISA.
 template <class S>
 void forward_image(const Conv2dShape& s, const float* x, const float* w, const float* bias, const float* res, bool relu,
@@ -192,8 +303,13 @@ void forward_image(const Conv2dShape& s, const float* x, const float* w, const f
     }
   }
   const index_t taps = s.C * s.R * s.S;
-  const RowsFn fn = (s.stride_h == 1 ? by_taps1 : by_taps2)[taps - 1];
-  fn(s, g, g.copy ? ws : x, w, bias, res, relu, y, s.P * t / team, s.P * (t + 1) / team);
+  const float* xp = g.copy ? ws : x;
+  const index_t p0 = s.P * t / team, p1 = s.P * (t + 1) / team;
+  bool done = false;
+  if constexpr (S::L == 8) {  // (not instantiated for AVX-512)
+    if (blocked_rows_pay(s)) rows_blocked<S>(s, g, xp, w, bias, res, relu, y, p0, p1), done = true;
+  }
+  if (!done) (s.stride_h == 1 ? by_taps1 : by_taps2)[taps - 1](s, g, xp, w, bias, res, relu, y, p0, p1);
   if (team > 1) {
 #pragma omp barrier
   }

@@ -25,6 +25,9 @@ CASES = [
     (2, 16, 14, 14, 3, 1, 1, 2, 0, 1, 1),    # a 1x1 stride-2 projection, 3 channels
     (2, 3, 5, 5, 2, 3, 3, 1, 3, 1, 1),       # padding wider than the taps
     (2, 16, 14, 15, 6, 1, 1, 2, 0, 1, 1),    # 1x1 stride 2, 8-pixel rows: one whole AVX2 vector
+    # More than 11 taps at stride 1: AVX2 runs the register-blocked rows (blocked_rows_pay).
+    (1, 1, 9, 9, 13, 5, 5, 1, 0, 1, 1),      # 13 channels in blocks of 4, 4, 5; 5 segments, the last alone
+    (2, 1, 12, 20, 1, 4, 4, 1, 1, 1, 1),     # one output channel, 16 taps, rows of 19 (three segments)
 ]
 
 
