@@ -620,18 +620,14 @@ static bool pixels_per_call(const Conv2dShape& s, ConvPass pass) {
 }
 
 // Whether conv_hwc (channels in the lanes on an HWC copy of each image) runs this forward per call:
-// on AVX2 machines, the layers the Winograd above does not take (stride 2 among them), where
-// conv_smallc (AVX-512 only) is missing and im2col + GEMM ran at a third of the core. AVX-512
-// machines keep conv_smallc, measured there. 1x1 layers stay on the GEMM path: the two transposes
-// cost more than their few FMAs (16 -> 32 1x1 stride 2, batch 64: 0.52 ms either way, 32 -> 64
-// 0.35 against 0.42-0.46). AVX2, 1 thread, batch 64, before / this: 16 -> 32 3x3 stride 2 on 28x28
-// 3.40-3.49 / 1.63-1.78 ms, 32 -> 64 on 14x14 2.64 / 1.77-1.84 ms (PyTorch 1.7-2.3).
-// FASTLAYERS_CONV_HWC (read per call): "0" never, "1" wherever it can run (the tests), else as said.
+// by default (hwc_by_default: AVX2 machines, where conv_smallc is missing and im2col + GEMM ran at a
+// third of the core) the layers the Winograd above does not take. FASTLAYERS_CONV_HWC (read per
+// call): "0" never, "1" wherever it can run (the tests), else as said.
 static bool hwc_per_call(const Conv2dShape& s) {
   if (!hwc_possible(s)) return false;
   const char* e = std::getenv("FASTLAYERS_CONV_HWC");
   if (e != nullptr && (e[0] == '0' || e[0] == '1') && e[1] == '\0') return e[0] == '1';
-  return active_isa() == Isa::avx2 && s.R * s.S > 1 && !wino16_per_call(s);
+  return hwc_by_default(s) && !wino16_per_call(s);
 }
 
 static index_t flipped_floats(const Conv2dShape& s) { return (s.K * s.C * s.R * s.S + 15) / 16 * 16; }

@@ -27,8 +27,27 @@ bool hwc_possible(const Conv2dShape& s) {
 #if defined(__x86_64__) || defined(_M_X64)
   if (active_isa() != Isa::avx512 && active_isa() != Isa::avx2) return false;
   const bool stride = s.stride_h == s.stride_w && (s.stride_h == 1 || s.stride_h == 2);
-  return stride && s.groups == 1 && s.dil_h == 1 && s.dil_w == 1 && s.R * s.S <= 49 && s.C % 16 == 0 &&
-         s.K % 16 == 0 && s.C > 0 && s.K > 0 && s.P > 0 && s.Q > 0;
+  return stride && s.groups == 1 && s.dil_h == 1 && s.dil_w == 1 && s.R * s.S <= 49 && s.K % 16 == 0 &&
+         s.C > 0 && s.K > 0 && s.P > 0 && s.Q > 0;
+#else
+  (void)s;
+  return false;
+#endif
+}
+
+// AVX-512 machines keep conv_smallc, measured there (conv_hwc is not measured on AVX-512). 1x1
+// layers keep the GEMM path: the two transposes cost more than their few FMAs (16 -> 32 1x1 stride
+// 2, batch 64: 0.52 ms either way, 32 -> 64 0.35 against 0.42-0.46). One input channel: a run is
+// one kernel row of 3 to 7 floats, and the other paths do as well (the CNN's conv1, 1 -> 32 5x5,
+// batch 100, per call: 5.98 / 6.33 ms). Per call, AVX2, 1 thread, min of 15 alternating rounds,
+// the other paths / this one: 16 -> 32 3x3 stride 2 on 28x28, batch 64, 3.40-3.49 / 1.63-1.78 ms;
+// 32 -> 64 on 14x14 2.64 / 1.77-1.84 ms; LeNet-5's conv2 (6 -> 16 5x5 on 14x14) batch 64 1.61 /
+// 0.70 ms, batch 1 53 / 37 us; 24 -> 32 3x3 on 28x28 batch 16 6.44 / 2.50 ms; 3 -> 16 3x3 on 32x32
+// batch 64 3.26 / 2.24 ms; ResNet-18's stem (3 -> 64 7x7 stride 2 on 224x224) batch 4 20.4 / 13.6
+// ms; 3 -> 32 3x3 on 32x32 4.95 / 5.12 ms (even).
+bool hwc_by_default(const Conv2dShape& s) {
+#if defined(__x86_64__) || defined(_M_X64)
+  return hwc_possible(s) && active_isa() == Isa::avx2 && s.R * s.S > 1 && s.C > 1;
 #else
   (void)s;
   return false;

@@ -1,13 +1,15 @@
 // Direct convolution with channels in the vector lanes on an HWC copy of each image, for the
 // layers the channels-in-lanes Winograd cannot take: stride 2 (and 1x1 stride-2 projections),
-// any filter size, input and output channels multiples of 16, one group, dilation 1.
+// input channels that are not a multiple of 16 (LeNet-5's 6, an RGB image's 3), filters up to 7x7;
+// output channels a multiple of 16, one group, dilation 1.
 //
 // Why: on AVX2 machines those layers had only the im2col + GEMM path (conv_smallc, their
 // direct kernel, is AVX-512 only): 16 -> 32 3x3 stride 2 on 28x28 at batch 64 ran at 34 GF/s
 // there, a third of the core. Here an image is transposed to HWC once (zero padding included, the
 // Winograd kernel's transpose), then each output row is cut into blocks of up to max_rows pixels;
 // a block keeps pixels x output-channel vectors of sums in registers and, per tap and input
-// channel, loads the filter vectors once and broadcasts one input value per pixel: the pixels of
+// channel, loads the filter vectors once and broadcasts one input value per pixel (C not known at
+// compile time: per kernel row, its S taps x C channels as one run, consecutive in HWC): the pixels of
 // a block sit at constant offsets (stride x C floats apart) from one base, so the whole tile is
 // one implicit GEMM with no packing of x. The HWC result goes back to NCHW with the bias, the
 // residual and ReLU fused into the transpose (the Winograd kernel's too).
@@ -20,6 +22,11 @@ namespace fastlayers::cpu {
 
 // Whether this kernel can run the forward of `s` on this machine (AVX2 or AVX-512).
 bool hwc_possible(const Conv2dShape& s);
+
+// Whether the kernel takes `s` by default, per call (where Winograd does not: conv.cpp) and in the
+// inference plan: on AVX2 machines, the layers that are not 1x1 and have more than one input
+// channel. The reasons and figures are in conv_hwc.cpp.
+bool hwc_by_default(const Conv2dShape& s);
 
 // Filters packed once: Wk[(r*S + t)*C + c][k] = w[k][c][r][t].
 index_t hwc_filter_floats(const Conv2dShape& s);

@@ -13,20 +13,24 @@
 namespace fastlayers::cpu::hwc {
 namespace {
 
-// RB output pixels x KV vectors of output channels, the sums in registers: pixel j reads
-// x + poff[j] + toff[tap] (its HWC position, then the tap's offset). The block is a run of the
+// RB output pixels x KV vectors of output channels, the sums in registers. The reduction is `runs`
+// runs of `len` consecutive floats of the HWC image: pixel j reads x + poff[j] + roff[i] (its HWC
+// position, then run i's offset) and run i's filters are Wk + i * len * K. With C known (CC > 0: 16,
+// 32, 64) a run is one tap's C channels; otherwise a run is a whole kernel row, S taps x C
+// channels, consecutive in HWC (LeNet-5's conv2, 6 channels: runs of 30 rather than 25 runs of 6).
+// The block is a run of the
 // image's pixels in row-major order, so it may carry on into the next output row: cut at row ends,
 // a 7-pixel row would make blocks of 3 and 4 pixels, too few independent sums to hide the FMA
 // latency. 32 -> 64 3x3 stride 2 onto 7x7, batch 64, 1 thread (AVX2), min of 15, blocks cut at row
 // ends (with constant pixel offsets) / these: 2.09-2.15 / 1.77-1.84 ms; 16 -> 32 onto 14x14
 // 1.69-1.85 / 1.63-1.78 ms; and where rows divide into blocks (12-pixel rows) no slower: 1.27-2.04 /
-// 1.30-2.01 ms. CC: C known at compile time (16, 32, 64), or 0.
+// 1.30-2.01 ms.
 template <class S, int KV, int RB, int CC>
-void tile(const float* __restrict x, const index_t* poff, const index_t* toff, index_t taps,
-          const float* __restrict Wk, index_t K, index_t Crt, const float* bias, float* __restrict out) {
+void tile(const float* __restrict x, const index_t* poff, const index_t* roff, index_t runs,
+          const float* __restrict Wk, index_t K, index_t len_rt, const float* bias, float* __restrict out) {
   using Vec = typename S::V;
   constexpr int L = S::L;
-  const index_t C = CC > 0 ? CC : Crt;
+  const index_t len = CC > 0 ? CC : len_rt;
   Vec acc[RB][KV];
   #pragma GCC unroll 16
   for (int v = 0; v < KV; ++v) {
@@ -37,10 +41,10 @@ void tile(const float* __restrict x, const index_t* poff, const index_t* toff, i
   const float* xj[RB];
   #pragma GCC unroll 16
   for (int j = 0; j < RB; ++j) xj[j] = x + poff[j];
-  for (index_t tap = 0; tap < taps; ++tap) {
-    const index_t o = toff[tap];
-    const float* wt = Wk + tap * C * K;
-    for (index_t c = 0; c < C; ++c) {
+  for (index_t i = 0; i < runs; ++i) {
+    const index_t o = roff[i];
+    const float* wt = Wk + i * len * K;
+    for (index_t c = 0; c < len; ++c) {
       Vec u[KV];
       #pragma GCC unroll 16
       for (int v = 0; v < KV; ++v) u[v] = S::load(wt + c * K + L * v);
@@ -68,48 +72,52 @@ constexpr std::array<TileFn, sizeof...(I)> tile_table(std::index_sequence<I...>)
 
 // Output rows [p0, p1) into yout (HWC): their pixels in blocks of at most max_rows(KV), as even as
 // possible, for each vector block of output channels.
+constexpr int kMaxTaps = 49;  // 7x7 (hwc_possible): the run offsets live on the stack
+
 template <class S, int KV, int CC>
-void rows(const Conv2dShape& s, const WinoC16Geom& g, const float* xin, const index_t* toff, const float* Wk,
-          const float* bias, float* yout, index_t p0, index_t p1) {
+void rows(const Conv2dShape& s, const WinoC16Geom& g, const float* xin, const float* Wk, const float* bias,
+          float* yout, index_t p0, index_t p1) {
   constexpr int RM = wino16::max_rows<S>(KV);
   static constexpr auto table = tile_table<S, KV, CC>(std::make_index_sequence<RM>{});
-  const index_t C = s.C, K = s.K, Q = s.Q, st = s.stride_h, taps = s.R * s.S;
+  const index_t C = s.C, K = s.K, Q = s.Q, st = s.stride_h;
+  index_t roff[kMaxTaps];
+  const index_t runs = CC > 0 ? s.R * s.S : s.R, len = CC > 0 ? C : s.S * C;
+  for (index_t r = 0; r < s.R; ++r)
+    for (index_t t = 0; t < (CC > 0 ? s.S : 1); ++t) roff[CC > 0 ? r * s.S + t : r] = (r * g.Wp + t) * C;
   const index_t m0 = p0 * Q, n = p1 * Q - m0, blocks = (n + RM - 1) / RM;
   index_t poff[RM];
   for (index_t bi = 0; bi < blocks; ++bi) {
     const index_t b0 = m0 + n * bi / blocks, b1 = m0 + n * (bi + 1) / blocks;
     for (index_t m = b0; m < b1; ++m) poff[m - b0] = ((m / Q) * st * g.Wp + (m % Q) * st) * C;
     for (index_t k0 = 0; k0 < K; k0 += S::L * KV)
-      table[b1 - b0 - 1](xin, poff, toff, taps, Wk + k0, K, C, bias != nullptr ? bias + k0 : nullptr,
+      table[b1 - b0 - 1](xin, poff, roff, runs, Wk + k0, K, len, bias != nullptr ? bias + k0 : nullptr,
                          yout + b0 * K + k0);
   }
 }
 
 template <class S, int KV>
-void rows_by_c(const Conv2dShape& s, const WinoC16Geom& g, const float* xin, const index_t* toff, const float* Wk,
-               const float* bias, float* yout, index_t p0, index_t p1) {
+void rows_by_c(const Conv2dShape& s, const WinoC16Geom& g, const float* xin, const float* Wk, const float* bias,
+               float* yout, index_t p0, index_t p1) {
   switch (s.C) {
-    case 16: return rows<S, KV, 16>(s, g, xin, toff, Wk, bias, yout, p0, p1);
-    case 32: return rows<S, KV, 32>(s, g, xin, toff, Wk, bias, yout, p0, p1);
-    case 64: return rows<S, KV, 64>(s, g, xin, toff, Wk, bias, yout, p0, p1);
-    default: return rows<S, KV, 0>(s, g, xin, toff, Wk, bias, yout, p0, p1);
+    case 16: return rows<S, KV, 16>(s, g, xin, Wk, bias, yout, p0, p1);
+    case 32: return rows<S, KV, 32>(s, g, xin, Wk, bias, yout, p0, p1);
+    case 64: return rows<S, KV, 64>(s, g, xin, Wk, bias, yout, p0, p1);
+    default: return rows<S, KV, 0>(s, g, xin, Wk, bias, yout, p0, p1);
   }
 }
 
 // The widest register block of output channels that divides K (as wino16::products_all).
 template <class S>
-void rows_all(const Conv2dShape& s, const WinoC16Geom& g, const float* xin, const index_t* toff, const float* Wk,
-              const float* bias, float* yout, index_t p0, index_t p1) {
+void rows_all(const Conv2dShape& s, const WinoC16Geom& g, const float* xin, const float* Wk, const float* bias,
+              float* yout, index_t p0, index_t p1) {
   if constexpr (S::L == 16) {
-    if (s.K % 64 == 0) return rows_by_c<S, 4>(s, g, xin, toff, Wk, bias, yout, p0, p1);
-    if (s.K % 32 == 0) return rows_by_c<S, 2>(s, g, xin, toff, Wk, bias, yout, p0, p1);
-    return rows_by_c<S, 1>(s, g, xin, toff, Wk, bias, yout, p0, p1);
+    if (s.K % 64 == 0) return rows_by_c<S, 4>(s, g, xin, Wk, bias, yout, p0, p1);
+    if (s.K % 32 == 0) return rows_by_c<S, 2>(s, g, xin, Wk, bias, yout, p0, p1);
+    return rows_by_c<S, 1>(s, g, xin, Wk, bias, yout, p0, p1);
   } else {
-    return rows_by_c<S, 2>(s, g, xin, toff, Wk, bias, yout, p0, p1);
+    return rows_by_c<S, 2>(s, g, xin, Wk, bias, yout, p0, p1);
   }
 }
-
-constexpr int kMaxTaps = 49;  // 7x7 (hwc_possible): the tap offsets live on the stack
 
 template <class S>
 void forward_image(const Conv2dShape& s, const float* x, const float* Wk, const float* bias, const float* res,
@@ -117,9 +125,6 @@ void forward_image(const Conv2dShape& s, const float* x, const float* Wk, const 
   const WinoC16Geom g = hwc_geom(s);
   float* xin = ws + g.xin_off;  // shared by the team: the first thread's slice
   float* yout = ws + g.yout_off;
-  index_t toff[kMaxTaps];
-  for (index_t r = 0; r < s.R; ++r)
-    for (index_t c = 0; c < s.S; ++c) toff[r * s.S + c] = (r * g.Wp + c) * s.C;
   // A NaN or inf reaches exactly the outputs that read it here (a direct sum): the check's result
   // is not needed.
   wino16::transpose_in<S>(s, g, x, xin, g.Hp * t / team, g.Hp * (t + 1) / team);
@@ -127,7 +132,7 @@ void forward_image(const Conv2dShape& s, const float* x, const float* Wk, const 
 #pragma omp barrier
   }
   const index_t p0 = s.P * t / team, p1 = s.P * (t + 1) / team;
-  rows_all<S>(s, g, xin, toff, Wk, bias, yout, p0, p1);
+  rows_all<S>(s, g, xin, Wk, bias, yout, p0, p1);
   // Each thread transposes back the rows it computed: no barrier between.
   wino16::transpose_out<S>(s, g, yout, res, relu, y, p0, p1);
   if (team > 1) {

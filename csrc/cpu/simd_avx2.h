@@ -19,11 +19,23 @@ struct Avx2 {
     return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kWindow + 8 - n));
   }
   static V load_n(const float* p, int n) { return n == L ? load(p) : _mm256_maskload_ps(p, mask(n)); }
+  // In pieces of 4, 2 and 1 floats rather than by vmaskmovps, which AMD's Zen 2 and 3 run as
+  // microcode: on Zen 3, conv_hwc's NCHW transpose-back of LeNet-5's conv2 (10-pixel rows, a
+  // 2-pixel tail per row) spent more time in its masked stores than in its transposes.
   static void store_n(float* p, V v, int n) {
-    if (n == L)
-      store(p, v);
-    else
-      _mm256_maskstore_ps(p, mask(n), v);
+    if (n == L) return store(p, v);
+    __m128 part = _mm256_castps256_ps128(v);
+    if (n & 4) {
+      _mm_storeu_ps(p, part);
+      part = _mm256_extractf128_ps(v, 1);
+      p += 4;
+    }
+    if (n & 2) {
+      _mm_storel_pi(reinterpret_cast<__m64*>(p), part);
+      part = _mm_movehl_ps(part, part);
+      p += 2;
+    }
+    if (n & 1) _mm_store_ss(p, part);
   }
   static V gather(const float* p, int stride) {
     const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(stride));

@@ -326,10 +326,12 @@ def test_pixel_lane_convs_match_layer_by_layer(run, threads):
     _close(y, _layerwise(model, x))
 
 
-# The plan's HWC direct kernel (csrc/cpu/conv_hwc*): channels multiples of 16, stride 1 or 2, up to
-# 7x7. FASTLAYERS_PLAN_HWC=1 makes every plan take it where it can run (by default: AVX2 machines'
-# stride-2 layers). (C, K, H, W, R, stride, pad, N): the small ResNet's two stride-2 layers (rows of
-# 14 and 7 pixels), a 1x1 projection, a stride-1 5x5 with 48 channels, 7x7 stride 2 on odd sizes.
+# The plan's HWC direct kernel (csrc/cpu/conv_hwc*): output channels multiples of 16, stride 1 or 2,
+# up to 7x7. FASTLAYERS_PLAN_HWC=1 makes every plan take it where it can run (by default: AVX2
+# machines' layers that Winograd and the pixels kernel do not take, not 1x1, C > 1).
+# (C, K, H, W, R, stride, pad, N): the small ResNet's two stride-2 layers (rows of 14 and 7 pixels),
+# a 1x1 projection, a stride-1 5x5 with 48 channels, 7x7 stride 2 on odd sizes, LeNet-5's conv2 (6
+# channels) and an RGB 3x3 (channels not a multiple of the lanes).
 HWC_CONVS = [
     (16, 32, 28, 28, 3, 2, 1, 2),
     (32, 64, 14, 14, 3, 2, 1, 3),
@@ -337,6 +339,8 @@ HWC_CONVS = [
     (48, 16, 9, 11, 5, 1, 2, 1),
     (16, 16, 13, 15, 7, 2, 3, 2),
     (16, 16, 8, 8, 3, 1, 1, 2),  # C == K, same size: the residual case too
+    (6, 16, 14, 14, 5, 1, 0, 3),
+    (3, 16, 11, 13, 3, 1, 1, 2),
 ]
 HWC_RUNS = [(c, e) for c in HWC_CONVS for e in ("relu", "pool")] + [
     (c, "residual") for c in HWC_CONVS if _same_shape(*c[:7])]
@@ -357,8 +361,11 @@ def test_hwc_convs_match_layer_by_layer(run, threads, monkeypatch):
 
 
 def test_hwc_is_the_default_only_on_avx2():
-    plan = P.get(nn.Sequential([nn.Conv2d(16, 32, 3, 2, 1, rng=0)]).eval(), (2, 16, 14, 14))
-    assert (plan._c.conv_algorithms[0] == "hwc") == (_cpu.active_isa() == "avx2"), plan._c.conv_algorithms
+    for C, K, R, stride, expect in [(16, 32, 3, 2, True), (6, 16, 5, 1, True), (1, 32, 7, 1, False),
+                                    (16, 32, 1, 2, False)]:
+        plan = P.get(nn.Sequential([nn.Conv2d(C, K, R, stride, R // 2, rng=0)]).eval(), (2, C, 14, 14))
+        algo = plan._c.conv_algorithms[0]
+        assert (algo == "hwc") == (expect and _cpu.active_isa() == "avx2"), (C, K, R, stride, algo)
 
 
 def test_pixel_lane_kernel_takes_at_most_25_taps():

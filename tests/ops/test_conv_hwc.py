@@ -1,11 +1,11 @@
 """conv2d's HWC direct kernel (csrc/cpu/conv_hwc*: channels in the lanes on an HWC copy of each
-image; AVX-512 and AVX2 kernels, each test run on every one this CPU has): channels multiples of
-16, one group, dilation 1, stride 1 or 2, up to 7x7 filters. Against the float64 reference with
+image; AVX-512 and AVX2 kernels, each test run on every one this CPU has): output channels multiples
+of 16, any input channels, one group, dilation 1, stride 1 or 2, up to 7x7 filters. Against the float64 reference with
 test_conv.py's tolerances (not widened).
 
 FASTLAYERS_CONV_HWC=1 (read per call) sends every shape it can run there; by default it takes the
-forward of the layers Winograd does not (stride 2, not 1x1) on AVX2 machines only
-(test_hwc_is_taken). The inference plan's use of the same kernel is tested in tests/nn/test_plan.py.
+forward of the layers Winograd does not (not 1x1, more than one input channel) on AVX2 machines
+only (test_hwc_is_taken). The inference plan's use of the same kernel is tested in tests/nn/test_plan.py.
 """
 
 import numpy as np
@@ -37,6 +37,13 @@ CASES = [
     (2, 32, 10, 9, 16, 1, 1, 2, 0, 1, 1),       # 1x1 stride 2, no padding, odd width
     (1, 64, 6, 6, 128, 3, 3, 1, 0, 1, 1),       # no padding, wide K (4 vectors of 16 / 8 of 8)
     (1, 16, 5, 8, 32, 3, 3, 2, (2, 0), 1, 1),   # asymmetric padding, wider than the rows' tails
+    # Input channels not a multiple of the lanes: runs of a whole kernel row (S x C floats), the
+    # last C % L channels transposed one float at a time.
+    (3, 6, 14, 14, 16, 5, 5, 1, 0, 1, 1),       # LeNet-5's conv2
+    (1, 3, 23, 21, 32, 7, 7, 2, 3, 1, 1),       # an RGB stem, 7x7 stride 2, odd sizes
+    (2, 12, 9, 10, 16, 3, 3, 1, 1, 1, 1),       # 12 channels: 8 + 4 on AVX2, 12 on AVX-512
+    (1, 20, 8, 7, 32, 3, 3, 2, 1, 1, 1),        # 20 channels: 16 + 4 on AVX2 and AVX-512
+    (2, 1, 11, 12, 16, 5, 5, 1, 2, 1, 1),       # one channel (forced here; not taken by default)
 ]
 
 
@@ -58,29 +65,33 @@ def test_hwc_threads(rng, hwc, threads):
 def test_hwc_keeps_nan_and_inf_in_place(hwc):
     # A direct sum: a NaN or inf reaches exactly the outputs that read it, as the reference.
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((2, 16, 12, 12)).astype(np.float32)
-    w = rng.standard_normal((32, 16, 3, 3)).astype(np.float32)
-    x[1, 2, 4, 7] = np.nan
-    x[0, 5, 11, 0] = np.inf
-    for threads in (1, 2):
-        with num_threads(threads):
-            y = fl.conv2d(x, w, None, stride=2, padding=1)
-        expect = ref.conv2d(x.astype(np.float64), w.astype(np.float64), None, stride=2, padding=1)
-        np.testing.assert_array_equal(np.isnan(y), np.isnan(expect))
-        np.testing.assert_array_equal(np.isinf(y), np.isinf(expect))
-        finite = np.isfinite(expect)
-        assert_close(y[finite], expect[finite], reduction_tol(16 * 9), "finite outputs")
+    # 22 = 16 + 6 channels, with 8 or 16 lanes: the last 6 go through the one-float-at-a-time transpose.
+    for C, at_nan, at_inf in [(16, (1, 2, 4, 7), (0, 5, 11, 0)), (22, (1, 21, 4, 7), (0, 19, 11, 0))]:
+        x = rng.standard_normal((2, C, 12, 12)).astype(np.float32)
+        w = rng.standard_normal((32, C, 3, 3)).astype(np.float32)
+        x[at_nan] = np.nan
+        x[at_inf] = np.inf
+        for threads in (1, 2):
+            with num_threads(threads):
+                y = fl.conv2d(x, w, None, stride=2, padding=1)
+            expect = ref.conv2d(x.astype(np.float64), w.astype(np.float64), None, stride=2, padding=1)
+            np.testing.assert_array_equal(np.isnan(y), np.isnan(expect))
+            np.testing.assert_array_equal(np.isinf(y), np.isinf(expect))
+            finite = np.isfinite(expect)
+            assert_close(y[finite], expect[finite], reduction_tol(C * 9), f"finite outputs, C={C}")
 
 
 def test_hwc_is_taken(monkeypatch, simd_isa):
     """The predicate, told by the forward's workspace size (the kernel's packed filters, R S C K
     floats, exceed the other paths' room on these small images): forced on wherever it can run; by
-    default for stride-2 layers (not 1x1) on AVX2 only; never for other shapes or with
-    FASTLAYERS_CONV_HWC=0."""
+    default on AVX2 only, for layers Winograd does not take that are not 1x1 and have more than one
+    input channel; never for other shapes or with FASTLAYERS_CONV_HWC=0."""
     shapes = {
         "stride2": (1, 256, 4, 4, 256, 3, 3, 2, 1, 1, 1),
+        "few_channels": (1, 6, 14, 14, 512, 5, 5, 1, 0, 1, 1),
         "one_by_one": (1, 512, 4, 4, 512, 1, 1, 2, 0, 1, 1),
-        "odd_channels": (8, 24, 28, 28, 32, 3, 3, 2, 1, 1, 1),
+        "one_channel": (1, 1, 14, 14, 512, 7, 7, 1, 0, 1, 1),
+        "odd_output_channels": (8, 24, 28, 28, 24, 3, 3, 2, 1, 1, 1),
         "dilated": (8, 16, 28, 28, 32, 3, 3, 1, 2, 2, 1),
     }
     sizes = {}
@@ -90,9 +101,11 @@ def test_hwc_is_taken(monkeypatch, simd_isa):
         else:
             monkeypatch.setenv("FASTLAYERS_CONV_HWC", mode)
         sizes[mode] = {name: _workspace_floats(c, 0) for name, c in shapes.items()}
-    assert sizes["1"]["stride2"] > sizes["0"]["stride2"]
-    assert sizes["1"]["one_by_one"] > sizes["0"]["one_by_one"]
-    assert sizes[None]["stride2"] == sizes["1" if simd_isa == "avx2" else "0"]["stride2"]
-    assert sizes[None]["one_by_one"] == sizes["0"]["one_by_one"]
-    for name in ("odd_channels", "dilated"):  # never
+    for name in ("stride2", "few_channels", "one_by_one", "one_channel"):  # where it can run
+        assert sizes["1"][name] > sizes["0"][name], name
+    for name in ("stride2", "few_channels"):  # by default on AVX2
+        assert sizes[None][name] == sizes["1" if simd_isa == "avx2" else "0"][name], name
+    for name in ("one_by_one", "one_channel"):  # not by default
+        assert sizes[None][name] == sizes["0"][name], name
+    for name in ("odd_output_channels", "dilated"):  # never
         assert sizes[None][name] == sizes["0"][name] == sizes["1"][name], name

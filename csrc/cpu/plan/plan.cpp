@@ -77,26 +77,23 @@ bool wino16_preferred(const Conv2dShape& s) {
   return winograd_c16_possible(s) && s.C * s.K <= 128 * 128;
 }
 
-// Whether the pixels-in-lanes direct kernel (conv_pixels.h) takes this conv: every layer it can
-// run (at most 25 taps). FASTLAYERS_PLAN_PIXCONV=0 (read at plan build) turns it off.
-// Whether the HWC direct kernel (conv_hwc.h) takes this conv: on AVX2 machines, the layers with
-// channels in multiples of 16 that Winograd does not take (stride 2, 1x1 projections), where
-// conv2d_forward had only im2col + GEMM (conv_smallc is AVX-512 only). AVX-512 machines keep
-// conv_smallc, measured there; 1x1 layers keep conv2d_forward (as conv.cpp's hwc_per_call, with
-// the figures). FASTLAYERS_PLAN_HWC (read at plan build): 0 off, 1 on wherever it can run.
+// Whether the HWC direct kernel (conv_hwc.h) takes this conv: as hwc_by_default (AVX2 machines, the
+// layers Winograd and the pixels kernel do not take, not 1x1), where conv2d_forward had only
+// im2col + GEMM. FASTLAYERS_PLAN_HWC (read at plan build): 0 off, 1 on wherever it can run.
 bool hwc_preferred(const Conv2dShape& s) {
   const char* e = std::getenv("FASTLAYERS_PLAN_HWC");
   if (e != nullptr && e[0] == '0') return false;
   const bool forced = e != nullptr && e[0] == '1';
-  return hwc_possible(s) && (forced || (active_isa() == Isa::avx2 && s.R * s.S > 1));
+  return forced ? hwc_possible(s) : hwc_by_default(s);
 }
 
+// Whether the pixels-in-lanes direct kernel (conv_pixels.h) takes this conv: every layer it can
+// run (at most 25 taps). FASTLAYERS_PLAN_PIXCONV=0 (read at plan build) turns it off.
 bool pixconv_preferred(const Conv2dShape& s) {
   const char* e = std::getenv("FASTLAYERS_PLAN_PIXCONV");
   if (e != nullptr && e[0] == '0') return false;
   return pixconv_possible(s);
 }
-
 
 }  // namespace
 
