@@ -52,6 +52,24 @@ bool pixconv_possible(const Conv2dShape& s) {
 #endif
 }
 
+// rows (all the taps' input vectors once per segment, then every channel) reads the least, as long
+// as those vectors stay in registers: up to ~11 taps on AVX2's 16 (beside four sums and a
+// broadcast), all 25 on AVX-512's 32. Past that, on AVX2, they spill and rows_blocked wins: 1
+// thread, one image at a time over 64 images, best of 50 x 200 calls, rows / rows_blocked: LeNet-5's
+// conv1 (1 -> 6 5x5 p2 on 28x28) 10.7 / 4.9 us, the CNN's conv1 (1 -> 32 5x5 on 28x28) 18.5 / 15.2
+// us (61 GF/s), 16 -> 16 1x1 on 14x14 3.0 / 2.45 us; with 9 taps about even (1 -> 16 3x3 p1 on
+// 28x28 6.57 / 6.79 us, 1 -> 32 12.6 / 13.2, 1 -> 8 3.98 / 3.81). At stride 2 rows (rows_blocked
+// would redo the even-lane shuffles for every channel block). AVX-512 keeps rows everywhere
+// (measured there in session 25; rows_blocked is not compiled for it).
+bool pixconv_blocked_rows(const Conv2dShape& s) {
+#if defined(__x86_64__) || defined(_M_X64)
+  return active_isa() == Isa::avx2 && s.stride_h == 1 && s.C * s.R * s.S > 11;
+#else
+  (void)s;
+  return false;
+#endif
+}
+
 PixconvPadded pixconv_padded(const Conv2dShape& s, bool slack) {
   PixconvPadded g;
   g.copy = slack || s.pad_h != 0 || s.pad_w != 0;

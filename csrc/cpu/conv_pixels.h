@@ -28,6 +28,10 @@ PixconvPadded pixconv_padded(const Conv2dShape& s, bool slack);
 // Whether this kernel can run the forward of `s` on this machine.
 bool pixconv_possible(const Conv2dShape& s);
 
+// Whether the forward runs the register-blocked rows (AVX2, stride 1, more than 11 taps; the reasons
+// are in conv_pixels.cpp) rather than the rows that keep every tap's input vector in registers.
+bool pixconv_blocked_rows(const Conv2dShape& s);
+
 // Workspace floats per thread (the zero-padded image; 0 without padding, x is read in place).
 index_t pixconv_slice_floats(const Conv2dShape& s);
 

@@ -91,10 +91,10 @@ void rows(const Conv2dShape& s, const Padded& g, const float* xp, const float* w
     }
 }
 
-// ---- Register-blocked forward, stride 1, for AVX2 (where it runs: blocked_rows_pay). Output rows
-// [p0, p1) cut into L-pixel segments (the last of a row partial), taken SB consecutive segments at
-// a time in row-major order (a block may carry on into the next row), and the output channels in
-// blocks of at most KB: KB x SB sums in registers, and per tap SB input vectors and KB broadcast
+// ---- Register-blocked forward, stride 1, for AVX2 (where it runs: pixconv_blocked_rows, with the
+// figures, in conv_pixels.cpp). Output rows [p0, p1) cut into L-pixel segments (the last of a row
+// partial), taken SB consecutive segments at a time in row-major order (a block may carry on into
+// the next row), and the output channels in blocks of at most KB: KB x SB sums in registers, and per tap SB input vectors and KB broadcast
 // weights, so that every sum is its own chain of FMAs (12 chains; two FMA pipes of latency 4 need
 // 8) and no input vector is kept across channel blocks.
 struct Seg {
@@ -276,18 +276,6 @@ void bw_images(const Conv2dShape& s, const float* x, const float* gy, index_t n0
 }
 
 
-// Which forward runs: rows (all the taps' input vectors once per segment, then every channel) reads
-// the least, as long as those vectors stay in registers: up to ~11 taps on AVX2's 16 (beside four
-// sums and a broadcast), all 25 on AVX-512's 32. Past that, on AVX2, they spill and rows_blocked
-// wins: 1 thread, one image, best of 50 x 200 calls in alternating rounds, rows / rows_blocked:
-// LeNet-5's conv1 (1 -> 6 5x5 p2 on 28x28) 17.7 / 10.4 us, 1 -> 6 5x5 on 32x32 17.6-19.3 /
-// 7.5-9.8 us, the CNN's conv1 (1 -> 32 5x5 p2) 30-53 / 28-44 us, 1 -> 32 on 32x32 32.7 / 28.5 us
-// (57 GF/s, ~80% of the core). With 9 taps rows_blocked lost (1 -> 16 3x3 p1 on 28x28 11.9 / 16.1
-// us: its per-block loads and stores weigh more against 9 FMAs a sum), and with stride 2 (1x1
-// 16 -> 32 onto 14x14 7.4-9.8 / 13.9-14.6 us: the even-lane shuffles redone for every channel
-// block). AVX-512 keeps rows everywhere (measured there, session 25; rows_blocked not measured
-// on an AVX-512 machine).
-inline bool blocked_rows_pay(const Conv2dShape& s) { return s.stride_h == 1 && s.C * s.R * s.S > 11; }
 
 // ---- The entry points conv_pixels.cpp calls, for one ISA.
 template <class S>
@@ -307,7 +295,7 @@ void forward_image(const Conv2dShape& s, const float* x, const float* w, const f
   const index_t p0 = s.P * t / team, p1 = s.P * (t + 1) / team;
   bool done = false;
   if constexpr (S::L == 8) {  // (not instantiated for AVX-512)
-    if (blocked_rows_pay(s)) rows_blocked<S>(s, g, xp, w, bias, res, relu, y, p0, p1), done = true;
+    if (pixconv_blocked_rows(s)) rows_blocked<S>(s, g, xp, w, bias, res, relu, y, p0, p1), done = true;
   }
   if (!done) (s.stride_h == 1 ? by_taps1 : by_taps2)[taps - 1](s, g, xp, w, bias, res, relu, y, p0, p1);
   if (team > 1) {

@@ -1,7 +1,8 @@
 """conv2d's direct kernel with output pixels in the lanes (csrc/cpu/conv_pixels*: AVX-512 and AVX2 kernels, each
 test run on every one this CPU has)
 per call: at most 25 taps (C x R x S), stride 1 or 2, one group; the forward up to 16 output
-channels, backward-weight below 8. Against the float64 reference with test_conv.py's tolerances
+channels (any number where AVX2's blocked rows run: stride 1, more than 11 taps, not 1x1),
+backward-weight below 8. Against the float64 reference with test_conv.py's tolerances
 (not widened). The inference plan's use of the same kernel is tested in tests/nn/test_plan.py.
 """
 
@@ -28,6 +29,7 @@ CASES = [
     # More than 11 taps at stride 1: AVX2 runs the register-blocked rows (blocked_rows_pay).
     (1, 1, 9, 9, 13, 5, 5, 1, 0, 1, 1),      # 13 channels in blocks of 4, 4, 5; 5 segments, the last alone
     (2, 1, 12, 20, 1, 4, 4, 1, 1, 1, 1),     # one output channel, 16 taps, rows of 19 (three segments)
+    (2, 1, 12, 14, 24, 5, 5, 1, 0, 1, 1),    # 24 output channels: per call only where the blocked rows run
 ]
 
 
