@@ -2,7 +2,7 @@
 test run on every one this CPU has)
 per call: at most 25 taps (C x R x S), stride 1 or 2, one group; the forward up to 16 output
 channels (any number where AVX2's blocked rows run: stride 1, more than 11 taps, not 1x1),
-backward-weight below 8. Against the float64 reference with test_conv.py's tolerances
+backward-weight below 8 (any number on AVX2 but for 1x1). Against the float64 reference with test_conv.py's tolerances
 (not widened). The inference plan's use of the same kernel is tested in tests/nn/test_plan.py.
 """
 
@@ -43,8 +43,8 @@ def test_pixels_match_reference(rng, case, threads):
 
 def test_pixels_is_taken(monkeypatch):
     """The predicate, told by the workspace size (a 1x1 stride-1 conv needs no room on the GEMM path;
-    backward-weight here needs its 16-lane sums, K x taps x 16 floats): below 8 output channels,
-    not from 8, not with FASTLAYERS_CONV_PIXELS=0."""
+    backward-weight here needs its 16-lane sums, K x taps x 16 floats): for a 1x1 conv below 8 output
+    channels, not from 8 (larger filters on AVX2 take any number), not with FASTLAYERS_CONV_PIXELS=0."""
     taken, not_taken = (2, 25, 6, 7, 4, 1, 1, 1, 0, 1, 1), (2, 25, 6, 7, 8, 1, 1, 1, 0, 1, 1)
     monkeypatch.setenv("FASTLAYERS_CONV_PIXELS", "0")
     off = [_workspace_floats(c, 2) for c in (taken, not_taken)]
