@@ -1,9 +1,8 @@
-"""conv2d's direct kernel with output pixels in the lanes (csrc/cpu/conv_pixels*: AVX-512 and AVX2 kernels, each
-test run on every one this CPU has)
-per call: at most 25 taps (C x R x S), stride 1 or 2, one group; the forward up to 16 output
-channels (any number where AVX2's blocked rows run: stride 1, more than 11 taps, not 1x1),
-backward-weight below 8 (any number on AVX2 but for 1x1). Against the float64 reference with test_conv.py's tolerances
-(not widened). The inference plan's use of the same kernel is tested in tests/nn/test_plan.py.
+"""conv2d's direct kernel with output pixels in the lanes (csrc/cpu/conv_pixels*: AVX-512 and AVX2
+kernels, each test run on every one this CPU has) per call: at most 25 taps (C x R x S), stride 1
+or 2, one group; the forward up to 16 output channels (any number where AVX2's blocked rows run:
+stride 1, more than 11 taps, not 1x1), backward-weight below 8 (any number on AVX2 but for 1x1).
+Against the float64 reference with test_conv.py's tolerances (not widened). The inference plan's use of the same kernel is tested in tests/nn/test_plan.py.
 """
 
 import pytest
