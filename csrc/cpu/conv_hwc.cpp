@@ -17,6 +17,9 @@ void hwc_forward_image_avx512(const Conv2dShape& s, const float* x, const float*
                               const float* res, bool relu, float* y, float* ws, int t, int team);
 void hwc_forward_image_avx2(const Conv2dShape& s, const float* x, const float* Wk, const float* bias, const float* res,
                             bool relu, float* y, float* ws, int t, int team);
+void hwc_backward_weight_image_avx512(const Conv2dShape& s, const float* x, const float* grad_out, float* Wt,
+                                      float* ws);
+void hwc_backward_weight_image_avx2(const Conv2dShape& s, const float* x, const float* grad_out, float* Wt, float* ws);
 #endif
 
 namespace {
@@ -107,6 +110,57 @@ bool hwc_forward_call(const Conv2dShape& s, const float* x, const float* w, cons
     hwc_forward_image(s, x + n * in_img, Wk, bias, nullptr, false, y + n * out_img, ws, t, team);
   });
   return true;
+}
+
+// ---- Backward-weight per call: the images over the threads, each thread summing into its own
+// Wt (R*S x C x K) after its HWC slice; then grad_w = the threads' Wt, in order, transposed.
+namespace {
+index_t wt_floats(const Conv2dShape& s) { return round16(s.R * s.S * s.C * s.K); }
+int bw_threads(const Conv2dShape& s) {
+  const int T = omp_in_parallel() ? 1 : max_threads();
+  return static_cast<int>(std::min<index_t>(T, std::max<index_t>(s.N, 1)));
+}
+}  // namespace
+
+index_t hwc_backward_weight_floats(const Conv2dShape& s, int threads) {
+  return std::max(threads, 1) * (hwc_slice_floats(s) + wt_floats(s));
+}
+
+bool hwc_backward_weight_call(const Conv2dShape& s, const float* grad_out, const float* x, float* grad_w,
+                              float* workspace, index_t workspace_floats) {
+#if defined(__x86_64__) || defined(_M_X64)
+  int T = bw_threads(s);
+  while (T > 1 && hwc_backward_weight_floats(s, T) > workspace_floats) --T;
+  if (hwc_backward_weight_floats(s, T) > workspace_floats) return false;
+  const index_t per_thread = hwc_slice_floats(s) + wt_floats(s), in_img = s.C * s.H * s.W, out_img = s.K * s.P * s.Q;
+  const bool avx512 = active_isa() == Isa::avx512;
+  auto body = [&](int t, int nt) {
+    float* Wt = workspace + t * per_thread;
+    std::fill(Wt, Wt + wt_floats(s), 0.0f);
+    for (index_t n = s.N * t / nt; n < s.N * (t + 1) / nt; ++n)
+      (avx512 ? hwc_backward_weight_image_avx512 : hwc_backward_weight_image_avx2)(s, x + n * in_img,
+                                                                                   grad_out + n * out_img, Wt,
+                                                                                   Wt + wt_floats(s));
+  };
+  if (T > 1) {
+#pragma omp parallel num_threads(T)
+    body(omp_get_thread_num(), omp_get_num_threads());
+  } else {
+    body(0, 1);
+  }
+  const index_t C = s.C, K = s.K, RS = s.R * s.S;
+  for (index_t k = 0; k < K; ++k)
+    for (index_t c = 0; c < C; ++c)
+      for (index_t tap = 0; tap < RS; ++tap) {
+        float v = 0.0f;
+        for (int t = 0; t < T; ++t) v += workspace[t * per_thread + (tap * C + c) * K + k];
+        grad_w[(k * C + c) * RS + tap] = v;
+      }
+  return true;
+#else
+  (void)s, (void)grad_out, (void)x, (void)grad_w, (void)workspace, (void)workspace_floats;
+  return false;
+#endif
 }
 
 }  // namespace fastlayers::cpu

@@ -49,4 +49,12 @@ index_t hwc_call_floats(const Conv2dShape& s, int threads);
 bool hwc_forward_call(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y,
                       float* workspace, index_t workspace_floats);
 
+// ---- Backward-weight per call (conv.cpp): grad_w (K, C, R, S), overwritten, from grad_out and x,
+// the adjoint of the forward's sum in the filters on the same HWC copies (conv_hwc_kernels.h): the
+// stride-2 layers' backward-weight ran on im2col + GEMM at ~20 GF/s on AVX2 (a strided gather and
+// a GEMM with a reduction of one image's pixels per call).
+index_t hwc_backward_weight_floats(const Conv2dShape& s, int threads);
+bool hwc_backward_weight_call(const Conv2dShape& s, const float* grad_out, const float* x, float* grad_w,
+                              float* workspace, index_t workspace_floats);
+
 }  // namespace fastlayers::cpu

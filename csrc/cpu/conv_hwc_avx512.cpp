@@ -10,4 +10,10 @@ void hwc_forward_image_avx512(const Conv2dShape& s, const float* x, const float*
   hwc::forward_image<simd::Avx512>(s, x, Wk, bias, res, relu, y, ws, t, team);
 }
 
+// Backward-weight: one image's contribution added to Wt (R*S x C x K).
+void hwc_backward_weight_image_avx512(const Conv2dShape& s, const float* x, const float* grad_out, float* Wt,
+                                      float* ws) {
+  hwc::backward_weight_image<simd::Avx512>(s, x, grad_out, Wt, ws);
+}
+
 }  // namespace fastlayers::cpu

@@ -140,5 +140,95 @@ void forward_image(const Conv2dShape& s, const float* x, const float* Wk, const 
   }
 }
 
+
+// ---- Backward-weight: the adjoint of the forward in the filters. With the image in HWC (xin, the
+// forward's transpose) and grad_out in HWC too (gin[m][k], m = p*Q + q),
+//   Wt[tap][c][k] += sum over m of xin[pixel m's position + tap's offset + c] * gin[m][k],
+// a GEMM whose operands are both read in place: per tap, blocks of CB input channels x KV vectors
+// of output channels keep their sums in registers over all of the image's pixels (per pixel KV
+// loads of gin and CB broadcasts of x for CB x KV FMAs), then add them to the thread's Wt.
+template <class S, int KV, int CB>
+void wgrad_tile(const float* __restrict xt, index_t P, index_t Q, index_t row_step, index_t col_step,
+                const float* __restrict g, index_t K, float* __restrict acc) {
+  using Vec = typename S::V;
+  constexpr int L = S::L;
+  Vec a[CB][KV];
+  #pragma GCC unroll 8
+  for (int i = 0; i < CB; ++i)
+    #pragma GCC unroll 4
+    for (int v = 0; v < KV; ++v) a[i][v] = S::zero();
+  for (index_t p = 0; p < P; ++p) {
+    const float* xp = xt + p * row_step;
+    for (index_t q = 0; q < Q; ++q, xp += col_step, g += K) {
+      Vec gv[KV];
+      #pragma GCC unroll 4
+      for (int v = 0; v < KV; ++v) gv[v] = S::load(g + L * v);
+      #pragma GCC unroll 8
+      for (int i = 0; i < CB; ++i) {
+        const Vec b = S::set1(xp[i]);
+        #pragma GCC unroll 4
+        for (int v = 0; v < KV; ++v) a[i][v] = S::fmadd(b, gv[v], a[i][v]);
+      }
+    }
+  }
+  #pragma GCC unroll 8
+  for (int i = 0; i < CB; ++i)
+    #pragma GCC unroll 4
+    for (int v = 0; v < KV; ++v) S::store(acc + i * K + L * v, S::add(S::load(acc + i * K + L * v), a[i][v]));
+}
+
+using WgradFn = void (*)(const float*, index_t, index_t, index_t, index_t, const float*, index_t, float*);
+constexpr int kWgradCB = 6;  // 6 x 2 sums + 2 grad_out vectors + a broadcast: AVX2's 16 registers
+
+template <class S, int KV, std::size_t... I>
+constexpr std::array<WgradFn, sizeof...(I)> wgrad_table(std::index_sequence<I...>) {
+  return {&wgrad_tile<S, KV, static_cast<int>(I) + 1>...};
+}
+
+// gin[m][k] = grad_out[k][m] for one image (P*Q pixels, K a multiple of L), by L x L transposes.
+template <class S>
+void transpose_grad(const Conv2dShape& s, const float* go, float* gin) {
+  constexpr int L = S::L;
+  const index_t K = s.K, PQ = s.P * s.Q;
+  for (index_t m0 = 0; m0 < PQ; m0 += L) {
+    const int nm = static_cast<int>(std::min<index_t>(L, PQ - m0));
+    for (index_t k0 = 0; k0 < K; k0 += L) {
+      typename S::V r[L];
+      for (int k = 0; k < L; ++k) r[k] = S::load_n(go + (k0 + k) * PQ + m0, nm);
+      S::transpose(r);
+      for (int j = 0; j < nm; ++j) S::store(gin + (m0 + j) * K + k0, r[j]);
+    }
+  }
+}
+
+// One image's contribution to Wt (R*S x C x K, added to): ws is this thread's slice (hwc_geom: the
+// HWC image at xin_off, the HWC grad_out at yout_off).
+template <class S>
+void backward_weight_image(const Conv2dShape& s, const float* x, const float* go, float* Wt, float* ws) {
+  const WinoC16Geom g = hwc_geom(s);
+  float* xin = ws + g.xin_off;
+  float* gin = ws + g.yout_off;
+  wino16::transpose_in<S>(s, g, x, xin, 0, g.Hp);
+  transpose_grad<S>(s, go, gin);
+  const index_t C = s.C, K = s.K, st = s.stride_h;
+  const index_t cblocks = (C + kWgradCB - 1) / kWgradCB;
+  auto run = [&](const auto& table, index_t kstep) {
+    for (index_t r = 0; r < s.R; ++r)
+      for (index_t t = 0; t < s.S; ++t)
+        for (index_t b = 0; b < cblocks; ++b) {
+          const index_t c0 = C * b / cblocks, cb = C * (b + 1) / cblocks - c0;
+          const float* xt = xin + (r * g.Wp + t) * C + c0;
+          for (index_t k0 = 0; k0 < K; k0 += kstep)
+            table[cb - 1](xt, s.P, s.Q, st * g.Wp * C, st * C, gin + k0, K, Wt + ((r * s.S + t) * C + c0) * K + k0);
+        }
+  };
+  static constexpr auto table2 = wgrad_table<S, 2>(std::make_index_sequence<kWgradCB>{});
+  static constexpr auto table1 = wgrad_table<S, 1>(std::make_index_sequence<kWgradCB>{});
+  if (K % (2 * S::L) == 0)
+    run(table2, 2 * S::L);
+  else
+    run(table1, S::L);
+}
+
 }  // namespace
 }  // namespace fastlayers::cpu::hwc

@@ -1,6 +1,7 @@
 """conv2d's HWC direct kernel (csrc/cpu/conv_hwc*: channels in the lanes on an HWC copy of each
-image; AVX-512 and AVX2 kernels, each test run on every one this CPU has): output channels multiples
-of 16, any input channels, one group, dilation 1, stride 1 or 2, up to 7x7 filters. Against the float64 reference with
+image; AVX-512 and AVX2 kernels, each test run on every one this CPU has), forward and
+backward-weight: output channels multiples of 16, any input channels, one group, dilation 1, stride
+1 or 2, up to 7x7 filters. Against the float64 reference with
 test_conv.py's tolerances (not widened).
 
 FASTLAYERS_CONV_HWC=1 (read per call) sends every shape it can run there; by default it takes the
@@ -79,6 +80,25 @@ def test_hwc_keeps_nan_and_inf_in_place(hwc):
             np.testing.assert_array_equal(np.isinf(y), np.isinf(expect))
             finite = np.isfinite(expect)
             assert_close(y[finite], expect[finite], reduction_tol(C * 9), f"finite outputs, C={C}")
+
+
+def test_hwc_backward_weight_keeps_nan_in_place(hwc):
+    # grad_w is a direct sum too: a NaN in x reaches exactly the filter taps that read it.
+    rng = np.random.default_rng(1)
+    for C in (16, 6):
+        x = rng.standard_normal((3, C, 9, 9)).astype(np.float32)
+        w = rng.standard_normal((16, C, 3, 3)).astype(np.float32)
+        x[1, C - 1, 0, 4] = np.nan  # an edge row: only some kernel rows read it at stride 2
+        g = rng.standard_normal((3, 16, 5, 5)).astype(np.float32)
+        for threads in (1, 2):
+            with num_threads(threads):
+                _, gw, _ = fl.conv2d_backward(g, x, w, stride=2, padding=1)
+            _, expect, _ = ref.conv2d_backward(g.astype(np.float64), x.astype(np.float64), w.astype(np.float64),
+                                               stride=2, padding=1)
+            np.testing.assert_array_equal(np.isnan(gw), np.isnan(expect))
+            assert np.isnan(expect).any() and not np.isnan(expect).all()
+            finite = np.isfinite(expect)
+            assert_close(gw[finite], expect[finite], reduction_tol(3 * 25), f"finite taps, C={C}")
 
 
 def test_hwc_is_taken(monkeypatch, simd_isa):
