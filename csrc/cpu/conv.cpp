@@ -621,7 +621,8 @@ static bool pixels_per_call(const Conv2dShape& s, ConvPass pass) {
   const char* e = std::getenv("FASTLAYERS_CONV_PIXELS");
   if (e != nullptr && e[0] == '0' && e[1] == '\0') return false;
   if (pass == ConvPass::backward_data || !pixconv_possible(s)) return false;
-  if (pass == ConvPass::backward_weight) return s.K < 8 || (active_isa() == Isa::avx2 && s.R * s.S > 1);
+  if (pass == ConvPass::backward_weight)  // (its kernel keeps at most kPixconvMaxTaps)
+    return s.C * s.R * s.S <= kPixconvMaxTaps && (s.K < 8 || (active_isa() == Isa::avx2 && s.R * s.S > 1));
   return s.K <= 16 || (pixconv_blocked_rows(s) && s.R * s.S > 1);
 }
 

@@ -1,7 +1,7 @@
 // Direct convolution with output *pixels* in the vector lanes, for the inference plan
-// (csrc/cpu/plan): layers with at most 25 taps (C x R x S) - a network's first conv on 1-channel
-// images (1 -> 16 3x3, 1 -> 32 5x5, LeNet-5's 1 -> 6 5x5) and the 1x1 stride-2 projections of
-// residual blocks (16 -> 32, 32 -> 64). Stride 1 or 2, dilation 1, one group, any K.
+// (csrc/cpu/plan): layers with at most 25 taps (C x R x S; 64 for AVX2's blocked rows) - a
+// network's first conv on 1-channel images (1 -> 16 3x3, 1 -> 32 5x5, LeNet-5's 1 -> 6 5x5) and the
+// 1x1 stride-2 projections of residual blocks (16 -> 32, 32 -> 64). Stride 1 or 2, dilation 1, one group, any K.
 //
 // Why: with so few taps, the channels-in-lanes direct kernel (conv_smallc.h) spends as much on
 // transposing its tiles back to NCHW as on its FMAs, and fills a 16-lane vector with 6 channels.
@@ -19,18 +19,24 @@ namespace fastlayers::cpu {
 // (copy == false). slack (backward-weight): always a copy, each row with 32 floats of zeros after
 // it, so that whole-vector loads stay in their row. (Masked loads read x in place; in
 // backward-weight, one per FMA, those that crossed a page made the CNN's conv1 3.8x slower.)
+// subsampled (the blocked rows' 1x1 stride-2 layers): the copy is x's even rows and columns, P x Q
+// a plane, read as a stride-1 image.
 struct PixconvPadded {
   index_t Hp, Wp, plane;
   bool copy;
+  bool subsampled = false;
 };
 PixconvPadded pixconv_padded(const Conv2dShape& s, bool slack);
 
 // Whether this kernel can run the forward of `s` on this machine.
 bool pixconv_possible(const Conv2dShape& s);
 
-// Whether the forward runs the register-blocked rows (AVX2, stride 1, more than 11 taps; the reasons
-// are in conv_pixels.cpp) rather than the rows that keep every tap's input vector in registers.
+// Whether the forward runs the register-blocked rows (AVX2, more than 11 taps: up to kPixconvMaxTaps
+// at stride 1, up to kPixconvMaxBlockedTaps for 1x1 stride-2 layers; the reasons are in
+// conv_pixels.cpp) rather than the rows that keep every tap's input vector in registers (up to
+// kPixconvMaxTaps, as backward-weight).
 bool pixconv_blocked_rows(const Conv2dShape& s);
+constexpr index_t kPixconvMaxTaps = 25, kPixconvMaxBlockedTaps = 64;
 
 // Workspace floats per thread (the zero-padded image; 0 without padding, x is read in place).
 index_t pixconv_slice_floats(const Conv2dShape& s);

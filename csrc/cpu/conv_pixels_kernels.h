@@ -12,7 +12,6 @@
 namespace fastlayers::cpu::pixconv {
 namespace {
 
-constexpr int kPixconvMaxTapsInternal = 25;
 
 using Padded = PixconvPadded;  // its geometry: pixconv_padded (conv_pixels.cpp), the same for both ISAs
 inline Padded padded_geom(const Conv2dShape& s, bool slack = false) { return pixconv_padded(s, slack); }
@@ -29,6 +28,25 @@ void pad_rows(const Conv2dShape& s, const Padded& g, const float* x, float* xp, 
       std::fill(row, row + s.pad_w, 0.0f);
       std::copy(x + (c * s.H + ih) * s.W, x + (c * s.H + ih + 1) * s.W, row + s.pad_w);
       std::fill(row + s.pad_w + s.W, row + g.Wp, 0.0f);
+    }
+}
+
+// The subsampled copy (PixconvPadded::subsampled: a 1x1 stride-2 layer): xs[c][i][j] = x[c][2i][2j]
+// for rows [i0, i1), P x Q a plane, L columns at a time by the even lanes of two loads.
+template <class S>
+void subsample_rows(const Conv2dShape& s, const float* x, float* xs, index_t i0, index_t i1) {
+  constexpr int L = S::L;
+  const index_t P = s.P, Q = s.Q, H = s.H, W = s.W;
+  for (index_t c = 0; c < s.C; ++c)
+    for (index_t i = i0; i < i1; ++i) {
+      const float* src = x + (c * H + 2 * i) * W;
+      float* dst = xs + (c * P + i) * Q;
+      for (index_t j0 = 0; j0 < Q; j0 += L) {
+        const int nq = static_cast<int>(std::min<index_t>(L, Q - j0));
+        const int span = static_cast<int>(std::min<index_t>(2 * nq - 1, W - 2 * j0));  // floats to read
+        const int lo = std::min(span, L), hi = std::max(span - L, 0);
+        S::store_n(dst + j0, S::even_of(S::load_n(src + 2 * j0, lo), S::load_n(src + 2 * j0 + L, hi)), nq);
+      }
     }
 }
 
@@ -159,7 +177,7 @@ void rows_blocked(const Conv2dShape& s, const Padded& g, const float* xp, const 
   constexpr int L = S::L, KBM = kPixKB;
   static constexpr auto table = seg_block_table<S>(std::make_index_sequence<KBM * kPixSB>{});
   const index_t K = s.K, Q = s.Q, PQ = s.P * s.Q, taps = s.C * s.R * s.S;
-  index_t off[kPixconvMaxTapsInternal];
+  index_t off[kPixconvMaxBlockedTaps];
   for (index_t c = 0, tap = 0; c < s.C; ++c)
     for (index_t r = 0; r < s.R; ++r)
       for (index_t t = 0; t < s.S; ++t, ++tap) off[tap] = c * g.plane + r * g.Wp + t;
@@ -265,7 +283,7 @@ void bw_images(const Conv2dShape& s, const float* x, const float* gy, index_t n0
   const auto& table = s.stride_h == 1 ? table1 : table2;
   const Padded g = padded_geom(s, true);
   const index_t K = s.K, taps = s.C * s.R * s.S;
-  index_t off[kPixconvMaxTapsInternal];
+  index_t off[kPixconvMaxTaps];
   for (index_t c = 0, tap = 0; c < s.C; ++c)
     for (index_t r = 0; r < s.R; ++r)
       for (index_t t = 0; t < s.S; ++t, ++tap) off[tap] = c * g.plane + r * g.Wp + t;
@@ -289,10 +307,15 @@ void bw_images(const Conv2dShape& s, const float* x, const float* gy, index_t n0
 template <class S>
 void forward_image(const Conv2dShape& s, const float* x, const float* w, const float* bias, const float* res, bool relu,
                    float* y, float* ws, int t, int team) {
-  static constexpr auto by_taps1 = rows_table<S, 1>(std::make_index_sequence<kPixconvMaxTapsInternal>{});
-  static constexpr auto by_taps2 = rows_table<S, 2>(std::make_index_sequence<kPixconvMaxTapsInternal>{});
+  static constexpr auto by_taps1 = rows_table<S, 1>(std::make_index_sequence<kPixconvMaxTaps>{});
+  static constexpr auto by_taps2 = rows_table<S, 2>(std::make_index_sequence<kPixconvMaxTaps>{});
   const Padded g = padded_geom(s);
-  if (g.copy) {
+  if (g.subsampled) {
+    subsample_rows<S>(s, x, ws, g.Hp * t / team, g.Hp * (t + 1) / team);
+    if (team > 1) {
+#pragma omp barrier
+    }
+  } else if (g.copy) {
     pad_rows(s, g, x, ws, g.Hp * t / team, g.Hp * (t + 1) / team);
     if (team > 1) {
 #pragma omp barrier

@@ -302,6 +302,7 @@ def test_winograd_c16_convs_match_layer_by_layer(run, threads):
 PIXEL_CONVS = [
     (1, 16, 28, 28, 3, 1, 1, 3),
     (16, 32, 28, 28, 1, 2, 0, 2),
+    (32, 64, 14, 13, 1, 2, 0, 2),  # 32 taps: AVX2's blocked rows only (the even pixels copied)
     (1, 32, 28, 28, 5, 1, 0, 1),
     (1, 6, 28, 28, 5, 1, 2, 2),
     (2, 5, 9, 35, 3, 2, 0, 2),
