@@ -632,13 +632,15 @@ static bool pixels_per_call(const Conv2dShape& s, ConvPass pass) {
 // Backward-weight, AVX2, 1 thread, batch 64, GEMM path / this, paired medians of 12: 16 -> 32 3x3
 // stride 2 on 28x28 4.81 / 1.95 ms, 32 -> 64 on 14x14 4.75 / 1.80 ms, LeNet-5's conv2 1.17 / 0.44
 // ms; 1x1 layers stay off (16 -> 32 stride 2 1.44x, but 64 -> 256 and 256 -> 64 on 14x14 at batch
-// 16 0.85x and 0.74x). FASTLAYERS_CONV_HWC (read per
+// 16 0.85x and 0.74x), and so do layers with fewer than 6 input channels or large filters
+// (hwc_backward_weight_by_default). FASTLAYERS_CONV_HWC (read per
 // call): "0" never, "1" wherever it can run (the tests), else as said.
-static bool hwc_per_call(const Conv2dShape& s) {
+static bool hwc_per_call(const Conv2dShape& s, ConvPass pass = ConvPass::forward) {
   if (!hwc_possible(s)) return false;
   const char* e = std::getenv("FASTLAYERS_CONV_HWC");
   if (e != nullptr && (e[0] == '0' || e[0] == '1') && e[1] == '\0') return e[0] == '1';
-  return hwc_by_default(s) && !wino16_per_call(s);
+  const bool by_default = pass == ConvPass::forward ? hwc_by_default(s) : hwc_backward_weight_by_default(s);
+  return by_default && !wino16_per_call(s);
 }
 
 static index_t flipped_floats(const Conv2dShape& s) { return (s.K * s.C * s.R * s.S + 15) / 16 * 16; }
@@ -650,7 +652,7 @@ index_t conv2d_workspace_floats(const Conv2dShape& s, ConvPass pass, int threads
   if (pixels_per_call(s, pass)) return std::max(need, pixconv_call_floats(s, pass, threads));
   if (pass == ConvPass::forward && wino16_per_call(s)) return std::max(need, winograd_c16_call_floats(s, threads));
   if (pass == ConvPass::forward && hwc_per_call(s)) return std::max(need, hwc_call_floats(s, threads));
-  if (pass == ConvPass::backward_weight && hwc_per_call(s))
+  if (pass == ConvPass::backward_weight && hwc_per_call(s, pass))
     return std::max(need, hwc_backward_weight_floats(s, threads));
   if (pass == ConvPass::backward_weight && wino16_per_call(s))
     return std::max(need, winograd_c16_backward_weight_floats(s, threads));
@@ -938,7 +940,8 @@ bool conv2d_backward_weight(const Conv2dShape& s, const float* grad_out, const f
     if (grad_b != nullptr) conv_bias_grad(s, grad_out, grad_b);
     return true;
   }
-  if (hwc_per_call(s) && hwc_backward_weight_call(s, grad_out, x, grad_w, workspace, workspace_floats)) {
+  if (hwc_per_call(s, ConvPass::backward_weight) &&
+      hwc_backward_weight_call(s, grad_out, x, grad_w, workspace, workspace_floats)) {
     if (grad_b != nullptr) conv_bias_grad(s, grad_out, grad_b);
     return true;
   }

@@ -47,10 +47,14 @@ bool hwc_possible(const Conv2dShape& s) {
 // 32 -> 64 on 14x14 2.64 / 1.77-1.84 ms; LeNet-5's conv2 (6 -> 16 5x5 on 14x14) batch 64 1.61 /
 // 0.70 ms, batch 1 53 / 37 us; 24 -> 32 3x3 on 28x28 batch 16 6.44 / 2.50 ms; 3 -> 16 3x3 on 32x32
 // batch 64 3.26 / 2.24 ms; ResNet-18's stem (3 -> 64 7x7 stride 2 on 224x224) batch 4 20.4 / 13.6
-// ms; 3 -> 32 3x3 on 32x32 4.95 / 5.12 ms (even).
+// ms; 3 -> 32 3x3 on 32x32 4.95 / 5.12 ms (even). The packed filters are read again for every block
+// of pixels: past ~512 KB (an L2) they come from further out and the GEMM path wins. ResNet-18's
+// stride-2 layers, batch 8: 64 -> 128 on 56x56 (288 KB of filters) 14.4 / 12.8 ms, but 128 -> 256
+// on 28x28 (1.2 MB) 14.3 / 18.5 ms and 256 -> 512 on 14x14 (4.7 MB) 12.9 / 25.5 ms.
 bool hwc_by_default(const Conv2dShape& s) {
 #if defined(__x86_64__) || defined(_M_X64)
-  return hwc_possible(s) && active_isa() == Isa::avx2 && s.R * s.S > 1 && s.C > 1;
+  return hwc_possible(s) && active_isa() == Isa::avx2 && s.R * s.S > 1 && s.C > 1 &&
+         hwc_filter_floats(s) <= (index_t{1} << 17);
 #else
   (void)s;
   return false;
@@ -58,6 +62,12 @@ bool hwc_by_default(const Conv2dShape& s) {
 }
 
 index_t hwc_filter_floats(const Conv2dShape& s) { return s.R * s.S * s.C * s.K; }
+
+// Backward-weight's register blocks are 6 input channels x 16 output channels (AVX2): with fewer
+// channels they hold fewer sums than the FMA latency needs. ResNet-18's stem (3 -> 64 7x7 stride
+// 2, batch 8, 1 thread): GEMM path / this 45.6 / 59.1 ms; with 6 or more it wins (LeNet-5's conv2
+// 1.17 / 0.44 ms, 64 -> 128 3x3 stride 2 on 56x56 32.5 / 20.0 ms).
+bool hwc_backward_weight_by_default(const Conv2dShape& s) { return hwc_by_default(s) && s.C >= 6; }
 
 void hwc_prepare(const Conv2dShape& s, const float* w, float* Wk) {
   const index_t C = s.C, K = s.K, RS = s.R * s.S;

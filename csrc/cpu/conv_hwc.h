@@ -23,10 +23,12 @@ namespace fastlayers::cpu {
 // Whether this kernel can run the forward of `s` on this machine (AVX2 or AVX-512).
 bool hwc_possible(const Conv2dShape& s);
 
-// Whether the kernel takes `s` by default, per call (where Winograd does not: conv.cpp) and in the
-// inference plan: on AVX2 machines, the layers that are not 1x1 and have more than one input
-// channel. The reasons and figures are in conv_hwc.cpp.
+// Whether the kernel takes the forward of `s` by default, per call (where Winograd does not:
+// conv.cpp) and in the inference plan: on AVX2 machines, the layers that are not 1x1, have more than
+// one input channel and at most 2^17 filter floats. Backward-weight per call also needs 6 input
+// channels or more (its register blocks of 6 channels). The reasons and figures are in conv_hwc.cpp.
 bool hwc_by_default(const Conv2dShape& s);
+bool hwc_backward_weight_by_default(const Conv2dShape& s);
 
 // Filters packed once: Wk[(r*S + t)*C + c][k] = w[k][c][r][t].
 index_t hwc_filter_floats(const Conv2dShape& s);

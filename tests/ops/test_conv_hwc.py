@@ -104,10 +104,12 @@ def test_hwc_backward_weight_keeps_nan_in_place(hwc):
 def test_hwc_is_taken(monkeypatch, simd_isa):
     """The predicate, told by the forward's workspace size (the kernel's packed filters, R S C K
     floats, exceed the other paths' room on these small images): forced on wherever it can run; by
-    default on AVX2 only, for layers Winograd does not take that are not 1x1 and have more than one
-    input channel; never for other shapes or with FASTLAYERS_CONV_HWC=0."""
+    default on AVX2 only, for layers Winograd does not take that are not 1x1, have more than one
+    input channel and at most 2^17 filter floats; never for other shapes or with
+    FASTLAYERS_CONV_HWC=0."""
     shapes = {
-        "stride2": (1, 256, 4, 4, 256, 3, 3, 2, 1, 1, 1),
+        "stride2": (1, 64, 8, 8, 128, 3, 3, 2, 1, 1, 1),
+        "large_filters": (1, 128, 4, 4, 256, 3, 3, 2, 1, 1, 1),
         "few_channels": (1, 6, 14, 14, 512, 5, 5, 1, 0, 1, 1),
         "one_by_one": (1, 512, 4, 4, 512, 1, 1, 2, 0, 1, 1),
         "one_channel": (1, 1, 14, 14, 512, 7, 7, 1, 0, 1, 1),
@@ -121,11 +123,23 @@ def test_hwc_is_taken(monkeypatch, simd_isa):
         else:
             monkeypatch.setenv("FASTLAYERS_CONV_HWC", mode)
         sizes[mode] = {name: _workspace_floats(c, 0) for name, c in shapes.items()}
-    for name in ("stride2", "few_channels", "one_by_one", "one_channel"):  # where it can run
+    for name in ("stride2", "large_filters", "few_channels", "one_by_one", "one_channel"):  # where it can run
         assert sizes["1"][name] > sizes["0"][name], name
     for name in ("stride2", "few_channels"):  # by default on AVX2
         assert sizes[None][name] == sizes["1" if simd_isa == "avx2" else "0"][name], name
-    for name in ("one_by_one", "one_channel"):  # not by default
+    for name in ("large_filters", "one_by_one", "one_channel"):  # not by default
         assert sizes[None][name] == sizes["0"][name], name
+    # Backward-weight (pass 2): by default also from 6 input channels only (3 -> 512 7x7: not taken).
+    bw = {}
+    for mode in ("0", "1", None):
+        if mode is None:
+            monkeypatch.delenv("FASTLAYERS_CONV_HWC", raising=False)
+        else:
+            monkeypatch.setenv("FASTLAYERS_CONV_HWC", mode)
+        bw[mode] = {name: _workspace_floats(c, 2) for name, c in
+                    [("six", (1, 6, 14, 14, 512, 5, 5, 1, 0, 1, 1)), ("three", (1, 3, 14, 14, 512, 7, 7, 2, 3, 1, 1))]}
+    assert bw["1"]["six"] > bw["0"]["six"] and bw["1"]["three"] > bw["0"]["three"]
+    assert bw[None]["six"] == bw["1" if simd_isa == "avx2" else "0"]["six"]
+    assert bw[None]["three"] == bw["0"]["three"]
     for name in ("odd_output_channels", "dilated"):  # never
         assert sizes[None][name] == sizes["0"][name] == sizes["1"][name], name
