@@ -643,6 +643,15 @@ static bool hwc_per_call(const Conv2dShape& s, ConvPass pass = ConvPass::forward
   return by_default && !wino16_per_call(s);
 }
 
+// Backward-data of stride-2 layers on conv_hwc's four phase sums (hwc_backward_data_by_default: AVX2,
+// the smaller layers). FASTLAYERS_CONV_HWC as for the forward.
+static bool hwc_bd_per_call(const Conv2dShape& s) {
+  if (!hwc_bd_possible(s)) return false;
+  const char* e = std::getenv("FASTLAYERS_CONV_HWC");
+  if (e != nullptr && (e[0] == '0' || e[0] == '1') && e[1] == '\0') return e[0] == '1';
+  return hwc_backward_data_by_default(s);
+}
+
 static index_t flipped_floats(const Conv2dShape& s) { return (s.K * s.C * s.R * s.S + 15) / 16 * 16; }
 
 index_t conv2d_workspace_floats(const Conv2dShape& s, ConvPass pass, int threads) {
@@ -652,6 +661,8 @@ index_t conv2d_workspace_floats(const Conv2dShape& s, ConvPass pass, int threads
   if (pixels_per_call(s, pass)) return std::max(need, pixconv_call_floats(s, pass, threads));
   if (pass == ConvPass::forward && wino16_per_call(s)) return std::max(need, winograd_c16_call_floats(s, threads));
   if (pass == ConvPass::forward && hwc_per_call(s)) return std::max(need, hwc_call_floats(s, threads));
+  if (pass == ConvPass::backward_data && hwc_bd_per_call(s))
+    return std::max(need, hwc_backward_data_floats(s, threads));
   if (pass == ConvPass::backward_weight && hwc_per_call(s, pass))
     return std::max(need, hwc_backward_weight_floats(s, threads));
   if (pass == ConvPass::backward_weight && wino16_per_call(s))
@@ -806,6 +817,8 @@ bool conv2d_backward_data(const Conv2dShape& s, const float* grad_out, const flo
                                   workspace_floats - flipped_floats(s)))
       return true;
   }
+  if (hwc_bd_per_call(s) && hwc_backward_data_call(s, grad_out, w, grad_x, workspace, workspace_floats))
+    return true;
   const Geometry g = geometry(s, ConvPass::backward_data);  // the GEMM-side paths' plan; also says if smallc takes it
   const bool smallc_first = smallc_preferred(s, ConvPass::backward_data, g);
   if (!smallc_first && direct_applies(s, ConvPass::backward_data) &&

@@ -20,6 +20,8 @@
 
 namespace fastlayers::cpu {
 
+constexpr int kHwcMaxTaps = 49;  // 7x7 (hwc_possible)
+
 // Whether this kernel can run the forward of `s` on this machine (AVX2 or AVX-512).
 bool hwc_possible(const Conv2dShape& s);
 
@@ -58,5 +60,28 @@ bool hwc_forward_call(const Conv2dShape& s, const float* x, const float* w, cons
 index_t hwc_backward_weight_floats(const Conv2dShape& s, int threads);
 bool hwc_backward_weight_call(const Conv2dShape& s, const float* grad_out, const float* x, float* grad_w,
                               float* workspace, index_t workspace_floats);
+
+// ---- Backward-data per call of stride-2 layers (conv.cpp), as four stride-1 sums, one per phase of
+// grad_x's rows and columns (conv_hwc_kernels.h, backward_data_image): the im2col + GEMM path's
+// col2im scatter ran it at ~30 GF/s on AVX2. C and K multiples of 16, padding below the filter size.
+struct HwcBdPhase {
+  index_t rows, cols;        // grad_x pixels of this phase
+  index_t runs;              // its taps
+  index_t dr[kHwcMaxTaps], dt[kHwcMaxTaps];  // each tap's grad_out offset (rows, columns)
+  index_t w_off;             // its packed filters (runs x K x C) in hwc_bd_prepare's array
+  index_t out_off;           // its HWC output in the slice
+};
+struct HwcBdGeom {
+  index_t B, Wg, gpad_floats;  // grad_out in HWC with a zero border of B pixels, Wg pixels a row
+  HwcBdPhase phase[2][2];
+  index_t slice;
+};
+bool hwc_bd_possible(const Conv2dShape& s);
+bool hwc_backward_data_by_default(const Conv2dShape& s);  // AVX2, up to 2^15 filter floats (figures: conv_hwc.cpp)
+HwcBdGeom hwc_bd_geom(const Conv2dShape& s);
+void hwc_bd_prepare(const Conv2dShape& s, const float* w, float* Wp);  // R*S*K*C floats
+index_t hwc_backward_data_floats(const Conv2dShape& s, int threads);
+bool hwc_backward_data_call(const Conv2dShape& s, const float* grad_out, const float* w, float* grad_x,
+                            float* workspace, index_t workspace_floats);
 
 }  // namespace fastlayers::cpu

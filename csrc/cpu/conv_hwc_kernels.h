@@ -72,7 +72,7 @@ constexpr std::array<TileFn, sizeof...(I)> tile_table(std::index_sequence<I...>)
 
 // Output rows [p0, p1) into yout (HWC): their pixels in blocks of at most max_rows(KV), as even as
 // possible, for each vector block of output channels.
-constexpr int kMaxTaps = 49;  // 7x7 (hwc_possible): the run offsets live on the stack
+constexpr int kMaxTaps = kHwcMaxTaps;  // the run offsets live on the stack
 
 template <class S, int KV, int CC>
 void rows(const Conv2dShape& s, const WinoC16Geom& g, const float* xin, const float* Wk, const float* bias,
@@ -228,6 +228,87 @@ void backward_weight_image(const Conv2dShape& s, const float* x, const float* go
     run(table2, 2 * S::L);
   else
     run(table1, S::L);
+}
+
+
+// ---- Backward-data of a stride-2 layer: grad_x's pixels of row phase a and column phase b (h = 2i
+// + a, w = 2j + b) take only the taps (r, t) with a + pad - r and b + pad - t even, from grad_out
+// pixel (i + dr, j + dt), dr = (a + pad - r) / 2: per phase a stride-1 sum over those taps and the
+// K channels, which the forward's tile computes (runs of K channels of a zero-bordered HWC grad_out,
+// filters packed [phase run][k][c] by hwc_bd_prepare) into the phase's HWC buffer; the four buffers
+// are then interleaved into grad_x (NCHW).
+template <class S, int KV, int CC>
+void bd_phase(const HwcBdGeom& g, index_t a, index_t b, const float* gpad, const float* Wp, index_t C, index_t K,
+              float* out) {
+  constexpr int RM = wino16::max_rows<S>(KV);
+  static constexpr auto table = tile_table<S, KV, CC>(std::make_index_sequence<RM>{});
+  const HwcBdPhase& ph = g.phase[a][b];
+  index_t roff[kMaxTaps];
+  for (index_t i = 0; i < ph.runs; ++i) roff[i] = (ph.dr[i] * g.Wg + ph.dt[i]) * K;
+  const index_t n = ph.rows * ph.cols, blocks = (n + RM - 1) / RM;
+  index_t poff[RM];
+  for (index_t bi = 0; bi < blocks; ++bi) {
+    const index_t b0 = n * bi / blocks, b1 = n * (bi + 1) / blocks;
+    for (index_t m = b0; m < b1; ++m) poff[m - b0] = ((m / ph.cols + g.B) * g.Wg + m % ph.cols + g.B) * K;
+    for (index_t c0 = 0; c0 < C; c0 += S::L * KV)
+      table[b1 - b0 - 1](gpad, poff, roff, ph.runs, Wp + ph.w_off + c0, C, K, nullptr, out + b0 * C + c0);
+  }
+}
+
+template <class S, int KV>
+void bd_phase_by_k(const HwcBdGeom& g, index_t a, index_t b, const float* gpad, const float* Wp, index_t C,
+                   index_t K, float* out) {
+  switch (K) {
+    case 16: return bd_phase<S, KV, 16>(g, a, b, gpad, Wp, C, K, out);
+    case 32: return bd_phase<S, KV, 32>(g, a, b, gpad, Wp, C, K, out);
+    case 64: return bd_phase<S, KV, 64>(g, a, b, gpad, Wp, C, K, out);
+    default: return bd_phase<S, KV, 0>(g, a, b, gpad, Wp, C, K, out);
+  }
+}
+
+template <class S>
+void backward_data_image(const Conv2dShape& s, const float* go, const float* Wp, float* gx, float* ws) {
+  constexpr int L = S::L;
+  const HwcBdGeom g = hwc_bd_geom(s);
+  const index_t C = s.C, K = s.K, P = s.P, Q = s.Q, PQ = P * Q;
+  float* gpad = ws;
+  // grad_out in HWC inside a zero border of B pixels.
+  std::fill(gpad, gpad + g.gpad_floats, 0.0f);
+  for (index_t p = 0; p < P; ++p)
+    for (index_t q0 = 0; q0 < Q; q0 += L) {
+      const int nq = static_cast<int>(std::min<index_t>(L, Q - q0));
+      for (index_t k0 = 0; k0 < K; k0 += L) {
+        typename S::V r[L];
+        for (int k = 0; k < L; ++k) r[k] = S::load_n(go + (k0 + k) * PQ + p * Q + q0, nq);
+        S::transpose(r);
+        float* dst = gpad + ((p + g.B) * g.Wg + q0 + g.B) * K + k0;
+        for (int j = 0; j < nq; ++j) S::store(dst + j * K, r[j]);
+      }
+    }
+  for (index_t a = 0; a < 2; ++a)
+    for (index_t b = 0; b < 2; ++b) {
+      float* out = ws + g.phase[a][b].out_off;
+      if constexpr (S::L == 16) {
+        if (C % 64 == 0)
+          bd_phase_by_k<S, 4>(g, a, b, gpad, Wp, C, K, out);
+        else if (C % 32 == 0)
+          bd_phase_by_k<S, 2>(g, a, b, gpad, Wp, C, K, out);
+        else
+          bd_phase_by_k<S, 1>(g, a, b, gpad, Wp, C, K, out);
+      } else {
+        bd_phase_by_k<S, 2>(g, a, b, gpad, Wp, C, K, out);
+      }
+    }
+  // grad_x[c][h][w] = phase (h % 2, w % 2)'s pixel (h / 2, w / 2), channel c.
+  for (index_t c = 0; c < C; ++c)
+    for (index_t h = 0; h < s.H; ++h) {
+      const HwcBdPhase& e = g.phase[h % 2][0];
+      const HwcBdPhase& o = g.phase[h % 2][1];
+      const float* re = ws + e.out_off + (h / 2) * e.cols * C + c;
+      const float* ro = ws + o.out_off + (h / 2) * o.cols * C + c;
+      float* row = gx + (c * s.H + h) * s.W;
+      for (index_t w = 0; w < s.W; ++w) row[w] = (w % 2 == 0 ? re[(w / 2) * C] : ro[(w / 2) * C]);
+    }
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
 """conv2d's HWC direct kernel (csrc/cpu/conv_hwc*: channels in the lanes on an HWC copy of each
-image; AVX-512 and AVX2 kernels, each test run on every one this CPU has), forward and
-backward-weight: output channels multiples of 16, any input channels, one group, dilation 1, stride
+image; AVX-512 and AVX2 kernels, each test run on every one this CPU has), forward,
+backward-weight and (stride 2, C a multiple of 16) backward-data: output channels multiples of 16, any input channels, one group, dilation 1, stride
 1 or 2, up to 7x7 filters. Against the float64 reference with
 test_conv.py's tolerances (not widened).
 
@@ -45,6 +45,7 @@ CASES = [
     (2, 12, 9, 10, 16, 3, 3, 1, 1, 1, 1),       # 12 channels: 8 + 4 on AVX2, 12 on AVX-512
     (1, 20, 8, 7, 32, 3, 3, 2, 1, 1, 1),        # 20 channels: 16 + 4 on AVX2 and AVX-512
     (2, 1, 11, 12, 16, 5, 5, 1, 2, 1, 1),       # one channel (forced here; not taken by default)
+    (2, 16, 12, 11, 16, 4, 4, 2, 1, 1, 1),      # an even filter at stride 2: backward-data's phases
 ]
 
 
@@ -101,6 +102,26 @@ def test_hwc_backward_weight_keeps_nan_in_place(hwc):
             assert_close(gw[finite], expect[finite], reduction_tol(3 * 25), f"finite taps, C={C}")
 
 
+def test_hwc_backward_data_keeps_nan_in_place(hwc):
+    # Stride 2: grad_x's four phase sums are direct sums too; a NaN in grad_out reaches exactly the
+    # grad_x pixels whose taps read it.
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, 16, 9, 10)).astype(np.float32)
+    w = rng.standard_normal((32, 16, 3, 3)).astype(np.float32)
+    g = rng.standard_normal((2, 32, 5, 5)).astype(np.float32)
+    g[1, 7, 4, 0] = np.nan
+    g[0, 3, 2, 2] = np.inf
+    for threads in (1, 2):
+        with num_threads(threads):
+            gx, _, _ = fl.conv2d_backward(g, x, w, stride=2, padding=1)
+        expect, _, _ = ref.conv2d_backward(g.astype(np.float64), x.astype(np.float64), w.astype(np.float64),
+                                           stride=2, padding=1)
+        np.testing.assert_array_equal(np.isnan(gx), np.isnan(expect))
+        np.testing.assert_array_equal(np.isinf(gx), np.isinf(expect))
+        finite = np.isfinite(expect)
+        assert_close(gx[finite], expect[finite], reduction_tol(32 * 9), "finite grad_x")
+
+
 def test_hwc_is_taken(monkeypatch, simd_isa):
     """The predicate, told by the forward's workspace size (the kernel's packed filters, R S C K
     floats, exceed the other paths' room on these small images): forced on wherever it can run; by
@@ -141,5 +162,19 @@ def test_hwc_is_taken(monkeypatch, simd_isa):
     assert bw["1"]["six"] > bw["0"]["six"] and bw["1"]["three"] > bw["0"]["three"]
     assert bw[None]["six"] == bw["1" if simd_isa == "avx2" else "0"]["six"]
     assert bw[None]["three"] == bw["0"]["three"]
+    # Backward-data (pass 1): stride 2 only, by default up to 2^15 filter floats (64 -> 128: not).
+    bd = {}
+    for mode in ("0", "1", None):
+        if mode is None:
+            monkeypatch.delenv("FASTLAYERS_CONV_HWC", raising=False)
+        else:
+            monkeypatch.setenv("FASTLAYERS_CONV_HWC", mode)
+        bd[mode] = {name: _workspace_floats(c, 1) for name, c in
+                    [("small", (1, 32, 8, 8, 64, 3, 3, 2, 1, 1, 1)), ("large", (1, 64, 8, 8, 128, 3, 3, 2, 1, 1, 1)),
+                     ("stride1", (1, 32, 8, 8, 64, 3, 3, 1, 1, 1, 1))]}
+    assert bd["1"]["small"] > bd["0"]["small"] and bd["1"]["large"] > bd["0"]["large"]
+    assert bd[None]["small"] == bd["1" if simd_isa == "avx2" else "0"]["small"]
+    assert bd[None]["large"] == bd["0"]["large"]
+    assert bd["1"]["stride1"] == bd["0"]["stride1"]  # stride 1: never
     for name in ("odd_output_channels", "dilated"):  # never
         assert sizes[None][name] == sizes["0"][name] == sizes["1"][name], name
