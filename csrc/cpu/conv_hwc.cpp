@@ -182,10 +182,10 @@ bool hwc_bd_possible(const Conv2dShape& s) {
   return hwc_possible(s) && s.stride_h == 2 && s.C % 16 == 0 && s.pad_h < s.R && s.pad_w < s.S;
 }
 
-// AVX2, 1 thread, GEMM + col2im / this, paired medians of 10: the small ResNet's stride-2 layers at
-// batch 64, 16 -> 32 on 28x28 4.05 / 2.59 ms, 32 -> 64 on 14x14 2.97 / 2.09 ms; but ResNet-18's
-// 64 -> 128 on 56x56 (batch 8, 74k filter floats) 13.7 / 15.3 ms and 1x1 layers (16 -> 32, 0.80 /
-// 1.11 ms) lose: up to 2^15 filter floats, not 1x1 (hwc_by_default).
+// AVX2, 1 thread, GEMM + col2im / this, paired medians of 12: the small ResNet's stride-2 layers at
+// batch 64, 16 -> 32 on 28x28 4.19 / 2.35 ms (1.77x), 32 -> 64 on 14x14 3.10 / 2.34 ms (1.28x); but
+// ResNet-18's 64 -> 128 on 56x56 (batch 8, 74k filter floats) 13.7 / 15.3 ms and 1x1 layers
+// (16 -> 32, 0.80 / 1.11 ms) lose: up to 2^15 filter floats, not 1x1 (hwc_by_default).
 bool hwc_backward_data_by_default(const Conv2dShape& s) {
   return hwc_bd_possible(s) && hwc_by_default(s) && hwc_filter_floats(s) <= (index_t{1} << 15);
 }

@@ -299,16 +299,35 @@ void backward_data_image(const Conv2dShape& s, const float* go, const float* Wp,
         bd_phase_by_k<S, 2>(g, a, b, gpad, Wp, C, K, out);
       }
     }
-  // grad_x[c][h][w] = phase (h % 2, w % 2)'s pixel (h / 2, w / 2), channel c.
-  for (index_t c = 0; c < C; ++c)
-    for (index_t h = 0; h < s.H; ++h) {
-      const HwcBdPhase& e = g.phase[h % 2][0];
-      const HwcBdPhase& o = g.phase[h % 2][1];
-      const float* re = ws + e.out_off + (h / 2) * e.cols * C + c;
-      const float* ro = ws + o.out_off + (h / 2) * o.cols * C + c;
-      float* row = gx + (c * s.H + h) * s.W;
-      for (index_t w = 0; w < s.W; ++w) row[w] = (w % 2 == 0 ? re[(w / 2) * C] : ro[(w / 2) * C]);
+  // grad_x[c][h][w] = phase (h % 2, w % 2)'s pixel (h / 2, w / 2), channel c: per row h, L pixels
+  // of each column phase x L channels transposed, then the two phases' columns interleaved.
+  for (index_t h = 0; h < s.H; ++h) {
+    const HwcBdPhase& e = g.phase[h % 2][0];
+    const HwcBdPhase& o = g.phase[h % 2][1];
+    const float* re = ws + e.out_off + (h / 2) * e.cols * C;
+    const float* ro = ws + o.out_off + (h / 2) * o.cols * C;
+    for (index_t j0 = 0; j0 < e.cols; j0 += L) {
+      const int ne = static_cast<int>(std::min<index_t>(L, e.cols - j0));
+      const int no = static_cast<int>(std::clamp<index_t>(o.cols - j0, 0, L));
+      const index_t w0 = 2 * j0, nw = std::min<index_t>(2 * L, s.W - w0);
+      for (index_t c0 = 0; c0 < C; c0 += L) {
+        typename S::V ev[L], ov[L];
+        for (int j = 0; j < L; ++j) {
+          ev[j] = j < ne ? S::load(re + (j0 + j) * C + c0) : S::zero();
+          ov[j] = j < no ? S::load(ro + (j0 + j) * C + c0) : S::zero();
+        }
+        S::transpose(ev);
+        S::transpose(ov);
+        for (int c = 0; c < L; ++c) {
+          typename S::V lo, hi;
+          S::interleave(ev[c], ov[c], lo, hi);
+          float* row = gx + ((c0 + c) * s.H + h) * s.W + w0;
+          S::store_n(row, lo, static_cast<int>(std::min<index_t>(L, nw)));
+          if (nw > L) S::store_n(row + L, hi, static_cast<int>(nw - L));
+        }
+      }
     }
+  }
 }
 
 }  // namespace

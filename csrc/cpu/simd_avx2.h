@@ -55,6 +55,12 @@ struct Avx2 {
   static V even_of(V a, V b) {
     return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88)), 0xD8));
   }
+  // The 16 floats e0 o0 e1 o1 ... e7 o7: lo gets the first 8, hi the last 8.
+  static void interleave(V e, V o, V& lo, V& hi) {
+    const __m256 a = _mm256_unpacklo_ps(e, o), b = _mm256_unpackhi_ps(e, o);  // e0 o0 e1 o1 | e4 o4 e5 o5, ...
+    lo = _mm256_permute2f128_ps(a, b, 0x20);
+    hi = _mm256_permute2f128_ps(a, b, 0x31);
+  }
   // 8 x 8 transpose: r[i] holds row i on entry, column i on exit.
   static void transpose(V r[L]) {
     __m256 t[8];

@@ -38,6 +38,13 @@ struct Avx512 {
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     return _mm512_permutex2var_ps(a, even, b);
   }
+  // The 32 floats e0 o0 e1 o1 ... e15 o15: lo gets the first 16, hi the last 16.
+  static void interleave(V e, V o, V& lo, V& hi) {
+    const __m512i first = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i second = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    lo = _mm512_permutex2var_ps(e, first, o);
+    hi = _mm512_permutex2var_ps(e, second, o);
+  }
   // r[i] holds row i on entry, column i on exit (L x L).
   static void transpose(V r[L]) { avx512::transpose16(r); }
 };
