@@ -612,11 +612,12 @@ static index_t conv2d_workspace_floats_base(const Conv2dShape& s, ConvPass pass,
 // AVX2 with any number but for 1x1 (kernels with 3 x 3 register blocks there). AVX2, other paths /
 // this, paired median of 15, 1 thread: forward, the CNN's conv1 (1 -> 32 5x5) batch 100 1.23x,
 // batch 1 1.18x; backward-weight the CNN's conv1 1.68-1.88x, the small ResNet's (1 -> 16 3x3 p1,
-// batch 64) 2.83-2.92x, but 16 -> 32 1x1 stride 2 0.81x. FASTLAYERS_CONV_PIXELS=0 (read per call) turns it off. Before the blocked rows (session
-// 25, AVX-512), one thread, ms, the other paths / this one, min of 7 interleaved: forward LeNet-5's conv1 (1 -> 6 5x5 p2,
-// batch 64) 0.99 / 0.48, 1 -> 16 3x3 p1 batch 64 0.28 / 0.20, but the CNN's 1 -> 32 5x5 (batch
-// 100) 1.36 / 1.49; backward-weight LeNet-5's conv1 1.77-2.04 / 0.46-0.48, 1 -> 8 5x5 0.55 /
-// 0.54, 1 -> 16 0.59 / 0.99, 1 -> 32 1.21 / 2.13.
+// batch 64) 2.83-2.92x, but 16 -> 32 1x1 stride 2 0.81x. FASTLAYERS_CONV_PIXELS=0 (read per call)
+// turns it off. Before the blocked rows (session 25, AVX-512), one thread, ms, the other paths / this
+// one, min of 7 interleaved: forward LeNet-5's conv1 (1 -> 6 5x5 p2, batch 64) 0.99 / 0.48, 1 -> 16
+// 3x3 p1 batch 64 0.28 / 0.20, but the CNN's 1 -> 32 5x5 (batch 100) 1.36 / 1.49; backward-weight
+// LeNet-5's conv1 1.77-2.04 / 0.46-0.48, 1 -> 8 5x5 0.55 / 0.54, 1 -> 16 0.59 / 0.99, 1 -> 32 1.21 /
+// 2.13.
 static bool pixels_per_call(const Conv2dShape& s, ConvPass pass) {
   const char* e = std::getenv("FASTLAYERS_CONV_PIXELS");
   if (e != nullptr && e[0] == '0' && e[1] == '\0') return false;
