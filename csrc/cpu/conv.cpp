@@ -632,9 +632,9 @@ static bool pixels_per_call(const Conv2dShape& s, ConvPass pass) {
 // and im2col + GEMM ran at a third of the core) the layers the Winograd above does not take.
 // Backward-weight, AVX2, 1 thread, batch 64, GEMM path / this, paired medians of 12: 16 -> 32 3x3
 // stride 2 on 28x28 4.81 / 1.95 ms, 32 -> 64 on 14x14 4.75 / 1.80 ms, LeNet-5's conv2 1.17 / 0.44
-// ms; 1x1 layers stay off (16 -> 32 stride 2 1.44x, but 64 -> 256 and 256 -> 64 on 14x14 at batch
-// 16 0.85x and 0.74x), and so do layers with fewer than 6 input channels or large filters
-// (hwc_backward_weight_by_default). FASTLAYERS_CONV_HWC (read per
+// ms; 1x1 layers only at stride 2 with few channels (16 -> 32 1.44x, but 64 -> 256 and 256 -> 64
+// stride 1 on 14x14 at batch 16 0.85x and 0.74x), no layers with fewer than 6 input channels or
+// large filters (hwc_backward_weight_by_default, with the figures). FASTLAYERS_CONV_HWC (read per
 // call): "0" never, "1" wherever it can run (the tests), else as said.
 static bool hwc_per_call(const Conv2dShape& s, ConvPass pass = ConvPass::forward) {
   if (!hwc_possible(s)) return false;

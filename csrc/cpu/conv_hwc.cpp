@@ -70,8 +70,20 @@ index_t hwc_filter_floats(const Conv2dShape& s) { return s.R * s.S * s.C * s.K; 
 // Backward-weight's register blocks are 6 input channels x 16 output channels (AVX2): with fewer
 // channels they hold fewer sums than the FMA latency needs. ResNet-18's stem (3 -> 64 7x7 stride
 // 2, batch 8, 1 thread): GEMM path / this 45.6 / 59.1 ms; with 6 or more it wins (LeNet-5's conv2
-// 1.17 / 0.44 ms, 64 -> 128 3x3 stride 2 on 56x56 32.5 / 20.0 ms).
-bool hwc_backward_weight_by_default(const Conv2dShape& s) { return hwc_by_default(s) && s.C >= 6; }
+// 1.17 / 0.44 ms, 64 -> 128 3x3 stride 2 on 56x56 32.5 / 20.0 ms). 1x1 layers (not taken by the
+// forward) only at stride 2 with few channels, where the GEMM path's per-image products are small:
+// the small ResNet's projections, batch 64, paired medians of 12, 16 -> 32 0.78 / 0.54 ms, 32 -> 64
+// 0.56 / 0.42 ms; ResNet-18's (batch 8) 64 -> 128 2.68 / 3.98 ms, 128 -> 256 2.01 / 2.99 ms.
+bool hwc_backward_weight_by_default(const Conv2dShape& s) {
+#if defined(__x86_64__) || defined(_M_X64)
+  if (s.R * s.S == 1)
+    return hwc_possible(s) && active_isa() == Isa::avx2 && s.stride_h == 2 && s.C >= 6 && s.C * s.K <= 2048;
+  return hwc_by_default(s) && s.C >= 6;
+#else
+  (void)s;
+  return false;
+#endif
+}
 
 void hwc_prepare(const Conv2dShape& s, const float* w, float* Wk) {
   const index_t C = s.C, K = s.K, RS = s.R * s.S;

@@ -28,7 +28,8 @@ bool hwc_possible(const Conv2dShape& s);
 // Whether the kernel takes the forward of `s` by default, per call (where Winograd does not:
 // conv.cpp) and in the inference plan: on AVX2 machines, the layers that are not 1x1, have more than
 // one input channel and at most 2^17 filter floats. Backward-weight per call also needs 6 input
-// channels or more (its register blocks of 6 channels). The reasons and figures are in conv_hwc.cpp.
+// channels or more (its register blocks of 6 channels), and takes 1x1 stride-2 layers of at most
+// 2048 filter floats. The reasons and figures are in conv_hwc.cpp.
 bool hwc_by_default(const Conv2dShape& s);
 bool hwc_backward_weight_by_default(const Conv2dShape& s);
 

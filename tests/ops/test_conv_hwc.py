@@ -150,7 +150,8 @@ def test_hwc_is_taken(monkeypatch, simd_isa):
         assert sizes[None][name] == sizes["1" if simd_isa == "avx2" else "0"][name], name
     for name in ("large_filters", "one_by_one", "one_channel"):  # not by default
         assert sizes[None][name] == sizes["0"][name], name
-    # Backward-weight (pass 2): by default also from 6 input channels only (3 -> 512 7x7: not taken).
+    # Backward-weight (pass 2): by default also from 6 input channels only (3 -> 512 7x7: not taken),
+    # and 1x1 stride-2 projections of at most 2048 filter floats.
     bw = {}
     for mode in ("0", "1", None):
         if mode is None:
@@ -158,10 +159,15 @@ def test_hwc_is_taken(monkeypatch, simd_isa):
         else:
             monkeypatch.setenv("FASTLAYERS_CONV_HWC", mode)
         bw[mode] = {name: _workspace_floats(c, 2) for name, c in
-                    [("six", (1, 6, 14, 14, 512, 5, 5, 1, 0, 1, 1)), ("three", (1, 3, 14, 14, 512, 7, 7, 2, 3, 1, 1))]}
-    assert bw["1"]["six"] > bw["0"]["six"] and bw["1"]["three"] > bw["0"]["three"]
-    assert bw[None]["six"] == bw["1" if simd_isa == "avx2" else "0"]["six"]
-    assert bw[None]["three"] == bw["0"]["three"]
+                    [("six", (1, 6, 14, 14, 512, 5, 5, 1, 0, 1, 1)), ("three", (1, 3, 14, 14, 512, 7, 7, 2, 3, 1, 1)),
+                     ("projection", (1, 32, 6, 6, 64, 1, 1, 2, 0, 1, 1)),
+                     ("wide_projection", (1, 64, 6, 6, 128, 1, 1, 2, 0, 1, 1))]}
+    for name in bw["1"]:
+        assert bw["1"][name] > bw["0"][name], name
+    for name in ("six", "projection"):  # by default on AVX2
+        assert bw[None][name] == bw["1" if simd_isa == "avx2" else "0"][name], name
+    for name in ("three", "wide_projection"):  # not by default
+        assert bw[None][name] == bw["0"][name], name
     # Backward-data (pass 1): stride 2 only, by default up to 2^15 filter floats (64 -> 128: not).
     bd = {}
     for mode in ("0", "1", None):
