@@ -195,9 +195,13 @@ struct Plan {
   index_t n_jch;       // jr panels of a B block are split into this many groups (threading)
 };
 
-// kPacked: B comes through the packing callback `pb` (sgemm_packed_b). A template parameter so
-// that the plain sgemm's instantiation is exactly the code it was before the callback existed.
-template <bool kPacked>
+// Where the B block's panels come from: packed here from the matrix B (sgemm), packed by the
+// callback `pb` (sgemm_packed_b), or already packed whole by sgemm_pack_b (then B points at the
+// panels and nothing is packed: no copy, and no barrier, since each thread keeps the same C tiles
+// for every block). A template parameter so that each instantiation carries only its own source.
+enum class BFrom { matrix, callback, prepacked };
+
+template <BFrom kFrom>
 void run_team(const Plan& pl, int tid, int nt, bool trans_a, bool trans_b, index_t M, index_t N,
               index_t K, float alpha, const float* A, index_t lda, const float* B, index_t ldb,
               float beta, float* C, index_t ldc, float* Bp, const SgemmBPacker* pb) {
@@ -214,7 +218,7 @@ void run_team(const Plan& pl, int tid, int nt, bool trans_a, bool trans_b, index
       const float b_beta = pc == 0 ? beta : 1.0f;
       // The team packs the B block together, split by panels.
       const index_t p0 = tid * np / nt, p1 = (tid + 1) * np / nt;
-      if constexpr (!kPacked) {
+      if constexpr (kFrom == BFrom::matrix) {
         if (!trans_b) {
           pack_b_rows(B, ldb, pc, kcur, jc, ncur, p0, p1, NR, Bp);
         } else {
@@ -222,12 +226,12 @@ void run_team(const Plan& pl, int tid, int nt, bool trans_a, bool trans_b, index
             pack_b_panel(trans_b, B, ldb, jc + p * NR, std::min<index_t>(NR, ncur - p * NR), pc, kcur,
                          NR, ki.pack_bt, Bp + p * NR * kcur);
         }
-      } else {
+      } else if constexpr (kFrom == BFrom::callback) {
         for (index_t p = p0; p < p1; ++p)
           pb->pack(pb->ctx, pc, kcur, jc + p * NR, std::min<index_t>(NR, ncur - p * NR), NR,
                    Bp + p * NR * kcur);
       }
-      if (nt > 1) {
+      if (nt > 1 && kFrom != BFrom::prepacked) {
 #pragma omp barrier
       }
       const index_t units = pl.n_ic * pl.n_jch;
@@ -250,7 +254,8 @@ void run_team(const Plan& pl, int tid, int nt, bool trans_a, bool trans_b, index
         }
         for (index_t jr = jch * np / pl.n_jch; jr < (jch + 1) * np / pl.n_jch; ++jr) {
           const index_t n = std::min<index_t>(NR, ncur - jr * NR);
-          const float* bp = Bp + jr * NR * kcur;
+          // Prepacked: panel jc / NR + jr holds all K rows, NR floats each; this block's rows start at pc.
+          const float* bp = kFrom == BFrom::prepacked ? B + ((jc / NR + jr) * K + pc) * NR : Bp + jr * NR * kcur;
           for (index_t ir = 0; ir < mp; ++ir) {
             const index_t m = std::min<index_t>(MR, mcur - ir * MR);
             float* c = C + (i0 + ir * MR) * ldc + jc + jr * NR;
@@ -275,7 +280,7 @@ void run_team(const Plan& pl, int tid, int nt, bool trans_a, bool trans_b, index
         }
       }
       // The next pc/jc iteration overwrites the shared B block.
-      if (nt > 1 && (pc + pl.kc < K || jc + pl.nc < N)) {
+      if (nt > 1 && kFrom != BFrom::prepacked && (pc + pl.kc < K || jc + pl.nc < N)) {
 #pragma omp barrier
       }
     }
@@ -284,7 +289,7 @@ void run_team(const Plan& pl, int tid, int nt, bool trans_a, bool trans_b, index
 
 void sgemm_impl(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, float alpha,
                 const float* A, index_t lda, const float* B, index_t ldb, float beta, float* C,
-                index_t ldc, const SgemmBPacker* pb) {
+                index_t ldc, const SgemmBPacker* pb, bool b_prepacked = false) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0 || alpha == 0.0f) {  // BLAS semantics: A and B are not read
     scale_c(M, N, beta, C, ldc);
@@ -295,9 +300,10 @@ void sgemm_impl(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, flo
   const KernelInfo& ki = pl.ki;
   int nt = omp_in_parallel() ? 1 : max_threads();
   if (M * N * K < kParallelFlops) nt = 1;
+  const bool plain_b = pb == nullptr && !b_prepacked;  // B a matrix, so the unpacked paths may run
 
   // A few rows (batch-1 inference): no packing, columns split over the team when worth it.
-  if (M <= kSmallM && !trans_a && pb == nullptr) {
+  if (M <= kSmallM && !trans_a && plain_b) {
     if (nt == 1 || N < 32 * nt) {
       ki.small(trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
       return;
@@ -317,7 +323,7 @@ void sgemm_impl(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, flo
   // no packing of A and no 32-wide B panel padded with zeros. op(B) = B (K x N) is transposed
   // into scratch first: N x K, small next to the M x N x K product (and within the usual B
   // block: the workspace bound in gemm.h).
-  if (N <= kSmallN && !trans_a && pb == nullptr && ki.small_n != nullptr &&
+  if (N <= kSmallN && !trans_a && plain_b && ki.small_n != nullptr &&
       (trans_b || N * K <= ki.kc * ki.nc)) {
     const float* Bt = B;
     index_t ldbt = ldb;
@@ -349,7 +355,7 @@ void sgemm_impl(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, flo
   // ran at 60 % of OpenBLAS.) Packed op(A) must fit the usual A block (the workspace bound in
   // gemm.h).
   const bool one_tile = M <= ki.mr;
-  if (!trans_b && pb == nullptr && ki.few_rows != nullptr && K * N <= kInPlaceB &&
+  if (!trans_b && plain_b && ki.few_rows != nullptr && K * N <= kInPlaceB &&
       ((one_tile && trans_a) || K * ki.mr <= ki.mc * ki.kc)) {
     if (one_tile && trans_a) {
       if (nt == 1 || N < 2 * ki.nr) {
@@ -425,23 +431,20 @@ void sgemm_impl(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, flo
     }
     pl.n_jch = std::min<index_t>(np, nt / g);
   }
-  float* Bp = workspace_b(static_cast<std::size_t>(pl.kc * pl.nc));
-
-  if (nt == 1) {
-    if (pb != nullptr)
-      run_team<true>(pl, 0, 1, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, Bp, pb);
+  float* Bp = b_prepacked ? nullptr : workspace_b(static_cast<std::size_t>(pl.kc * pl.nc));
+  auto team = [&](int tid, int T) {
+    if (b_prepacked)
+      run_team<BFrom::prepacked>(pl, tid, T, trans_a, false, M, N, K, alpha, A, lda, B, 0, beta, C, ldc, Bp, pb);
+    else if (pb != nullptr)
+      run_team<BFrom::callback>(pl, tid, T, trans_a, false, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, Bp, pb);
     else
-      run_team<false>(pl, 0, 1, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, Bp, pb);
+      run_team<BFrom::matrix>(pl, tid, T, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, Bp, pb);
+  };
+  if (nt == 1) {
+    team(0, 1);
   } else {
 #pragma omp parallel num_threads(nt)
-    {
-      if (pb != nullptr)
-        run_team<true>(pl, omp_get_thread_num(), omp_get_num_threads(), trans_a, trans_b, M, N, K,
-                       alpha, A, lda, B, ldb, beta, C, ldc, Bp, pb);
-      else
-        run_team<false>(pl, omp_get_thread_num(), omp_get_num_threads(), trans_a, trans_b, M, N, K,
-                        alpha, A, lda, B, ldb, beta, C, ldc, Bp, pb);
-    }
+    team(omp_get_thread_num(), omp_get_num_threads());
   }
 }
 
@@ -505,6 +508,49 @@ void sgemm_pack_a(bool trans_a, index_t M, index_t K, float alpha, const float* 
 void sgemm_prepacked_a(index_t M, index_t i0, index_t m, index_t N, index_t K, const float* Ap,
                        const float* B, index_t ldb, float beta, float* C, index_t ldc) {
   gemm_detail::prepacked_a_impl(i0, std::min(m, M - i0), N, K, Ap, B, ldb, beta, C, ldc);
+}
+
+index_t sgemm_packed_b_cols() { return gemm_detail::select_kernel().nr; }
+
+index_t sgemm_packed_b_floats(index_t K, index_t N) {
+  return gemm_detail::round_up(N, sgemm_packed_b_cols()) * K;
+}
+
+// Panel p holds columns [p*NR, p*NR + NR) of op(B) as K x NR (k-major), zero-padded: the layout of
+// sgemm's B blocks with kc = K, so any kc block of a panel is contiguous.
+void sgemm_pack_b(bool trans_b, index_t K, index_t N, const float* B, index_t ldb, float* Bp) {
+  const gemm_detail::KernelInfo ki = gemm_detail::select_kernel();
+  for (index_t j = 0; j < N; j += ki.nr)
+    gemm_detail::pack_b_panel(trans_b, B, ldb, j, std::min<index_t>(ki.nr, N - j), 0, K, ki.nr, ki.pack_bt,
+                              Bp + j * K);
+}
+
+namespace {
+// Panels of another width (packed under another ISA): repacked block by block to the active one.
+struct RepackCtx {
+  const float* Bp;
+  index_t K, nr_packed;
+};
+void repack_panels(const void* ctx, index_t k0, index_t kc, index_t j0, index_t n, int nr, float* dst) {
+  const RepackCtx& r = *static_cast<const RepackCtx*>(ctx);
+  for (index_t k = 0; k < kc; ++k) {
+    for (index_t j = 0; j < n; ++j) {
+      const index_t col = j0 + j, p = col / r.nr_packed;
+      dst[k * nr + j] = r.Bp[(p * r.K + k0 + k) * r.nr_packed + col % r.nr_packed];
+    }
+    for (index_t j = n; j < nr; ++j) dst[k * nr + j] = 0.0f;
+  }
+}
+}  // namespace
+
+void sgemm_prepacked_b(bool trans_a, index_t M, index_t N, index_t K, float alpha, const float* A,
+                       index_t lda, const float* Bp, index_t packed_cols, float beta, float* C, index_t ldc) {
+  if (packed_cols == sgemm_packed_b_cols()) {
+    gemm_detail::sgemm_impl(trans_a, false, M, N, K, alpha, A, lda, Bp, 0, beta, C, ldc, nullptr, true);
+    return;
+  }
+  const RepackCtx ctx{Bp, K, packed_cols};
+  sgemm_packed_b(trans_a, M, N, K, alpha, A, lda, SgemmBPacker{repack_panels, &ctx}, beta, C, ldc);
 }
 
 void sgemm(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, float alpha,

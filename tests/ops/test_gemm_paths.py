@@ -6,6 +6,8 @@
   tile of op(A) packed (or used as stored: one transposed tile), K in blocks of 512.
 
 Both run on every ISA the CPU has (the ISAs without them take the packed path: same answers).
+Also op(B) packed once and used by many products (sgemm_pack_b / sgemm_prepacked_b, the
+inference plan's dense weights), including panels packed under another ISA.
 Calls go through the raw kernel where the test needs a C that the op would not hand over (NaN in
 C with beta 0, leading dimensions wider than the rows). Tolerance: reduction_tol(K)."""
 
@@ -238,3 +240,91 @@ def test_small_shapes_hypothesis(m, n, k, trans_a, trans_b, alpha, beta, seed):
     c = rng.standard_normal((m, n)).astype(np.float32)
     got = fl.gemm(a, b, trans_a=trans_a, trans_b=trans_b, alpha=alpha, beta=beta, c=c)
     assert_close(got, expected(a, b, trans_a, trans_b, alpha, beta, c), reduction_tol(k), "hypothesis")
+
+
+# ---- op(B) packed once (sgemm_pack_b / sgemm_prepacked_b: the inference plan's dense weights) --
+
+def aligned_floats(n):
+    """n float32s starting at a 64-byte boundary (the packed panels' kernels load them aligned)."""
+    raw = np.empty(n + 16, np.float32)
+    skip = (-raw.ctypes.data % 64) // 4
+    return raw[skip:skip + n]
+
+
+def pack_b(b, k, n, trans_b):
+    bp = aligned_floats(max(_cpu.sgemm_packed_b_floats(k, n), 1))
+    _cpu.sgemm_pack_b(trans_b, k, n, b, b.shape[1], bp)
+    return bp, _cpu.sgemm_packed_b_cols()
+
+
+def prepacked_gemm(ta, m, n, k, alpha, a, bp, cols, beta, c):
+    _cpu.sgemm_prepacked_b(ta, m, n, k, alpha, a, a.shape[1], bp, cols, beta, c, c.shape[1])
+
+
+# M: one row, an edge tile of rows (5 < 6, 13 < 14), exactly one tile, the dense layer's batches;
+# N: one column, under a vector, one panel, one panel and a column, the dense layer's 200 and 10.
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("trans_b", [False, True])
+@pytest.mark.parametrize("m,n,k", [(1, 200, 1024), (4, 10, 7), (5, 17, 300), (6, 16, 16), (13, 1, 5),
+                                   (64, 200, 1024), (100, 10, 200), (7, 33, 0)])
+def test_prepacked_b_matches_reference(isa, rng, m, n, k, trans_a, trans_b):
+    a, b = operands(rng, m, n, k, trans_a, trans_b)
+    copies = (a.copy(), b.copy())
+    bp, cols = pack_b(b, k, n, trans_b)
+    c = np.full((m, n), np.nan, np.float32)  # beta 0: C is write-only, NaN in it ignored
+    prepacked_gemm(trans_a, m, n, k, 1.0, a, bp, cols, 0.0, c)
+    assert_close(c, expected(a, b, trans_a, trans_b), reduction_tol(k), f"{isa} {m}x{n}x{k}")
+    c0 = rng.standard_normal((m, n)).astype(np.float32)
+    c = c0.copy()
+    prepacked_gemm(trans_a, m, n, k, -0.5, a, bp, cols, 0.25, c)
+    assert_close(c, expected(a, b, trans_a, trans_b, -0.5, 0.25, c0), reduction_tol(k), "alpha, beta")
+    np.testing.assert_array_equal(a, copies[0])
+    np.testing.assert_array_equal(b, copies[1])
+
+
+@pytest.mark.parametrize("nt", [1, 2, 3])
+def test_prepacked_b_threads_and_blocks(threads, rng, nt):
+    # K = 1100 and N = 1100: two kc blocks and (AVX-512, nc = 1024) two nc blocks, the later kc
+    # blocks adding to C; the threads share the row blocks with no barrier between blocks.
+    threads(nt)
+    m, n, k = 300, 1100, 1100
+    a, b = operands(rng, m, n, k, False, True)
+    bp, cols = pack_b(b, k, n, True)
+    c0 = rng.standard_normal((m, n)).astype(np.float32)
+    c = c0.copy()
+    prepacked_gemm(False, m, n, k, 1.0, a, bp, cols, 1.0, c)
+    assert_close(c, expected(a, b, False, True, 1.0, 1.0, c0), reduction_tol(k), f"{nt} threads")
+
+
+def test_prepacked_b_packed_under_another_isa(rng):
+    # Panels packed under one ISA and used under another (set_max_isa in between) are repacked
+    # to the active kernel's width as they are used: the same product either way.
+    have = ["generic", "avx2", "avx512"]
+    have = have[: have.index(_cpu.detected_isa()) + 1]
+    m, n, k = 23, 70, 90
+    a, b = operands(rng, m, n, k, False, True)
+    want = expected(a, b, False, True)
+    try:
+        for packed_under in have:
+            _cpu.set_max_isa(packed_under)
+            bp, cols = pack_b(b, k, n, True)
+            for run_under in have:
+                _cpu.set_max_isa(run_under)
+                c = np.zeros((m, n), np.float32)
+                prepacked_gemm(False, m, n, k, 1.0, a, bp, cols, 0.0, c)
+                assert_close(c, want, reduction_tol(k), f"packed {packed_under} ({cols} wide), run {run_under}")
+    finally:
+        _cpu.set_max_isa("avx512")
+
+
+def test_prepacked_b_refuses_misaligned_panels(rng):
+    b = rng.standard_normal((8, 8)).astype(np.float32)
+    bp = aligned_floats(_cpu.sgemm_packed_b_floats(8, 8) + 1)[1:]
+    with pytest.raises(ValueError, match="bp must be 64-byte aligned"):
+        _cpu.sgemm_pack_b(False, 8, 8, b, 8, bp)
+    a = np.ones((2, 8), np.float32)
+    c = np.zeros((2, 8), np.float32)
+    with pytest.raises(ValueError, match="bp must be 64-byte aligned"):
+        _cpu.sgemm_prepacked_b(False, 2, 8, 8, 1.0, a, 8, bp, 16, 0.0, c, 8)
+    with pytest.raises(ValueError, match="packed_cols must be positive"):
+        _cpu.sgemm_prepacked_b(False, 2, 8, 8, 1.0, a, 8, aligned_floats(256), 0, 0.0, c, 8)

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdlib>
 #include <functional>
 #include <new>
@@ -48,6 +49,14 @@ float* alloc_floats(index_t n) {
   if (p == nullptr) throw std::bad_alloc();
   return static_cast<float*>(p);
 }
+
+// A vector's first 64-byte aligned float: buffers that need the alignment hold kAlignFloats extra.
+constexpr index_t kAlignFloats = 16;
+float* aligned(std::vector<float>& v) {
+  const auto p = reinterpret_cast<std::uintptr_t>(v.data());
+  return v.data() + ((64 - p % 64) % 64) / sizeof(float);
+}
+const float* aligned(const std::vector<float>& v) { return aligned(const_cast<std::vector<float>&>(v)); }
 
 index_t conv_in_floats(const Conv2dShape& s) { return s.N * s.C * s.H * s.W; }
 index_t conv_out_floats(const Conv2dShape& s) { return s.N * s.K * s.P * s.Q; }
@@ -233,6 +242,15 @@ void Plan::finalize(index_t arena_floats, int threads) {
   threads_ = std::max(threads, 1);
   index_t ws = 0;
   for (Step& s : steps_) {
+    if (s.kind == StepKind::linear) {
+      // w^T in the SGEMM's panels, once (64-byte aligned inside the vector: the kernels' aligned
+      // loads), instead of packed again on every call.
+      s.packed.assign(static_cast<size_t>(sgemm_packed_b_floats(s.K, s.N) + kAlignFloats), 0.0f);
+      sgemm_pack_b(true, s.K, s.N, s.w.data(), s.K, aligned(s.packed));
+      s.packed_cols = sgemm_packed_b_cols();
+      std::vector<float>().swap(s.w);
+      continue;
+    }
     if (s.kind != StepKind::conv) continue;
     s.wino16 = wino16_preferred(s.conv);
     s.pixconv = !s.wino16 && pixconv_preferred(s.conv);
@@ -477,7 +495,7 @@ bool Plan::run_step(const Step& s, const float* x, float* y) {
       return true;
     }
     case StepKind::linear: {
-      sgemm(false, true, s.M, s.N, s.K, 1.0f, in, s.K, s.w.data(), s.K, 0.0f, out, s.N);
+      sgemm_prepacked_b(false, s.M, s.N, s.K, 1.0f, in, s.K, aligned(s.packed), s.packed_cols, 0.0f, out, s.N);
       const float* b = s.b.empty() ? nullptr : s.b.data();
       if (b == nullptr && s.epi.act == Act::none) return true;
       const index_t N = s.N;

@@ -4,7 +4,7 @@
 // reused once its last reader has run), except the model's input (the caller's x) and output (the
 // caller's y). The plan owns copies of the weights, with batch norm already folded into the conv by
 // the builder, and packs them once for the kernels that take packed filters (the direct "smallc"
-// convolution, conv_smallc.h).
+// convolution, conv_smallc.h, and the others below) and the dense layers' w^T for the SGEMM.
 //
 // Steps and their fused epilogues: a conv or dense step computes z = op(x) + bias (bias inside the
 // kernel) and then, in the same step, y = pool(act(z + residual)) or act(pool(z + residual)):
@@ -55,6 +55,7 @@ struct Step {
   bool pixconv = false;                // conv_pixels: the plain filters, pixels in the lanes
   bool hwc = false;                    // conv_hwc: filters packed [tap][c][k] once (in packed)
   std::vector<float> w, b, packed;     // weights (conv / dense), bias (or affine shift), packed filters
+  index_t packed_cols = 0;             // dense: w^T packed for sgemm_prepacked_b in panels this wide
   std::vector<float> scale;            // affine: per-channel scale
   index_t M = 0, N = 0, K = 0;         // dense: x (M x K) * w (N x K)^T; add/act/copy: M elements
   index_t C = 0, HW = 0;               // affine / epilogue geometry: planes of HW floats, C per image
