@@ -60,11 +60,21 @@ WinoC16Geom winograd_c16_geom(const Conv2dShape& s, bool blocks_across_images) {
   // Tiles per block: V and M of a block within ~384 KiB (L2), and at most the image's tiles.
   const index_t cap = std::max<index_t>(6, 98304 / (kA * kA * (s.C + s.K)));
   g.TB = blocks_across_images ? cap : std::min(g.tiles, cap);
+  // The transforms read or write one vector at each of the 36 positions: position strides that
+  // are multiples of 1 KiB put those lines in a few L1 sets (8 ways each), and they evicted one
+  // another (the CNN's conv2, 16 tiles x 64 channels = 4 KiB: all 36 in one set). A 64-byte pad
+  // spreads them.
+  auto position_stride = [](index_t floats) {
+    const index_t r = round16(floats);
+    return r % 256 == 0 ? r + 16 : r;
+  };
+  g.v_stride = position_stride(g.TB * s.C);
+  g.m_stride = position_stride(g.TB * s.K);
   g.xin_off = 0;
   g.yout_off = round16(g.Hp * g.Wp * s.C);
   g.v_off = g.yout_off + round16(g.Pp * g.Qp * s.K);
-  g.m_off = g.v_off + round16(kA * kA * g.TB * s.C);
-  g.flag_off = g.m_off + round16(kA * kA * g.TB * s.K);
+  g.m_off = g.v_off + kA * kA * g.v_stride;
+  g.flag_off = g.m_off + kA * kA * g.m_stride;
   g.slice = g.flag_off + 16;
   return g;
 }

@@ -30,6 +30,7 @@ struct WinoC16Geom {
   int m = 4, r = 3;
   index_t tiles_h = 0, tiles_w = 0, tiles = 0;
   index_t Hp = 0, Wp = 0, Pp = 0, Qp = 0, TB = 0;
+  index_t v_stride = 0, m_stride = 0;  // floats between consecutive positions xi in V and in M (or D)
   index_t xin_off = 0, yout_off = 0, v_off = 0, m_off = 0, flag_off = 0, slice = 0;
 };
 

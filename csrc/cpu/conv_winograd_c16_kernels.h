@@ -204,7 +204,7 @@ void transpose_out(const Conv2dShape& s, const WinoC16Geom& g, const float* yout
 template <class S>
 void transform_input(const Conv2dShape& s, const WinoC16Geom& g, const float* xin, float* V, index_t t0, index_t n) {
   using Vec = typename S::V;
-  const index_t C = s.C, Wp = g.Wp, vs = g.TB * C;  // vs: between consecutive xi
+  const index_t C = s.C, Wp = g.Wp, vs = g.v_stride;  // vs: between consecutive xi
   for (index_t j = 0; j < n; ++j) {
     const index_t th = (t0 + j) / g.tiles_w, tw = (t0 + j) % g.tiles_w;
     const float* base = xin + (th * g.m * Wp + tw * g.m) * C;
@@ -231,7 +231,7 @@ template <class S, int MT>
 void transform_output(const Conv2dShape& s, const WinoC16Geom& g, const float* M, const float* bias, float* yout,
                       index_t t0, index_t n) {
   using Vec = typename S::V;
-  const index_t K = s.K, Qp = g.Qp, ms = g.TB * K;  // ms: between consecutive xi
+  const index_t K = s.K, Qp = g.Qp, ms = g.m_stride;  // ms: between consecutive xi
   for (index_t j = 0; j < n; ++j) {
     const index_t th = (t0 + j) / g.tiles_w, tw = (t0 + j) % g.tiles_w;
     float* base = yout + (th * MT * Qp + tw * MT) * K;
@@ -306,7 +306,7 @@ void forward_image(const Conv2dShape& s, const WinoC16Geom& g, const float* x, c
   for (index_t t0 = lo; t0 < hi; t0 += g.TB) {
     const index_t n = std::min(g.TB, hi - t0);
     transform_input<S>(s, g, xin, V, t0, n);
-    for (int xi = 0; xi < kAA; ++xi) products_all<S>(U + xi * C * K, K, V + xi * g.TB * C, C, M + xi * g.TB * K, n);
+    for (int xi = 0; xi < kAA; ++xi) products_all<S>(U + xi * C * K, K, V + xi * g.v_stride, C, M + xi * g.m_stride, n);
     transform_output<S, MT>(s, g, M, bias, yout, t0, n);
   }
   if (team > 1) {
@@ -376,7 +376,7 @@ void transpose_grad_in(const Conv2dShape& s, const WinoC16Geom& g, const float* 
 template <class S, int MT>
 void transform_grad(const Conv2dShape& s, const WinoC16Geom& g, const float* gin, float* D, index_t t0, index_t n) {
   using Vec = typename S::V;
-  const index_t K = s.K, Qp = g.Qp, ds = g.TB * K;  // ds: between consecutive xi
+  const index_t K = s.K, Qp = g.Qp, ds = g.m_stride;  // ds: between consecutive xi
   for (index_t j = 0; j < n; ++j) {
     const index_t th = (t0 + j) / g.tiles_w, tw = (t0 + j) % g.tiles_w;
     const float* base = gin + (th * MT * Qp + tw * MT) * K;
@@ -492,7 +492,7 @@ void backward_weight_images(const Conv2dShape& s, const WinoC16Geom& g, const fl
   const index_t C = s.C, K = s.K, in_img = C * s.H * s.W, out_img = K * s.P * s.Q;
   index_t fill = 0;  // tiles in the block so far
   auto flush = [&] {
-    for (int xi = 0; xi < kAA; ++xi) wgrad<S>(D + xi * g.TB * K, K, V + xi * g.TB * C, C, fill, Mw + xi * K * C);
+    for (int xi = 0; xi < kAA; ++xi) wgrad<S>(D + xi * g.m_stride, K, V + xi * g.v_stride, C, fill, Mw + xi * K * C);
     fill = 0;
   };
   for (index_t n = n0; n < n1; ++n) {
