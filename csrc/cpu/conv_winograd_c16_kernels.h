@@ -133,71 +133,89 @@ void products_all(const float* U, index_t K, const float* V, index_t C, float* M
 }
 
 // ---- the image in HWC: xin[i][j][c] = x[c][i - ph][j - pw] (0 outside), rows [i0, i1). Returns
-// false if any value read is a NaN or inf.
+// false if any value read is a NaN or inf. Input pixels go L at a time in x's order (h * W + w),
+// across the ends of rows, as in transpose_out below: whole-vector loads from each channel plane.
 template <class S>
 bool transpose_in(const Conv2dShape& s, const WinoC16Geom& g, const float* x, float* xin, index_t i0, index_t i1) {
   constexpr int L = S::L;
-  const index_t C = s.C, H = s.H, W = s.W, HW = H * W, Wp = g.Wp, pw = s.pad_w;
-  unsigned bad = 0;
-  for (index_t i = i0; i < i1; ++i) {
+  const index_t C = s.C, H = s.H, W = s.W, HW = H * W, Wp = g.Wp, ph = s.pad_h, pw = s.pad_w;
+  for (index_t i = i0; i < i1; ++i) {  // the zero border
     float* row = xin + i * Wp * C;
-    const index_t ih = i - s.pad_h;
+    const index_t ih = i - ph;
     if (ih < 0 || ih >= H) {
       std::fill(row, row + Wp * C, 0.0f);
       continue;
     }
     std::fill(row, row + pw * C, 0.0f);
     if (pw + W < Wp) std::fill(row + (pw + W) * C, row + Wp * C, 0.0f);
-    index_t c0 = 0;
-    for (; c0 + L <= C; c0 += L) {
-      for (index_t w0 = 0; w0 < W; w0 += L) {
-        const int nw = static_cast<int>(std::min<index_t>(L, W - w0));
-        typename S::V r[L];
-        for (int c = 0; c < L; ++c) {
-          r[c] = S::load_n(x + (c0 + c) * HW + ih * W + w0, nw);
-          bad |= S::unordered(S::sub(r[c], r[c]));  // 0, or NaN for a NaN or inf
-        }
-        S::transpose(r);
-        float* dst = row + (pw + w0) * C + c0;
-        for (int j = 0; j < nw; ++j) S::store(dst + j * C, r[j]);
+  }
+  const index_t h0 = std::max<index_t>(i0 - ph, 0), h1 = std::min<index_t>(i1 - ph, H);
+  if (h0 >= h1) return true;
+  unsigned bad = 0;
+  index_t c0 = 0;
+  for (; c0 + L <= C; c0 += L) {
+    index_t h = h0, w = 0;  // the pixel f0 + j below
+    for (index_t f0 = h0 * W; f0 < h1 * W; f0 += L) {
+      const int nf = static_cast<int>(std::min<index_t>(L, h1 * W - f0));
+      typename S::V r[L];
+      for (int c = 0; c < L; ++c) {
+        r[c] = S::load_n(x + (c0 + c) * HW + f0, nf);
+        bad |= S::unordered(S::sub(r[c], r[c]));  // 0, or NaN for a NaN or inf
+      }
+      S::transpose(r);
+      for (int j = 0; j < nf; ++j) {
+        S::store(xin + ((h + ph) * Wp + pw + w) * C + c0, r[j]);
+        if (++w == W) w = 0, ++h;
       }
     }
-    // The last C % L channels (conv_hwc: LeNet-5's 6), one float at a time: masked stores of
-    // their vectors were a quarter of the transpose's time on Zen 3 (vmaskmovps is microcoded there).
-    for (; c0 < C; ++c0) {
-      const float* src = x + c0 * HW + ih * W;
-      float* dst = row + pw * C + c0;
+  }
+  // The last C % L channels (conv_hwc: LeNet-5's 6), one float at a time: masked stores of
+  // their vectors were a quarter of the transpose's time on Zen 3 (vmaskmovps is microcoded there).
+  for (; c0 < C; ++c0)
+    for (index_t h = h0; h < h1; ++h) {
+      const float* src = x + c0 * HW + h * W;
+      float* dst = xin + ((h + ph) * Wp + pw) * C + c0;
       float probe = 0.0f;  // v * 0 is 0 for finite v, NaN for inf or NaN
       for (index_t w = 0; w < W; ++w) dst[w * C] = src[w], probe += src[w] * 0.0f;
       bad |= probe != 0.0f;  // NaN compares unequal
     }
-  }
   return bad == 0;
 }
 
 // ---- y[k][p][q] = yout[p][q][k] (+ res[k][p][q], then ReLU if asked) for rows [p0, p1).
+// Output pixels go L at a time in y's order (p * Q + q), across the ends of rows, so that each
+// channel plane gets whole-vector stores: a row at a time cut a 7-wide row into 4 + 2 + 1-float
+// stores and masked residual loads (the small ResNet, batch 64, 1 thread: this transpose was 15 %
+// of the profile).
 template <class S>
 void transpose_out(const Conv2dShape& s, const WinoC16Geom& g, const float* yout, const float* res, bool relu,
                    float* y, index_t p0, index_t p1) {
   constexpr int L = S::L;
-  const index_t K = s.K, P = s.P, Q = s.Q, Qp = g.Qp;
+  const index_t K = s.K, Q = s.Q, PQ = s.P * s.Q, Qp = g.Qp, f1 = p1 * Q;
   const auto zero = S::zero();
-  for (index_t p = p0; p < p1; ++p)
-    for (index_t k0 = 0; k0 < K; k0 += L)
-      for (index_t q0 = 0; q0 < Q; q0 += L) {
-        const int nq = static_cast<int>(std::min<index_t>(L, Q - q0));
-        typename S::V r[L];
-        const float* src = yout + (p * Qp + q0) * K + k0;
-        for (int j = 0; j < L; ++j) r[j] = j < nq ? S::load(src + j * K) : zero;
-        S::transpose(r);
-        for (int k = 0; k < L; ++k) {
-          const index_t at = ((k0 + k) * P + p) * Q + q0;
-          auto v = r[k];
-          if (res != nullptr) v = S::add(v, S::load_n(res + at, nq));
-          if (relu) v = S::max(zero, v);  // the second operand when NaN: NaN stays NaN, as the op
-          S::store_n(y + at, v, nq);
+  for (index_t k0 = 0; k0 < K; k0 += L) {
+    index_t p = p0, q = 0;  // the pixel f0 + j below
+    for (index_t f0 = p0 * Q; f0 < f1; f0 += L) {
+      const int nf = static_cast<int>(std::min<index_t>(L, f1 - f0));
+      typename S::V r[L];
+      for (int j = 0; j < L; ++j) {
+        if (j < nf) {
+          r[j] = S::load(yout + (p * Qp + q) * K + k0);
+          if (++q == Q) q = 0, ++p;
+        } else {
+          r[j] = zero;
         }
       }
+      S::transpose(r);
+      for (int k = 0; k < L; ++k) {
+        const index_t at = (k0 + k) * PQ + f0;
+        auto v = r[k];
+        if (res != nullptr) v = S::add(v, S::load_n(res + at, nf));
+        if (relu) v = S::max(zero, v);  // the second operand when NaN: NaN stays NaN, as the op
+        S::store_n(y + at, v, nf);
+      }
+    }
+  }
 }
 
 // ---- V[xi][j][c] for tiles [t0, t0 + n) of the image (j = tile - t0).
