@@ -448,6 +448,27 @@ void sgemm_impl(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, flo
   }
 }
 
+// C[0:m, 0:n] (n <= NR) = packed rows (row tiles K * MR apart from a0) x one K x NR panel bp.
+void row_tiles(const KernelInfo& ki, index_t m, index_t n, index_t K, const float* a0, const float* bp, float beta,
+               float* C, index_t ldc) {
+  const int MR = ki.mr, NR = ki.nr;
+  alignas(64) float tile[32 * 64];
+  for (index_t i = 0; i < m; i += MR) {
+    const index_t mm = std::min<index_t>(MR, m - i);
+    float* c = C + i * ldc;
+    if (mm == MR && n == NR) {
+      ki.kernel(K, a0 + i * K, bp, c, ldc, beta);
+    } else if (ki.edge != nullptr) {
+      ki.edge(K, a0 + i * K, bp, c, ldc, beta, mm, n);
+    } else {
+      ki.kernel(K, a0 + i * K, bp, tile, NR, 0.0f);
+      for (index_t r = 0; r < mm; ++r)
+        for (index_t q = 0; q < n; ++q)
+          c[r * ldc + q] = beta == 0.0f ? tile[r * NR + q] : tile[r * NR + q] + beta * c[r * ldc + q];
+    }
+  }
+}
+
 // Rows [i0, i0+m) of the product with op(A) packed by sgemm_pack_a, B in place, one thread.
 void prepacked_a_impl(index_t i0, index_t m, index_t N, index_t K, const float* Ap, const float* B,
                       index_t ldb, float beta, float* C, index_t ldc) {
@@ -466,24 +487,10 @@ void prepacked_a_impl(index_t i0, index_t m, index_t N, index_t K, const float* 
   }
   // No B-in-place kernel for this ISA: pack one NR-column panel of B at a time (any K).
   float* bp = workspace_b(static_cast<std::size_t>(K * NR));
-  alignas(64) float tile[32 * 64];
   for (index_t j = 0; j < N; j += NR) {
     const index_t n = std::min<index_t>(NR, N - j);
     pack_b_panel(false, B, ldb, j, n, 0, K, NR, nullptr, bp);
-    for (index_t i = 0; i < m; i += MR) {
-      const index_t mm = std::min<index_t>(MR, m - i);
-      float* c = C + i * ldc + j;
-      if (mm == MR && n == NR) {
-        ki.kernel(K, a0 + i * K, bp, c, ldc, beta);
-      } else if (ki.edge != nullptr) {
-        ki.edge(K, a0 + i * K, bp, c, ldc, beta, mm, n);
-      } else {
-        ki.kernel(K, a0 + i * K, bp, tile, NR, 0.0f);
-        for (index_t r = 0; r < mm; ++r)
-          for (index_t q = 0; q < n; ++q)
-            c[r * ldc + q] = beta == 0.0f ? tile[r * NR + q] : tile[r * NR + q] + beta * c[r * ldc + q];
-      }
-    }
+    row_tiles(ki, m, n, K, a0, bp, beta, C + j, ldc);
   }
 }
 
@@ -551,6 +558,18 @@ void sgemm_prepacked_b(bool trans_a, index_t M, index_t N, index_t K, float alph
   }
   const RepackCtx ctx{Bp, K, packed_cols};
   sgemm_packed_b(trans_a, M, N, K, alpha, A, lda, SgemmBPacker{repack_panels, &ctx}, beta, C, ldc);
+}
+
+bool sgemm_prepacked_a_reads_b_in_place() { return gemm_detail::select_kernel().few_rows != nullptr; }
+
+void sgemm_prepacked_ab(index_t M, index_t i0, index_t m, index_t N, index_t K, const float* Ap, const float* Bp,
+                        float beta, float* C, index_t ldc) {
+  m = std::min(m, M - i0);
+  if (m <= 0 || N <= 0) return;
+  if (K <= 0) return gemm_detail::scale_c(m, N, beta, C, ldc);
+  const gemm_detail::KernelInfo ki = gemm_detail::select_kernel();
+  for (index_t j = 0; j < N; j += ki.nr)  // panel j / NR starts at (j / NR) * K * NR = j * K
+    gemm_detail::row_tiles(ki, m, std::min<index_t>(ki.nr, N - j), K, Ap + i0 * K, Bp + j * K, beta, C + j, ldc);
 }
 
 void sgemm(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, float alpha,

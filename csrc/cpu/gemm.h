@@ -41,6 +41,14 @@ void sgemm_pack_a(bool trans_a, index_t M, index_t K, float alpha, const float* 
 void sgemm_prepacked_a(index_t M, index_t i0, index_t m, index_t N, index_t K, const float* Ap,
                        const float* B, index_t ldb, float beta, float* C, index_t ldc);
 
+// Whether sgemm_prepacked_a reads B as stored (ISAs with a B-in-place kernel: AVX-512); where it
+// does not, it packs B's panels on every call, and a caller making several calls with the same B
+// (row blocks of one product) packs B once with sgemm_pack_b and calls sgemm_prepacked_ab: rows
+// [i0, i0+m) as sgemm_prepacked_a, from both operands packed (same active ISA), calling thread only.
+bool sgemm_prepacked_a_reads_b_in_place();
+void sgemm_prepacked_ab(index_t M, index_t i0, index_t m, index_t N, index_t K, const float* Ap, const float* Bp,
+                        float beta, float* C, index_t ldc);
+
 // op(B) packed once and reused by many products with different A (the inference plan's dense
 // weights, packed when the plan is built). sgemm_pack_b writes op(B) (K x N) into Bp
 // (sgemm_packed_b_floats(K, N) floats, 64-byte aligned, which the kernels' aligned loads need) as
