@@ -20,10 +20,10 @@ void hwc_forward_image_avx2(const Conv2dShape& s, const float* x, const float* W
 void hwc_backward_weight_image_avx512(const Conv2dShape& s, const float* x, const float* grad_out, float* Wt,
                                       float* ws);
 void hwc_backward_weight_image_avx2(const Conv2dShape& s, const float* x, const float* grad_out, float* Wt, float* ws);
-void hwc_backward_data_image_avx512(const Conv2dShape& s, const float* grad_out, const float* Wp, float* grad_x,
-                                    float* ws);
-void hwc_backward_data_image_avx2(const Conv2dShape& s, const float* grad_out, const float* Wp, float* grad_x,
-                                  float* ws);
+void hwc_backward_data_image_avx512(const Conv2dShape& s, const HwcBdGeom& g, const float* grad_out, const float* Wp,
+                                    float* grad_x, float* ws);
+void hwc_backward_data_image_avx2(const Conv2dShape& s, const HwcBdGeom& g, const float* grad_out, const float* Wp,
+                                  float* grad_x, float* ws);
 #endif
 
 namespace {
@@ -263,12 +263,12 @@ bool hwc_backward_data_call(const Conv2dShape& s, const float* grad_out, const f
   float* Wp = workspace;
   hwc_bd_prepare(s, w, Wp);
   float* slices = workspace + round16(hwc_filter_floats(s));
-  const index_t slice = hwc_bd_geom(s).slice, in_img = s.C * s.H * s.W, out_img = s.K * s.P * s.Q;
-  const bool avx512 = active_isa() == Isa::avx512;
+  const HwcBdGeom g = hwc_bd_geom(s);
+  const index_t in_img = s.C * s.H * s.W, out_img = s.K * s.P * s.Q;
+  const auto image = active_isa() == Isa::avx512 ? hwc_backward_data_image_avx512 : hwc_backward_data_image_avx2;
   auto body = [&](int t, int nt) {
     for (index_t n = s.N * t / nt; n < s.N * (t + 1) / nt; ++n)
-      (avx512 ? hwc_backward_data_image_avx512 : hwc_backward_data_image_avx2)(s, grad_out + n * out_img, Wp,
-                                                                               grad_x + n * in_img, slices + t * slice);
+      image(s, g, grad_out + n * out_img, Wp, grad_x + n * in_img, slices + t * g.slice);
   };
   if (T > 1) {
 #pragma omp parallel num_threads(T)

@@ -16,11 +16,10 @@ void hwc_backward_weight_image_avx2(const Conv2dShape& s, const float* x, const 
   hwc::backward_weight_image<simd::Avx2>(s, x, grad_out, Wt, ws);
 }
 
-
 // Backward-data of a stride-2 layer: grad_x of one image, overwritten.
-void hwc_backward_data_image_avx2(const Conv2dShape& s, const float* grad_out, const float* Wp, float* grad_x,
-                                  float* ws) {
-  hwc::backward_data_image<simd::Avx2>(s, grad_out, Wp, grad_x, ws);
+void hwc_backward_data_image_avx2(const Conv2dShape& s, const HwcBdGeom& g, const float* grad_out, const float* Wp,
+                                  float* grad_x, float* ws) {
+  hwc::backward_data_image<simd::Avx2>(s, g, grad_out, Wp, grad_x, ws);
 }
 
 }  // namespace fastlayers::cpu

@@ -185,22 +185,6 @@ constexpr std::array<WgradFn, sizeof...(I)> wgrad_table(std::index_sequence<I...
   return {&wgrad_tile<S, KV, static_cast<int>(I) + 1>...};
 }
 
-// gin[m][k] = grad_out[k][m] for one image (P*Q pixels, K a multiple of L), by L x L transposes.
-template <class S>
-void transpose_grad(const Conv2dShape& s, const float* go, float* gin) {
-  constexpr int L = S::L;
-  const index_t K = s.K, PQ = s.P * s.Q;
-  for (index_t m0 = 0; m0 < PQ; m0 += L) {
-    const int nm = static_cast<int>(std::min<index_t>(L, PQ - m0));
-    for (index_t k0 = 0; k0 < K; k0 += L) {
-      typename S::V r[L];
-      for (int k = 0; k < L; ++k) r[k] = S::load_n(go + (k0 + k) * PQ + m0, nm);
-      S::transpose(r);
-      for (int j = 0; j < nm; ++j) S::store(gin + (m0 + j) * K + k0, r[j]);
-    }
-  }
-}
-
 // One image's contribution to Wt (R*S x C x K, added to): ws is this thread's slice (hwc_geom: the
 // HWC image at xin_off, the HWC grad_out at yout_off).
 template <class S>
@@ -209,7 +193,7 @@ void backward_weight_image(const Conv2dShape& s, const float* x, const float* go
   float* xin = ws + g.xin_off;
   float* gin = ws + g.yout_off;
   wino16::transpose_in<S>(s, g, x, xin, 0, g.Hp);
-  transpose_grad<S>(s, go, gin);
+  wino16::grad_to_hwc<S>(go, s.K, s.P, s.Q, gin, s.Q * s.K, 0, s.P);
   const index_t C = s.C, K = s.K, st = s.stride_h;
   const index_t cblocks = (C + kWgradCB - 1) / kWgradCB;
   auto run = [&](const auto& table, index_t kstep) {
@@ -266,25 +250,17 @@ void bd_phase_by_k(const HwcBdGeom& g, index_t a, index_t b, const float* gpad, 
   }
 }
 
+// One image's grad_x (overwritten) of a stride-2 layer: grad_out in HWC, the four phase sums, their
+// interleave. g is hwc_bd_geom(s), computed once per call; ws this thread's slice (g.slice floats).
 template <class S>
-void backward_data_image(const Conv2dShape& s, const float* go, const float* Wp, float* gx, float* ws) {
+void backward_data_image(const Conv2dShape& s, const HwcBdGeom& g, const float* go, const float* Wp, float* gx,
+                         float* ws) {
   constexpr int L = S::L;
-  const HwcBdGeom g = hwc_bd_geom(s);
-  const index_t C = s.C, K = s.K, P = s.P, Q = s.Q, PQ = P * Q;
+  const index_t C = s.C, K = s.K;
   float* gpad = ws;
   // grad_out in HWC inside a zero border of B pixels.
   std::fill(gpad, gpad + g.gpad_floats, 0.0f);
-  for (index_t p = 0; p < P; ++p)
-    for (index_t q0 = 0; q0 < Q; q0 += L) {
-      const int nq = static_cast<int>(std::min<index_t>(L, Q - q0));
-      for (index_t k0 = 0; k0 < K; k0 += L) {
-        typename S::V r[L];
-        for (int k = 0; k < L; ++k) r[k] = S::load_n(go + (k0 + k) * PQ + p * Q + q0, nq);
-        S::transpose(r);
-        float* dst = gpad + ((p + g.B) * g.Wg + q0 + g.B) * K + k0;
-        for (int j = 0; j < nq; ++j) S::store(dst + j * K, r[j]);
-      }
-    }
+  wino16::grad_to_hwc<S>(go, K, s.P, s.Q, gpad + (g.B * g.Wg + g.B) * K, g.Wg * K, 0, s.P);
   for (index_t a = 0; a < 2; ++a)
     for (index_t b = 0; b < 2; ++b) {
       float* out = ws + g.phase[a][b].out_off;

@@ -366,28 +366,44 @@ inline void grad_tf(const typename S::V o[M], typename S::V u[kA]) {
   }
 }
 
+// dst[p * ld + q * K + k] = go[k][p][q] for rows [p0, p1) of one image's grad_out (K a multiple
+// of L): the HWC copy that every backward kernel here and in conv_hwc starts from, with the row
+// stride (ld) each needs. Pixels go L at a time in go's order, across the ends of rows
+// (whole-vector loads from each channel plane), and each pixel's K channels are written together.
+template <class S>
+void grad_to_hwc(const float* go, index_t K, index_t P, index_t Q, float* dst, index_t ld, index_t p0, index_t p1) {
+  constexpr int L = S::L;
+  const index_t PQ = P * Q, f1 = p1 * Q;
+  index_t p = p0, q = 0;  // the pixel f0 + j below
+  for (index_t f0 = p0 * Q; f0 < f1; f0 += L) {
+    const int nf = static_cast<int>(std::min<index_t>(L, f1 - f0));
+    index_t at[L];
+    for (int j = 0; j < nf; ++j) {
+      at[j] = p * ld + q * K;
+      if (++q == Q) q = 0, ++p;
+    }
+    for (index_t k0 = 0; k0 < K; k0 += L) {
+      typename S::V r[L];
+      for (int k = 0; k < L; ++k) r[k] = S::load_n(go + (k0 + k) * PQ + f0, nf);
+      S::transpose(r);
+      for (int j = 0; j < nf; ++j) S::store(dst + at[j] + k0, r[j]);
+    }
+  }
+}
+
 // gin[p][q][k] = grad_out[k][p][q], 0 for p >= P or q >= Q (whole tiles: Pp x Qp), rows [p0, p1).
 template <class S>
 void transpose_grad_in(const Conv2dShape& s, const WinoC16Geom& g, const float* go, float* gin, index_t p0,
                        index_t p1) {
-  constexpr int L = S::L;
-  const index_t K = s.K, P = s.P, Q = s.Q, PQ = P * Q, Qp = g.Qp;
+  const index_t K = s.K, P = s.P, Q = s.Q, Qp = g.Qp;
   for (index_t p = p0; p < p1; ++p) {
     float* row = gin + p * Qp * K;
-    if (p >= P) {
+    if (p >= P)
       std::fill(row, row + Qp * K, 0.0f);
-      continue;
-    }
-    if (Q < Qp) std::fill(row + Q * K, row + Qp * K, 0.0f);
-    for (index_t k0 = 0; k0 < K; k0 += L)
-      for (index_t q0 = 0; q0 < Q; q0 += L) {
-        const int nq = static_cast<int>(std::min<index_t>(L, Q - q0));
-        typename S::V r[L];
-        for (int k = 0; k < L; ++k) r[k] = S::load_n(go + (k0 + k) * PQ + p * Q + q0, nq);
-        S::transpose(r);
-        for (int j = 0; j < nq; ++j) S::store(row + (q0 + j) * K + k0, r[j]);
-      }
+    else if (Q < Qp)
+      std::fill(row + Q * K, row + Qp * K, 0.0f);
   }
+  grad_to_hwc<S>(go, K, P, Q, gin, Qp * K, p0, std::min(p1, P));
 }
 
 // D[xi][j][k] for tiles [t0, t0 + n) of the image.

@@ -137,13 +137,18 @@ def test_hwc_is_taken(monkeypatch, simd_isa):
         "odd_output_channels": (8, 24, 28, 28, 24, 3, 3, 2, 1, 1, 1),
         "dilated": (8, 16, 28, 28, 32, 3, 3, 1, 2, 2, 1),
     }
-    sizes = {}
-    for mode in ("0", "1", None):
-        if mode is None:
-            monkeypatch.delenv("FASTLAYERS_CONV_HWC", raising=False)
-        else:
-            monkeypatch.setenv("FASTLAYERS_CONV_HWC", mode)
-        sizes[mode] = {name: _workspace_floats(c, 0) for name, c in shapes.items()}
+    def sizes_by_mode(pass_, cases):
+        """{FASTLAYERS_CONV_HWC mode ("0", "1", unset): {name: that pass's workspace floats}}."""
+        out = {}
+        for mode in ("0", "1", None):
+            if mode is None:
+                monkeypatch.delenv("FASTLAYERS_CONV_HWC", raising=False)
+            else:
+                monkeypatch.setenv("FASTLAYERS_CONV_HWC", mode)
+            out[mode] = {name: _workspace_floats(c, pass_) for name, c in cases.items()}
+        return out
+
+    sizes = sizes_by_mode(0, shapes)
     for name in ("stride2", "large_filters", "few_channels", "one_by_one", "one_channel"):  # where it can run
         assert sizes["1"][name] > sizes["0"][name], name
     for name in ("stride2", "few_channels"):  # by default on AVX2
@@ -152,16 +157,9 @@ def test_hwc_is_taken(monkeypatch, simd_isa):
         assert sizes[None][name] == sizes["0"][name], name
     # Backward-weight (pass 2): by default also from 6 input channels only (3 -> 512 7x7: not taken),
     # and 1x1 stride-2 projections of at most 2048 filter floats.
-    bw = {}
-    for mode in ("0", "1", None):
-        if mode is None:
-            monkeypatch.delenv("FASTLAYERS_CONV_HWC", raising=False)
-        else:
-            monkeypatch.setenv("FASTLAYERS_CONV_HWC", mode)
-        bw[mode] = {name: _workspace_floats(c, 2) for name, c in
-                    [("six", (1, 6, 14, 14, 512, 5, 5, 1, 0, 1, 1)), ("three", (1, 3, 14, 14, 512, 7, 7, 2, 3, 1, 1)),
-                     ("projection", (1, 32, 6, 6, 64, 1, 1, 2, 0, 1, 1)),
-                     ("wide_projection", (1, 64, 6, 6, 128, 1, 1, 2, 0, 1, 1))]}
+    bw = sizes_by_mode(2, {"six": (1, 6, 14, 14, 512, 5, 5, 1, 0, 1, 1), "three": (1, 3, 14, 14, 512, 7, 7, 2, 3, 1, 1),
+                           "projection": (1, 32, 6, 6, 64, 1, 1, 2, 0, 1, 1),
+                           "wide_projection": (1, 64, 6, 6, 128, 1, 1, 2, 0, 1, 1)})
     for name in bw["1"]:
         assert bw["1"][name] > bw["0"][name], name
     for name in ("six", "projection"):  # by default on AVX2
@@ -169,15 +167,8 @@ def test_hwc_is_taken(monkeypatch, simd_isa):
     for name in ("three", "wide_projection"):  # not by default
         assert bw[None][name] == bw["0"][name], name
     # Backward-data (pass 1): stride 2 only, by default up to 2^15 filter floats (64 -> 128: not).
-    bd = {}
-    for mode in ("0", "1", None):
-        if mode is None:
-            monkeypatch.delenv("FASTLAYERS_CONV_HWC", raising=False)
-        else:
-            monkeypatch.setenv("FASTLAYERS_CONV_HWC", mode)
-        bd[mode] = {name: _workspace_floats(c, 1) for name, c in
-                    [("small", (1, 32, 8, 8, 64, 3, 3, 2, 1, 1, 1)), ("large", (1, 64, 8, 8, 128, 3, 3, 2, 1, 1, 1)),
-                     ("stride1", (1, 32, 8, 8, 64, 3, 3, 1, 1, 1, 1))]}
+    bd = sizes_by_mode(1, {"small": (1, 32, 8, 8, 64, 3, 3, 2, 1, 1, 1), "large": (1, 64, 8, 8, 128, 3, 3, 2, 1, 1, 1),
+                           "stride1": (1, 32, 8, 8, 64, 3, 3, 1, 1, 1, 1)})
     assert bd["1"]["small"] > bd["0"]["small"] and bd["1"]["large"] > bd["0"]["large"]
     assert bd[None]["small"] == bd["1" if simd_isa == "avx2" else "0"]["small"]
     assert bd[None]["large"] == bd["0"]["large"]
