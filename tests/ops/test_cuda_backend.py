@@ -44,6 +44,8 @@ CPU_ONLY = {
     "InferencePlan",  # the eval-mode plan executor (nn/plan.py) is CPU-only; CuPy models run layer by layer
     # NumPy's block cache (fastlayers.memory): host memory only; CuPy arrays use CuPy's own pool
     "arena_handler", "arena_set_handler", "arena_stats", "arena_release_free", "arena_set_limit",
+    # the CPU SGEMM's B packed once (the CPU plan's dense weights), bound for its tests only
+    "sgemm_pack_b", "sgemm_packed_b_cols", "sgemm_packed_b_floats", "sgemm_prepacked_b",
 }
 OTHER_ISSUE = re.compile(r"conv|pool|im2col|col2im")  # CUDA backend 2
 # CUDA kernels that also take a caller-owned workspace (ws, ws_floats) before the stream, sized by
