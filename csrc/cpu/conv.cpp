@@ -27,9 +27,9 @@
 
 #include <algorithm>
 #include <cassert>
-#include <cstdint>
 
 #include "common/checked.h"
+#include "cpu/align.h"
 #include "cpu/conv_col2im.h"
 #include "cpu/conv_direct.h"
 #include "cpu/conv_hwc.h"
@@ -180,7 +180,7 @@ Geometry geometry(const Conv2dShape& s, ConvPass pass) {
     const index_t mr = sgemm_packed_a_rows();
     g.bd_rows = std::min(std::max(mr, 4096 / g.PQ / mr * mr), (g.CRS + mr - 1) / mr * mr);
     g.bd_shared = s.groups * sgemm_packed_a_floats(g.CRS, g.Kg);
-    g.bd_packed_b = sgemm_packed_b_floats(g.Kg, g.PQ) + 16;
+    g.bd_packed_b = sgemm_packed_b_floats(g.Kg, g.PQ) + kAlignSlackFloats;
   }
   return g;
 }
@@ -219,12 +219,6 @@ index_t needed_floats(const Conv2dShape& s, const Geometry& g, ConvPass pass, in
   CheckedSize n = CheckedSize(shared_floats(g, pass)) + CheckedSize(T) * slice_floats(g, pass);
   if (pass == ConvPass::backward_weight) n += CheckedSize(T - 1) * s.K * g.CRS;  // partial grad_w, threads 1..T-1
   return n.value();
-}
-
-// The first 64-byte aligned float at or after p (buffers that need it hold 16 floats of slack).
-float* align64(float* p) {
-  const auto a = reinterpret_cast<std::uintptr_t>(p);
-  return p + ((64 - a % 64) % 64) / sizeof(float);
 }
 
 bool fits(index_t need, index_t workspace_floats) { return need >= 0 && need <= workspace_floats; }

@@ -3,11 +3,11 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 
 #include "common/checked.h"
+#include "cpu/align.h"
 #include "cpu/cpu_features.h"
 #include "cpu/parallel.h"
 
@@ -98,11 +98,7 @@ void fill_xs(const Conv2dShape& s, const Plan& p, const float* x, float* xs) {
   std::memset(xs + s.C * p.CP, 0, sizeof(float) * (p.xs_floats - s.C * p.CP));
 }
 
-float* align64(float* q) {
-  return reinterpret_cast<float*>((reinterpret_cast<std::uintptr_t>(q) + 63) & ~std::uintptr_t{63});
-}
-
-index_t slice_floats(const Plan& p) { return p.xs_floats + 16; }
+index_t slice_floats(const Plan& p) { return p.xs_floats + kAlignSlackFloats; }
 
 // Below this many FLOPs per call the whole pass runs on one thread: waking the team and splitting
 // a 7x7 image's few blocks cost more than they save on this 2-core machine (measured with
@@ -130,7 +126,7 @@ bool transposed(const Conv2dShape& s, Conv2dShape& t) {
   return true;
 }
 
-index_t flipped_floats(const Conv2dShape& s) { return s.C * (s.K / s.groups) * s.R * s.S + 16; }
+index_t flipped_floats(const Conv2dShape& s) { return s.C * (s.K / s.groups) * s.R * s.S + kAlignSlackFloats; }
 
 // Runs the forward convolution `s`: x (N, C, H, W) -> y (N, K, P, Q). The workspace holds `T`
 // slices (T threads over images) or one (threads inside each image).
@@ -208,8 +204,8 @@ BwSizes bw_sizes(const Conv2dShape& s) {
   const index_t L = p.avx512 ? direct_bw_lanes_avx512() : direct_bw_lanes_avx2();
   z.Kv = ceil_div(s.K, L) * L;
   z.J = s.P * p.Wq;
-  z.goT = z.J * z.Kv + 16;
-  z.gwT = s.C * 9 * z.Kv + 16;
+  z.goT = z.J * z.Kv + kAlignSlackFloats;
+  z.gwT = s.C * 9 * z.Kv + kAlignSlackFloats;
   z.slice = slice_floats(p) + z.goT + z.gwT;
   return z;
 }

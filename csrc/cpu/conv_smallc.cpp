@@ -7,6 +7,7 @@
 #include <cstdlib>
 
 #include "common/checked.h"
+#include "cpu/align.h"
 #include "cpu/cpu_features.h"
 
 namespace fastlayers::cpu {
@@ -169,10 +170,10 @@ index_t smallc_shared_floats(const Conv2dShape& s, ConvPass pass) {
 
 index_t smallc_slice_floats(const Conv2dShape& s, ConvPass pass) {
   const SmallCPlan pl = smallc_plan(s);
-  if (pass != ConvPass::backward_weight) return pl.xs_floats + 16;  // + alignment slack
-  // xp, goT, gwT, the grad_b sums (Kv doubles), alignment slack; then K floats for the caller
-  // (smallc_bias_partial).
-  return pl.xp_floats + pl.rows_block * s.Q * pl.Kv + pl.CRS * pl.Kv + 2 * pl.Kv + 64 + s.K;
+  if (pass != ConvPass::backward_weight) return pl.xs_floats + kAlignSlackFloats;
+  // xp, goT, gwT, the grad_b sums (Kv doubles), each with alignment slack; then K floats for the
+  // caller (smallc_bias_partial).
+  return pl.xp_floats + pl.rows_block * s.Q * pl.Kv + pl.CRS * pl.Kv + 2 * pl.Kv + 4 * kAlignSlackFloats + s.K;
 }
 
 void smallc_prepare_forward(const Conv2dShape& s, const float* w, float* shared) {

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "cpu/align.h"
 #include "cpu/avx512_util.h"
 #include "cpu/conv_smallc.h"
 #include "cpu/parallel.h"
@@ -21,12 +22,6 @@
 namespace fastlayers::cpu {
 
 namespace {
-
-// The workspace comes from Python with no alignment promise: its slices are aligned here (the
-// slice sizes include the slack) so that the grad_out rows load without line splits.
-inline float* align64(float* p) {
-  return reinterpret_cast<float*>((reinterpret_cast<std::uintptr_t>(p) + 63) & ~std::uintptr_t{63});
-}
 
 // dst[0, n) = src[0, m) then zeros (m <= n): masked vector moves, no library calls (these rows
 // are tens of floats; memcpy/memset calls cost more than the copy).

@@ -4,13 +4,13 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdint>
 #include <cstdlib>
 #include <functional>
 #include <new>
 #include <stdexcept>
 #include <string>
 
+#include "cpu/align.h"
 #include "cpu/conv.h"
 #include "cpu/conv_hwc.h"
 #include "cpu/conv_smallc.h"
@@ -49,14 +49,6 @@ float* alloc_floats(index_t n) {
   if (p == nullptr) throw std::bad_alloc();
   return static_cast<float*>(p);
 }
-
-// A vector's first 64-byte aligned float: buffers that need the alignment hold kAlignFloats extra.
-constexpr index_t kAlignFloats = 16;
-float* aligned(std::vector<float>& v) {
-  const auto p = reinterpret_cast<std::uintptr_t>(v.data());
-  return v.data() + ((64 - p % 64) % 64) / sizeof(float);
-}
-const float* aligned(const std::vector<float>& v) { return aligned(const_cast<std::vector<float>&>(v)); }
 
 index_t conv_in_floats(const Conv2dShape& s) { return s.N * s.C * s.H * s.W; }
 index_t conv_out_floats(const Conv2dShape& s) { return s.N * s.K * s.P * s.Q; }
@@ -245,8 +237,8 @@ void Plan::finalize(index_t arena_floats, int threads) {
     if (s.kind == StepKind::linear) {
       // w^T in the SGEMM's panels, once (64-byte aligned inside the vector: the kernels' aligned
       // loads), instead of packed again on every call.
-      s.packed.assign(static_cast<size_t>(sgemm_packed_b_floats(s.K, s.N) + kAlignFloats), 0.0f);
-      sgemm_pack_b(true, s.K, s.N, s.w.data(), s.K, aligned(s.packed));
+      s.packed.assign(static_cast<size_t>(sgemm_packed_b_floats(s.K, s.N) + kAlignSlackFloats), 0.0f);
+      sgemm_pack_b(true, s.K, s.N, s.w.data(), s.K, align64(s.packed.data()));
       s.packed_cols = sgemm_packed_b_cols();
       std::vector<float>().swap(s.w);
       continue;
@@ -495,7 +487,7 @@ bool Plan::run_step(const Step& s, const float* x, float* y) {
       return true;
     }
     case StepKind::linear: {
-      sgemm_prepacked_b(false, s.M, s.N, s.K, 1.0f, in, s.K, aligned(s.packed), s.packed_cols, 0.0f, out, s.N);
+      sgemm_prepacked_b(false, s.M, s.N, s.K, 1.0f, in, s.K, align64(s.packed.data()), s.packed_cols, 0.0f, out, s.N);
       const float* b = s.b.empty() ? nullptr : s.b.data();
       if (b == nullptr && s.epi.act == Act::none) return true;
       const index_t N = s.N;
