@@ -266,16 +266,10 @@ bool hwc_backward_data_call(const Conv2dShape& s, const float* grad_out, const f
   const HwcBdGeom g = hwc_bd_geom(s);
   const index_t in_img = s.C * s.H * s.W, out_img = s.K * s.P * s.Q;
   const auto image = active_isa() == Isa::avx512 ? hwc_backward_data_image_avx512 : hwc_backward_data_image_avx2;
-  auto body = [&](int t, int nt) {
-    for (index_t n = s.N * t / nt; n < s.N * (t + 1) / nt; ++n)
-      image(s, g, grad_out + n * out_img, Wp, grad_x + n * in_img, slices + t * g.slice);
-  };
-  if (T > 1) {
-#pragma omp parallel num_threads(T)
-    body(omp_get_thread_num(), omp_get_num_threads());
-  } else {
-    body(0, 1);
-  }
+  // T <= N (bw_threads): each thread a contiguous run of images on its own slice, never a team per image.
+  for_each_image(s.N, T, slices, g.slice, [&](index_t n, float* ws, int /*t*/, int /*team*/) {
+    image(s, g, grad_out + n * out_img, Wp, grad_x + n * in_img, ws);
+  });
   return true;
 #else
   (void)s, (void)grad_out, (void)w, (void)grad_x, (void)workspace, (void)workspace_floats;
