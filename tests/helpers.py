@@ -32,6 +32,18 @@ def num_threads(n: int):
         fl.set_num_threads(old)
 
 
+def env_modes(monkeypatch, name: str, modes=("0", "1", None)):
+    """For the development switches read per call (FASTLAYERS_CONV_*): yields each mode after setting
+    the variable to it (None: unset), so a test can run the same calls forced off, forced on and
+    under the default rule."""
+    for mode in modes:
+        if mode is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, mode)
+        yield mode
+
+
 CUDA_SKIP_REASON = "no usable CUDA GPU (or CuPy) on this machine: the CUDA kernels are not exercised"
 
 BACKENDS = [

@@ -14,7 +14,7 @@ import pytest
 import fastlayers as fl
 from fastlayers import reference as ref
 
-from ..helpers import assert_close, num_threads, reduction_tol
+from ..helpers import assert_close, env_modes, num_threads, reduction_tol
 from .test_conv import _case_data, _check_all
 
 
@@ -75,11 +75,7 @@ def test_direct_matches_other_paths(rng, monkeypatch):
     case = (2, 32, 14, 14, 32, 3, 3, 1, 1, 1, 1)
     x, w, b, params = _case_data(rng, case)
     out = {}
-    for mode in ("0", "1", None):
-        if mode is None:
-            monkeypatch.delenv("FASTLAYERS_CONV_DIRECT", raising=False)
-        else:
-            monkeypatch.setenv("FASTLAYERS_CONV_DIRECT", mode)
+    for mode in env_modes(monkeypatch, "FASTLAYERS_CONV_DIRECT"):
         g = np.ones((2, 32, 14, 14), np.float32)
         out[mode] = (fl.conv2d(x, w, b, **params), fl.conv2d_backward(g, x, w, **params)[0])
     tol = reduction_tol(32 * 9)

@@ -15,7 +15,7 @@ import pytest
 import fastlayers as fl
 from fastlayers import reference as ref
 
-from ..helpers import Device, assert_close, num_threads, reduction_tol
+from ..helpers import Device, assert_close, env_modes, num_threads, reduction_tol
 from .test_conv import _case_data, _check_all, _workspace_floats
 
 # Every test once per vector ISA the kernels have (conftest.simd_isa).
@@ -139,14 +139,8 @@ def test_hwc_is_taken(monkeypatch, simd_isa):
     }
     def sizes_by_mode(pass_, cases):
         """{FASTLAYERS_CONV_HWC mode ("0", "1", unset): {name: that pass's workspace floats}}."""
-        out = {}
-        for mode in ("0", "1", None):
-            if mode is None:
-                monkeypatch.delenv("FASTLAYERS_CONV_HWC", raising=False)
-            else:
-                monkeypatch.setenv("FASTLAYERS_CONV_HWC", mode)
-            out[mode] = {name: _workspace_floats(c, pass_) for name, c in cases.items()}
-        return out
+        return {mode: {name: _workspace_floats(c, pass_) for name, c in cases.items()}
+                for mode in env_modes(monkeypatch, "FASTLAYERS_CONV_HWC")}
 
     sizes = sizes_by_mode(0, shapes)
     for name in ("stride2", "large_filters", "few_channels", "one_by_one", "one_channel"):  # where it can run

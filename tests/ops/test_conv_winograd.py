@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 import fastlayers as fl
 from fastlayers import reference as ref
 
-from ..helpers import Device, assert_close, num_threads, reduction_tol
+from ..helpers import Device, assert_close, env_modes, num_threads, reduction_tol
 from .test_conv import _case_data, _check_all
 
 
@@ -93,11 +93,7 @@ def test_winograd_is_taken(monkeypatch):
     bw_few = (2, 128, 28, 28, 128, 3, 3, 1, 1, 1, 1)  # 98 tiles
     bw_thin = (2, 32, 32, 32, 128, 3, 3, 1, 1, 1, 1)  # 32 input channels
     sizes = {}
-    for mode in ("0", "1", None):
-        if mode is None:
-            monkeypatch.delenv("FASTLAYERS_CONV_WINOGRAD", raising=False)
-        else:
-            monkeypatch.setenv("FASTLAYERS_CONV_WINOGRAD", mode)
+    for mode in env_modes(monkeypatch, "FASTLAYERS_CONV_WINOGRAD"):
         sizes[mode] = {name: [_ws_floats(c, p) for p in (0, 1, 2)]
                        for name, c in (("big", big), ("small", small), ("strided", strided), ("bw", bw),
                                        ("bw_few", bw_few), ("bw_thin", bw_thin))}

@@ -18,7 +18,7 @@ import pytest
 import fastlayers as fl
 from fastlayers import reference as ref
 
-from ..helpers import Device, assert_close, num_threads, reduction_tol
+from ..helpers import Device, assert_close, env_modes, num_threads, reduction_tol
 from .test_conv import _case_data, _check_all, _workspace_floats
 
 # Every test once per vector ISA the kernels have (conftest.simd_isa; the generic ISA keeps
@@ -94,11 +94,7 @@ def test_wino16_is_taken(monkeypatch):
         "odd_channels": (8, 24, 28, 28, 32, 3, 3, 1, 1, 1, 1),
     }
     sizes = {}
-    for mode in ("0", "1", None):
-        if mode is None:
-            monkeypatch.delenv("FASTLAYERS_CONV_WINO16", raising=False)
-        else:
-            monkeypatch.setenv("FASTLAYERS_CONV_WINO16", mode)
+    for mode in env_modes(monkeypatch, "FASTLAYERS_CONV_WINO16"):
         sizes[mode] = {name: [_workspace_floats(c, p) for p in (0, 1, 2)] for name, c in shapes.items()}
     assert sizes["1"]["small_resnet"] != sizes["0"]["small_resnet"]
     assert sizes[None]["small_resnet"] == sizes["1"]["small_resnet"]
