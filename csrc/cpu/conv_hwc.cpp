@@ -14,9 +14,9 @@ namespace fastlayers::cpu {
 
 #if defined(__x86_64__) || defined(_M_X64)
 void hwc_forward_image_avx512(const Conv2dShape& s, const float* x, const float* Wk, const float* bias,
-                              const float* res, bool relu, float* y, float* ws, int t, int team);
+                              const float* res, bool relu, float* y, float* ws, int t, int team, OutPool pool);
 void hwc_forward_image_avx2(const Conv2dShape& s, const float* x, const float* Wk, const float* bias, const float* res,
-                            bool relu, float* y, float* ws, int t, int team);
+                            bool relu, float* y, float* ws, int t, int team, OutPool pool);
 void hwc_backward_weight_image_avx512(const Conv2dShape& s, const float* x, const float* grad_out, float* Wt,
                                       float* ws);
 void hwc_backward_weight_image_avx2(const Conv2dShape& s, const float* x, const float* grad_out, float* Wt, float* ws);
@@ -100,21 +100,22 @@ WinoC16Geom hwc_geom(const Conv2dShape& s) {
   g.Qp = s.Q;
   g.xin_off = 0;
   g.yout_off = round16(g.Hp * g.Wp * s.C);
-  g.slice = g.yout_off + round16(s.P * s.Q * s.K) + 16;
+  g.pool_off = g.yout_off + round16(s.P * s.Q * s.K);
+  g.slice = g.pool_off + round16((s.P / 2) * (s.Q / 2) * s.K) + 16;
   return g;
 }
 
 index_t hwc_slice_floats(const Conv2dShape& s) { return hwc_geom(s).slice; }
 
 void hwc_forward_image(const Conv2dShape& s, const float* x, const float* Wk, const float* bias, const float* res,
-                       bool relu, float* y, float* ws, int t, int team) {
+                       bool relu, float* y, float* ws, int t, int team, OutPool pool) {
 #if defined(__x86_64__) || defined(_M_X64)
   if (active_isa() == Isa::avx512)
-    hwc_forward_image_avx512(s, x, Wk, bias, res, relu, y, ws, t, team);
+    hwc_forward_image_avx512(s, x, Wk, bias, res, relu, y, ws, t, team, pool);
   else
-    hwc_forward_image_avx2(s, x, Wk, bias, res, relu, y, ws, t, team);
+    hwc_forward_image_avx2(s, x, Wk, bias, res, relu, y, ws, t, team, pool);
 #else
-  (void)s, (void)x, (void)Wk, (void)bias, (void)res, (void)relu, (void)y, (void)ws, (void)t, (void)team;
+  (void)s, (void)x, (void)Wk, (void)bias, (void)res, (void)relu, (void)y, (void)ws, (void)t, (void)team, (void)pool;
   std::abort();  // hwc_possible is false here
 #endif
 }

@@ -39,14 +39,15 @@ void hwc_prepare(const Conv2dShape& s, const float* w, float* Wk);
 
 // One thread's workspace, in the geometry struct the Winograd's transposes read: the HWC image
 // (Hp x Wp x C, every tap of every output pixel inside it and the whole padded image) at xin_off,
-// the HWC output (P x Q x K) at yout_off, `slice` floats in all.
+// the HWC output (P x Q x K) at yout_off, its 2x2 pool (OutPool) at pool_off, `slice` floats in all.
 WinoC16Geom hwc_geom(const Conv2dShape& s);
 index_t hwc_slice_floats(const Conv2dShape& s);
 
 // y (K, P, Q) of one image, as winograd_c16_forward_image (conv_winograd_c16.h): + bias (may be
-// null), then + res (may be null) and ReLU when `relu`; ws and t / team the same way.
+// null), then + res (may be null) and ReLU when `relu`; ws and t / team the same way. With
+// pool.kind != none, y is the pooled image (K, P/2, Q/2) and res must be null.
 void hwc_forward_image(const Conv2dShape& s, const float* x, const float* Wk, const float* bias, const float* res,
-                       bool relu, float* y, float* ws, int t, int team);
+                       bool relu, float* y, float* ws, int t, int team, OutPool pool = {});
 
 // ---- Per call (conv.cpp): the filters packed into the workspace, then the images over the
 // threads (or the threads over each image).

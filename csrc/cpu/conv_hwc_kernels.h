@@ -121,7 +121,7 @@ void rows_all(const Conv2dShape& s, const WinoC16Geom& g, const float* xin, cons
 
 template <class S>
 void forward_image(const Conv2dShape& s, const float* x, const float* Wk, const float* bias, const float* res,
-                   bool relu, float* y, float* ws, int t, int team) {
+                   bool relu, float* y, float* ws, int t, int team, OutPool pool) {
   const WinoC16Geom g = hwc_geom(s);
   float* xin = ws + g.xin_off;  // shared by the team: the first thread's slice
   float* yout = ws + g.yout_off;
@@ -131,10 +131,16 @@ void forward_image(const Conv2dShape& s, const float* x, const float* Wk, const 
   if (team > 1) {
 #pragma omp barrier
   }
-  const index_t p0 = s.P * t / team, p1 = s.P * (t + 1) / team;
-  rows_all<S>(s, g, xin, Wk, bias, yout, p0, p1);
-  // Each thread transposes back the rows it computed: no barrier between.
-  wino16::transpose_out<S>(s, g, yout, res, relu, y, p0, p1);
+  if (pool.kind != OutPool::none) {  // pairs of output rows per thread, pooled by the thread that computed them
+    const index_t P2 = s.P / 2, i0 = P2 * t / team, i1 = P2 * (t + 1) / team;
+    rows_all<S>(s, g, xin, Wk, bias, yout, 2 * i0, 2 * i1);
+    wino16::pool_transpose_out<S>(s, g, yout, pool, relu, ws + g.pool_off, y, i0, i1);
+  } else {
+    const index_t p0 = s.P * t / team, p1 = s.P * (t + 1) / team;
+    rows_all<S>(s, g, xin, Wk, bias, yout, p0, p1);
+    // Each thread transposes back the rows it computed: no barrier between.
+    wino16::transpose_out<S>(s, g, yout, res, relu, y, p0, p1);
+  }
   if (team > 1) {
 #pragma omp barrier
   }

@@ -17,7 +17,7 @@ namespace fastlayers::cpu {
 #define FL_WINO16_DECLARE(isa)                                                                                     \
   void winograd_c16_forward_image_##isa(const Conv2dShape& s, const WinoC16Geom& g, const float* x, const float* U, \
                                         const float* w, const float* bias, const float* res, bool relu, float* y,  \
-                                        float* ws, int t, int team);                                               \
+                                        float* ws, int t, int team, OutPool pool);                                             \
   void winograd_c16_prepare_##isa(const Conv2dShape& s, const float* w, float* U);                                \
   void winograd_c16_backward_weight_images_##isa(const Conv2dShape& s, const WinoC16Geom& g, const float* x,       \
                                                  const float* grad_out, index_t n0, index_t n1, float* Mw, float* ws);
@@ -75,7 +75,8 @@ WinoC16Geom winograd_c16_geom(const Conv2dShape& s, bool blocks_across_images) {
   g.v_off = g.yout_off + round16(g.Pp * g.Qp * s.K);
   g.m_off = g.v_off + kA * kA * g.v_stride;
   g.flag_off = g.m_off + kA * kA * g.m_stride;
-  g.slice = g.flag_off + 16;
+  g.pool_off = g.flag_off + 16;
+  g.slice = g.pool_off + round16((g.Pp / 2) * (g.Qp / 2) * s.K);
   return g;
 }
 
@@ -96,14 +97,16 @@ void winograd_c16_prepare(const Conv2dShape& s, const float* w, float* U) {
 }
 
 void winograd_c16_forward_image(const Conv2dShape& s, const float* x, const float* U, const float* w,
-                                const float* bias, const float* res, bool relu, float* y, float* ws, int t, int team) {
+                                const float* bias, const float* res, bool relu, float* y, float* ws, int t, int team,
+                                OutPool pool) {
 #if defined(__x86_64__) || defined(_M_X64)
   if (active_isa() == Isa::avx512)
-    winograd_c16_forward_image_avx512(s, winograd_c16_geom(s), x, U, w, bias, res, relu, y, ws, t, team);
+    winograd_c16_forward_image_avx512(s, winograd_c16_geom(s), x, U, w, bias, res, relu, y, ws, t, team, pool);
   else
-    winograd_c16_forward_image_avx2(s, winograd_c16_geom(s), x, U, w, bias, res, relu, y, ws, t, team);
+    winograd_c16_forward_image_avx2(s, winograd_c16_geom(s), x, U, w, bias, res, relu, y, ws, t, team, pool);
 #else
-  (void)s, (void)x, (void)U, (void)w, (void)bias, (void)res, (void)relu, (void)y, (void)ws, (void)t, (void)team;
+  (void)s, (void)x, (void)U, (void)w, (void)bias, (void)res, (void)relu, (void)y, (void)ws, (void)t, (void)team,
+      (void)pool;
   std::abort();  // winograd_c16_possible is false here
 #endif
 }

@@ -32,6 +32,18 @@ struct WinoC16Geom {
   index_t Hp = 0, Wp = 0, Pp = 0, Qp = 0, TB = 0;
   index_t v_stride = 0, m_stride = 0;  // floats between consecutive positions xi in V and in M (or D)
   index_t xin_off = 0, yout_off = 0, v_off = 0, m_off = 0, flag_off = 0, slice = 0;
+  index_t pool_off = 0;  // the pooled HWC output ((P/2) x (Q/2) x K) of a forward with an OutPool
+};
+
+// A 2x2 stride-2 max or average pool (floor mode: an odd last row or column is dropped) run on the
+// HWC output before it goes back to NCHW (the inference plan's conv + pool steps): the transpose
+// then moves a quarter of the floats and no full-size NCHW output is written and read again.
+// With a pool, `relu` applies to the pooled values, or (relu_first) to the pool's inputs; max
+// pooling propagates NaN, as max_pool2d does.
+struct OutPool {
+  enum Kind : int { none = 0, max = 1, avg = 2 };
+  Kind kind = none;
+  bool relu_first = false;
 };
 
 // blocks_across_images (backward-weight): TB fills a block from several images when one has fewer
@@ -66,8 +78,10 @@ index_t winograd_c16_slice_floats(const Conv2dShape& s);
 // with the same arguments and its own thread number `t` - the first thread's slice for the shared
 // image buffers and ws + t * slice for the rest (the team splits the image's tiles).
 // `w`: the plain filters (K, C, R, S), read only for an image holding a NaN or inf.
+// With pool.kind != none, y is the pooled image (K, P/2, Q/2) and res must be null.
 void winograd_c16_forward_image(const Conv2dShape& s, const float* x, const float* U, const float* w,
-                                const float* bias, const float* res, bool relu, float* y, float* ws, int t, int team);
+                                const float* bias, const float* res, bool relu, float* y, float* ws, int t, int team,
+                                OutPool pool = {});
 
 // ---- Per call (conv.cpp: conv2d_forward, and conv2d_backward_data as the forward of its transposed
 // shape): the filters are transformed into the workspace on every call.

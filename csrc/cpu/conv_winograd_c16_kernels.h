@@ -218,6 +218,62 @@ void transpose_out(const Conv2dShape& s, const WinoC16Geom& g, const float* yout
   }
 }
 
+// Pooled rows [i0, i1) of y (K, P/2, Q/2) from the HWC output (OutPool): each 2x2 window of
+// yout pooled channel vector by vector into `pooled` (HWC, (P/2) x (Q/2) x K; K a multiple of L),
+// then those rows transposed to NCHW with ReLU (unless it came first). Reads output rows
+// [2 i0, 2 i1) only.
+template <class S>
+void pool_transpose_out(const Conv2dShape& s, const WinoC16Geom& g, const float* yout, OutPool pool, bool relu,
+                        float* pooled, float* y, index_t i0, index_t i1) {
+  using Vec = typename S::V;
+  constexpr int L = S::L;
+  const index_t K = s.K, Qp = g.Qp, Q2 = s.Q / 2;
+  const bool relu_in = relu && pool.relu_first;
+  const Vec zero = S::zero(), quarter = S::set1(0.25f);
+  for (index_t i = i0; i < i1; ++i)
+    for (index_t j = 0; j < Q2; ++j) {
+      const float* a = yout + (2 * i * Qp + 2 * j) * K;
+      const float* b = a + Qp * K;
+      float* o = pooled + (i * Q2 + j) * K;
+      for (index_t k = 0; k < K; k += L) {
+        Vec v0 = S::load(a + k), v1 = S::load(a + K + k), v2 = S::load(b + k), v3 = S::load(b + K + k);
+        if (relu_in) {  // max(0, v) keeps NaN (the second operand), as the op
+          v0 = S::max(zero, v0), v1 = S::max(zero, v1), v2 = S::max(zero, v2), v3 = S::max(zero, v3);
+        }
+        const Vec v = pool.kind == OutPool::max ? S::nan_max(S::nan_max(v0, v1), S::nan_max(v2, v3))
+                                                : S::mul(S::add(S::add(v0, v1), S::add(v2, v3)), quarter);
+        S::store(o + k, v);
+      }
+    }
+  Conv2dShape sp = s;
+  sp.P = s.P / 2, sp.Q = Q2;
+  WinoC16Geom gp = g;
+  gp.Qp = Q2;
+  transpose_out<S>(sp, gp, pooled, nullptr, relu && !relu_in, y, i0, i1);
+}
+
+// The same pool from a full-size NCHW result `z` (the NaN fallback's), channels [k0, k1), scalar.
+inline void pool_planes(const Conv2dShape& s, const float* z, OutPool pool, bool relu, float* y, index_t k0,
+                        index_t k1) {
+  const index_t P2 = s.P / 2, Q2 = s.Q / 2;
+  auto r = [](float v) { return !(v > 0.0f) && v == v ? 0.0f : v; };  // ReLU, NaN stays NaN
+  auto nan_max = [](float m, float v) { return v > m || v != v ? v : m; };
+  for (index_t k = k0; k < k1; ++k)
+    for (index_t i = 0; i < P2; ++i)
+      for (index_t j = 0; j < Q2; ++j) {
+        const float* a = z + (k * s.P + 2 * i) * s.Q + 2 * j;
+        float v[4] = {a[0], a[1], a[s.Q], a[s.Q + 1]};
+        if (relu && pool.relu_first)
+          for (float& u : v) u = r(u);
+        float m = v[0];
+        if (pool.kind == OutPool::max)
+          for (int e = 1; e < 4; ++e) m = nan_max(m, v[e]);
+        else
+          m = ((v[0] + v[1]) + (v[2] + v[3])) * 0.25f;
+        y[(k * P2 + i) * Q2 + j] = relu && !pool.relu_first ? r(m) : m;
+      }
+}
+
 // ---- V[xi][j][c] for tiles [t0, t0 + n) of the image (j = tile - t0).
 template <class S>
 void transform_input(const Conv2dShape& s, const WinoC16Geom& g, const float* xin, float* V, index_t t0, index_t n) {
@@ -293,7 +349,8 @@ inline void direct_fallback(const Conv2dShape& s, const WinoC16Geom& g, const fl
 
 template <class S, int MT>
 void forward_image(const Conv2dShape& s, const WinoC16Geom& g, const float* x, const float* U, const float* w,
-                   const float* bias, const float* res, bool relu, float* y, float* ws, int t, int team) {
+                   const float* bias, const float* res, bool relu, float* y, float* ws, int t, int team,
+                   OutPool pool) {
   float* xin = ws + g.xin_off;  // shared by the team: the first thread's slice
   float* yout = ws + g.yout_off;
   float* own = ws + static_cast<index_t>(t) * g.slice;
@@ -309,6 +366,14 @@ void forward_image(const Conv2dShape& s, const WinoC16Geom& g, const float* x, c
   }
   if (!all_finite) {
     const index_t k0 = s.K * t / team, k1 = s.K * (t + 1) / team, PQ = s.P * s.Q;
+    if (pool.kind != OutPool::none) {  // the full-size result in yout's room (Pp Qp K >= P Q K floats), then pooled
+      direct_fallback(s, g, xin, w, bias, yout, k0, k1);
+      pool_planes(s, yout, pool, relu, y, k0, k1);
+      if (team > 1) {
+#pragma omp barrier
+      }
+      return;
+    }
     direct_fallback(s, g, xin, w, bias, y, k0, k1);
     for (index_t i = k0 * PQ; i < k1 * PQ; ++i) {
       const float v = res != nullptr ? y[i] + res[i] : y[i];
@@ -330,7 +395,12 @@ void forward_image(const Conv2dShape& s, const WinoC16Geom& g, const float* x, c
   if (team > 1) {
 #pragma omp barrier
   }
-  transpose_out<S>(s, g, yout, res, relu, y, s.P * t / team, s.P * (t + 1) / team);
+  if (pool.kind != OutPool::none) {
+    const index_t P2 = s.P / 2;
+    pool_transpose_out<S>(s, g, yout, pool, relu, ws + g.pool_off, y, P2 * t / team, P2 * (t + 1) / team);
+  } else {
+    transpose_out<S>(s, g, yout, res, relu, y, s.P * t / team, s.P * (t + 1) / team);
+  }
   if (team > 1) {
 #pragma omp barrier
   }
@@ -593,11 +663,12 @@ void backward_weight_any(const Conv2dShape& s, const WinoC16Geom& g, const float
 
 template <class S>
 void forward_image_any(const Conv2dShape& s, const WinoC16Geom& g, const float* x, const float* U, const float* w,
-                       const float* bias, const float* res, bool relu, float* y, float* ws, int t, int team) {
+                       const float* bias, const float* res, bool relu, float* y, float* ws, int t, int team,
+                       OutPool pool) {
   if (g.m == 4)
-    forward_image<S, 4>(s, g, x, U, w, bias, res, relu, y, ws, t, team);
+    forward_image<S, 4>(s, g, x, U, w, bias, res, relu, y, ws, t, team, pool);
   else
-    forward_image<S, 2>(s, g, x, U, w, bias, res, relu, y, ws, t, team);
+    forward_image<S, 2>(s, g, x, U, w, bias, res, relu, y, ws, t, team, pool);
 }
 
 }  // namespace

@@ -50,6 +50,9 @@ struct Avx2 {
   static V fmadd(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
   static V fnmadd(V a, V b, V c) { return _mm256_fnmadd_ps(a, b, c); }
   static V max(V a, V b) { return _mm256_max_ps(a, b); }
+  static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
+  // max(a, b), NaN if either is NaN (maxps alone returns b when a is NaN).
+  static V nan_max(V a, V b) { return _mm256_blendv_ps(_mm256_max_ps(a, b), a, _mm256_cmp_ps(a, a, _CMP_UNORD_Q)); }
   static unsigned unordered(V v) { return static_cast<unsigned>(_mm256_movemask_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q))); }
   // The even lanes of the 16 floats a:b: a0 a2 b0 b2 | a4 a6 b4 b6, then the middle 64-bit pairs swapped.
   static V even_of(V a, V b) {

@@ -31,6 +31,9 @@ struct Avx512 {
   static V fmadd(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }   // a b + c
   static V fnmadd(V a, V b, V c) { return _mm512_fnmadd_ps(a, b, c); } // c - a b
   static V max(V a, V b) { return _mm512_max_ps(a, b); }  // b where either is NaN (as maxps)
+  static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
+  // max(a, b), NaN if either is NaN.
+  static V nan_max(V a, V b) { return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q), _mm512_max_ps(a, b), a); }
   // Nonzero when a lane of v is a NaN (v - v is NaN exactly for NaN and inf).
   static unsigned unordered(V v) { return _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q); }
   // The even lanes of the 2L floats a:b (a stride-2 row segment).

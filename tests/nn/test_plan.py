@@ -259,13 +259,16 @@ def _same_shape(C, K, H, W, R, stride, pad):
 
 
 def _one_conv_plan(conv, epilogue, x, threads):
-    """A model of one conv and its epilogue - "relu", "pool" (2x2 max pool, then ReLU: the kernel
-    writes the conv, the plan pools) or "residual" (+ the input, then ReLU) - run through its plan
-    on x: (model, the plan's conv algorithms, the plan's output)."""
+    """A model of one conv and its epilogue - "relu", "pool" (2x2 max pool, then ReLU), "avgpool"
+    (ReLU, then a 2x2 average pool) or "residual" (+ the input, then ReLU) - run through its plan
+    on x: (model, the plan's conv algorithms, the plan's output). The HWC kernels pool before
+    their transpose back to NCHW (OutPool), the others leave the pool to the plan's epilogue."""
     if epilogue == "relu":
         model = nn.Sequential([conv, nn.ReLU()]).eval()
     elif epilogue == "pool":
         model = nn.Sequential([conv, nn.MaxPool2d(2), nn.ReLU()]).eval()
+    elif epilogue == "avgpool":
+        model = nn.Sequential([conv, nn.ReLU(), nn.AvgPool2d(2)]).eval()
     else:
         inp = nn.Input(x.shape[1:])
         model = nn.Model(inp, nn.ReLU()(nn.Add()([conv(inp), inp]))).eval()
@@ -318,7 +321,8 @@ PIXEL_RUNS = [(c, e) for c in PIXEL_CONVS for e in ("relu", "pool")] + [
 
 @pytest.mark.parametrize("run", PIXEL_RUNS, ids=[f"{c}-{e}" for c, e in PIXEL_RUNS])
 @pytest.mark.parametrize("threads", [1, 2, 3])
-def test_pixel_lane_convs_match_layer_by_layer(run, threads):
+def test_pixel_lane_convs_match_layer_by_layer(run, threads, monkeypatch):
+    monkeypatch.setenv("FASTLAYERS_PLAN_HWC", "0")  # which takes pooled layers of 16k channels on AVX2
     (C, K, H, W, R, stride, pad, N), epilogue = run
     x = _x((N, C, H, W))
     conv = nn.Conv2d(C, K, R, stride, pad, rng=np.random.default_rng(0))
@@ -363,12 +367,72 @@ def test_hwc_convs_match_layer_by_layer(run, threads, monkeypatch):
     _close(y, _layerwise(model, x))
 
 
+# Conv + 2x2 pool steps on the HWC kernels, pooled in HWC before the transpose (OutPool) and, with
+# FASTLAYERS_PLAN_FUSED_POOL=0, by the plan's epilogue: (C, K, H, W, R, pad, N). The CNN's conv1 (one
+# input channel: the HWC kernel by default on AVX2 when a pool follows) and conv2 (Winograd), odd
+# output sizes (the last row and column dropped by the floor-mode pool), 7x7 and an RGB 3x3 on the
+# HWC kernel. Batch 1 at 2 and 3 threads splits one image's pooled rows over the team.
+POOLED_CONVS = [
+    (1, 32, 28, 28, 5, 0, 2),
+    (32, 64, 12, 12, 5, 0, 3),
+    (16, 16, 11, 13, 5, 2, 1),
+    (16, 32, 15, 13, 3, 1, 2),
+    (3, 16, 11, 13, 3, 1, 1),
+    (16, 16, 13, 15, 7, 3, 2),
+]
+
+
+@pytest.mark.parametrize("case", POOLED_CONVS, ids=[str(c) for c in POOLED_CONVS])
+@pytest.mark.parametrize("epilogue", ["pool", "avgpool"])
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_pooled_convs_match_layer_by_layer(case, epilogue, threads, monkeypatch):
+    C, K, H, W, R, pad, N = case
+    x = _x((N, C, H, W))
+    conv = nn.Conv2d(C, K, R, 1, pad, rng=np.random.default_rng(0))
+    ref = None
+    for fused in ("1", "0"):
+        monkeypatch.setenv("FASTLAYERS_PLAN_FUSED_POOL", fused)
+        model, algos, y = _one_conv_plan(conv, epilogue, x, threads)
+        if not _cpu_has_wino16():
+            pytest.skip("neither AVX2 nor AVX-512 on this machine: the plan keeps its other paths")
+        if _cpu.active_isa() == "avx2":  # AVX-512 machines keep the pixels kernel for one channel
+            assert algos[0] in ("hwc", "winograd_c16"), algos
+        ref = _layerwise(model, x) if ref is None else ref
+        assert y.shape == ref.shape
+        _close(y, ref)
+
+
+def test_pooled_convs_keep_nan_and_inf_where_they_belong(monkeypatch):
+    # Max pooling propagates NaN; the Winograd kernel sends an image holding a NaN or inf to its
+    # direct sum, which then pools the full-size result.
+    for C, K, H, R in [(1, 32, 28, 5), (32, 64, 12, 5), (16, 16, 12, 3)]:
+        for epilogue in ("pool", "avgpool"):
+            x = _x((3, C, H, H))
+            x[1, 0, 5, 6] = np.nan
+            x[2, C - 1, 0, H - 1] = np.inf
+            for threads in (1, 2):
+                monkeypatch.setenv("FASTLAYERS_PLAN_FUSED_POOL", "1")
+                model, algos, y = _one_conv_plan(nn.Conv2d(C, K, R, 1, 0, rng=np.random.default_rng(0)), epilogue,
+                                                 x, threads)
+                ref = _layerwise(model, x)
+                np.testing.assert_array_equal(np.isnan(y), np.isnan(ref), err_msg=f"{algos} {epilogue}")
+                np.testing.assert_array_equal(np.isinf(y), np.isinf(ref))
+                assert np.isnan(y[1]).any() and not np.isnan(y[0]).any()
+                finite = np.isfinite(ref)
+                np.testing.assert_allclose(y[finite], ref[finite], rtol=1e-4, atol=1e-4)
+
+
 def test_hwc_is_the_default_only_on_avx2():
     for C, K, R, stride, expect in [(16, 32, 3, 2, True), (6, 16, 5, 1, True), (1, 32, 7, 1, False),
                                     (16, 32, 1, 2, False)]:
         plan = P.get(nn.Sequential([nn.Conv2d(C, K, R, stride, R // 2, rng=0)]).eval(), (2, C, 14, 14))
         algo = plan._c.conv_algorithms[0]
         assert (algo == "hwc") == (expect and _cpu.active_isa() == "avx2"), (C, K, R, stride, algo)
+    # One input channel: only with a 2x2 pool after it (pooled in HWC), as the CNN's conv1.
+    for pool, expect in [(True, True), (False, False)]:
+        layers = [nn.Conv2d(1, 32, 5, rng=0)] + ([nn.MaxPool2d(2)] if pool else []) + [nn.ReLU()]
+        algo = P.get(nn.Sequential(layers).eval(), (2, 1, 28, 28))._c.conv_algorithms[0]
+        assert (algo == "hwc") == (expect and _cpu.active_isa() == "avx2"), (pool, algo)
 
 
 def test_pixel_lane_kernel_takes_at_most_25_taps():

@@ -88,6 +88,26 @@ bool hwc_preferred(const Conv2dShape& s) {
   return forced ? hwc_possible(s) : hwc_by_default(s);
 }
 
+// Whether the HWC kernels (conv_winograd_c16, conv_hwc) pool their output before transposing it
+// back to NCHW (OutPool) rather than writing the full-size result for the epilogue to pool.
+// FASTLAYERS_PLAN_FUSED_POOL=0 (read per run) turns it off, for A/B runs and tests.
+bool fused_pool_enabled() {
+  const char* e = std::getenv("FASTLAYERS_PLAN_FUSED_POOL");
+  return e == nullptr || e[0] != '0';
+}
+
+// Whether a conv followed by a 2x2 pool runs on the HWC kernel, pooled in HWC (OutPool), where
+// hwc_preferred alone would not take it: on AVX2, one input channel too. The CNN's conv1 (1 -> 32
+// 5x5 on 28x28, + max pool + ReLU), plan step, paired medians of 40 interleaved runs, pixels kernel
+// + pool epilogue / this: batch 100 5.43 / 2.97 ms at 1 thread (1.82x), 3.01 / 1.44 ms at 2
+// (2.06x); batch 1 42 / 29 us. FASTLAYERS_PLAN_HWC=0 turns this off as well.
+bool hwc_pooled_preferred(const Step& s) {
+  const char* e = std::getenv("FASTLAYERS_PLAN_HWC");
+  if (e != nullptr && e[0] == '0') return false;
+  return s.epi.pool != PoolKind::none && s.epi.residual < 0 && active_isa() == Isa::avx2 && hwc_possible(s.conv) &&
+         s.conv.R * s.conv.S > 1 && hwc_filter_floats(s.conv) <= (index_t{1} << 17);
+}
+
 // Whether the pixels-in-lanes direct kernel (conv_pixels.h) takes this conv: every layer it can
 // run (at most 25 taps). FASTLAYERS_PLAN_PIXCONV=0 (read at plan build) turns it off.
 bool pixconv_preferred(const Conv2dShape& s) {
@@ -245,8 +265,9 @@ void Plan::finalize(index_t arena_floats, int threads) {
     }
     if (s.kind != StepKind::conv) continue;
     s.wino16 = wino16_preferred(s.conv);
-    s.pixconv = !s.wino16 && pixconv_preferred(s.conv);
-    s.hwc = !s.wino16 && !s.pixconv && hwc_preferred(s.conv);
+    const bool hwc_pooled = !s.wino16 && hwc_pooled_preferred(s);
+    s.pixconv = !s.wino16 && !hwc_pooled && pixconv_preferred(s.conv);
+    s.hwc = !s.wino16 && !s.pixconv && (hwc_pooled || hwc_preferred(s.conv));
     s.smallc = !s.wino16 && !s.pixconv && !s.hwc && smallc_possible(s.conv);
     if (s.hwc) {
       s.packed.assign(static_cast<size_t>(hwc_filter_floats(s.conv)), 0.0f);
@@ -364,19 +385,20 @@ bool Plan::run(const float* x, float* y, int threads) {
 // and ReLU fused when asked: images over the threads, or with fewer images than threads the team
 // splits each image.
 void Plan::per_image_into(const Step& s, const float* in, float* z, const float* res, bool relu,
-                          const std::function<void(index_t)>& after_image) {
+                          const std::function<void(index_t)>& after_image, OutPool pool) {
   const Conv2dShape& c = s.conv;
   const float* b = s.b.empty() ? nullptr : s.b.data();
   const int T = std::min(max_threads(), threads_);
   const index_t slice = s.wino16 ? winograd_c16_slice_floats(c) : s.hwc ? hwc_slice_floats(c) : pixconv_slice_floats(c);
-  const index_t in_img = c.C * c.H * c.W, out_img = c.K * c.P * c.Q;
+  const index_t in_img = c.C * c.H * c.W;
+  const index_t out_img = pool.kind != OutPool::none ? c.K * (c.P / 2) * (c.Q / 2) : c.K * c.P * c.Q;
   auto image = [&](index_t n, float* ws, int t, int team) {
     const float* r = res != nullptr ? res + n * out_img : nullptr;
     if (s.wino16)
       winograd_c16_forward_image(c, in + n * in_img, s.packed.data(), s.w.data(), b, r, relu, z + n * out_img, ws, t,
-                                 team);
+                                 team, pool);
     else if (s.hwc)
-      hwc_forward_image(c, in + n * in_img, s.packed.data(), b, r, relu, z + n * out_img, ws, t, team);
+      hwc_forward_image(c, in + n * in_img, s.packed.data(), b, r, relu, z + n * out_img, ws, t, team, pool);
     else
       pixconv_forward_image(c, in + n * in_img, s.w.data(), b, r, relu, z + n * out_img, ws, t, team);
   };
@@ -457,6 +479,11 @@ bool Plan::run_step(const Step& s, const float* x, float* y) {
       if (s.wino16 || s.pixconv || s.hwc) {
         if (s.epi.pool == PoolKind::none) {  // residual and ReLU inside the kernel
           per_image_into(s, in, out, res, s.epi.act == Act::relu);
+        } else if ((s.wino16 || s.hwc) && res == nullptr && fused_pool_enabled()) {  // pooled in HWC, then transposed
+          OutPool pool;
+          pool.kind = s.epi.pool == PoolKind::max ? OutPool::max : OutPool::avg;
+          pool.relu_first = s.epi.act_first;
+          per_image_into(s, in, out, nullptr, s.epi.act == Act::relu, {}, pool);
         } else {  // each image's pool (and the rest) while its output is in cache
           per_image_into(s, in, z, nullptr, false, [&](index_t n) { epilogue(s, z, out, res, n * c.K, (n + 1) * c.K); });
         }

@@ -28,6 +28,7 @@
 #include "common/conv_shape.h"
 #include "common/pool_geometry.h"
 #include "common/types.h"
+#include "cpu/conv_winograd_c16.h"  // OutPool
 
 namespace fastlayers::cpu::plan {
 
@@ -98,7 +99,7 @@ class Plan {
   bool conv_into(const Step& s, const float* in, float* z);
   // after_image(n), if given, runs on the thread that computed image n, right after it.
   void per_image_into(const Step& s, const float* in, float* z, const float* res, bool relu,
-                      const std::function<void(index_t)>& after_image = {});
+                      const std::function<void(index_t)>& after_image = {}, OutPool pool = {});
   void choose_conv_paths();
   void epilogue(const Step& s, const float* z, float* out, const float* res, index_t n0, index_t n1) const;
 
