@@ -33,8 +33,10 @@ index_t round16(index_t n) { return (n + 15) / 16 * 16; }
 bool hwc_possible(const Conv2dShape& s) {
 #if defined(__x86_64__) || defined(_M_X64)
   if (active_isa() != Isa::avx512 && active_isa() != Isa::avx2) return false;
-  const bool stride = s.stride_h == s.stride_w && (s.stride_h == 1 || s.stride_h == 2);
-  return stride && s.groups == 1 && s.dil_h == 1 && s.dil_w == 1 && s.R * s.S <= 49 && s.K % 16 == 0 &&
+  const bool stride = s.stride_h == s.stride_w && s.stride_h >= 1 && s.stride_h <= 4;
+  const bool c_runs = s.C != 16 && s.C != 32 && s.C != 64;  // a run per kernel row (conv_hwc_kernels.h)
+  const bool taps = s.R * s.S <= kHwcMaxTaps || (c_runs && s.R <= kHwcMaxTaps);
+  return stride && taps && s.groups == 1 && s.dil_h == 1 && s.dil_w == 1 && s.K % 16 == 0 &&
          s.C > 0 && s.K > 0 && s.P > 0 && s.Q > 0;
 #else
   (void)s;
@@ -55,6 +57,10 @@ bool hwc_possible(const Conv2dShape& s) {
 // of pixels: past ~512 KB (an L2) they come from further out and the GEMM path wins. ResNet-18's
 // stride-2 layers, batch 8: 64 -> 128 on 56x56 (288 KB of filters) 14.4 / 12.8 ms, but 128 -> 256
 // on 28x28 (1.2 MB) 14.3 / 18.5 ms and 256 -> 512 on 14x14 (4.7 MB) 12.9 / 25.5 ms.
+// Strides 3 and 4 and filters past 7x7 (runs of whole kernel rows), same measure, GEMM path / this:
+// AlexNet's conv1 (3 -> 64 11x11 stride 4 on 224x224) batch 8 51.4 / 31.7 ms (1.68x; 2 threads
+// 1.53x), batch 1 3.06 / 2.40 ms; 3 -> 32 9x9 on 64x64 batch 16 37.2 / 20.8 ms; 16 -> 32 5x5 stride
+// 3 batch 8 4.34 / 2.11 ms.
 bool hwc_by_default(const Conv2dShape& s) {
 #if defined(__x86_64__) || defined(_M_X64)
   return hwc_possible(s) && active_isa() == Isa::avx2 && s.R * s.S > 1 && s.C > 1 &&
@@ -78,7 +84,8 @@ bool hwc_backward_weight_by_default(const Conv2dShape& s) {
 #if defined(__x86_64__) || defined(_M_X64)
   if (s.R * s.S == 1)
     return hwc_possible(s) && active_isa() == Isa::avx2 && s.stride_h == 2 && s.C >= 6 && s.C * s.K <= 2048;
-  return hwc_by_default(s) && s.C >= 6;
+  // Measured up to stride 2 and 7x7 only (the forward also takes strides 3 and 4 and larger filters).
+  return hwc_by_default(s) && s.C >= 6 && s.stride_h <= 2 && s.R * s.S <= kHwcMaxTaps;
 #else
   (void)s;
   return false;
@@ -192,7 +199,8 @@ bool hwc_backward_weight_call(const Conv2dShape& s, const float* grad_out, const
 
 // ---- Backward-data of stride-2 layers per call.
 bool hwc_bd_possible(const Conv2dShape& s) {
-  return hwc_possible(s) && s.stride_h == 2 && s.C % 16 == 0 && s.pad_h < s.R && s.pad_w < s.S;
+  return hwc_possible(s) && s.stride_h == 2 && s.R * s.S <= kHwcMaxTaps && s.C % 16 == 0 && s.pad_h < s.R &&
+         s.pad_w < s.S;
 }
 
 // AVX2, 1 thread, GEMM + col2im / this, paired medians of 12: the small ResNet's stride-2 layers at

@@ -1,6 +1,7 @@
 // Direct convolution with channels in the vector lanes on an HWC copy of each image, for the
-// layers the channels-in-lanes Winograd cannot take: stride 2 (and 1x1 stride-2 projections),
-// input channels that are not a multiple of 16 (LeNet-5's 6, an RGB image's 3), filters up to 7x7;
+// layers the channels-in-lanes Winograd cannot take: strides 2 to 4 (and 1x1 stride-2 projections),
+// input channels that are not a multiple of 16 (LeNet-5's 6, an RGB image's 3), filters up to 7x7
+// (any size where a run is a whole kernel row: C not 16, 32 or 64, as AlexNet's 11x11 stem);
 // output channels a multiple of 16, one group, dilation 1.
 //
 // Why: on AVX2 machines those layers had only the im2col + GEMM path (conv_smallc, their

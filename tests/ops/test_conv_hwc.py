@@ -1,7 +1,8 @@
 """conv2d's HWC direct kernel (csrc/cpu/conv_hwc*: channels in the lanes on an HWC copy of each
 image; AVX-512 and AVX2 kernels, each test run on every one this CPU has), forward,
-backward-weight and (stride 2, C a multiple of 16) backward-data: output channels multiples of 16, any input channels, one group, dilation 1, stride
-1 or 2, up to 7x7 filters. Against the float64 reference with
+backward-weight and (stride 2, C a multiple of 16) backward-data: output channels multiples of 16,
+any input channels, one group, dilation 1, stride 1 to 4, up to 7x7 filters (any size with C not
+16, 32 or 64, whose runs are whole kernel rows). Against the float64 reference with
 test_conv.py's tolerances (not widened).
 
 FASTLAYERS_CONV_HWC=1 (read per call) sends every shape it can run there; by default it takes the
@@ -46,6 +47,10 @@ CASES = [
     (1, 20, 8, 7, 32, 3, 3, 2, 1, 1, 1),        # 20 channels: 16 + 4 on AVX2 and AVX-512
     (2, 1, 11, 12, 16, 5, 5, 1, 2, 1, 1),       # one channel (forced here; not taken by default)
     (2, 16, 12, 11, 16, 4, 4, 2, 1, 1, 1),      # an even filter at stride 2: backward-data's phases
+    # Strides 3 and 4, and past 49 taps where a run is a whole kernel row (C not 16, 32 or 64).
+    (2, 3, 39, 37, 32, 11, 11, 4, 2, 1, 1),     # AlexNet's conv1 (11x11 stride 4), odd sizes
+    (1, 5, 17, 16, 16, 5, 5, 3, 1, 1, 1),       # stride 3
+    (1, 8, 12, 12, 16, 9, 9, 1, 4, 1, 1),       # 81 taps at stride 1
 ]
 
 
