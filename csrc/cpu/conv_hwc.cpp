@@ -14,9 +14,9 @@ namespace fastlayers::cpu {
 
 #if defined(__x86_64__) || defined(_M_X64)
 void hwc_forward_image_avx512(const Conv2dShape& s, const float* x, const float* Wk, const float* bias,
-                              const float* res, bool relu, float* y, float* ws, int t, int team, OutPool pool);
+                              const float* res, bool relu, float* y, float* ws, int t, int team, ImageIo io);
 void hwc_forward_image_avx2(const Conv2dShape& s, const float* x, const float* Wk, const float* bias, const float* res,
-                            bool relu, float* y, float* ws, int t, int team, OutPool pool);
+                            bool relu, float* y, float* ws, int t, int team, ImageIo io);
 void hwc_backward_weight_image_avx512(const Conv2dShape& s, const float* x, const float* grad_out, float* Wt,
                                       float* ws);
 void hwc_backward_weight_image_avx2(const Conv2dShape& s, const float* x, const float* grad_out, float* Wt, float* ws);
@@ -115,14 +115,14 @@ WinoC16Geom hwc_geom(const Conv2dShape& s) {
 index_t hwc_slice_floats(const Conv2dShape& s) { return hwc_geom(s).slice; }
 
 void hwc_forward_image(const Conv2dShape& s, const float* x, const float* Wk, const float* bias, const float* res,
-                       bool relu, float* y, float* ws, int t, int team, OutPool pool) {
+                       bool relu, float* y, float* ws, int t, int team, ImageIo io) {
 #if defined(__x86_64__) || defined(_M_X64)
   if (active_isa() == Isa::avx512)
-    hwc_forward_image_avx512(s, x, Wk, bias, res, relu, y, ws, t, team, pool);
+    hwc_forward_image_avx512(s, x, Wk, bias, res, relu, y, ws, t, team, io);
   else
-    hwc_forward_image_avx2(s, x, Wk, bias, res, relu, y, ws, t, team, pool);
+    hwc_forward_image_avx2(s, x, Wk, bias, res, relu, y, ws, t, team, io);
 #else
-  (void)s, (void)x, (void)Wk, (void)bias, (void)res, (void)relu, (void)y, (void)ws, (void)t, (void)team, (void)pool;
+  (void)s, (void)x, (void)Wk, (void)bias, (void)res, (void)relu, (void)y, (void)ws, (void)t, (void)team, (void)io;
   std::abort();  // hwc_possible is false here
 #endif
 }

@@ -45,10 +45,9 @@ WinoC16Geom hwc_geom(const Conv2dShape& s);
 index_t hwc_slice_floats(const Conv2dShape& s);
 
 // y (K, P, Q) of one image, as winograd_c16_forward_image (conv_winograd_c16.h): + bias (may be
-// null), then + res (may be null) and ReLU when `relu`; ws and t / team the same way. With
-// pool.kind != none, y is the pooled image (K, P/2, Q/2) and res must be null.
+// null), then + res (may be null) and ReLU when `relu`; ws, t / team and io the same way.
 void hwc_forward_image(const Conv2dShape& s, const float* x, const float* Wk, const float* bias, const float* res,
-                       bool relu, float* y, float* ws, int t, int team, OutPool pool = {});
+                       bool relu, float* y, float* ws, int t, int team, ImageIo io = {});
 
 // ---- Per call (conv.cpp): the filters packed into the workspace, then the images over the
 // threads (or the threads over each image).

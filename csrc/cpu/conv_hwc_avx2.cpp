@@ -6,8 +6,8 @@
 namespace fastlayers::cpu {
 
 void hwc_forward_image_avx2(const Conv2dShape& s, const float* x, const float* Wk, const float* bias, const float* res,
-                            bool relu, float* y, float* ws, int t, int team, OutPool pool) {
-  hwc::forward_image<simd::Avx2>(s, x, Wk, bias, res, relu, y, ws, t, team, pool);
+                            bool relu, float* y, float* ws, int t, int team, ImageIo io) {
+  hwc::forward_image<simd::Avx2>(s, x, Wk, bias, res, relu, y, ws, t, team, io);
 }
 
 // Backward-weight: one image's contribution added to Wt (R*S x C x K).

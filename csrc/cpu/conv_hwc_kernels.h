@@ -128,25 +128,25 @@ void rows_all(const Conv2dShape& s, const WinoC16Geom& g, const float* xin, cons
 
 template <class S>
 void forward_image(const Conv2dShape& s, const float* x, const float* Wk, const float* bias, const float* res,
-                   bool relu, float* y, float* ws, int t, int team, OutPool pool) {
+                   bool relu, float* y, float* ws, int t, int team, ImageIo io) {
   const WinoC16Geom g = hwc_geom(s);
   float* xin = ws + g.xin_off;  // shared by the team: the first thread's slice
   float* yout = ws + g.yout_off;
   // A NaN or inf reaches exactly the outputs that read it here (a direct sum): the check's result
   // is not needed.
-  wino16::transpose_in<S>(s, g, x, xin, g.Hp * t / team, g.Hp * (t + 1) / team);
+  wino16::image_in<S>(s, g, x, io, xin, g.Hp * t / team, g.Hp * (t + 1) / team);
   if (team > 1) {
 #pragma omp barrier
   }
-  if (pool.kind != OutPool::none) {  // pairs of output rows per thread, pooled by the thread that computed them
+  if (io.pool.kind != OutPool::none) {  // pairs of output rows per thread, pooled by the thread that computed them
     const index_t P2 = s.P / 2, i0 = P2 * t / team, i1 = P2 * (t + 1) / team;
     rows_all<S>(s, g, xin, Wk, bias, yout, 2 * i0, 2 * i1);
-    wino16::pool_transpose_out<S>(s, g, yout, pool, relu, ws + g.pool_off, y, i0, i1);
+    wino16::pool_transpose_out<S>(s, g, yout, io.pool, relu, io.y_hwc, ws + g.pool_off, y, i0, i1);
   } else {
     const index_t p0 = s.P * t / team, p1 = s.P * (t + 1) / team;
     rows_all<S>(s, g, xin, Wk, bias, yout, p0, p1);
-    // Each thread transposes back the rows it computed: no barrier between.
-    wino16::transpose_out<S>(s, g, yout, res, relu, y, p0, p1);
+    // Each thread moves back the rows it computed: no barrier between.
+    wino16::image_out<S>(s, g, yout, res, relu, io, y, p0, p1);
   }
   if (team > 1) {
 #pragma omp barrier

@@ -17,7 +17,7 @@ namespace fastlayers::cpu {
 #define FL_WINO16_DECLARE(isa)                                                                                     \
   void winograd_c16_forward_image_##isa(const Conv2dShape& s, const WinoC16Geom& g, const float* x, const float* U, \
                                         const float* w, const float* bias, const float* res, bool relu, float* y,  \
-                                        float* ws, int t, int team, OutPool pool);                                             \
+                                        float* ws, int t, int team, ImageIo io);                                             \
   void winograd_c16_prepare_##isa(const Conv2dShape& s, const float* w, float* U);                                \
   void winograd_c16_backward_weight_images_##isa(const Conv2dShape& s, const WinoC16Geom& g, const float* x,       \
                                                  const float* grad_out, index_t n0, index_t n1, float* Mw, float* ws);
@@ -98,15 +98,15 @@ void winograd_c16_prepare(const Conv2dShape& s, const float* w, float* U) {
 
 void winograd_c16_forward_image(const Conv2dShape& s, const float* x, const float* U, const float* w,
                                 const float* bias, const float* res, bool relu, float* y, float* ws, int t, int team,
-                                OutPool pool) {
+                                ImageIo io) {
 #if defined(__x86_64__) || defined(_M_X64)
   if (active_isa() == Isa::avx512)
-    winograd_c16_forward_image_avx512(s, winograd_c16_geom(s), x, U, w, bias, res, relu, y, ws, t, team, pool);
+    winograd_c16_forward_image_avx512(s, winograd_c16_geom(s), x, U, w, bias, res, relu, y, ws, t, team, io);
   else
-    winograd_c16_forward_image_avx2(s, winograd_c16_geom(s), x, U, w, bias, res, relu, y, ws, t, team, pool);
+    winograd_c16_forward_image_avx2(s, winograd_c16_geom(s), x, U, w, bias, res, relu, y, ws, t, team, io);
 #else
   (void)s, (void)x, (void)U, (void)w, (void)bias, (void)res, (void)relu, (void)y, (void)ws, (void)t, (void)team,
-      (void)pool;
+      (void)io;
   std::abort();  // winograd_c16_possible is false here
 #endif
 }

@@ -46,6 +46,16 @@ struct OutPool {
   bool relu_first = false;
 };
 
+// How one image comes in and goes out of the HWC kernels (conv_winograd_c16, conv_hwc) in the
+// inference plan: the fused pool, and whether x and y are HWC rather than NCHW. Between two such
+// kernels the plan keeps the value in HWC (H x W x C, channels innermost): the producer copies its
+// rows out and the consumer copies them into its zero-padded image, where each would otherwise
+// transpose (the small ResNet at batch 64: a fifth of the plan's time in transposes).
+struct ImageIo {
+  OutPool pool;
+  bool x_hwc = false, y_hwc = false;
+};
+
 // blocks_across_images (backward-weight): TB fills a block from several images when one has fewer
 // tiles.
 WinoC16Geom winograd_c16_geom(const Conv2dShape& s, bool blocks_across_images = false);
@@ -78,10 +88,11 @@ index_t winograd_c16_slice_floats(const Conv2dShape& s);
 // with the same arguments and its own thread number `t` - the first thread's slice for the shared
 // image buffers and ws + t * slice for the rest (the team splits the image's tiles).
 // `w`: the plain filters (K, C, R, S), read only for an image holding a NaN or inf.
-// With pool.kind != none, y is the pooled image (K, P/2, Q/2) and res must be null.
+// io: with io.pool.kind != none, y is the pooled image (K, P/2, Q/2) and res must be null; x_hwc /
+// y_hwc: x (H, W, C) / y and res (P, Q, K) in HWC.
 void winograd_c16_forward_image(const Conv2dShape& s, const float* x, const float* U, const float* w,
                                 const float* bias, const float* res, bool relu, float* y, float* ws, int t, int team,
-                                OutPool pool = {});
+                                ImageIo io = {});
 
 // ---- Per call (conv.cpp: conv2d_forward, and conv2d_backward_data as the forward of its transposed
 // shape): the filters are transformed into the workspace on every call.

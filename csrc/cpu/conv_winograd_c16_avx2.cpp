@@ -16,8 +16,8 @@ void winograd_c16_backward_weight_images_avx2(const Conv2dShape& s, const WinoC1
 
 void winograd_c16_forward_image_avx2(const Conv2dShape& s, const WinoC16Geom& g, const float* x, const float* U,
                                        const float* w, const float* bias, const float* res, bool relu, float* y,
-                                       float* ws, int t, int team, OutPool pool) {
-  wino16::forward_image_any<simd::Avx2>(s, g, x, U, w, bias, res, relu, y, ws, t, team, pool);
+                                       float* ws, int t, int team, ImageIo io) {
+  wino16::forward_image_any<simd::Avx2>(s, g, x, U, w, bias, res, relu, y, ws, t, team, io);
 }
 
 }  // namespace fastlayers::cpu

@@ -135,11 +135,10 @@ void products_all(const float* U, index_t K, const float* V, index_t C, float* M
 // ---- the image in HWC: xin[i][j][c] = x[c][i - ph][j - pw] (0 outside), rows [i0, i1). Returns
 // false if any value read is a NaN or inf. Input pixels go L at a time in x's order (h * W + w),
 // across the ends of rows, as in transpose_out below: whole-vector loads from each channel plane.
-template <class S>
-bool transpose_in(const Conv2dShape& s, const WinoC16Geom& g, const float* x, float* xin, index_t i0, index_t i1) {
-  constexpr int L = S::L;
-  const index_t C = s.C, H = s.H, W = s.W, HW = H * W, Wp = g.Wp, ph = s.pad_h, pw = s.pad_w;
-  for (index_t i = i0; i < i1; ++i) {  // the zero border
+// The zero border of xin's rows [i0, i1).
+inline void zero_border(const Conv2dShape& s, const WinoC16Geom& g, float* xin, index_t i0, index_t i1) {
+  const index_t C = s.C, H = s.H, W = s.W, Wp = g.Wp, ph = s.pad_h, pw = s.pad_w;
+  for (index_t i = i0; i < i1; ++i) {
     float* row = xin + i * Wp * C;
     const index_t ih = i - ph;
     if (ih < 0 || ih >= H) {
@@ -149,6 +148,13 @@ bool transpose_in(const Conv2dShape& s, const WinoC16Geom& g, const float* x, fl
     std::fill(row, row + pw * C, 0.0f);
     if (pw + W < Wp) std::fill(row + (pw + W) * C, row + Wp * C, 0.0f);
   }
+}
+
+template <class S>
+bool transpose_in(const Conv2dShape& s, const WinoC16Geom& g, const float* x, float* xin, index_t i0, index_t i1) {
+  constexpr int L = S::L;
+  const index_t C = s.C, H = s.H, W = s.W, HW = H * W, Wp = g.Wp, ph = s.pad_h, pw = s.pad_w;
+  zero_border(s, g, xin, i0, i1);
   const index_t h0 = std::max<index_t>(i0 - ph, 0), h1 = std::min<index_t>(i1 - ph, H);
   if (h0 >= h1) return true;
   unsigned bad = 0;
@@ -179,6 +185,30 @@ bool transpose_in(const Conv2dShape& s, const WinoC16Geom& g, const float* x, fl
       for (index_t w = 0; w < W; ++w) dst[w * C] = src[w], probe += src[w] * 0.0f;
       bad |= probe != 0.0f;  // NaN compares unequal
     }
+  return bad == 0;
+}
+
+// As transpose_in, from an image already in HWC (ImageIo::x_hwc): each row is one copy.
+template <class S>
+bool copy_in(const Conv2dShape& s, const WinoC16Geom& g, const float* x, float* xin, index_t i0, index_t i1) {
+  constexpr int L = S::L;
+  const index_t C = s.C, H = s.H, W = s.W, WC = W * C, Wp = g.Wp, ph = s.pad_h, pw = s.pad_w;
+  zero_border(s, g, xin, i0, i1);
+  const index_t h0 = std::max<index_t>(i0 - ph, 0), h1 = std::min<index_t>(i1 - ph, H);
+  unsigned bad = 0;
+  for (index_t h = h0; h < h1; ++h) {
+    const float* src = x + h * WC;
+    float* dst = xin + ((h + ph) * Wp + pw) * C;
+    index_t i = 0;
+    for (; i + L <= WC; i += L) {
+      const auto v = S::load(src + i);
+      bad |= S::unordered(S::sub(v, v));  // 0, or NaN for a NaN or inf
+      S::store(dst + i, v);
+    }
+    float probe = 0.0f;
+    for (; i < WC; ++i) dst[i] = src[i], probe += src[i] * 0.0f;
+    bad |= probe != 0.0f;
+  }
   return bad == 0;
 }
 
@@ -224,11 +254,15 @@ void transpose_out(const Conv2dShape& s, const WinoC16Geom& g, const float* yout
 // [2 i0, 2 i1) only.
 template <class S>
 void pool_transpose_out(const Conv2dShape& s, const WinoC16Geom& g, const float* yout, OutPool pool, bool relu,
-                        float* pooled, float* y, index_t i0, index_t i1) {
+                        bool y_hwc, float* pooled, float* y, index_t i0, index_t i1) {
+  if (y_hwc) pooled = y;  // the pooled rows are y's, with ReLU applied here
   using Vec = typename S::V;
   constexpr int L = S::L;
   const index_t K = s.K, Qp = g.Qp, Q2 = s.Q / 2;
-  const bool relu_in = relu && pool.relu_first;
+  // ReLU on the pool's inputs when it comes first; into HWC y (no transpose after) also when it
+  // comes after a max pool, which it commutes with; after an average pool, on its result here.
+  const bool relu_in = relu && (pool.relu_first || (y_hwc && pool.kind == OutPool::max));
+  const bool relu_out = relu && y_hwc && !relu_in;
   const Vec zero = S::zero(), quarter = S::set1(0.25f);
   for (index_t i = i0; i < i1; ++i)
     for (index_t j = 0; j < Q2; ++j) {
@@ -240,11 +274,13 @@ void pool_transpose_out(const Conv2dShape& s, const WinoC16Geom& g, const float*
         if (relu_in) {  // max(0, v) keeps NaN (the second operand), as the op
           v0 = S::max(zero, v0), v1 = S::max(zero, v1), v2 = S::max(zero, v2), v3 = S::max(zero, v3);
         }
-        const Vec v = pool.kind == OutPool::max ? S::nan_max(S::nan_max(v0, v1), S::nan_max(v2, v3))
-                                                : S::mul(S::add(S::add(v0, v1), S::add(v2, v3)), quarter);
+        Vec v = pool.kind == OutPool::max ? S::nan_max(S::nan_max(v0, v1), S::nan_max(v2, v3))
+                                          : S::mul(S::add(S::add(v0, v1), S::add(v2, v3)), quarter);
+        if (relu_out) v = S::max(zero, v);
         S::store(o + k, v);
       }
     }
+  if (y_hwc) return;
   Conv2dShape sp = s;
   sp.P = s.P / 2, sp.Q = Q2;
   WinoC16Geom gp = g;
@@ -252,9 +288,10 @@ void pool_transpose_out(const Conv2dShape& s, const WinoC16Geom& g, const float*
   transpose_out<S>(sp, gp, pooled, nullptr, relu && !relu_in, y, i0, i1);
 }
 
-// The same pool from a full-size NCHW result `z` (the NaN fallback's), channels [k0, k1), scalar.
-inline void pool_planes(const Conv2dShape& s, const float* z, OutPool pool, bool relu, float* y, index_t k0,
-                        index_t k1) {
+// The same pool from a full-size NCHW result `z` (the NaN fallback's), channels [k0, k1), scalar,
+// into y in NCHW or (y_hwc) HWC.
+inline void pool_planes(const Conv2dShape& s, const float* z, OutPool pool, bool relu, bool y_hwc, float* y,
+                        index_t k0, index_t k1) {
   const index_t P2 = s.P / 2, Q2 = s.Q / 2;
   auto r = [](float v) { return !(v > 0.0f) && v == v ? 0.0f : v; };  // ReLU, NaN stays NaN
   auto nan_max = [](float m, float v) { return v > m || v != v ? v : m; };
@@ -270,8 +307,45 @@ inline void pool_planes(const Conv2dShape& s, const float* z, OutPool pool, bool
           for (int e = 1; e < 4; ++e) m = nan_max(m, v[e]);
         else
           m = ((v[0] + v[1]) + (v[2] + v[3])) * 0.25f;
-        y[(k * P2 + i) * Q2 + j] = relu && !pool.relu_first ? r(m) : m;
+        y[y_hwc ? (i * Q2 + j) * s.K + k : (k * P2 + i) * Q2 + j] = relu && !pool.relu_first ? r(m) : m;
       }
+}
+
+// As transpose_out, into y (and from res) in HWC (ImageIo::y_hwc): rows of yout (Qp pixels apart)
+// copied out with the residual and ReLU.
+template <class S>
+void copy_out(const Conv2dShape& s, const WinoC16Geom& g, const float* yout, const float* res, bool relu, float* y,
+              index_t p0, index_t p1) {
+  constexpr int L = S::L;
+  const index_t QK = s.Q * s.K, QpK = g.Qp * s.K;  // K is a multiple of L
+  const auto zero = S::zero();
+  for (index_t p = p0; p < p1; ++p) {
+    const float* src = yout + p * QpK;
+    float* dst = y + p * QK;
+    const float* r = res != nullptr ? res + p * QK : nullptr;
+    for (index_t i = 0; i < QK; i += L) {
+      auto v = S::load(src + i);
+      if (r != nullptr) v = S::add(v, S::load(r + i));
+      if (relu) v = S::max(zero, v);
+      S::store(dst + i, v);
+    }
+  }
+}
+
+// The image in (rows [i0, i1) of xin) and out (rows [p0, p1) of y), by the layouts io names.
+template <class S>
+bool image_in(const Conv2dShape& s, const WinoC16Geom& g, const float* x, const ImageIo& io, float* xin, index_t i0,
+              index_t i1) {
+  return io.x_hwc ? copy_in<S>(s, g, x, xin, i0, i1) : transpose_in<S>(s, g, x, xin, i0, i1);
+}
+
+template <class S>
+void image_out(const Conv2dShape& s, const WinoC16Geom& g, const float* yout, const float* res, bool relu,
+               const ImageIo& io, float* y, index_t p0, index_t p1) {
+  if (io.y_hwc)
+    copy_out<S>(s, g, yout, res, relu, y, p0, p1);
+  else
+    transpose_out<S>(s, g, yout, res, relu, y, p0, p1);
 }
 
 // ---- V[xi][j][c] for tiles [t0, t0 + n) of the image (j = tile - t0).
@@ -350,14 +424,14 @@ inline void direct_fallback(const Conv2dShape& s, const WinoC16Geom& g, const fl
 template <class S, int MT>
 void forward_image(const Conv2dShape& s, const WinoC16Geom& g, const float* x, const float* U, const float* w,
                    const float* bias, const float* res, bool relu, float* y, float* ws, int t, int team,
-                   OutPool pool) {
+                   ImageIo io) {
   float* xin = ws + g.xin_off;  // shared by the team: the first thread's slice
   float* yout = ws + g.yout_off;
   float* own = ws + static_cast<index_t>(t) * g.slice;
   float* V = own + g.v_off;
   float* M = own + g.m_off;
   float* flag = own + g.flag_off;
-  const bool finite = transpose_in<S>(s, g, x, xin, g.Hp * t / team, g.Hp * (t + 1) / team);
+  const bool finite = image_in<S>(s, g, x, io, xin, g.Hp * t / team, g.Hp * (t + 1) / team);
   flag[0] = finite ? 0.0f : 1.0f;
   bool all_finite = finite;
   if (team > 1) {
@@ -366,9 +440,18 @@ void forward_image(const Conv2dShape& s, const WinoC16Geom& g, const float* x, c
   }
   if (!all_finite) {
     const index_t k0 = s.K * t / team, k1 = s.K * (t + 1) / team, PQ = s.P * s.Q;
-    if (pool.kind != OutPool::none) {  // the full-size result in yout's room (Pp Qp K >= P Q K floats), then pooled
+    const OutPool pool = io.pool;
+    if (pool.kind != OutPool::none || io.y_hwc) {  // the NCHW result in yout's room (Pp Qp K >= P Q K floats)
       direct_fallback(s, g, xin, w, bias, yout, k0, k1);
-      pool_planes(s, yout, pool, relu, y, k0, k1);
+      if (pool.kind != OutPool::none) {
+        pool_planes(s, yout, pool, relu, io.y_hwc, y, k0, k1);
+      } else {
+        for (index_t k = k0; k < k1; ++k)
+          for (index_t i = 0; i < PQ; ++i) {
+            const float v = res != nullptr ? yout[k * PQ + i] + res[i * s.K + k] : yout[k * PQ + i];
+            y[i * s.K + k] = relu && !(v > 0.0f) && v == v ? 0.0f : v;
+          }
+      }
       if (team > 1) {
 #pragma omp barrier
       }
@@ -395,11 +478,11 @@ void forward_image(const Conv2dShape& s, const WinoC16Geom& g, const float* x, c
   if (team > 1) {
 #pragma omp barrier
   }
-  if (pool.kind != OutPool::none) {
+  if (io.pool.kind != OutPool::none) {
     const index_t P2 = s.P / 2;
-    pool_transpose_out<S>(s, g, yout, pool, relu, ws + g.pool_off, y, P2 * t / team, P2 * (t + 1) / team);
+    pool_transpose_out<S>(s, g, yout, io.pool, relu, io.y_hwc, ws + g.pool_off, y, P2 * t / team, P2 * (t + 1) / team);
   } else {
-    transpose_out<S>(s, g, yout, res, relu, y, s.P * t / team, s.P * (t + 1) / team);
+    image_out<S>(s, g, yout, res, relu, io, y, s.P * t / team, s.P * (t + 1) / team);
   }
   if (team > 1) {
 #pragma omp barrier
@@ -664,11 +747,11 @@ void backward_weight_any(const Conv2dShape& s, const WinoC16Geom& g, const float
 template <class S>
 void forward_image_any(const Conv2dShape& s, const WinoC16Geom& g, const float* x, const float* U, const float* w,
                        const float* bias, const float* res, bool relu, float* y, float* ws, int t, int team,
-                       OutPool pool) {
+                       ImageIo io) {
   if (g.m == 4)
-    forward_image<S, 4>(s, g, x, U, w, bias, res, relu, y, ws, t, team, pool);
+    forward_image<S, 4>(s, g, x, U, w, bias, res, relu, y, ws, t, team, io);
   else
-    forward_image<S, 2>(s, g, x, U, w, bias, res, relu, y, ws, t, team, pool);
+    forward_image<S, 2>(s, g, x, U, w, bias, res, relu, y, ws, t, team, io);
 }
 
 }  // namespace

@@ -422,6 +422,35 @@ def test_pooled_convs_keep_nan_and_inf_where_they_belong(monkeypatch):
                 np.testing.assert_allclose(y[finite], ref[finite], rtol=1e-4, atol=1e-4)
 
 
+def test_values_between_hwc_kernels_stay_in_hwc(monkeypatch):
+    # A value written by a Winograd c16 / conv_hwc step and read only as the input of such steps
+    # stays in HWC (no transpose out and back in): the small ResNet's three block-inner values. The
+    # results match the layer-by-layer pass with and without it, one image split over a team, a
+    # NaN image (the Winograd's direct fallback writing HWC), and a consumer with a pool, fused or
+    # left to the epilogue.
+    resnet = nn.models.build("resnet", seed=0).eval()
+    chain = nn.Sequential([nn.Conv2d(16, 16, 3, 1, 1, rng=0), nn.ReLU(), nn.Conv2d(16, 32, 3, 1, 1, rng=1),
+                           nn.MaxPool2d(2), nn.ReLU(), nn.Conv2d(32, 32, 3, 2, 1, rng=2), nn.ReLU(),
+                           nn.Conv2d(32, 16, 5, 1, 2, rng=3), nn.ReLU(), nn.AvgPool2d(2)]).eval()
+    for model, shape, n_hwc in [(resnet, (1, 28, 28), 3), (chain, (16, 14, 13), 2)]:
+        for batch, threads in [(1, 1), (1, 2), (1, 3), (3, 2)]:
+            x = _x((batch,) + shape)
+            if batch == 3:
+                x[1, 0, 4, 4] = np.nan
+            ref = _layerwise(model, x)
+            for values, fused in [("1", "1"), ("1", "0"), ("0", "1")]:
+                monkeypatch.setenv("FASTLAYERS_PLAN_HWC_VALUES", values)
+                monkeypatch.setenv("FASTLAYERS_PLAN_FUSED_POOL", fused)
+                with num_threads(threads):
+                    plan = P.build(model, x.shape, threads=0)
+                    y = plan(x)
+                if _cpu_has_wino16():
+                    assert plan._c.hwc_values == (n_hwc if values == "1" else 0), plan._c.conv_algorithms
+                np.testing.assert_array_equal(np.isnan(y), np.isnan(ref))
+                finite = np.isfinite(ref)
+                _close(y[finite], ref[finite])
+
+
 def test_hwc_is_the_default_only_on_avx2():
     for C, K, R, stride, expect in [(16, 32, 3, 2, True), (6, 16, 5, 1, True), (1, 32, 7, 1, False),
                                     (16, 32, 1, 2, False)]:

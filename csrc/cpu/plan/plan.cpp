@@ -300,6 +300,7 @@ void Plan::finalize(index_t arena_floats, int threads) {
   workspace_.reset(alloc_floats(ws));
   finalized_ = true;
   choose_conv_paths();
+  choose_hwc_values();
   // A conv on a direct kernel with packed filters (conv_smallc, conv_hwc) reads only those from
   // here on: the plain copy goes (ResNet-18 at batch 1 would otherwise hold its 3x3 filters twice,
   // 89 MB instead of 50).
@@ -333,6 +334,38 @@ void Plan::choose_conv_paths() {
       s.smallc = false;
       std::vector<float>().swap(s.packed);
     }
+  }
+}
+
+// Values kept in HWC between two HWC kernels (ImageIo): an arena value written by a Winograd c16 or
+// conv_hwc step with no pool and no residual, and read only as the input of such steps (not as a
+// residual, nor by any other step). The small ResNet: each block's inner value, between its two
+// convs. FASTLAYERS_PLAN_HWC_VALUES=0 (read at plan build) keeps every value in NCHW.
+void Plan::choose_hwc_values() {
+  const char* e = std::getenv("FASTLAYERS_PLAN_HWC_VALUES");
+  if (e != nullptr && e[0] == '0') return;
+  auto hwc_kernel = [](const Step& s) { return s.kind == StepKind::conv && (s.wino16 || s.hwc); };
+  for (size_t v = 0; v < values_.size(); ++v) {
+    if (values_[v].offset < 0) continue;  // the caller's x and y stay NCHW
+    const int id = static_cast<int>(v);
+    int producer = -1, readers = 0;
+    bool ok = true;
+    for (size_t i = 0; i < steps_.size() && ok; ++i) {
+      const Step& s = steps_[i];
+      if (s.out == id || s.tmp == id) {
+        ok = producer < 0 && s.out == id && hwc_kernel(s) && s.epi.pool == PoolKind::none && s.epi.residual < 0;
+        producer = static_cast<int>(i);
+      }
+      if (s.in == id || s.in2 == id || s.epi.residual == id) {
+        ok = ok && producer >= 0 && hwc_kernel(s) && s.in == id && s.in2 != id && s.epi.residual != id;
+        ++readers;
+      }
+    }
+    if (!ok || producer < 0 || readers == 0) continue;
+    steps_[producer].y_hwc = true;
+    for (Step& s : steps_)
+      if (s.in == id) s.x_hwc = true;
+    ++hwc_values_;
   }
 }
 
@@ -392,13 +425,17 @@ void Plan::per_image_into(const Step& s, const float* in, float* z, const float*
   const index_t slice = s.wino16 ? winograd_c16_slice_floats(c) : s.hwc ? hwc_slice_floats(c) : pixconv_slice_floats(c);
   const index_t in_img = c.C * c.H * c.W;
   const index_t out_img = pool.kind != OutPool::none ? c.K * (c.P / 2) * (c.Q / 2) : c.K * c.P * c.Q;
+  ImageIo io;
+  io.pool = pool;
+  io.x_hwc = s.x_hwc;
+  io.y_hwc = s.y_hwc;
   auto image = [&](index_t n, float* ws, int t, int team) {
     const float* r = res != nullptr ? res + n * out_img : nullptr;
     if (s.wino16)
       winograd_c16_forward_image(c, in + n * in_img, s.packed.data(), s.w.data(), b, r, relu, z + n * out_img, ws, t,
-                                 team, pool);
+                                 team, io);
     else if (s.hwc)
-      hwc_forward_image(c, in + n * in_img, s.packed.data(), b, r, relu, z + n * out_img, ws, t, team, pool);
+      hwc_forward_image(c, in + n * in_img, s.packed.data(), b, r, relu, z + n * out_img, ws, t, team, io);
     else
       pixconv_forward_image(c, in + n * in_img, s.w.data(), b, r, relu, z + n * out_img, ws, t, team);
   };

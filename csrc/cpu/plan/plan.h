@@ -55,6 +55,7 @@ struct Step {
   bool wino16 = false;                 // filters transformed once for conv_winograd_c16 (in packed)
   bool pixconv = false;                // conv_pixels: the plain filters, pixels in the lanes
   bool hwc = false;                    // conv_hwc: filters packed [tap][c][k] once (in packed)
+  bool x_hwc = false, y_hwc = false;   // conv on an HWC kernel: its input / output value in HWC (ImageIo)
   std::vector<float> w, b, packed;     // weights (conv / dense), bias (or affine shift), packed filters
   index_t packed_cols = 0;             // dense: w^T packed for sgemm_prepacked_b in panels this wide
   std::vector<float> scale;            // affine: per-channel scale
@@ -81,6 +82,8 @@ class Plan {
   index_t workspace_floats() const { return workspace_floats_; }
   index_t weight_floats() const;
   int num_steps() const { return static_cast<int>(steps_.size()); }
+  // Values kept in HWC between two HWC kernels (choose_hwc_values), after finalize.
+  int hwc_values() const { return hwc_values_; }
   // Per step, the algorithm its conv runs after finalize: "winograd_c16", "pixels" (conv_pixels),
   // "direct" (conv_smallc with packed filters) or "conv2d_forward" (that function's own choice);
   // "" for other steps.
@@ -101,6 +104,7 @@ class Plan {
   void per_image_into(const Step& s, const float* in, float* z, const float* res, bool relu,
                       const std::function<void(index_t)>& after_image = {}, OutPool pool = {});
   void choose_conv_paths();
+  void choose_hwc_values();
   void epilogue(const Step& s, const float* z, float* out, const float* res, index_t n0, index_t n1) const;
 
   struct Value {
@@ -110,6 +114,7 @@ class Plan {
   std::vector<Step> steps_;
   index_t arena_floats_ = 0, workspace_floats_ = 0;
   int threads_ = 1;
+  int hwc_values_ = 0;
   struct Free {
     void operator()(float* p) const;
   };
