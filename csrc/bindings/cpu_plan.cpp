@@ -185,7 +185,8 @@ void bind_cpu_plan(py::module_& m) {
       .def_property_readonly("weight_floats", &Plan::weight_floats)
       .def_property_readonly("num_steps", &Plan::num_steps)
       .def_property_readonly("conv_algorithms", &Plan::conv_algorithms)
-      .def_property_readonly("hwc_values", &Plan::hwc_values);
+      .def_property_readonly("hwc_values", &Plan::hwc_values)
+      .def_property_readonly("hwc_layouts", &Plan::hwc_layouts);
 }
 
 }  // namespace fastlayers::bindings

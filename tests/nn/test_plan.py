@@ -424,7 +424,7 @@ def test_pooled_convs_keep_nan_and_inf_where_they_belong(monkeypatch):
 
 def test_values_between_hwc_kernels_stay_in_hwc(monkeypatch):
     # A value written by a Winograd c16 / conv_hwc step and read only as the input of such steps
-    # stays in HWC (no transpose out and back in): the small ResNet's three block-inner values. The
+    # stays in HWC (no transpose out and back in): the small ResNet's block-inner values. The
     # results match the layer-by-layer pass with and without it, one image split over a team, a
     # NaN image (the Winograd's direct fallback writing HWC), and a consumer with a pool, fused or
     # left to the epilogue.
@@ -432,7 +432,14 @@ def test_values_between_hwc_kernels_stay_in_hwc(monkeypatch):
     chain = nn.Sequential([nn.Conv2d(16, 16, 3, 1, 1, rng=0), nn.ReLU(), nn.Conv2d(16, 32, 3, 1, 1, rng=1),
                            nn.MaxPool2d(2), nn.ReLU(), nn.Conv2d(32, 32, 3, 2, 1, rng=2), nn.ReLU(),
                            nn.Conv2d(32, 16, 5, 1, 2, rng=3), nn.ReLU(), nn.AvgPool2d(2)]).eval()
-    for model, shape, n_hwc in [(resnet, (1, 28, 28), 3), (chain, (16, 14, 13), 2)]:
+    # With every conv on an HWC kernel (FASTLAYERS_PLAN_PIXCONV=0, FASTLAYERS_PLAN_HWC=1) all nine
+    # of the ResNet's values are: the residuals read in HWC, the global pool too.
+    all_hwc = {"FASTLAYERS_PLAN_PIXCONV": "0", "FASTLAYERS_PLAN_HWC": "1"}
+    # By default on AVX2 its first conv and projections move to conv_hwc to join them (9); on
+    # AVX-512 they keep the pixels kernel and only the block-inner values are HWC (3).
+    n_resnet = 9 if _cpu.active_isa() == "avx2" else 3
+    for model, shape, n_hwc, env in [(resnet, (1, 28, 28), n_resnet, {}), (chain, (16, 14, 13), 2, {}),
+                                     (resnet, (1, 28, 28), 9, all_hwc)]:
         for batch, threads in [(1, 1), (1, 2), (1, 3), (3, 2)]:
             x = _x((batch,) + shape)
             if batch == 3:
@@ -441,14 +448,35 @@ def test_values_between_hwc_kernels_stay_in_hwc(monkeypatch):
             for values, fused in [("1", "1"), ("1", "0"), ("0", "1")]:
                 monkeypatch.setenv("FASTLAYERS_PLAN_HWC_VALUES", values)
                 monkeypatch.setenv("FASTLAYERS_PLAN_FUSED_POOL", fused)
+                for k, v in env.items():
+                    monkeypatch.setenv(k, v)
                 with num_threads(threads):
                     plan = P.build(model, x.shape, threads=0)
                     y = plan(x)
+                for k in env:
+                    monkeypatch.delenv(k)
                 if _cpu_has_wino16():
                     assert plan._c.hwc_values == (n_hwc if values == "1" else 0), plan._c.conv_algorithms
+                    if n_hwc == 9 and values == "1":
+                        assert plan._c.hwc_layouts == ["y"] + ["xy"] * 8 + ["x", ""], plan._c.hwc_layouts
                 np.testing.assert_array_equal(np.isnan(y), np.isnan(ref))
                 finite = np.isfinite(ref)
                 _close(y[finite], ref[finite])
+
+
+def test_values_read_by_other_steps_stay_nchw():
+    # A graph whose two HWC-kernel outputs meet in an add (a step, or the second conv's residual)
+    # that feeds a Flatten + Linear, which reads NCHW: nothing is kept in HWC, and the results match.
+    inp = nn.Input((16, 10, 10))
+    a = nn.ReLU()(nn.Conv2d(16, 16, 3, 1, 1, rng=0)(inp))
+    b = nn.Conv2d(16, 16, 3, 1, 1, rng=1)(inp)
+    out = nn.Linear(16 * 100, 4, rng=2)(nn.Flatten()(nn.Add()([a, b])))
+    model = nn.Model(inp, out).eval()
+    x = _x((2, 16, 10, 10))
+    plan = P.get(model, x.shape)
+    assert plan is not None, P.explain(model, x.shape)
+    assert plan._c.hwc_values == 0 and set(plan._c.hwc_layouts) == {""}, plan._c.hwc_layouts
+    _close(model(x), _layerwise(model, x))
 
 
 def test_hwc_is_the_default_only_on_avx2():

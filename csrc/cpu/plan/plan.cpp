@@ -108,6 +108,19 @@ bool hwc_pooled_preferred(const Step& s) {
          s.conv.R * s.conv.S > 1 && hwc_filter_floats(s.conv) <= (index_t{1} << 17);
 }
 
+// Whether a conv the pixels kernel would take runs on conv_hwc instead when that lets its input or
+// output stay in HWC (choose_hwc_values; otherwise finalize gives it back to the pixels kernel): on
+// AVX2, where conv_hwc can run it. The small ResNet's first conv (1 -> 16 3x3) and its 1x1 stride-2
+// projections then join the HWC values, all nine of them; its plan at batch 64, 1 thread, paired
+// medians of 40 interleaved runs (the machine loaded by another job), pixels kernel / this: 20.6 /
+// 18.3 ms (1.13x) - the projections 1.91x and 1.58x, the first conv 0.91x. FASTLAYERS_PLAN_HWC=0
+// turns this off as well.
+bool hwc_chain_candidate(const Conv2dShape& s) {
+  const char* e = std::getenv("FASTLAYERS_PLAN_HWC");
+  if (e != nullptr && e[0] == '0') return false;
+  return active_isa() == Isa::avx2 && hwc_possible(s) && hwc_filter_floats(s) <= (index_t{1} << 17);
+}
+
 // Whether the pixels-in-lanes direct kernel (conv_pixels.h) takes this conv: every layer it can
 // run (at most 25 taps). FASTLAYERS_PLAN_PIXCONV=0 (read at plan build) turns it off.
 bool pixconv_preferred(const Conv2dShape& s) {
@@ -117,6 +130,19 @@ bool pixconv_preferred(const Conv2dShape& s) {
 }
 
 }  // namespace
+
+// out[n][c] = the mean of in[n][i][c] over the hw pixels i, for images of hw x channels floats in
+// HWC (an HWC value, choose_hwc_values), summed in double as global_avg_pool2d_forward does.
+static void global_avg_pool_hwc(const float* in, float* out, index_t images, index_t hw, index_t channels) {
+  std::vector<double> sum(static_cast<size_t>(channels));
+  for (index_t n = 0; n < images; ++n) {
+    std::fill(sum.begin(), sum.end(), 0.0);
+    const float* img = in + n * hw * channels;
+    for (index_t i = 0; i < hw; ++i)
+      for (index_t c = 0; c < channels; ++c) sum[c] += img[i * channels + c];
+    for (index_t c = 0; c < channels; ++c) out[n * channels + c] = static_cast<float>(sum[c] / static_cast<double>(hw));
+  }
+}
 
 void Plan::Free::operator()(float* p) const { std::free(p); }
 
@@ -267,7 +293,13 @@ void Plan::finalize(index_t arena_floats, int threads) {
     s.wino16 = wino16_preferred(s.conv);
     const bool hwc_pooled = !s.wino16 && hwc_pooled_preferred(s);
     s.pixconv = !s.wino16 && !hwc_pooled && pixconv_preferred(s.conv);
-    s.hwc = !s.wino16 && !s.pixconv && (hwc_pooled || hwc_preferred(s.conv));
+    // Tentatively on conv_hwc, kept there only if it joins an HWC value (choose_hwc_values).
+    s.hwc_if_chained = s.pixconv && hwc_chain_candidate(s.conv);
+    if (s.hwc_if_chained) {
+      s.pixconv = false;
+      ws = std::max(ws, threads_ * pixconv_slice_floats(s.conv));
+    }
+    s.hwc = !s.wino16 && !s.pixconv && (hwc_pooled || s.hwc_if_chained || hwc_preferred(s.conv));
     s.smallc = !s.wino16 && !s.pixconv && !s.hwc && smallc_possible(s.conv);
     if (s.hwc) {
       s.packed.assign(static_cast<size_t>(hwc_filter_floats(s.conv)), 0.0f);
@@ -301,11 +333,22 @@ void Plan::finalize(index_t arena_floats, int threads) {
   finalized_ = true;
   choose_conv_paths();
   choose_hwc_values();
+  for (Step& s : steps_)
+    if (s.hwc_if_chained && !s.x_hwc && !s.y_hwc) {  // no HWC value next to it: the pixels kernel
+      s.hwc = false, s.pixconv = true;
+      std::vector<float>().swap(s.packed);
+    }
   // A conv on a direct kernel with packed filters (conv_smallc, conv_hwc) reads only those from
   // here on: the plain copy goes (ResNet-18 at batch 1 would otherwise hold its 3x3 filters twice,
   // 89 MB instead of 50).
   for (Step& s : steps_)
     if (s.kind == StepKind::conv && (s.smallc || s.hwc)) std::vector<float>().swap(s.w);
+}
+
+std::vector<std::string> Plan::hwc_layouts() const {
+  std::vector<std::string> out;
+  for (const Step& s : steps_) out.push_back(std::string(s.x_hwc ? "x" : "") + (s.y_hwc ? "y" : ""));
+  return out;
 }
 
 // The one place where the plan overrides conv2d_forward's choice of algorithm: conv.cpp tries
@@ -337,34 +380,60 @@ void Plan::choose_conv_paths() {
   }
 }
 
-// Values kept in HWC between two HWC kernels (ImageIo): an arena value written by a Winograd c16 or
-// conv_hwc step with no pool and no residual, and read only as the input of such steps (not as a
-// residual, nor by any other step). The small ResNet: each block's inner value, between its two
-// convs. FASTLAYERS_PLAN_HWC_VALUES=0 (read at plan build) keeps every value in NCHW.
+// Values kept in HWC between HWC kernels (ImageIo): an arena value written by a Winograd c16 or
+// conv_hwc step with no pool (whose residual, if any, is an HWC value too), and read only as the
+// input of such steps or of a global average pool, or as the residual of such a step that writes
+// an HWC value itself. Found as a fixed point: every candidate in, then those that break a rule
+// out until none does. The small ResNet: each block's inner value, between its two convs (the
+// others are written or read by the pixels kernel). FASTLAYERS_PLAN_HWC_VALUES=0 (read at plan
+// build) keeps every value in NCHW.
 void Plan::choose_hwc_values() {
   const char* e = std::getenv("FASTLAYERS_PLAN_HWC_VALUES");
   if (e != nullptr && e[0] == '0') return;
   auto hwc_kernel = [](const Step& s) { return s.kind == StepKind::conv && (s.wino16 || s.hwc); };
-  for (size_t v = 0; v < values_.size(); ++v) {
+  const int nv = static_cast<int>(values_.size());
+  std::vector<int> producer(nv, -1);
+  std::vector<char> hwc(nv, 0);
+  for (int v = 0; v < nv; ++v) {
     if (values_[v].offset < 0) continue;  // the caller's x and y stay NCHW
-    const int id = static_cast<int>(v);
-    int producer = -1, readers = 0;
     bool ok = true;
-    for (size_t i = 0; i < steps_.size() && ok; ++i) {
+    for (size_t i = 0; i < steps_.size(); ++i) {
       const Step& s = steps_[i];
-      if (s.out == id || s.tmp == id) {
-        ok = producer < 0 && s.out == id && hwc_kernel(s) && s.epi.pool == PoolKind::none && s.epi.residual < 0;
-        producer = static_cast<int>(i);
-      }
-      if (s.in == id || s.in2 == id || s.epi.residual == id) {
-        ok = ok && producer >= 0 && hwc_kernel(s) && s.in == id && s.in2 != id && s.epi.residual != id;
-        ++readers;
-      }
+      if (s.out != v && s.tmp != v) continue;
+      ok = ok && producer[v] < 0 && s.out == v && hwc_kernel(s) && s.epi.pool == PoolKind::none;
+      producer[v] = static_cast<int>(i);
     }
-    if (!ok || producer < 0 || readers == 0) continue;
-    steps_[producer].y_hwc = true;
+    hwc[v] = ok && producer[v] >= 0;
+  }
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (int v = 0; v < nv; ++v) {
+      if (!hwc[v]) continue;
+      const Step& p = steps_[producer[v]];
+      bool ok = p.epi.residual < 0 || hwc[p.epi.residual];
+      int readers = 0;
+      for (const Step& s : steps_) {
+        if (s.in == v) {
+          ok = ok && (hwc_kernel(s) || s.kind == StepKind::global_avg_pool);
+          ++readers;
+        }
+        if (s.in2 == v) ok = false;
+        if (s.epi.residual == v) {
+          ok = ok && hwc_kernel(s) && s.out >= 0 && hwc[s.out] && s.epi.pool == PoolKind::none;
+          ++readers;
+        }
+      }
+      if (!ok || readers == 0) hwc[v] = 0, changed = true;
+    }
+  }
+  for (int v = 0; v < nv; ++v) {
+    if (!hwc[v]) continue;
+    steps_[producer[v]].y_hwc = true;
     for (Step& s : steps_)
-      if (s.in == id) s.x_hwc = true;
+      if (s.in == v) {
+        s.x_hwc = true;
+        if (s.kind == StepKind::global_avg_pool) s.K = steps_[producer[v]].conv.K;
+      }
     ++hwc_values_;
   }
 }
@@ -587,7 +656,10 @@ bool Plan::run_step(const Step& s, const float* x, float* y) {
       }
       return true;
     case StepKind::global_avg_pool:
-      global_avg_pool2d_forward(in, out, s.C, s.HW);
+      if (s.x_hwc)
+        global_avg_pool_hwc(in, out, s.C / s.K, s.HW, s.K);
+      else
+        global_avg_pool2d_forward(in, out, s.C, s.HW);
       if (s.epi.act != Act::none)
         for (index_t i = 0; i < s.C; ++i) out[i] = act(s.epi.act, out[i]);
       return true;

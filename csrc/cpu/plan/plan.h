@@ -55,11 +55,13 @@ struct Step {
   bool wino16 = false;                 // filters transformed once for conv_winograd_c16 (in packed)
   bool pixconv = false;                // conv_pixels: the plain filters, pixels in the lanes
   bool hwc = false;                    // conv_hwc: filters packed [tap][c][k] once (in packed)
-  bool x_hwc = false, y_hwc = false;   // conv on an HWC kernel: its input / output value in HWC (ImageIo)
+  bool x_hwc = false, y_hwc = false;   // its input / output value in HWC (choose_hwc_values)
+  bool hwc_if_chained = false;         // on conv_hwc only while it reads or writes an HWC value
   std::vector<float> w, b, packed;     // weights (conv / dense), bias (or affine shift), packed filters
   index_t packed_cols = 0;             // dense: w^T packed for sgemm_prepacked_b in panels this wide
   std::vector<float> scale;            // affine: per-channel scale
-  index_t M = 0, N = 0, K = 0;         // dense: x (M x K) * w (N x K)^T; add/act/copy: M elements
+  index_t M = 0, N = 0, K = 0;         // dense: x (M x K) * w (N x K)^T; add/act/copy: M elements;
+                                       // global pool of an HWC value: K channels per image
   index_t C = 0, HW = 0;               // affine / epilogue geometry: planes of HW floats, C per image
   Pool2dGeometry pool{};               // pool step
   PoolKind pool_kind = PoolKind::none;
@@ -84,6 +86,8 @@ class Plan {
   int num_steps() const { return static_cast<int>(steps_.size()); }
   // Values kept in HWC between two HWC kernels (choose_hwc_values), after finalize.
   int hwc_values() const { return hwc_values_; }
+  // Per step, which of its input and output values are HWC: "", "x", "y" or "xy".
+  std::vector<std::string> hwc_layouts() const;
   // Per step, the algorithm its conv runs after finalize: "winograd_c16", "pixels" (conv_pixels),
   // "direct" (conv_smallc with packed filters) or "conv2d_forward" (that function's own choice);
   // "" for other steps.
