@@ -17,7 +17,7 @@ namespace fastlayers::cpu {
 #define FL_WINO16_DECLARE(isa)                                                                                     \
   void winograd_c16_forward_image_##isa(const Conv2dShape& s, const WinoC16Geom& g, const float* x, const float* U, \
                                         const float* w, const float* bias, const float* res, bool relu, float* y,  \
-                                        float* ws, int t, int team, ImageIo io);                                             \
+                                        float* ws, int t, int team, ImageIo io);                                   \
   void winograd_c16_prepare_##isa(const Conv2dShape& s, const float* w, float* U);                                \
   void winograd_c16_backward_weight_images_##isa(const Conv2dShape& s, const WinoC16Geom& g, const float* x,       \
                                                  const float* grad_out, index_t n0, index_t n1, float* Mw, float* ws);

@@ -132,10 +132,7 @@ void products_all(const float* U, index_t K, const float* V, index_t C, float* M
   }
 }
 
-// ---- the image in HWC: xin[i][j][c] = x[c][i - ph][j - pw] (0 outside), rows [i0, i1). Returns
-// false if any value read is a NaN or inf. Input pixels go L at a time in x's order (h * W + w),
-// across the ends of rows, as in transpose_out below: whole-vector loads from each channel plane.
-// The zero border of xin's rows [i0, i1).
+// The zero border of xin's rows [i0, i1) (the padding around the image's pixels).
 inline void zero_border(const Conv2dShape& s, const WinoC16Geom& g, float* xin, index_t i0, index_t i1) {
   const index_t C = s.C, H = s.H, W = s.W, Wp = g.Wp, ph = s.pad_h, pw = s.pad_w;
   for (index_t i = i0; i < i1; ++i) {
@@ -150,6 +147,9 @@ inline void zero_border(const Conv2dShape& s, const WinoC16Geom& g, float* xin, 
   }
 }
 
+// ---- the image in HWC: xin[i][j][c] = x[c][i - ph][j - pw] (0 outside), rows [i0, i1). Returns
+// false if any value read is a NaN or inf. Input pixels go L at a time in x's order (h * W + w),
+// across the ends of rows, as in transpose_out below: whole-vector loads from each channel plane.
 template <class S>
 bool transpose_in(const Conv2dShape& s, const WinoC16Geom& g, const float* x, float* xin, index_t i0, index_t i1) {
   constexpr int L = S::L;
@@ -288,12 +288,14 @@ void pool_transpose_out(const Conv2dShape& s, const WinoC16Geom& g, const float*
   transpose_out<S>(sp, gp, pooled, nullptr, relu && !relu_in, y, i0, i1);
 }
 
+// max(0, v) with NaN kept (as the op), for the scalar paths of an image holding a NaN or inf.
+inline float relu_keep_nan(float v) { return !(v > 0.0f) && v == v ? 0.0f : v; }
+
 // The same pool from a full-size NCHW result `z` (the NaN fallback's), channels [k0, k1), scalar,
 // into y in NCHW or (y_hwc) HWC.
 inline void pool_planes(const Conv2dShape& s, const float* z, OutPool pool, bool relu, bool y_hwc, float* y,
                         index_t k0, index_t k1) {
   const index_t P2 = s.P / 2, Q2 = s.Q / 2;
-  auto r = [](float v) { return !(v > 0.0f) && v == v ? 0.0f : v; };  // ReLU, NaN stays NaN
   auto nan_max = [](float m, float v) { return v > m || v != v ? v : m; };
   for (index_t k = k0; k < k1; ++k)
     for (index_t i = 0; i < P2; ++i)
@@ -301,13 +303,13 @@ inline void pool_planes(const Conv2dShape& s, const float* z, OutPool pool, bool
         const float* a = z + (k * s.P + 2 * i) * s.Q + 2 * j;
         float v[4] = {a[0], a[1], a[s.Q], a[s.Q + 1]};
         if (relu && pool.relu_first)
-          for (float& u : v) u = r(u);
+          for (float& u : v) u = relu_keep_nan(u);
         float m = v[0];
         if (pool.kind == OutPool::max)
           for (int e = 1; e < 4; ++e) m = nan_max(m, v[e]);
         else
           m = ((v[0] + v[1]) + (v[2] + v[3])) * 0.25f;
-        y[y_hwc ? (i * Q2 + j) * s.K + k : (k * P2 + i) * Q2 + j] = relu && !pool.relu_first ? r(m) : m;
+        y[y_hwc ? (i * Q2 + j) * s.K + k : (k * P2 + i) * Q2 + j] = relu && !pool.relu_first ? relu_keep_nan(m) : m;
       }
 }
 
@@ -449,7 +451,7 @@ void forward_image(const Conv2dShape& s, const WinoC16Geom& g, const float* x, c
         for (index_t k = k0; k < k1; ++k)
           for (index_t i = 0; i < PQ; ++i) {
             const float v = res != nullptr ? yout[k * PQ + i] + res[i * s.K + k] : yout[k * PQ + i];
-            y[i * s.K + k] = relu && !(v > 0.0f) && v == v ? 0.0f : v;
+            y[i * s.K + k] = relu ? relu_keep_nan(v) : v;
           }
       }
       if (team > 1) {
@@ -460,7 +462,7 @@ void forward_image(const Conv2dShape& s, const WinoC16Geom& g, const float* x, c
     direct_fallback(s, g, xin, w, bias, y, k0, k1);
     for (index_t i = k0 * PQ; i < k1 * PQ; ++i) {
       const float v = res != nullptr ? y[i] + res[i] : y[i];
-      y[i] = relu && !(v > 0.0f) && v == v ? 0.0f : v;
+      y[i] = relu ? relu_keep_nan(v) : v;
     }
     if (team > 1) {
 #pragma omp barrier

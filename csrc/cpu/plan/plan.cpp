@@ -61,6 +61,12 @@ bool smallc_possible(const Conv2dShape& s) {
   return !direct && smallc_applies_prepacked(s);
 }
 
+// A development switch's first character ('0' off, '1' forced; '\0' when unset), read at plan build.
+char plan_switch(const char* name) {
+  const char* e = std::getenv(name);
+  return e != nullptr ? e[0] : '\0';
+}
+
 // Whether the channels-in-lanes Winograd (conv_winograd_c16.h) takes this conv: up to 128 x 128
 // channels, where its transformed filters (36 C K floats, 2.3 MB at 128 x 128) stay near the core
 // while an image's tiles read them. Plan step alone, min of 15 interleaved runs, the plan's path
@@ -73,8 +79,7 @@ bool smallc_possible(const Conv2dShape& s) {
 //   2.13 / 2.81 (1 thread), 512 -> 512 on 7x7 at batch 4 4.6 / 11.0 (2 threads).
 // FASTLAYERS_PLAN_WINO16=0 (read at plan build; a development switch for A/B runs) turns it off.
 bool wino16_preferred(const Conv2dShape& s) {
-  const char* e = std::getenv("FASTLAYERS_PLAN_WINO16");
-  if (e != nullptr && e[0] == '0') return false;
+  if (plan_switch("FASTLAYERS_PLAN_WINO16") == '0') return false;
   return winograd_c16_possible(s) && s.C * s.K <= 128 * 128;
 }
 
@@ -82,50 +87,32 @@ bool wino16_preferred(const Conv2dShape& s) {
 // layers Winograd and the pixels kernel do not take, not 1x1), where conv2d_forward had only
 // im2col + GEMM. FASTLAYERS_PLAN_HWC (read at plan build): 0 off, 1 on wherever it can run.
 bool hwc_preferred(const Conv2dShape& s) {
-  const char* e = std::getenv("FASTLAYERS_PLAN_HWC");
-  if (e != nullptr && e[0] == '0') return false;
-  const bool forced = e != nullptr && e[0] == '1';
-  return forced ? hwc_possible(s) : hwc_by_default(s);
+  const char e = plan_switch("FASTLAYERS_PLAN_HWC");
+  if (e == '0') return false;
+  return e == '1' ? hwc_possible(s) : hwc_by_default(s);
 }
 
-// Whether the HWC kernels (conv_winograd_c16, conv_hwc) pool their output before transposing it
-// back to NCHW (OutPool) rather than writing the full-size result for the epilogue to pool.
-// FASTLAYERS_PLAN_FUSED_POOL=0 (read per run) turns it off, for A/B runs and tests.
-bool fused_pool_enabled() {
-  const char* e = std::getenv("FASTLAYERS_PLAN_FUSED_POOL");
-  return e == nullptr || e[0] != '0';
+// Whether the plan may put on conv_hwc a conv that hwc_preferred leaves to another kernel (a
+// pooled one-channel conv, hwc_pooled_preferred; a conv joining HWC values, Step::hwc_if_chained):
+// on AVX2, where conv_hwc can run it with at most 2^17 filter floats (as hwc_by_default).
+// FASTLAYERS_PLAN_HWC=0 turns this off as well.
+bool hwc_beyond_default(const Conv2dShape& s) {
+  return plan_switch("FASTLAYERS_PLAN_HWC") != '0' && active_isa() == Isa::avx2 && hwc_possible(s) &&
+         hwc_filter_floats(s) <= (index_t{1} << 17);
 }
 
-// Whether a conv followed by a 2x2 pool runs on the HWC kernel, pooled in HWC (OutPool), where
-// hwc_preferred alone would not take it: on AVX2, one input channel too. The CNN's conv1 (1 -> 32
-// 5x5 on 28x28, + max pool + ReLU), plan step, paired medians of 40 interleaved runs, pixels kernel
-// + pool epilogue / this: batch 100 5.43 / 2.97 ms at 1 thread (1.82x), 3.01 / 1.44 ms at 2
-// (2.06x); batch 1 42 / 29 us. FASTLAYERS_PLAN_HWC=0 turns this off as well.
+// Whether a conv followed by a 2x2 pool runs on the HWC kernel, pooled in HWC (OutPool): one input
+// channel too. The CNN's conv1 (1 -> 32 5x5 on 28x28, + max pool + ReLU), plan step, paired medians
+// of 40 interleaved runs, pixels kernel + pool epilogue / this: batch 100 5.43 / 2.97 ms at 1 thread
+// (1.82x), 3.01 / 1.44 ms at 2 (2.06x); batch 1 42 / 29 us.
 bool hwc_pooled_preferred(const Step& s) {
-  const char* e = std::getenv("FASTLAYERS_PLAN_HWC");
-  if (e != nullptr && e[0] == '0') return false;
-  return s.epi.pool != PoolKind::none && s.epi.residual < 0 && active_isa() == Isa::avx2 && hwc_possible(s.conv) &&
-         s.conv.R * s.conv.S > 1 && hwc_filter_floats(s.conv) <= (index_t{1} << 17);
-}
-
-// Whether a conv the pixels kernel would take runs on conv_hwc instead when that lets its input or
-// output stay in HWC (choose_hwc_values; otherwise finalize gives it back to the pixels kernel): on
-// AVX2, where conv_hwc can run it. The small ResNet's first conv (1 -> 16 3x3) and its 1x1 stride-2
-// projections then join the HWC values, all nine of them; its plan at batch 64, 1 thread, paired
-// medians of 40 interleaved runs (the machine loaded by another job), pixels kernel / this: 20.6 /
-// 18.3 ms (1.13x) - the projections 1.91x and 1.58x, the first conv 0.91x. FASTLAYERS_PLAN_HWC=0
-// turns this off as well.
-bool hwc_chain_candidate(const Conv2dShape& s) {
-  const char* e = std::getenv("FASTLAYERS_PLAN_HWC");
-  if (e != nullptr && e[0] == '0') return false;
-  return active_isa() == Isa::avx2 && hwc_possible(s) && hwc_filter_floats(s) <= (index_t{1} << 17);
+  return s.epi.pool != PoolKind::none && s.epi.residual < 0 && s.conv.R * s.conv.S > 1 && hwc_beyond_default(s.conv);
 }
 
 // Whether the pixels-in-lanes direct kernel (conv_pixels.h) takes this conv: every layer it can
 // run (at most 25 taps). FASTLAYERS_PLAN_PIXCONV=0 (read at plan build) turns it off.
 bool pixconv_preferred(const Conv2dShape& s) {
-  const char* e = std::getenv("FASTLAYERS_PLAN_PIXCONV");
-  if (e != nullptr && e[0] == '0') return false;
+  if (plan_switch("FASTLAYERS_PLAN_PIXCONV") == '0') return false;
   return pixconv_possible(s);
 }
 
@@ -278,6 +265,10 @@ void Plan::finalize(index_t arena_floats, int threads) {
     if (v.offset >= 0 && v.offset + v.floats > arena_floats)
       throw std::invalid_argument("plan: a value lies past the arena's end");
   threads_ = std::max(threads, 1);
+  // Whether the HWC kernels (conv_winograd_c16, conv_hwc) pool a following 2x2 pool before their
+  // transpose back to NCHW (OutPool) rather than writing the full-size result for the epilogue to
+  // pool. FASTLAYERS_PLAN_FUSED_POOL=0 turns it off, for A/B runs and tests.
+  fused_pool_ = plan_switch("FASTLAYERS_PLAN_FUSED_POOL") != '0';
   index_t ws = 0;
   for (Step& s : steps_) {
     if (s.kind == StepKind::linear) {
@@ -293,8 +284,12 @@ void Plan::finalize(index_t arena_floats, int threads) {
     s.wino16 = wino16_preferred(s.conv);
     const bool hwc_pooled = !s.wino16 && hwc_pooled_preferred(s);
     s.pixconv = !s.wino16 && !hwc_pooled && pixconv_preferred(s.conv);
-    // Tentatively on conv_hwc, kept there only if it joins an HWC value (choose_hwc_values).
-    s.hwc_if_chained = s.pixconv && hwc_chain_candidate(s.conv);
+    // Tentatively on conv_hwc, kept there only if it joins an HWC value (choose_hwc_values; else
+    // given back to the pixels kernel below). The small ResNet's first conv (1 -> 16 3x3) and its
+    // 1x1 stride-2 projections then join, all nine of its values HWC; its plan at batch 64, 1
+    // thread, paired medians of 40 interleaved runs (another job loading the machine), pixels
+    // kernel / this: 20.6 / 18.3 ms (1.13x) - the projections 1.91x and 1.58x, the first conv 0.91x.
+    s.hwc_if_chained = s.pixconv && hwc_beyond_default(s.conv);
     if (s.hwc_if_chained) {
       s.pixconv = false;
       ws = std::max(ws, threads_ * pixconv_slice_floats(s.conv));
@@ -345,6 +340,10 @@ void Plan::finalize(index_t arena_floats, int threads) {
     if (s.kind == StepKind::conv && (s.smallc || s.hwc)) std::vector<float>().swap(s.w);
 }
 
+int Plan::hwc_values() const {  // each HWC value has one producer
+  return static_cast<int>(std::count_if(steps_.begin(), steps_.end(), [](const Step& s) { return s.y_hwc; }));
+}
+
 std::vector<std::string> Plan::hwc_layouts() const {
   std::vector<std::string> out;
   for (const Step& s : steps_) out.push_back(std::string(s.x_hwc ? "x" : "") + (s.y_hwc ? "y" : ""));
@@ -388,8 +387,7 @@ void Plan::choose_conv_paths() {
 // others are written or read by the pixels kernel). FASTLAYERS_PLAN_HWC_VALUES=0 (read at plan
 // build) keeps every value in NCHW.
 void Plan::choose_hwc_values() {
-  const char* e = std::getenv("FASTLAYERS_PLAN_HWC_VALUES");
-  if (e != nullptr && e[0] == '0') return;
+  if (plan_switch("FASTLAYERS_PLAN_HWC_VALUES") == '0') return;
   auto hwc_kernel = [](const Step& s) { return s.kind == StepKind::conv && (s.wino16 || s.hwc); };
   const int nv = static_cast<int>(values_.size());
   std::vector<int> producer(nv, -1);
@@ -434,7 +432,6 @@ void Plan::choose_hwc_values() {
         s.x_hwc = true;
         if (s.kind == StepKind::global_avg_pool) s.K = steps_[producer[v]].conv.K;
       }
-    ++hwc_values_;
   }
 }
 
@@ -585,7 +582,7 @@ bool Plan::run_step(const Step& s, const float* x, float* y) {
       if (s.wino16 || s.pixconv || s.hwc) {
         if (s.epi.pool == PoolKind::none) {  // residual and ReLU inside the kernel
           per_image_into(s, in, out, res, s.epi.act == Act::relu);
-        } else if ((s.wino16 || s.hwc) && res == nullptr && fused_pool_enabled()) {  // pooled in HWC, then transposed
+        } else if ((s.wino16 || s.hwc) && res == nullptr && fused_pool_) {  // pooled in HWC, then transposed
           OutPool pool;
           pool.kind = s.epi.pool == PoolKind::max ? OutPool::max : OutPool::avg;
           pool.relu_first = s.epi.act_first;

@@ -85,7 +85,7 @@ class Plan {
   index_t weight_floats() const;
   int num_steps() const { return static_cast<int>(steps_.size()); }
   // Values kept in HWC between two HWC kernels (choose_hwc_values), after finalize.
-  int hwc_values() const { return hwc_values_; }
+  int hwc_values() const;
   // Per step, which of its input and output values are HWC: "", "x", "y" or "xy".
   std::vector<std::string> hwc_layouts() const;
   // Per step, the algorithm its conv runs after finalize: "winograd_c16", "pixels" (conv_pixels),
@@ -118,7 +118,7 @@ class Plan {
   std::vector<Step> steps_;
   index_t arena_floats_ = 0, workspace_floats_ = 0;
   int threads_ = 1;
-  int hwc_values_ = 0;
+  bool fused_pool_ = true;  // 2x2 pools inside the HWC kernels (finalize)
   struct Free {
     void operator()(float* p) const;
   };
