@@ -9,6 +9,7 @@ See fastlayers.ops for the op list, fastlayers.reference for the NumPy oracle.
 from . import cuda, memory, ops, reference  # noqa: F401
 from ._threads import get_num_threads, set_num_threads  # noqa: F401
 from .ops import *  # noqa: F401,F403
+from .ops.gemm import PackedGemmB, pack_gemm_b  # noqa: F401  (a constant B packed once for fl.gemm)
 from . import data, nn, optim  # noqa: F401,E402  (fl.nn.Sequential, fl.optim.SGD; after the ops they call)
 from . import distributed  # noqa: F401,E402  (loads no MPI until fl.distributed.init())
 

@@ -10,6 +10,8 @@ from .._backend import CPU, backend_for
 from .._checks import as_float, as_float32, check_ndim, check_shape
 
 __all__ = ["gemm", "gemm_backward", "matmul", "matmul_backward"]
+# Also public, outside __all__ (an operand's preparation, not an op with a NumPy reference; exported
+# as fl.pack_gemm_b / fl.PackedGemmB): pack_gemm_b, PackedGemmB.
 
 
 def _as_bool(value, name: str) -> bool:
@@ -71,11 +73,110 @@ def _plain_numpy(a, b, trans_a, trans_b, alpha, beta, c) -> bool:
             and a.shape[0 if trans_a else 1] == b.shape[1 if trans_b else 0])
 
 
+# --- op(b) packed once (a constant right-hand side) -----------------------------------------------
+
+class PackedGemmB:
+    """op(b) packed once into the GEMM kernels' own layout, for many `gemm(a, packed)` calls with
+    different a: what ONNX Runtime does with a Gemm whose B is a constant initialiser, and what the
+    inference plan does with its dense weights. Made by `pack_gemm_b`; it holds a copy, so later
+    changes to b are not seen (pack again).
+
+    shape is op(b)'s (K, N). On the CPU the copy is in panels of the active ISA's micro-kernel width
+    (a product after `set_max_isa` to another ISA repacks block by block as it goes, still right);
+    on the GPU, whose kernels read B as stored, it is op(b) as a contiguous (K, N) array.
+    """
+
+    __slots__ = ("shape", "_data", "_cols")
+
+    def __init__(self, shape, data, cols):
+        self.shape = shape
+        self._data = data  # CPU: 64-byte aligned float32 panels; GPU: contiguous op(b)
+        self._cols = cols  # CPU: the panel width the packing used; GPU: 0
+
+    @property
+    def device(self) -> str:
+        return "cpu" if isinstance(self._data, np.ndarray) else "cuda"
+
+    def __repr__(self) -> str:
+        return f"PackedGemmB(shape={self.shape}, device={self.device!r})"
+
+
+def _aligned_empty(floats: int) -> np.ndarray:
+    """floats float32 starting on a 64-byte boundary (the packed panels' kernels load them aligned)."""
+    raw = np.empty(floats + 16, np.float32)
+    skip = (-raw.ctypes.data % 64) // 4
+    return raw[skip:skip + floats]
+
+
+def pack_gemm_b(b, *, trans_b=False) -> PackedGemmB:
+    """Pack op(b) (op(b) = b.T when trans_b) once for `gemm(a, packed, ...)` calls: they skip
+    copying B's panels on every call. b is copied, never modified."""
+    be = backend_for(b=b)
+    trans_b = _as_bool(trans_b, "trans_b")
+    b = as_float32(b, "b", be)
+    check_ndim(b, 2, "b")
+    k, n = _op_shape(b, trans_b)
+    if be is not CPU:
+        data = be.xp.ascontiguousarray(b.T if trans_b else b)
+        if data is b:
+            data = b.copy()
+        return PackedGemmB((k, n), data, 0)
+    data = _aligned_empty(max(int(CPU._module.sgemm_packed_b_floats(k, n)), 1))
+    if k > 0 and n > 0:
+        CPU._module.sgemm_pack_b(trans_b, k, n, b, b.shape[1], data)
+    return PackedGemmB((k, n), data, int(CPU._module.sgemm_packed_b_cols()))
+
+
+def _gemm_packed(a, b: PackedGemmB, trans_a, trans_b, alpha, beta, c):
+    if trans_b is not False:
+        raise ValueError("trans_b must be False when b is a PackedGemmB: pack_gemm_b(b, trans_b=True) "
+                         f"applies the transpose when packing (got trans_b={trans_b!r})")
+    k, n = b.shape
+    if (c is None and type(a) is np.ndarray and b._cols and (trans_a is False or trans_a is True)
+            and type(alpha) is float and alpha == 1.0 and type(beta) is float and beta == 0.0
+            and a.dtype == np.float32 and a.ndim == 2 and a.flags.c_contiguous and a.flags.aligned
+            and a.shape[0 if trans_a else 1] == k and k > 0):
+        m = a.shape[1] if trans_a else a.shape[0]  # the common call: nothing to convert or check
+        out = np.empty((m, n), np.float32)
+        CPU._module.sgemm_prepacked_b(trans_a, m, n, k, 1.0, a, a.shape[1], b._data, b._cols, 0.0, out, n)
+        return out
+    be = backend_for(a=a, b=b._data, c=c)
+    trans_a = _as_bool(trans_a, "trans_a")
+    alpha = _finite(alpha, "alpha")
+    beta = _finite(beta, "beta")
+    a = as_float32(a, "a", be)
+    check_ndim(a, 2, "a")
+    m, ka = _op_shape(a, trans_a)
+    if ka != k:
+        raise ValueError(f"inner dimensions must agree: op(a) is {m}x{ka} (a.shape={tuple(a.shape)}, "
+                         f"trans_a={trans_a}) but the packed op(b) is {k}x{n}")
+    if beta != 0.0 and c is None:
+        raise ValueError(f"c is required when beta != 0 (beta={beta}), got None")
+    out = be.empty((m, n))
+    if c is not None:
+        c = as_float32(c, "c", be)
+        check_shape(c, (m, n), "c")
+        if beta != 0.0:
+            out[...] = c
+    beta = beta if c is not None else 0.0
+    if be is not CPU:
+        return sgemm_into(be, out, a, b._data, trans_a, False, alpha, beta)
+    if m > 0 and n > 0:
+        if k == 0:  # an empty sum: C = beta * C (the kernels are not called with K = 0)
+            out *= np.float32(beta)
+        else:
+            CPU._module.sgemm_prepacked_b(trans_a, m, n, k, alpha, a, a.shape[1], b._data, b._cols, beta, out, n)
+    return out
+
+
 def gemm(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, c=None):
     """alpha * op(a) @ op(b) + beta * c, op(x) = x.T when trans_x; c (M, N) is only read.
 
-    c is required when beta != 0 and ignored (not read) when beta == 0.
+    c is required when beta != 0 and ignored (not read) when beta == 0. b may be a PackedGemmB
+    (`pack_gemm_b`: op(b) packed once for many calls; trans_b is then False).
     """
+    if type(b) is PackedGemmB:
+        return _gemm_packed(a, b, trans_a, trans_b, alpha, beta, c)
     if _plain_numpy(a, b, trans_a, trans_b, alpha, beta, c):
         # The common call skips the generic checks: they cost ~2.5 us, as much as a whole
         # 100x200x10 product (the 200->10 dense layer).
