@@ -50,17 +50,65 @@ void subsample_rows(const Conv2dShape& s, const float* x, float* xs, index_t i0,
     }
 }
 
+// One L-pixel segment of an output row (nq pixels, the row's last may be partial) for rows, below.
+template <class S, int TAPS, int STRIDE, bool FULL>
+[[gnu::always_inline]] inline void rows_segment(const Conv2dShape& s, const float* base, const index_t* off,
+                                                const float* w, const float* bias, const float* rq, bool relu,
+                                                float* yq, int nq) {
+  using Vec = typename S::V;
+  constexpr int L = S::L;
+  const index_t K = s.K, PQ = s.P * s.Q;
+  const Vec zero = S::zero();
+  const int span = 2 * nq - 1;  // stride 2: floats from the first pixel to the last
+  const int lo = std::min(span, L), hi = std::max(span - L, 0);
+  Vec xv[TAPS];
+  for (int tap = 0; tap < TAPS; ++tap) {
+    if (STRIDE == 1)
+      xv[tap] = FULL ? S::load(base + off[tap]) : S::load_n(base + off[tap], nq);
+    else  // (the second load stays masked when FULL: 2L - 1 floats, the last may be past the row)
+      xv[tap] = S::even_of(FULL ? S::load(base + off[tap]) : S::load_n(base + off[tap], lo),
+                           S::load_n(base + off[tap] + L, hi));
+  }
+  auto finish = [&](Vec v, index_t k) {
+    if (rq != nullptr) v = S::add(v, FULL ? S::load(rq + k * PQ) : S::load_n(rq + k * PQ, nq));
+    if (relu) v = S::max(zero, v);  // the second operand when NaN: NaN stays NaN, as the op
+    if (FULL)
+      S::store(yq + k * PQ, v);
+    else
+      S::store_n(yq + k * PQ, v, nq);
+  };
+  index_t k = 0;
+  for (; k + 4 <= K; k += 4) {
+    Vec a0 = bias != nullptr ? S::set1(bias[k]) : zero;
+    Vec a1 = bias != nullptr ? S::set1(bias[k + 1]) : zero;
+    Vec a2 = bias != nullptr ? S::set1(bias[k + 2]) : zero;
+    Vec a3 = bias != nullptr ? S::set1(bias[k + 3]) : zero;
+    const float* wk = w + k * TAPS;
+    for (int tap = 0; tap < TAPS; ++tap) {
+      a0 = S::fmadd(S::set1(wk[tap]), xv[tap], a0);
+      a1 = S::fmadd(S::set1(wk[TAPS + tap]), xv[tap], a1);
+      a2 = S::fmadd(S::set1(wk[2 * TAPS + tap]), xv[tap], a2);
+      a3 = S::fmadd(S::set1(wk[3 * TAPS + tap]), xv[tap], a3);
+    }
+    finish(a0, k), finish(a1, k + 1), finish(a2, k + 2), finish(a3, k + 3);
+  }
+  for (; k < K; ++k) {
+    Vec a = bias != nullptr ? S::set1(bias[k]) : zero;
+    for (int tap = 0; tap < TAPS; ++tap) a = S::fmadd(S::set1(w[k * TAPS + tap]), xv[tap], a);
+    finish(a, k);
+  }
+}
+
 // Output rows [p0, p1): TAPS = C*R*S input vectors per L-pixel segment, then per output channel
 // TAPS FMAs (four channels at a time: independent chains) and one masked store. The loads are
 // masked to the segment's own pixels (nq; 2 nq - 1 floats for stride 2), so that they never read
-// past a row: x can be read in place.
+// past a row: x can be read in place. Whole segments (all L pixels) take a copy of the code with
+// plain loads and stores (rows_segment<FULL>), not a choice between them at every load and store.
 template <class S, int TAPS, int STRIDE>
 void rows(const Conv2dShape& s, const Padded& g, const float* xp, const float* w, const float* bias,
           const float* res, bool relu, float* y, index_t p0, index_t p1) {
-  using Vec = typename S::V;
   constexpr int L = S::L;
-  const index_t K = s.K, Q = s.Q, PQ = s.P * s.Q, R = s.R, SW = s.S;
-  const Vec zero = S::zero();
+  const index_t Q = s.Q, R = s.R, SW = s.S;
   // Offsets of the taps in the padded image (per segment start).
   index_t off[TAPS];
   for (index_t c = 0, tap = 0; c < s.C; ++c)
@@ -69,43 +117,12 @@ void rows(const Conv2dShape& s, const Padded& g, const float* xp, const float* w
   for (index_t p = p0; p < p1; ++p)
     for (index_t q0 = 0; q0 < Q; q0 += L) {
       const int nq = static_cast<int>(std::min<index_t>(L, Q - q0));
-      const int span = 2 * nq - 1;  // stride 2: floats from the first pixel to the last
-      const int lo = std::min(span, L), hi = std::max(span - L, 0);
       const float* base = xp + p * STRIDE * g.Wp + q0 * STRIDE;
-      Vec xv[TAPS];
-      for (int tap = 0; tap < TAPS; ++tap) {
-        if (STRIDE == 1)
-          xv[tap] = S::load_n(base + off[tap], nq);
-        else
-          xv[tap] = S::even_of(S::load_n(base + off[tap], lo), S::load_n(base + off[tap] + L, hi));
-      }
-      float* yq = y + p * Q + q0;
       const float* rq = res != nullptr ? res + p * Q + q0 : nullptr;
-      auto finish = [&](Vec v, index_t k) {
-        if (rq != nullptr) v = S::add(v, S::load_n(rq + k * PQ, nq));
-        if (relu) v = S::max(zero, v);  // the second operand when NaN: NaN stays NaN, as the op
-        S::store_n(yq + k * PQ, v, nq);
-      };
-      index_t k = 0;
-      for (; k + 4 <= K; k += 4) {
-        Vec a0 = bias != nullptr ? S::set1(bias[k]) : zero;
-        Vec a1 = bias != nullptr ? S::set1(bias[k + 1]) : zero;
-        Vec a2 = bias != nullptr ? S::set1(bias[k + 2]) : zero;
-        Vec a3 = bias != nullptr ? S::set1(bias[k + 3]) : zero;
-        const float* wk = w + k * TAPS;
-        for (int tap = 0; tap < TAPS; ++tap) {
-          a0 = S::fmadd(S::set1(wk[tap]), xv[tap], a0);
-          a1 = S::fmadd(S::set1(wk[TAPS + tap]), xv[tap], a1);
-          a2 = S::fmadd(S::set1(wk[2 * TAPS + tap]), xv[tap], a2);
-          a3 = S::fmadd(S::set1(wk[3 * TAPS + tap]), xv[tap], a3);
-        }
-        finish(a0, k), finish(a1, k + 1), finish(a2, k + 2), finish(a3, k + 3);
-      }
-      for (; k < K; ++k) {
-        Vec a = bias != nullptr ? S::set1(bias[k]) : zero;
-        for (int tap = 0; tap < TAPS; ++tap) a = S::fmadd(S::set1(w[k * TAPS + tap]), xv[tap], a);
-        finish(a, k);
-      }
+      if (nq == L)
+        rows_segment<S, TAPS, STRIDE, true>(s, base, off, w, bias, rq, relu, y + p * Q + q0, nq);
+      else
+        rows_segment<S, TAPS, STRIDE, false>(s, base, off, w, bias, rq, relu, y + p * Q + q0, nq);
     }
 }
 
@@ -122,7 +139,10 @@ struct Seg {
   int n;           // pixels (1..L)
 };
 
-template <class S, int KB, int SB>
+// FULL: every segment has all L pixels, so the loads and stores are whole vectors with no test of
+// seg[j].n: a copy of the block without them (the CNN's conv1, Q = 24, all segments whole, one
+// thread, batch 100, paired medians of 21: 1.25-1.29x; 2 threads 1.36x).
+template <class S, int KB, int SB, bool FULL>
 void seg_block(const Seg* seg, const index_t* off, index_t taps, const float* w, const float* bias, bool relu,
                index_t PQ) {
   using Vec = typename S::V;
@@ -139,7 +159,7 @@ void seg_block(const Seg* seg, const index_t* off, index_t taps, const float* w,
 #pragma GCC unroll 4
     for (int j = 0; j < SB; ++j) {
       const float* p = seg[j].x + off[tap];
-      xv[j] = seg[j].n == L ? S::load(p) : S::load_n(p, seg[j].n);
+      xv[j] = FULL || seg[j].n == L ? S::load(p) : S::load_n(p, seg[j].n);
     }
 #pragma GCC unroll 16
     for (int i = 0; i < KB; ++i) {
@@ -154,9 +174,12 @@ void seg_block(const Seg* seg, const index_t* off, index_t taps, const float* w,
 #pragma GCC unroll 4
     for (int j = 0; j < SB; ++j) {
       Vec v = acc[i][j];
-      if (seg[j].res != nullptr) v = S::add(v, S::load_n(seg[j].res + i * PQ, seg[j].n));
+      if (seg[j].res != nullptr) v = S::add(v, FULL ? S::load(seg[j].res + i * PQ) : S::load_n(seg[j].res + i * PQ, seg[j].n));
       if (relu) v = S::max(zero, v);  // the second operand when NaN: NaN stays NaN, as the op
-      S::store_n(seg[j].y + i * PQ, v, seg[j].n);
+      if (FULL)
+        S::store(seg[j].y + i * PQ, v);
+      else
+        S::store_n(seg[j].y + i * PQ, v, seg[j].n);
     }
 }
 
@@ -166,16 +189,17 @@ constexpr int kPixKB = 6, kPixSB = 2;
 using SegBlockFn = void (*)(const Seg*, const index_t*, index_t, const float*, const float*, bool, index_t);
 
 // Index (sb - 1) * kPixKB + (kb - 1).
-template <class S, std::size_t... I>
+template <class S, bool FULL, std::size_t... I>
 constexpr std::array<SegBlockFn, sizeof...(I)> seg_block_table(std::index_sequence<I...>) {
-  return {&seg_block<S, static_cast<int>(I) % kPixKB + 1, static_cast<int>(I) / kPixKB + 1>...};
+  return {&seg_block<S, static_cast<int>(I) % kPixKB + 1, static_cast<int>(I) / kPixKB + 1, FULL>...};
 }
 
 template <class S>
 void rows_blocked(const Conv2dShape& s, const Padded& g, const float* xp, const float* w, const float* bias,
                   const float* res, bool relu, float* y, index_t p0, index_t p1) {
   constexpr int L = S::L, KBM = kPixKB;
-  static constexpr auto table = seg_block_table<S>(std::make_index_sequence<KBM * kPixSB>{});
+  static constexpr auto table_part = seg_block_table<S, false>(std::make_index_sequence<KBM * kPixSB>{});
+  static constexpr auto table_full = seg_block_table<S, true>(std::make_index_sequence<KBM * kPixSB>{});
   const index_t K = s.K, Q = s.Q, PQ = s.P * s.Q, taps = s.C * s.R * s.S;
   index_t off[kPixconvMaxBlockedTaps];
   for (index_t c = 0, tap = 0; c < s.C; ++c)
@@ -194,6 +218,9 @@ void rows_blocked(const Conv2dShape& s, const Padded& g, const float* xp, const 
       seg[j].res = res != nullptr ? res + p * Q + q0 : nullptr;
       seg[j].n = static_cast<int>(std::min<index_t>(L, Q - q0));
     }
+    bool full = true;
+    for (int j = 0; j < sb; ++j) full = full && seg[j].n == L;
+    const auto& table = full ? table_full : table_part;
     for (index_t b = 0; b < kblocks; ++b) {
       const index_t k0 = K * b / kblocks, kb = K * (b + 1) / kblocks - k0;
       Seg sk[kPixSB];
@@ -220,7 +247,7 @@ constexpr std::array<RowsFn, sizeof...(I)> rows_table(std::index_sequence<I...>)
 // taps (TK + TT vectors loaded per segment for TK * TT FMAs: reloading every tap's input for each
 // channel made the loads the limit, 3.8x slower on the CNN's conv1); the block's sums are loaded
 // and stored once per image. The caller sums the lanes.
-template <class S, int TK, int TT, int STRIDE>
+template <class S, int TK, int TT, int STRIDE, bool FULL>
 void bw_block(const Conv2dShape& s, const Padded& g, const float* src, const float* gyn, const index_t* off,
               index_t k0, float* acc, index_t taps, index_t tap0) {
   using Vec = typename S::V;
@@ -247,7 +274,10 @@ void bw_block(const Conv2dShape& s, const Padded& g, const float* src, const flo
       for (int j = 0; j < TT; ++j)
         xv[j] = STRIDE == 1 ? S::load(base + o[j]) : S::even_of(S::load(base + o[j]), S::load(base + o[j] + L));
       #pragma GCC unroll 8
-      for (int i = 0; i < TK; ++i) gv[i] = S::load_n(gyn + ((k0 + i) * P + p) * Q + q0, nq);
+      for (int i = 0; i < TK; ++i) {
+        const float* gp = gyn + ((k0 + i) * P + p) * Q + q0;
+        gv[i] = FULL ? S::load(gp) : S::load_n(gp, nq);
+      }
       #pragma GCC unroll 8
       for (int i = 0; i < TK; ++i)
         #pragma GCC unroll 8
@@ -271,16 +301,20 @@ constexpr int kBwTK = S::L == 16 ? 4 : 3;
 template <class S>
 constexpr int kBwTT = S::L == 16 ? 5 : 3;
 
-template <class S, int STRIDE, std::size_t... I>
+template <class S, int STRIDE, bool FULL, std::size_t... I>
 constexpr std::array<BwBlockFn, sizeof...(I)> bw_block_table(std::index_sequence<I...>) {
-  return {&bw_block<S, static_cast<int>(I) / kBwTT<S> + 1, static_cast<int>(I) % kBwTT<S> + 1, STRIDE>...};
+  return {&bw_block<S, static_cast<int>(I) / kBwTT<S> + 1, static_cast<int>(I) % kBwTT<S> + 1, STRIDE, FULL>...};
 }
 
 template <class S>
 void bw_images(const Conv2dShape& s, const float* x, const float* gy, index_t n0, index_t n1, float* acc, float* xp) {
-  static constexpr auto table1 = bw_block_table<S, 1>(std::make_index_sequence<kBwTK<S> * kBwTT<S>>{});
-  static constexpr auto table2 = bw_block_table<S, 2>(std::make_index_sequence<kBwTK<S> * kBwTT<S>>{});
-  const auto& table = s.stride_h == 1 ? table1 : table2;
+  constexpr auto blocks = std::make_index_sequence<kBwTK<S> * kBwTT<S>>{};
+  static constexpr auto table1 = bw_block_table<S, 1, false>(blocks), table1_full = bw_block_table<S, 1, true>(blocks);
+  static constexpr auto table2 = bw_block_table<S, 2, false>(blocks), table2_full = bw_block_table<S, 2, true>(blocks);
+  // Rows of whole segments (Q a multiple of L) load grad_out without masks: the CNN's conv1 (Q = 24),
+  // batch 100, paired medians of 21, 1 and 2 threads: 1.13x.
+  const bool full = s.Q % S::L == 0;
+  const auto& table = s.stride_h == 1 ? (full ? table1_full : table1) : (full ? table2_full : table2);
   const Padded g = padded_geom(s, true);
   const index_t K = s.K, taps = s.C * s.R * s.S;
   index_t off[kPixconvMaxTaps];

@@ -29,6 +29,8 @@ CASES = [
     (1, 1, 9, 9, 13, 5, 5, 1, 0, 1, 1),      # 13 channels in blocks of 4, 4, 5; 5 segments, the last alone
     (2, 1, 12, 20, 1, 4, 4, 1, 1, 1, 1),     # one output channel, 16 taps, rows of 19 (three segments)
     (2, 1, 12, 14, 24, 5, 5, 1, 0, 1, 1),    # 24 output channels: per call only where the blocked rows run
+    (2, 1, 12, 20, 32, 5, 5, 1, 0, 1, 1),    # rows of 16: whole segments only (seg_block<FULL>), 32 channels
+    (2, 1, 7, 27, 32, 4, 4, 1, 0, 1, 1),     # rows of 24 over an odd width: the CNN's conv1 shape of row, 16 taps
     (2, 40, 13, 11, 9, 1, 1, 2, 0, 1, 1),    # 1x1 stride 2 with 40 taps: AVX2's blocked rows on the even pixels
 ]
 
