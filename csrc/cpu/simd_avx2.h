@@ -64,6 +64,16 @@ struct Avx2 {
     lo = _mm256_permute2f128_ps(a, b, 0x20);
     hi = _mm256_permute2f128_ps(a, b, 0x31);
   }
+  // Three planes to pixel-major (a 3-channel image to HWC): o[0..2] = a0 b0 c0 a1 b1 c1 ... a7 b7 c7.
+  // Each output vector takes its lanes from the three sources permuted by one index vector.
+  static void interleave3(V a, V b, V c, V o[3]) {
+    const __m256i i0 = _mm256_setr_epi32(0, 0, 0, 1, 1, 1, 2, 2), i1 = _mm256_setr_epi32(2, 3, 3, 3, 4, 4, 4, 5),
+                  i2 = _mm256_setr_epi32(5, 5, 6, 6, 6, 7, 7, 7);
+    auto pick = [](V x, __m256i i) { return _mm256_permutevar8x32_ps(x, i); };
+    o[0] = _mm256_blend_ps(_mm256_blend_ps(pick(a, i0), pick(b, i0), 0x92), pick(c, i0), 0x24);
+    o[1] = _mm256_blend_ps(_mm256_blend_ps(pick(a, i1), pick(b, i1), 0x24), pick(c, i1), 0x49);
+    o[2] = _mm256_blend_ps(_mm256_blend_ps(pick(a, i2), pick(b, i2), 0x49), pick(c, i2), 0x92);
+  }
   // 8 x 8 transpose: r[i] holds row i on entry, column i on exit.
   static void transpose(V r[L]) {
     __m256 t[8];

@@ -72,8 +72,10 @@ def test_hwc_threads(rng, hwc, threads):
 def test_hwc_keeps_nan_and_inf_in_place(hwc):
     # A direct sum: a NaN or inf reaches exactly the outputs that read it, as the reference.
     rng = np.random.default_rng(0)
-    # 22 = 16 + 6 channels, with 8 or 16 lanes: the last 6 go through the one-float-at-a-time transpose.
-    for C, at_nan, at_inf in [(16, (1, 2, 4, 7), (0, 5, 11, 0)), (22, (1, 21, 4, 7), (0, 19, 11, 0))]:
+    # 22 = 16 + 6 channels, with 8 or 16 lanes: the last 6 go through the one-float-at-a-time transpose;
+    # 3 (an RGB image) through AVX2's three-plane interleave, in a row's whole vector and its tail.
+    for C, at_nan, at_inf in [(16, (1, 2, 4, 7), (0, 5, 11, 0)), (22, (1, 21, 4, 7), (0, 19, 11, 0)),
+                              (3, (1, 2, 4, 10), (0, 1, 11, 3))]:
         x = rng.standard_normal((2, C, 12, 12)).astype(np.float32)
         w = rng.standard_normal((32, C, 3, 3)).astype(np.float32)
         x[at_nan] = np.nan
