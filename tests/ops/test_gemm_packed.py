@@ -84,7 +84,10 @@ def test_packed_converts_and_empty_shapes(rng):
     assert packed.shape == (0, 5)
     c = rng.standard_normal((3, 5)).astype(np.float32)
     np.testing.assert_allclose(fl.gemm(np.zeros((3, 0), np.float32), packed, beta=2.0, c=c), 2.0 * c)
+    junk = np.full((3, 5), np.nan, np.float32)
+    del junk  # NumPy's cache of small blocks hands this memory to the result next: it must be written
     np.testing.assert_array_equal(fl.gemm(np.zeros((3, 0), np.float32), packed), np.zeros((3, 5), np.float32))
+    np.testing.assert_array_equal(fl.gemm(np.zeros((3, 0), np.float32), packed, beta=0.0, c=c), np.zeros((3, 5), np.float32))
     assert fl.gemm(np.zeros((0, 12), np.float32), fl.pack_gemm_b(b)).shape == (0, 10)
     assert fl.gemm(a, fl.pack_gemm_b(np.zeros((12, 0), np.float32))).shape == (6, 0)
 

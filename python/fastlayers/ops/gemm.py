@@ -162,8 +162,11 @@ def _gemm_packed(a, b: PackedGemmB, trans_a, trans_b, alpha, beta, c):
     if be is not CPU:
         return sgemm_into(be, out, a, b._data, trans_a, False, alpha, beta)
     if m > 0 and n > 0:
-        if k == 0:  # an empty sum: C = beta * C (the kernels are not called with K = 0)
-            out *= np.float32(beta)
+        if k == 0:  # an empty sum: C = beta * c, or zeros (the kernels are not called with K = 0)
+            if beta == 0.0:
+                out[...] = 0.0
+            else:
+                out *= np.float32(beta)
         else:
             CPU._module.sgemm_prepacked_b(trans_a, m, n, k, alpha, a, a.shape[1], b._data, b._cols, beta, out, n)
     return out
