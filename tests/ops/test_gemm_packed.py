@@ -79,6 +79,8 @@ def test_packed_converts_and_empty_shapes(rng):
     got = fl.gemm(a.astype(np.float64), fl.pack_gemm_b(b.astype(np.float64)))  # float64 in: converted
     assert got.dtype == np.float32
     assert_close(got, expected(a, b, False, False), reduction_tol(12), "float64 operands")
+    view = np.repeat(b, 2, axis=1)[:, ::2]  # a strided view of b: packed from its own strides
+    assert_close(fl.gemm(a, fl.pack_gemm_b(view)), expected(a, b, False, False), reduction_tol(12), "strided b")
     # K = 0: an empty sum, C = beta * c; M = 0 and N = 0: empty results.
     packed = fl.pack_gemm_b(np.zeros((0, 5), np.float32))
     assert packed.shape == (0, 5)
@@ -113,5 +115,7 @@ def test_packed_bad_input(rng):
         fl.pack_gemm_b(b, trans_b="yes")
     with pytest.raises(ValueError, match="b"):
         fl.pack_gemm_b(np.zeros((2, 3, 4), np.float32))
+    with pytest.raises(ValueError, match="b must be 2-D"):
+        fl.pack_gemm_b(np.float32(1.0))
     with pytest.raises(ValueError, match="a"):
         fl.gemm(np.zeros((4, 8, 1), np.float32), packed)

@@ -73,6 +73,20 @@ def _plain_numpy(a, b, trans_a, trans_b, alpha, beta, c) -> bool:
             and a.shape[0 if trans_a else 1] == b.shape[1 if trans_b else 0])
 
 
+def _result_with_c(be, m, n, beta: float, c):
+    """gemm's (m, n) result, holding c where beta != 0 (c checked), and the beta for the kernel: 0
+    without c, which is then not read."""
+    if beta != 0.0 and c is None:
+        raise ValueError(f"c is required when beta != 0 (beta={beta}), got None")
+    out = be.empty((m, n))
+    if c is not None:
+        c = as_float32(c, "c", be)
+        check_shape(c, (m, n), "c")
+        if beta != 0.0:
+            out[...] = c
+    return out, (beta if c is not None else 0.0)
+
+
 # --- op(b) packed once (a constant right-hand side) -----------------------------------------------
 
 class PackedGemmB:
@@ -135,7 +149,7 @@ def _gemm_packed(a, b: PackedGemmB, trans_a, trans_b, alpha, beta, c):
     if (c is None and type(a) is np.ndarray and b._cols and (trans_a is False or trans_a is True)
             and type(alpha) is float and alpha == 1.0 and type(beta) is float and beta == 0.0
             and a.dtype == np.float32 and a.ndim == 2 and a.flags.c_contiguous and a.flags.aligned
-            and a.shape[0 if trans_a else 1] == k and k > 0):
+            and a.shape[0 if trans_a else 1] == k):
         m = a.shape[1] if trans_a else a.shape[0]  # the common call: nothing to convert or check
         out = np.empty((m, n), np.float32)
         CPU._module.sgemm_prepacked_b(trans_a, m, n, k, 1.0, a, a.shape[1], b._data, b._cols, 0.0, out, n)
@@ -150,25 +164,11 @@ def _gemm_packed(a, b: PackedGemmB, trans_a, trans_b, alpha, beta, c):
     if ka != k:
         raise ValueError(f"inner dimensions must agree: op(a) is {m}x{ka} (a.shape={tuple(a.shape)}, "
                          f"trans_a={trans_a}) but the packed op(b) is {k}x{n}")
-    if beta != 0.0 and c is None:
-        raise ValueError(f"c is required when beta != 0 (beta={beta}), got None")
-    out = be.empty((m, n))
-    if c is not None:
-        c = as_float32(c, "c", be)
-        check_shape(c, (m, n), "c")
-        if beta != 0.0:
-            out[...] = c
-    beta = beta if c is not None else 0.0
+    out, beta = _result_with_c(be, m, n, beta, c)
     if be is not CPU:
         return sgemm_into(be, out, a, b._data, trans_a, False, alpha, beta)
-    if m > 0 and n > 0:
-        if k == 0:  # an empty sum: C = beta * c, or zeros (the kernels are not called with K = 0)
-            if beta == 0.0:
-                out[...] = 0.0
-            else:
-                out *= np.float32(beta)
-        else:
-            CPU._module.sgemm_prepacked_b(trans_a, m, n, k, alpha, a, a.shape[1], b._data, b._cols, beta, out, n)
+    # (K = 0 or alpha = 0: the kernel sets C = beta * C without reading a or the panels, as sgemm)
+    CPU._module.sgemm_prepacked_b(trans_a, m, n, k, alpha, a, a.shape[1], b._data, b._cols, beta, out, n)
     return out
 
 
@@ -194,15 +194,8 @@ def gemm(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, c=None):
     alpha = _finite(alpha, "alpha")
     beta = _finite(beta, "beta")
     a, b, m, n, _ = _prepare(a, b, trans_a, trans_b, be)
-    if beta != 0.0 and c is None:
-        raise ValueError(f"c is required when beta != 0 (beta={beta}), got None")
-    out = be.empty((m, n))
-    if c is not None:
-        c = as_float32(c, "c", be)
-        check_shape(c, (m, n), "c")
-        if beta != 0.0:
-            out[...] = c
-    return sgemm_into(be, out, a, b, trans_a, trans_b, alpha, beta if c is not None else 0.0)
+    out, beta = _result_with_c(be, m, n, beta, c)
+    return sgemm_into(be, out, a, b, trans_a, trans_b, alpha, beta)
 
 
 def gemm_backward(grad_out, a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0):
