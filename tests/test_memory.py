@@ -153,3 +153,48 @@ def test_training_step_reuses_blocks_and_matches_without_the_cache(tmp_path):
     assert hits > misses > 0  # steps 2 and 3 reuse step 1's blocks
     assert outs["0"] == [0, 0]
     np.testing.assert_array_equal(np.load(tmp_path / "w1.npy"), np.load(tmp_path / "w0.npy"))
+
+
+def test_large_op_outputs_come_from_the_cache_small_ones_do_not():
+    # Outside arena(): the ops allocate their large NumPy outputs from the cache themselves, so a
+    # loop of large calls reuses warm blocks (fastlayers.memory.cached_empty).
+    import fastlayers as fl
+
+    gc.collect()
+    memory.release_cached()
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((16, 1, 28, 28)).astype(np.float32)
+    w = rng.standard_normal((32, 1, 5, 5)).astype(np.float32)
+    assert get_handler_name() != "fastlayers_arena"
+    y = fl.conv2d(x, w)  # 16 x 32 x 24 x 24 floats: 1.2 MB
+    assert get_handler_name(y) == "fastlayers_arena" and y.flags.owndata
+    np.testing.assert_allclose(y, fl.reference.conv2d(x, w), rtol=1e-4, atol=1e-4)
+    small = fl.relu(x[:1])
+    assert get_handler_name(small) != "fastlayers_arena"
+    addr = y.ctypes.data
+    del y
+    gc.collect()
+    s0 = memory.arena_stats()
+    y2 = fl.conv2d(x, w)
+    assert y2.ctypes.data == addr  # the freed output's block, handed out again
+    assert memory.arena_stats()["hits"] == s0["hits"] + 1
+    assert get_handler_name() != "fastlayers_arena"  # the op restored NumPy's handler
+    z = memory.cached_empty((3, MiB), np.uint8, zeroed=True)
+    assert get_handler_name(z) == "fastlayers_arena" and not z.any()
+    for bad_shape in ((-1, MiB), "x"):
+        with pytest.raises((ValueError, TypeError)):
+            memory.cached_empty(bad_shape)
+    del y2, z
+    gc.collect()
+
+
+def test_ops_use_numpys_allocator_with_the_cache_off(tmp_path):
+    code = ("import numpy as np, fastlayers as fl\n"
+            "try:\n    from numpy._core.multiarray import get_handler_name\n"
+            "except ImportError:\n    from numpy.core.multiarray import get_handler_name\n"
+            "y = fl.conv2d(np.ones((16, 1, 28, 28), np.float32), np.ones((32, 1, 5, 5), np.float32))\n"
+            "print(get_handler_name(y), fl.memory.arena_stats()['misses'])\n")
+    env = dict(os.environ, FASTLAYERS_ARENA="0", OMP_NUM_THREADS="1")
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["default_allocator", "0"]

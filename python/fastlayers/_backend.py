@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _cpu
+from .memory import cached_empty
 
 try:  # the CUDA extension exists only in CUDA builds
     from . import _cuda
@@ -63,6 +64,14 @@ class Backend:
 class CpuBackend(Backend):
     def __init__(self):
         super().__init__("cpu", np, _cpu)
+
+    # Outputs of 1 MiB and more come from the block cache (fastlayers.memory): repeated large calls
+    # reuse warm memory instead of paying page faults on fresh pages every call.
+    def empty(self, shape, dtype=np.float32):
+        return cached_empty(shape, dtype)
+
+    def zeros(self, shape, dtype=np.float32):
+        return cached_empty(shape, dtype, zeroed=True)
 
     def _kernel_args(self, args) -> tuple:
         return args  # the bindings read a NumPy array's data pointer themselves
