@@ -20,6 +20,13 @@ using MicroKernel = void (*)(index_t kc, const float* Ap, const float* Bp, float
 using EdgeKernel = void (*)(index_t kc, const float* Ap, const float* Bp, float* C, index_t ldc,
                             float beta, index_t m, index_t n);
 
+// The same two kernels reading A in place (alpha == 1, A not transposed): row i of the tile is
+// A[i * lda + k], k < kc. No A panel to pack; optional (nullptr: A is packed).
+using MicroKernelRows = void (*)(index_t kc, const float* A, index_t lda, const float* Bp, float* C,
+                                 index_t ldc, float beta);
+using EdgeKernelRows = void (*)(index_t kc, const float* A, index_t lda, const float* Bp, float* C,
+                                index_t ldc, float beta, index_t m, index_t n);
+
 // Packs op(B)[p0:p0+kc, j0:j0+NR] transposed-source case (B stored N x K, row stride ldb) into Bp
 // (kc x NR, k-major). Full NR columns only. ISA files may provide faster versions.
 using PackBtPanel = void (*)(index_t kc, const float* B, index_t ldb, float* Bp);
@@ -57,6 +64,9 @@ struct KernelInfo {
   SmallGemm small;      // the few-rows path, compiled for this ISA
   DotGemm small_n;      // the few-columns path; nullptr: packed path
   FewRows few_rows;     // the B-in-place path; nullptr: packed path
+  MicroKernelRows kernel_rows;  // kernel and edge reading A in place; nullptr: A is packed
+  EdgeKernelRows edge_rows;
+  index_t kc_rows;              // kc when A is read in place (no A block to keep in L2)
 };
 
 KernelInfo kernel_generic();

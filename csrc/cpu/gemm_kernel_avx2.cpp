@@ -20,7 +20,21 @@ namespace {
 
 constexpr int MR = 6, NR = 16;
 
-void kernel_6x16(index_t kc, const float* a, const float* b, float* c, index_t ldc, float beta) {
+// Where a micro-kernel reads its rows of op(A): a packed panel (k-major, MR floats per k), or A
+// itself, row-major with row stride lda (alpha == 1 and A not transposed: nothing to pack).
+struct PackedA {
+  const float* a;
+  [[gnu::always_inline]] const float* at(int i, index_t k) const { return a + k * MR + i; }
+};
+struct RowsOfA {
+  const float* a;
+  index_t lda;
+  [[gnu::always_inline]] const float* at(int i, index_t k) const { return a + i * lda + k; }
+};
+
+template <class ASrc>
+[[gnu::always_inline]] inline void kernel_6x16_t(index_t kc, ASrc A, const float* b, float* c, index_t ldc,
+                                                 float beta) {
   __m256 c0[MR], c1[MR];
 #pragma GCC unroll 6
   for (int i = 0; i < MR; ++i) c0[i] = c1[i] = _mm256_setzero_ps();
@@ -28,11 +42,10 @@ void kernel_6x16(index_t kc, const float* a, const float* b, float* c, index_t l
     const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
 #pragma GCC unroll 6
     for (int i = 0; i < MR; ++i) {
-      const __m256 ai = _mm256_broadcast_ss(a + i);
+      const __m256 ai = _mm256_broadcast_ss(A.at(i, k));
       c0[i] = _mm256_fmadd_ps(ai, b0, c0[i]);
       c1[i] = _mm256_fmadd_ps(ai, b1, c1[i]);
     }
-    a += MR;
     b += NR;
   }
   if (beta == 0.0f) {
@@ -51,29 +64,56 @@ void kernel_6x16(index_t kc, const float* a, const float* b, float* c, index_t l
   }
 }
 
+void kernel_6x16(index_t kc, const float* a, const float* b, float* c, index_t ldc, float beta) {
+  kernel_6x16_t(kc, PackedA{a}, b, c, ldc, beta);
+}
+
+void kernel_6x16_rows(index_t kc, const float* a, index_t lda, const float* b, float* c, index_t ldc,
+                      float beta) {
+  kernel_6x16_t(kc, RowsOfA{a, lda}, b, c, ldc, beta);
+}
+
 using S = simd::Avx2;
 
 // Edge tiles: M rows (1..6, compile-time so the sums stay in registers) and NV vectors of
 // columns, the last one cut to `last` floats. M = 64 (10 x 6 + 4) or N = 200 (12 x 16 + 8) cost
 // what they compute instead of a full tile into scratch and a scalar copy out.
-template <int M, int NV>
-void kernel_edge_t(index_t kc, const float* a, const float* b, float* c, index_t ldc, float beta, int last) {
+template <int M, int NV, class ASrc>
+void kernel_edge_t(index_t kc, ASrc A, const float* b, float* c, index_t ldc, float beta, int last) {
   __m256 acc[M][NV];
 #pragma GCC unroll 6
   for (int i = 0; i < M; ++i)
 #pragma GCC unroll 2
     for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_setzero_ps();
-  for (index_t k = 0; k < kc; ++k) {
+  index_t k = 0;
+  if constexpr (NV == 1 && M >= 3) {
+    // One vector of columns (N = 200: 12 x 16 + 8) leaves M sums, each waiting on its own FMA's
+    // latency; even and odd k go to separate sums, added at the end.
+    __m256 odd[M];
+#pragma GCC unroll 6
+    for (int i = 0; i < M; ++i) odd[i] = _mm256_setzero_ps();
+    for (; k + 1 < kc; k += 2) {
+      const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + NR);
+#pragma GCC unroll 6
+      for (int i = 0; i < M; ++i) {
+        acc[i][0] = _mm256_fmadd_ps(_mm256_broadcast_ss(A.at(i, k)), b0, acc[i][0]);
+        odd[i] = _mm256_fmadd_ps(_mm256_broadcast_ss(A.at(i, k + 1)), b1, odd[i]);
+      }
+      b += 2 * NR;
+    }
+#pragma GCC unroll 6
+    for (int i = 0; i < M; ++i) acc[i][0] = _mm256_add_ps(acc[i][0], odd[i]);
+  }
+  for (; k < kc; ++k) {
     __m256 bv[NV];
 #pragma GCC unroll 2
     for (int v = 0; v < NV; ++v) bv[v] = _mm256_load_ps(b + 8 * v);
 #pragma GCC unroll 6
     for (int i = 0; i < M; ++i) {
-      const __m256 ai = _mm256_broadcast_ss(a + i);
+      const __m256 ai = _mm256_broadcast_ss(A.at(i, k));
 #pragma GCC unroll 2
       for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_fmadd_ps(ai, bv[v], acc[i][v]);
     }
-    a += MR;
     b += NR;
   }
   const __m256 vb = _mm256_set1_ps(beta);
@@ -90,24 +130,34 @@ void kernel_edge_t(index_t kc, const float* a, const float* b, float* c, index_t
   }
 }
 
-template <int M>
-void edge_rows(index_t kc, const float* a, const float* b, float* c, index_t ldc, float beta, index_t n) {
+template <int M, class ASrc>
+void edge_rows(index_t kc, ASrc A, const float* b, float* c, index_t ldc, float beta, index_t n) {
   if (n > 8)
-    kernel_edge_t<M, 2>(kc, a, b, c, ldc, beta, static_cast<int>(n - 8));
+    kernel_edge_t<M, 2>(kc, A, b, c, ldc, beta, static_cast<int>(n - 8));
   else
-    kernel_edge_t<M, 1>(kc, a, b, c, ldc, beta, static_cast<int>(n));
+    kernel_edge_t<M, 1>(kc, A, b, c, ldc, beta, static_cast<int>(n));
+}
+
+template <class ASrc>
+void edge_t(index_t kc, ASrc A, const float* b, float* c, index_t ldc, float beta, index_t m, index_t n) {
+  switch (m) {
+    case 1: return edge_rows<1>(kc, A, b, c, ldc, beta, n);
+    case 2: return edge_rows<2>(kc, A, b, c, ldc, beta, n);
+    case 3: return edge_rows<3>(kc, A, b, c, ldc, beta, n);
+    case 4: return edge_rows<4>(kc, A, b, c, ldc, beta, n);
+    case 5: return edge_rows<5>(kc, A, b, c, ldc, beta, n);
+    default: return edge_rows<6>(kc, A, b, c, ldc, beta, n);
+  }
 }
 
 void kernel_edge(index_t kc, const float* a, const float* b, float* c, index_t ldc, float beta,
                  index_t m, index_t n) {
-  switch (m) {
-    case 1: return edge_rows<1>(kc, a, b, c, ldc, beta, n);
-    case 2: return edge_rows<2>(kc, a, b, c, ldc, beta, n);
-    case 3: return edge_rows<3>(kc, a, b, c, ldc, beta, n);
-    case 4: return edge_rows<4>(kc, a, b, c, ldc, beta, n);
-    case 5: return edge_rows<5>(kc, a, b, c, ldc, beta, n);
-    default: return edge_rows<6>(kc, a, b, c, ldc, beta, n);
-  }
+  edge_t(kc, PackedA{a}, b, c, ldc, beta, m, n);
+}
+
+void kernel_edge_rows(index_t kc, const float* a, index_t lda, const float* b, float* c, index_t ldc,
+                      float beta, index_t m, index_t n) {
+  edge_t(kc, RowsOfA{a, lda}, b, c, ldc, beta, m, n);
 }
 
 // Bp[k*16 + j] = B[j*ldb + k] for j < 16, k < kc: 8 x 8 blocks transposed in registers (the
@@ -146,7 +196,8 @@ void pack_an_6(index_t kc, const float* A, index_t lda, float alpha, index_t m, 
 // dense layer's 64x200x1024 (x * w^T) 0.55 -> 0.46 ms, 64x120x400 153 -> 112 us, 100x64x800 (B
 // as stored) 207 -> 183 us.
 KernelInfo kernel_avx2() {
-  return {kernel_6x16, kernel_edge, pack_bt_16, pack_an_6, MR, NR, 256, 144, 3072, small_m::gemm, nullptr, nullptr};
+  return {kernel_6x16, kernel_edge, pack_bt_16, pack_an_6, MR, NR, 256, 144, 3072, small_m::gemm, nullptr, nullptr,
+          kernel_6x16_rows, kernel_edge_rows, 1024};
 }
 
 }  // namespace fastlayers::cpu::gemm_detail

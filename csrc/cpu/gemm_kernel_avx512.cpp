@@ -371,6 +371,7 @@ void few_rows(index_t M, index_t N, index_t K, float alpha, const float* A, inde
 // Blocks: kc = 1024 (each C tile is loaded and stored K / 1024 times, not K / 384: +3..5 % at
 // 1024^3..2048^3 on Zen 4, measured interleaved), so the B micro-panel (128 KiB) and the A block
 // (168 x 1024, 672 KiB) both live in the 1 MiB L2; nc = 1024 keeps the B block at 4 MiB.
-KernelInfo kernel_avx512() { return {kernel_14x32, kernel_edge, pack_bt_32, pack_an_14, MR, NR, 1024, 168, 1024, small_m::gemm, dot_gemm, few_rows}; }
+KernelInfo kernel_avx512() { return {kernel_14x32, kernel_edge, pack_bt_32, pack_an_14, MR, NR, 1024, 168, 1024, small_m::gemm, dot_gemm, few_rows,
+                                    nullptr, nullptr, 0}; }
 
 }  // namespace fastlayers::cpu::gemm_detail

@@ -149,6 +149,27 @@ def test_sgemm_leading_dimensions(isa, rng, trans_a, trans_b):
     np.testing.assert_array_equal(big_c[:, n:], outside)  # columns past N untouched
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("m,n,k", [(101, 200, 2051), (100, 209, 1100), (64, 24, 1030)])
+def test_sgemm_a_read_in_place(isa, rng, threads, m, n, k):
+    # alpha == 1 with A as stored: the AVX2 kernels read A's rows where they are (lda > K here),
+    # with K cut in blocks of up to 1024 (beta applied by the first only), short row tiles (M % 6)
+    # and a last panel of 8 or 1 columns (its sums split over even and odd k; K odd).
+    pad = 3
+    big_a = rng.standard_normal((m, k + pad)).astype(np.float32)
+    b = rng.standard_normal((k, n)).astype(np.float32)
+    big_c = rng.standard_normal((m, n + pad)).astype(np.float32)
+    a = big_a[:, :k]
+    want = expected(a, b, False, False, 1.0, 0.5, big_c[:, :n])
+    outside = big_c[:, n:].copy()
+    with num_threads(threads):
+        _raw_sgemm(False, False, m, n, k, 1.0, big_a, k + pad, b, n, 0.5, big_c, n + pad)
+        packed = fl.gemm(a, fl.pack_gemm_b(b))
+    assert_close(big_c[:, :n], want, reduction_tol(k), "A in place")
+    np.testing.assert_array_equal(big_c[:, n:], outside)
+    assert_close(packed, expected(a, b, False, False), reduction_tol(k), "A in place, B packed once")
+
+
 @settings(max_examples=40, deadline=None)
 @given(m=st.integers(1, 80), n=st.integers(1, 80), k=st.integers(1, 300), trans_a=st.booleans(),
        trans_b=st.booleans(), alpha=st.sampled_from([1.0, -0.5, 3.0]), beta=st.sampled_from([0.0, 1.0, 0.25]),
