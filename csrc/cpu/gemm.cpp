@@ -10,7 +10,8 @@
 // first kc block only; later blocks accumulate (beta = 1).
 // Where the ISA has kernels that read A in place (AVX2: kernel_rows) and alpha == 1 with A not
 // transposed, A is not packed at all and kc grows to kc_rows (no A block to keep in L2): one
-// thread, Zen 3, paired medians, 100x784x200 with B packed once 1.10x, 1024^3 1.07-1.2x.
+// thread, Zen 3, paired medians, 100x784x200 with B packed once: A in place 1.03x, the longer K
+// blocks on top 1.04-1.14x; 1024^3 1.07-1.2x.
 //
 // Shapes the blocking does not suit take a path without B panels first (sgemm_impl, in order):
 // a few rows (M <= 4, gemm_small.h), a few columns (N <= 16: dot products of rows), and B in
