@@ -179,6 +179,12 @@ def test_large_op_outputs_come_from_the_cache_small_ones_do_not():
     assert y2.ctypes.data == addr  # the freed output's block, handed out again
     assert memory.arena_stats()["hits"] == s0["hits"] + 1
     assert get_handler_name() != "fastlayers_arena"  # the op restored NumPy's handler
+    # The ops' fast paths too: the residual add and the plain and packed-B gemm (1.3 MB results).
+    a, b = rng.standard_normal((640, 64)).astype(np.float32), rng.standard_normal((64, 512)).astype(np.float32)
+    for out in (fl.add(y2, y2), fl.gemm(a, b), fl.gemm(a, fl.pack_gemm_b(b))):
+        assert get_handler_name(out) == "fastlayers_arena"
+    np.testing.assert_array_equal(fl.add(y2, y2), y2 + y2)
+    assert get_handler_name(fl.gemm(a[:8], b)) != "fastlayers_arena"
     z = memory.cached_empty((3, MiB), np.uint8, zeroed=True)
     assert get_handler_name(z) == "fastlayers_arena" and not z.any()
     for bad_shape in ((-1, MiB), "x"):

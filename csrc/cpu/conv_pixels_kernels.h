@@ -143,8 +143,8 @@ struct Seg {
 // seg[j].n: a copy of the block without them (the CNN's conv1, Q = 24, all segments whole, one
 // thread, batch 100, paired medians of 21: 1.25-1.29x; 2 threads 1.36x).
 template <class S, int KB, int SB, bool FULL>
-[[gnu::always_inline]] inline void seg_block(const Seg* seg, const index_t* off, index_t taps, const float* w, const float* bias, bool relu,
-               index_t PQ) {
+[[gnu::always_inline]] inline void seg_block(const Seg* seg, const index_t* off, index_t taps, const float* w,
+                                             const float* bias, bool relu, index_t PQ) {
   using Vec = typename S::V;
   constexpr int L = S::L;
   Vec acc[KB][SB];

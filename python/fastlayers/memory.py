@@ -16,9 +16,10 @@ when freed; smaller arrays use malloc as usual. The layer-by-layer passes of Seq
 - `set_arena_limit(nbytes)`: free blocks kept at most (default 1 GiB, or the environment's
   FASTLAYERS_ARENA_LIMIT_MB at import); past it the largest free blocks are unmapped.
 - The ops' own outputs and scratch arrays (`fastlayers.ops`, NumPy arrays) of at least 1 MiB come
-  from the cache too, inside `arena()` or not (`cached_empty`): a loop of large calls reuses its
-  memory instead of faulting in fresh pages each call (a 7 MiB conv output: 1.56 ms warm against up
-  to 4 ms in fresh pages). Lower the limit, or call `release_cached()`, to hold less.
+  from the cache too, inside `arena()` or not (`cached_empty`; `cached_float32` in the fast paths
+  that already know the element count): a loop of large calls reuses its memory instead of
+  faulting in fresh pages each call (a 7 MiB conv output: 1.56 ms warm against up to 4 ms in fresh
+  pages). Lower the limit, or call `release_cached()`, to hold less.
 - FASTLAYERS_ARENA=0 in the environment (read at import) turns `arena()` into a no-op and the ops
   back to NumPy's allocator.
 """
@@ -57,17 +58,30 @@ def cached_empty(shape, dtype=np.float32, *, zeroed: bool = False) -> np.ndarray
     are NumPy's own."""
     make = np.zeros if zeroed else np.empty
     if _HANDLER is not None:
-        try:
-            nbytes = np.dtype(dtype).itemsize * (shape if isinstance(shape, int) else math.prod(shape))
+        try:  # float32 without np.dtype(): this runs on every op call, small ones included
+            itemsize = 4 if dtype is np.float32 else np.dtype(dtype).itemsize
+            nbytes = itemsize * (shape if isinstance(shape, int) else math.prod(shape))
         except TypeError:
             nbytes = 0  # not a shape or a dtype: NumPy raises its own error below
         if nbytes >= _MIN_BYTES:
-            old = _cpu.arena_set_handler(_HANDLER)
-            try:
-                return make(shape, dtype=dtype)
-            finally:
-                _cpu.arena_set_handler(old)
-    return make(shape, dtype=dtype)
+            return _from_cache(make, shape, dtype)
+    return make(shape, dtype)
+
+
+def cached_float32(shape, count: int) -> np.ndarray:
+    """cached_empty(shape) for a caller that already knows the element count: the ops' fast paths
+    (the residual add, the plain gemm), which skip even working out the size."""
+    if _HANDLER is not None and 4 * count >= _MIN_BYTES:
+        return _from_cache(np.empty, shape, np.float32)
+    return np.empty(shape, np.float32)
+
+
+def _from_cache(make, shape, dtype) -> np.ndarray:
+    old = _cpu.arena_set_handler(_HANDLER)
+    try:
+        return make(shape, dtype)
+    finally:
+        _cpu.arena_set_handler(old)
 
 
 def arena_enabled() -> bool:

@@ -8,6 +8,7 @@ import numpy as np
 
 from .._backend import CPU, backend_for
 from .._checks import as_float, as_float32, check_ndim, check_shape
+from ..memory import cached_float32
 
 __all__ = ["gemm", "gemm_backward", "matmul", "matmul_backward"]
 # Also public, outside __all__ (an operand's preparation, not an op with a NumPy reference; exported
@@ -151,7 +152,7 @@ def _gemm_packed(a, b: PackedGemmB, trans_a, trans_b, alpha, beta, c):
             and a.dtype == np.float32 and a.ndim == 2 and a.flags.c_contiguous and a.flags.aligned
             and a.shape[0 if trans_a else 1] == k):
         m = a.shape[1] if trans_a else a.shape[0]  # the common call: nothing to convert or check
-        out = np.empty((m, n), np.float32)
+        out = cached_float32((m, n), m * n)
         CPU._module.sgemm_prepacked_b(trans_a, m, n, k, 1.0, a, a.shape[1], b._data, b._cols, 0.0, out, n)
         return out
     be = backend_for(a=a, b=b._data, c=c)
@@ -185,7 +186,7 @@ def gemm(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, c=None):
         # 100x200x10 product (the 200->10 dense layer).
         m, k = _op_shape(a, trans_a)
         n = b.shape[0] if trans_b else b.shape[1]
-        out = np.empty((m, n), np.float32)
+        out = cached_float32((m, n), m * n)
         CPU._module.sgemm(trans_a, trans_b, m, n, k, 1.0, a, a.shape[1], b, b.shape[1], 0.0, out, n)
         return out
     be = backend_for(a=a, b=b, c=c)
