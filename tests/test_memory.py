@@ -190,6 +190,14 @@ def test_large_op_outputs_come_from_the_cache_small_ones_do_not():
     for bad_shape in ((-1, MiB), "x"):
         with pytest.raises((ValueError, TypeError)):
             memory.cached_empty(bad_shape)
+    in_use = memory.arena_stats()["in_use_bytes"]
+    for huge in ((2**62,), 2**63 - 1):  # NumPy's own MemoryError, the cache left as it was
+        for zeroed in (False, True):
+            with pytest.raises(MemoryError):
+                memory.cached_empty(huge, np.uint8, zeroed=zeroed)
+    with pytest.raises(ValueError, match="too big"):
+        memory.cached_empty((2**31, 2**31, 4), np.uint8)
+    assert memory.arena_stats()["in_use_bytes"] == in_use
     del y2, z
     gc.collect()
 
