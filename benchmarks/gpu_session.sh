@@ -94,7 +94,9 @@ if [ "$DRY" = 1 ]; then
   command -v compute-sanitizer >/dev/null 2>&1 && echo "compute-sanitizer: present" || echo "compute-sanitizer: absent"
 fi
 
-step versions 15 versions
+export -f versions  # timeout runs programs, not shell functions: run it in a child bash
+export PY
+step versions 15 bash -c versions
 step build 150 "$PY" -m pip install --no-build-isolation --no-deps --no-index -v .
 step plan 15 "$PY" benchmarks/cuda_plan.py --no-ptxas --json "$OUT/plan.json"
 step smoke 45 env CUDA_LAUNCH_BLOCKING=1 "$PY" benchmarks/gpu_smoke.py --out "$OUT/smoke.json"

@@ -69,6 +69,12 @@ class Device:
             return a
         return self.xp.asarray(a)
 
+    def put_text(self, a):
+        """A string array for dtype checks. CuPy holds no strings, so on the GPU the same check gets a
+        bool array of that shape: another dtype the ops must refuse by name."""
+        a = np.asarray(a)
+        return a if self.name == "cpu" else self.xp.asarray(np.ones(a.shape, dtype=bool))
+
     @staticmethod
     def get(a):
         if a is None or isinstance(a, (np.ndarray, np.generic, float, int)):

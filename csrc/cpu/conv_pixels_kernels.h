@@ -110,7 +110,7 @@ void rows(const Conv2dShape& s, const Padded& g, const float* xp, const float* w
   constexpr int L = S::L;
   const index_t Q = s.Q, R = s.R, SW = s.S;
   // Offsets of the taps in the padded image (per segment start).
-  index_t off[TAPS];
+  index_t off[TAPS] = {};  // zeroed: GCC 13 cannot see that C * R * S == TAPS fills it
   for (index_t c = 0, tap = 0; c < s.C; ++c)
     for (index_t r = 0; r < R; ++r)
       for (index_t t = 0; t < SW; ++t, ++tap) off[tap] = c * g.plane + r * g.Wp + t;

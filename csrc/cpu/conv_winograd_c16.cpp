@@ -168,7 +168,7 @@ bool winograd_c16_backward_weight_call(const Conv2dShape& s, const float* grad_o
   parallel_ranges(K, 1, [&](index_t k0, index_t k1) {
     for (index_t k = k0; k < k1; ++k)
       for (index_t c = 0; c < C; ++c) {
-        double m[kA][kA], tmp[5][kA];
+        double m[kA][kA], tmp[5][kA] = {};  // zeroed: GCC 13 cannot see that rows 0..r-1 are written first
         for (int a = 0; a < kA; ++a)
           for (int b = 0; b < kA; ++b) m[a][b] = Mw[((a * kA + b) * K + k) * C + c];
         for (index_t i = 0; i < r; ++i)  // G^T m

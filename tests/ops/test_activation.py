@@ -260,7 +260,7 @@ def test_activation_bad_input(device):
         with pytest.raises(ValueError, match=r"grad_out must have shape \(2, 3\), got \(3, 2\)"):
             getattr(fl, name)(device.put(np.ones((3, 2), np.float32)), ones)
         with pytest.raises(TypeError, match=t):
-            getattr(fl, name)(ones, device.put(np.array([["a"]])))
+            getattr(fl, name)(ones, device.put_text(np.array([["a"]])))
     for name in SOFTMAX:
         with pytest.raises(ValueError, match=r"axis must be in \[-2, 2\).*got 2"):
             getattr(fl, name)(ones, axis=2)

@@ -158,7 +158,7 @@ def test_dropout_bad_input(device):
     with pytest.raises(TypeError, match="x"):
         fl.dropout(device.put(np.array([1j])), 0.5, seed=1)
     with pytest.raises(TypeError, match="grad_out"):
-        fl.dropout_backward(device.put(np.array(["a"])), 0.5, seed=1)
+        fl.dropout_backward(device.put_text(np.array(["a"])), 0.5, seed=1)
     with pytest.raises(ValueError, match="shape"):
         fl.dropout_mask((2, -1), 0.5, seed=1)
     with pytest.raises(TypeError, match="shape"):

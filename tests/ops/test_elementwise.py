@@ -77,7 +77,7 @@ def test_add_bad_input(device):
     with pytest.raises(TypeError, match="b"):
         fl.add(ones, device.put(np.ones((2, 3), dtype=bool)))
     with pytest.raises(TypeError, match="grad_out"):
-        fl.add_backward(device.put(np.array(["x"])))
+        fl.add_backward(device.put_text(np.array(["x"])))
 
 
 def test_add_mixed_numpy_cupy_is_a_type_error():
