@@ -123,6 +123,11 @@ namespace {
 
 bool use_block_team(index_t c) { return c > kWarpRowMax; }
 
+// A thread per position (the positions kernels) for d > 1, and for rows too short to keep a warp's
+// lanes busy (c <= kThreadRowMax): a warp team would leave most lanes idle and walk its rows one
+// after another; a thread per row keeps 32 rows' loads in flight per warp.
+bool thread_per_position(index_t c, index_t d) { return d != 1 || c <= kThreadRowMax; }
+
 // Rows (d == 1): teams of a warp (8 rows per block) or of a whole block (1 row per block).
 unsigned row_blocks(index_t n, index_t c, bool reduce) {
   const index_t per_block = use_block_team(c) ? 1 : kRowsPerBlock;
@@ -184,11 +189,11 @@ void softmax_cross_entropy_forward(const float* logits, const std::int64_t* labe
   if (none && n * d <= 0) return;
   float* per = none ? out : nullptr;
   auto launch = [&](unsigned blocks, const Finish& fin) {
-    if (d != 1) ce_positions_forward_kernel<<<blocks, kReduceThreads, 0, stream>>>(A, fin, per);
+    if (thread_per_position(c, d)) ce_positions_forward_kernel<<<blocks, kReduceThreads, 0, stream>>>(A, fin, per);
     else if (use_block_team(c)) ce_rows_forward_kernel<kTeamBlock><<<blocks, kTeamBlock, 0, stream>>>(A, fin, per);
     else ce_rows_forward_kernel<32><<<blocks, kTeamBlock, 0, stream>>>(A, fin, per);
   };
-  const unsigned blocks = d != 1 ? position_blocks(n * d, c, !none) : row_blocks(n, c, !none);
+  const unsigned blocks = thread_per_position(c, d) ? position_blocks(n * d, c, !none) : row_blocks(n, c, !none);
   if (none) {
     launch(blocks, Finish{});
     check_launch(op);
@@ -208,7 +213,7 @@ void softmax_cross_entropy_backward(const float* logits, const std::int64_t* lab
                                  reduction, workspace, status, loss::kStatusCrossEntropyLabel,
                                  stream, op);
   const Upstream up = upstream(A, grad_out, reduction, workspace, stream, op);
-  if (d != 1)
+  if (thread_per_position(c, d))
     ce_positions_backward_kernel<<<position_blocks(n * d, c, false), kReduceThreads, 0, stream>>>(A, up, grad);
   else if (use_block_team(c))
     ce_rows_backward_kernel<kTeamBlock><<<row_blocks(n, c, false), kTeamBlock, 0, stream>>>(A, up, grad);
@@ -227,11 +232,11 @@ void softmax_cross_entropy_prob_forward(const float* logits, const float* target
   if (none && n * d <= 0) return;
   float* per = none ? out : nullptr;
   auto launch = [&](unsigned blocks, const Finish& fin) {
-    if (d != 1) ce_prob_positions_forward_kernel<<<blocks, kReduceThreads, 0, stream>>>(A, fin, per);
+    if (thread_per_position(c, d)) ce_prob_positions_forward_kernel<<<blocks, kReduceThreads, 0, stream>>>(A, fin, per);
     else if (use_block_team(c)) ce_prob_rows_forward_kernel<kTeamBlock><<<blocks, kTeamBlock, 0, stream>>>(A, fin, per);
     else ce_prob_rows_forward_kernel<32><<<blocks, kTeamBlock, 0, stream>>>(A, fin, per);
   };
-  const unsigned blocks = d != 1 ? position_blocks(n * d, c, !none) : row_blocks(n, c, !none);
+  const unsigned blocks = thread_per_position(c, d) ? position_blocks(n * d, c, !none) : row_blocks(n, c, !none);
   if (none) {
     launch(blocks, Finish{});
     check_launch(op);
@@ -249,7 +254,7 @@ void softmax_cross_entropy_prob_backward(const float* logits, const float* targe
   const ProbArgs A{logits, target, weight, n, c, d, static_cast<float>(label_smoothing), reduction};
   const Upstream up{grad_out, nullptr, reduction == loss::kNone,
                     reduction == loss::kMean ? mean_scale(n * d) : 1.0};
-  if (d != 1)
+  if (thread_per_position(c, d))
     ce_prob_positions_backward_kernel<<<position_blocks(n * d, c, false), kReduceThreads, 0, stream>>>(A, up, grad);
   else if (use_block_team(c))
     ce_prob_rows_backward_kernel<kTeamBlock><<<row_blocks(n, c, false), kTeamBlock, 0, stream>>>(A, up, grad);

@@ -1,5 +1,5 @@
-// Softmax launchers: the dispatch of softmax_launch.h (warp per row up to 1024 values, block per
-// longer row, thread per column for a strided axis) on the caller's stream.
+// Softmax launchers: the dispatch of softmax_launch.h (thread per row up to 16 values, warp per row
+// up to 1024, block per longer row, thread per column for a strided axis) on the caller's stream.
 #include "cuda/softmax.h"
 #include "cuda/softmax_launch.h"
 #include "cuda/stream_launch.h"

@@ -193,11 +193,14 @@ static void check_ce(const CeCase& k, bool probs, std::mt19937& rng) {
   double worst = 0;
   double lsum = 0, wtot = 0;
   for (index_t p = 0; p < P; ++p) lsum += R.loss[p], wtot += R.wy[p];
-  // forward: none, sum, mean with 1 and 3 pass-1 blocks; warp teams and block teams for rows
-  for (int team : {32, kTeamBlock}) {
-    if (team != 32 && !(rows && k.c > 64)) continue;  // block teams: the widest rows (slow here)
+  // forward: none, sum, mean with 1 and 3 pass-1 blocks; a thread per position (team 0: d > 1, and
+  // rows of at most kThreadRowMax classes, as the launcher), warp teams and block teams for rows
+  for (int team : {0, 32, kTeamBlock}) {
+    if (team == 0 && rows && k.c > kThreadRowMax) continue;
+    if (team == 32 && !rows) continue;
+    if (team == kTeamBlock && !(rows && k.c > 64)) continue;  // block teams: the widest rows (slow here)
     auto pass1 = [&](const Finish& fin, float* none) {
-      if (!rows) {
+      if (team == 0) {
         if (probs) ce_prob_positions_forward_kernel(B, fin, none);
         else ce_positions_forward_kernel(A, fin, none);
       } else if (team == 32) {
@@ -209,7 +212,7 @@ static void check_ce(const CeCase& k, bool probs, std::mt19937& rng) {
       }
     };
     // warp teams run here with 2 warps per block (the launcher uses 8): fewer emulated threads
-    const unsigned threads = team == 32 && rows ? 64 : kTeamBlock;
+    const unsigned threads = team == 32 ? 64 : kTeamBlock;
     for (unsigned blocks : {1u, 3u}) {
       for (int red : {loss::kSum, loss::kMean}) {
         const float got = reduced(blocks, threads, red, 1.0 / P, !probs, true,
@@ -240,7 +243,7 @@ static void check_ce(const CeCase& k, bool probs, std::mt19937& rng) {
       }
       std::vector<float> g(k.n * k.c * k.d + 4, -3.0f);
       emulate_launch(2, threads, [&] {
-        if (!rows) {
+        if (team == 0) {
           if (probs) ce_prob_positions_backward_kernel(B, up, g.data());
           else ce_positions_backward_kernel(A, up, g.data());
         } else if (team == 32) {
@@ -468,10 +471,11 @@ int main() {
     for (index_t i = 0; i < n; ++i) worst = std::max(worst, err(g[i], w[i] * loss::bce_grad(x[i], t[i], pw[i])));
     expect(worst < 2e-6, "bce weights", n, 0, 0, worst);
   }
-  // cross-entropy: rows (warp and block teams; c % 4 == 0 takes float4 loads), positions
+  // cross-entropy: rows (a thread, warp or block team; c % 4 == 0 takes float4 loads), positions
   const CeCase cases[] = {
       {5, 1, 1, false, -100, 0.0f},  {9, 3, 1, false, -100, 0.0f},  {9, 4, 1, true, 1, 0.0f},
       {11, 10, 1, false, 2, 0.3f},   {7, 37, 1, true, -1, 0.2f},    {3, 260, 1, true, 5, 0.1f},
+      {6, 16, 1, true, -100, 0.1f},  {6, 17, 1, false, -100, 0.0f},  // either side of kThreadRowMax
       {4, 3, 5, false, -100, 0.0f},  {3, 5, 7, true, 0, 0.25f},     {2, 4, 33, false, -7, 0.0f},
   };
   for (const CeCase& k : cases) {

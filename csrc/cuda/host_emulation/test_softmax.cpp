@@ -94,7 +94,9 @@ static void check(index_t outer, index_t dim, index_t inner, int offset, bool sp
 int main() {
   std::mt19937 rng(3);
   // Warp kernel: every values-per-lane count (dims up to 1024), % 4 and not, aligned and not.
-  for (index_t dim : {1, 3, 5, 32, 33, 40, 64, 100, 128, 129, 252, 256, 300, 512, 1000, 1024})
+  // Dims up to 16 take the thread-per-row (strided) kernel: 9 and 16 cover a partial and a full last
+  // batch of its loads, 17 the first warp-kernel dim.
+  for (index_t dim : {1, 3, 5, 9, 16, 17, 32, 33, 40, 64, 100, 128, 129, 252, 256, 300, 512, 1000, 1024})
     for (int offset : {0, 1}) check(dim > 500 ? 5 : 11, dim, 1, offset, dim > 4 && offset == 0, rng);
   // More rows than one grid-stride pass covers is exercised by the capped grid on the GPU only;
   // here rows > warps per block: several blocks.
