@@ -104,13 +104,20 @@ inline int blocks_per_sm(int threads, int smem, int min_blocks, const DeviceProf
   return std::max(1, std::min({by_threads, by_smem, dev.max_blocks_per_sm, std::max(min_blocks, 1)}));
 }
 
-// Same model as conv_plan::model_seconds, plus the split reduction (a launch and its traffic).
+// The per-thread tile's FMAs per shared-memory load that still raise the rate. tile128's 8 x 8
+// (intensity 1.0) ran at the rate of tile64's 8 x 4 (0.67) on an H200, not 1.5x it: 4096^3 3.79 ms
+// against 4.05, and at 1024^3 and the batch-1024 dense shapes, where the model took tile128 for
+// that credit, tile64 or tile32 were 1.15-1.4x faster (benchmarks/results/gpu-h200-session32).
+constexpr double kMaxIntensity = 0.7;
+
+// Same model as conv_plan::model_seconds, plus the split reduction (a launch and its traffic), with
+// the intensity credit capped at kMaxIntensity.
 inline double model_seconds(int threads, int bps, double intensity, index_t blocks, double work, index_t splits,
                             index_t M, index_t N, const DeviceProfile& dev) {
   if (blocks <= 0) return 0;
   const double per_sm = static_cast<double>(ceil_div(blocks, dev.sms));
   const double resident = std::min<double>(per_sm, bps) * threads;
-  const double rate = 128 * 1.7e9 * std::min(1.0, resident / 512.0) * std::max(std::min(1.0, intensity), 0.125);
+  const double rate = 128 * 1.7e9 * std::min(1.0, resident / 512.0) * std::clamp(intensity, 0.125, kMaxIntensity);
   double t = per_sm * work / rate + 0.5e-6 * per_sm / bps;
   if (splits > 1) t += 2e-6 + double(splits + 2) * M * N * 4 / 3.0e12;
   return t;
