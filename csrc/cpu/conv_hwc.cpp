@@ -44,7 +44,8 @@ bool hwc_possible(const Conv2dShape& s) {
 #endif
 }
 
-// AVX-512 machines keep conv_smallc, measured there (conv_hwc is not measured on AVX-512). 1x1
+// AVX-512 machines take it only for 3x3 stride-2 layers of 16 or more channels (below); elsewhere
+// they keep conv_smallc and the GEMM path, measured there. 1x1
 // layers keep the GEMM path: the two transposes cost more than their few FMAs (16 -> 32 1x1 stride
 // 2, batch 64: 0.52 ms either way, 32 -> 64 0.35 against 0.42-0.46). One input channel: a run is
 // one kernel row of 3 to 7 floats, and the other paths do as well (the CNN's conv1, 1 -> 32 5x5,
@@ -61,10 +62,17 @@ bool hwc_possible(const Conv2dShape& s) {
 // AlexNet's conv1 (3 -> 64 11x11 stride 4 on 224x224) batch 8 51.4 / 31.7 ms (1.68x; 2 threads
 // 1.53x), batch 1 3.06 / 2.40 ms; 3 -> 32 9x9 on 64x64 batch 16 37.2 / 20.8 ms; 16 -> 32 5x5 stride
 // 3 batch 8 4.34 / 2.11 ms.
+//
+// AVX-512 (Zen 4, 1 thread, paired medians of 7, the other paths / this, forward | forward +
+// backward): the small ResNet's stride-2 layers at batch 64, 16 -> 32 on 28x28 1.40 / 1.26 ms |
+// 4.76 / 2.84 ms, 32 -> 64 on 14x14 1.41 / 1.15 | 3.91 / 2.67; ResNet-18's 64 -> 128 on 56x56,
+// batch 8, 8.89 / 8.90 | 20.9 / 18.6. But LeNet-5's conv2 (6 -> 16 5x5) 0.29 / 0.33 | 0.84 / 0.89
+// and AlexNet's conv1 backward 24.8 / 32.2 lose, and the stride-1 3x3 layers go to Winograd first.
 bool hwc_by_default(const Conv2dShape& s) {
 #if defined(__x86_64__) || defined(_M_X64)
-  return hwc_possible(s) && active_isa() == Isa::avx2 && s.R * s.S > 1 && s.C > 1 &&
-         hwc_filter_floats(s) <= (index_t{1} << 17);
+  if (!hwc_possible(s) || s.R * s.S <= 1 || s.C <= 1 || hwc_filter_floats(s) > (index_t{1} << 17)) return false;
+  if (active_isa() == Isa::avx2) return true;
+  return active_isa() == Isa::avx512 && s.stride_h == 2 && s.R == 3 && s.S == 3 && s.C >= 16;
 #else
   (void)s;
   return false;

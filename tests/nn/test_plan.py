@@ -479,12 +479,13 @@ def test_values_read_by_other_steps_stay_nchw():
     _close(model(x), _layerwise(model, x))
 
 
-def test_hwc_is_the_default_only_on_avx2():
-    for C, K, R, stride, expect in [(16, 32, 3, 2, True), (6, 16, 5, 1, True), (1, 32, 7, 1, False),
-                                    (16, 32, 1, 2, False)]:
+def test_hwc_is_the_default_on_avx2_and_for_3x3_stride_2_on_avx512():
+    # (C, K, R, stride, the ISAs that take it by default)
+    for C, K, R, stride, isas in [(16, 32, 3, 2, ("avx2", "avx512")), (6, 16, 5, 1, ("avx2",)),
+                                  (8, 32, 3, 2, ("avx2",)), (1, 32, 7, 1, ()), (16, 32, 1, 2, ())]:
         plan = P.get(nn.Sequential([nn.Conv2d(C, K, R, stride, R // 2, rng=0)]).eval(), (2, C, 14, 14))
         algo = plan._c.conv_algorithms[0]
-        assert (algo == "hwc") == (expect and _cpu.active_isa() == "avx2"), (C, K, R, stride, algo)
+        assert (algo == "hwc") == (_cpu.active_isa() in isas), (C, K, R, stride, algo)
     # One input channel: only with a 2x2 pool after it (pooled in HWC), as the CNN's conv1.
     for pool, expect in [(True, True), (False, False)]:
         layers = [nn.Conv2d(1, 32, 5, rng=0)] + ([nn.MaxPool2d(2)] if pool else []) + [nn.ReLU()]

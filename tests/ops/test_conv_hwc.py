@@ -132,9 +132,9 @@ def test_hwc_backward_data_keeps_nan_in_place(hwc):
 def test_hwc_is_taken(monkeypatch, simd_isa):
     """The predicate, told by the forward's workspace size (the kernel's packed filters, R S C K
     floats, exceed the other paths' room on these small images): forced on wherever it can run; by
-    default on AVX2 only, for layers Winograd does not take that are not 1x1, have more than one
-    input channel and at most 2^17 filter floats; never for other shapes or with
-    FASTLAYERS_CONV_HWC=0."""
+    default on AVX2, for layers Winograd does not take that are not 1x1, have more than one
+    input channel and at most 2^17 filter floats, and on AVX-512 for those of them that are 3x3
+    stride 2 with 16 or more input channels; never for other shapes or with FASTLAYERS_CONV_HWC=0."""
     shapes = {
         "stride2": (1, 64, 8, 8, 128, 3, 3, 2, 1, 1, 1),
         "large_filters": (1, 128, 4, 4, 256, 3, 3, 2, 1, 1, 1),
@@ -143,6 +143,7 @@ def test_hwc_is_taken(monkeypatch, simd_isa):
         "one_channel": (1, 1, 14, 14, 512, 7, 7, 1, 0, 1, 1),
         "odd_output_channels": (8, 24, 28, 28, 24, 3, 3, 2, 1, 1, 1),
         "dilated": (8, 16, 28, 28, 32, 3, 3, 1, 2, 2, 1),
+        "stride2_few_channels": (1, 8, 8, 8, 128, 3, 3, 2, 1, 1, 1),
     }
     def sizes_by_mode(pass_, cases):
         """{FASTLAYERS_CONV_HWC mode ("0", "1", unset): {name: that pass's workspace floats}}."""
@@ -152,8 +153,11 @@ def test_hwc_is_taken(monkeypatch, simd_isa):
     sizes = sizes_by_mode(0, shapes)
     for name in ("stride2", "large_filters", "few_channels", "one_by_one", "one_channel"):  # where it can run
         assert sizes["1"][name] > sizes["0"][name], name
-    for name in ("stride2", "few_channels"):  # by default on AVX2
+    for name in ("stride2_few_channels", "few_channels"):  # by default on AVX2 only
+        assert sizes["1"][name] > sizes["0"][name], name
         assert sizes[None][name] == sizes["1" if simd_isa == "avx2" else "0"][name], name
+    # 3x3 stride 2 from 16 channels: by default on AVX2 and AVX-512
+    assert sizes[None]["stride2"] == sizes["1" if simd_isa in ("avx2", "avx512") else "0"]["stride2"]
     for name in ("large_filters", "one_by_one", "one_channel"):  # not by default
         assert sizes[None][name] == sizes["0"][name], name
     # Backward-weight (pass 2): by default also from 6 input channels only (3 -> 512 7x7: not taken),
@@ -171,7 +175,7 @@ def test_hwc_is_taken(monkeypatch, simd_isa):
     bd = sizes_by_mode(1, {"small": (1, 32, 8, 8, 64, 3, 3, 2, 1, 1, 1), "large": (1, 64, 8, 8, 128, 3, 3, 2, 1, 1, 1),
                            "stride1": (1, 32, 8, 8, 64, 3, 3, 1, 1, 1, 1)})
     assert bd["1"]["small"] > bd["0"]["small"] and bd["1"]["large"] > bd["0"]["large"]
-    assert bd[None]["small"] == bd["1" if simd_isa == "avx2" else "0"]["small"]
+    assert bd[None]["small"] == bd["1" if simd_isa in ("avx2", "avx512") else "0"]["small"]
     assert bd[None]["large"] == bd["0"]["large"]
     assert bd["1"]["stride1"] == bd["0"]["stride1"]  # stride 1: never
     for name in ("odd_output_channels", "dilated"):  # never
