@@ -1,20 +1,26 @@
 // Softmax / log-softmax kernels over a contiguous array viewed as (outer, dim, inner): the axis
 // has length dim and stride inner. Same formulas as csrc/cpu/softmax.cpp: the row maximum is
 // subtracted before exp (fmaxf skips NaN in the max, and a NaN then poisons the row's sum, as on
-// the CPU); float accumulation. Three shapes of work, each reading the input as few times as it
+// the CPU); float accumulation. Four shapes of work, each reading the input as few times as it
 // can:
-//   *_warp:   contiguous rows (inner == 1) up to kWarpMaxDim long: a warp per row, the row held in
+//   *_warp:   contiguous rows (inner == 1) past kThreadRowMaxDim and up to kWarpMaxDim long: a
+//             warp per row, the row held in
 //             registers (VPT values per lane; float4 loads and stores when VEC: dim % 4 == 0 and
 //             16-byte aligned pointers), max and sum by warp shuffles. One read, one write.
 //   *_block:  longer contiguous rows: a block per row; the forward keeps a running (max, sum) per
 //             thread (online softmax), combines them across the block, then writes: two reads,
 //             one write. float4 loads when VEC.
+//   *_rows_staged: contiguous rows of at most kThreadRowMaxDim values: a block copies its
+//             kStagedRows rows (one contiguous run) into shared memory with coalesced loads, a
+//             thread per row works there (rows at an odd stride: on different banks), and the block
+//             copies the results out the same way. On an
+//             H200, 6.7M rows of 10: a warp per row 18 % of the copy bandwidth, a thread per row
+//             reading global memory directly 26 %.
 //   *_strided: inner > 1: a thread per (outer, inner) column, neighbouring threads on
-//             neighbouring columns (coalesced); online (max, sum) then the write pass. Also
-//             contiguous rows of at most kThreadRowMaxDim (a thread per row: a warp per 10-value
-//             row measured 18 % of an H200's bandwidth). Each thread loads kStridedLoads values
-//             before combining them: one column is a chain of dependent updates, and with one
-//             load in flight per thread the 1024-long axis=1 case measured 20 %.
+//             neighbouring columns (coalesced); online (max, sum) then the write pass. Each thread
+//             loads kStridedLoads values before combining them: one column is a chain of dependent
+//             updates, and with one load in flight per thread the 1024-long axis=1 case measured
+//             20 % of the bandwidth (34 % this way).
 // No launches here, so csrc/cuda/host_emulation/ can compile it with g++.
 #pragma once
 #include <cmath>
@@ -26,7 +32,8 @@ namespace fastlayers::cuda::detail {
 constexpr int kSoftmaxWarpsPerBlock = 4;  // warp kernels: 128 threads, 4 rows at a time
 constexpr int kSoftmaxBlockThreads = 256;
 constexpr index_t kWarpMaxDim = 1024;     // 32 lanes x 32 values
-constexpr index_t kThreadRowMaxDim = 16;  // contiguous rows this short: a thread each (the strided kernels)
+constexpr index_t kThreadRowMaxDim = 16;  // contiguous rows this short: a thread each (*_rows_staged)
+constexpr int kStagedRows = 128;          // rows per block of the staged kernels (= its threads)
 constexpr int kStridedLoads = 8;          // values a strided thread loads before combining them
 
 __device__ __forceinline__ float warp_max(float v) {
@@ -249,6 +256,77 @@ __global__ void __launch_bounds__(kSoftmaxBlockThreads)
     } else {
       for (index_t e = t; e < dim; e += kSoftmaxBlockThreads) o[e] = out(gr[e], yr[e]);
     }
+  }
+}
+
+// ------------------------------------------------------------------- short rows, staged (inner == 1)
+// Block b takes rows [b * kStagedRows, ...) (grid-stride): floats [r0 * dim, r1 * dim) are one
+// contiguous run, copied in and out by all threads with neighbouring threads on neighbouring floats.
+// The row math is the strided kernels' (online max and sum, in order), so the results are the same.
+constexpr int kStagedStride = kThreadRowMaxDim + 1;  // the tile's widest row stride (odd)
+
+// Calls f(i, t) for this thread's floats i = threadIdx.x + j * kStagedRows < n of the run, with t
+// their place in the tile: row * stride + col, stride = dim rounded up to odd, so that the 32 rows
+// a warp reads at once fall on different banks. (row, col) is stepped, not divided out, per float.
+template <class F>
+__device__ __forceinline__ void staged_walk(index_t n, int dim, int stride, F f) {
+  const int step_r = kStagedRows / dim, step_c = kStagedRows % dim;
+  int row = static_cast<int>(threadIdx.x) / dim, col = static_cast<int>(threadIdx.x) % dim;
+#pragma unroll 4
+  for (index_t i = threadIdx.x; i < n; i += kStagedRows) {
+    f(i, row * stride + col);
+    col += step_c;
+    row += step_r;
+    if (col >= dim) col -= dim, ++row;
+  }
+}
+
+template <bool LOG>
+__global__ void __launch_bounds__(kStagedRows)
+    softmax_forward_rows_staged(const float* __restrict__ x, float* __restrict__ y, index_t rows, index_t dim) {
+  __shared__ float tile[kStagedRows * kStagedStride];
+  const int d_n = static_cast<int>(dim), stride = d_n | 1;
+  for (index_t r0 = static_cast<index_t>(blockIdx.x) * kStagedRows; r0 < rows;
+       r0 += static_cast<index_t>(gridDim.x) * kStagedRows) {  // block-uniform
+    const index_t nr = rows - r0 < kStagedRows ? rows - r0 : kStagedRows, n = nr * dim;
+    const float* xs = x + r0 * dim;
+    staged_walk(n, d_n, stride, [&](index_t i, int t) { tile[t] = xs[i]; });
+    __syncthreads();
+    if (static_cast<index_t>(threadIdx.x) < nr) {
+      float* row = tile + threadIdx.x * stride;
+      float m = -INFINITY, s = 0.0f;
+      for (int d = 0; d < d_n; ++d) online_add(m, s, row[d]);
+      const float log_s = logf(s), inv = 1.0f / s;
+      for (int d = 0; d < d_n; ++d) row[d] = LOG ? (row[d] - m) - log_s : expf(row[d] - m) * inv;
+    }
+    __syncthreads();
+    float* ys = y + r0 * dim;
+    staged_walk(n, d_n, stride, [&](index_t i, int t) { ys[i] = tile[t]; });
+    __syncthreads();  // the tile is refilled next round
+  }
+}
+
+template <bool LOG>
+__global__ void __launch_bounds__(kStagedRows)
+    softmax_backward_rows_staged(const float* __restrict__ g, const float* __restrict__ y, float* __restrict__ gx,
+                                 index_t rows, index_t dim) {
+  __shared__ float gt[kStagedRows * kStagedStride], yt[kStagedRows * kStagedStride];
+  const int d_n = static_cast<int>(dim), stride = d_n | 1;
+  for (index_t r0 = static_cast<index_t>(blockIdx.x) * kStagedRows; r0 < rows;
+       r0 += static_cast<index_t>(gridDim.x) * kStagedRows) {
+    const index_t nr = rows - r0 < kStagedRows ? rows - r0 : kStagedRows, n = nr * dim, base = r0 * dim;
+    staged_walk(n, d_n, stride, [&](index_t i, int t) { gt[t] = g[base + i], yt[t] = y[base + i]; });
+    __syncthreads();
+    if (static_cast<index_t>(threadIdx.x) < nr) {
+      float* gr = gt + threadIdx.x * stride;
+      const float* yr = yt + threadIdx.x * stride;
+      float s = 0.0f;
+      for (int d = 0; d < d_n; ++d) s += LOG ? gr[d] : gr[d] * yr[d];
+      for (int d = 0; d < d_n; ++d) gr[d] = LOG ? gr[d] - expf(yr[d]) * s : yr[d] * (gr[d] - s);
+    }
+    __syncthreads();
+    staged_walk(n, d_n, stride, [&](index_t i, int t) { gx[base + i] = gt[t]; });
+    __syncthreads();
   }
 }
 

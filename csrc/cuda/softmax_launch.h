@@ -53,8 +53,9 @@ template <bool LOG, class L>
 void forward(L& launch, const float* x, float* y, index_t outer, index_t dim, index_t inner, const char* op) {
   if (outer <= 0 || dim <= 0 || inner <= 0) return;
   const bool vec = dim % 4 == 0 && aligned16(x) && aligned16(y);
-  if (inner == 1 && dim <= kThreadRowMaxDim) {  // a thread per row: the strided kernel with inner 1
-    launch(op, Grid{grid_for(outer), 1, 1}, kThreadsPerBlock, &softmax_forward_strided<LOG>, x, y, outer, dim, inner);
+  if (inner == 1 && dim <= kThreadRowMaxDim) {  // a thread per row, staged through shared memory
+    launch(op, Grid{capped((outer + kStagedRows - 1) / kStagedRows), 1, 1}, kStagedRows,
+           &softmax_forward_rows_staged<LOG>, x, y, outer, dim);
   } else if (inner == 1 && dim <= kWarpMaxDim) {
     with_warp_shape(dim, vec, [&](auto vpt, auto v) { forward_warp<LOG, decltype(vpt)::value, decltype(v)::value>(launch, x, y, outer, dim, op); });
   } else if (inner == 1) {
@@ -74,8 +75,8 @@ void backward(L& launch, const float* g, const float* y, float* gx, index_t oute
   if (outer <= 0 || dim <= 0 || inner <= 0) return;
   const bool vec = dim % 4 == 0 && aligned16(g) && aligned16(y) && aligned16(gx);
   if (inner == 1 && dim <= kThreadRowMaxDim) {
-    launch(op, Grid{grid_for(outer), 1, 1}, kThreadsPerBlock, &softmax_backward_strided<LOG>, g, y, gx, outer, dim,
-           inner);
+    launch(op, Grid{capped((outer + kStagedRows - 1) / kStagedRows), 1, 1}, kStagedRows,
+           &softmax_backward_rows_staged<LOG>, g, y, gx, outer, dim);
   } else if (inner == 1 && dim <= kWarpMaxDim) {
     with_warp_shape(dim, vec, [&](auto vpt, auto v) { backward_warp<LOG, decltype(vpt)::value, decltype(v)::value>(launch, g, y, gx, outer, dim, op); });
   } else if (inner == 1) {

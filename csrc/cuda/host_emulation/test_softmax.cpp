@@ -101,6 +101,10 @@ int main() {
   // More rows than one grid-stride pass covers is exercised by the capped grid on the GPU only;
   // here rows > warps per block: several blocks.
   check(9, 7, 1, 0, true, rng);
+  // Staged short rows: several blocks of 128 rows, the last partial; odd and even dims (tile stride).
+  check(300, 10, 1, 0, true, rng);
+  check(260, 16, 1, 1, false, rng);
+  check(129, 7, 1, 0, true, rng);
   // Block kernel: rows past 1024, % 4 (float4) and not.
   for (index_t dim : {1025, 1028, 2053, 4096})
     for (int offset : {0, 1}) check(3, dim, 1, offset, offset == 0, rng);
