@@ -94,8 +94,7 @@ static void check(index_t outer, index_t dim, index_t inner, int offset, bool sp
 int main() {
   std::mt19937 rng(3);
   // Warp kernel: every values-per-lane count (dims up to 1024), % 4 and not, aligned and not.
-  // Dims up to 16 take the thread-per-row (strided) kernel: 9 and 16 cover a partial and a full last
-  // batch of its loads, 17 the first warp-kernel dim.
+  // Dims up to 16 take the staged thread-per-row kernel, 17 is the first warp-kernel dim.
   for (index_t dim : {1, 3, 5, 9, 16, 17, 32, 33, 40, 64, 100, 128, 129, 252, 256, 300, 512, 1000, 1024})
     for (int offset : {0, 1}) check(dim > 500 ? 5 : 11, dim, 1, offset, dim > 4 && offset == 0, rng);
   // More rows than one grid-stride pass covers is exercised by the capped grid on the GPU only;
@@ -108,8 +107,9 @@ int main() {
   // Block kernel: rows past 1024, % 4 (float4) and not.
   for (index_t dim : {1025, 1028, 2053, 4096})
     for (int offset : {0, 1}) check(3, dim, 1, offset, offset == 0, rng);
-  // Strided: inner > 1.
-  for (auto s : std::vector<std::array<index_t, 3>>{{1, 2, 70}, {2, 7, 3}, {3, 33, 5}, {5, 4, 2}, {2, 1, 9}})
+  // Strided: inner > 1; dims 16 and 33 end on a full and a partial batch of its kStridedLoads loads.
+  for (auto s : std::vector<std::array<index_t, 3>>{{1, 2, 70}, {2, 7, 3}, {3, 33, 5}, {5, 4, 2}, {2, 1, 9},
+                                                    {3, 16, 4}})
     check(s[0], s[1], s[2], 0, s[1] > 2, rng);
   std::printf("%d cases, %d failures\n", cases, failures);
   return failures != 0;
