@@ -1,6 +1,10 @@
 #include "cpu/conv.h"
 
-// Which path runs where. In this order (each says where it applies):
+// Which path runs where. First the per-image kernels on HWC copies or with pixels in the lanes
+// (each predicate below says where): conv_pixels (pixels_per_call), the channels-in-lanes Winograd
+// (conv_winograd_c16.h, wino16_per_call; backward-data as the forward of grad_out, or for valid
+// layers as the forward's adjoint, wino16_bd_adjoint), conv_hwc (hwc_per_call, hwc_bd_per_call).
+// Then, in this order:
 //   direct    pixel-vectorised direct kernel (conv_direct.h, direct_applies): small images
 //   winograd  F(4x4,3x3) (conv_winograd.h): 3x3, stride 1, finite inputs, enough channels/tiles
 //   smallc    AVX-512 direct convolution vectorised over output channels (conv_smallc.h;
@@ -11,9 +15,9 @@
 //             with a pixel-major column matrix for wide kernels (bd_pixel_major) (this file)
 //   layer                          fwd        bwd-data          bwd-weight
 //   a 100x1->32 28x28 5x5          direct     packed GEMM       direct
-//   b 100x32->64 12x12 5x5         direct     direct (rows)     direct
-//   c 32x64->64 56x56 3x3 p1       winograd   winograd          winograd
-//   d 16x128->128 28x28 3x3 p1     winograd   winograd          winograd
+//   b 100x32->64 12x12 5x5         wino16     wino16 adjoint    wino16
+//   c 32x64->64 56x56 3x3 p1       wino16     wino16            wino16
+//   d 16x128->128 28x28 3x3 p1     wino16     wino16            wino16
 //   e 8x3->64 224x224 11x11 s4 p2  direct     pixel-major GEMM  direct
 //   f 32x256->64 28x28 1x1         GEMM on x  GEMM on x         GEMM on x
 // Ratios (PyTorch 2.13 CPU time / ours, > 1 means ours is faster) are in benchmarks/results and in
@@ -587,9 +591,9 @@ static bool winograd_safe(const float* x, index_t nx, const float* w, index_t nw
 static bool bd_forward_shape(const Conv2dShape& s, Conv2dShape& t) {
   if (s.stride_h != 1 || s.stride_w != 1 || s.dil_h != 1 || s.dil_w != 1 || s.groups != 1) return false;
   if (s.pad_h > s.R - 1 || s.pad_w > s.S - 1) return false;
-  // grad_x much larger than grad_out ("valid" convolutions): most of each patch is padding. The
-  // course CNN's conv2 (8x8 -> 12x12, padding 4), batch 100, 1 thread: backward 12.2 ms on the
-  // other paths, 13.2 this way.
+  // grad_x much larger than grad_out ("valid" convolutions): most of each patch is padding (the
+  // course CNN's conv2, 8x8 -> 12x12, padding 4, batch 100, 1 thread: backward 12.2 ms on the
+  // direct path, 13.2 this way); the Winograd's adjoint below takes those.
   if (10 * s.H * s.W > 11 * s.P * s.Q) return false;
   t = Conv2dShape{s.N, s.K, s.P, s.Q, s.C, s.R, s.S, s.H, s.W, 1, 1, s.R - 1 - s.pad_h, s.S - 1 - s.pad_w, 1, 1, 1};
   return true;
@@ -604,6 +608,17 @@ static bool wino16_per_call(const Conv2dShape& f) {
   const char* e = std::getenv("FASTLAYERS_CONV_WINO16");
   if (e != nullptr && (e[0] == '0' || e[0] == '1') && e[1] == '\0') return e[0] == '1';
   return f.C * f.K <= 128 * 128 && f.N * f.P * f.Q >= 1024;
+}
+
+// Backward-data on the Winograd's adjoint in x (winograd_c16_backward_data_call): the layers that
+// the forward of grad_out above leaves for being "valid" (grad_x larger than grad_out), by the
+// forward's own size rule (FASTLAYERS_CONV_WINO16 as there). Adjoint / other paths, paired medians
+// of 15, AVX-512 (Zen 4): the course CNN's conv2 (8x8 -> 12x12, batch 100) 0.53 at 1 and 2 threads
+// (5.85 -> 3.09 ms, 2.99 -> 1.60 ms); on "same" layers the forward of grad_out stays ahead (3x3 on
+// 28x28 / 14x14 / 56x56, 16-64 channels: the adjoint 1.15-1.22x slower, 5x5 on 12x12 0.93-0.98x).
+static bool wino16_bd_adjoint(const Conv2dShape& s) {
+  Conv2dShape t;
+  return !(bd_forward_shape(s, t) && wino16_per_call(t)) && wino16_per_call(s);
 }
 
 static index_t conv2d_workspace_floats_base(const Conv2dShape& s, ConvPass pass, int threads);
@@ -671,6 +686,8 @@ index_t conv2d_workspace_floats(const Conv2dShape& s, ConvPass pass, int threads
     return std::max(need, hwc_backward_weight_floats(s, threads));
   if (pass == ConvPass::backward_weight && wino16_per_call(s))
     return std::max(need, winograd_c16_backward_weight_floats(s, threads));
+  if (pass == ConvPass::backward_data && wino16_bd_adjoint(s))
+    return std::max(need, winograd_c16_backward_data_floats(s, threads));
   if (pass == ConvPass::backward_data && bd_forward_shape(s, t) && wino16_per_call(t))
     return std::max(need, flipped_floats(s) + winograd_c16_call_floats(t, threads));
   return need;
@@ -808,7 +825,10 @@ bool conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const 
 bool conv2d_backward_data(const Conv2dShape& s, const float* grad_out, const float* w, float* grad_x,
                           float* workspace, index_t workspace_floats) {
   assert(conv2d_shape_error(s) == nullptr);  // the boundary checked it (common/conv_shape.h)
-  if (Conv2dShape t; bd_forward_shape(s, t) && wino16_per_call(t) &&
+  if (wino16_bd_adjoint(s) && winograd_safe(grad_out, s.N * s.K * s.P * s.Q, w, s.K * s.C * s.R * s.S) &&
+      winograd_c16_backward_data_call(s, grad_out, w, grad_x, workspace, workspace_floats))
+    return true;
+  if (Conv2dShape t; !wino16_bd_adjoint(s) && bd_forward_shape(s, t) && wino16_per_call(t) &&
                      flipped_floats(s) + winograd_c16_call_floats(t, 1) <= workspace_floats) {
     float* wt = workspace;  // wt[kk][cc][r][q] = w[cc][kk][R-1-r][S-1-q]: t's plain filters
     const index_t R = s.R, S = s.S;

@@ -19,6 +19,9 @@ namespace fastlayers::cpu {
                                         const float* w, const float* bias, const float* res, bool relu, float* y,  \
                                         float* ws, int t, int team, ImageIo io);                                   \
   void winograd_c16_prepare_##isa(const Conv2dShape& s, const float* w, float* U);                                \
+  void winograd_c16_prepare_transposed_##isa(const Conv2dShape& s, const float* w, float* Ut);                     \
+  void winograd_c16_backward_data_image_##isa(const Conv2dShape& s, const WinoC16Geom& g, const float* grad_out,   \
+                                              const float* Ut, float* grad_x, float* ws);                          \
   void winograd_c16_backward_weight_images_##isa(const Conv2dShape& s, const WinoC16Geom& g, const float* x,       \
                                                  const float* grad_out, index_t n0, index_t n1, float* Mw, float* ws);
 FL_WINO16_DECLARE(avx512)
@@ -128,6 +131,48 @@ bool winograd_c16_forward_call(const Conv2dShape& s, const float* x, const float
     winograd_c16_forward_image(s, x + n * in_img, U, w, bias, nullptr, false, y + n * out_img, ws, t, team);
   });
   return true;
+}
+
+index_t winograd_c16_backward_data_floats(const Conv2dShape& s, int threads) {
+  return round16(winograd_c16_filter_floats(s)) + std::max(threads, 1) * winograd_c16_slice_floats(s);
+}
+
+bool winograd_c16_backward_data_call(const Conv2dShape& s, const float* grad_out, const float* w, float* grad_x,
+                                     float* workspace, index_t workspace_floats) {
+#if defined(__x86_64__) || defined(_M_X64)
+  // Whole images per thread: an image's patches overlap, so its tiles are not split over a team.
+  int T = omp_in_parallel() ? 1 : static_cast<int>(std::min<index_t>(max_threads(), std::max<index_t>(s.N, 1)));
+  while (T > 1 && winograd_c16_backward_data_floats(s, T) > workspace_floats) --T;
+  if (winograd_c16_backward_data_floats(s, T) > workspace_floats) return false;
+  const WinoC16Geom g = winograd_c16_geom(s);
+  float* Ut = workspace;
+  float* slices = workspace + round16(winograd_c16_filter_floats(s));
+  const index_t in_img = s.C * s.H * s.W, out_img = s.K * s.P * s.Q;
+  const bool avx512 = active_isa() == Isa::avx512;
+  if (avx512)
+    winograd_c16_prepare_transposed_avx512(s, w, Ut);
+  else
+    winograd_c16_prepare_transposed_avx2(s, w, Ut);
+  auto body = [&](int t, int nt) {
+    float* ws = slices + t * g.slice;
+    for (index_t n = s.N * t / nt; n < s.N * (t + 1) / nt; ++n) {
+      if (avx512)
+        winograd_c16_backward_data_image_avx512(s, g, grad_out + n * out_img, Ut, grad_x + n * in_img, ws);
+      else
+        winograd_c16_backward_data_image_avx2(s, g, grad_out + n * out_img, Ut, grad_x + n * in_img, ws);
+    }
+  };
+  if (T > 1) {
+#pragma omp parallel num_threads(T)
+    body(omp_get_thread_num(), omp_get_num_threads());
+  } else {
+    body(0, 1);
+  }
+  return true;
+#else
+  (void)s, (void)grad_out, (void)w, (void)grad_x, (void)workspace, (void)workspace_floats;
+  return false;
+#endif
 }
 
 index_t winograd_c16_backward_weight_floats(const Conv2dShape& s, int threads) {

@@ -106,6 +106,15 @@ index_t winograd_c16_call_floats(const Conv2dShape& s, int threads);
 bool winograd_c16_forward_call(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y,
                                float* workspace, index_t workspace_floats);
 
+// Backward-data as the forward's adjoint in x (conv_winograd_c16_kernels.h, backward_data_image):
+// grad_x (N, C, H, W) of `s` from grad_out and the plain filters w (both finite: conv.cpp checks),
+// the filters transformed per call into U[36][K][C], whole images over the threads. conv.cpp takes
+// it where grad_x is larger than grad_out (valid convolutions), which the forward of grad_out with
+// flipped filters runs on a mostly zero-padded input.
+index_t winograd_c16_backward_data_floats(const Conv2dShape& s, int threads);
+bool winograd_c16_backward_data_call(const Conv2dShape& s, const float* grad_out, const float* w, float* grad_x,
+                                     float* workspace, index_t workspace_floats);
+
 // Backward-weight: grad_w (K, C, R, S) of `s` from grad_out and x (both finite: conv.cpp checks),
 // images over the threads, each summing dL/dU into its own 36 K C floats, added in thread order.
 index_t winograd_c16_backward_weight_floats(const Conv2dShape& s, int threads);

@@ -9,6 +9,15 @@ void winograd_c16_prepare_avx2(const Conv2dShape& s, const float* w, float* U) {
   wino16::prepare_any<simd::Avx2>(s, w, U);
 }
 
+void winograd_c16_prepare_transposed_avx2(const Conv2dShape& s, const float* w, float* Ut) {
+  wino16::prepare_transposed_any<simd::Avx2>(s, w, Ut);
+}
+
+void winograd_c16_backward_data_image_avx2(const Conv2dShape& s, const WinoC16Geom& g, const float* grad_out,
+                                          const float* Ut, float* grad_x, float* ws) {
+  wino16::backward_data_any<simd::Avx2>(s, g, grad_out, Ut, grad_x, ws);
+}
+
 void winograd_c16_backward_weight_images_avx2(const Conv2dShape& s, const WinoC16Geom& g, const float* x,
                                                 const float* grad_out, index_t n0, index_t n1, float* Mw, float* ws) {
   wino16::backward_weight_any<simd::Avx2>(s, g, x, grad_out, n0, n1, Mw, ws);

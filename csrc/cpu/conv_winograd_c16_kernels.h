@@ -735,8 +735,88 @@ void backward_weight_images(const Conv2dShape& s, const WinoC16Geom& g, const fl
   if (fill > 0) flush();
 }
 
-// U[a*6 + b][c][k] = (G w[k][c] G^T)[a][b], L output channels per vector.
-template <class S, int RR>
+// ---- Backward-data as the forward's adjoint with respect to x, for layers where grad_x is larger
+// than grad_out (valid convolutions: the course CNN's conv2, 8x8 -> 12x12), where backward-data as
+// the forward of grad_out (conv.cpp) pays 36 products per tile of the larger, mostly zero-padded,
+// grad_x. Per tile the forward is y = A^T [U .* (B^T d B)] A, so the tile's 6x6 patch of (padded)
+// grad_x gets B [sum_k Ut[.][k][c] .* (A dy_k A^T)] B^T: grad_out's tiles transformed as in
+// backward-weight (transform_grad), the per-position products with the filters transposed (Ut),
+// and each patch added into an HWC buffer where it overlaps its neighbours'.
+
+// d = B v over one dimension: the adjoint of input_tf (B^T's columns).
+template <class S>
+inline void input_tf_adjoint(const typename S::V v[kA], typename S::V d[kA]) {
+  const auto four = S::set1(4.0f), five = S::set1(5.0f), two = S::set1(2.0f);
+  const auto a = S::sub(v[2], v[1]), b = S::sub(v[4], v[3]);  // v2 - v1, v4 - v3
+  const auto p = S::add(v[1], v[2]), q = S::add(v[3], v[4]);
+  d[0] = S::mul(four, v[0]);
+  d[1] = S::fmadd(four, S::add(a, v[5]), S::mul(two, b));
+  d[2] = S::fnmadd(five, v[0], S::fnmadd(four, p, S::sub(S::zero(), q)));
+  d[3] = S::fnmadd(five, v[5], S::fnmadd(two, b, S::sub(S::zero(), a)));
+  d[4] = S::add(v[0], S::add(p, q));
+  d[5] = v[5];
+}
+
+// dxin's patches of tiles [t0, t0 + n) += B Mv[.][j][c] B^T (Mv: the products, rows of C floats).
+template <class S>
+void transform_input_adjoint(const Conv2dShape& s, const WinoC16Geom& g, const float* Mv, float* dxin, index_t t0,
+                             index_t n) {
+  using Vec = typename S::V;
+  const index_t C = s.C, Wp = g.Wp, vs = g.v_stride;  // vs: between consecutive xi
+  for (index_t j = 0; j < n; ++j) {
+    const index_t th = (t0 + j) / g.tiles_w, tw = (t0 + j) % g.tiles_w;
+    float* base = dxin + (th * g.m * Wp + tw * g.m) * C;
+    for (index_t c0 = 0; c0 < C; c0 += S::L) {
+      const float* in = Mv + j * C + c0;
+      Vec t[kA][kA];  // t[a][b] = (B m)[a][b], by column
+      for (int b = 0; b < kA; ++b) {
+        Vec m[kA], d[kA];
+        for (int a = 0; a < kA; ++a) m[a] = S::load(in + (a * kA + b) * vs);
+        input_tf_adjoint<S>(m, d);
+        for (int a = 0; a < kA; ++a) t[a][b] = d[a];
+      }
+      for (int a = 0; a < kA; ++a) {
+        Vec d[kA];
+        input_tf_adjoint<S>(t[a], d);
+        for (int b = 0; b < kA; ++b) {
+          float* p = base + (a * Wp + b) * C + c0;
+          S::store(p, S::add(S::load(p), d[b]));
+        }
+      }
+    }
+  }
+}
+
+// grad_x (C, H, W) of one image from its grad_out (K, P, Q) (both finite: conv.cpp checks), one
+// thread; ws: the thread's slice of winograd_c16_geom(s) (dxin in xin's room, grad_out's HWC copy
+// in yout's, the products in V's, the transformed grad_out in M's).
+template <class S, int MT>
+void backward_data_image(const Conv2dShape& s, const WinoC16Geom& g, const float* go, const float* Ut, float* gx,
+                         float* ws) {
+  float* dxin = ws + g.xin_off;
+  float* gin = ws + g.yout_off;
+  float* Mv = ws + g.v_off;
+  float* D = ws + g.m_off;
+  const index_t C = s.C, K = s.K;
+  std::fill(dxin, dxin + g.Hp * g.Wp * C, 0.0f);
+  transpose_grad_in<S>(s, g, go, gin, 0, g.Pp);
+  for (index_t t0 = 0; t0 < g.tiles; t0 += g.TB) {
+    const index_t n = std::min(g.TB, g.tiles - t0);
+    transform_grad<S, MT>(s, g, gin, D, t0, n);
+    for (int xi = 0; xi < kAA; ++xi) products_all<S>(Ut + xi * K * C, C, D + xi * g.m_stride, K, Mv + xi * g.v_stride, n);
+    transform_input_adjoint<S>(s, g, Mv, dxin, t0, n);
+  }
+  // grad_x[c][h][w] = dxin[h + pad_h][w + pad_w][c]: transpose_out on the image's window of dxin.
+  Conv2dShape so = s;
+  so.K = C, so.P = s.H, so.Q = s.W;
+  WinoC16Geom go_ = g;
+  go_.Qp = g.Wp;
+  transpose_out<S>(so, go_, dxin + (s.pad_h * g.Wp + s.pad_w) * C, nullptr, false, gx, 0, s.H);
+}
+
+// U[a*6 + b][c][k] = (G w[k][c] G^T)[a][b], L output channels per vector; or (Transposed, for
+// backward-data's adjoint) U[a*6 + b][k][c], L input channels per vector.
+template <class S, int RR, bool Transposed = false>
 void prepare(const Conv2dShape& s, const double (&Gd)[kA][RR], const float* w, float* U) {
   using Vec = typename S::V;
   float G[kA][RR];
@@ -744,11 +824,14 @@ void prepare(const Conv2dShape& s, const double (&Gd)[kA][RR], const float* w, f
     for (int i = 0; i < RR; ++i) G[a][i] = static_cast<float>(Gd[a][i]);
   constexpr int taps = RR * RR;
   const index_t C = s.C, K = s.K;
-  const int stride = static_cast<int>(C * taps);  // between consecutive output channels' filters
-  for (index_t k0 = 0; k0 < K; k0 += S::L)
-    for (index_t c = 0; c < C; ++c) {
+  // The vectorised index (k, or c when Transposed) and the scalar one, and their strides in w.
+  const index_t nv = Transposed ? C : K, ns = Transposed ? K : C;
+  const index_t v_step = Transposed ? taps : C * taps, s_step = Transposed ? C * taps : taps;
+  const int stride = static_cast<int>(v_step);  // between consecutive lanes' filters
+  for (index_t k0 = 0; k0 < nv; k0 += S::L)
+    for (index_t c = 0; c < ns; ++c) {
       Vec g[taps], tmp[kA][RR];  // g: the L channels' taps; tmp = G g
-      const float* src = w + (k0 * C + c) * taps;
+      const float* src = w + k0 * v_step + c * s_step;
       for (int t = 0; t < taps; ++t) g[t] = S::gather(src + t, stride);
       for (int a = 0; a < kA; ++a)
         for (int j = 0; j < RR; ++j) {
@@ -760,7 +843,7 @@ void prepare(const Conv2dShape& s, const double (&Gd)[kA][RR], const float* w, f
         for (int b = 0; b < kA; ++b) {
           Vec acc = S::zero();
           for (int j = 0; j < RR; ++j) acc = S::fmadd(tmp[a][j], S::set1(G[b][j]), acc);
-          S::store(U + ((a * kA + b) * C + c) * K + k0, acc);
+          S::store(U + ((a * kA + b) * ns + c) * nv + k0, acc);
         }
     }
 }
@@ -772,6 +855,23 @@ void prepare_any(const Conv2dShape& s, const float* w, float* U) {
     prepare<S, 3>(s, kWinoC16G3, w, U);
   else
     prepare<S, 5>(s, kWinoC16G5, w, U);
+}
+
+template <class S>
+void prepare_transposed_any(const Conv2dShape& s, const float* w, float* Ut) {
+  if (s.R == 3)
+    prepare<S, 3, true>(s, kWinoC16G3, w, Ut);
+  else
+    prepare<S, 5, true>(s, kWinoC16G5, w, Ut);
+}
+
+template <class S>
+void backward_data_any(const Conv2dShape& s, const WinoC16Geom& g, const float* grad_out, const float* Ut,
+                       float* grad_x, float* ws) {
+  if (g.m == 4)
+    backward_data_image<S, 4>(s, g, grad_out, Ut, grad_x, ws);
+  else
+    backward_data_image<S, 2>(s, g, grad_out, Ut, grad_x, ws);
 }
 
 template <class S>
