@@ -44,6 +44,35 @@ def test_matmul_and_backward(device, rng, sa, sb):
     assert_close(gb, wb, reduction_tol(m * batch), f"grad_b {sa} {sb}")
 
 
+@pytest.mark.parametrize("which", ["a", "b", "both"])
+@pytest.mark.parametrize("m,k,n", [(7, 5, 3), (100, 130, 70), (1, 9, 4)])
+def test_matmul_of_transposed_views(device, rng, which, m, k, n):
+    # x @ w.T: an operand stored transposed goes to the GEMM through its transpose flag, not copied;
+    # same values as from contiguous copies, the views and their bases untouched. (1, 9) is both C-
+    # and F-contiguous: the plain path.
+    a_store = np.asarray(rng.standard_normal((k, m) if which in ("a", "both") else (m, k)), np.float32)
+    b_store = np.asarray(rng.standard_normal((n, k) if which in ("b", "both") else (k, n)), np.float32)
+    a = device.put(a_store)
+    b = device.put(b_store)
+    a_op = a.T if which in ("a", "both") else a
+    b_op = b.T if which in ("b", "both") else b
+    before = (a_store.copy(), b_store.copy())
+    y = fl.matmul(a_op, b_op)
+    a64 = (a_store.T if which in ("a", "both") else a_store).astype(np.float64)
+    b64 = (b_store.T if which in ("b", "both") else b_store).astype(np.float64)
+    want = ref.matmul(a64, b64)
+    assert y.shape == (m, n) and y.dtype == np.float32
+    assert_close(y, want, reduction_tol(k), f"matmul {which} transposed {m}x{k}x{n}")
+    np.testing.assert_array_equal(device.get(a), before[0])
+    np.testing.assert_array_equal(device.get(b), before[1])
+
+
+def test_matmul_of_transposed_view_checks_inner_dimension(device):
+    a = device.put(np.ones((4, 3), np.float32)).T  # (3, 4)
+    with pytest.raises(ValueError, match=r"last dimension of a \(shape \(3, 4\)\) must equal the second-to-last"):
+        fl.matmul(a, device.put(np.ones((3, 2), np.float32)))
+
+
 def test_reference_backward_matches_finite_differences(rng):
     for sa, sb in [((3, 4), (4,)), ((4,), (2, 4, 3)), ((2, 1, 3, 4), (3, 4, 2))]:
         a, b = rng.standard_normal(sa), rng.standard_normal(sb)
