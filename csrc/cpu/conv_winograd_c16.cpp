@@ -18,8 +18,8 @@ namespace fastlayers::cpu {
   void winograd_c16_forward_image_##isa(const Conv2dShape& s, const WinoC16Geom& g, const float* x, const float* U, \
                                         const float* w, const float* bias, const float* res, bool relu, float* y,  \
                                         float* ws, int t, int team, ImageIo io);                                   \
-  void winograd_c16_prepare_##isa(const Conv2dShape& s, const float* w, float* U);                                \
-  void winograd_c16_prepare_transposed_##isa(const Conv2dShape& s, const float* w, float* Ut);                     \
+  void winograd_c16_prepare_##isa(const Conv2dShape& s, int alpha, const float* w, float* U);                     \
+  void winograd_c16_prepare_transposed_##isa(const Conv2dShape& s, int alpha, const float* w, float* Ut);          \
   void winograd_c16_backward_data_image_##isa(const Conv2dShape& s, const WinoC16Geom& g, const float* grad_out,   \
                                               const float* Ut, float* grad_x, float* ws);                          \
   void winograd_c16_backward_weight_images_##isa(const Conv2dShape& s, const WinoC16Geom& g, const float* x,       \
@@ -31,9 +31,19 @@ FL_WINO16_DECLARE(avx2)
 
 namespace {
 
-constexpr int kA = 6;
+constexpr int kMaxAlpha = 8;
 
 index_t round16(index_t n) { return (n + 15) / 16 * 16; }
+
+// The patch side for s's filters: 6 for 3x3 (F(4x4, 3x3)); for 5x5 8, F(4x4, 5x5), which replaced
+// F(2x2, 5x5) (6x6 patches): 64 products per 16 outputs against 36 per 4. F(2x2, 5x5) / F(4x4, 5x5), paired
+// medians of 11, AVX-512 (Zen 4), 1 thread: the course CNN's conv2 (batch 100) forward 2.86 / 1.46
+// ms, backward-data 3.05 / 1.58, backward-weight 3.74 / 2.68; 16 -> 32 on 28x28 "same", batch 64,
+// 1.98x / 1.80x / 1.74x; 64 -> 64 on 14x14, batch 8, 1.51x / 1.50x / 0.95x. The CNN's training
+// step 1.33x (1 thread) and 1.27x (2), its inference plan at batch 64 and 100 1.37-1.40x. Rounding
+// error against float64, max |error| / max |y|: forward 5.2e-6 (F(2x2, 5x5) 3.9e-6), the tests'
+// tolerance for these layers 2.7e-5.
+int alpha_for(const Conv2dShape& s) { return s.R == 3 ? 6 : 8; }
 
 }  // namespace
 
@@ -52,7 +62,9 @@ bool winograd_c16_possible(const Conv2dShape& s) {
 WinoC16Geom winograd_c16_geom(const Conv2dShape& s, bool blocks_across_images) {
   WinoC16Geom g;
   g.r = static_cast<int>(s.R);
-  g.m = kA - g.r + 1;
+  g.alpha = alpha_for(s);
+  g.m = g.alpha - g.r + 1;
+  const index_t AA = g.alpha * g.alpha;
   g.tiles_h = (s.P + g.m - 1) / g.m;
   g.tiles_w = (s.Q + g.m - 1) / g.m;
   g.tiles = g.tiles_h * g.tiles_w;
@@ -61,7 +73,7 @@ WinoC16Geom winograd_c16_geom(const Conv2dShape& s, bool blocks_across_images) {
   g.Hp = g.Pp + g.r - 1;
   g.Wp = g.Qp + g.r - 1;
   // Tiles per block: V and M of a block within ~384 KiB (L2), and at most the image's tiles.
-  const index_t cap = std::max<index_t>(6, 98304 / (kA * kA * (s.C + s.K)));
+  const index_t cap = std::max<index_t>(6, 98304 / (AA * (s.C + s.K)));
   g.TB = blocks_across_images ? cap : std::min(g.tiles, cap);
   // The transforms read or write one vector at each of the 36 positions: position strides that
   // are multiples of 1 KiB put those lines in a few L1 sets (8 ways each), and they evicted one
@@ -76,23 +88,26 @@ WinoC16Geom winograd_c16_geom(const Conv2dShape& s, bool blocks_across_images) {
   g.xin_off = 0;
   g.yout_off = round16(g.Hp * g.Wp * s.C);
   g.v_off = g.yout_off + round16(g.Pp * g.Qp * s.K);
-  g.m_off = g.v_off + kA * kA * g.v_stride;
-  g.flag_off = g.m_off + kA * kA * g.m_stride;
+  g.m_off = g.v_off + AA * g.v_stride;
+  g.flag_off = g.m_off + AA * g.m_stride;
   g.pool_off = g.flag_off + 16;
   g.slice = g.pool_off + round16((g.Pp / 2) * (g.Qp / 2) * s.K);
   return g;
 }
 
-index_t winograd_c16_filter_floats(const Conv2dShape& s) { return kA * kA * s.C * s.K; }
+index_t winograd_c16_filter_floats(const Conv2dShape& s) {
+  const index_t a = alpha_for(s);
+  return a * a * s.C * s.K;
+}
 
 index_t winograd_c16_slice_floats(const Conv2dShape& s) { return winograd_c16_geom(s).slice; }
 
 void winograd_c16_prepare(const Conv2dShape& s, const float* w, float* U) {
 #if defined(__x86_64__) || defined(_M_X64)
   if (active_isa() == Isa::avx512)
-    winograd_c16_prepare_avx512(s, w, U);
+    winograd_c16_prepare_avx512(s, alpha_for(s), w, U);
   else
-    winograd_c16_prepare_avx2(s, w, U);
+    winograd_c16_prepare_avx2(s, alpha_for(s), w, U);
 #else
   (void)s, (void)w, (void)U;
   std::abort();  // winograd_c16_possible is false here
@@ -150,9 +165,9 @@ bool winograd_c16_backward_data_call(const Conv2dShape& s, const float* grad_out
   const index_t in_img = s.C * s.H * s.W, out_img = s.K * s.P * s.Q;
   const bool avx512 = active_isa() == Isa::avx512;
   if (avx512)
-    winograd_c16_prepare_transposed_avx512(s, w, Ut);
+    winograd_c16_prepare_transposed_avx512(s, g.alpha, w, Ut);
   else
-    winograd_c16_prepare_transposed_avx2(s, w, Ut);
+    winograd_c16_prepare_transposed_avx2(s, g.alpha, w, Ut);
   auto body = [&](int t, int nt) {
     float* ws = slices + t * g.slice;
     for (index_t n = s.N * t / nt; n < s.N * (t + 1) / nt; ++n) {
@@ -209,23 +224,26 @@ bool winograd_c16_backward_weight_call(const Conv2dShape& s, const float* grad_o
     const float* other = workspace + t * per_thread;
     for (index_t i = 0; i < n_u; ++i) Mw[i] += other[i];
   }
-  auto G = [&](int a, index_t i) { return r == 3 ? kWinoC16G3[a][i] : kWinoC16G5[a][i]; };
+  const int A = g.alpha;
+  auto G = [&](int a, index_t i) {
+    return A == 8 ? kWinoC16G5x8[a][i] : kWinoC16G3[a][i];
+  };
   parallel_ranges(K, 1, [&](index_t k0, index_t k1) {
     for (index_t k = k0; k < k1; ++k)
       for (index_t c = 0; c < C; ++c) {
-        double m[kA][kA], tmp[5][kA] = {};  // zeroed: GCC 13 cannot see that rows 0..r-1 are written first
-        for (int a = 0; a < kA; ++a)
-          for (int b = 0; b < kA; ++b) m[a][b] = Mw[((a * kA + b) * K + k) * C + c];
+        double m[kMaxAlpha][kMaxAlpha], tmp[5][kMaxAlpha] = {};  // zeroed: GCC 13 cannot see that rows 0..r-1 are written first
+        for (int a = 0; a < A; ++a)
+          for (int b = 0; b < A; ++b) m[a][b] = Mw[((a * A + b) * K + k) * C + c];
         for (index_t i = 0; i < r; ++i)  // G^T m
-          for (int b = 0; b < kA; ++b) {
+          for (int b = 0; b < A; ++b) {
             double v = 0;
-            for (int a = 0; a < kA; ++a) v += G(a, i) * m[a][b];
+            for (int a = 0; a < A; ++a) v += G(a, i) * m[a][b];
             tmp[i][b] = v;
           }
         for (index_t i = 0; i < r; ++i)
           for (index_t j = 0; j < r; ++j) {
             double v = 0;
-            for (int b = 0; b < kA; ++b) v += tmp[i][b] * G(b, j);
+            for (int b = 0; b < A; ++b) v += tmp[i][b] * G(b, j);
             grad_w[((k * C + c) * r + i) * r + j] = static_cast<float>(v);
           }
       }

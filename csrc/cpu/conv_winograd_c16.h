@@ -1,7 +1,8 @@
 // Winograd convolution with channels in the vector lanes, for the inference plan (csrc/cpu/plan):
-// F(4x4, 3x3) for 3x3 layers and F(2x2, 5x5) for 5x5 layers, stride 1, dilation 1, one group,
-// input and output channels multiples of 16. Both use 6x6 input patches with the same input
-// transform B^T (interpolation points 0, +-1, +-2, inf); only G and A^T differ.
+// F(4x4, 3x3) for 3x3 layers (6x6 input patches, interpolation points 0, +-1, +-2, inf) and
+// F(4x4, 5x5) for 5x5 layers (8x8 patches, points 0, +-1, +-2, +-1/2, inf), stride 1, dilation 1,
+// one group, input and output channels multiples of 16. (Before F(4x4, 5x5), 5x5 layers ran
+// F(2x2, 5x5) on 6x6 patches: figures in conv_winograd_c16.cpp, alpha_for.)
 //
 // Why a second Winograd (conv_winograd.h is the per-call one): that one puts 16 *tiles* in the
 // lanes, gathers each patch with scalar loads and runs 36 small sgemm calls per block, which
@@ -11,10 +12,11 @@
 // (tiles x 16-channel vectors) with the filters transformed once at plan build; the output
 // transform writes HWC tiles that a 16x16 transpose puts back to NCHW.
 // Multiplications per output: F(4x4, 3x3) 36/16 per (c, k) against 9 for the direct sum,
-// F(2x2, 5x5) 36/4 against 25.
+// F(4x4, 5x5) 64/16 against 25.
 //
 // Numerics: as conv_winograd.h (F(4x4, 3x3) from 16 input channels stays within the GEMM path's
-// tolerance). A NaN or inf in a 6x6 patch would spread to its whole output tile, so the transpose
+// tolerance; F(4x4, 5x5)'s rounding error is about 1.3x F(2x2, 5x5)'s, in conv_winograd_c16.cpp,
+// alpha_for). A NaN or inf in a patch would spread to its whole output tile, so the transpose
 // checks each image, and an image holding one is computed by the direct sum instead (from the
 // plain filters `w`), which spreads it only to the outputs that read it, as the other paths do.
 #pragma once
@@ -27,7 +29,7 @@ namespace fastlayers::cpu {
 // (Hp x Wp x C, covering every tile's 6x6 patch), the HWC output yout (Pp x Qp x K, whole tiles),
 // TB tiles per block (V: 36 x TB x C, M: 36 x TB x K), each buffer's offset in a thread's slice.
 struct WinoC16Geom {
-  int m = 4, r = 3;
+  int m = 4, r = 3, alpha = 6;  // alpha = m + r - 1: the patch side
   index_t tiles_h = 0, tiles_w = 0, tiles = 0;
   index_t Hp = 0, Wp = 0, Pp = 0, Qp = 0, TB = 0;
   index_t v_stride = 0, m_stride = 0;  // floats between consecutive positions xi in V and in M (or D)
@@ -60,17 +62,21 @@ struct ImageIo {
 // tiles.
 WinoC16Geom winograd_c16_geom(const Conv2dShape& s, bool blocks_across_images = false);
 
-// G (6 x r) of F(4x4, 3x3) and F(2x2, 5x5) for the points 0, +-1, +-2, inf (B^T, the input
-// transform, is the same for both; A^T, the output transform, is in the kernels).
+// G (6 x 3) of F(4x4, 3x3) for the points 0, +-1, +-2, inf (B^T, the input transform, and A^T,
+// the output transform, are in the kernels).
 constexpr double kWinoC16G3[6][3] = {{1.0 / 4, 0, 0},           {-1.0 / 6, -1.0 / 6, -1.0 / 6},
                                      {-1.0 / 6, 1.0 / 6, -1.0 / 6}, {1.0 / 24, 1.0 / 12, 1.0 / 6},
                                      {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
-constexpr double kWinoC16G5[6][5] = {{1.0 / 4, 0, 0, 0, 0},
-                                     {-1.0 / 6, -1.0 / 6, -1.0 / 6, -1.0 / 6, -1.0 / 6},
-                                     {-1.0 / 6, 1.0 / 6, -1.0 / 6, 1.0 / 6, -1.0 / 6},
-                                     {1.0 / 24, 1.0 / 12, 1.0 / 6, 1.0 / 3, 2.0 / 3},
-                                     {1.0 / 24, -1.0 / 12, 1.0 / 6, -1.0 / 3, 2.0 / 3},
-                                     {0, 0, 0, 0, 1}};
+
+// G (8 x 5) of F(4x4, 5x5) for the points 0, +-1, +-2, +-1/2, inf (B^T and A^T in the kernels).
+constexpr double kWinoC16G5x8[8][5] = {{1, 0, 0, 0, 0},
+                                       {-2.0 / 9, -2.0 / 9, -2.0 / 9, -2.0 / 9, -2.0 / 9},
+                                       {-2.0 / 9, 2.0 / 9, -2.0 / 9, 2.0 / 9, -2.0 / 9},
+                                       {1.0 / 90, 1.0 / 45, 2.0 / 45, 4.0 / 45, 8.0 / 45},
+                                       {1.0 / 90, -1.0 / 45, 2.0 / 45, -4.0 / 45, 8.0 / 45},
+                                       {32.0 / 45, 16.0 / 45, 8.0 / 45, 4.0 / 45, 2.0 / 45},
+                                       {32.0 / 45, -16.0 / 45, 8.0 / 45, -4.0 / 45, 2.0 / 45},
+                                       {0, 0, 0, 0, 1}};
 
 // Whether this kernel can run the forward of `s` on this machine (AVX-512 or AVX2, the geometry above).
 bool winograd_c16_possible(const Conv2dShape& s);

@@ -5,12 +5,12 @@
 
 namespace fastlayers::cpu {
 
-void winograd_c16_prepare_avx2(const Conv2dShape& s, const float* w, float* U) {
-  wino16::prepare_any<simd::Avx2>(s, w, U);
+void winograd_c16_prepare_avx2(const Conv2dShape& s, int alpha, const float* w, float* U) {
+  wino16::prepare_any<simd::Avx2>(s, alpha, w, U);
 }
 
-void winograd_c16_prepare_transposed_avx2(const Conv2dShape& s, const float* w, float* Ut) {
-  wino16::prepare_transposed_any<simd::Avx2>(s, w, Ut);
+void winograd_c16_prepare_transposed_avx2(const Conv2dShape& s, int alpha, const float* w, float* Ut) {
+  wino16::prepare_transposed_any<simd::Avx2>(s, alpha, w, Ut);
 }
 
 void winograd_c16_backward_data_image_avx2(const Conv2dShape& s, const WinoC16Geom& g, const float* grad_out,

@@ -15,35 +15,62 @@
 namespace fastlayers::cpu::wino16 {
 namespace {
 
-constexpr int kA = 6;  // alpha: patch side of both F(4x4, 3x3) and F(2x2, 5x5)
-constexpr int kAA = kA * kA;
+// A (alpha): the patch side, a template parameter of every kernel below: 6 for F(4x4, 3x3)
+// (points 0, +-1, +-2, inf), 8 for F(4x4, 5x5) (points 0, +-1, +-2, +-1/2, inf: the point set of
+// F(6x6, 3x3)). Every kernel makes 4x4 output tiles (MT = 4).
 
-// v = B^T d over one dimension (6 values, one vector each): the shared input transform.
-template <class S>
-inline void input_tf(const typename S::V d[kA], typename S::V v[kA]) {
-  const auto four = S::set1(4.0f), five = S::set1(5.0f), two = S::set1(2.0f);
-  v[0] = S::fmadd(four, d[0], S::fnmadd(five, d[2], d[4]));
-  v[1] = S::fnmadd(four, S::add(d[1], d[2]), S::add(d[3], d[4]));
-  v[2] = S::fmadd(four, S::sub(d[1], d[2]), S::sub(d[4], d[3]));
-  v[3] = S::fmadd(two, S::sub(d[3], d[1]), S::sub(d[4], d[2]));
-  v[4] = S::fmadd(two, S::sub(d[1], d[3]), S::sub(d[4], d[2]));
-  v[5] = S::fmadd(four, d[1], S::fnmadd(five, d[3], d[5]));
+// v = B^T d over one dimension (A values, one vector each): the input transform.
+template <class S, int A>
+inline void input_tf(const typename S::V d[A], typename S::V v[A]) {
+  if constexpr (A == 6) {
+    const auto four = S::set1(4.0f), five = S::set1(5.0f), two = S::set1(2.0f);
+    v[0] = S::fmadd(four, d[0], S::fnmadd(five, d[2], d[4]));
+    v[1] = S::fnmadd(four, S::add(d[1], d[2]), S::add(d[3], d[4]));
+    v[2] = S::fmadd(four, S::sub(d[1], d[2]), S::sub(d[4], d[3]));
+    v[3] = S::fmadd(two, S::sub(d[3], d[1]), S::sub(d[4], d[2]));
+    v[4] = S::fmadd(two, S::sub(d[1], d[3]), S::sub(d[4], d[2]));
+    v[5] = S::fmadd(four, d[1], S::fnmadd(five, d[3], d[5]));
+  } else {
+    static_assert(A == 8);
+    // Rows in +- pairs (NNPACK's F(6x6, 3x3) input transform): v1, v2 = t1 +- u1, and so on.
+    const auto c525 = S::set1(5.25f), c425 = S::set1(4.25f), c25 = S::set1(2.5f), c125 = S::set1(1.25f);
+    const auto half = S::set1(0.5f), quarter = S::set1(0.25f), two = S::set1(2.0f), four = S::set1(4.0f),
+               five = S::set1(5.0f);
+    v[0] = S::fmadd(c525, S::sub(d[4], d[2]), S::sub(d[0], d[6]));
+    v[7] = S::fmadd(c525, S::sub(d[3], d[5]), S::sub(d[7], d[1]));
+    const auto t1 = S::fnmadd(c425, d[4], S::add(d[2], d[6])), u1 = S::fnmadd(c425, d[3], S::add(d[1], d[5]));
+    v[1] = S::add(t1, u1);
+    v[2] = S::sub(t1, u1);
+    const auto t2 = S::fmadd(quarter, d[2], S::fnmadd(c125, d[4], d[6]));
+    const auto u2 = S::fmadd(half, d[1], S::fnmadd(c25, d[3], S::mul(two, d[5])));
+    v[3] = S::add(t2, u2);
+    v[4] = S::sub(t2, u2);
+    const auto t3 = S::fmadd(four, d[2], S::fnmadd(five, d[4], d[6]));
+    const auto u3 = S::fmadd(two, d[1], S::fnmadd(c25, d[3], S::mul(half, d[5])));
+    v[5] = S::add(t3, u3);
+    v[6] = S::sub(t3, u3);
+  }
 }
 
-// o = A^T m over one dimension: M outputs from 6 values.
-template <class S, int M>
-inline void output_tf(const typename S::V m[kA], typename S::V o[M]) {
-  if constexpr (M == 4) {
+// o = A^T m over one dimension: M (4) outputs from A values.
+template <class S, int A, int M>
+inline void output_tf(const typename S::V m[A], typename S::V o[M]) {
+  if constexpr (A == 8) {
+    static_assert(M == 4);
+    const auto s1 = S::add(m[1], m[2]), d1 = S::sub(m[1], m[2]), s2 = S::add(m[3], m[4]), d2 = S::sub(m[3], m[4]);
+    const auto s3 = S::add(m[5], m[6]), d3 = S::sub(m[5], m[6]);
+    o[0] = S::add(S::add(m[0], s1), S::add(s2, s3));
+    o[1] = S::fmadd(S::set1(2.0f), d2, S::fmadd(S::set1(0.5f), d3, d1));
+    o[2] = S::fmadd(S::set1(4.0f), s2, S::fmadd(S::set1(0.25f), s3, s1));
+    o[3] = S::add(S::fmadd(S::set1(8.0f), d2, S::fmadd(S::set1(0.125f), d3, d1)), m[7]);
+  } else {
+    static_assert(A == 6 && M == 4);
     const auto a = S::add(m[1], m[2]), b = S::sub(m[1], m[2]);
     const auto c = S::add(m[3], m[4]), d = S::sub(m[3], m[4]);
     o[0] = S::add(S::add(m[0], a), c);
     o[1] = S::fmadd(S::set1(2.0f), d, b);
     o[2] = S::fmadd(S::set1(4.0f), c, a);
     o[3] = S::add(S::fmadd(S::set1(8.0f), d, b), m[5]);
-  } else {
-    static_assert(M == 2);
-    o[0] = S::add(S::add(m[0], S::add(m[1], m[2])), S::add(m[3], m[4]));
-    o[1] = S::add(S::fmadd(S::set1(2.0f), S::sub(m[3], m[4]), S::sub(m[1], m[2])), m[5]);
   }
 }
 
@@ -388,7 +415,7 @@ void image_out(const Conv2dShape& s, const WinoC16Geom& g, const float* yout, co
 }
 
 // ---- V[xi][j][c] for tiles [t0, t0 + n) of the image (j = tile - t0).
-template <class S>
+template <class S, int A>
 void transform_input(const Conv2dShape& s, const WinoC16Geom& g, const float* xin, float* V, index_t t0, index_t n) {
   using Vec = typename S::V;
   const index_t C = s.C, Wp = g.Wp, vs = g.v_stride;  // vs: between consecutive xi
@@ -396,25 +423,25 @@ void transform_input(const Conv2dShape& s, const WinoC16Geom& g, const float* xi
     const index_t th = (t0 + j) / g.tiles_w, tw = (t0 + j) % g.tiles_w;
     const float* base = xin + (th * g.m * Wp + tw * g.m) * C;
     for (index_t c0 = 0; c0 < C; c0 += S::L) {
-      Vec t[kA][kA];  // t[a][b] = (B^T d)[a][b], by column
-      for (int b = 0; b < kA; ++b) {
-        Vec d[kA], v[kA];
-        for (int a = 0; a < kA; ++a) d[a] = S::load(base + (a * Wp + b) * C + c0);
-        input_tf<S>(d, v);
-        for (int a = 0; a < kA; ++a) t[a][b] = v[a];
+      Vec t[A][A];  // t[a][b] = (B^T d)[a][b], by column
+      for (int b = 0; b < A; ++b) {
+        Vec d[A], v[A];
+        for (int a = 0; a < A; ++a) d[a] = S::load(base + (a * Wp + b) * C + c0);
+        input_tf<S, A>(d, v);
+        for (int a = 0; a < A; ++a) t[a][b] = v[a];
       }
       float* out = V + j * C + c0;
-      for (int a = 0; a < kA; ++a) {
-        Vec v[kA];
-        input_tf<S>(t[a], v);
-        for (int b = 0; b < kA; ++b) S::store(out + (a * kA + b) * vs, v[b]);
+      for (int a = 0; a < A; ++a) {
+        Vec v[A];
+        input_tf<S, A>(t[a], v);
+        for (int b = 0; b < A; ++b) S::store(out + (a * A + b) * vs, v[b]);
       }
     }
   }
 }
 
 // ---- yout tiles from M[xi][j][k] (+ bias).
-template <class S, int MT>
+template <class S, int A, int MT>
 void transform_output(const Conv2dShape& s, const WinoC16Geom& g, const float* M, const float* bias, float* yout,
                       index_t t0, index_t n) {
   using Vec = typename S::V;
@@ -424,17 +451,17 @@ void transform_output(const Conv2dShape& s, const WinoC16Geom& g, const float* M
     float* base = yout + (th * MT * Qp + tw * MT) * K;
     for (index_t k0 = 0; k0 < K; k0 += S::L) {
       const float* in = M + j * K + k0;
-      Vec t[MT][kA];  // (A^T m) by column
-      for (int b = 0; b < kA; ++b) {
-        Vec m[kA], o[MT];
-        for (int a = 0; a < kA; ++a) m[a] = S::load(in + (a * kA + b) * ms);
-        output_tf<S, MT>(m, o);
+      Vec t[MT][A];  // (A^T m) by column
+      for (int b = 0; b < A; ++b) {
+        Vec m[A], o[MT];
+        for (int a = 0; a < A; ++a) m[a] = S::load(in + (a * A + b) * ms);
+        output_tf<S, A, MT>(m, o);
         for (int a = 0; a < MT; ++a) t[a][b] = o[a];
       }
       const Vec bv = bias != nullptr ? S::load(bias + k0) : S::zero();
       for (int a = 0; a < MT; ++a) {
         Vec o[MT];
-        output_tf<S, MT>(t[a], o);
+        output_tf<S, A, MT>(t[a], o);
         for (int b = 0; b < MT; ++b) S::store(base + (a * Qp + b) * K + k0, S::add(o[b], bv));
       }
     }
@@ -460,7 +487,7 @@ inline void direct_fallback(const Conv2dShape& s, const WinoC16Geom& g, const fl
       }
 }
 
-template <class S, int MT>
+template <class S, int A, int MT>
 void forward_image(const Conv2dShape& s, const WinoC16Geom& g, const float* x, const float* U, const float* w,
                    const float* bias, const float* res, bool relu, float* y, float* ws, int t, int team,
                    ImageIo io) {
@@ -510,9 +537,9 @@ void forward_image(const Conv2dShape& s, const WinoC16Geom& g, const float* x, c
   const index_t lo = g.tiles * t / team, hi = g.tiles * (t + 1) / team;
   for (index_t t0 = lo; t0 < hi; t0 += g.TB) {
     const index_t n = std::min(g.TB, hi - t0);
-    transform_input<S>(s, g, xin, V, t0, n);
-    for (int xi = 0; xi < kAA; ++xi) products_all<S>(U + xi * C * K, K, V + xi * g.v_stride, C, M + xi * g.m_stride, n);
-    transform_output<S, MT>(s, g, M, bias, yout, t0, n);
+    transform_input<S, A>(s, g, xin, V, t0, n);
+    for (int xi = 0; xi < A * A; ++xi) products_all<S>(U + xi * C * K, K, V + xi * g.v_stride, C, M + xi * g.m_stride, n);
+    transform_output<S, A, MT>(s, g, M, bias, yout, t0, n);
   }
   if (team > 1) {
 #pragma omp barrier
@@ -534,9 +561,24 @@ void forward_image(const Conv2dShape& s, const WinoC16Geom& g, const float* x, c
 // grad_w = G^T (dL/dU) G (winograd_c16_backward_weight_call).
 
 // u = A o: the m values of one grad_out row or column -> 6 (the adjoint of output_tf).
-template <class S, int M>
-inline void grad_tf(const typename S::V o[M], typename S::V u[kA]) {
-  if constexpr (M == 4) {
+template <class S, int A, int M>
+inline void grad_tf(const typename S::V o[M], typename S::V u[A]) {
+  if constexpr (A == 8) {
+    static_assert(M == 4);
+    const auto e1 = S::add(o[0], o[2]), f1 = S::add(o[1], o[3]);
+    const auto e2 = S::fmadd(S::set1(4.0f), o[2], o[0]), f2 = S::fmadd(S::set1(8.0f), o[3], S::add(o[1], o[1]));
+    const auto e3 = S::fmadd(S::set1(0.25f), o[2], o[0]);
+    const auto f3 = S::fmadd(S::set1(0.125f), o[3], S::mul(S::set1(0.5f), o[1]));
+    u[0] = o[0];
+    u[1] = S::add(e1, f1);
+    u[2] = S::sub(e1, f1);
+    u[3] = S::add(e2, f2);
+    u[4] = S::sub(e2, f2);
+    u[5] = S::add(e3, f3);
+    u[6] = S::sub(e3, f3);
+    u[7] = o[3];
+  } else {
+    static_assert(A == 6 && M == 4);
     const auto e = S::add(o[0], o[2]), f = S::add(o[1], o[3]);
     const auto g = S::fmadd(S::set1(4.0f), o[2], o[0]);
     const auto h = S::fmadd(S::set1(8.0f), o[3], S::add(o[1], o[1]));
@@ -546,15 +588,6 @@ inline void grad_tf(const typename S::V o[M], typename S::V u[kA]) {
     u[3] = S::add(g, h);
     u[4] = S::sub(g, h);
     u[5] = o[3];
-  } else {
-    static_assert(M == 2);
-    const auto two = S::add(o[1], o[1]);
-    u[0] = o[0];
-    u[1] = S::add(o[0], o[1]);
-    u[2] = S::sub(o[0], o[1]);
-    u[3] = S::add(o[0], two);
-    u[4] = S::sub(o[0], two);
-    u[5] = o[1];
   }
 }
 
@@ -599,7 +632,7 @@ void transpose_grad_in(const Conv2dShape& s, const WinoC16Geom& g, const float* 
 }
 
 // D[xi][j][k] for tiles [t0, t0 + n) of the image.
-template <class S, int MT>
+template <class S, int A, int MT>
 void transform_grad(const Conv2dShape& s, const WinoC16Geom& g, const float* gin, float* D, index_t t0, index_t n) {
   using Vec = typename S::V;
   const index_t K = s.K, Qp = g.Qp, ds = g.m_stride;  // ds: between consecutive xi
@@ -607,18 +640,18 @@ void transform_grad(const Conv2dShape& s, const WinoC16Geom& g, const float* gin
     const index_t th = (t0 + j) / g.tiles_w, tw = (t0 + j) % g.tiles_w;
     const float* base = gin + (th * MT * Qp + tw * MT) * K;
     for (index_t k0 = 0; k0 < K; k0 += S::L) {
-      Vec t[kA][MT];  // (A dy) by column
+      Vec t[A][MT];  // (A dy) by column
       for (int b = 0; b < MT; ++b) {
-        Vec o[MT], u[kA];
+        Vec o[MT], u[A];
         for (int a = 0; a < MT; ++a) o[a] = S::load(base + (a * Qp + b) * K + k0);
-        grad_tf<S, MT>(o, u);
-        for (int a = 0; a < kA; ++a) t[a][b] = u[a];
+        grad_tf<S, A, MT>(o, u);
+        for (int a = 0; a < A; ++a) t[a][b] = u[a];
       }
       float* out = D + j * K + k0;
-      for (int a = 0; a < kA; ++a) {
-        Vec u[kA];
-        grad_tf<S, MT>(t[a], u);
-        for (int b = 0; b < kA; ++b) S::store(out + (a * kA + b) * ds, u[b]);
+      for (int a = 0; a < A; ++a) {
+        Vec u[A];
+        grad_tf<S, A, MT>(t[a], u);
+        for (int b = 0; b < A; ++b) S::store(out + (a * A + b) * ds, u[b]);
       }
     }
   }
@@ -708,7 +741,7 @@ void wgrad(const float* D, index_t K, const float* V, index_t C, index_t n, floa
 
 // Images [n0, n1): their tiles in blocks of TB that run across images (a 7x7 map has 4 tiles: per
 // image, the dL/dU accumulators would be loaded and stored for every 4 tiles).
-template <class S, int MT>
+template <class S, int A, int MT>
 void backward_weight_images(const Conv2dShape& s, const WinoC16Geom& g, const float* x, const float* go, index_t n0,
                             index_t n1, float* Mw, float* ws) {
   float* xin = ws + g.xin_off;
@@ -718,7 +751,7 @@ void backward_weight_images(const Conv2dShape& s, const WinoC16Geom& g, const fl
   const index_t C = s.C, K = s.K, in_img = C * s.H * s.W, out_img = K * s.P * s.Q;
   index_t fill = 0;  // tiles in the block so far
   auto flush = [&] {
-    for (int xi = 0; xi < kAA; ++xi) wgrad<S>(D + xi * g.m_stride, K, V + xi * g.v_stride, C, fill, Mw + xi * K * C);
+    for (int xi = 0; xi < A * A; ++xi) wgrad<S>(D + xi * g.m_stride, K, V + xi * g.v_stride, C, fill, Mw + xi * K * C);
     fill = 0;
   };
   for (index_t n = n0; n < n1; ++n) {
@@ -726,8 +759,8 @@ void backward_weight_images(const Conv2dShape& s, const WinoC16Geom& g, const fl
     transpose_grad_in<S>(s, g, go + n * out_img, gin, 0, g.Pp);
     for (index_t t0 = 0; t0 < g.tiles;) {
       const index_t cnt = std::min(g.TB - fill, g.tiles - t0);
-      transform_input<S>(s, g, xin, V + fill * C, t0, cnt);
-      transform_grad<S, MT>(s, g, gin, D + fill * K, t0, cnt);
+      transform_input<S, A>(s, g, xin, V + fill * C, t0, cnt);
+      transform_grad<S, A, MT>(s, g, gin, D + fill * K, t0, cnt);
       fill += cnt, t0 += cnt;
       if (fill == g.TB) flush();
     }
@@ -744,21 +777,38 @@ void backward_weight_images(const Conv2dShape& s, const WinoC16Geom& g, const fl
 // and each patch added into an HWC buffer where it overlaps its neighbours'.
 
 // d = B v over one dimension: the adjoint of input_tf (B^T's columns).
-template <class S>
-inline void input_tf_adjoint(const typename S::V v[kA], typename S::V d[kA]) {
-  const auto four = S::set1(4.0f), five = S::set1(5.0f), two = S::set1(2.0f);
-  const auto a = S::sub(v[2], v[1]), b = S::sub(v[4], v[3]);  // v2 - v1, v4 - v3
-  const auto p = S::add(v[1], v[2]), q = S::add(v[3], v[4]);
-  d[0] = S::mul(four, v[0]);
-  d[1] = S::fmadd(four, S::add(a, v[5]), S::mul(two, b));
-  d[2] = S::fnmadd(five, v[0], S::fnmadd(four, p, S::sub(S::zero(), q)));
-  d[3] = S::fnmadd(five, v[5], S::fnmadd(two, b, S::sub(S::zero(), a)));
-  d[4] = S::add(v[0], S::add(p, q));
-  d[5] = v[5];
+template <class S, int A>
+inline void input_tf_adjoint(const typename S::V v[A], typename S::V d[A]) {
+  if constexpr (A == 6) {
+    const auto four = S::set1(4.0f), five = S::set1(5.0f), two = S::set1(2.0f);
+    const auto a = S::sub(v[2], v[1]), b = S::sub(v[4], v[3]);  // v2 - v1, v4 - v3
+    const auto p = S::add(v[1], v[2]), q = S::add(v[3], v[4]);
+    d[0] = S::mul(four, v[0]);
+    d[1] = S::fmadd(four, S::add(a, v[5]), S::mul(two, b));
+    d[2] = S::fnmadd(five, v[0], S::fnmadd(four, p, S::sub(S::zero(), q)));
+    d[3] = S::fnmadd(five, v[5], S::fnmadd(two, b, S::sub(S::zero(), a)));
+    d[4] = S::add(v[0], S::add(p, q));
+    d[5] = v[5];
+  } else {
+    static_assert(A == 8);
+    const auto c525 = S::set1(5.25f), c425 = S::set1(4.25f), c125 = S::set1(1.25f);
+    const auto half = S::set1(0.5f), quarter = S::set1(0.25f), two = S::set1(2.0f), four = S::set1(4.0f),
+               five = S::set1(5.0f);
+    const auto p1 = S::add(v[1], v[2]), q1 = S::sub(v[1], v[2]), p2 = S::add(v[3], v[4]), q2 = S::sub(v[3], v[4]);
+    const auto p3 = S::add(v[5], v[6]), q3 = S::sub(v[5], v[6]);
+    d[0] = v[0];
+    d[1] = S::sub(S::fmadd(half, q2, S::fmadd(two, q3, q1)), v[7]);
+    d[2] = S::fnmadd(c525, v[0], S::fmadd(quarter, p2, S::fmadd(four, p3, p1)));
+    d[3] = S::fmadd(c525, v[7], S::fnmadd(c425, q1, S::mul(S::set1(-2.5f), S::add(q2, q3))));
+    d[4] = S::fmadd(c525, v[0], S::fnmadd(c425, p1, S::sub(S::zero(), S::fmadd(c125, p2, S::mul(five, p3)))));
+    d[5] = S::fnmadd(c525, v[7], S::fmadd(two, q2, S::fmadd(half, q3, q1)));
+    d[6] = S::sub(S::add(p1, S::add(p2, p3)), v[0]);
+    d[7] = v[7];
+  }
 }
 
 // dxin's patches of tiles [t0, t0 + n) += B Mv[.][j][c] B^T (Mv: the products, rows of C floats).
-template <class S>
+template <class S, int A>
 void transform_input_adjoint(const Conv2dShape& s, const WinoC16Geom& g, const float* Mv, float* dxin, index_t t0,
                              index_t n) {
   using Vec = typename S::V;
@@ -768,17 +818,17 @@ void transform_input_adjoint(const Conv2dShape& s, const WinoC16Geom& g, const f
     float* base = dxin + (th * g.m * Wp + tw * g.m) * C;
     for (index_t c0 = 0; c0 < C; c0 += S::L) {
       const float* in = Mv + j * C + c0;
-      Vec t[kA][kA];  // t[a][b] = (B m)[a][b], by column
-      for (int b = 0; b < kA; ++b) {
-        Vec m[kA], d[kA];
-        for (int a = 0; a < kA; ++a) m[a] = S::load(in + (a * kA + b) * vs);
-        input_tf_adjoint<S>(m, d);
-        for (int a = 0; a < kA; ++a) t[a][b] = d[a];
+      Vec t[A][A];  // t[a][b] = (B m)[a][b], by column
+      for (int b = 0; b < A; ++b) {
+        Vec m[A], d[A];
+        for (int a = 0; a < A; ++a) m[a] = S::load(in + (a * A + b) * vs);
+        input_tf_adjoint<S, A>(m, d);
+        for (int a = 0; a < A; ++a) t[a][b] = d[a];
       }
-      for (int a = 0; a < kA; ++a) {
-        Vec d[kA];
-        input_tf_adjoint<S>(t[a], d);
-        for (int b = 0; b < kA; ++b) {
+      for (int a = 0; a < A; ++a) {
+        Vec d[A];
+        input_tf_adjoint<S, A>(t[a], d);
+        for (int b = 0; b < A; ++b) {
           float* p = base + (a * Wp + b) * C + c0;
           S::store(p, S::add(S::load(p), d[b]));
         }
@@ -790,7 +840,7 @@ void transform_input_adjoint(const Conv2dShape& s, const WinoC16Geom& g, const f
 // grad_x (C, H, W) of one image from its grad_out (K, P, Q) (both finite: conv.cpp checks), one
 // thread; ws: the thread's slice of winograd_c16_geom(s) (dxin in xin's room, grad_out's HWC copy
 // in yout's, the products in V's, the transformed grad_out in M's).
-template <class S, int MT>
+template <class S, int A, int MT>
 void backward_data_image(const Conv2dShape& s, const WinoC16Geom& g, const float* go, const float* Ut, float* gx,
                          float* ws) {
   float* dxin = ws + g.xin_off;
@@ -802,9 +852,9 @@ void backward_data_image(const Conv2dShape& s, const WinoC16Geom& g, const float
   transpose_grad_in<S>(s, g, go, gin, 0, g.Pp);
   for (index_t t0 = 0; t0 < g.tiles; t0 += g.TB) {
     const index_t n = std::min(g.TB, g.tiles - t0);
-    transform_grad<S, MT>(s, g, gin, D, t0, n);
-    for (int xi = 0; xi < kAA; ++xi) products_all<S>(Ut + xi * K * C, C, D + xi * g.m_stride, K, Mv + xi * g.v_stride, n);
-    transform_input_adjoint<S>(s, g, Mv, dxin, t0, n);
+    transform_grad<S, A, MT>(s, g, gin, D, t0, n);
+    for (int xi = 0; xi < A * A; ++xi) products_all<S>(Ut + xi * K * C, C, D + xi * g.m_stride, K, Mv + xi * g.v_stride, n);
+    transform_input_adjoint<S, A>(s, g, Mv, dxin, t0, n);
   }
   // grad_x[c][h][w] = dxin[h + pad_h][w + pad_w][c]: transpose_out on the image's window of dxin.
   Conv2dShape so = s;
@@ -816,11 +866,11 @@ void backward_data_image(const Conv2dShape& s, const WinoC16Geom& g, const float
 
 // U[a*6 + b][c][k] = (G w[k][c] G^T)[a][b], L output channels per vector; or (Transposed, for
 // backward-data's adjoint) U[a*6 + b][k][c], L input channels per vector.
-template <class S, int RR, bool Transposed = false>
-void prepare(const Conv2dShape& s, const double (&Gd)[kA][RR], const float* w, float* U) {
+template <class S, int A, int RR, bool Transposed = false>
+void prepare(const Conv2dShape& s, const double (&Gd)[A][RR], const float* w, float* U) {
   using Vec = typename S::V;
-  float G[kA][RR];
-  for (int a = 0; a < kA; ++a)
+  float G[A][RR];
+  for (int a = 0; a < A; ++a)
     for (int i = 0; i < RR; ++i) G[a][i] = static_cast<float>(Gd[a][i]);
   constexpr int taps = RR * RR;
   const index_t C = s.C, K = s.K;
@@ -830,67 +880,70 @@ void prepare(const Conv2dShape& s, const double (&Gd)[kA][RR], const float* w, f
   const int stride = static_cast<int>(v_step);  // between consecutive lanes' filters
   for (index_t k0 = 0; k0 < nv; k0 += S::L)
     for (index_t c = 0; c < ns; ++c) {
-      Vec g[taps], tmp[kA][RR];  // g: the L channels' taps; tmp = G g
+      Vec g[taps], tmp[A][RR];  // g: the L channels' taps; tmp = G g
       const float* src = w + k0 * v_step + c * s_step;
       for (int t = 0; t < taps; ++t) g[t] = S::gather(src + t, stride);
-      for (int a = 0; a < kA; ++a)
+      for (int a = 0; a < A; ++a)
         for (int j = 0; j < RR; ++j) {
           Vec acc = S::zero();
           for (int i = 0; i < RR; ++i) acc = S::fmadd(S::set1(G[a][i]), g[i * RR + j], acc);
           tmp[a][j] = acc;
         }
-      for (int a = 0; a < kA; ++a)
-        for (int b = 0; b < kA; ++b) {
+      for (int a = 0; a < A; ++a)
+        for (int b = 0; b < A; ++b) {
           Vec acc = S::zero();
           for (int j = 0; j < RR; ++j) acc = S::fmadd(tmp[a][j], S::set1(G[b][j]), acc);
-          S::store(U + ((a * kA + b) * ns + c) * nv + k0, acc);
+          S::store(U + ((a * A + b) * ns + c) * nv + k0, acc);
         }
     }
 }
 
-// ---- The three entry points conv_winograd_c16.cpp calls, for one ISA.
-template <class S>
-void prepare_any(const Conv2dShape& s, const float* w, float* U) {
-  if (s.R == 3)
-    prepare<S, 3>(s, kWinoC16G3, w, U);
+// ---- The entry points conv_winograd_c16.cpp calls, for one ISA: the filter transform and each
+// kernel for the geometry's alpha (F(4x4, 3x3) or F(4x4, 5x5)).
+template <class S, bool Transposed>
+void prepare_for(const Conv2dShape& s, int alpha, const float* w, float* U) {
+  if (alpha == 8)
+    prepare<S, 8, 5, Transposed>(s, kWinoC16G5x8, w, U);
   else
-    prepare<S, 5>(s, kWinoC16G5, w, U);
+    prepare<S, 6, 3, Transposed>(s, kWinoC16G3, w, U);
 }
 
 template <class S>
-void prepare_transposed_any(const Conv2dShape& s, const float* w, float* Ut) {
-  if (s.R == 3)
-    prepare<S, 3, true>(s, kWinoC16G3, w, Ut);
-  else
-    prepare<S, 5, true>(s, kWinoC16G5, w, Ut);
+void prepare_any(const Conv2dShape& s, int alpha, const float* w, float* U) {
+  prepare_for<S, false>(s, alpha, w, U);
+}
+
+template <class S>
+void prepare_transposed_any(const Conv2dShape& s, int alpha, const float* w, float* Ut) {
+  prepare_for<S, true>(s, alpha, w, Ut);
 }
 
 template <class S>
 void backward_data_any(const Conv2dShape& s, const WinoC16Geom& g, const float* grad_out, const float* Ut,
                        float* grad_x, float* ws) {
-  if (g.m == 4)
-    backward_data_image<S, 4>(s, g, grad_out, Ut, grad_x, ws);
+  if (g.alpha == 8)
+    backward_data_image<S, 8, 4>(s, g, grad_out, Ut, grad_x, ws);
   else
-    backward_data_image<S, 2>(s, g, grad_out, Ut, grad_x, ws);
+    backward_data_image<S, 6, 4>(s, g, grad_out, Ut, grad_x, ws);
 }
 
 template <class S>
 void backward_weight_any(const Conv2dShape& s, const WinoC16Geom& g, const float* x, const float* grad_out,
                          index_t n0, index_t n1, float* Mw, float* ws) {
-  if (g.m == 4)
-    backward_weight_images<S, 4>(s, g, x, grad_out, n0, n1, Mw, ws);
+  if (g.alpha == 8)
+    backward_weight_images<S, 8, 4>(s, g, x, grad_out, n0, n1, Mw, ws);
   else
-    backward_weight_images<S, 2>(s, g, x, grad_out, n0, n1, Mw, ws);
+    backward_weight_images<S, 6, 4>(s, g, x, grad_out, n0, n1, Mw, ws);
 }
 
 template <class S>
 void forward_image_any(const Conv2dShape& s, const WinoC16Geom& g, const float* x, const float* U, const float* w,
                        const float* bias, const float* res, bool relu, float* y, float* ws, int t, int team,
                        ImageIo io) {
-  if (g.m == 4)
-    forward_image<S, 4>(s, g, x, U, w, bias, res, relu, y, ws, t, team, io);
+  if (g.alpha == 8)
+    forward_image<S, 8, 4>(s, g, x, U, w, bias, res, relu, y, ws, t, team, io);
   else
-    forward_image<S, 2>(s, g, x, U, w, bias, res, relu, y, ws, t, team, io);
+    forward_image<S, 6, 4>(s, g, x, U, w, bias, res, relu, y, ws, t, team, io);
 }
 
 }  // namespace

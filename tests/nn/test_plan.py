@@ -238,7 +238,7 @@ def test_wide_convs_match_layer_by_layer(case, threads, monkeypatch):
 
 
 # The plan's Winograd with channels in the lanes (csrc/cpu/conv_winograd_c16*): F(4x4, 3x3) and
-# F(2x2, 5x5), stride 1, channels multiples of 16. (C, K, H, W, R, pad, N): partial tiles at the
+# F(4x4, 5x5), stride 1, channels multiples of 16. (C, K, H, W, R, pad, N): partial tiles at the
 # right and bottom edges, rows wider than one 16-pixel transpose, padding 0-2, the images split over
 # the threads (N >= threads) or one image's tiles split over the team (N < threads), tile blocks
 # smaller than an image (64 + 64 channels on 30x30: 64 tiles of which a block holds 21).
@@ -249,8 +249,9 @@ WINO16_CONVS = [
     (16, 48, 9, 19, 3, 0, 1),   # no padding, 17-pixel rows (two transposes), 48 = 3 vectors
     (48, 32, 5, 6, 3, 2, 2),    # padding 2
     (64, 64, 30, 30, 3, 1, 1),  # several tile blocks per image
-    (32, 64, 12, 12, 5, 0, 3),  # the course CNN's conv2, F(2x2, 5x5)
+    (32, 64, 12, 12, 5, 0, 3),  # the course CNN's conv2, F(4x4, 5x5)
     (16, 16, 11, 13, 5, 2, 2),  # 5x5 with padding, odd sizes
+    (16, 32, 37, 40, 5, 2, 1),  # 5x5 over several tile blocks (100 tiles, 32 per block), partial tiles
 ]
 
 

@@ -1,6 +1,6 @@
 """conv2d's channels-in-lanes Winograd (csrc/cpu/conv_winograd_c16*: AVX-512 and AVX2 kernels, each
 test run on every one this CPU has, set with set_max_isa): F(4x4, 3x3)
-and F(2x2, 5x5), stride 1, one group, channels multiples of 16; the forward, backward-data as the
+and F(4x4, 5x5), stride 1, one group, channels multiples of 16; the forward, backward-data as the
 forward of grad_out with the filters transposed and flipped or - for valid layers, grad_x larger
 than grad_out - as the forward's adjoint in x (patches added where they overlap), and
 backward-weight (its adjoint in the filters, tiles summed in blocks that run across images; inputs
@@ -40,7 +40,9 @@ CASES = [
     (2, 16, 11, 13, 48, 3, 3, 1, 2, 1, 1),      # padding 2 (backward-data: padding 0), 3 vectors of K
     (1, 16, 9, 20, 32, 3, 3, 1, (1, 0), 1, 1),  # asymmetric padding, rows of two 16-pixel transposes
     (3, 64, 7, 7, 64, 3, 3, 1, 1, 1, 1),        # the small ResNet's last stage
-    (2, 32, 12, 12, 64, 5, 5, 1, 0, 1, 1),      # the course CNN's conv2: F(2x2, 5x5) (backward-data: the adjoint)
+    (2, 32, 12, 12, 64, 5, 5, 1, 0, 1, 1),      # the course CNN's conv2: F(4x4, 5x5) (backward-data: the adjoint)
+    (1, 16, 40, 37, 16, 5, 5, 1, 2, 1, 1),      # 5x5 over several tile blocks per image (100 tiles, 48 per block)
+    (13, 16, 12, 12, 16, 5, 5, 1, 0, 1, 1),     # backward-weight's blocks across images: 52 tiles, 48 per block
     (1, 16, 10, 11, 16, 5, 5, 1, 2, 1, 1),      # 5x5 "same"
     (1, 80, 30, 30, 48, 3, 3, 1, 1, 1, 1),      # several tile blocks per image, C not a power of 2
     (1, 48, 27, 25, 32, 3, 3, 1, 0, 1, 1),      # backward-data's adjoint over several tile blocks, partial tiles
