@@ -613,9 +613,10 @@ static bool wino16_per_call(const Conv2dShape& f) {
 // Backward-data on the Winograd's adjoint in x (winograd_c16_backward_data_call): the layers that
 // the forward of grad_out above leaves for being "valid" (grad_x larger than grad_out), by the
 // forward's own size rule (FASTLAYERS_CONV_WINO16 as there). Adjoint / other paths, paired medians
-// of 15, AVX-512 (Zen 4): the course CNN's conv2 (8x8 -> 12x12, batch 100) 0.53 at 1 and 2 threads
-// (5.85 -> 3.09 ms, 2.99 -> 1.60 ms); on "same" layers the forward of grad_out stays ahead (3x3 on
-// 28x28 / 14x14 / 56x56, 16-64 channels: the adjoint 1.15-1.22x slower, 5x5 on 12x12 0.93-0.98x).
+// of 15, AVX-512 (Zen 4), both on F(2x2, 5x5) then: the course CNN's conv2 (8x8 -> 12x12, batch
+// 100) 0.53 at 1 and 2 threads (direct 5.85 -> 3.09 ms, 2.99 -> 1.60 ms; on F(4x4, 5x5) since, 1.58
+// ms at 1 thread); on "same" layers the forward of grad_out stays ahead (3x3 on 28x28 / 14x14 /
+// 56x56, 16-64 channels: the adjoint 1.15-1.22x slower, 5x5 on 12x12 0.93-0.98x).
 static bool wino16_bd_adjoint(const Conv2dShape& s) {
   Conv2dShape t;
   return !(bd_forward_shape(s, t) && wino16_per_call(t)) && wino16_per_call(s);

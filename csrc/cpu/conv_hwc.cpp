@@ -87,11 +87,14 @@ index_t hwc_filter_floats(const Conv2dShape& s) { return s.R * s.S * s.C * s.K; 
 // 1.17 / 0.44 ms, 64 -> 128 3x3 stride 2 on 56x56 32.5 / 20.0 ms). 1x1 layers (not taken by the
 // forward) only at stride 2 with few channels, where the GEMM path's per-image products are small:
 // the small ResNet's projections, batch 64, paired medians of 12, 16 -> 32 0.78 / 0.54 ms, 32 -> 64
-// 0.56 / 0.42 ms; ResNet-18's (batch 8) 64 -> 128 2.68 / 3.98 ms, 128 -> 256 2.01 / 2.99 ms.
+// 0.56 / 0.42 ms; ResNet-18's (batch 8) 64 -> 128 2.68 / 3.98 ms, 128 -> 256 2.01 / 2.99 ms. The
+// same rule on AVX-512 (Zen 4), GEMM path / this, paired medians of 11, 1 and 2 threads: 16 -> 32
+// 1.44x / 1.39x, 32 -> 64 1.26x / 1.26x (ResNet-18's 1.02-1.10x, left to the GEMM path as on AVX2).
 bool hwc_backward_weight_by_default(const Conv2dShape& s) {
 #if defined(__x86_64__) || defined(_M_X64)
   if (s.R * s.S == 1)
-    return hwc_possible(s) && active_isa() == Isa::avx2 && s.stride_h == 2 && s.C >= 6 && s.C * s.K <= 2048;
+    return hwc_possible(s) && (active_isa() == Isa::avx2 || active_isa() == Isa::avx512) && s.stride_h == 2 &&
+           s.C >= 6 && s.C * s.K <= 2048;
   // Measured up to stride 2 and 7x7 only (the forward also takes strides 3 and 4 and larger filters).
   return hwc_by_default(s) && s.C >= 6 && s.stride_h <= 2 && s.R * s.S <= kHwcMaxTaps;
 #else
