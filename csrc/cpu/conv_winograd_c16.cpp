@@ -22,6 +22,8 @@ namespace fastlayers::cpu {
   void winograd_c16_prepare_transposed_##isa(const Conv2dShape& s, int alpha, const float* w, float* Ut);          \
   void winograd_c16_backward_data_image_##isa(const Conv2dShape& s, const WinoC16Geom& g, const float* grad_out,   \
                                               const float* Ut, float* grad_x, float* ws);                          \
+  void winograd_c16_weight_grad_transform_##isa(const Conv2dShape& s, int alpha, const float* Mw, float* grad_w,   \
+                                                index_t k0, index_t k1);                                           \
   void winograd_c16_backward_weight_images_##isa(const Conv2dShape& s, const WinoC16Geom& g, const float* x,       \
                                                  const float* grad_out, index_t n0, index_t n1, float* Mw, float* ws);
 FL_WINO16_DECLARE(avx512)
@@ -30,8 +32,6 @@ FL_WINO16_DECLARE(avx2)
 #endif
 
 namespace {
-
-constexpr int kMaxAlpha = 8;
 
 index_t round16(index_t n) { return (n + 15) / 16 * 16; }
 
@@ -219,34 +219,16 @@ bool winograd_c16_backward_weight_call(const Conv2dShape& s, const float* grad_o
   }
   // dL/dU of all threads into the first one's, in thread order; then grad_w = G^T (dL/dU) G.
   float* Mw = workspace;
-  const index_t n_u = winograd_c16_filter_floats(s), C = s.C, K = s.K, r = s.R;
+  const index_t n_u = winograd_c16_filter_floats(s);
   for (int t = 1; t < T; ++t) {
     const float* other = workspace + t * per_thread;
     for (index_t i = 0; i < n_u; ++i) Mw[i] += other[i];
   }
-  const int A = g.alpha;
-  auto G = [&](int a, index_t i) {
-    return A == 8 ? kWinoC16G5x8[a][i] : kWinoC16G3[a][i];
-  };
-  parallel_ranges(K, 1, [&](index_t k0, index_t k1) {
-    for (index_t k = k0; k < k1; ++k)
-      for (index_t c = 0; c < C; ++c) {
-        double m[kMaxAlpha][kMaxAlpha], tmp[5][kMaxAlpha] = {};  // zeroed: GCC 13 cannot see that rows 0..r-1 are written first
-        for (int a = 0; a < A; ++a)
-          for (int b = 0; b < A; ++b) m[a][b] = Mw[((a * A + b) * K + k) * C + c];
-        for (index_t i = 0; i < r; ++i)  // G^T m
-          for (int b = 0; b < A; ++b) {
-            double v = 0;
-            for (int a = 0; a < A; ++a) v += G(a, i) * m[a][b];
-            tmp[i][b] = v;
-          }
-        for (index_t i = 0; i < r; ++i)
-          for (index_t j = 0; j < r; ++j) {
-            double v = 0;
-            for (int b = 0; b < A; ++b) v += tmp[i][b] * G(b, j);
-            grad_w[((k * C + c) * r + i) * r + j] = static_cast<float>(v);
-          }
-      }
+  parallel_ranges(s.K, 1, [&](index_t k0, index_t k1) {
+    if (active_isa() == Isa::avx512)
+      winograd_c16_weight_grad_transform_avx512(s, g.alpha, Mw, grad_w, k0, k1);
+    else
+      winograd_c16_weight_grad_transform_avx2(s, g.alpha, Mw, grad_w, k0, k1);
   });
   return true;
 #else

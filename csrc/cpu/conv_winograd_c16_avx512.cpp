@@ -18,6 +18,11 @@ void winograd_c16_backward_data_image_avx512(const Conv2dShape& s, const WinoC16
   wino16::backward_data_any<simd::Avx512>(s, g, grad_out, Ut, grad_x, ws);
 }
 
+void winograd_c16_weight_grad_transform_avx512(const Conv2dShape& s, int alpha, const float* Mw, float* grad_w,
+                                              index_t k0, index_t k1) {
+  wino16::weight_grad_transform_any<simd::Avx512>(s, alpha, Mw, grad_w, k0, k1);
+}
+
 void winograd_c16_backward_weight_images_avx512(const Conv2dShape& s, const WinoC16Geom& g, const float* x,
                                                 const float* grad_out, index_t n0, index_t n1, float* Mw, float* ws) {
   wino16::backward_weight_any<simd::Avx512>(s, g, x, grad_out, n0, n1, Mw, ws);
