@@ -1,5 +1,6 @@
 // The channels-in-lanes Winograd convolution (conv_winograd_c16.h): where it applies, its sizes,
-// the filter transform (in double, once per plan) and the dispatch to its AVX-512 or AVX2 kernels.
+// the per-call drivers and the dispatch to its AVX-512 or AVX2 kernels (filter transforms, forward,
+// backward-data, backward-weight).
 #include "cpu/conv_winograd_c16.h"
 
 #include <algorithm>
