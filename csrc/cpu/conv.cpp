@@ -3,7 +3,8 @@
 // Which path runs where. First the per-image kernels on HWC copies or with pixels in the lanes
 // (each predicate below says where): conv_pixels (pixels_per_call), the channels-in-lanes Winograd
 // (conv_winograd_c16.h, wino16_per_call; backward-data as the forward of grad_out, or for valid
-// layers as the forward's adjoint, wino16_bd_adjoint), conv_hwc (hwc_per_call, hwc_bd_per_call).
+// layers as the forward's adjoint, wino16_bd_adjoint; strided forwards through a space-to-depth
+// copy, s2d_per_call), conv_hwc (hwc_per_call, hwc_bd_per_call).
 // Then, in this order:
 //   direct    pixel-vectorised direct kernel (conv_direct.h, direct_applies): small images
 //   winograd  F(4x4,3x3) (conv_winograd.h): 3x3, stride 1, finite inputs, enough channels/tiles
@@ -18,7 +19,7 @@
 //   b 100x32->64 12x12 5x5         wino16     wino16 adjoint    wino16
 //   c 32x64->64 56x56 3x3 p1       wino16     wino16            wino16
 //   d 16x128->128 28x28 3x3 p1     wino16     wino16            wino16
-//   e 8x3->64 224x224 11x11 s4 p2  direct     pixel-major GEMM  direct
+//   e 8x3->64 224x224 11x11 s4 p2  wino16 s2d pixel-major GEMM  direct
 //   f 32x256->64 28x28 1x1         GEMM on x  GEMM on x         GEMM on x
 // Ratios (PyTorch 2.13 CPU time / ours, > 1 means ours is faster) are in benchmarks/results and in
 // conv_winograd.h / conv_smallc.h; before these two paths every layer ran on GEMM at 0.6-1.3.
@@ -622,6 +623,67 @@ static bool wino16_bd_adjoint(const Conv2dShape& s) {
   return !(bd_forward_shape(s, t) && wino16_per_call(t)) && wino16_per_call(s);
 }
 
+// ---- Strided layers as a stride-1 3x3 convolution on a space-to-depth copy of x (forward): with
+// stride st and R, S <= 3 st, x's st x st blocks become st^2 channels (C st^2 of them), the
+// filters st x st blocks of taps (zero past R, S), and the convolution a "valid" 3x3 one on the
+// channels-in-lanes Winograd: (3 st)^2 / (R S) times the multiplications, 4x fewer from F(4x4, 3x3).
+// t: that 3x3 convolution (Hs = P + 2 block rows cover every tap's input).
+static bool s2d_shape(const Conv2dShape& s, Conv2dShape& t) {
+  const index_t st = s.stride_h;
+  if (st < 2 || s.stride_w != st || s.dil_h != 1 || s.dil_w != 1 || s.groups != 1) return false;
+  if ((s.R + st - 1) / st != 3 || (s.S + st - 1) / st != 3) return false;
+  t = Conv2dShape{s.N, s.C * st * st, s.P + 2, s.Q + 2, s.K, 3, 3, s.P, s.Q, 1, 1, 0, 0, 1, 1, 1};
+  return winograd_c16_possible(t);
+}
+
+// Whether the forward of `s` runs that way: FASTLAYERS_CONV_WINO16 as wino16_per_call; by default
+// where the zero taps add at most 20 % (9 st^2 <= 1.2 R S). Other paths / this, 1 thread, paired
+// medians of 9, AVX-512 (Zen 4): conv e (3 -> 64 11x11 stride 4, N=8, 224x224) 10.7 / 6.4 ms; 32
+// -> 64 6x6 stride 2 on 56x56 (N=8) 2.22x; 16 -> 32 9x9 stride 3 on 57x57 1.85x; but 16 -> 32 5x5
+// stride 2 on 28x28 (1.44x the taps) 1.03x, left to the other paths.
+static bool s2d_per_call(const Conv2dShape& s, Conv2dShape& t) {
+  if (!s2d_shape(s, t) || !wino16_per_call(t)) return false;
+  const char* e = std::getenv("FASTLAYERS_CONV_WINO16");
+  if (e != nullptr && e[0] == '1' && e[1] == '\0') return true;
+  return 10 * 9 * s.stride_h * s.stride_h <= 12 * s.R * s.S;
+}
+
+static index_t s2d_floats(const Conv2dShape& t, int threads) {
+  const index_t filters = (t.K * t.C * 9 + 15) / 16 * 16, image = (t.N * t.C * t.H * t.W + 15) / 16 * 16;
+  return filters + image + winograd_c16_call_floats(t, threads);
+}
+
+// The space-to-depth filters and input of s2d_shape: wt[k][(c st + a) st + b][i][j] = w[k][c][st i
+// + a][st j + b] (0 past R, S); xt[n][(c st + a) st + b][u][v] = x[n][c][st u + a - pad_h][st v + b
+// - pad_w] (0 outside x).
+static void s2d_copy(const Conv2dShape& s, const Conv2dShape& t, const float* x, const float* w, float* xt,
+                     float* wt) {
+  const index_t st = s.stride_h, C2 = t.C;
+  for (index_t k = 0; k < s.K; ++k)
+    for (index_t c2 = 0; c2 < C2; ++c2) {
+      const index_t c = c2 / (st * st), a = (c2 / st) % st, b = c2 % st;
+      for (index_t i = 0; i < 3; ++i)
+        for (index_t j = 0; j < 3; ++j) {
+          const index_t r = st * i + a, q = st * j + b;
+          wt[((k * C2 + c2) * 3 + i) * 3 + j] = r < s.R && q < s.S ? w[((k * s.C + c) * s.R + r) * s.S + q] : 0.0f;
+        }
+    }
+  const index_t planes = s.N * C2, Hs = t.H, Ws = t.W;
+#pragma omp parallel for schedule(static) if (planes * Hs * Ws > kParallelGrain) num_threads(max_threads())
+  for (index_t pl = 0; pl < planes; ++pl) {
+    const index_t n = pl / C2, c2 = pl % C2, c = c2 / (st * st), a = (c2 / st) % st, b = c2 % st;
+    const float* src = x + (n * s.C + c) * s.H * s.W;
+    float* dst = xt + pl * Hs * Ws;
+    for (index_t u = 0; u < Hs; ++u) {
+      const index_t h = st * u + a - s.pad_h;
+      for (index_t v = 0; v < Ws; ++v) {
+        const index_t wcol = st * v + b - s.pad_w;
+        dst[u * Ws + v] = h >= 0 && h < s.H && wcol >= 0 && wcol < s.W ? src[h * s.W + wcol] : 0.0f;
+      }
+    }
+  }
+}
+
 static index_t conv2d_workspace_floats_base(const Conv2dShape& s, ConvPass pass, int threads);
 
 // Whether conv_pixels (output pixels in the lanes, at most 25 taps) runs this pass per call: the
@@ -680,6 +742,7 @@ index_t conv2d_workspace_floats(const Conv2dShape& s, ConvPass pass, int threads
   Conv2dShape t;
   if (pixels_per_call(s, pass)) return std::max(need, pixconv_call_floats(s, pass, threads));
   if (pass == ConvPass::forward && wino16_per_call(s)) return std::max(need, winograd_c16_call_floats(s, threads));
+  if (pass == ConvPass::forward && s2d_per_call(s, t)) return std::max(need, s2d_floats(t, threads));
   if (pass == ConvPass::forward && hwc_per_call(s)) return std::max(need, hwc_call_floats(s, threads));
   if (pass == ConvPass::backward_data && hwc_bd_per_call(s))
     return std::max(need, hwc_backward_data_floats(s, threads));
@@ -729,6 +792,15 @@ bool conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const 
   assert(conv2d_shape_error(s) == nullptr);  // the boundary checked it (common/conv_shape.h)
   if (pixels_per_call(s, ConvPass::forward) && pixconv_forward_call(s, x, w, b, y, workspace, workspace_floats)) return true;
   if (wino16_per_call(s) && winograd_c16_forward_call(s, x, w, b, y, workspace, workspace_floats)) return true;
+  if (Conv2dShape t; s2d_per_call(s, t) && s2d_floats(t, 1) <= workspace_floats &&
+                     winograd_safe(x, s.N * s.C * s.H * s.W, w, s.K * s.C * s.R * s.S)) {
+    // (finite inputs only: the zero taps past R, S would meet a NaN or inf that the layer never reads)
+    float* wt = workspace;
+    float* xt = wt + (t.K * t.C * 9 + 15) / 16 * 16;
+    float* rest = xt + (t.N * t.C * t.H * t.W + 15) / 16 * 16;
+    s2d_copy(s, t, x, w, xt, wt);
+    if (winograd_c16_forward_call(t, xt, wt, b, y, rest, workspace + workspace_floats - rest)) return true;
+  }
   if (hwc_per_call(s) && hwc_forward_call(s, x, w, b, y, workspace, workspace_floats)) return true;
   const Geometry g = geometry(s, ConvPass::forward);  // the GEMM-side paths' plan; also says if smallc takes it
   const bool smallc_first = smallc_preferred(s, ConvPass::forward, g);

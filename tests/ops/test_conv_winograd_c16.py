@@ -107,6 +107,52 @@ def test_wino16_adjoint_leaves_nan_and_inf_to_other_paths(wino16):
         assert_close(gx[finite], rgx[finite], reduction_tol(16 * 25), "finite grad_x")
 
 
+# Strided layers on the Winograd through a space-to-depth copy (conv.cpp, s2d_shape): stride st,
+# R and S up to 3 st, C st^2 and K multiples of 16. (N, C, H, W, K, R, S, stride, padding, ...)
+S2D_CASES = [
+    (2, 3, 37, 41, 16, 11, 11, 4, 2, 1, 1),     # conv e's kind (AlexNet's stem), odd sizes
+    (2, 4, 20, 18, 32, 5, 5, 2, 1, 1, 1),       # 5x5 stride 2: one zero tap row and column per block
+    (1, 16, 23, 19, 16, 6, 5, 2, (2, 1), 1, 1),  # non-square filters and padding
+    (3, 16, 25, 25, 16, 9, 9, 3, 0, 1, 1),      # stride 3
+]
+
+
+@pytest.mark.parametrize("case", S2D_CASES, ids=[str(c) for c in S2D_CASES])
+def test_wino16_space_to_depth_matches_reference(rng, wino16, case):
+    x, w, b, params = _case_data(rng, case)
+    _check_all(Device("cpu"), x, w, b, params, rng, str(case))
+
+
+def test_wino16_space_to_depth_leaves_nan_to_other_paths(wino16):
+    # 11x11 stride 4 on 20 columns reads columns 0..18; the space-to-depth copy also holds column
+    # 19, under zero taps. A NaN there must reach no output, and one that is read only its windows.
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 3, 20, 20)).astype(np.float32)
+    w = rng.standard_normal((16, 3, 11, 11)).astype(np.float32)
+    x[0, 1, 5, 19] = np.nan
+    x[1, 0, 2, 2] = np.nan
+    expect = ref.conv2d(x.astype(np.float64), w.astype(np.float64), None, stride=4)
+    assert not np.isnan(expect[0]).any() and np.isnan(expect[1]).any()
+    for threads in (1, 2):
+        with num_threads(threads):
+            y = fl.conv2d(x, w, None, stride=4)
+        np.testing.assert_array_equal(np.isnan(y), np.isnan(expect))
+        finite = np.isfinite(expect)
+        assert_close(y[finite], expect[finite], reduction_tol(3 * 121), "finite outputs")
+
+
+def test_wino16_space_to_depth_is_taken_by_default(monkeypatch, rng):
+    """conv e's kind (11x11 stride 4) by default: the bits of the forced run, and not those of the
+    other paths (the workspace cannot tell: the GEMM path's room may be larger)."""
+    x = rng.standard_normal((4, 3, 67, 67)).astype(np.float32)  # 4 x 16 x 16 outputs: the 1024 wino16_per_call asks
+    w = rng.standard_normal((16, 3, 11, 11)).astype(np.float32)
+    y = {}
+    for mode in env_modes(monkeypatch, "FASTLAYERS_CONV_WINO16"):
+        y[mode] = fl.conv2d(x, w, None, stride=4, padding=2)
+    np.testing.assert_array_equal(y[None], y["1"])
+    assert not np.array_equal(y[None], y["0"])
+
+
 def test_wino16_is_taken(monkeypatch):
     """The predicate, told by the workspace size (its transformed filters, 36 C K floats, exceed the
     other paths' room for these shapes): forced on, by default from 1024 output pixels up to 128 x
