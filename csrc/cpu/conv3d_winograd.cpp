@@ -332,12 +332,7 @@ bool run(const Problem& p, const float* x, const float* w, const float* bias, fl
       }
     }
   };
-  if (TT > 1) {
-#pragma omp parallel num_threads(TT)
-    body(omp_get_thread_num(), omp_get_num_threads());
-  } else {
-    body(0, 1);
-  }
+  run_on_team(TT, body);
   return true;
 }
 

@@ -187,12 +187,7 @@ bool hwc_backward_weight_call(const Conv2dShape& s, const float* grad_out, const
                                                                                    grad_out + n * out_img, Wt,
                                                                                    Wt + wt_floats(s));
   };
-  if (T > 1) {
-#pragma omp parallel num_threads(T)
-    body(omp_get_thread_num(), omp_get_num_threads());
-  } else {
-    body(0, 1);
-  }
+  run_on_team(T, body);
   const index_t C = s.C, K = s.K, RS = s.R * s.S;
   for (index_t k = 0; k < K; ++k)
     for (index_t c = 0; c < C; ++c)

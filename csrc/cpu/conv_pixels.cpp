@@ -143,12 +143,7 @@ bool pixconv_backward_weight_call(const Conv2dShape& s, const float* grad_out, c
     else
       pixconv_backward_weight_images_avx2(s, x, grad_out, n0, n1, acc, acc + round16(n_acc));
   };
-  if (T > 1) {
-#pragma omp parallel num_threads(T)
-    body(omp_get_thread_num(), omp_get_num_threads());
-  } else {
-    body(0, 1);
-  }
+  run_on_team(T, body);
   // grad_w[k][tap] = the lanes of every thread's acc[k][tap], thread after thread (an 8-lane ISA
   // leaves the last 8 of each 16 at their zeros).
   const index_t cells = s.K * s.C * s.R * s.S;

@@ -275,12 +275,7 @@ bool run(const Problem& p, const float* x, const float* w, const float* bias, fl
       }
     }
   };
-  if (TT > 1) {
-#pragma omp parallel num_threads(TT)
-    body(omp_get_thread_num(), omp_get_num_threads());
-  } else {
-    body(0, 1);
-  }
+  run_on_team(TT, body);
   return true;
 }
 
@@ -397,12 +392,7 @@ bool run_backward_weight(const Problem& p, const float* go, const float* x, floa
           for (int c = 0; c < 3; ++c) dst[r * 3 + c] = static_cast<float>(g[r][c]);
       }
   };
-  if (TT > 1) {
-#pragma omp parallel num_threads(TT)
-    body(omp_get_thread_num(), omp_get_num_threads());
-  } else {
-    body(0, 1);
-  }
+  run_on_team(TT, body);
   return true;
 }
 

@@ -178,12 +178,7 @@ bool winograd_c16_backward_data_call(const Conv2dShape& s, const float* grad_out
         winograd_c16_backward_data_image_avx2(s, g, grad_out + n * out_img, Ut, grad_x + n * in_img, ws);
     }
   };
-  if (T > 1) {
-#pragma omp parallel num_threads(T)
-    body(omp_get_thread_num(), omp_get_num_threads());
-  } else {
-    body(0, 1);
-  }
+  run_on_team(T, body);
   return true;
 #else
   (void)s, (void)grad_out, (void)w, (void)grad_x, (void)workspace, (void)workspace_floats;
@@ -212,12 +207,7 @@ bool winograd_c16_backward_weight_call(const Conv2dShape& s, const float* grad_o
     else
       winograd_c16_backward_weight_images_avx2(s, g, x, grad_out, n0, n1, Mw, Mw + mw);
   };
-  if (T > 1) {
-#pragma omp parallel num_threads(T)
-    body(omp_get_thread_num(), omp_get_num_threads());
-  } else {
-    body(0, 1);
-  }
+  run_on_team(T, body);
   // dL/dU of all threads into the first one's, in thread order; then grad_w = G^T (dL/dU) G.
   float* Mw = workspace;
   const index_t n_u = winograd_c16_filter_floats(s);

@@ -60,6 +60,18 @@ void parallel_ranges(index_t n, index_t grain, F f) {
   }
 }
 
+// body(t, nt) on a team of T threads (t = 0 .. nt - 1), or body(0, 1) on the calling thread,
+// without waking the team, when T == 1.
+template <class Body>
+void run_on_team(int T, Body body) {
+  if (T > 1) {
+#pragma omp parallel num_threads(T)
+    body(omp_get_thread_num(), omp_get_num_threads());
+  } else {
+    body(0, 1);
+  }
+}
+
 // The driver of the per-image conv kernels (conv_winograd_c16, conv_pixels, conv_hwc; per call and
 // in the inference plan): image(n, ws, t, team) for every image n < N. With at least T images, a
 // team of T threads takes a contiguous run of images each, on its own workspace slice
