@@ -648,16 +648,22 @@ static bool s2d_per_call(const Conv2dShape& s, Conv2dShape& t) {
   return 10 * 9 * s.stride_h * s.stride_h <= 12 * s.R * s.S;
 }
 
-static index_t s2d_floats(const Conv2dShape& t, int threads) {
+// Images per space-to-depth copy: the batch goes through in chunks, so that the copy's room stays
+// bounded (AlexNet's stem at batch 256 would otherwise take 160 MB); the filters' Winograd transform
+// is redone per chunk (conv e: about 1 % of a chunk's time).
+constexpr index_t kS2dChunk = 16;
+
+// Workspace of the space-to-depth forward: its filters, one chunk's copy and the Winograd's room
+// (t: s2d_shape's convolution).
+static index_t s2d_floats(Conv2dShape t, int threads) {
+  t.N = std::min(t.N, kS2dChunk);
   const index_t filters = (t.K * t.C * 9 + 15) / 16 * 16, image = (t.N * t.C * t.H * t.W + 15) / 16 * 16;
   return filters + image + winograd_c16_call_floats(t, threads);
 }
 
-// The space-to-depth filters and input of s2d_shape: wt[k][(c st + a) st + b][i][j] = w[k][c][st i
-// + a][st j + b] (0 past R, S); xt[n][(c st + a) st + b][u][v] = x[n][c][st u + a - pad_h][st v + b
-// - pad_w] (0 outside x).
-static void s2d_copy(const Conv2dShape& s, const Conv2dShape& t, const float* x, const float* w, float* xt,
-                     float* wt) {
+// The space-to-depth filters of s2d_shape: wt[k][(c st + a) st + b][i][j] = w[k][c][st i + a][st j
+// + b] (0 past R, S).
+static void s2d_filters(const Conv2dShape& s, const Conv2dShape& t, const float* w, float* wt) {
   const index_t st = s.stride_h, C2 = t.C;
   for (index_t k = 0; k < s.K; ++k)
     for (index_t c2 = 0; c2 < C2; ++c2) {
@@ -668,10 +674,17 @@ static void s2d_copy(const Conv2dShape& s, const Conv2dShape& t, const float* x,
           wt[((k * C2 + c2) * 3 + i) * 3 + j] = r < s.R && q < s.S ? w[((k * s.C + c) * s.R + r) * s.S + q] : 0.0f;
         }
     }
-  const index_t planes = s.N * C2, Hs = t.H, Ws = t.W;
+}
+
+// The space-to-depth input of images [n0, n0 + count): xt[n - n0][(c st + a) st + b][u][v] =
+// x[n][c][st u + a - pad_h][st v + b - pad_w] (0 outside x).
+static void s2d_images(const Conv2dShape& s, const Conv2dShape& t, const float* x, index_t n0, index_t count,
+                       float* xt) {
+  const index_t st = s.stride_h, C2 = t.C;
+  const index_t planes = count * C2, Hs = t.H, Ws = t.W;
 #pragma omp parallel for schedule(static) if (planes * Hs * Ws > kParallelGrain) num_threads(max_threads())
   for (index_t pl = 0; pl < planes; ++pl) {
-    const index_t n = pl / C2, c2 = pl % C2, c = c2 / (st * st), a = (c2 / st) % st, b = c2 % st;
+    const index_t n = n0 + pl / C2, c2 = pl % C2, c = c2 / (st * st), a = (c2 / st) % st, b = c2 % st;
     const float* src = x + (n * s.C + c) * s.H * s.W;
     float* dst = xt + pl * Hs * Ws;
     for (index_t u = 0; u < Hs; ++u) {
@@ -795,11 +808,19 @@ bool conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const 
   if (Conv2dShape t; s2d_per_call(s, t) && s2d_floats(t, 1) <= workspace_floats &&
                      winograd_safe(x, s.N * s.C * s.H * s.W, w, s.K * s.C * s.R * s.S)) {
     // (finite inputs only: the zero taps past R, S would meet a NaN or inf that the layer never reads)
+    const index_t chunk = std::min(s.N, kS2dChunk);
     float* wt = workspace;
     float* xt = wt + (t.K * t.C * 9 + 15) / 16 * 16;
-    float* rest = xt + (t.N * t.C * t.H * t.W + 15) / 16 * 16;
-    s2d_copy(s, t, x, w, xt, wt);
-    if (winograd_c16_forward_call(t, xt, wt, b, y, rest, workspace + workspace_floats - rest)) return true;
+    float* rest = xt + (chunk * t.C * t.H * t.W + 15) / 16 * 16;
+    s2d_filters(s, t, w, wt);
+    bool done = true;
+    for (index_t n0 = 0; n0 < s.N && done; n0 += chunk) {
+      Conv2dShape tc = t;
+      tc.N = std::min(chunk, s.N - n0);
+      s2d_images(s, t, x, n0, tc.N, xt);
+      done = winograd_c16_forward_call(tc, xt, wt, b, y + n0 * s.K * s.P * s.Q, rest, workspace + workspace_floats - rest);
+    }
+    if (done) return true;  // (else the paths below write all of y)
   }
   if (hwc_per_call(s) && hwc_forward_call(s, x, w, b, y, workspace, workspace_floats)) return true;
   const Geometry g = geometry(s, ConvPass::forward);  // the GEMM-side paths' plan; also says if smallc takes it

@@ -114,6 +114,7 @@ S2D_CASES = [
     (2, 4, 20, 18, 32, 5, 5, 2, 1, 1, 1),       # 5x5 stride 2: one zero tap row and column per block
     (1, 16, 23, 19, 16, 6, 5, 2, (2, 1), 1, 1),  # non-square filters and padding
     (3, 16, 25, 25, 16, 9, 9, 3, 0, 1, 1),      # stride 3
+    (18, 4, 12, 13, 16, 5, 5, 2, 1, 1, 1),      # 18 images: the copy in chunks of 16 and 2
 ]
 
 
