@@ -89,6 +89,18 @@ def reduction_tol(k: int, safety: float = 8.0) -> float:
     return max(4 * EPS32, safety * EPS32 * math.sqrt(max(k, 1)))
 
 
+def assert_nonfinite_in_place(actual, expected, tol: float, what: str = "", inf: bool = True):
+    """NaN (and, with inf, inf) exactly where `expected` has it, and the finite entries within tol
+    (assert_close): for kernels whose non-finite inputs must reach only the outputs that read them."""
+    actual = np.asarray(Device.get(actual))
+    expected = np.asarray(expected)
+    np.testing.assert_array_equal(np.isnan(actual), np.isnan(expected), f"{what}: NaN pattern")
+    if inf:
+        np.testing.assert_array_equal(np.isinf(actual), np.isinf(expected), f"{what}: inf pattern")
+    finite = np.isfinite(expected)
+    assert_close(actual[finite], expected[finite], tol, what)
+
+
 def assert_close(actual, expected, tol: float, what: str = ""):
     actual = np.asarray(Device.get(actual), dtype=np.float64)
     expected = np.asarray(expected, dtype=np.float64)

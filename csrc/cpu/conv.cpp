@@ -922,7 +922,7 @@ bool conv2d_backward_data(const Conv2dShape& s, const float* grad_out, const flo
   if (wino16_bd_adjoint(s) && winograd_safe(grad_out, s.N * s.K * s.P * s.Q, w, s.K * s.C * s.R * s.S) &&
       winograd_c16_backward_data_call(s, grad_out, w, grad_x, workspace, workspace_floats))
     return true;
-  if (Conv2dShape t; !wino16_bd_adjoint(s) && bd_forward_shape(s, t) && wino16_per_call(t) &&
+  if (Conv2dShape t; bd_forward_shape(s, t) && wino16_per_call(t) &&  // (never where the adjoint applies)
                      flipped_floats(s) + winograd_c16_call_floats(t, 1) <= workspace_floats) {
     float* wt = workspace;  // wt[kk][cc][r][q] = w[cc][kk][R-1-r][S-1-q]: t's plain filters
     const index_t R = s.R, S = s.S;

@@ -144,9 +144,8 @@ index_t hwc_call_floats(const Conv2dShape& s, int threads) {
 
 bool hwc_forward_call(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y,
                       float* workspace, index_t workspace_floats) {
-  int T = omp_in_parallel() ? 1 : max_threads();
-  while (T > 1 && hwc_call_floats(s, T) > workspace_floats) --T;
-  if (hwc_call_floats(s, T) > workspace_floats) return false;
+  const int T = threads_that_fit(kernel_threads(), workspace_floats, [&](int t) { return hwc_call_floats(s, t); });
+  if (T == 0) return false;
   float* Wk = workspace;
   float* slices = workspace + round16(hwc_filter_floats(s));
   const index_t slice = hwc_slice_floats(s), in_img = s.C * s.H * s.W, out_img = s.K * s.P * s.Q;
@@ -161,10 +160,6 @@ bool hwc_forward_call(const Conv2dShape& s, const float* x, const float* w, cons
 // Wt (R*S x C x K) after its HWC slice; then grad_w = the threads' Wt, in order, transposed.
 namespace {
 index_t wt_floats(const Conv2dShape& s) { return round16(s.R * s.S * s.C * s.K); }
-int bw_threads(const Conv2dShape& s) {
-  const int T = omp_in_parallel() ? 1 : max_threads();
-  return static_cast<int>(std::min<index_t>(T, std::max<index_t>(s.N, 1)));
-}
 }  // namespace
 
 index_t hwc_backward_weight_floats(const Conv2dShape& s, int threads) {
@@ -174,9 +169,9 @@ index_t hwc_backward_weight_floats(const Conv2dShape& s, int threads) {
 bool hwc_backward_weight_call(const Conv2dShape& s, const float* grad_out, const float* x, float* grad_w,
                               float* workspace, index_t workspace_floats) {
 #if defined(__x86_64__) || defined(_M_X64)
-  int T = bw_threads(s);
-  while (T > 1 && hwc_backward_weight_floats(s, T) > workspace_floats) --T;
-  if (hwc_backward_weight_floats(s, T) > workspace_floats) return false;
+  const int T = threads_that_fit(kernel_threads(s.N), workspace_floats,
+                                 [&](int t) { return hwc_backward_weight_floats(s, t); });
+  if (T == 0) return false;
   const index_t per_thread = hwc_slice_floats(s) + wt_floats(s), in_img = s.C * s.H * s.W, out_img = s.K * s.P * s.Q;
   const bool avx512 = active_isa() == Isa::avx512;
   auto body = [&](int t, int nt) {
@@ -272,16 +267,16 @@ index_t hwc_backward_data_floats(const Conv2dShape& s, int threads) {
 bool hwc_backward_data_call(const Conv2dShape& s, const float* grad_out, const float* w, float* grad_x,
                             float* workspace, index_t workspace_floats) {
 #if defined(__x86_64__) || defined(_M_X64)
-  int T = bw_threads(s);
-  while (T > 1 && hwc_backward_data_floats(s, T) > workspace_floats) --T;
-  if (hwc_backward_data_floats(s, T) > workspace_floats) return false;
+  const int T = threads_that_fit(kernel_threads(s.N), workspace_floats,
+                                 [&](int t) { return hwc_backward_data_floats(s, t); });
+  if (T == 0) return false;
   float* Wp = workspace;
   hwc_bd_prepare(s, w, Wp);
   float* slices = workspace + round16(hwc_filter_floats(s));
   const HwcBdGeom g = hwc_bd_geom(s);
   const index_t in_img = s.C * s.H * s.W, out_img = s.K * s.P * s.Q;
   const auto image = active_isa() == Isa::avx512 ? hwc_backward_data_image_avx512 : hwc_backward_data_image_avx2;
-  // T <= N (bw_threads): each thread a contiguous run of images on its own slice, never a team per image.
+  // T <= N (kernel_threads(s.N)): each thread a contiguous run of images on its own slice, never a team per image.
   for_each_image(s.N, T, slices, g.slice, [&](index_t n, float* ws, int /*t*/, int /*team*/) {
     image(s, g, grad_out + n * out_img, Wp, grad_x + n * in_img, ws);
   });

@@ -34,10 +34,6 @@ index_t padded_floats(const Conv2dShape& s, bool slack) {
   return g.copy ? s.C * g.plane : 0;
 }
 index_t bw_padded_floats(const Conv2dShape& s) { return padded_floats(s, true); }
-int call_threads(const Conv2dShape& s, ConvPass pass) {
-  const int T = omp_in_parallel() ? 1 : max_threads();
-  return pass == ConvPass::backward_weight ? static_cast<int>(std::min<index_t>(T, std::max<index_t>(s.N, 1))) : T;
-}
 }  // namespace
 
 bool pixconv_possible(const Conv2dShape& s) {
@@ -117,9 +113,9 @@ index_t pixconv_call_floats(const Conv2dShape& s, ConvPass pass, int threads) {
 
 bool pixconv_forward_call(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y,
                           float* workspace, index_t workspace_floats) {
-  int T = call_threads(s, ConvPass::forward);
-  while (T > 1 && pixconv_call_floats(s, ConvPass::forward, T) > workspace_floats) --T;
-  if (pixconv_call_floats(s, ConvPass::forward, T) > workspace_floats) return false;
+  const int T = threads_that_fit(kernel_threads(), workspace_floats,
+                                 [&](int t) { return pixconv_call_floats(s, ConvPass::forward, t); });
+  if (T == 0) return false;
   const index_t slice = pixconv_slice_floats(s), in_img = s.C * s.H * s.W, out_img = s.K * s.P * s.Q;
   for_each_image(s.N, T, workspace, slice, [&](index_t n, float* ws, int t, int team) {
     pixconv_forward_image(s, x + n * in_img, w, bias, nullptr, false, y + n * out_img, ws, t, team);
@@ -130,9 +126,9 @@ bool pixconv_forward_call(const Conv2dShape& s, const float* x, const float* w, 
 bool pixconv_backward_weight_call(const Conv2dShape& s, const float* grad_out, const float* x, float* grad_w,
                                   float* workspace, index_t workspace_floats) {
 #if defined(__x86_64__) || defined(_M_X64)
-  int T = call_threads(s, ConvPass::backward_weight);
-  while (T > 1 && pixconv_call_floats(s, ConvPass::backward_weight, T) > workspace_floats) --T;
-  if (pixconv_call_floats(s, ConvPass::backward_weight, T) > workspace_floats) return false;
+  const int T = threads_that_fit(kernel_threads(s.N), workspace_floats,
+                                 [&](int t) { return pixconv_call_floats(s, ConvPass::backward_weight, t); });
+  if (T == 0) return false;
   const index_t per_thread = round16(acc_floats(s)) + bw_padded_floats(s), n_acc = acc_floats(s);
   auto body = [&](int t, int nt) {
     float* acc = workspace + t * per_thread;

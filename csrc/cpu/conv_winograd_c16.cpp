@@ -136,9 +136,9 @@ index_t winograd_c16_call_floats(const Conv2dShape& s, int threads) {
 
 bool winograd_c16_forward_call(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y,
                                float* workspace, index_t workspace_floats) {
-  int T = omp_in_parallel() ? 1 : max_threads();
-  while (T > 1 && winograd_c16_call_floats(s, T) > workspace_floats) --T;
-  if (winograd_c16_call_floats(s, T) > workspace_floats) return false;
+  const int T =
+      threads_that_fit(kernel_threads(), workspace_floats, [&](int t) { return winograd_c16_call_floats(s, t); });
+  if (T == 0) return false;
   float* U = workspace;
   float* slices = workspace + round16(winograd_c16_filter_floats(s));
   const index_t slice = winograd_c16_slice_floats(s), in_img = s.C * s.H * s.W, out_img = s.K * s.P * s.Q;
@@ -149,17 +149,18 @@ bool winograd_c16_forward_call(const Conv2dShape& s, const float* x, const float
   return true;
 }
 
+// The forward's room: the (transposed) filters and one image's slice per thread.
 index_t winograd_c16_backward_data_floats(const Conv2dShape& s, int threads) {
-  return round16(winograd_c16_filter_floats(s)) + std::max(threads, 1) * winograd_c16_slice_floats(s);
+  return winograd_c16_call_floats(s, threads);
 }
 
 bool winograd_c16_backward_data_call(const Conv2dShape& s, const float* grad_out, const float* w, float* grad_x,
                                      float* workspace, index_t workspace_floats) {
 #if defined(__x86_64__) || defined(_M_X64)
   // Whole images per thread: an image's patches overlap, so its tiles are not split over a team.
-  int T = omp_in_parallel() ? 1 : static_cast<int>(std::min<index_t>(max_threads(), std::max<index_t>(s.N, 1)));
-  while (T > 1 && winograd_c16_backward_data_floats(s, T) > workspace_floats) --T;
-  if (winograd_c16_backward_data_floats(s, T) > workspace_floats) return false;
+  const int T = threads_that_fit(kernel_threads(s.N), workspace_floats,
+                                 [&](int t) { return winograd_c16_backward_data_floats(s, t); });
+  if (T == 0) return false;
   const WinoC16Geom g = winograd_c16_geom(s);
   float* Ut = workspace;
   float* slices = workspace + round16(winograd_c16_filter_floats(s));
@@ -193,9 +194,9 @@ index_t winograd_c16_backward_weight_floats(const Conv2dShape& s, int threads) {
 bool winograd_c16_backward_weight_call(const Conv2dShape& s, const float* grad_out, const float* x, float* grad_w,
                                        float* workspace, index_t workspace_floats) {
 #if defined(__x86_64__) || defined(_M_X64)
-  int T = omp_in_parallel() ? 1 : static_cast<int>(std::min<index_t>(max_threads(), std::max<index_t>(s.N, 1)));
-  while (T > 1 && winograd_c16_backward_weight_floats(s, T) > workspace_floats) --T;
-  if (winograd_c16_backward_weight_floats(s, T) > workspace_floats) return false;
+  const int T = threads_that_fit(kernel_threads(s.N), workspace_floats,
+                                 [&](int t) { return winograd_c16_backward_weight_floats(s, t); });
+  if (T == 0) return false;
   const WinoC16Geom g = winograd_c16_geom(s, true);
   const index_t mw = round16(winograd_c16_filter_floats(s)), per_thread = mw + g.slice;
   auto body = [&](int t, int nt) {

@@ -2,6 +2,8 @@
 #pragma once
 #include <omp.h>
 
+#include <algorithm>
+
 #include "common/types.h"
 
 namespace fastlayers::cpu {
@@ -58,6 +60,24 @@ void parallel_ranges(index_t n, index_t grain, F f) {
     const index_t lo = t * per < n ? t * per : n, hi = lo + per < n ? lo + per : n;
     if (lo < hi) f(lo, hi);
   }
+}
+
+// The thread count a per-call kernel starts from: max_threads(), or 1 when called inside a parallel
+// region (the caller's team holds the cores); for kernels that give each thread whole images
+// (max_images >= 0: the batch), at most max(max_images, 1).
+inline int kernel_threads(index_t max_images = -1) {
+  const int T = omp_in_parallel() ? 1 : max_threads();
+  if (max_images < 0) return T;
+  return static_cast<int>(std::min<index_t>(T, std::max<index_t>(max_images, 1)));
+}
+
+// From `start` threads down, the most whose workspace floats(T) fits in `available`; 0 when not even
+// one thread's does (the kernel then returns false and conv.cpp takes another path).
+template <class Floats>
+int threads_that_fit(int start, index_t available, Floats floats) {
+  int T = start;
+  while (T > 1 && floats(T) > available) --T;
+  return floats(T) <= available ? T : 0;
 }
 
 // body(t, nt) on a team of T threads (t = 0 .. nt - 1), or body(0, 1) on the calling thread,
