@@ -170,6 +170,35 @@ def test_sgemm_a_read_in_place(isa, rng, threads, m, n, k):
     assert_close(packed, expected(a, b, False, False), reduction_tol(k), "A in place, B packed once")
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("n", [5, 8, 20, 24, 40, 57, 200])
+@pytest.mark.parametrize("m", [27, 100])
+def test_sgemm_column_tails(isa, rng, threads, m, n):
+    # Row tiles of nearly equal height (27: 14 + 13; 100: 8 tiles of 12-13) against 32-column
+    # tiles; on AVX-512 the last tile's columns take a masked zmm (9-16 or 25-31 left), a zmm and
+    # a masked ymm (17-24) or a masked ymm alone (1-8). B small enough to stay in L2 is read in
+    # place by sgemm; packed once (pack_gemm_b), it runs the packed panels' edge kernels, A
+    # packed or (transposed) read as stored. C is a window of a wider buffer: nothing right of
+    # column n may be written.
+    k, pad = 300, 7
+    a = rng.standard_normal((m, k)).astype(np.float32)
+    b = rng.standard_normal((k, n)).astype(np.float32)
+    for alpha, beta in [(1.0, 0.0), (0.5, -1.0)]:
+        big_c = rng.standard_normal((m, n + pad)).astype(np.float32)
+        if beta == 0.0:
+            big_c[:, :n] = np.nan  # beta == 0: C is not read
+        want = expected(a, b, False, False, alpha, beta, big_c[:, :n])
+        outside = big_c[:, n:].copy()
+        with num_threads(threads):
+            _raw_sgemm(False, False, m, n, k, alpha, a, k, b, n, beta, big_c, n + pad)
+        assert_close(big_c[:, :n], want, reduction_tol(k), f"B in place {m}x{n}, alpha {alpha}, beta {beta}")
+        np.testing.assert_array_equal(big_c[:, n:], outside)
+        c = rng.standard_normal((m, n)).astype(np.float32)
+        with num_threads(threads):
+            got = fl.gemm(np.ascontiguousarray(a.T), fl.pack_gemm_b(b), trans_a=True, alpha=alpha, beta=beta, c=c)
+        assert_close(got, expected(a, b, False, False, alpha, beta, c), reduction_tol(k), f"B packed {m}x{n}")
+
+
 @settings(max_examples=40, deadline=None)
 @given(m=st.integers(1, 80), n=st.integers(1, 80), k=st.integers(1, 300), trans_a=st.booleans(),
        trans_b=st.booleans(), alpha=st.sampled_from([1.0, -0.5, 3.0]), beta=st.sampled_from([0.0, 1.0, 0.25]),
