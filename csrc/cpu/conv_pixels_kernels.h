@@ -4,6 +4,7 @@
 #pragma once
 #include <algorithm>
 #include <array>
+#include <type_traits>
 #include <utility>
 
 #include "cpu/conv_pixels.h"
@@ -61,14 +62,26 @@ template <class S, int TAPS, int STRIDE, bool FULL>
   const Vec zero = S::zero();
   const int span = 2 * nq - 1;  // stride 2: floats from the first pixel to the last
   const int lo = std::min(span, L), hi = std::max(span - L, 0);
-  Vec xv[TAPS];
-  for (int tap = 0; tap < TAPS; ++tap) {
-    if (STRIDE == 1)
-      xv[tap] = FULL ? S::load(base + off[tap]) : S::load_n(base + off[tap], nq);
-    else  // (the second load stays masked when FULL: 2L - 1 floats, the last may be past the row)
-      xv[tap] = S::even_of(FULL ? S::load(base + off[tap]) : S::load_n(base + off[tap], lo),
-                           S::load_n(base + off[tap] + L, hi));
-  }
+  // The taps' input vectors are gathered once per segment, except at stride 1 with more taps than
+  // fit in registers beside the sums: then each channel block loads them where they are (GCC keeps
+  // no 25 vectors in registers across the blocks: gathered first, they went through a copy on the
+  // stack, 9 % of LeNet-5's conv1). Stride 2: the even lanes of two loads.
+  constexpr bool kInPlace = STRIDE == 1 && TAPS > 20;
+  Vec xv[kInPlace ? 1 : TAPS];
+  if constexpr (!kInPlace)
+    for (int tap = 0; tap < TAPS; ++tap) {
+      if (STRIDE == 1)
+        xv[tap] = FULL ? S::load(base + off[tap]) : S::load_n(base + off[tap], nq);
+      else  // (the second load stays masked when FULL: 2L - 1 floats, the last may be past the row)
+        xv[tap] = S::even_of(FULL ? S::load(base + off[tap]) : S::load_n(base + off[tap], lo),
+                             S::load_n(base + off[tap] + L, hi));
+    }
+  auto x_at = [&](int tap) -> Vec {
+    if constexpr (kInPlace)
+      return FULL ? S::load(base + off[tap]) : S::load_n(base + off[tap], nq);
+    else
+      return xv[tap];
+  };
   auto finish = [&](Vec v, index_t k) {
     if (rq != nullptr) v = S::add(v, FULL ? S::load(rq + k * PQ) : S::load_n(rq + k * PQ, nq));
     if (relu) v = S::max(zero, v);  // the second operand when NaN: NaN stays NaN, as the op
@@ -85,17 +98,39 @@ template <class S, int TAPS, int STRIDE, bool FULL>
     Vec a3 = bias != nullptr ? S::set1(bias[k + 3]) : zero;
     const float* wk = w + k * TAPS;
     for (int tap = 0; tap < TAPS; ++tap) {
-      a0 = S::fmadd(S::set1(wk[tap]), xv[tap], a0);
-      a1 = S::fmadd(S::set1(wk[TAPS + tap]), xv[tap], a1);
-      a2 = S::fmadd(S::set1(wk[2 * TAPS + tap]), xv[tap], a2);
-      a3 = S::fmadd(S::set1(wk[3 * TAPS + tap]), xv[tap], a3);
+      const Vec xt = x_at(tap);
+      a0 = S::fmadd(S::set1(wk[tap]), xt, a0);
+      a1 = S::fmadd(S::set1(wk[TAPS + tap]), xt, a1);
+      a2 = S::fmadd(S::set1(wk[2 * TAPS + tap]), xt, a2);
+      a3 = S::fmadd(S::set1(wk[3 * TAPS + tap]), xt, a3);
     }
     finish(a0, k), finish(a1, k + 1), finish(a2, k + 2), finish(a3, k + 3);
   }
-  for (; k < K; ++k) {
-    Vec a = bias != nullptr ? S::set1(bias[k]) : zero;
-    for (int tap = 0; tap < TAPS; ++tap) a = S::fmadd(S::set1(w[k * TAPS + tap]), xv[tap], a);
-    finish(a, k);
+  // The last K % 4 channels together, two chains each (even and odd taps): one channel at a time,
+  // each a single chain of TAPS dependent FMAs, waited on the FMA latency.
+  auto tail = [&](auto r_const) {
+    constexpr int R = decltype(r_const)::value;
+    Vec a[R][2];
+#pragma GCC unroll 4
+    for (int i = 0; i < R; ++i) {
+      a[i][0] = bias != nullptr ? S::set1(bias[k + i]) : zero;
+      a[i][1] = zero;
+    }
+    const float* wk = w + k * TAPS;
+#pragma GCC unroll 32
+    for (int tap = 0; tap < TAPS; ++tap) {
+      const Vec xt = x_at(tap);
+#pragma GCC unroll 4
+      for (int i = 0; i < R; ++i) a[i][tap & 1] = S::fmadd(S::set1(wk[i * TAPS + tap]), xt, a[i][tap & 1]);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < R; ++i) finish(S::add(a[i][0], a[i][1]), k + i);
+  };
+  switch (K - k) {
+    case 1: tail(std::integral_constant<int, 1>{}); break;
+    case 2: tail(std::integral_constant<int, 2>{}); break;
+    case 3: tail(std::integral_constant<int, 3>{}); break;
+    default: break;
   }
 }
 

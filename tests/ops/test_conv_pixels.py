@@ -27,6 +27,7 @@ CASES = [
     (2, 16, 14, 15, 6, 1, 1, 2, 0, 1, 1),    # 1x1 stride 2, 8-pixel rows: one whole AVX2 vector
     # More than 11 taps at stride 1: AVX2 runs the register-blocked rows (blocked_rows_pay).
     (1, 1, 9, 9, 13, 5, 5, 1, 0, 1, 1),      # 13 channels in blocks of 4, 4, 5; 5 segments, the last alone
+    (2, 1, 11, 21, 7, 5, 5, 1, 2, 1, 1),     # 25 taps read per channel block, the last 3 channels together
     (2, 1, 12, 20, 1, 4, 4, 1, 1, 1, 1),     # one output channel, 16 taps, rows of 19 (three segments)
     (2, 1, 12, 14, 24, 5, 5, 1, 0, 1, 1),    # 24 output channels: per call only where the blocked rows run
     (2, 1, 12, 20, 32, 5, 5, 1, 0, 1, 1),    # rows of 16: whole segments only (seg_block<FULL>), 32 channels

@@ -443,7 +443,8 @@ float* Plan::at(int value, const float* x, float* y) const {
 }
 
 // out planes [p0, p1) (each HW = P*Q floats of z, or (P/2)*(Q/2) of out with a fused pool).
-void Plan::epilogue(const Step& s, const float* z, float* out, const float* res, index_t p0, index_t p1) const {
+void Plan::epilogue(const Step& s, const float* z, float* out, const float* res, index_t p0, index_t p1,
+                    bool act_done) const {
   const Act a = s.epi.act;
   const index_t HW = s.HW;
   if (s.epi.pool == PoolKind::none) {
@@ -456,8 +457,8 @@ void Plan::epilogue(const Step& s, const float* z, float* out, const float* res,
   // passes (LeNet conv1 at batch 64: 14.3 ms against 0.7 ms for the conv itself).
   const index_t P = s.conv.P, Q = s.conv.Q, P2 = P / 2, Q2 = Q / 2;
   float* zp = const_cast<float*>(z);  // the step's own scratch (tmp): rewriting it is fine
-  if (res != nullptr || (a != Act::none && s.epi.act_first))
-    residual_act(zp, zp, res, s.epi.act_first ? a : Act::none, p0 * HW, p1 * HW);
+  if (res != nullptr || (a != Act::none && s.epi.act_first && !act_done))
+    residual_act(zp, zp, res, s.epi.act_first && !act_done ? a : Act::none, p0 * HW, p1 * HW);
   const Pool2dGeometry g{p1 - p0, P, Q, 2, 2, 2, 2, 0, 0, 1, 1, P2, Q2};
   float* o = out + p0 * P2 * Q2;
   if (s.epi.pool == PoolKind::max)
@@ -588,7 +589,11 @@ bool Plan::run_step(const Step& s, const float* x, float* y) {
           pool.relu_first = s.epi.act_first;
           per_image_into(s, in, out, nullptr, s.epi.act == Act::relu, {}, pool);
         } else {  // each image's pool (and the rest) while its output is in cache
-          per_image_into(s, in, z, nullptr, false, [&](index_t n) { epilogue(s, z, out, res, n * c.K, (n + 1) * c.K); });
+          // A ReLU before the pool goes into the kernel's stores, not a pass of its own over z
+          // (LeNet-5's conv1 + ReLU + avg pool, batch 64, 1 thread: 0.37 -> 0.33 ms).
+          const bool relu_in_kernel = res == nullptr && s.epi.act == Act::relu && s.epi.act_first;
+          per_image_into(s, in, z, nullptr, relu_in_kernel,
+                         [&](index_t n) { epilogue(s, z, out, res, n * c.K, (n + 1) * c.K, relu_in_kernel); });
         }
         return true;
       }

@@ -109,7 +109,9 @@ class Plan {
                       const std::function<void(index_t)>& after_image = {}, OutPool pool = {});
   void choose_conv_paths();
   void choose_hwc_values();
-  void epilogue(const Step& s, const float* z, float* out, const float* res, index_t n0, index_t n1) const;
+  // act_done: the kernel has applied the step's ReLU-before-pool already.
+  void epilogue(const Step& s, const float* z, float* out, const float* res, index_t n0, index_t n1,
+                bool act_done = false) const;
 
   struct Value {
     index_t floats, offset;
