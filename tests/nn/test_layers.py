@@ -92,6 +92,20 @@ def test_backward_matches_finite_differences(name, rng):
 
 
 @pytest.mark.parametrize("name", sorted(LAYERS))
+def test_backward_leaves_grad_out_alone(name, rng):
+    """No layer writes into the gradient it is given (Residual hands one grad_out to both of its
+    branches on that promise), nor returns it as its input gradient."""
+    make, shape = LAYERS[name]
+    layer = make(rng)
+    y = layer.forward(rng.standard_normal(shape).astype(np.float32), training=True)
+    g = rng.standard_normal(y.shape).astype(np.float32)
+    before = g.copy()
+    gx = layer.backward(g)
+    np.testing.assert_array_equal(g, before)
+    assert not np.shares_memory(gx, g) or name == "flatten"  # Flatten's backward is a reshape view
+
+
+@pytest.mark.parametrize("name", sorted(LAYERS))
 def test_public_ops_float32_match_reference_float64(name, rng):
     """The same layer through the public (CPU-kernel) ops in float32 and through the reference in float64.
     Tolerance: reduction_tol over the longest reduction in the layer (at most a few hundred terms here)."""

@@ -909,10 +909,10 @@ class Residual(Layer):
         return F.add(fx, skip)
 
     def backward(self, grad_out):
-        g_body, g_skip = F.add_backward(grad_out)
-        gx = self.body.backward(g_body)
-        if self.projection is not None:
-            g_skip = self.projection.backward(g_skip)
+        # Both branches read grad_out as it is: a layer's backward never writes into the gradient
+        # it is given, so the two copies add_backward would make (one per branch) are not needed.
+        gx = self.body.backward(grad_out)
+        g_skip = grad_out if self.projection is None else self.projection.backward(grad_out)
         return F.add(gx, g_skip)
 
 
