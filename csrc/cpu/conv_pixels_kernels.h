@@ -4,6 +4,7 @@
 #pragma once
 #include <algorithm>
 #include <array>
+#include <cstddef>
 #include <type_traits>
 #include <utility>
 
@@ -52,10 +53,12 @@ void subsample_rows(const Conv2dShape& s, const float* x, float* xs, index_t i0,
 }
 
 // One L-pixel segment of an output row (nq pixels, the row's last may be partial) for rows, below.
-template <class S, int TAPS, int STRIDE, bool FULL>
+// SPLIT (stride 1, AVX-512): the segment's first n1 pixels end a row and the rest start the next,
+// whose inputs lie `delta` floats further on than a straight run would put them.
+template <class S, int TAPS, int STRIDE, bool FULL, bool SPLIT = false>
 [[gnu::always_inline]] inline void rows_segment(const Conv2dShape& s, const float* base, const index_t* off,
                                                 const float* w, const float* bias, const float* rq, bool relu,
-                                                float* yq, int nq) {
+                                                float* yq, int nq, int n1 = 0, std::ptrdiff_t delta = 0) {
   using Vec = typename S::V;
   constexpr int L = S::L;
   const index_t K = s.K, PQ = s.P * s.Q;
@@ -68,17 +71,23 @@ template <class S, int TAPS, int STRIDE, bool FULL>
   // stack, 9 % of LeNet-5's conv1). Stride 2: the even lanes of two loads.
   constexpr bool kInPlace = STRIDE == 1 && TAPS > 20;
   Vec xv[kInPlace ? 1 : TAPS];
+  auto load1 = [&](int tap) -> Vec {  // stride 1: the tap's vector
+    if constexpr (SPLIT)
+      return S::load_split(base + off[tap], n1, delta, nq);
+    else
+      return FULL ? S::load(base + off[tap]) : S::load_n(base + off[tap], nq);
+  };
   if constexpr (!kInPlace)
     for (int tap = 0; tap < TAPS; ++tap) {
       if (STRIDE == 1)
-        xv[tap] = FULL ? S::load(base + off[tap]) : S::load_n(base + off[tap], nq);
+        xv[tap] = load1(tap);
       else  // (the second load stays masked when FULL: 2L - 1 floats, the last may be past the row)
         xv[tap] = S::even_of(FULL ? S::load(base + off[tap]) : S::load_n(base + off[tap], lo),
                              S::load_n(base + off[tap] + L, hi));
     }
   auto x_at = [&](int tap) -> Vec {
     if constexpr (kInPlace)
-      return FULL ? S::load(base + off[tap]) : S::load_n(base + off[tap], nq);
+      return load1(tap);
     else
       return xv[tap];
   };
@@ -90,21 +99,29 @@ template <class S, int TAPS, int STRIDE, bool FULL>
     else
       S::store_n(yq + k * PQ, v, nq);
   };
+  // KB channels from k, a chain of FMAs each: 8 at a time where the taps are loaded per block
+  // (AVX-512, 25 taps: the CNN's conv1, 1 -> 32 5x5, batch 64, 0.93 -> 0.89-0.90 ms), else 4 (with
+  // 9-18 taps gathered in registers, 8 sums spilled them: 1 -> 16 3x3 0.18 -> 0.24 ms).
   index_t k = 0;
-  for (; k + 4 <= K; k += 4) {
-    Vec a0 = bias != nullptr ? S::set1(bias[k]) : zero;
-    Vec a1 = bias != nullptr ? S::set1(bias[k + 1]) : zero;
-    Vec a2 = bias != nullptr ? S::set1(bias[k + 2]) : zero;
-    Vec a3 = bias != nullptr ? S::set1(bias[k + 3]) : zero;
+  auto block = [&](auto kb_const) {
+    constexpr int KB = decltype(kb_const)::value;
+    Vec a[KB];
+#pragma GCC unroll 8
+    for (int i = 0; i < KB; ++i) a[i] = bias != nullptr ? S::set1(bias[k + i]) : zero;
     const float* wk = w + k * TAPS;
     for (int tap = 0; tap < TAPS; ++tap) {
       const Vec xt = x_at(tap);
-      a0 = S::fmadd(S::set1(wk[tap]), xt, a0);
-      a1 = S::fmadd(S::set1(wk[TAPS + tap]), xt, a1);
-      a2 = S::fmadd(S::set1(wk[2 * TAPS + tap]), xt, a2);
-      a3 = S::fmadd(S::set1(wk[3 * TAPS + tap]), xt, a3);
+#pragma GCC unroll 8
+      for (int i = 0; i < KB; ++i) a[i] = S::fmadd(S::set1(wk[i * TAPS + tap]), xt, a[i]);
     }
-    finish(a0, k), finish(a1, k + 1), finish(a2, k + 2), finish(a3, k + 3);
+#pragma GCC unroll 8
+    for (int i = 0; i < KB; ++i) finish(a[i], k + i);
+  };
+  constexpr int kWide = L == 16 && kInPlace ? 8 : 4;
+  for (; k + kWide <= K; k += kWide) block(std::integral_constant<int, kWide>{});
+  if (kWide > 4 && k + 4 <= K) {
+    block(std::integral_constant<int, 4>{});
+    k += 4;
   }
   // The last K % 4 channels together, two chains each (even and odd taps): one channel at a time,
   // each a single chain of TAPS dependent FMAs, waited on the FMA latency.
@@ -149,6 +166,33 @@ void rows(const Conv2dShape& s, const Padded& g, const float* xp, const float* w
   for (index_t c = 0, tap = 0; c < s.C; ++c)
     for (index_t r = 0; r < R; ++r)
       for (index_t t = 0; t < SW; ++t, ++tap) off[tap] = c * g.plane + r * g.Wp + t;
+  // Stride 1 with rows wider than a vector but not a multiple of it (the CNN's conv1: 24 = 16 + 8,
+  // LeNet-5's: 28 = 16 + 12): the pixels of rows [p0, p1) are taken as one run, L at a time, a
+  // vector that crosses into the next row loading its two parts apart (rows_segment<SPLIT>). The
+  // output plane is one run already, so its stores are whole vectors. From 8 output channels: the
+  // split loads are paid once per segment (per channel block with 25 taps), and with fewer
+  // channels they cost what the saved lanes give (batch 64, 1 thread, A/B in alternating
+  // processes: CNN inference 2.03-2.06 -> 1.87-1.92 ms, its conv1 1 -> 32 5x5 0.93 -> 0.79 ms;
+  // LeNet-5's conv1, 6 channels, 0.67-0.69 ms either way).
+  if constexpr (STRIDE == 1 && L == 16) {
+    if (Q > L && Q % L != 0 && s.K >= 8) {
+      const index_t i1 = p1 * Q, delta = g.Wp - Q;
+      for (index_t i = p0 * Q; i < i1; i += L) {
+        const int n = static_cast<int>(std::min<index_t>(L, i1 - i));
+        const index_t p = i / Q, q = i % Q;
+        const int n1 = static_cast<int>(std::min<index_t>(n, Q - q));
+        const float* base = xp + p * g.Wp + q;
+        const float* rq = res != nullptr ? res + i : nullptr;
+        if (n1 < n)
+          rows_segment<S, TAPS, 1, false, true>(s, base, off, w, bias, rq, relu, y + i, n, n1, delta);
+        else if (n == L)
+          rows_segment<S, TAPS, 1, true>(s, base, off, w, bias, rq, relu, y + i, n);
+        else
+          rows_segment<S, TAPS, 1, false>(s, base, off, w, bias, rq, relu, y + i, n);
+      }
+      return;
+    }
+  }
   for (index_t p = p0; p < p1; ++p)
     for (index_t q0 = 0; q0 < Q; q0 += L) {
       const int nq = static_cast<int>(std::min<index_t>(L, Q - q0));

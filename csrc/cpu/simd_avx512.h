@@ -4,6 +4,8 @@
 #pragma once
 #include <immintrin.h>
 
+#include <cstddef>
+
 #include "cpu/avx512_util.h"
 
 namespace fastlayers::cpu::simd {
@@ -20,6 +22,12 @@ struct Avx512 {
   // The first n lanes (0 < n <= L) from p, the rest 0; and the first n lanes of v to p.
   static V load_n(const float* p, int n) { return _mm512_maskz_loadu_ps(mask(n), p); }
   static void store_n(float* p, V v, int n) { _mm512_mask_storeu_ps(p, mask(n), v); }
+  // Lanes [0, n1) from p, lanes [n1, n) from p + delta (their own offsets: lane l at p[delta + l]),
+  // the rest 0: a run of pixels that carries on into the next row of a wider buffer.
+  static V load_split(const float* p, int n1, std::ptrdiff_t delta, int n) {
+    return _mm512_mask_loadu_ps(_mm512_maskz_loadu_ps(mask(n1), p), static_cast<__mmask16>(mask(n) & ~mask(n1)),
+                                p + delta);
+  }
   // v[l] = p[l * stride]
   static V gather(const float* p, int stride) {
     const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),

@@ -28,6 +28,10 @@ CASES = [
     # More than 11 taps at stride 1: AVX2 runs the register-blocked rows (blocked_rows_pay).
     (1, 1, 9, 9, 13, 5, 5, 1, 0, 1, 1),      # 13 channels in blocks of 4, 4, 5; 5 segments, the last alone
     (2, 1, 11, 21, 7, 5, 5, 1, 2, 1, 1),     # 25 taps read per channel block, the last 3 channels together
+    # From 8 channels on AVX-512, rows of more than 16 pixels and not a multiple of 16 run as one run
+    # of pixels, vectors crossing into the next row (every split point n1 comes up at Q = 37):
+    (2, 1, 6, 37, 12, 5, 5, 1, 2, 1, 1),     # 25 taps, channels 8 + 4, rows of 37
+    (3, 2, 9, 21, 8, 3, 3, 1, 0, 1, 1),      # 18 taps gathered once per segment, rows of 19
     (2, 1, 12, 20, 1, 4, 4, 1, 1, 1, 1),     # one output channel, 16 taps, rows of 19 (three segments)
     (2, 1, 12, 14, 24, 5, 5, 1, 0, 1, 1),    # 24 output channels: per call only where the blocked rows run
     (2, 1, 12, 20, 32, 5, 5, 1, 0, 1, 1),    # rows of 16: whole segments only (seg_block<FULL>), 32 channels
