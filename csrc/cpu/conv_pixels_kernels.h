@@ -100,7 +100,8 @@ template <class S, int TAPS, int STRIDE, bool FULL, bool SPLIT = false>
       S::store_n(yq + k * PQ, v, nq);
   };
   // KB channels from k, a chain of FMAs each: 8 at a time where the taps are loaded per block
-  // (AVX-512, 25 taps: the CNN's conv1, 1 -> 32 5x5, batch 64, 0.93 -> 0.89-0.90 ms), else 4 (with
+  // (AVX-512, 25 taps: the CNN's conv1, 1 -> 32 5x5, batch 64, 0.93 -> 0.89-0.90 ms), and the 4-7
+  // left in one pass (LeNet-5's 6: its inference at batch 64 0.68 -> 0.65-0.66 ms); else 4 (with
   // 9-18 taps gathered in registers, 8 sums spilled them: 1 -> 16 3x3 0.18 -> 0.24 ms).
   index_t k = 0;
   auto block = [&](auto kb_const) {
@@ -119,7 +120,15 @@ template <class S, int TAPS, int STRIDE, bool FULL, bool SPLIT = false>
   };
   constexpr int kWide = L == 16 && kInPlace ? 8 : 4;
   for (; k + kWide <= K; k += kWide) block(std::integral_constant<int, kWide>{});
-  if (kWide > 4 && k + 4 <= K) {
+  if constexpr (kWide == 8) {
+    switch (K - k) {
+      case 5: block(std::integral_constant<int, 5>{}); k += 5; break;
+      case 6: block(std::integral_constant<int, 6>{}); k += 6; break;
+      case 7: block(std::integral_constant<int, 7>{}); k += 7; break;
+      case 4: block(std::integral_constant<int, 4>{}); k += 4; break;
+      default: break;
+    }
+  } else if (k + 4 <= K) {
     block(std::integral_constant<int, 4>{});
     k += 4;
   }
