@@ -122,15 +122,12 @@ template <class S, int TAPS, int STRIDE, bool FULL, bool SPLIT = false>
   for (; k + kWide <= K; k += kWide) block(std::integral_constant<int, kWide>{});
   if constexpr (kWide == 8) {
     switch (K - k) {
+      case 4: block(std::integral_constant<int, 4>{}); k += 4; break;
       case 5: block(std::integral_constant<int, 5>{}); k += 5; break;
       case 6: block(std::integral_constant<int, 6>{}); k += 6; break;
       case 7: block(std::integral_constant<int, 7>{}); k += 7; break;
-      case 4: block(std::integral_constant<int, 4>{}); k += 4; break;
       default: break;
     }
-  } else if (k + 4 <= K) {
-    block(std::integral_constant<int, 4>{});
-    k += 4;
   }
   // The last K % 4 channels together, two chains each (even and odd taps): one channel at a time,
   // each a single chain of TAPS dependent FMAs, waited on the FMA latency.
@@ -161,7 +158,7 @@ template <class S, int TAPS, int STRIDE, bool FULL, bool SPLIT = false>
 }
 
 // Output rows [p0, p1): TAPS = C*R*S input vectors per L-pixel segment, then per output channel
-// TAPS FMAs (four channels at a time: independent chains) and one masked store. The loads are
+// TAPS FMAs (blocks of channels, a chain each: rows_segment) and one masked store. The loads are
 // masked to the segment's own pixels (nq; 2 nq - 1 floats for stride 2), so that they never read
 // past a row: x can be read in place. Whole segments (all L pixels) take a copy of the code with
 // plain loads and stores (rows_segment<FULL>), not a choice between them at every load and store.

@@ -5,6 +5,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <type_traits>
 
 #include "cpu/avx512_util.h"
 #include "cpu/gemm_kernel.h"
@@ -108,20 +109,29 @@ void kernel_edge_t(index_t kc, const float* a, const float* b, float* c, index_t
   }
 }
 
+// The vectors of a tile of n <= 32 columns, for the edge kernels here and the B-in-place row tiles
+// below: f(NZ, kY, last) with NZ zmm vectors and (kY) a ymm after them, the last of them masked to
+// `last`: two zmm past 24 columns, a zmm and a ymm for 17-24, a zmm for 9-16, a ymm for 1-8.
+template <class F>
+void by_column_tail(index_t n, F f) {
+  const index_t tail = n > 16 ? n - 16 : n;  // lanes of the last vector
+  const __mmask16 last = static_cast<__mmask16>((1u << tail) - 1u);
+  if (n > 24)
+    f(std::integral_constant<int, 2>{}, std::false_type{}, last);
+  else if (n > 16)
+    f(std::integral_constant<int, 1>{}, std::true_type{}, last);
+  else if (n > 8)
+    f(std::integral_constant<int, 1>{}, std::false_type{}, last);
+  else
+    f(std::integral_constant<int, 0>{}, std::true_type{}, last);
+}
+
 template <int M>
 void edge_rows(index_t kc, const float* a, const float* b, float* c, index_t ldc, float beta,
                index_t n) {
-  // Lanes of the last vector: n - 16 past one full zmm, else n.
-  const index_t tail = n > 16 ? n - 16 : n;
-  const __mmask16 last = static_cast<__mmask16>((1u << tail) - 1u);
-  if (n > 24)
-    kernel_edge_t<M, 2, false>(kc, a, b, c, ldc, beta, last);
-  else if (n > 16)
-    kernel_edge_t<M, 1, true>(kc, a, b, c, ldc, beta, last);
-  else if (n > 8)
-    kernel_edge_t<M, 1, false>(kc, a, b, c, ldc, beta, last);
-  else
-    kernel_edge_t<M, 0, true>(kc, a, b, c, ldc, beta, last);
+  by_column_tail(n, [&](auto nz, auto y, __mmask16 last) {
+    kernel_edge_t<M, decltype(nz)::value, decltype(y)::value>(kc, a, b, c, ldc, beta, last);
+  });
 }
 
 void kernel_edge(index_t kc, const float* a, const float* b, float* c, index_t ldc, float beta,
@@ -377,20 +387,10 @@ void few_rows_m(index_t N, index_t K, float alpha, const float* A, index_t lda, 
     const float bt = p == 0 ? beta : 1.0f;
     const float* a = A + p * lda;
     const float* b = B + p * ldb;
-    for (index_t j = 0; j < N; j += NR) {
-      const index_t n = std::min<index_t>(NR, N - j);
-      // Lanes of the last vector: n - 16 past one full zmm, else n.
-      const index_t tail = n > 16 ? n - 16 : n;
-      const __mmask16 last = static_cast<__mmask16>((1u << tail) - 1u);
-      if (n > 24)
-        few_rows_tile<M, 2, false>(kc, a, lda, b + j, ldb, alpha, bt, C + j, ldc, last);
-      else if (n > 16)
-        few_rows_tile<M, 1, true>(kc, a, lda, b + j, ldb, alpha, bt, C + j, ldc, last);
-      else if (n > 8)
-        few_rows_tile<M, 1, false>(kc, a, lda, b + j, ldb, alpha, bt, C + j, ldc, last);
-      else
-        few_rows_tile<M, 0, true>(kc, a, lda, b + j, ldb, alpha, bt, C + j, ldc, last);
-    }
+    for (index_t j = 0; j < N; j += NR)
+      by_column_tail(std::min<index_t>(NR, N - j), [&](auto nz, auto y, __mmask16 last) {
+        few_rows_tile<M, decltype(nz)::value, decltype(y)::value>(kc, a, lda, b + j, ldb, alpha, bt, C + j, ldc, last);
+      });
   }
 }
 
