@@ -18,4 +18,8 @@ inline float* align64(float* p) {
 inline const float* align64(const float* p) { return align64(const_cast<float*>(p)); }
 }  // namespace
 
+// n floats rounded up to whole 64-byte lines: the size of a workspace part, so that the next part
+// starts 64-byte aligned after an aligned one.
+constexpr index_t round16(index_t n) { return (n + 15) / 16 * 16; }
+
 }  // namespace fastlayers::cpu

@@ -653,12 +653,14 @@ static bool s2d_per_call(const Conv2dShape& s, Conv2dShape& t) {
 // is redone per chunk (conv e: about 1 % of a chunk's time).
 constexpr index_t kS2dChunk = 16;
 
-// Workspace of the space-to-depth forward: its filters, one chunk's copy and the Winograd's room
-// (t: s2d_shape's convolution).
+// Workspace of the space-to-depth forward, in this order: its filters, one chunk's copy and the
+// Winograd's room (t: s2d_shape's convolution, whole batch).
+static index_t s2d_filter_floats(const Conv2dShape& t) { return round16(t.K * t.C * 9); }
+static index_t s2d_chunk_floats(const Conv2dShape& t) { return round16(std::min(t.N, kS2dChunk) * t.C * t.H * t.W); }
 static index_t s2d_floats(Conv2dShape t, int threads) {
+  const index_t copies = s2d_filter_floats(t) + s2d_chunk_floats(t);
   t.N = std::min(t.N, kS2dChunk);
-  const index_t filters = (t.K * t.C * 9 + 15) / 16 * 16, image = (t.N * t.C * t.H * t.W + 15) / 16 * 16;
-  return filters + image + winograd_c16_call_floats(t, threads);
+  return copies + winograd_c16_call_floats(t, threads);
 }
 
 // The space-to-depth filters of s2d_shape: wt[k][(c st + a) st + b][i][j] = w[k][c][st i + a][st j
@@ -747,7 +749,7 @@ static bool hwc_bd_per_call(const Conv2dShape& s) {
   return hwc_backward_data_by_default(s);
 }
 
-static index_t flipped_floats(const Conv2dShape& s) { return (s.K * s.C * s.R * s.S + 15) / 16 * 16; }
+static index_t flipped_floats(const Conv2dShape& s) { return round16(s.K * s.C * s.R * s.S); }
 
 index_t conv2d_workspace_floats(const Conv2dShape& s, ConvPass pass, int threads) {
   const index_t need = conv2d_workspace_floats_base(s, pass, threads);
@@ -810,8 +812,8 @@ bool conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const 
     // (finite inputs only: the zero taps past R, S would meet a NaN or inf that the layer never reads)
     const index_t chunk = std::min(s.N, kS2dChunk);
     float* wt = workspace;
-    float* xt = wt + (t.K * t.C * 9 + 15) / 16 * 16;
-    float* rest = xt + (chunk * t.C * t.H * t.W + 15) / 16 * 16;
+    float* xt = wt + s2d_filter_floats(t);
+    float* rest = xt + s2d_chunk_floats(t);
     s2d_filters(s, t, w, wt);
     bool done = true;
     for (index_t n0 = 0; n0 < s.N && done; n0 += chunk) {

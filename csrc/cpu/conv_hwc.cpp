@@ -7,6 +7,7 @@
 
 #include <omp.h>
 
+#include "cpu/align.h"
 #include "cpu/cpu_features.h"
 #include "cpu/parallel.h"
 
@@ -27,7 +28,6 @@ void hwc_backward_data_image_avx2(const Conv2dShape& s, const HwcBdGeom& g, cons
 #endif
 
 namespace {
-index_t round16(index_t n) { return (n + 15) / 16 * 16; }
 }  // namespace
 
 bool hwc_possible(const Conv2dShape& s) {

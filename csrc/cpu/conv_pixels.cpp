@@ -8,6 +8,7 @@
 
 #include <algorithm>
 
+#include "cpu/align.h"
 #include "cpu/cpu_features.h"
 #include "cpu/parallel.h"
 
@@ -26,7 +27,6 @@ FL_PIXCONV_DECLARE(avx2)
 #endif
 
 namespace {
-index_t round16(index_t n) { return (n + 15) / 16 * 16; }
 index_t acc_floats(const Conv2dShape& s) { return s.K * s.C * s.R * s.S * 16; }
 // Floats of the padded copy (0 when x is read in place).
 index_t padded_floats(const Conv2dShape& s, bool slack) {

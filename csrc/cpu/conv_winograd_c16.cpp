@@ -8,6 +8,7 @@
 
 #include <omp.h>
 
+#include "cpu/align.h"
 #include "cpu/cpu_features.h"
 #include "cpu/parallel.h"
 
@@ -34,7 +35,6 @@ FL_WINO16_DECLARE(avx2)
 
 namespace {
 
-index_t round16(index_t n) { return (n + 15) / 16 * 16; }
 
 // The patch side for s's filters: 6 for 3x3 (F(4x4, 3x3)); for 5x5 8, F(4x4, 5x5), which replaced
 // F(2x2, 5x5) (6x6 patches): 64 products per 16 outputs against 36 per 4. F(2x2, 5x5) / F(4x4, 5x5), paired
