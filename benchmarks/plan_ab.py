@@ -56,10 +56,10 @@ def main(argv=None):
         times = {k: [] for k in plans}
         for k, p in plans.items():
             for _ in range(3):
-                p._c.run(x, ys[k], p.threads)
+                p.run(x, ys[k])
         for _ in range(args.rounds):
             for k, p in plans.items():
-                times[k].append(p._c.run_profiled(x, ys[k], p.threads))
+                times[k].append(p.run_profiled(x, ys[k]))
         med = {k: np.median(np.array(v), axis=0) for k, v in times.items()}
         whole = {k: np.median(np.array(v).sum(axis=1)) for k, v in times.items()}
         err = float(np.max(np.abs(ys["A"] - ys["B"])))

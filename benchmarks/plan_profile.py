@@ -43,8 +43,8 @@ def main(argv=None):
                     continue
                 y = np.empty(plan.output_shape, np.float32)
                 for _ in range(3):
-                    plan._c.run(x, y, plan.threads)
-                steps = np.median([plan._c.run_profiled(x, y, plan.threads) for _ in range(args.reps)], axis=0)
+                    plan.run(x, y)
+                steps = np.median([plan.run_profiled(x, y) for _ in range(args.reps)], axis=0)
                 calls = []
                 for _ in range(args.reps):
                     t0 = time.perf_counter()

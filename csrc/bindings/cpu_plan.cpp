@@ -61,6 +61,15 @@ void check_buffer(const py::array& a, const char* name, index_t floats, bool wri
                           std::to_string(a.size()));
 }
 
+// run's and run_profiled's arguments: images (0: the plan's batch) of x and y, threads >= 0.
+void check_run(const Plan& p, const py::array& x, const py::array& y, int threads, index_t images) {
+  if (threads < 0) throw py::value_error("plan.run: threads must be >= 0, got " + std::to_string(threads));
+  if (images < 0) throw py::value_error("plan.run: images must be >= 0, got " + std::to_string(images));
+  const index_t n = images > 0 ? images : p.batch();
+  check_buffer(x, "x", p.input_floats() / p.batch() * n, false);
+  check_buffer(y, "y", p.output_floats() / p.batch() * n, true);
+}
+
 }  // namespace
 
 void bind_cpu_plan(py::module_& m) {
@@ -143,41 +152,44 @@ void bind_cpu_plan(py::module_& m) {
         s.epi.act = to_act(act);
         return add(p, std::move(s));
       })
-      .def("finalize", [](Plan& p, index_t arena_floats, int threads) {
+      .def("finalize", [](Plan& p, index_t arena_floats, int threads, index_t batch, bool per_thread) {
         try {
-          p.finalize(arena_floats, threads);
+          p.finalize(arena_floats, threads, batch, per_thread);
         } catch (const std::invalid_argument& e) {
           throw py::value_error(e.what());
         }
-      })
-      .def("run", [](Plan& p, const py::array& x, py::array& y, int threads) {
-        check_buffer(x, "x", p.input_floats(), false);
-        check_buffer(y, "y", p.output_floats(), true);
-        if (threads < 0) throw py::value_error("plan.run: threads must be >= 0, got " + std::to_string(threads));
+      }, py::arg("arena_floats"), py::arg("threads"), py::arg("batch") = 1, py::arg("per_thread") = false)
+      .def("run", [](Plan& p, const py::array& x, py::array& y, int threads, index_t images) {
+        check_run(p, x, y, threads, images);
         const float* xp = static_cast<const float*>(x.data());
         float* yp = static_cast<float*>(y.mutable_data());
         bool ok;
         {
           py::gil_scoped_release nogil;
-          ok = p.run(xp, yp, threads);
+          ok = p.run(xp, yp, threads, images);
         }
         if (!ok) throw std::runtime_error("plan.run: the plan is not finalized or a workspace was too small");
-      }, py::arg("x"), py::arg("y"), py::arg("threads") = 0)
-      .def("run_profiled", [](Plan& p, const py::array& x, py::array& y, int threads) {
-        check_buffer(x, "x", p.input_floats(), false);
-        check_buffer(y, "y", p.output_floats(), true);
-        if (threads < 0) throw py::value_error("plan.run: threads must be >= 0, got " + std::to_string(threads));
+      }, py::arg("x"), py::arg("y"), py::arg("threads") = 0, py::arg("images") = 0)
+      .def("run_profiled", [](Plan& p, const py::array& x, py::array& y, int threads, index_t images) {
+        check_run(p, x, y, threads, images);
         const float* xp = static_cast<const float*>(x.data());
         float* yp = static_cast<float*>(y.mutable_data());
         std::vector<double> seconds;
         bool ok;
         {
           py::gil_scoped_release nogil;
-          ok = p.run_profiled(xp, yp, threads, seconds);
+          ok = p.run_profiled(xp, yp, threads, seconds, images);
         }
         if (!ok) throw std::runtime_error("plan.run: the plan is not finalized or a workspace was too small");
         return seconds;
-      }, py::arg("x"), py::arg("y"), py::arg("threads") = 0)
+      }, py::arg("x"), py::arg("y"), py::arg("threads") = 0, py::arg("images") = 0)
+      .def("chunk_bounds", [](const Plan& p, index_t images, int threads) {
+        if (images < 1) throw py::value_error("chunk_bounds: images must be >= 1, got " + std::to_string(images));
+        if (threads < 1) throw py::value_error("chunk_bounds: threads must be >= 1, got " + std::to_string(threads));
+        return p.chunk_bounds(images, threads);
+      }, py::arg("images"), py::arg("threads"))
+      .def_property_readonly("batch", &Plan::batch)
+      .def_property_readonly("per_thread", &Plan::per_thread)
       .def_property_readonly("input_floats", &Plan::input_floats)
       .def_property_readonly("output_floats", &Plan::output_floats)
       .def_property_readonly("arena_floats", &Plan::arena_floats)

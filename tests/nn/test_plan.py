@@ -189,7 +189,7 @@ def test_threads_and_non_contiguous_input():
     y = np.empty(plan.output_shape, np.float32)
     ref = _layerwise(model, x)
     for threads in (0, 1, 2):
-        plan._c.run(x, y, threads)
+        plan.run(x, y, threads)
         _close(y, ref)
     xt = np.asfortranarray(x)
     _close(model(xt), ref)
@@ -233,7 +233,7 @@ def test_wide_convs_match_layer_by_layer(case, threads, monkeypatch):
         assert plan is not None, P.explain(model, x.shape)
         assert "winograd_c16" not in plan._c.conv_algorithms
         y = np.empty(plan.output_shape, np.float32)
-        plan._c.run(x, y, threads)
+        plan.run(x, y, threads)
     _close(y, _layerwise(model, x))
 
 
@@ -277,7 +277,7 @@ def _one_conv_plan(conv, epilogue, x, threads):
         plan = P.get(model, x.shape)
         assert plan is not None, P.explain(model, x.shape)
         y = np.empty(plan.output_shape, np.float32)
-        plan._c.run(x, y, threads)
+        plan.run(x, y, threads)
     return model, plan._c.conv_algorithms, y
 
 
@@ -517,7 +517,7 @@ def test_winograd_c16_keeps_nan_and_inf_where_they_belong():
             plan = P.get(model, x.shape)
             assert "winograd_c16" in plan._c.conv_algorithms or not _cpu_has_wino16()
             y = np.empty(plan.output_shape, np.float32)
-            plan._c.run(x, y, threads)
+            plan.run(x, y, threads)
         ref = _layerwise(model, x)
         np.testing.assert_array_equal(np.isnan(y), np.isnan(ref))
         np.testing.assert_array_equal(np.isinf(y), np.isinf(ref))

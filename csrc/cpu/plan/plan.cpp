@@ -258,17 +258,36 @@ int Plan::add_step(Step s) {
   return static_cast<int>(steps_.size()) - 1;
 }
 
-void Plan::finalize(index_t arena_floats, int threads) {
+void Plan::finalize(index_t arena_floats, int threads, index_t batch, bool per_thread) {
   if (finalized_) throw std::invalid_argument("plan: finalize called twice");
   if (input_floats() == 0 || output_floats() == 0) throw std::invalid_argument("plan: needs an input and an output value");
-  for (const Value& v : values_)
+  if (batch < 1) throw std::invalid_argument("plan: batch must be >= 1, got " + std::to_string(batch));
+  for (const Value& v : values_) {
     if (v.offset >= 0 && v.offset + v.floats > arena_floats)
       throw std::invalid_argument("plan: a value lies past the arena's end");
+    if (v.floats % batch != 0) throw std::invalid_argument("plan: a value's floats are not a multiple of the batch");
+  }
+  // Every count a step scales by its chunk's images (run_step) must hold whole images.
+  for (size_t i = 0; i < steps_.size(); ++i) {
+    const Step& s = steps_[i];
+    const index_t count = s.kind == StepKind::conv              ? s.conv.N
+                          : s.kind == StepKind::pool            ? s.pool.planes
+                          : s.kind == StepKind::global_avg_pool ? s.C
+                                                                : s.M;
+    if (count % batch != 0 || (s.kind == StepKind::conv && count != batch))
+      throw std::invalid_argument("plan: step " + std::to_string(i) + " does not hold whole images of a batch of " +
+                                  std::to_string(batch));
+  }
+  batch_ = batch;
   threads_ = std::max(threads, 1);
   // Whether the HWC kernels (conv_winograd_c16, conv_hwc) pool a following 2x2 pool before their
   // transpose back to NCHW (OutPool) rather than writing the full-size result for the epilogue to
   // pool. FASTLAYERS_PLAN_FUSED_POOL=0 turns it off, for A/B runs and tests.
   fused_pool_ = plan_switch("FASTLAYERS_PLAN_FUSED_POOL") != '0';
+  per_thread_ = per_thread && threads_ > 1;
+  scratches_ = per_thread_ ? threads_ : 1;
+  // Workspace floats: slices for the team (steps splitting a chunk), or for one thread (per_thread).
+  const index_t team = per_thread_ ? 1 : threads_;
   index_t ws = 0;
   for (Step& s : steps_) {
     if (s.kind == StepKind::linear) {
@@ -292,39 +311,39 @@ void Plan::finalize(index_t arena_floats, int threads) {
     s.hwc_if_chained = s.pixconv && hwc_beyond_default(s.conv);
     if (s.hwc_if_chained) {
       s.pixconv = false;
-      ws = std::max(ws, threads_ * pixconv_slice_floats(s.conv));
+      ws = std::max(ws, team * pixconv_slice_floats(s.conv));
     }
     s.hwc = !s.wino16 && !s.pixconv && (hwc_pooled || s.hwc_if_chained || hwc_preferred(s.conv));
     s.smallc = !s.wino16 && !s.pixconv && !s.hwc && smallc_possible(s.conv);
     if (s.hwc) {
       s.packed.assign(static_cast<size_t>(hwc_filter_floats(s.conv)), 0.0f);
       hwc_prepare(s.conv, s.w.data(), s.packed.data());
-      ws = std::max(ws, threads_ * hwc_slice_floats(s.conv));
+      ws = std::max(ws, team * hwc_slice_floats(s.conv));
       continue;
     }
     if (s.pixconv) {
-      ws = std::max(ws, threads_ * pixconv_slice_floats(s.conv));
+      ws = std::max(ws, team * pixconv_slice_floats(s.conv));
       continue;
     }
     if (s.wino16) {
       s.packed.assign(static_cast<size_t>(winograd_c16_filter_floats(s.conv)), 0.0f);
       winograd_c16_prepare(s.conv, s.w.data(), s.packed.data());
-      ws = std::max(ws, threads_ * winograd_c16_slice_floats(s.conv));
+      ws = std::max(ws, team * winograd_c16_slice_floats(s.conv));
       continue;
     }
     if (s.smallc) {
       s.packed.assign(static_cast<size_t>(smallc_shared_floats(s.conv, ConvPass::forward)), 0.0f);
       smallc_prepare_forward(s.conv, s.w.data(), s.packed.data());
-      ws = std::max(ws, threads_ * smallc_slice_floats(s.conv, ConvPass::forward));
+      ws = std::max(ws, team * smallc_slice_floats(s.conv, ConvPass::forward));
     }
-    const index_t need = conv2d_workspace_floats(s.conv, ConvPass::forward, threads_);
+    const index_t need = conv2d_workspace_floats(s.conv, ConvPass::forward, static_cast<int>(team));
     if (need < 0) throw std::invalid_argument("plan: a conv's workspace size overflows");
     ws = std::max(ws, need);
   }
-  arena_floats_ = arena_floats;
-  workspace_floats_ = ws;
-  arena_.reset(alloc_floats(arena_floats));
-  workspace_.reset(alloc_floats(ws));
+  arena_floats_ = round16(arena_floats);  // each thread's arena on whole cache lines
+  workspace_floats_ = round16(ws);
+  arena_.reset(alloc_floats(arena_floats_ * scratches_));
+  workspace_.reset(alloc_floats(workspace_floats_ * scratches_));
   finalized_ = true;
   choose_conv_paths();
   choose_hwc_values();
@@ -435,11 +454,11 @@ void Plan::choose_hwc_values() {
   }
 }
 
-float* Plan::at(int value, const float* x, float* y) const {
+float* Plan::at(int value, const ChunkIo& io) const {
   const index_t off = values_[value].offset;
-  if (off == -1) return const_cast<float*>(x);  // read only: no step writes the input (add_step)
-  if (off == -2) return y;
-  return arena_.get() + off;
+  if (off == -1) return const_cast<float*>(io.x);  // read only: no step writes the input (add_step)
+  if (off == -2) return io.y;
+  return io.arena + off;
 }
 
 // out planes [p0, p1) (each HW = P*Q floats of z, or (P/2)*(Q/2) of out with a fused pool).
@@ -472,21 +491,72 @@ void Plan::epilogue(const Step& s, const float* z, float* out, const float* res,
   }
 }
 
-bool Plan::run(const float* x, float* y, int threads) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (!finalized_) return false;
+std::vector<index_t> Plan::chunk_bounds(index_t images, int threads) const {
+  if (images < 1) return {0};
+  // Steps splitting a chunk over the team: in units of `unit` images (the thread count when the
+  // batch is a multiple of it, else 1), the fewest chunks of at most batch_ / unit units each, the
+  // units spread evenly over them. Per thread: the fewest chunks of at most batch_ images, their
+  // count rounded up to a multiple of the threads (each thread as many), as even as can be.
+  const index_t unit = !per_thread_ && threads > 1 && batch_ % threads == 0 ? threads : 1;
+  const index_t units = (images + unit - 1) / unit, per_chunk = batch_ / unit;
+  index_t chunks = (units + per_chunk - 1) / per_chunk;
+  if (per_thread_ && threads > 1) chunks = std::min(images, (chunks + threads - 1) / threads * threads);
+  std::vector<index_t> bounds(static_cast<size_t>(chunks) + 1);
+  for (index_t i = 0; i <= chunks; ++i) bounds[i] = std::min(images, unit * (units * i / chunks));
+  return bounds;
+}
+
+template <class RunStep>
+bool Plan::run_chunks(const float* x, float* y, int threads, index_t images, RunStep step) {
+  if (!finalized_ || images < 0) return false;
   ThreadCap cap(threads > 0 ? threads : 0);
-  for (const Step& s : steps_)
-    if (!run_step(s, x, y)) return false;
-  return true;
+  const int T = std::min(max_threads(), threads_);
+  const index_t in_image = input_floats() / batch_, out_image = output_floats() / batch_;
+  const std::vector<index_t> bounds = chunk_bounds(images > 0 ? images : batch_, T);
+  const index_t chunks = static_cast<index_t>(bounds.size()) - 1;
+  auto chunk = [&](index_t k, index_t scratch) {
+    const index_t n0 = bounds[k];
+    const ChunkIo io{x + n0 * in_image, y + n0 * out_image, arena_.get() + scratch * arena_floats_,
+                     workspace_.get() + scratch * workspace_floats_};
+    for (size_t i = 0; i < steps_.size(); ++i)
+      if (!step(i, io, bounds[k + 1] - n0)) return false;
+    return true;
+  };
+  // Per thread, each thread's steps run their kernels on that thread alone (its workspace is sized
+  // for one), here too when one thread runs them all (no team to start: also in a forked child).
+  if (!per_thread_ || T == 1 || chunks == 1) {
+    ThreadCap alone(per_thread_ ? 1 : 0);
+    for (index_t k = 0; k < chunks; ++k)
+      if (!chunk(k, 0)) return false;
+    return true;
+  }
+  // Each thread its own chunks, the next one as it finishes one.
+  bool ok = true;
+#pragma omp parallel num_threads(static_cast<int>(std::min<index_t>(T, chunks)))
+  {
+    ThreadCap alone(1);
+    const index_t t = omp_get_thread_num();
+#pragma omp for schedule(dynamic, 1)
+    for (index_t k = 0; k < chunks; ++k)
+      if (!chunk(k, t)) {
+#pragma omp atomic write
+        ok = false;
+      }
+  }
+  return ok;
+}
+
+bool Plan::run(const float* x, float* y, int threads, index_t images) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return run_chunks(x, y, threads, images,
+                    [&](size_t i, const ChunkIo& io, index_t n) { return run_step(steps_[i], io, n); });
 }
 
 // The per-image kernels (conv_winograd_c16, conv_pixels, conv_hwc) into z, with the residual `res` (or null)
 // and ReLU fused when asked: images over the threads, or with fewer images than threads the team
 // splits each image.
-void Plan::per_image_into(const Step& s, const float* in, float* z, const float* res, bool relu,
-                          const std::function<void(index_t)>& after_image, OutPool pool) {
-  const Conv2dShape& c = s.conv;
+void Plan::per_image_into(const Step& s, const Conv2dShape& c, float* ws, const float* in, float* z, const float* res,
+                          bool relu, const std::function<void(index_t)>& after_image, OutPool pool) {
   const float* b = s.b.empty() ? nullptr : s.b.data();
   const int T = std::min(max_threads(), threads_);
   const index_t slice = s.wino16 ? winograd_c16_slice_floats(c) : s.hwc ? hwc_slice_floats(c) : pixconv_slice_floats(c);
@@ -506,57 +576,57 @@ void Plan::per_image_into(const Step& s, const float* in, float* z, const float*
     else
       pixconv_forward_image(c, in + n * in_img, s.w.data(), b, r, relu, z + n * out_img, ws, t, team);
   };
-  for_each_image(c.N, T, workspace_.get(), slice, image, [&](index_t n) {
+  for_each_image(c.N, T, ws, slice, image, [&](index_t n) {
     if (after_image) after_image(n);
   });
 }
 
 // The conv alone (bias included) into z: conv2d_forward, or the direct kernel with the packed filters.
-bool Plan::conv_into(const Step& s, const float* in, float* z) {
-  const Conv2dShape& c = s.conv;
+bool Plan::conv_into(const Step& s, const Conv2dShape& c, float* ws, const float* in, float* z) {
   const float* b = s.b.empty() ? nullptr : s.b.data();
-  if (!s.smallc && !s.wino16 && !s.pixconv && !s.hwc) return conv2d_forward(c, in, s.w.data(), b, z, workspace_.get(), workspace_floats_);
+  if (!s.smallc && !s.wino16 && !s.pixconv && !s.hwc) return conv2d_forward(c, in, s.w.data(), b, z, ws, workspace_floats_);
   const int T = std::min(max_threads(), threads_);
   if (s.wino16 || s.pixconv || s.hwc) {
-    per_image_into(s, in, z, nullptr, false);
+    per_image_into(s, c, ws, in, z, nullptr, false);
     return true;
   }
   const index_t Cg = c.C / c.groups, Kg = c.K / c.groups, HWin = c.H * c.W, PQ = c.P * c.Q;
   const index_t slice = smallc_slice_floats(c, ConvPass::forward);
-  auto image = [&](index_t n, float* ws, bool inner) {
+  auto image = [&](index_t n, float* slice_ws, bool inner) {
     for (index_t g = 0; g < c.groups; ++g)
       smallc_forward_image(c, in + (n * c.C + g * Cg) * HWin, s.packed.data(), g, b != nullptr ? b + g * Kg : nullptr,
-                           z + (n * c.K + g * Kg) * PQ, ws, inner);
+                           z + (n * c.K + g * Kg) * PQ, slice_ws, inner);
   };
   if (T > 1 && c.N >= T) {
 #pragma omp parallel num_threads(T)
     {
       const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-      for (index_t n = c.N * t / nt; n < c.N * (t + 1) / nt; ++n) image(n, workspace_.get() + t * slice, false);
+      for (index_t n = c.N * t / nt; n < c.N * (t + 1) / nt; ++n) image(n, ws + t * slice, false);
     }
   } else {
-    for (index_t n = 0; n < c.N; ++n) image(n, workspace_.get(), T > 1);
+    for (index_t n = 0; n < c.N; ++n) image(n, ws, T > 1);
   }
   return true;
 }
 
-bool Plan::run_profiled(const float* x, float* y, int threads, std::vector<double>& seconds) {
+bool Plan::run_profiled(const float* x, float* y, int threads, std::vector<double>& seconds, index_t images) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (!finalized_) return false;
-  ThreadCap cap(threads > 0 ? threads : 0);
   seconds.assign(steps_.size(), 0.0);
-  for (size_t i = 0; i < steps_.size(); ++i) {
+  double* sum = seconds.data();
+  return run_chunks(x, y, threads, images, [&](size_t i, const ChunkIo& io, index_t n) {
     const auto t0 = std::chrono::steady_clock::now();
-    if (!run_step(steps_[i], x, y)) return false;
-    seconds[i] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  }
-  return true;
+    const bool ok = run_step(steps_[i], io, n);
+    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+#pragma omp atomic update
+    sum[i] += dt;  // per_thread: the threads' seconds added up
+    return ok;
+  });
 }
 
-bool Plan::run_step(const Step& s, const float* x, float* y) {
-  const float* in = at(s.in, x, y);
-  float* out = at(s.out, x, y);
-  const float* res = s.epi.residual >= 0 ? at(s.epi.residual, x, y) : nullptr;
+bool Plan::run_step(const Step& s, const ChunkIo& io, index_t n) {
+  const float* in = at(s.in, io);
+  float* out = at(s.out, io);
+  const float* res = s.epi.residual >= 0 ? at(s.epi.residual, io) : nullptr;
   const int T = std::min(max_threads(), threads_);
   const bool trivial = s.epi.act == Act::none && res == nullptr && s.epi.pool == PoolKind::none;
   // Epilogue over all planes, split over the threads when there is enough of it.
@@ -577,28 +647,29 @@ bool Plan::run_step(const Step& s, const float* x, float* y) {
   };
   switch (s.kind) {
     case StepKind::conv: {
-      const Conv2dShape& c = s.conv;
-      float* z = s.tmp >= 0 ? at(s.tmp, x, y) : out;
+      Conv2dShape c = s.conv;
+      c.N = n;
+      float* z = s.tmp >= 0 ? at(s.tmp, io) : out;
       const float* b = s.b.empty() ? nullptr : s.b.data();
       if (s.wino16 || s.pixconv || s.hwc) {
         if (s.epi.pool == PoolKind::none) {  // residual and ReLU inside the kernel
-          per_image_into(s, in, out, res, s.epi.act == Act::relu);
+          per_image_into(s, c, io.ws, in, out, res, s.epi.act == Act::relu);
         } else if ((s.wino16 || s.hwc) && res == nullptr && fused_pool_) {  // pooled in HWC, then transposed
           OutPool pool;
           pool.kind = s.epi.pool == PoolKind::max ? OutPool::max : OutPool::avg;
           pool.relu_first = s.epi.act_first;
-          per_image_into(s, in, out, nullptr, s.epi.act == Act::relu, {}, pool);
+          per_image_into(s, c, io.ws, in, out, nullptr, s.epi.act == Act::relu, {}, pool);
         } else {  // each image's pool (and the rest) while its output is in cache
           // A ReLU before the pool goes into the kernel's stores, not a pass of its own over z
           // (LeNet-5's conv1 + ReLU + avg pool, batch 64, 1 thread: 0.37 -> 0.33 ms).
           const bool relu_in_kernel = res == nullptr && s.epi.act == Act::relu && s.epi.act_first;
-          per_image_into(s, in, z, nullptr, relu_in_kernel,
+          per_image_into(s, c, io.ws, in, z, nullptr, relu_in_kernel,
                          [&](index_t n) { epilogue(s, z, out, res, n * c.K, (n + 1) * c.K, relu_in_kernel); });
         }
         return true;
       }
       if (!s.smallc || trivial || !(T > 1 && c.N >= T)) {  // the conv, then the epilogue over all planes
-        if (!conv_into(s, in, z)) return false;
+        if (!conv_into(s, c, io.ws, in, z)) return false;
         epilogue_all(z, c.N * c.K);
         return true;
       }
@@ -613,7 +684,7 @@ bool Plan::run_step(const Step& s, const float* x, float* y) {
 #pragma omp parallel num_threads(T)
       {
         const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-        float* ws = workspace_.get() + t * slice;
+        float* ws = io.ws + t * slice;
         for (index_t n = c.N * t / nt; n < c.N * (t + 1) / nt; ++n) {
           image(n, ws, false);
           epilogue(s, z, out, res, n * c.K, (n + 1) * c.K);
@@ -622,7 +693,8 @@ bool Plan::run_step(const Step& s, const float* x, float* y) {
       return true;
     }
     case StepKind::linear: {
-      sgemm_prepacked_b(false, s.M, s.N, s.K, 1.0f, in, s.K, align64(s.packed.data()), s.packed_cols, 0.0f, out, s.N);
+      const index_t M = scaled(s.M, n);
+      sgemm_prepacked_b(false, M, s.N, s.K, 1.0f, in, s.K, align64(s.packed.data()), s.packed_cols, 0.0f, out, s.N);
       const float* b = s.b.empty() ? nullptr : s.b.data();
       if (b == nullptr && s.epi.act == Act::none) return true;
       const index_t N = s.N;
@@ -638,52 +710,57 @@ bool Plan::run_step(const Step& s, const float* x, float* y) {
           }
         }
       };
-      if (T > 1 && s.M * N > kParallelGrain) {
+      if (T > 1 && M * N > kParallelGrain) {
 #pragma omp parallel for schedule(static) num_threads(T)
-        for (index_t r = 0; r < s.M; ++r) rows(r, r + 1);
+        for (index_t r = 0; r < M; ++r) rows(r, r + 1);
       } else {
-        rows(0, s.M);
+        rows(0, M);
       }
       return true;
     }
-    case StepKind::pool:
+    case StepKind::pool: {
+      Pool2dGeometry g = s.pool;
+      g.planes = scaled(g.planes, n);
       if (s.pool_kind == PoolKind::max)
-        max_pool2d_forward(in, out, nullptr, s.pool);
+        max_pool2d_forward(in, out, nullptr, g);
       else
-        avg_pool2d_forward(in, out, s.pool, s.count_include_pad, 0.0);
+        avg_pool2d_forward(in, out, g, s.count_include_pad, 0.0);
       if (s.epi.act != Act::none) {
-        const index_t n = s.pool.planes * s.pool.oh * s.pool.ow;
+        const index_t m = g.planes * g.oh * g.ow;
 #pragma omp simd
-        for (index_t i = 0; i < n; ++i) out[i] = act(s.epi.act, out[i]);
+        for (index_t i = 0; i < m; ++i) out[i] = act(s.epi.act, out[i]);
       }
       return true;
-    case StepKind::global_avg_pool:
+    }
+    case StepKind::global_avg_pool: {
+      const index_t planes = scaled(s.C, n);
       if (s.x_hwc)
-        global_avg_pool_hwc(in, out, s.C / s.K, s.HW, s.K);
+        global_avg_pool_hwc(in, out, planes / s.K, s.HW, s.K);
       else
-        global_avg_pool2d_forward(in, out, s.C, s.HW);
+        global_avg_pool2d_forward(in, out, planes, s.HW);
       if (s.epi.act != Act::none)
-        for (index_t i = 0; i < s.C; ++i) out[i] = act(s.epi.act, out[i]);
+        for (index_t i = 0; i < planes; ++i) out[i] = act(s.epi.act, out[i]);
       return true;
+    }
     case StepKind::add: {
-      const float* in2 = at(s.in2, x, y);
-      parallel_ranges(s.M, kParallelGrain, [&](index_t lo, index_t hi) {
+      const float* in2 = at(s.in2, io);
+      parallel_ranges(scaled(s.M, n), kParallelGrain, [&](index_t lo, index_t hi) {
 #pragma omp simd
         for (index_t i = lo; i < hi; ++i) out[i] = act(s.epi.act, in[i] + in2[i]);
       });
       return true;
     }
     case StepKind::act:
-      parallel_ranges(s.M, kParallelGrain, [&](index_t lo, index_t hi) {
+      parallel_ranges(scaled(s.M, n), kParallelGrain, [&](index_t lo, index_t hi) {
 #pragma omp simd
         for (index_t i = lo; i < hi; ++i) out[i] = act(s.epi.act, in[i]);
       });
       return true;
     case StepKind::copy:
-      if (out != in) std::copy_n(in, s.M, out);
+      if (out != in) std::copy_n(in, scaled(s.M, n), out);
       return true;
     case StepKind::affine: {
-      const index_t planes = s.M * s.C, HW = s.HW;
+      const index_t planes = scaled(s.M, n) * s.C, HW = s.HW;
       auto body = [&](index_t p) {
         const float sc = s.scale[p % s.C], sh = s.b[p % s.C];
         const float* src = in + p * HW;

@@ -18,6 +18,16 @@
 //
 // Threads: every kernel takes max_threads() (fl.set_num_threads). Whether a plan runs on one thread
 // is the builder's choice (threads argument of run), made by measurement at batch 1.
+//
+// Chunks: a plan is built for `batch` images (finalize) and runs any number of them (run's
+// `images`), walking all its steps over one chunk of at most `batch` images before the next. Every
+// value holds whole images (its floats are a multiple of the batch) and no step mixes images, so a
+// chunk of n images uses the first n images' floats of each value. The builder picks chunks whose
+// activations stay in the caches (nn/plan.py). Two ways to use several threads (finalize's
+// per_thread): the steps split each chunk's images over the team, a parallel region per step; or
+// each thread runs whole chunks, every step on its own, with its own arena and workspace, taking
+// the next chunk when done (no barrier between steps, and a thread slowed by the machine takes
+// fewer chunks).
 #pragma once
 #include <functional>
 #include <memory>
@@ -75,13 +85,18 @@ class Plan {
   int add_value(index_t floats, index_t offset);
   // Appends a step (checked: value ids, sizes); returns its index.
   int add_step(Step step);
-  // Sizes the arena and the kernels' workspace (for `threads` threads) and packs the filters.
-  void finalize(index_t arena_floats, int threads);
+  // Sizes the arena and the kernels' workspace (for `threads` threads) and packs the filters. batch:
+  // the images the plan's values and steps were sized for (checked: every count a multiple of it).
+  // per_thread: each thread runs chunks of its own (an arena and a one-thread workspace each).
+  void finalize(index_t arena_floats, int threads, index_t batch = 1, bool per_thread = false);
 
-  index_t input_floats() const;
+  index_t input_floats() const;   // for `batch` images
   index_t output_floats() const;
-  index_t arena_floats() const { return arena_floats_; }
-  index_t workspace_floats() const { return workspace_floats_; }
+  index_t batch() const { return batch_; }
+  // All the arenas and workspaces (one of each per thread with per_thread).
+  index_t arena_floats() const { return arena_floats_ * scratches_; }
+  index_t workspace_floats() const { return workspace_floats_ * scratches_; }
+  bool per_thread() const { return per_thread_; }
   index_t weight_floats() const;
   int num_steps() const { return static_cast<int>(steps_.size()); }
   // Values kept in HWC between two HWC kernels (choose_hwc_values), after finalize.
@@ -93,20 +108,41 @@ class Plan {
   // "" for other steps.
   std::vector<std::string> conv_algorithms() const;
 
-  // Runs the plan on x (input_floats()) into y (output_floats()). One run at a time per plan (the
-  // arena is the plan's): concurrent callers wait. threads: 0 = max_threads(), else that many.
+  // Runs the plan on `images` images x (images * input_floats() / batch() floats) into y, in chunks
+  // of at most batch() images (chunk_bounds); images 0 means batch(). One run at a time per plan
+  // (the arena is the plan's): concurrent callers wait. threads: 0 = max_threads(), else that many.
   // Returns false if the workspace is too small for a conv (cannot happen after finalize).
-  bool run(const float* x, float* y, int threads);
-  // As run, and the seconds each step took (a profile of the plan; same results).
-  bool run_profiled(const float* x, float* y, int threads, std::vector<double>& seconds);
+  bool run(const float* x, float* y, int threads, index_t images = 0);
+  // As run, and the seconds each step took, summed over the chunks (a profile; same results).
+  bool run_profiled(const float* x, float* y, int threads, std::vector<double>& seconds, index_t images = 0);
+  // The chunks run splits `images` into with `threads` threads: bounds[i] .. bounds[i + 1]. As few
+  // chunks as hold at most batch() images each, of nearly equal size; with steps splitting a chunk,
+  // in whole multiples of the thread count where batch() is one (every thread as many of a chunk's
+  // images); per thread, a multiple of the thread count of them (every thread as many chunks).
+  std::vector<index_t> chunk_bounds(index_t images, int threads) const;
 
  private:
-  float* at(int value, const float* x, float* y) const;
-  bool run_step(const Step& s, const float* x, float* y);
-  bool conv_into(const Step& s, const float* in, float* z);
+  // What one chunk's steps read and write: the caller's x and y from the chunk's first image on, an
+  // arena and the kernels' workspace (the thread's own with per_thread).
+  struct ChunkIo {
+    const float* x;
+    float* y;
+    float* arena;
+    float* ws;
+  };
+  float* at(int value, const ChunkIo& io) const;
+  // A run over chunks; step(i, io, n) runs step i on a chunk of n images.
+  template <class RunStep>
+  bool run_chunks(const float* x, float* y, int threads, index_t images, RunStep step);
+  // Step s on a chunk of n <= batch_ images: its counts (images, planes, rows, elements) scaled from
+  // the batch to n (scaled).
+  bool run_step(const Step& s, const ChunkIo& io, index_t n);
+  index_t scaled(index_t count, index_t n) const { return count / batch_ * n; }
+  // c: s.conv with its N the chunk's images.
+  bool conv_into(const Step& s, const Conv2dShape& c, float* ws, const float* in, float* z);
   // after_image(n), if given, runs on the thread that computed image n, right after it.
-  void per_image_into(const Step& s, const float* in, float* z, const float* res, bool relu,
-                      const std::function<void(index_t)>& after_image = {}, OutPool pool = {});
+  void per_image_into(const Step& s, const Conv2dShape& c, float* ws, const float* in, float* z, const float* res,
+                      bool relu, const std::function<void(index_t)>& after_image = {}, OutPool pool = {});
   void choose_conv_paths();
   void choose_hwc_values();
   // act_done: the kernel has applied the step's ReLU-before-pool already.
@@ -119,7 +155,10 @@ class Plan {
   std::vector<Value> values_;
   std::vector<Step> steps_;
   index_t arena_floats_ = 0, workspace_floats_ = 0;
+  index_t batch_ = 1;
   int threads_ = 1;
+  bool per_thread_ = false;
+  int scratches_ = 1;  // arenas and workspaces: threads_ with per_thread_, else one
   bool fused_pool_ = true;  // 2x2 pools inside the HWC kernels (finalize)
   struct Free {
     void operator()(float* p) const;
