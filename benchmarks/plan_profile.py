@@ -50,8 +50,12 @@ def main(argv=None):
                     t0 = time.perf_counter()
                     model(x)
                     calls.append(time.perf_counter() - t0)
-                print(f"\n{name}, batch {batch}, fl threads {threads} (plan runs on "
-                      f"{'1 thread' if plan.threads == 1 else 'all'}): model(x) {np.median(calls) * 1e3:.3f} ms, "
+                how = "1 thread" if plan.threads == 1 else "all"
+                if plan.chunk < batch:
+                    how += f", chunks of {plan.chunk}" + (" per thread: step seconds summed over the threads"
+                                                         if plan.per_thread else "")
+                print(f"\n{name}, batch {batch}, fl threads {threads} (plan runs on {how}): model(x) "
+                      f"{np.median(calls) * 1e3:.3f} ms, "
                       f"steps sum {steps.sum() * 1e3:.3f} ms; arena {plan.arena_bytes / 1024:.0f} KiB, "
                       f"workspace {plan.workspace_bytes / 1024:.0f} KiB, weights {plan.weight_bytes / 1024:.0f} KiB")
                 for s, t in zip(plan.steps, steps):

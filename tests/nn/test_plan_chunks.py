@@ -150,3 +150,28 @@ def test_chunked_run_checks_its_arguments(monkeypatch):
     c2.add_linear(i, o, 3, 2, 4, np.ones((2, 4), np.float32), None, 0)
     with pytest.raises(ValueError, match="whole images"):
         c2.finalize(0, 1, 2)
+
+
+def test_chunk_switches_are_checked(monkeypatch):
+    model = nn.Sequential([nn.ReLU()]).eval()
+    monkeypatch.setenv("FASTLAYERS_PLAN_CHUNK", "four")
+    with pytest.raises(ValueError, match="FASTLAYERS_PLAN_CHUNK"):
+        P.build(model, (8, 5))
+    monkeypatch.setenv("FASTLAYERS_PLAN_CHUNK", "4")
+    monkeypatch.setenv("FASTLAYERS_PLAN_PER_THREAD", "yes")
+    with pytest.raises(ValueError, match="FASTLAYERS_PLAN_PER_THREAD"):
+        P.build(model, (8, 5))
+
+
+def test_large_dense_weights_keep_the_batch_in_one_piece(monkeypatch):
+    # A chunk reads the dense layers' weights again: past CHUNK_DENSE_WEIGHT_LIMIT no chunks.
+    model = nn.Sequential([nn.Conv2d(1, 8, 3, padding=1, rng=0), nn.ReLU(), nn.Flatten(),
+                           nn.Linear(8 * 28 * 28, 16, rng=1)]).eval()  # 401 KB of dense weights
+    x = _x((32, 1, 28, 28))
+    with num_threads(2):
+        chunked = P.build(model, x.shape)
+        assert chunked.per_thread and chunked.chunk < 32
+        monkeypatch.setattr(P, "CHUNK_DENSE_WEIGHT_LIMIT", 300 * 1024)
+        whole = P.build(model, x.shape)
+        assert not whole.per_thread and whole.chunk == 32
+        np.testing.assert_array_equal(chunked(x), whole(x))
