@@ -20,8 +20,8 @@ def _x(shape, seed=1):
 
 
 def _graph_model():
-    # Steps of every kind a chunk scales: conv + relu, conv + residual, a pool step, a pool + relu,
-    # a standalone ReLU, a batch norm with no conv before it (affine), global average pool, dense.
+    # conv + relu, conv + residual, a pool step, a pool + relu, global average pool, dense (with the
+    # "affine" model below: every step kind a chunk scales).
     inp = nn.Input((3, 11, 9))
     a = nn.Conv2d(3, 8, 3, padding=1, rng=0)(inp)
     r = nn.ReLU()(a)
@@ -43,7 +43,8 @@ def _models():
         bn = nn.BatchNorm2d(4)
         bn.running_mean[:] = np.arange(4, dtype=np.float32)
         bn.running_var[:] = 1.0 + np.arange(4, dtype=np.float32)
-        yield "affine", nn.Sequential([bn, nn.ReLU(), nn.MaxPool2d(2), nn.Flatten()]).eval(), (4, 6, 6)
+        # a standalone ReLU (on the model's input), a batch norm with no conv before it (affine + relu)
+        yield "affine", nn.Sequential([nn.ReLU(), bn, nn.ReLU(), nn.MaxPool2d(2), nn.Flatten()]).eval(), (4, 6, 6)
 
 
 def _build(model, shape, monkeypatch, chunk, per_thread=None):
