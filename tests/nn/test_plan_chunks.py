@@ -20,15 +20,16 @@ def _x(shape, seed=1):
 
 
 def _graph_model():
-    # conv + relu, conv + residual, a pool step, a pool + relu, global average pool, dense (with the
-    # "affine" model below: every step kind a chunk scales).
+    # conv + relu, conv + residual, a pool step, a standalone ReLU, an add, a pool + relu, global
+    # average pool, dense (with the "affine" model below: every step kind a chunk scales).
     inp = nn.Input((3, 11, 9))
     a = nn.Conv2d(3, 8, 3, padding=1, rng=0)(inp)
     r = nn.ReLU()(a)
     b = nn.Conv2d(8, 8, 3, padding=1, rng=1)(r)
     s = nn.Add()([b, r])
     p = nn.MaxPool2d(3, stride=1)(s)
-    q = nn.AvgPool2d(2)(p)
+    u = nn.Add()([p, nn.ReLU()(p)])  # p is read twice: a standalone ReLU and an add step
+    q = nn.AvgPool2d(2)(u)
     out = nn.Linear(8, 5, rng=2)(nn.Flatten()(nn.GlobalAvgPool2d()(nn.ReLU()(q))))
     return nn.Model(inp, out).eval(), (3, 11, 9)
 
