@@ -7,8 +7,10 @@
 
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 #include "bindings/conv_args.h"
+#include "common/checked.h"
 #include "bindings/cpu_bindings.h"
 #include "cpu/plan/plan.h"
 
@@ -61,13 +63,29 @@ void check_buffer(const py::array& a, const char* name, index_t floats, bool wri
                           std::to_string(a.size()));
 }
 
-// run's and run_profiled's arguments: images (0: the plan's batch) of x and y, threads >= 0.
+// The floats of `images` images (0: the plan's batch) of the plan's input and output; ValueError
+// naming `images` when that many cannot be held (the products overflow 64 bits).
+std::pair<index_t, index_t> image_floats(const Plan& p, index_t images, const char* what) {
+  if (images < 0) throw py::value_error(std::string(what) + ": images must be >= 0, got " + std::to_string(images));
+  const index_t n = images > 0 ? images : p.batch();
+  index_t in = 0, out = 0;
+  if (!mul_fits(p.input_floats() / p.batch(), n, in) || !mul_fits(p.output_floats() / p.batch(), n, out))
+    throw py::value_error(std::string(what) + ": images = " + std::to_string(images) + " is too many: x or y would " +
+                          "hold more than 2^63 floats");
+  return {in, out};
+}
+
+// run's and run_profiled's arguments: x and y of `images` images (0: the plan's batch), not
+// overlapping (y is written chunk by chunk while later chunks of x are still to be read), and
+// threads >= 0.
 void check_run(const Plan& p, const py::array& x, const py::array& y, int threads, index_t images) {
   if (threads < 0) throw py::value_error("plan.run: threads must be >= 0, got " + std::to_string(threads));
-  if (images < 0) throw py::value_error("plan.run: images must be >= 0, got " + std::to_string(images));
-  const index_t n = images > 0 ? images : p.batch();
-  check_buffer(x, "x", p.input_floats() / p.batch() * n, false);
-  check_buffer(y, "y", p.output_floats() / p.batch() * n, true);
+  const auto [in, out] = image_floats(p, images, "plan.run");
+  check_buffer(x, "x", in, false);
+  check_buffer(y, "y", out, true);
+  const auto* x0 = static_cast<const char*>(x.data());
+  const auto* y0 = static_cast<const char*>(y.data());
+  if (x0 < y0 + y.nbytes() && y0 < x0 + x.nbytes()) throw py::value_error("plan.run: x and y must not overlap");
 }
 
 }  // namespace
@@ -184,7 +202,10 @@ void bind_cpu_plan(py::module_& m) {
         return seconds;
       }, py::arg("x"), py::arg("y"), py::arg("threads") = 0, py::arg("images") = 0)
       .def("chunk_bounds", [](const Plan& p, index_t images, int threads) {
-        if (images < 1) throw py::value_error("chunk_bounds: images must be >= 1, got " + std::to_string(images));
+        // A diagnostic returning a number per chunk, as a Python list: at most 2^20 images, so the
+        // list stays small (run's images are bounded by x's size instead).
+        if (images < 1 || images > (index_t{1} << 20))
+          throw py::value_error("chunk_bounds: images must be in [1, 2^20], got " + std::to_string(images));
         if (threads < 1) throw py::value_error("chunk_bounds: threads must be >= 1, got " + std::to_string(threads));
         return p.chunk_bounds(images, threads);
       }, py::arg("images"), py::arg("threads"))

@@ -140,8 +140,22 @@ def test_chunked_run_checks_its_arguments(monkeypatch):
         plan._c.run(np.zeros((5, 6), np.float32), y, 0, -1)
     with pytest.raises(ValueError, match="y must hold 15 floats"):
         plan._c.run(np.zeros((5, 6), np.float32), np.empty((4, 3), np.float32), 0, 5)
-    with pytest.raises(ValueError, match="images must be >= 1"):
-        plan._c.chunk_bounds(0, 1)
+    for images in (2**62, 2**63 - 1):  # 6 floats an image: more than 2^63 floats
+        with pytest.raises(ValueError, match="images = .* is too many"):
+            plan._c.run(np.zeros((5, 6), np.float32), y, 0, images)
+    x = np.zeros((5, 6), np.float32)
+    with pytest.raises(ValueError, match="must not overlap"):  # y a view of x's memory
+        plan._c.run(x, x.reshape(-1)[:15].reshape(5, 3), 0, 5)
+    with pytest.raises(ValueError, match="must not overlap"):
+        plan.run(x, x.reshape(-1)[15:].reshape(5, 3))
+    with pytest.raises(ValueError, match="x must hold 30 floats, got 1"):  # 0-d
+        plan._c.run(np.array(1.0, np.float32), y, 0, 5)
+    with pytest.raises(ValueError, match="x must hold 12 floats, got 0"):  # empty; images 0: the plan's batch
+        plan._c.run(np.zeros((0, 6), np.float32), np.zeros((0, 3), np.float32), 0, 0)
+    for images in (0, -1, 2**20 + 1, 2**63 - 1):
+        with pytest.raises(ValueError, match="images must be in"):
+            plan._c.chunk_bounds(images, 1)
+    assert plan._c.chunk_bounds(2**20, 1)[-1] == 2**20  # the largest it takes
     c = _cpu.InferencePlan()  # 6 floats are not whole images of a batch of 4
     i, o = c.add_value(6, -1), c.add_value(6, -2)
     c.add_act(i, o, 6, 1)

@@ -497,12 +497,18 @@ std::vector<index_t> Plan::chunk_bounds(index_t images, int threads) const {
   // batch is a multiple of it, else 1), the fewest chunks of at most batch_ / unit units each, the
   // units spread evenly over them. Per thread: the fewest chunks of at most batch_ images, their
   // count rounded up to a multiple of the threads (each thread as many), as even as can be.
+  // Written with no product that could overflow 64 bits, whatever `images` is.
+  auto ceil_div = [](index_t a, index_t b) { return a / b + (a % b != 0); };
   const index_t unit = !per_thread_ && threads > 1 && batch_ % threads == 0 ? threads : 1;
-  const index_t units = (images + unit - 1) / unit, per_chunk = batch_ / unit;
-  index_t chunks = (units + per_chunk - 1) / per_chunk;
-  if (per_thread_ && threads > 1) chunks = std::min(images, (chunks + threads - 1) / threads * threads);
+  const index_t units = ceil_div(images, unit);
+  index_t chunks = ceil_div(units, batch_ / unit);
+  if (per_thread_ && threads > 1) chunks = std::min(images, ceil_div(chunks, threads) * threads);
+  // q units per chunk, and one more in the last r: the last chunk, which may lose part of a unit
+  // to `images`, is then one of the larger.
+  const index_t q = units / chunks, r = units % chunks;
   std::vector<index_t> bounds(static_cast<size_t>(chunks) + 1);
-  for (index_t i = 0; i <= chunks; ++i) bounds[i] = std::min(images, unit * (units * i / chunks));
+  for (index_t i = 0; i <= chunks; ++i)
+    bounds[i] = std::min(images, unit * (q * i + std::max<index_t>(0, i - (chunks - r))));
   return bounds;
 }
 

@@ -429,13 +429,11 @@ class Plan:
         return 4 * int(self._c.weight_floats)
 
     def __call__(self, x, out=None):
-        y = np.empty(self.output_shape, np.float32) if out is None else out
-        self._c.run(x, y, self.threads, self.input_shape[0])
-        return y
+        return self.run(x, np.empty(self.output_shape, np.float32) if out is None else out)
 
     def run(self, x, y, threads=None):
-        """The plan on x into y (arrays of its shapes; no checks beyond the C++ call's), on `threads`
-        (0: all, 1: one; default: the plan's own choice). Returns y."""
+        """The plan on x into y (float32, C-contiguous, of its sizes, not overlapping: the C++ call
+        checks), on `threads` (0: all, 1: one; default: the plan's own choice). Returns y."""
         self._c.run(x, y, self.threads if threads is None else threads, self.input_shape[0])
         return y
 
